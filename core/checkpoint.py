@@ -1,0 +1,155 @@
+"""Model checkpoints: a safetensors weights file plus a JSON config; nothing is unpickled.
+
+A model directory holds `model.safetensors` (tensors named `<network>.<parameter>`),
+`config.json` (format tag, architecture, model space, normalisation, training record)
+and optionally `MODEL_CARD.md`. A single `.safetensors` path may be given instead of the
+directory when its `config.json` lies beside it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Union
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from .errors import InpaintError
+from .networks import Architecture, build_networks
+
+FORMAT = "brain-inpaint-model"
+FORMAT_VERSION = 1
+WEIGHTS = "model.safetensors"
+CONFIG = "config.json"
+
+
+@dataclass
+class Model:
+    """A loaded model: its networks (eval mode), architecture and model-space settings."""
+
+    name: str
+    arch: Architecture
+    networks: dict[str, torch.nn.Module]
+    spacing: float
+    axis: str
+    config: dict[str, Any] = field(default_factory=dict)
+    path: Path | None = None
+    checksum: str = ""
+
+    @property
+    def decoder(self) -> torch.nn.Module:
+        return self.networks["decoder"]
+
+    @property
+    def uniform_prior(self) -> bool:
+        """GAN latents are uniform on [-1, 1], VAE latents standard normal (config 'latent_prior')."""
+        default = "uniform" if self.arch.kind == "gan" else "normal"
+        return self.config.get("latent_prior", default) == "uniform"
+
+    def to(self, device: Union[str, torch.device]) -> "Model":
+        for net in self.networks.values():
+            net.to(device)
+        return self
+
+
+def _atomic_write(path: Path, write) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def save_model(directory: Union[str, Path], arch: Architecture, networks: dict[str, torch.nn.Module],
+               spacing: float, axis: str, extra: dict[str, Any] | None = None) -> Path:
+    """Write weights and config into `directory` (created if needed); returns the directory."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    tensors = {f"{name}.{key}": value.detach().cpu().contiguous()
+               for name, net in networks.items() for key, value in net.state_dict().items()}
+    config = {"format": FORMAT, "format_version": FORMAT_VERSION, "architecture": arch.to_dict(),
+              "model_space": {"size": arch.size, "spacing_mm": spacing, "axis": axis,
+                              "intensity": "0 -> -1, 99.5th percentile of brain -> +1 (core.normalize)"}}
+    config.update(extra or {})
+    _atomic_write(directory / WEIGHTS, lambda tmp: save_file(tensors, tmp))
+    _atomic_write(directory / CONFIG, lambda tmp: Path(tmp).write_text(json.dumps(config, indent=2) + "\n"))
+    return directory
+
+
+def file_checksum(path: Union[str, Path]) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _resolve(path: Path) -> tuple[Path, Path]:
+    if path.is_dir():
+        return path / WEIGHTS, path / CONFIG
+    if path.suffix == ".safetensors":
+        return path, path.with_name(CONFIG)
+    if path.name == CONFIG:
+        return path.with_name(WEIGHTS), path
+    raise InpaintError(f"{path} is not a model: give a model folder or its .safetensors file.")
+
+
+def load_model(path: Union[str, Path], name: str | None = None) -> Model:
+    """Load and validate a checkpoint; every problem is an InpaintError naming the file."""
+    path = Path(path)
+    if not path.exists():
+        raise InpaintError(f"{path} does not exist: give a model folder, its .safetensors file, or a name from 'inpaint models'.")
+    weights, config_path = _resolve(path)
+    for needed in (weights, config_path):
+        if not needed.is_file():
+            raise InpaintError(f"{needed} is missing: a model needs both {WEIGHTS} and {CONFIG} in its folder.")
+    try:
+        config = json.loads(config_path.read_text())
+    except (OSError, ValueError) as exc:
+        raise InpaintError(f"{config_path} is not valid JSON ({exc}); restore it from the model's source.") from None
+    if not isinstance(config, dict) or config.get("format") != FORMAT:
+        raise InpaintError(f"{config_path} is not a {FORMAT} config (missing 'format': '{FORMAT}').")
+    if config.get("format_version", 0) > FORMAT_VERSION:
+        raise InpaintError(f"{config_path} has format version {config.get('format_version')}, newer than this "
+                           f"program reads ({FORMAT_VERSION}); upgrade brain-inpaint.")
+    try:
+        arch = Architecture(**config["architecture"])
+        space = config["model_space"]
+        spacing, axis = float(space["spacing_mm"]), str(space["axis"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise InpaintError(f"{config_path} has an invalid architecture or model space ({exc}).") from None
+    try:
+        tensors = load_file(str(weights))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise InpaintError(f"{weights} is not a readable safetensors file ({exc}); the download or copy may be corrupt.") from None
+    networks = build_networks(arch)
+    for net_name, net in networks.items():
+        prefix = net_name + "."
+        state = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+        expected = net.state_dict()
+        missing = sorted(set(expected) - set(state))
+        unexpected = sorted(set(state) - set(expected))
+        if missing or unexpected:
+            raise InpaintError(f"{weights} does not match its config: {net_name} is missing "
+                               f"{missing[:3]} and has unexpected {unexpected[:3]}.")
+        for key, value in state.items():
+            if tuple(value.shape) != tuple(expected[key].shape):
+                raise InpaintError(f"{weights} does not match its config: {net_name}.{key} has shape "
+                                   f"{tuple(value.shape)}, the architecture needs {tuple(expected[key].shape)}.")
+        net.load_state_dict(state)
+        net.eval()
+        for p in net.parameters():
+            p.requires_grad_(False)
+    default_name = path.parent.name if path.is_file() else path.name
+    return Model(name=name or default_name, arch=arch, networks=networks,
+                 spacing=spacing, axis=axis, config=config, path=path, checksum=file_checksum(weights))

@@ -1,0 +1,64 @@
+"""Progress reports and cooperative cancellation for long-running work (no Qt)."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Callable, Optional
+
+import numpy as np
+
+
+class Cancelled(Exception):
+    """Raised inside a job when its cancel token was set; the job leaves no partial result."""
+
+
+class CancelToken:
+    """Thread-safe flag that a job checks between steps."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+
+    def cancel(self) -> None:
+        self._event.set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._event.is_set()
+
+    def raise_if_cancelled(self) -> None:
+        if self._event.is_set():
+            raise Cancelled()
+
+
+@dataclass
+class Progress:
+    """One progress report of a job.
+
+    `best_loss` holds the best total loss so far of each slice being filled (same order as
+    `slices`). `preview`, when previews were asked for, holds the current best fill at the
+    hole's voxels, in the order of `numpy.flatnonzero(hole)` over the volume as stored in the
+    file (C order), so a viewer updates its copy with `copy.reshape(-1)[index] = preview`.
+    """
+
+    stage: str
+    step: int
+    total: int
+    elapsed: float
+    slices: list[int] = field(default_factory=list)
+    best_loss: Optional[np.ndarray] = None
+    preview: Optional[np.ndarray] = None
+
+    @property
+    def fraction(self) -> float:
+        return 0.0 if self.total <= 0 else min(1.0, self.step / self.total)
+
+    @property
+    def eta(self) -> Optional[float]:
+        """Seconds left, extrapolated from the elapsed time, or None before the first step."""
+        if self.step <= 0 or self.total <= 0:
+            return None
+        return self.elapsed * (self.total - self.step) / self.step
+
+
+ProgressCallback = Callable[[Progress], None]

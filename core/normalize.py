@@ -1,0 +1,59 @@
+"""Intensity normalisation shared by training and inference.
+
+Intensities are mapped linearly so that 0 stays 0 (background of a brain-extracted scan)
+and the 99.5th percentile of known brain tissue becomes 1; model space is that range
+scaled to [-1, 1] (the generator ends in tanh). The percentile ignores the hole, so the
+lesion itself never influences the scale.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+
+UPPER_PERCENTILE = 99.5
+LOWER_PERCENTILE = 0.5
+
+
+@dataclass(frozen=True)
+class IntensityScale:
+    """Linear map between scanner intensities and model space [-1, 1]."""
+
+    lo: float
+    hi: float
+
+    def to_model(self, values: np.ndarray) -> np.ndarray:
+        unit = (np.asarray(values, dtype=np.float32) - self.lo) / (self.hi - self.lo)
+        return (np.clip(unit, 0.0, 1.0) * 2.0 - 1.0).astype(np.float32)
+
+    def from_model(self, values: np.ndarray) -> np.ndarray:
+        unit = (np.asarray(values, dtype=np.float32) + 1.0) / 2.0
+        return (unit * (self.hi - self.lo) + self.lo).astype(np.float32)
+
+
+def estimate_brain(volume: np.ndarray) -> np.ndarray:
+    """Voxels that look like tissue in a brain-extracted scan: above 5% of the robust maximum."""
+    finite = np.isfinite(volume)
+    positive = volume[finite & (volume > 0)]
+    if positive.size == 0:
+        return np.zeros(volume.shape, dtype=bool)
+    return finite & (volume > 0.05 * float(np.percentile(positive, 99.0)))
+
+
+def intensity_scale(volume: np.ndarray, brain: Optional[np.ndarray] = None,
+                    hole: Optional[np.ndarray] = None) -> IntensityScale:
+    """Robust scale from percentiles of known brain voxels (brain minus hole)."""
+    region = estimate_brain(volume) if brain is None else brain.astype(bool)
+    if hole is not None:
+        region = region & ~hole.astype(bool)
+    values = np.asarray(volume, dtype=np.float32)[region]
+    values = values[np.isfinite(values)]
+    if values.size < 10:
+        raise ValueError("too few brain voxels to estimate the intensity range")
+    lo = min(0.0, float(np.percentile(values, LOWER_PERCENTILE)))
+    hi = float(np.percentile(values, UPPER_PERCENTILE))
+    if not hi > lo:
+        hi = lo + 1.0
+    return IntensityScale(lo=lo, hi=hi)

@@ -1,0 +1,49 @@
+"""A plain progress bar with ETA on stderr for the command line (no Qt, no extra package)."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import TextIO
+
+from .job import Progress
+
+
+def _clock(seconds: float) -> str:
+    seconds = int(round(seconds))
+    return f"{seconds // 60:d}:{seconds % 60:02d}"
+
+
+class ProgressBar:
+    """Redraws one line at most every `interval` seconds; `close()` ends the line."""
+
+    def __init__(self, label: str, stream: TextIO = sys.stderr, width: int = 28, interval: float = 0.2) -> None:
+        self.label, self.stream, self.width, self.interval = label, stream, width, interval
+        self._last = 0.0
+        self._drawn = False
+
+    def update(self, fraction: float, text: str = "", eta: float | None = None, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self._last < self.interval:
+            return
+        self._last = now
+        filled = int(round(self.width * min(1.0, max(0.0, fraction))))
+        eta_text = f" ETA {_clock(eta)}" if eta is not None else ""
+        line = f"\r{self.label} [{'#' * filled}{'.' * (self.width - filled)}] {100 * fraction:5.1f}%{eta_text} {text}"
+        self.stream.write(line.ljust(100)[:140])
+        self.stream.flush()
+        self._drawn = True
+
+    def report(self, progress: Progress) -> None:
+        """Adapter for core.job progress reports."""
+        text = f"{progress.step}/{progress.total}"
+        if progress.best_loss is not None and len(progress.best_loss):
+            finite = progress.best_loss[progress.best_loss < float("inf")]
+            if finite.size:
+                text += f" loss {finite.mean():.3f}"
+        self.update(progress.fraction, text, progress.eta, force=progress.stage == "done")
+
+    def close(self) -> None:
+        if self._drawn:
+            self.stream.write("\n")
+            self.stream.flush()

@@ -1,0 +1,167 @@
+"""Latent search (Yeh et al. 2017): z_hat = argmin_z L_context(z) + L_prior(z), per slice.
+
+With M = 1 on known pixels and y the masked slice (model space):
+- weights W_i = M_i * sum_{j in N(i)} (1 - M_j) / |N(i)| over a `window` x `window`
+  neighbourhood (zero padding: pixels beyond the border count as known);
+- context loss L_c(z) = || W * (G(z) - y) ||_1;
+- prior loss: GAN lambda * log(1 - D(G(z))); VAE lambda * ||z||^2.
+All restarts of all slices are optimised together in batches; losses are per sample and the
+networks are in eval mode, so a restart never influences another. The best restart of each
+slice is the one with the lowest final loss.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .checkpoint import Model
+from .job import CancelToken
+
+
+@dataclass(frozen=True)
+class SearchSettings:
+    """Parameters of the latent search (defaults are the interactive settings)."""
+
+    iterations: int = 100
+    restarts: int = 4
+    lr: float = 0.05
+    lam: float = 0.003
+    window: int = 7
+    prior: bool = True
+    weighting: bool = True
+    encoder_start: bool = True
+    seed: int = 0
+    batch: int = 64
+
+
+@dataclass
+class SearchResult:
+    """Best generated image (model space, [-1, 1]) and final loss of each slice."""
+
+    images: np.ndarray
+    losses: np.ndarray
+    latents: np.ndarray
+
+
+StepCallback = Callable[[int, int, np.ndarray, Optional[np.ndarray]], None]
+
+
+def context_weights(known: torch.Tensor, window: int) -> torch.Tensor:
+    """W = M * boxfilter(1 - M): emphasises known pixels close to the hole; zero inside it."""
+    if window < 1 or window % 2 == 0:
+        raise ValueError(f"window must be a positive odd number, not {window}")
+    unknown = 1.0 - known
+    box = F.avg_pool2d(unknown, window, stride=1, padding=window // 2, count_include_pad=True)
+    return known * box
+
+
+def select_device(name: str = "auto") -> torch.device:
+    """'auto' picks CUDA, then MPS, then CPU."""
+    if name != "auto":
+        return torch.device(name)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def _initial_latents(model: Model, targets: torch.Tensor, known: torch.Tensor, restarts: int,
+                     settings: SearchSettings, generator: torch.Generator) -> torch.Tensor:
+    n, latent = targets.shape[0], model.arch.latent
+    if model.uniform_prior:
+        z = torch.rand(n, restarts, latent, generator=generator) * 2.0 - 1.0
+    else:
+        z = torch.randn(n, restarts, latent, generator=generator)
+    z = z.to(targets.device)
+    if settings.encoder_start and "encoder" in model.networks:
+        with torch.no_grad():
+            mean, _ = model.networks["encoder"](targets, known)
+        z[:, 0] = mean
+    return z.reshape(n * restarts, latent)
+
+
+def _losses(model: Model, z: torch.Tensor, target: torch.Tensor, weights: torch.Tensor,
+            settings: SearchSettings) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-sample total loss and the generated images."""
+    images = model.decoder(z)
+    loss = (weights * (images - target)).abs().flatten(1).sum(1)
+    if settings.prior and settings.lam > 0:
+        if model.arch.kind == "gan":
+            logits = model.networks["discriminator"](images)
+            loss = loss - settings.lam * F.softplus(logits)  # log(1 - sigmoid(l)) = -softplus(l)
+        else:
+            loss = loss + settings.lam * z.pow(2).sum(1)
+    return loss, images
+
+
+def latent_search(model: Model, targets: np.ndarray, known: np.ndarray, settings: SearchSettings,
+                  device: torch.device = torch.device("cpu"), on_step: Optional[StepCallback] = None,
+                  preview_every: int = 0, cancel: Optional[CancelToken] = None) -> SearchResult:
+    """Search the latent space for every slice of `targets` (N, H, W; model space, known where `known`).
+
+    `on_step(step, total, best_loss_per_slice, best_images_or_None)` is called after every
+    iteration; images are passed every `preview_every` iterations (0: never).
+    """
+    n, size = targets.shape[0], model.arch.size
+    restarts = max(1, settings.restarts)
+    generator = torch.Generator().manual_seed(settings.seed)
+    model.to(device)
+    y = torch.from_numpy(np.ascontiguousarray(targets, dtype=np.float32)).view(n, 1, size, size).to(device)
+    m = torch.from_numpy(np.ascontiguousarray(known, dtype=np.float32)).view(n, 1, size, size).to(device)
+    y = y * m
+    w = context_weights(m, settings.window) if settings.weighting else m
+    z_all = _initial_latents(model, y, m, restarts, settings, generator)
+    owner = torch.arange(n, device=device).repeat_interleave(restarts)
+
+    best_loss = np.full(n, np.inf)
+    best_images = np.zeros((n, size, size), dtype=np.float32)
+    best_latents = np.zeros((n, model.arch.latent), dtype=np.float32)
+    batch = max(restarts, settings.batch // restarts * restarts)
+    chunks = [slice(s, min(s + batch, n * restarts)) for s in range(0, n * restarts, batch)]
+    total = len(chunks) * settings.iterations
+    step = 0
+    for chunk in chunks:
+        z = z_all[chunk].clone().requires_grad_(True)
+        idx = owner[chunk]
+        optimizer = torch.optim.Adam([z], lr=settings.lr)
+        for it in range(settings.iterations + 1):
+            if cancel is not None:
+                cancel.raise_if_cancelled()
+            final = it == settings.iterations
+            with torch.set_grad_enabled(not final):
+                loss, images = _losses(model, z, y[idx], w[idx], settings)
+            if final or (on_step and preview_every and (it + 1) % preview_every == 0):
+                _keep_best(loss.detach(), images.detach(), z.detach(), idx, best_loss, best_images, best_latents)
+            if final:
+                break
+            optimizer.zero_grad(set_to_none=True)
+            loss.sum().backward()
+            optimizer.step()
+            if model.uniform_prior:
+                with torch.no_grad():
+                    z.clamp_(-1.0, 1.0)
+            step += 1
+            if on_step is not None:
+                show = preview_every and (it + 1) % preview_every == 0
+                on_step(step, total, best_loss.copy(), best_images.copy() if show else None)
+    return SearchResult(images=best_images, losses=best_loss, latents=best_latents)
+
+
+def _keep_best(loss: torch.Tensor, images: torch.Tensor, z: torch.Tensor, idx: torch.Tensor,
+               best_loss: np.ndarray, best_images: np.ndarray, best_latents: np.ndarray) -> None:
+    """Record, for each slice in this chunk, its lowest-loss restart (all of a slice's restarts share a chunk)."""
+    loss_np = loss.cpu().numpy()
+    idx_np = idx.cpu().numpy()
+    for slice_index in np.unique(idx_np):
+        members = np.nonzero(idx_np == slice_index)[0]
+        pick = members[np.argmin(loss_np[members])]
+        best_loss[slice_index] = loss_np[pick]
+        best_images[slice_index] = images[pick, 0].cpu().numpy()
+        best_latents[slice_index] = z[pick].cpu().numpy()

@@ -1,0 +1,78 @@
+"""Provenance JSON written next to every filled volume (by the CLI and the app alike)."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import platform
+from pathlib import Path
+from typing import Any, Optional
+
+import nibabel
+import numpy
+import torch
+
+from . import __version__
+from .checkpoint import Model
+from .fill import FillResult
+from .volume import sha256_file, write_json
+
+
+def sidecar_path(output: Path) -> Path:
+    """`sub-01_desc-inpainted_T1w.nii.gz` -> `sub-01_desc-inpainted_T1w.json`."""
+    name = output.name
+    for suffix in (".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd"):
+        if name.endswith(suffix):
+            return output.with_name(name[: -len(suffix)] + ".json")
+    return output.with_name(name + ".json")
+
+
+def _file_record(path: Optional[Path]) -> Optional[dict[str, str]]:
+    if path is None:
+        return None
+    path = Path(path)
+    record = {"path": str(path.resolve())}
+    if path.is_file():
+        record["sha256"] = sha256_file(path)
+    return record
+
+
+def build_sidecar(result: FillResult, model: Model, *, image_path: Optional[Path], mask_path: Optional[Path],
+                  output_path: Path, dilate: int = 0, brainmask_path: Optional[Path] = None,
+                  keep_dtype: bool = False, metrics: Optional[dict[str, Any]] = None,
+                  extra: Optional[dict[str, Any]] = None) -> dict[str, Any]:
+    """Everything needed to know how `output_path` was made."""
+    record: dict[str, Any] = {
+        "tool": "brain-inpaint",
+        "version": __version__,
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "output": str(Path(output_path).resolve()),
+        "input": _file_record(image_path),
+        "mask": _file_record(mask_path),
+        "brainmask": _file_record(brainmask_path),
+        "mask_dilation_voxels": dilate,
+        "hole_voxels": int(result.hole.sum()),
+        "keep_dtype": keep_dtype,
+        "model": {"name": model.name, "path": str(model.path) if model.path else None,
+                  "sha256": model.checksum, "kind": model.arch.kind, "kernel": model.arch.kernel,
+                  "architecture": model.arch.to_dict(), "spacing_mm": model.spacing},
+        "parameters": result.settings.to_dict(),
+        "device": result.device,
+        "axis": result.axis,
+        "final_loss_per_slice": {str(k): v for k, v in result.final_loss.items()},
+        "seconds": round(result.seconds, 3),
+        "timings": {k: round(v, 3) for k, v in result.timings.items()},
+        "software": {"python": platform.python_version(), "torch": torch.__version__,
+                     "numpy": numpy.__version__, "nibabel": nibabel.__version__},
+    }
+    if metrics is not None:
+        record["metrics"] = metrics
+    if extra:
+        record.update(extra)
+    return record
+
+
+def write_sidecar(output_path: Path, record: dict[str, Any]) -> Path:
+    """Write the record atomically next to the output; returns the sidecar's path."""
+    path = sidecar_path(Path(output_path))
+    write_json(path, record, force=True)
+    return path

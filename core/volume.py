@@ -1,0 +1,339 @@
+"""Reading and writing volumes and masks without touching their geometry.
+
+NIfTI goes through nibabel; NRRD, MetaImage and DICOM series go through SimpleITK and are
+converted (LPS -> RAS) to a NIfTI image, so the rest of the engine sees one kind of volume.
+Outputs keep the input's shape, voxel order, affine and q/sform codes; with `keep_dtype`
+the input's stored values are reused wherever the data did not change, so unchanged voxels
+are bit-identical. Every write is atomic (temporary file in the target folder, then rename)
+and never replaces the input.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import nibabel as nib
+import numpy as np
+import SimpleITK as sitk
+from scipy import ndimage
+
+from core.errors import InpaintError
+
+NIFTI_SUFFIXES = (".nii.gz", ".nii")
+ITK_SUFFIXES = (".nrrd", ".nhdr", ".mha", ".mhd")
+AFFINE_TOLERANCE = 1e-3
+_LPS = np.diag([-1.0, -1.0, 1.0])  # LPS <-> RAS flip (its own inverse)
+
+
+@dataclass
+class Volume:
+    """A 3D image as read: float32 scaled data in file voxel order plus everything needed to write it back."""
+
+    data: np.ndarray
+    affine: np.ndarray
+    path: Path | None
+    dtype: np.dtype
+    image: nib.Nifti1Image
+    raw: np.ndarray | None = None  # stored values (on-disk dtype, before slope/intercept)
+    slope: float = 1.0
+    inter: float = 0.0
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return self.data.shape
+
+
+def _suffix(path: Path) -> str:
+    name = path.name.lower()
+    for suffix in NIFTI_SUFFIXES + ITK_SUFFIXES:
+        if name.endswith(suffix):
+            return suffix
+    return ""
+
+
+def _squeeze_3d(array: np.ndarray, path: Path) -> np.ndarray:
+    if array.ndim >= 3 and all(n == 1 for n in array.shape[3:]):
+        return array.reshape(array.shape[:3])
+    shape = "x".join(str(n) for n in array.shape)
+    raise InpaintError(f"{path} has shape {shape}, but only 3D volumes (or 4D with a single frame) are supported; "
+                       "extract one 3D volume first.")
+
+
+def _read_nifti(path: Path) -> tuple[np.ndarray, float, float, nib.Nifti1Image]:
+    image = nib.load(str(path), mmap=False)
+    raw = np.asarray(image.dataobj.get_unscaled())
+    return raw, float(image.dataobj.slope), float(image.dataobj.inter), image
+
+
+def _itk_affine(itk: sitk.Image) -> np.ndarray:
+    dim = itk.GetDimension()
+    direction = np.array(itk.GetDirection(), dtype=float).reshape(dim, dim)[:3, :3]
+    spacing = np.array(itk.GetSpacing(), dtype=float)[:3]
+    affine = np.eye(4)
+    affine[:3, :3] = _LPS @ direction @ np.diag(spacing)
+    affine[:3, 3] = _LPS @ np.array(itk.GetOrigin(), dtype=float)[:3]
+    return affine
+
+
+def _read_itk(path: Path) -> tuple[np.ndarray, float, float, nib.Nifti1Image]:
+    if path.is_dir():
+        reader = sitk.ImageSeriesReader()
+        series = reader.GetGDCMSeriesIDs(str(path))
+        if len(series) != 1:
+            found = "no DICOM series" if not series else f"{len(series)} DICOM series"
+            raise InpaintError(f"{path} is a folder with {found}; choose a folder holding exactly one DICOM series, "
+                               "or a NIfTI/NRRD/MHA file.")
+        reader.SetFileNames(reader.GetGDCMSeriesFileNames(str(path), series[0]))
+        itk = reader.Execute()
+    else:
+        itk = sitk.ReadImage(str(path))
+    if itk.GetNumberOfComponentsPerPixel() != 1:
+        raise InpaintError(f"{path} has {itk.GetNumberOfComponentsPerPixel()} values per voxel (colour or vector "
+                           "image); convert it to a single-channel 3D volume first.")
+    if itk.GetDimension() < 3:
+        raise InpaintError(f"{path} is a {itk.GetDimension()}D image of size {itk.GetSize()}; "
+                           "only 3D volumes are supported.")
+    raw = sitk.GetArrayFromImage(itk).transpose()  # ITK arrays are z,y,x; the engine uses x,y,z
+    raw = np.ascontiguousarray(_squeeze_3d(raw, path))
+    affine = _itk_affine(itk)
+    image = nib.Nifti1Image(raw, affine)
+    image.header.set_qform(affine, code=1)
+    image.header.set_sform(affine, code=1)
+    return raw, 1.0, 0.0, image
+
+
+def load_volume(path: str | os.PathLike) -> Volume:
+    """Read a 3D volume (NIfTI, NRRD, MHA/MHD or a DICOM series folder); InpaintError on anything unusable."""
+    path = Path(path)
+    if not path.exists():
+        raise InpaintError(f"{path} does not exist; check the path.")
+    suffix = _suffix(path)
+    if not path.is_dir() and not suffix:
+        raise InpaintError(f"{path} has an unsupported extension; use .nii, .nii.gz, .nrrd, .nhdr, .mha, .mhd "
+                           "or a folder holding a DICOM series.")
+    try:
+        reader = _read_nifti if suffix in NIFTI_SUFFIXES and not path.is_dir() else _read_itk
+        raw, slope, inter, image = reader(path)
+    except InpaintError:
+        raise
+    except Exception as exc:  # nibabel/SimpleITK/zlib raise many types for broken files
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise InpaintError(f"Could not read {path}: the file is corrupt, truncated or not an image ({reason}).") from exc
+    if raw.dtype.kind not in "biuf":
+        raise InpaintError(f"{path} stores {raw.dtype} values; only integer or real-valued volumes are supported.")
+    raw = _squeeze_3d(raw, path)
+    if slope == 1.0 and inter == 0.0:
+        data = raw.astype(np.float32)
+    else:
+        data = (raw.astype(np.float64) * slope + inter).astype(np.float32)
+    if not np.isfinite(data).any():
+        raise InpaintError(f"{path} contains no finite value (all voxels are NaN or infinite); choose another image.")
+    return Volume(data=data, affine=np.asarray(image.affine, dtype=float), path=path, dtype=raw.dtype,
+                  image=image, raw=raw, slope=slope, inter=inter)
+
+
+def load_mask(path: str | os.PathLike, image: Volume) -> np.ndarray:
+    """Read a lesion mask (nonzero = hole) that must lie on `image`'s voxel grid."""
+    mask = load_volume(path)
+    if mask.shape != image.shape:
+        raise InpaintError(f"The mask {mask.path} has shape {'x'.join(map(str, mask.shape))} but the image "
+                           f"{image.path} has shape {'x'.join(map(str, image.shape))}; the mask must be drawn "
+                           "on the image's voxel grid.")
+    difference = float(np.abs(mask.affine - image.affine).max())
+    if difference > AFFINE_TOLERANCE:
+        raise InpaintError(f"The mask {mask.path} and the image {image.path} have the same shape but their affines "
+                           f"differ by up to {difference:.4g} mm; resample the mask onto the image grid.")
+    hole = np.isfinite(mask.data) & (mask.data != 0)
+    if not hole.any():
+        raise InpaintError(f"The mask {mask.path} contains no nonzero voxel; paint or choose the lesion mask "
+                           "before filling.")
+    return hole
+
+
+def dilate_mask(mask: np.ndarray, voxels: int) -> np.ndarray:
+    """Grow a 3D mask by `voxels` steps of 6-connected dilation (0 returns a copy)."""
+    mask = np.asarray(mask, dtype=bool)
+    if mask.ndim != 3:
+        raise ValueError(f"dilate_mask needs a 3D mask, got shape {mask.shape}")
+    if voxels < 0:
+        raise InpaintError(f"Mask dilation must be zero or more voxels, got {voxels}.")
+    if voxels == 0:
+        return mask.copy()
+    return ndimage.binary_dilation(mask, structure=ndimage.generate_binary_structure(3, 1), iterations=int(voxels))
+
+
+def _as_stored(values: np.ndarray, dtype: np.dtype, slope: float, inter: float) -> np.ndarray:
+    """Scaled values -> stored values of `dtype` (rounded and clipped for integers)."""
+    stored = (values.astype(np.float64) - inter) / slope
+    if dtype.kind == "f":
+        return stored.astype(dtype)
+    info = np.iinfo(dtype)
+    stored = np.nan_to_num(stored, nan=0.0, posinf=info.max, neginf=info.min)
+    return np.clip(np.rint(stored), info.min, info.max).astype(dtype)
+
+
+def _kept_dtype(data: np.ndarray, like: Volume, changed: np.ndarray | None) -> np.ndarray:
+    if like.raw is None:
+        return _as_stored(data, like.dtype, like.slope, like.inter)
+    if changed is None:
+        same = (data == like.data) | (np.isnan(data) & np.isnan(like.data))
+        changed = ~same
+    changed = np.asarray(changed, dtype=bool)
+    stored = like.raw.copy()
+    stored[changed] = _as_stored(data[changed], like.dtype, like.slope, like.inter)
+    return stored
+
+
+def _check_target(path: Path, like: Volume, force: bool) -> None:
+    if not path.parent.is_dir():
+        raise InpaintError(f"Cannot write {path}: the folder {path.parent} does not exist; create it or choose "
+                           "another output path.")
+    if path.is_dir():
+        raise InpaintError(f"Cannot write {path}: it is a folder; give a file name.")
+    if like.path is not None and path.exists() and like.path.exists():
+        if os.path.samefile(path, like.path):
+            raise InpaintError(f"Refusing to write over the input {like.path}; choose another output name.")
+    if path.exists() and not force:
+        raise InpaintError(f"{path} already exists; pass --force to overwrite it or choose another output name.")
+
+
+def _write_nifti(target: Path, stored: np.ndarray, like: Volume, slope: float, inter: float) -> None:
+    header = like.image.header.copy()
+    header.set_data_dtype(stored.dtype)
+    out = type(like.image)(stored.reshape(like.image.shape), like.image.affine, header)
+    out.header.set_slope_inter(slope, inter)  # an explicit scaling makes nibabel store the array as is
+    for field in ("qform_code", "sform_code", "quatern_b", "quatern_c", "quatern_d",
+                  "qoffset_x", "qoffset_y", "qoffset_z", "srow_x", "srow_y", "srow_z", "pixdim"):
+        out.header[field] = like.image.header[field]
+    out.to_filename(str(target))
+
+
+def _write_itk(target: Path, stored: np.ndarray, like: Volume) -> None:
+    itk = sitk.GetImageFromArray(np.ascontiguousarray(stored.transpose()))
+    matrix = like.affine[:3, :3]
+    spacing = np.sqrt((matrix ** 2).sum(axis=0))
+    itk.SetSpacing([float(s) for s in spacing])
+    itk.SetDirection([float(d) for d in (_LPS @ (matrix / spacing)).ravel()])
+    itk.SetOrigin([float(o) for o in _LPS @ like.affine[:3, 3]])
+    sitk.WriteImage(itk, str(target), True)
+
+
+def _atomic_write(path: Path, like: Volume, force: bool, write) -> Path:
+    """Write into a temporary folder next to `path` (same file name), then rename each file into place."""
+    _check_target(path, like, force)
+    staging = Path(tempfile.mkdtemp(prefix=".inpaint-tmp-", dir=path.parent))
+    try:
+        write(staging / path.name)
+        # companions (e.g. the .raw of an .mhd) first, the named file last
+        written = sorted(staging.iterdir(), key=lambda p: p.name == path.name)
+        for item in written:
+            _check_target(path.parent / item.name, like, force)
+        for item in written:
+            os.replace(item, path.parent / item.name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return path
+
+
+def _save(path: str | os.PathLike, stored: np.ndarray, like: Volume, slope: float, inter: float,
+          force: bool) -> Path:
+    path = Path(path)
+    suffix = _suffix(path)
+    if suffix in NIFTI_SUFFIXES:
+        return _atomic_write(path, like, force, lambda t: _write_nifti(t, stored, like, slope, inter))
+    if suffix in ITK_SUFFIXES:
+        if (slope, inter) != (1.0, 0.0):
+            raise InpaintError(f"Cannot keep the scaled {stored.dtype} data type in {path} ({suffix} has no "
+                               "slope/intercept); write .nii.gz instead or do not keep the data type.")
+        return _atomic_write(path, like, force, lambda t: _write_itk(t, stored, like))
+    raise InpaintError(f"Cannot write {path}: unsupported extension; use .nii.gz, .nii, .nrrd, .nhdr, .mha or .mhd.")
+
+
+def save_volume(path: str | os.PathLike, data: np.ndarray, like: Volume, *, keep_dtype: bool = False,
+                force: bool = False, changed: np.ndarray | None = None) -> Path:
+    """Write `data` on `like`'s grid: float32 by default; with `keep_dtype` the input's stored type and scaling.
+
+    With `keep_dtype`, voxels outside `changed` (default: where `data` equals `like.data`) keep the
+    input's stored values bit for bit; the others are rounded and clipped into the stored type.
+    """
+    data = np.asarray(data, dtype=np.float32)
+    if data.shape != like.shape:
+        raise ValueError(f"data shape {data.shape} differs from the volume's shape {like.shape}")
+    if keep_dtype:
+        return _save(path, _kept_dtype(data, like, changed), like, like.slope, like.inter, force)
+    return _save(path, data, like, 1.0, 0.0, force)
+
+
+def save_mask(path: str | os.PathLike, mask: np.ndarray, like: Volume, *, force: bool = False) -> Path:
+    """Write a mask as uint8 0/1 on `like`'s grid."""
+    mask = np.asarray(mask)
+    if mask.shape != like.shape:
+        raise ValueError(f"mask shape {mask.shape} differs from the volume's shape {like.shape}")
+    return _save(path, mask.astype(bool).astype(np.uint8), like, 1.0, 0.0, force)
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def write_json(path: str | os.PathLike, obj: Any, *, force: bool = True) -> Path:
+    """Atomically write `obj` as indented JSON (numpy values and paths allowed)."""
+    path = Path(path)
+    if not path.parent.is_dir():
+        raise InpaintError(f"Cannot write {path}: the folder {path.parent} does not exist.")
+    if path.exists() and not force:
+        raise InpaintError(f"{path} already exists; pass --force to overwrite it or choose another output name.")
+    text = json.dumps(obj, indent=2, default=_json_default) + "\n"
+    handle, temp = tempfile.mkstemp(prefix=".inpaint-tmp-", suffix=".json", dir=path.parent)
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as stream:
+            stream.write(text)
+        os.replace(temp, path)
+    finally:
+        if os.path.exists(temp):
+            os.unlink(temp)
+    return path
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    """SHA-256 of a file; for a folder (DICOM series), of its files' relative names and contents in sorted order."""
+    path = Path(path)
+    if not path.exists():
+        raise InpaintError(f"{path} does not exist; check the path.")
+    folder = path.is_dir()
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if folder else [path]
+    digest = hashlib.sha256()
+    for file in files:
+        if folder:
+            digest.update(file.relative_to(path).as_posix().encode() + b"\0")
+        with open(file, "rb") as stream:
+            for chunk in iter(lambda: stream.read(1 << 20), b""):
+                digest.update(chunk)
+    return digest.hexdigest()
+
+
+def derived_name(image_path: str | os.PathLike, kind: str) -> str:
+    """BIDS-style output name: kind "inpainted" -> <stem>_desc-inpainted_T1w.nii.gz, "mask" -> <stem>_label-lesion_mask.nii.gz."""
+    path = Path(image_path)
+    suffix = _suffix(path)
+    stem = path.name[: len(path.name) - len(suffix)] if suffix else path.name
+    if stem.endswith("_T1w"):
+        stem = stem[: -len("_T1w")]
+    if kind == "inpainted":
+        return f"{stem}_desc-inpainted_T1w.nii.gz"
+    if kind == "mask":
+        return f"{stem}_label-lesion_mask.nii.gz"
+    raise ValueError(f"unknown output kind {kind!r}; use 'inpainted' or 'mask'")
