@@ -87,11 +87,14 @@ def fill_volume(image: np.ndarray, affine: np.ndarray, hole: np.ndarray, model: 
     grid = SliceGrid.for_volume(brain_r, reo.ras_affine, axis, model.arch.size, model.spacing)
     slices = [int(s) for s in np.nonzero(hole_r.any(axis=tuple(a for a in range(3) if a != k)))[0]]
 
+    # The model only knows brain-extracted slices: with an explicit brain mask, tissue outside it
+    # (skull, scalp) is hidden from the model; blending still uses the true surrounding voxels.
+    seen = voided * brain_r if brain is not None else voided
     targets = np.empty((len(slices), grid.size, grid.size), dtype=np.float32)
     known = np.empty_like(targets, dtype=bool)
     for i, s in enumerate(slices):
         known[i] = ~grid.hole_to_model(take_slice(hole_r, axis, s))
-        targets[i] = np.where(known[i], scale.to_model(grid.to_model(take_slice(voided, axis, s))), 0.0)
+        targets[i] = np.where(known[i], scale.to_model(grid.to_model(take_slice(seen, axis, s))), 0.0)
     prepared = time.perf_counter()
 
     flat_hole = np.flatnonzero(hole)

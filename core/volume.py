@@ -124,8 +124,9 @@ def load_volume(path: str | os.PathLike) -> Volume:
     except InpaintError:
         raise
     except Exception as exc:  # nibabel/SimpleITK/zlib raise many types for broken files
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise InpaintError(f"Could not read {path}: the file is corrupt, truncated or not an image ({reason}).") from exc
+        lines = str(exc).strip().splitlines()
+        detail = f" ({lines[0]})" if lines and "SimpleITK" not in lines[0] else ""  # ITK's text is a source location
+        raise InpaintError(f"Could not read {path}: the file is corrupt, truncated or not an image{detail}.") from exc
     if raw.dtype.kind not in "biuf":
         raise InpaintError(f"{path} stores {raw.dtype} values; only integer or real-valued volumes are supported.")
     raw = _squeeze_3d(raw, path)
@@ -207,11 +208,9 @@ def _check_target(path: Path, like: Volume, force: bool) -> None:
 def _write_nifti(target: Path, stored: np.ndarray, like: Volume, slope: float, inter: float) -> None:
     header = like.image.header.copy()
     header.set_data_dtype(stored.dtype)
-    out = type(like.image)(stored.reshape(like.image.shape), like.image.affine, header)
+    # the header's own affine makes nibabel keep both forms and their codes as they are
+    out = type(like.image)(stored.reshape(like.image.shape), header.get_best_affine(), header)
     out.header.set_slope_inter(slope, inter)  # an explicit scaling makes nibabel store the array as is
-    for field in ("qform_code", "sform_code", "quatern_b", "quatern_c", "quatern_d",
-                  "qoffset_x", "qoffset_y", "qoffset_z", "srow_x", "srow_y", "srow_z", "pixdim"):
-        out.header[field] = like.image.header[field]
     out.to_filename(str(target))
 
 
@@ -228,7 +227,10 @@ def _write_itk(target: Path, stored: np.ndarray, like: Volume) -> None:
 def _atomic_write(path: Path, like: Volume, force: bool, write) -> Path:
     """Write into a temporary folder next to `path` (same file name), then rename each file into place."""
     _check_target(path, like, force)
-    staging = Path(tempfile.mkdtemp(prefix=".inpaint-tmp-", dir=path.parent))
+    try:
+        staging = Path(tempfile.mkdtemp(prefix=".inpaint-tmp-", dir=path.parent))
+    except OSError as exc:
+        raise InpaintError(f"Cannot write {path}: {exc.strerror or exc}; choose a writable folder.") from exc
     try:
         write(staging / path.name)
         # companions (e.g. the .raw of an .mhd) first, the named file last
@@ -237,6 +239,9 @@ def _atomic_write(path: Path, like: Volume, force: bool, write) -> Path:
             _check_target(path.parent / item.name, like, force)
         for item in written:
             os.replace(item, path.parent / item.name)
+    except OSError as exc:
+        raise InpaintError(f"Could not write {path}: {exc.strerror or exc}; check the folder is writable "
+                           "and has free space.") from exc
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return path
@@ -326,7 +331,10 @@ def sha256_file(path: str | os.PathLike) -> str:
 
 
 def derived_name(image_path: str | os.PathLike, kind: str) -> str:
-    """BIDS-style output name: kind "inpainted" -> <stem>_desc-inpainted_T1w.nii.gz, "mask" -> <stem>_label-lesion_mask.nii.gz."""
+    """BIDS-style output name for an input (a trailing _T1w is dropped from its stem first).
+
+    kind "inpainted" -> <stem>_desc-inpainted_T1w.nii.gz; kind "mask" -> <stem>_label-lesion_mask.nii.gz.
+    """
     path = Path(image_path)
     suffix = _suffix(path)
     stem = path.name[: len(path.name) - len(suffix)] if suffix else path.name

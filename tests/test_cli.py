@@ -1,0 +1,107 @@
+"""`inpaint fill` / `inpaint models` as a user runs them: outputs, geometry, exit codes, messages."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from core.cli import main
+
+FAST = ["--iterations", "3", "--restarts", "2", "--quiet"]
+
+
+def _run(capsys, *argv):
+    code = main([str(a) for a in argv])
+    return code, capsys.readouterr().err
+
+
+def test_fill_writes_volume_and_sidecar_with_input_geometry(brain_files, tiny_vae, tmp_path, capsys) -> None:
+    image_path, mask_path, hole = brain_files
+    out = tmp_path / "out" / "filled.nii.gz"
+    out.parent.mkdir()
+    before = image_path.read_bytes()
+    code, err = _run(capsys, "fill", image_path, mask_path, "-o", out, "--model", tiny_vae, *FAST)
+    assert code == 0, err
+    assert image_path.read_bytes() == before
+    src, res = nib.load(image_path), nib.load(out)
+    assert res.shape == src.shape and res.get_data_dtype() == np.float32
+    assert np.array_equal(res.affine, src.affine)
+    assert int(res.header["qform_code"]) == 4 and int(res.header["sform_code"]) == 4
+    a, b = src.get_fdata(dtype=np.float32), res.get_fdata(dtype=np.float32)
+    assert np.array_equal(a[~hole], b[~hole])
+    side = json.loads((tmp_path / "out" / "filled.json").read_text())
+    assert side["parameters"]["iterations"] == 3 and side["model"]["sha256"]
+    assert len(side["input"]["sha256"]) == 64 and len(side["final_loss_per_slice"]) == 4
+
+
+def test_reference_records_metrics_and_dilate_grows_the_hole(brain_files, tiny_vae, tmp_path, capsys) -> None:
+    image_path, mask_path, hole = brain_files
+    out = tmp_path / "filled.nii.gz"
+    code, err = _run(capsys, "fill", image_path, mask_path, "-o", out, "--model", tiny_vae, "--dilate", "1",
+                     "--reference", image_path, *FAST)
+    assert code == 0, err
+    side = json.loads((tmp_path / "filled.json").read_text())
+    assert side["hole_voxels"] > hole.sum()
+    assert {"ssim", "psnr", "mse", "mae", "psnr_slice", "ssim_slice"} <= set(side["metrics"])
+
+
+def test_keep_dtype_writes_the_input_type(tmp_path, tiny_vae, capsys) -> None:
+    from conftest import synthetic_brain
+
+    data = np.round(synthetic_brain()).astype(np.int16)
+    img = nib.Nifti1Image(data, np.diag([2.0, 2.0, 2.0, 1.0]))
+    mask = np.zeros(data.shape, np.uint8)
+    mask[15:20, 20:25, 15:18] = 1
+    nib.save(img, tmp_path / "t1.nii.gz")
+    nib.save(nib.Nifti1Image(mask, img.affine), tmp_path / "m.nii.gz")
+    code, err = _run(capsys, "fill", tmp_path / "t1.nii.gz", tmp_path / "m.nii.gz", "-o", tmp_path / "o.nii.gz",
+                     "--model", tiny_vae, "--keep-dtype", *FAST)
+    assert code == 0, err
+    res = nib.load(tmp_path / "o.nii.gz")
+    assert res.get_data_dtype() == np.int16
+    raw = np.asanyarray(res.dataobj)
+    assert np.array_equal(raw[mask == 0], data[mask == 0])
+
+
+@pytest.mark.parametrize("problem", ["missing_image", "grid", "empty_mask", "exists", "input_as_output", "model"])
+def test_user_errors_exit_2_with_one_sentence(problem, brain_files, tiny_vae, tmp_path, capsys) -> None:
+    image_path, mask_path, hole = brain_files
+    out = tmp_path / "o.nii.gz"
+    extra = []
+    if problem == "missing_image":
+        image_path = tmp_path / "nope.nii.gz"
+    elif problem == "grid":
+        nib.save(nib.Nifti1Image(np.ones((5, 5, 5), np.uint8), np.eye(4)), tmp_path / "small.nii.gz")
+        mask_path = tmp_path / "small.nii.gz"
+    elif problem == "empty_mask":
+        nib.save(nib.Nifti1Image(np.zeros(hole.shape, np.uint8), nib.load(image_path).affine), tmp_path / "e.nii.gz")
+        mask_path = tmp_path / "e.nii.gz"
+    elif problem == "exists":
+        out.write_bytes(b"keep me")
+    elif problem == "input_as_output":
+        out, extra = image_path, ["--force"]
+    model = tmp_path / "no_such_model" if problem == "model" else tiny_vae
+    code, err = _run(capsys, "fill", image_path, mask_path, "-o", out, "--model", model, *FAST, *extra)
+    assert code == 2
+    lines = [line for line in err.strip().splitlines() if line]
+    assert len(lines) == 1 and lines[0].startswith("inpaint: error: ") and "Traceback" not in err
+    if problem == "exists":
+        assert out.read_bytes() == b"keep me"
+
+
+def test_bad_parameter_values_are_refused_by_the_parser(brain_files, tmp_path) -> None:
+    image_path, mask_path, _ = brain_files
+    with pytest.raises(SystemExit) as exc:
+        main(["fill", str(image_path), str(mask_path), "-o", str(tmp_path / "o.nii.gz"), "--window", "4"])
+    assert exc.value.code == 2
+
+
+def test_command_runs_as_a_module_and_lists_models() -> None:
+    root = Path(__file__).resolve().parents[1]
+    out = subprocess.run([sys.executable, "-m", "core.cli", "models"], capture_output=True, text=True, cwd=root)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip()
