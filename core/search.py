@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from .checkpoint import Model
+from .errors import InpaintError
 from .job import CancelToken
 
 
@@ -61,9 +62,19 @@ def context_weights(known: torch.Tensor, window: int) -> torch.Tensor:
 
 
 def select_device(name: str = "auto") -> torch.device:
-    """'auto' picks CUDA, then MPS, then CPU."""
+    """'auto' picks CUDA, then MPS, then CPU; an unavailable device is a user error."""
     if name != "auto":
-        return torch.device(name)
+        try:
+            device = torch.device(name)
+        except RuntimeError:
+            raise InpaintError(f"--device {name!r} is not a device name; use auto, cpu, cuda, cuda:N or mps.") from None
+        available = {"cpu": True, "cuda": torch.cuda.is_available(),
+                     "mps": getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()}
+        if not available.get(device.type, False):
+            raise InpaintError(f"--device {name!r} is not available on this machine; use auto or cpu.")
+        if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+            raise InpaintError(f"--device {name!r}: this machine has {torch.cuda.device_count()} CUDA device(s).")
+        return device
     if torch.cuda.is_available():
         return torch.device("cuda")
     mps = getattr(torch.backends, "mps", None)

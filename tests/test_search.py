@@ -98,3 +98,12 @@ def test_cancellation_is_honoured_within_one_iteration(tiny_vae) -> None:
     with pytest.raises(Cancelled):
         latent_search(model, targets, known, SearchSettings(iterations=50), on_step=on_step, cancel=token)
     assert steps[-1] == 3
+
+
+@pytest.mark.parametrize("name", ["cuda:7" if torch.cuda.is_available() else "cuda", "banana"])
+def test_unavailable_device_is_a_user_error(name) -> None:
+    from core.errors import InpaintError
+    from core.search import select_device
+
+    with pytest.raises(InpaintError):
+        select_device(name)

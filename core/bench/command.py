@@ -1,0 +1,174 @@
+"""`inpaint bench`: score the shipped models, their ablations and classical baselines on held-out holes."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import Optional
+
+
+from ..baselines import estimate_white_matter
+from ..errors import InpaintError
+from ..fill import FillSettings
+from ..progress import ProgressBar
+from ..registry import DEMO_BRAIN, default_model_name, list_models, resolve_model
+from ..search import select_device
+from .masks import FAMILIES, make_cases
+from .report import build_report, write_figures, write_markdown, write_results_json
+from .runner import BASELINES, PIPELINES, Method, baseline_methods, load_bench_data, model_methods, run_bench
+
+HELDOUT = Path(__file__).resolve().parents[3] / "shared" / "data" / "heldout_subject"
+HELDOUT_IMAGE, HELDOUT_MASK = HELDOUT / "t1_2mm.nii.gz", HELDOUT / "brainmask_2mm.nii.gz"
+QUICK_FAMILIES = ("cube16_wm", "blob", "large")
+METHOD_NAMES = tuple(PIPELINES) + tuple(BASELINES)
+
+
+def _names(text: str) -> list[str]:
+    return [t.strip() for t in text.split(",") if t.strip()]
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the `bench` subcommand."""
+    p = subparsers.add_parser(
+        "bench", help="benchmark models, ablations and classical baselines on a held-out brain",
+        description="Cut seeded holes (cubes, blobs, large masks) into a brain the models never saw, fill them with "
+                    "every method and report BraTS in-hole and whole-slice metrics and seconds per slice.")
+    p.add_argument("--image", type=Path, default=None,
+                   help="brain-extracted evaluation image (default: the held-out subject, else the bundled demo brain)")
+    p.add_argument("--brainmask", type=Path, default=None,
+                   help="brain mask on the image grid (default: the held-out subject's mask, else nonzero voxels)")
+    p.add_argument("--json", type=Path, default=None, help="write the results as JSON to this file")
+    p.add_argument("--out", type=Path, default=None, help="folder for results.md, results.json and PNG figures")
+    p.add_argument("--quick", action="store_true",
+                   help=f"a few minutes: default model, default pipeline and baselines, one case of "
+                        f"{', '.join(QUICK_FAMILIES)}, no speed comparison")
+    p.add_argument("--families", type=_names, default=None, help=f"comma-separated subset of {', '.join(FAMILIES)}")
+    p.add_argument("--methods", type=_names, default=None, help=f"comma-separated subset of {', '.join(METHOD_NAMES)}")
+    p.add_argument("--models", type=_names, default=None,
+                   help="comma-separated model names or checkpoint paths (default: every shipped model)")
+    p.add_argument("--cases", type=int, default=None, help="cases per family (default 4, quick 1)")
+    p.add_argument("--speed-cases", type=int, default=None,
+                   help="cases (the first of the run) also filled with the reference settings (default 1, quick 0)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the masks and of the fills")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, mps")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=run)
+
+
+def _data_paths(args: argparse.Namespace) -> tuple[Path, Optional[Path]]:
+    if args.image is not None:
+        return args.image, args.brainmask
+    if HELDOUT_IMAGE.is_file():
+        return HELDOUT_IMAGE, args.brainmask or (HELDOUT_MASK if HELDOUT_MASK.is_file() else None)
+    return DEMO_BRAIN, args.brainmask
+
+
+def _choose(given: Optional[list[str]], allowed, default, what: str) -> list[str]:
+    chosen = list(default) if given is None else given
+    unknown = [c for c in chosen if c not in allowed]
+    if unknown:
+        raise InpaintError(f"unknown {what} {', '.join(unknown)}; choose from {', '.join(allowed)}.")
+    return chosen
+
+
+def _methods(args: argparse.Namespace, notes: list[str]) -> tuple[list[Method], dict, Optional[str]]:
+    default_names = ("default",) + tuple(BASELINES) if args.quick else METHOD_NAMES
+    names = _choose(args.methods, METHOD_NAMES, default_names, "method")
+    pipelines = [n for n in names if n in PIPELINES]
+    if args.models is not None:
+        model_names = args.models
+    elif not pipelines:
+        model_names = []
+    elif not list_models():
+        model_names = []
+        notes.append("no shipped model is installed: only the baselines ran (pass --models PATH).")
+    else:
+        model_names = [default_model_name()] if args.quick else [m.name for m in list_models()]
+    models = {}
+    for given in model_names:
+        model = resolve_model(given)
+        models[model.name] = model
+    default_method = None
+    if "default" in pipelines and list_models() and default_model_name() in models:
+        default_method = f"{default_model_name()}/default"
+    methods = [m for name in models for m in model_methods(name, pipelines)]
+    methods += baseline_methods([n for n in names if n in BASELINES])
+    return methods, models, default_method
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the benchmark; returns the exit status."""
+    notes: list[str] = []
+    started = time.perf_counter()
+    if args.json is not None and not args.json.parent.is_dir():
+        raise InpaintError(f"cannot write {args.json}: the folder {args.json.parent} does not exist; create it first.")
+    if args.out is not None:
+        args.out.mkdir(parents=True, exist_ok=True)
+    select_device(args.device)  # an unavailable device fails now, not after loading everything
+    image_path, mask_path = _data_paths(args)
+    data = load_bench_data(image_path, mask_path)
+    families = _choose(args.families, FAMILIES, QUICK_FAMILIES if args.quick else FAMILIES, "mask family")
+    methods, models, default_method = _methods(args, notes)
+    if not methods:
+        raise InpaintError("no method left to run; check --methods and --models.")
+    per_family = args.cases if args.cases is not None else (1 if args.quick else 4)
+    if per_family < 1:
+        raise InpaintError(f"--cases must be at least 1, not {per_family}.")
+    try:
+        wm = estimate_white_matter(data.image, ~data.brain) if "cube16_wm" in families else None
+        cases = make_cases(data.brain, data.voxel_mm, families, per_family, args.seed, wm)
+    except ValueError as exc:
+        raise InpaintError(f"cannot cut test holes into {mask_path or image_path}: {exc}; "
+                           f"choose other --families or a larger brain.") from None
+    n_speed = args.speed_cases if args.speed_cases is not None else (0 if args.quick else 1)
+    speed_cases = [c.id for c in cases[:max(0, n_speed)]]
+    if not speed_cases or not any(m.pipeline == "reference" for m in methods):
+        notes.append("speed comparison not run: it needs the 'reference' method and --speed-cases 1 or more "
+                     "(off in --quick: the reference settings do about 160 times the default search work).")
+    settings = FillSettings(seed=args.seed, device=args.device)
+
+    bar = None if args.quiet else ProgressBar("bench")
+    clock = time.perf_counter()
+
+    def progress(fraction: float, label: str) -> None:
+        if bar is not None:
+            elapsed = time.perf_counter() - clock
+            eta = elapsed * (1 - fraction) / fraction if fraction > 0.01 else None
+            bar.update(fraction, label, eta, force=fraction >= 1.0)
+
+    try:
+        results = run_bench(data, cases, methods, models, settings, set(speed_cases), progress)
+    finally:
+        if bar is not None:
+            bar.close()
+    method_names = [m.name for m in methods]
+    notes.append(f"bench wall time {time.perf_counter() - started:.1f} s.")
+    report = build_report(data=data, cases=cases, results=results, methods=method_names, families=families,
+                          default_method=default_method,
+                          settings={"default": settings.to_dict(), "pipelines": PIPELINES,
+                                    "speed_cases": speed_cases, "cases_per_family": per_family,
+                                    "slice_axis": "axial"},
+                          seed=args.seed, device=args.device, quick=args.quick, notes=notes)
+    if args.json is not None:
+        write_results_json(args.json, report)
+    if args.out is not None:
+        figures = write_figures(args.out, data, cases, results, method_names, families)
+        write_results_json(args.out / "results.json", report)
+        write_markdown(args.out / "results.md", report, figures)
+    _print_summary(report)
+    return 0
+
+
+def _print_summary(report: dict) -> None:
+    print(f"{'method':<28} {'PSNR hole':>9} {'SSIM hole':>9} {'PSNR slice':>10} {'s/slice':>8} {'n':>3}")
+    for method in report["methods"]:
+        row = report["summary"].get(method, {}).get("all")
+        if row is None:
+            continue
+        mark = " *" if method == report["default_method"] else ""
+        print(f"{method + mark:<28} {row['psnr_hole']:>9.2f} {row['ssim_hole']:>9.4f} {row['psnr_slice']:>10.2f} "
+              f"{row['seconds_per_slice']:>8.3f} {row['n']:>3}")
+    for note in report["notes"]:
+        print(f"note: {note}", file=sys.stderr)

@@ -1,0 +1,187 @@
+"""Benchmark runner: loads the evaluation brain, fills every case with every method, scores it.
+
+Everything happens in the closest-RAS voxel order of the bench image (so 'axial' is the
+third array axis whatever the file's order). Methods:
+- `<model>/<pipeline>` for every model and pipeline: `default` (the app's settings),
+  ablations `no-prior`, `no-weighting`, `no-blend`, and `reference` (the original
+  authors' search budget: 1000 iterations, 64 restarts, random start) for the speed
+  comparison, run only on the speed cases;
+- baselines `border-mean`, `biharmonic` (axial slices), `fsl-style`.
+Each fill is timed (after one untimed warm-up fill per model); seconds per slice divides by
+the number of slices the method filled (the model's plane for models, axial slices touching
+the hole for baselines).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Optional
+
+import numpy as np
+
+from ..baselines import biharmonic_fill, border_mean_fill, fsl_style_fill
+from ..checkpoint import Model, file_checksum
+from ..errors import InpaintError
+from ..fill import FillSettings, fill_volume
+from ..job import Progress
+from ..metrics import hole_metrics, slice_metrics
+from ..modelspace import Reorientation, voxel_sizes
+from ..registry import RESOURCES
+from ..volume import load_mask, load_volume
+from .masks import AXIAL, Case
+
+PIPELINES: dict[str, dict] = {
+    "default": {},
+    "no-prior": {"prior": False},
+    "no-weighting": {"weighting": False},
+    "no-blend": {"blend": False},
+    "reference": {"iterations": 1000, "restarts": 64, "encoder_start": False},
+}
+ABLATIONS = ("no-prior", "no-weighting", "no-blend")
+BASELINES: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
+    "border-mean": border_mean_fill,
+    "biharmonic": lambda image, hole: biharmonic_fill(image, hole, axis="axial"),
+    "fsl-style": fsl_style_fill,
+}
+SLICE_AXIS = "axial"
+TRAINING_BRAINS = (RESOURCES / "mni152" / "t1.nii.gz",)
+
+ProgressFn = Callable[[float, str], None]
+
+
+@dataclass(frozen=True)
+class Method:
+    """A way of filling a hole: a model with a pipeline, or a classical baseline."""
+
+    name: str
+    model: Optional[str] = None
+    pipeline: Optional[str] = None
+
+    @property
+    def is_baseline(self) -> bool:
+        return self.model is None
+
+
+def model_methods(model: str, pipelines) -> list[Method]:
+    return [Method(f"{model}/{p}", model=model, pipeline=p) for p in pipelines]
+
+
+def baseline_methods(names=tuple(BASELINES)) -> list[Method]:
+    return [Method(n) for n in names]
+
+
+@dataclass
+class BenchData:
+    """The skull-stripped evaluation brain in RAS voxel order."""
+
+    image: np.ndarray
+    brain: np.ndarray
+    affine: np.ndarray
+    image_path: Path
+    brainmask_path: Optional[Path]
+
+    @property
+    def voxel_mm(self) -> np.ndarray:
+        return voxel_sizes(self.affine)
+
+
+def load_bench_data(image_path: Path, brainmask_path: Optional[Path]) -> BenchData:
+    """Read the evaluation image, skull-strip it with the mask (default: its nonzero voxels), reorient to RAS."""
+    image_path = Path(image_path)
+    for training in TRAINING_BRAINS:
+        if training.is_file() and image_path.is_file() and file_checksum(image_path) == file_checksum(training):
+            raise InpaintError(f"{image_path} is the models' training template; benchmark on a brain the models "
+                               f"were not trained on (the default is the held-out subject).")
+    volume = load_volume(image_path)
+    brain = load_mask(brainmask_path, volume) if brainmask_path else volume.data != 0
+    if brain.sum() < 1000:
+        raise InpaintError(f"{brainmask_path or image_path} gives only {int(brain.sum())} brain voxels; pass a "
+                           f"brain-extracted image or its --brainmask.")
+    reo = Reorientation.of(volume.affine, volume.data.shape)
+    image = reo.apply(np.where(brain, volume.data, 0).astype(np.float32))
+    return BenchData(image=image, brain=reo.apply(brain), affine=reo.ras_affine, image_path=image_path,
+                     brainmask_path=Path(brainmask_path) if brainmask_path else None)
+
+
+@dataclass
+class CaseResult:
+    """Scores of one method on one case, plus the axial slice shown in the figures."""
+
+    method: str
+    family: str
+    case: str
+    metrics: dict[str, float]
+    seconds: float
+    slices: int
+    preview: np.ndarray = field(repr=False, default=None)
+
+    def record(self) -> dict:
+        return {"method": self.method, "family": self.family, "case": self.case, **self.metrics,
+                "seconds": self.seconds, "slices": self.slices, "seconds_per_slice": self.seconds / self.slices}
+
+
+def preview_index(hole: np.ndarray) -> int:
+    """Axial slice with the most hole voxels (the one the figures show)."""
+    return int(np.argmax(hole.sum(axis=tuple(a for a in range(3) if a != AXIAL))))
+
+
+def score(filled: np.ndarray, data: BenchData, hole: np.ndarray) -> dict[str, float]:
+    voided = np.where(hole, np.float32(0), data.image)
+    brats = hole_metrics(filled, data.image, hole, voided)
+    whole = slice_metrics(filled, data.image, hole, voided, SLICE_AXIS)
+    return {"psnr_hole": brats["psnr"], "ssim_hole": brats["ssim"], "mse_hole": brats["mse"],
+            "mae_hole": brats["mae"], **whole}
+
+
+def fill_case(method: Method, data: BenchData, case: Case, model: Optional[Model], settings: FillSettings,
+              progress: Optional[Callable[[Progress], None]] = None) -> tuple[np.ndarray, float, int]:
+    """(filled volume, seconds, slices filled) of one method on one case; the hole's truth is never shown."""
+    voided = np.where(case.hole, np.float32(0), data.image)
+    if method.is_baseline:
+        start = time.perf_counter()
+        filled = BASELINES[method.name](voided, case.hole)
+        slices = int(case.hole.any(axis=(0, 1)).sum())
+        return filled, time.perf_counter() - start, slices
+    run = dataclasses.replace(settings, **PIPELINES[method.pipeline])
+    result = fill_volume(voided, data.affine, case.hole, model, run, brain=data.brain, progress=progress)
+    return result.filled, result.seconds, len(result.final_loss)
+
+
+def warm_up(data: BenchData, case: Case, models: list[Model], settings: FillSettings) -> None:
+    """One untimed two-step fill of one slice per model, so that no timed fill pays torch's start-up costs."""
+    one_slice = np.zeros_like(case.hole)
+    z = preview_index(case.hole)
+    one_slice[:, :, z] = case.hole[:, :, z]
+    for model in models:
+        fill_volume(np.where(one_slice, np.float32(0), data.image), data.affine, one_slice, model,
+                    dataclasses.replace(settings, iterations=2, restarts=1), brain=data.brain)
+
+
+def run_bench(data: BenchData, cases: list[Case], methods: list[Method], models: dict[str, Model],
+              settings: FillSettings, speed_cases: set[str], progress: Optional[ProgressFn] = None) -> list[CaseResult]:
+    """Fill and score every (case, method); `reference` pipelines run only on `speed_cases`."""
+    jobs = [(case, m) for case in cases for m in methods if m.pipeline != "reference" or case.id in speed_cases]
+    if cases:
+        warm_up(data, cases[0], [models[n] for n in dict.fromkeys(m.model for m in methods if not m.is_baseline)],
+                settings)
+    results = []
+    for done, (case, method) in enumerate(jobs):
+        label = f"{method.name} {case.id}"
+
+        def inner(p: Progress, done=done, label=label) -> None:
+            if progress is not None:
+                progress((done + p.fraction) / len(jobs), label)
+
+        inner(Progress(stage="start", step=0, total=1, elapsed=0.0))
+        filled, seconds, slices = fill_case(method, data, case, models.get(method.model), settings, inner)
+        if not np.array_equal(filled[~case.hole], data.image[~case.hole]):
+            raise RuntimeError(f"{method.name} changed voxels outside the hole of {case.id}")
+        results.append(CaseResult(method=method.name, family=case.family, case=case.id,
+                                  metrics=score(filled, data, case.hole), seconds=seconds, slices=slices,
+                                  preview=filled[:, :, preview_index(case.hole)].copy()))
+    if progress is not None:
+        progress(1.0, "done")
+    return results

@@ -1,0 +1,129 @@
+"""Every user action as a QAction with its shortcut, grouped into the menus (one table, one place)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+from PySide6.QtGui import QAction, QActionGroup, QKeySequence
+from PySide6.QtWidgets import QMainWindow, QMenu
+
+
+@dataclass(frozen=True)
+class Spec:
+    name: str
+    text: str
+    keys: tuple[str, ...] = ()
+    tip: str = ""
+    checkable: bool = False
+    checked: bool = False
+    group: Optional[str] = None
+
+
+MENUS: dict[str, tuple[Spec | str, ...]] = {
+    "&File": (
+        Spec("open", "&Open image...", ("Ctrl+O",), "Open a brain MRI volume (NIfTI, NRRD, MHA, DICOM folder)."),
+        "recent",
+        Spec("import_mask", "&Import mask...", ("Ctrl+I",), "Load a lesion mask drawn on this image's grid."),
+        Spec("save_mask", "&Save mask", ("Ctrl+S",), "Save the mask as uint8 NIfTI on the image grid."),
+        Spec("save_mask_as", "Save mask &as...", ("Ctrl+Shift+S",), "Save the mask under a new name."),
+        Spec("export", "&Export filled volume...", ("Ctrl+E",),
+             "Write the filled volume (input geometry) with its JSON sidecar and the mask it used."),
+        "-",
+        Spec("quit", "&Quit", ("Ctrl+Q",), "Close the application."),
+    ),
+    "&Edit": (
+        Spec("undo", "&Undo mask edit", ("Ctrl+Z",), "Undo the last stroke, clear or import, on any slice."),
+        Spec("redo", "&Redo mask edit", ("Ctrl+Shift+Z", "Ctrl+Y"), "Redo the last undone mask edit."),
+        "-",
+        Spec("tool_brush", "&Brush", ("B",), "Left button paints the mask.", True, True, "tool"),
+        Spec("tool_eraser", "&Eraser", ("E",), "Left button erases (the right button always erases).",
+             True, False, "tool"),
+        Spec("tool_crosshair", "&Crosshair", ("C",), "Left button moves the crosshair (Ctrl+click does too).",
+             True, False, "tool"),
+        Spec("brush_bigger", "Brush &bigger", ("]",), "Grow the brush by one voxel (Shift+wheel too)."),
+        Spec("brush_smaller", "Brush &smaller", ("[",), "Shrink the brush by one voxel (Shift+wheel too)."),
+        Spec("sphere", "3D &ball brush", ("Shift+B",), "Paint a ball spanning neighbouring slices.", True),
+        "-",
+        Spec("clear_slice", "Clear mask on &slice", ("Delete",), "Erase the mask on the active view's slice."),
+        Spec("clear_all", "Clear &whole mask", ("Ctrl+Shift+Delete",), "Erase the whole mask (undoable)."),
+    ),
+    "&View": (
+        Spec("cycle_layer", "&Toggle layer", ("T",), "Cycle Original / Masked / Generated / Blended."),
+        Spec("layer_original", "&Original", ("Ctrl+1",), "Show the image as loaded.", True, True, "layer"),
+        Spec("layer_masked", "&Masked", ("Ctrl+2",), "Show the image with the mask voided (the model's input).",
+             True, False, "layer"),
+        Spec("layer_generated", "&Generated", ("Ctrl+3",), "Show the generator's output in the hole.",
+             True, False, "layer"),
+        Spec("layer_blended", "B&lended", ("Ctrl+4",), "Show the final, blended fill.", True, False, "layer"),
+        Spec("difference", "&Difference map", ("X",), "Overlay filled minus original (red brighter, blue darker).",
+             True),
+        "-",
+        Spec("overlay", "Mask &overlay", ("S",), "Show or hide the painted mask.", True, True),
+        Spec("opacity_down", "Overlay more transparent", ("A",), "Lower the mask overlay's opacity."),
+        Spec("opacity_up", "Overlay more opaque", ("D",), "Raise the mask overlay's opacity."),
+        "-",
+        Spec("slice_next", "Next slice", ("PgUp", "Up"), "Move the active view one slice up (wheel too)."),
+        Spec("slice_prev", "Previous slice", ("PgDown", "Down"), "Move the active view one slice down."),
+        Spec("slice_next5", "Next 5 slices", ("Shift+PgUp", "Shift+Up"), "Move the active view five slices up."),
+        Spec("slice_prev5", "Previous 5 slices", ("Shift+PgDown", "Shift+Down"), "Move five slices down."),
+        "-",
+        Spec("max_axial", "Maximise &axial", ("1",), "Show the axial view alone (again: all views)."),
+        Spec("max_coronal", "Maximise &coronal", ("2",), "Show the coronal view alone (again: all views)."),
+        Spec("max_sagittal", "Maximise &sagittal", ("3",), "Show the sagittal view alone (again: all views)."),
+        Spec("max_none", "All &views", ("0",), "Show the three views and the histogram."),
+        Spec("reset_zoom", "&Reset zoom", ("Home",), "Fit the slices in their views (Ctrl+wheel zooms, "
+             "middle button pans)."),
+        Spec("radiological", "&Radiological convention", ("Ctrl+L",),
+             "Patient's right on the screen's left; off: neurological (right on the right).", True, True),
+        Spec("crosshair", "Show cross&hair", ("H",), "Show the crosshair lines.", True, True),
+    ),
+    "&Inpaint": (
+        Spec("run", "&Run fill", ("Ctrl+R",), "Fill the mask with the selected model and settings."),
+        Spec("cancel", "&Cancel fill", ("Esc",), "Stop the running fill; nothing changes."),
+        Spec("load_checkpoint", "&Load checkpoint...", ("Ctrl+Shift+L",), "Use a model folder from disk."),
+    ),
+    "&Help": (
+        Spec("shortcuts", "&Keyboard and mouse", ("F1",), "List every shortcut and mouse gesture."),
+        Spec("about", "&About", (), "Version and method."),
+    ),
+}
+
+
+def build_actions(window: QMainWindow) -> tuple[dict[str, QAction], QMenu]:
+    """Create the menus and actions on `window`; returns the actions by name and the Open Recent menu."""
+    actions: dict[str, QAction] = {}
+    groups: dict[str, QActionGroup] = {}
+    recent = QMenu("Open &recent", window)
+    for title, entries in MENUS.items():
+        menu = window.menuBar().addMenu(title)
+        for entry in entries:
+            if entry == "-":
+                menu.addSeparator()
+            elif entry == "recent":
+                menu.addMenu(recent)
+            else:
+                assert isinstance(entry, Spec)
+                action = QAction(entry.text, window)
+                action.setShortcuts([QKeySequence(k) for k in entry.keys])
+                action.setToolTip(entry.tip)
+                action.setStatusTip(entry.tip)
+                action.setCheckable(entry.checkable)
+                action.setChecked(entry.checked)
+                if entry.group:
+                    groups.setdefault(entry.group, QActionGroup(window)).addAction(action)
+                menu.addAction(action)
+                window.addAction(action)  # shortcuts work even with the menu bar hidden
+                actions[entry.name] = action
+    return actions, recent
+
+
+def shortcut_table(actions: dict[str, QAction]) -> list[tuple[str, str]]:
+    """(action text, shortcuts) for the help dialog, in menu order."""
+    rows = []
+    for entries in MENUS.values():
+        for entry in entries:
+            if isinstance(entry, Spec) and entry.keys:
+                keys = ", ".join(k.toString(QKeySequence.SequenceFormat.NativeText) for k in actions[entry.name].shortcuts())
+                rows.append((entry.text.replace("&", "").rstrip("."), keys))
+    return rows

@@ -1,0 +1,211 @@
+"""The open image, its painted mask and the last fill result, held in display (RAS) order; no Qt.
+
+Views show every file the same way up through `core.modelspace.Reorientation` (flips and
+permutations only). The mask is painted on the RAS array and mapped back to the file's voxel
+order whenever it leaves the app (fill jobs, saving); voxel coordinates shown to the user are
+file voxel indices.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+import numpy as np
+
+from core.baselines import biharmonic_fill
+from core.checkpoint import Model
+from core.errors import InpaintError
+from core.fill import FillResult
+from core.mask_editor import MaskEditor
+from core.metrics import hole_metrics
+from core.modelspace import PLANES, Reorientation, voxel_sizes
+from core.volume import Volume, derived_name, load_mask, load_volume, save_mask, save_volume
+
+LAYERS = ("original", "masked", "generated", "blended")
+
+
+@dataclass
+class JobResult:
+    """A finished fill: the engine's result (file order), the model used and the comparison metrics."""
+
+    fill: FillResult
+    model: Model
+    scope: str
+    metrics: dict[str, Optional[dict[str, float]]] = field(default_factory=dict)
+
+
+class PreviewMap:
+    """Places values given in `numpy.flatnonzero(hole_file)` order at their RAS positions."""
+
+    def __init__(self, hole_file: np.ndarray, reo: Reorientation) -> None:
+        rank = np.full(hole_file.shape, -1, dtype=np.int64)
+        rank.reshape(-1)[np.flatnonzero(hole_file)] = np.arange(int(np.count_nonzero(hole_file)))
+        rank_ras = reo.apply(rank)
+        self.positions = np.flatnonzero(rank_ras >= 0)
+        self.order = rank_ras.reshape(-1)[self.positions]
+
+    def place(self, values: np.ndarray, target_ras: np.ndarray) -> None:
+        target_ras.reshape(-1)[self.positions] = values[self.order]
+
+
+def compare_metrics(original: np.ndarray, filled: np.ndarray, hole: np.ndarray,
+                    axis: str) -> dict[str, Optional[dict[str, float]]]:
+    """In-hole BraTS metrics against the unpainted input, for the fill and the biharmonic baseline (RAS arrays)."""
+    voided = np.where(hole, np.float32(0), original)
+    metrics: dict[str, Optional[dict[str, float]]] = {"model": hole_metrics(filled, original, hole, voided)}
+    try:
+        baseline = biharmonic_fill(voided, hole, axis)
+        metrics["biharmonic"] = hole_metrics(baseline, original, hole, voided)
+    except ValueError:  # e.g. a slice that is entirely hole: the baseline has nothing to fill from
+        metrics["biharmonic"] = None
+    return metrics
+
+
+class Document:
+    """One open image with its mask editor and last result; every array here is in RAS order."""
+
+    def __init__(self, volume: Volume) -> None:
+        self.volume = volume
+        self.reo = Reorientation.of(volume.affine, volume.shape)
+        self.original = self.reo.apply(volume.data)
+        self.shape: tuple[int, int, int] = tuple(self.original.shape)  # type: ignore[assignment]
+        self.spacing = voxel_sizes(self.reo.ras_affine)
+        self.editor = MaskEditor(self.shape, self.spacing)
+        self.mask_path: Optional[Path] = None
+        self.result: Optional[JobResult] = None
+        self.result_saved = True
+        self.result_state = 0
+        self.generated: Optional[np.ndarray] = None
+        self.blended: Optional[np.ndarray] = None
+        self.preview: Optional[np.ndarray] = None
+        self._file_shape = np.array(volume.shape)
+        self._ornt = self.reo.to_ras
+
+    @classmethod
+    def open(cls, path: str | os.PathLike, mask: str | os.PathLike | None = None) -> "Document":
+        doc = cls(load_volume(path))
+        if mask is not None:
+            doc.import_mask(mask)
+            doc.editor.mark_saved()
+        return doc
+
+    @property
+    def path(self) -> Optional[Path]:
+        return self.volume.path
+
+    # coordinates -------------------------------------------------------------------------------
+    def file_index(self, ras_index: Sequence[int]) -> tuple[int, int, int]:
+        """File voxel indices of a RAS voxel."""
+        out = []
+        for file_axis, (ras_axis, flip) in enumerate(self._ornt):
+            value = int(ras_index[int(ras_axis)])
+            out.append(value if flip > 0 else int(self._file_shape[file_axis]) - 1 - value)
+        return tuple(out)  # type: ignore[return-value]
+
+    def world(self, ras_index: Sequence[float]) -> np.ndarray:
+        """Scanner RAS millimetres of a RAS voxel."""
+        return (self.reo.ras_affine @ np.append(np.asarray(ras_index, dtype=float), 1.0))[:3]
+
+    def contains(self, ras_index: Sequence[float]) -> bool:
+        return all(0 <= round(v) < n for v, n in zip(ras_index, self.shape))
+
+    # layers ------------------------------------------------------------------------------------
+    def available_layers(self) -> list[str]:
+        return list(LAYERS) if self.blended is not None else ["original", "masked"]
+
+    def layer_slice(self, layer: str, axis: int, index: int) -> np.ndarray:
+        """2D slice (first in-plane axis, second in-plane axis) of a display layer."""
+        if layer == "preview" and self.preview is not None:
+            return np.take(self.preview, index, axis=axis)
+        if layer == "masked":
+            mask = np.take(self.editor.mask, index, axis=axis)
+            return np.where(mask != 0, np.float32(0), np.take(self.original, index, axis=axis))
+        source = {"generated": self.generated, "blended": self.blended}.get(layer)
+        return np.take(self.original if source is None else source, index, axis=axis)
+
+    def layer_value(self, layer: str, ras_index: Sequence[int]) -> float:
+        """Value of one RAS voxel in a display layer."""
+        voxel = tuple(int(v) for v in ras_index)
+        if layer == "masked":
+            return 0.0 if self.editor.mask[voxel] else float(self.original[voxel])
+        source = {"preview": self.preview, "generated": self.generated, "blended": self.blended}.get(layer)
+        return float((self.original if source is None else source)[voxel])
+
+    def difference_slice(self, axis: int, index: int) -> Optional[np.ndarray]:
+        """Filled minus original (zero outside the filled hole), or None without a result."""
+        if self.blended is None:
+            return None
+        return np.take(self.blended, index, axis=axis) - np.take(self.original, index, axis=axis)
+
+    # mask --------------------------------------------------------------------------------------
+    def import_mask(self, path: str | os.PathLike) -> None:
+        """Load a mask file on the image grid into the editor (one undo step)."""
+        hole = load_mask(path, self.volume)
+        self.editor.replace(self.reo.apply(hole.astype(np.uint8)), label="import mask")
+        self.mask_path = Path(path)
+
+    def mask_in_file_order(self) -> np.ndarray:
+        return self.reo.undo(self.editor.mask) != 0
+
+    def save_mask(self, path: str | os.PathLike) -> Path:
+        out = save_mask(path, self.mask_in_file_order().astype(np.uint8), self.volume, force=True)
+        self.mask_path = out
+        self.editor.mark_saved()
+        return out
+
+    def default_name(self, kind: str) -> str:
+        return derived_name(self.path if self.path is not None else Path("image.nii.gz"), kind)
+
+    # fill jobs -----------------------------------------------------------------------------------
+    def job_hole(self, scope: str, axis: str, point: Sequence[int]) -> np.ndarray:
+        """Hole to fill, in file voxel order: the whole mask, or its part in the current slice of plane `axis`."""
+        if not self.editor.voxel_count:
+            raise InpaintError("The mask is empty; paint the lesion (or import a mask) before running a fill.")
+        hole = self.editor.mask != 0
+        if scope == "slice":
+            k = PLANES[axis]
+            keep = np.zeros(self.shape[k], dtype=bool)
+            keep[int(point[k])] = True
+            hole = hole & np.expand_dims(keep, tuple(a for a in range(3) if a != k))
+            if not hole.any():
+                raise InpaintError(f"The current {axis} slice has no painted voxels; move to a painted slice "
+                                   "or choose the scope 'All masked slices'.")
+        return self.reo.undo(hole)
+
+    def start_preview(self, hole_file: np.ndarray) -> PreviewMap:
+        """A preview layer (the input with the hole voided) and the map that places preview values in it."""
+        self.preview = np.where(self.reo.apply(hole_file), np.float32(0), self.original)
+        return PreviewMap(hole_file, self.reo)
+
+    def end_preview(self) -> None:
+        self.preview = None
+
+    def set_result(self, result: JobResult, mask_state: int) -> None:
+        """Keep a finished result; `mask_state` is the editor state the job was started from."""
+        self.result = result
+        self.result_state = mask_state
+        self.generated = self.reo.apply(result.fill.generated)
+        self.blended = self.reo.apply(result.fill.filled)
+        self.result_saved = False
+        self.preview = None
+
+    def export(self, path: str | os.PathLike, mask_path: Optional[str | os.PathLike] = None) -> list[Path]:
+        """Write the filled volume (input geometry, float32), its JSON sidecar and, if given, the job's mask."""
+        if self.result is None:
+            raise InpaintError("There is no fill result to export; run a fill first.")
+        from core.sidecar import build_sidecar, write_sidecar
+
+        fill = self.result.fill
+        written = [save_volume(path, fill.filled, self.volume, force=True)]
+        if mask_path is not None:
+            written.append(save_mask(mask_path, fill.hole.astype(np.uint8), self.volume, force=True))
+        extra: dict[str, Any] = {"app": "inpaint-gui", "scope": self.result.scope,
+                                 "metrics_reference": "input image (the mask was painted over it)"}
+        record = build_sidecar(fill, self.result.model, image_path=self.path, mask_path=mask_path,
+                               output_path=written[0], metrics=self.result.metrics, extra=extra)
+        written.insert(1, write_sidecar(written[0], record))
+        self.result_saved = True
+        return written

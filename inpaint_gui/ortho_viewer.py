@@ -1,0 +1,287 @@
+"""Axial, coronal and sagittal views linked by a crosshair, a window/level histogram, and painting.
+
+Holds the navigation state (crosshair voxel, displayed layer, overlay settings) and turns
+the views' mouse signals into mask edits. Only slices that changed are redrawn.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import QGridLayout, QWidget
+
+from core.mask_editor import EditRefused
+
+from .document import Document
+from .slice_view import SliceView
+
+LAYER_TITLES = {"original": "Original", "masked": "Masked", "generated": "Generated", "blended": "Blended",
+                "preview": "Preview"}
+OPACITY_STEP = 0.1
+
+
+class OrthoViewer(QWidget):
+    """Three linked slice views over one Document."""
+
+    message = Signal(str)        # why a stroke was refused, etc. (status bar)
+    cursorInfo = Signal(str)     # voxel / mm / value under the cursor
+    maskEdited = Signal()        # after any mask change (undo state, titles)
+    pointChanged = Signal(object)
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        self.doc: Optional[Document] = None
+        self.point = np.zeros(3, dtype=int)
+        self.layer = "original"
+        self.show_difference = False
+        self.opacity = 0.5
+        self.levels = (0.0, 1.0)
+        self.active = 2
+        self.radiological = True
+        self.views = {axis: SliceView(axis, self) for axis in (2, 1, 0)}
+        self._hist_source = pg.ImageItem(axisOrder="row-major")
+        self.histogram = pg.HistogramLUTWidget(image=self._hist_source)
+        self.histogram.item.gradient.hide()
+        self.histogram.item.sigLevelsChanged.connect(self._levels_changed)
+        grid = QGridLayout(self)
+        grid.setContentsMargins(0, 0, 0, 0)
+        grid.setSpacing(2)
+        grid.addWidget(self.views[2], 0, 0)
+        grid.addWidget(self.views[0], 0, 1)
+        grid.addWidget(self.views[1], 1, 0)
+        grid.addWidget(self.histogram, 1, 1)
+        self.maximised: Optional[int] = None
+        for view in self.views.values():
+            self._connect(view)
+
+    def _connect(self, view: SliceView) -> None:
+        view.strokeBegan.connect(lambda voxel, erase, v=view: self._stroke_began(v, voxel, erase))
+        view.strokeMoved.connect(lambda voxel, v=view: self._stroke_moved(v, voxel))
+        view.strokeEnded.connect(self._stroke_ended)
+        view.pointPicked.connect(self.set_point)
+        view.hovered.connect(lambda voxel, v=view: self._hovered(v, voxel))
+        view.sliceStepped.connect(lambda n, v=view: self.step_slice(n, v.axis))
+        view.brushStepped.connect(self.step_brush)
+
+    # document ----------------------------------------------------------------------------------
+    def set_document(self, doc: Document) -> None:
+        self.doc = doc
+        self.layer = "original"
+        self.show_difference = False
+        self.point = np.array(doc.shape) // 2
+        step = max(1, int(round((doc.original.size / 2e6) ** (1 / 3))))
+        sub = np.ascontiguousarray(doc.original[::step, ::step, ::step])
+        finite = sub[np.isfinite(sub)]
+        values = finite[finite != 0] if np.count_nonzero(finite) > 100 else finite  # skip the empty background
+        lo, hi = (float(v) for v in np.percentile(values, [0.5, 99.5]))
+        side = max(1, int(np.sqrt(values.size)))
+        self._hist_source.setImage(values[: side * side].reshape(side, side), autoLevels=False, levels=(lo, hi))
+        self.levels = (min(lo, 0.0), hi if hi > lo else lo + 1.0)
+        for view in self.views.values():
+            view.set_volume_geometry(doc.shape, doc.spacing)
+            view.set_brush(doc.editor.brush_size, float(doc.spacing.min()))
+        self.histogram.item.setLevels(*self.levels)
+        self.refresh_all()
+
+    def _levels_changed(self) -> None:
+        self.levels = tuple(float(v) for v in self.histogram.item.getLevels())
+        if self.doc is None:
+            return
+        for view in self.views.values():
+            view.image.setLevels(self.levels)
+
+    # drawing -----------------------------------------------------------------------------------
+    def refresh_all(self) -> None:
+        for view in self.views.values():
+            self.refresh_view(view)
+
+    def refresh_view(self, view: SliceView) -> None:
+        doc = self.doc
+        if doc is None:
+            return
+        view.index = int(self.point[view.axis])
+        view.set_slice_image(doc.layer_slice(self.layer, view.axis, view.index), self.levels)
+        view.set_mask(np.take(doc.editor.mask, view.index, axis=view.axis))
+        self._refresh_difference(view)
+        for other in self.views.values():
+            other.set_crosshair(self.point)
+        self._set_title(view)
+
+    def refresh_mask(self, changed: Optional[np.ndarray] = None) -> None:
+        """Redraw the overlay of each view whose current slice holds a changed voxel (all when None)."""
+        doc = self.doc
+        if doc is None:
+            return
+        coords = None if changed is None else np.unravel_index(changed, doc.shape)
+        for view in self.views.values():
+            if coords is None or np.any(coords[view.axis] == view.index):
+                view.set_mask(np.take(doc.editor.mask, view.index, axis=view.axis))
+                if self.layer == "masked":
+                    view.set_slice_image(doc.layer_slice(self.layer, view.axis, view.index), self.levels)
+
+    def _refresh_difference(self, view: SliceView) -> None:
+        doc = self.doc
+        values = doc.difference_slice(view.axis, view.index) if (doc is not None and self.show_difference) else None
+        view.set_difference(values, self._difference_limit())
+
+    def _difference_limit(self) -> float:
+        return max(1e-6, 0.25 * (self.levels[1] - self.levels[0]))
+
+    def _set_title(self, view: SliceView) -> None:
+        n = self.doc.shape[view.axis] if self.doc else 0
+        view.title.setText(f"{view.name.capitalize()}  {view.index + 1}/{n}   {LAYER_TITLES[self.layer]}")
+
+    # navigation --------------------------------------------------------------------------------
+    def set_point(self, voxel) -> None:
+        """Move the crosshair to a voxel (clipped into the volume); redraw only views whose slice changed."""
+        if self.doc is None:
+            return
+        new = np.clip(np.rint(np.asarray(voxel, dtype=float)).astype(int), 0, np.array(self.doc.shape) - 1)
+        old, self.point = self.point, new
+        for view in self.views.values():
+            if new[view.axis] != old[view.axis]:
+                self.refresh_view(view)
+            view.set_crosshair(new)
+        self.pointChanged.emit(new)
+
+    def step_slice(self, steps: int, axis: Optional[int] = None) -> None:
+        axis = self.active if axis is None else axis
+        self.active = axis
+        point = self.point.copy()
+        point[axis] += steps
+        self.set_point(point)
+
+    def set_active(self, axis: int) -> None:
+        self.active = axis
+
+    def toggle_maximised(self, axis: Optional[int]) -> None:
+        """Show one view alone (again: all views)."""
+        self.maximised = None if axis is None or self.maximised == axis else axis
+        for a, view in self.views.items():
+            view.setVisible(self.maximised in (None, a))
+        self.histogram.setVisible(self.maximised is None)
+        if self.maximised is not None:
+            self.active = self.maximised
+
+    def reset_zoom(self) -> None:
+        for view in self.views.values():
+            view.reset_zoom()
+
+    def set_radiological(self, radiological: bool) -> None:
+        self.radiological = radiological
+        for view in self.views.values():
+            view.set_radiological(radiological)
+
+    def set_crosshair_visible(self, visible: bool) -> None:
+        for view in self.views.values():
+            view.vline.setVisible(visible)
+            view.hline.setVisible(visible)
+
+    # layers and overlay ------------------------------------------------------------------------
+    def set_layer(self, layer: str) -> None:
+        self.layer = layer
+        self.refresh_all()
+
+    def cycle_layer(self) -> str:
+        if self.doc is None:
+            return self.layer
+        layers = self.doc.available_layers()
+        position = layers.index(self.layer) if self.layer in layers else -1
+        self.set_layer(layers[(position + 1) % len(layers)])
+        return self.layer
+
+    def set_difference_visible(self, visible: bool) -> None:
+        self.show_difference = visible
+        for view in self.views.values():
+            self._refresh_difference(view)
+
+    def set_overlay_visible(self, visible: bool) -> None:
+        for view in self.views.values():
+            view.overlay.setVisible(visible)
+
+    def change_opacity(self, delta: float) -> float:
+        self.opacity = float(np.clip(self.opacity + delta, 0.1, 1.0))
+        for view in self.views.values():
+            view.overlay.setOpacity(self.opacity)
+        return self.opacity
+
+    def set_tool(self, tool: str) -> None:
+        for view in self.views.values():
+            view.tool = tool
+
+    # brush ---------------------------------------------------------------------------------------
+    def step_brush(self, steps: int) -> None:
+        if self.doc is None:
+            return
+        editor = self.doc.editor
+        editor.brush_size = editor.brush_size + steps
+        for view in self.views.values():
+            view.set_brush(editor.brush_size, float(self.doc.spacing.min()))
+        self.message.emit(f"Brush {editor.brush_size:g} voxels{' (3D ball)' if editor.sphere else ''}")
+
+    def _stroke_began(self, view: SliceView, voxel: np.ndarray, erase: bool) -> None:
+        if self.doc is None:
+            return
+        self.active = view.axis
+        try:
+            changed = self.doc.editor.begin_stroke(voxel, view.axis, erase=erase)
+        except EditRefused as exc:
+            self.message.emit(str(exc))
+            return
+        self.refresh_mask(changed)
+
+    def _stroke_moved(self, view: SliceView, voxel: np.ndarray) -> None:
+        editor = self.doc.editor if self.doc else None
+        if editor is None or editor.locked:
+            return
+        try:
+            changed = editor.extend_stroke(voxel) if editor.stroke_active else editor.begin_stroke(
+                voxel, view.axis, erase=view.tool == "eraser")
+        except EditRefused:
+            return  # still outside the volume: the reason was shown when the stroke began
+        if changed.size:
+            self.refresh_mask(changed)
+
+    def _stroke_ended(self) -> None:
+        if self.doc is None:
+            return
+        if self.doc.editor.end_stroke() is not None:
+            self.maskEdited.emit()
+
+    def apply_history(self, undo: bool) -> None:
+        """Undo or redo one mask edit, whichever slice it was on."""
+        if self.doc is None:
+            return
+        editor = self.doc.editor
+        try:
+            edit = editor.undo() if undo else editor.redo()
+        except EditRefused as exc:
+            self.message.emit(str(exc))
+            return
+        if edit is None:
+            self.message.emit(f"Nothing to {'undo' if undo else 'redo'}.")
+            return
+        self.refresh_mask(edit.indices)
+        self.message.emit(f"{'Undid' if undo else 'Redid'} {edit.label} ({edit.count} voxels)")
+        self.maskEdited.emit()
+
+    # cursor --------------------------------------------------------------------------------------
+    def _hovered(self, view: SliceView, voxel: Optional[np.ndarray]) -> None:
+        self.active = view.axis
+        doc = self.doc
+        if doc is None or voxel is None:
+            self.cursorInfo.emit("")
+            return
+        ras = np.clip(np.rint(voxel).astype(int), 0, np.array(doc.shape) - 1)
+        i, j, k = doc.file_index(ras)
+        x, y, z = doc.world(ras)
+        value = float(doc.original[tuple(ras)])
+        text = f"voxel ({i}, {j}, {k})   {x:.1f}, {y:.1f}, {z:.1f} mm RAS   value {value:.4g}"
+        if self.layer != "original":
+            text += f"   {LAYER_TITLES[self.layer].lower()} {doc.layer_value(self.layer, ras):.4g}"
+        if doc.editor.mask[tuple(ras)]:
+            text += "   in mask"
+        self.cursorInfo.emit(text)

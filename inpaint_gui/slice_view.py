@@ -1,0 +1,251 @@
+"""One 2D view of a RAS volume (axial, coronal or sagittal): image, mask overlay, crosshair, brush outline.
+
+The view draws in millimetres: a pixel of in-plane voxel sizes (sa, sb) spans
+[i * sa, (i + 1) * sa]. Columns are the plane's first RAS axis, rows the second (pointing up).
+Mouse input becomes signals carrying RAS voxel coordinates; the view edits nothing itself.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QPointF, QRectF, Qt, Signal
+from PySide6.QtGui import QColor, QPen
+from PySide6.QtWidgets import QGraphicsEllipseItem, QLabel
+
+from core.modelspace import plane_axes
+
+PLANE_NAMES = {0: "sagittal", 1: "coronal", 2: "axial"}
+POSITIVE, NEGATIVE = "RAS", "LPI"
+MASK_LUT = np.array([[0, 0, 0, 0], [255, 40, 40, 255]], dtype=np.uint8)
+
+
+def difference_lut() -> np.ndarray:
+    """Blue (filled darker) - transparent - red (filled brighter), alpha growing with |difference|."""
+    t = np.linspace(-1.0, 1.0, 256)
+    lut = np.zeros((256, 4), dtype=np.uint8)
+    lut[:, 0] = np.where(t > 0, 255, 255 * (1 + t)).astype(np.uint8)
+    lut[:, 2] = np.where(t < 0, 255, 255 * (1 - t)).astype(np.uint8)
+    lut[:, 1] = (255 * (1 - np.abs(t))).astype(np.uint8)
+    lut[:, 3] = (255 * np.minimum(1.0, 3 * np.abs(t))).astype(np.uint8)
+    return lut
+
+
+class _PaintViewBox(pg.ViewBox):
+    """ViewBox whose left/right drags paint/erase, middle drag pans, wheel steps slices."""
+
+    def __init__(self, view: "SliceView") -> None:
+        super().__init__(lockAspect=True, enableMenu=False, invertY=False)
+        self._view = view
+
+    def mouseDragEvent(self, ev, axis=None) -> None:
+        button = ev.button()
+        if button == Qt.MouseButton.MiddleButton:
+            super().mouseDragEvent(ev, axis)
+            return
+        ev.accept()
+        if button not in (Qt.MouseButton.LeftButton, Qt.MouseButton.RightButton):
+            return
+        view = self._view
+        erase = button == Qt.MouseButton.RightButton
+        pick = not erase and (view.tool == "crosshair" or bool(ev.modifiers() & Qt.KeyboardModifier.ControlModifier))
+        if pick:
+            view.pointPicked.emit(view.voxel_at(self.mapToView(ev.pos())))
+            return
+        if ev.isStart():
+            view.begin_stroke(self.mapToView(ev.buttonDownPos()), erase or view.tool == "eraser")
+        view.continue_stroke(self.mapToView(ev.pos()))
+        if ev.isFinish():
+            view.end_stroke()
+
+    def mouseClickEvent(self, ev) -> None:
+        button = ev.button()
+        if button not in (Qt.MouseButton.LeftButton, Qt.MouseButton.RightButton):
+            return
+        ev.accept()
+        view = self._view
+        point = self.mapToView(ev.pos())
+        erase = button == Qt.MouseButton.RightButton
+        if not erase and (view.tool == "crosshair" or ev.modifiers() & Qt.KeyboardModifier.ControlModifier):
+            view.pointPicked.emit(view.voxel_at(point))
+            return
+        view.begin_stroke(point, erase or view.tool == "eraser")
+        view.end_stroke()
+
+    def wheelEvent(self, ev, axis=None) -> None:
+        modifiers = ev.modifiers()
+        if modifiers & Qt.KeyboardModifier.ControlModifier:
+            super().wheelEvent(ev, axis)
+            return
+        ev.accept()
+        steps = int(np.sign(ev.delta()))
+        if steps == 0:
+            return
+        if modifiers & Qt.KeyboardModifier.ShiftModifier:
+            self._view.brushStepped.emit(steps)
+        else:
+            self._view.sliceStepped.emit(steps)
+
+
+class SliceView(pg.GraphicsView):
+    """Display of one plane; emits mouse intent in RAS voxel coordinates."""
+
+    strokeBegan = Signal(object, bool)  # voxel (x, y, z) floats, erase
+    strokeMoved = Signal(object)
+    strokeEnded = Signal()
+    pointPicked = Signal(object)
+    hovered = Signal(object)            # voxel, or None when the cursor leaves
+    sliceStepped = Signal(int)
+    brushStepped = Signal(int)
+
+    def __init__(self, axis: int, parent=None) -> None:
+        super().__init__(parent, background="k")
+        self.axis = axis
+        _, self.col_axis, self.row_axis = plane_axes(PLANE_NAMES[axis])
+        self.name = PLANE_NAMES[axis]
+        self.tool = "brush"
+        self.index = 0
+        self._shape = (1, 1, 1)
+        self._spacing = np.ones(3)
+        self._radius_mm = 1.0
+        self._stroking = False
+        self.box = _PaintViewBox(self)
+        self.setCentralItem(self.box)
+        self.image = pg.ImageItem(axisOrder="row-major", autoDownsample=False)
+        self.overlay = pg.ImageItem(axisOrder="row-major", autoDownsample=False, lut=MASK_LUT, levels=(0, 1))
+        self.difference = pg.ImageItem(axisOrder="row-major", autoDownsample=False, lut=difference_lut())
+        self.overlay.setOpacity(0.5)
+        self.difference.setVisible(False)
+        for item in (self.image, self.overlay, self.difference):
+            self.box.addItem(item)
+        pen = pg.mkPen(QColor(0, 200, 255, 140), width=1)
+        self.vline = pg.InfiniteLine(angle=90, movable=False, pen=pen)
+        self.hline = pg.InfiniteLine(angle=0, movable=False, pen=pen)
+        self.box.addItem(self.vline, ignoreBounds=True)
+        self.box.addItem(self.hline, ignoreBounds=True)
+        self.outline = QGraphicsEllipseItem()
+        outline_pen = QPen(QColor(255, 230, 0))
+        outline_pen.setCosmetic(True)
+        self.outline.setPen(outline_pen)
+        self.outline.setVisible(False)
+        self.box.addItem(self.outline, ignoreBounds=True)
+        self.setCursor(Qt.CursorShape.CrossCursor)
+        self.scene().sigMouseMoved.connect(self._mouse_moved)
+        self.title = self._label("", Qt.AlignmentFlag.AlignLeft)
+        self.letters = {side: self._label("", Qt.AlignmentFlag.AlignCenter) for side in ("left", "right", "top", "bottom")}
+        self.set_radiological(True)
+
+    def _label(self, text: str, align: Qt.AlignmentFlag) -> QLabel:
+        label = QLabel(text, self)
+        label.setAlignment(align)
+        label.setStyleSheet("color: rgb(255, 200, 0); background: transparent; font-weight: bold;")
+        label.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents)
+        return label
+
+    # geometry ----------------------------------------------------------------------------------
+    def set_volume_geometry(self, shape: tuple[int, int, int], spacing: np.ndarray) -> None:
+        self._shape = shape
+        self._spacing = np.asarray(spacing, dtype=float)
+        rows, cols = shape[self.row_axis], shape[self.col_axis]
+        rect = QRectF(0, 0, cols * spacing[self.col_axis], rows * spacing[self.row_axis])
+        for item in (self.image, self.overlay, self.difference):
+            item.setImage(np.zeros((rows, cols), dtype=np.uint8), autoLevels=False, levels=(0, 1))
+            item.setRect(rect)  # scales by the current image's size: set after an image of the right shape
+        self.box.setLimits(xMin=-rect.width(), xMax=2 * rect.width(), yMin=-rect.height(), yMax=2 * rect.height())
+        self.reset_zoom()
+
+    def reset_zoom(self) -> None:
+        sa, sb = self._spacing[self.col_axis], self._spacing[self.row_axis]
+        self.box.setRange(QRectF(0, 0, self._shape[self.col_axis] * sa, self._shape[self.row_axis] * sb), padding=0.02)
+
+    def set_radiological(self, radiological: bool) -> None:
+        """Radiological: patient right on screen left (axial, coronal); sagittal always shows anterior left."""
+        inverted = True if self.axis == 0 else radiological
+        self.box.invertX(inverted)
+        col, row = self.col_axis, self.row_axis
+        left, right = (POSITIVE[col], NEGATIVE[col]) if inverted else (NEGATIVE[col], POSITIVE[col])
+        for side, text in (("left", left), ("right", right), ("top", POSITIVE[row]), ("bottom", NEGATIVE[row])):
+            self.letters[side].setText(text)
+        self._place_labels()
+
+    def resizeEvent(self, ev) -> None:
+        super().resizeEvent(ev)
+        self._place_labels()
+
+    def _place_labels(self) -> None:
+        if not hasattr(self, "letters"):  # pyqtgraph resizes during its own constructor
+            return
+        w, h, size = self.width(), self.height(), 20
+        self.title.setGeometry(6, 4, max(10, w - 40), size)
+        self.letters["left"].setGeometry(2, (h - size) // 2, size, size)
+        self.letters["right"].setGeometry(w - size - 2, (h - size) // 2, size, size)
+        self.letters["top"].setGeometry((w - size) // 2, 2, size, size)
+        self.letters["bottom"].setGeometry((w - size) // 2, h - size - 2, size, size)
+
+    # content -----------------------------------------------------------------------------------
+    def set_slice_image(self, values: np.ndarray, levels: tuple[float, float]) -> None:
+        """Show a slice given as (first in-plane axis, second in-plane axis)."""
+        self.image.setImage(np.ascontiguousarray(values.T), autoLevels=False, levels=levels)
+
+    def set_mask(self, mask: np.ndarray) -> None:
+        self.overlay.setImage(np.ascontiguousarray(mask.T), autoLevels=False, levels=(0, 1))
+
+    def set_difference(self, values: Optional[np.ndarray], limit: float) -> None:
+        if values is None:
+            self.difference.setVisible(False)
+            return
+        self.difference.setImage(np.ascontiguousarray(values.T), autoLevels=False, levels=(-limit, limit))
+        self.difference.setVisible(True)
+
+    def set_crosshair(self, point: np.ndarray) -> None:
+        self.vline.setPos((point[self.col_axis] + 0.5) * self._spacing[self.col_axis])
+        self.hline.setPos((point[self.row_axis] + 0.5) * self._spacing[self.row_axis])
+
+    def set_brush(self, size: float, min_spacing: float) -> None:
+        self._radius_mm = size / 2.0 * min_spacing
+
+    # mouse -------------------------------------------------------------------------------------
+    def voxel_at(self, pos: QPointF) -> np.ndarray:
+        """RAS voxel coordinates (floats) of a point in view millimetres, on the current slice."""
+        voxel = np.zeros(3)
+        voxel[self.axis] = self.index
+        voxel[self.col_axis] = pos.x() / self._spacing[self.col_axis] - 0.5
+        voxel[self.row_axis] = pos.y() / self._spacing[self.row_axis] - 0.5
+        return voxel
+
+    def begin_stroke(self, pos: QPointF, erase: bool) -> None:
+        self._stroking = True
+        self.strokeBegan.emit(self.voxel_at(pos), erase)
+
+    def continue_stroke(self, pos: QPointF) -> None:
+        if self._stroking:
+            self._show_outline(self.voxel_at(pos))
+            self.strokeMoved.emit(self.voxel_at(pos))
+
+    def end_stroke(self) -> None:
+        if self._stroking:
+            self._stroking = False
+            self.strokeEnded.emit()
+
+    def _mouse_moved(self, scene_pos: QPointF) -> None:
+        voxel = self.voxel_at(self.box.mapSceneToView(scene_pos))
+        self._show_outline(voxel)
+        inside = all(-0.5 <= voxel[a] < n - 0.5 for a, n in enumerate(self._shape))
+        self.hovered.emit(voxel if inside else None)
+
+    def _show_outline(self, voxel: np.ndarray) -> None:
+        if self.tool == "crosshair":
+            self.outline.setVisible(False)
+            return
+        r = self._radius_mm
+        cx = (np.rint(voxel[self.col_axis]) + 0.5) * self._spacing[self.col_axis]
+        cy = (np.rint(voxel[self.row_axis]) + 0.5) * self._spacing[self.row_axis]
+        self.outline.setRect(QRectF(cx - r, cy - r, 2 * r, 2 * r))
+        self.outline.setVisible(True)
+
+    def leaveEvent(self, ev) -> None:
+        self.outline.setVisible(False)
+        self.hovered.emit(None)
+        super().leaveEvent(ev)

@@ -1,0 +1,89 @@
+"""Runs one fill job on a worker thread: progress, result and errors travel back as Qt signals."""
+
+from __future__ import annotations
+
+import time
+import traceback
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+import numpy as np
+from PySide6.QtCore import QThread, Signal
+
+from core.checkpoint import Model
+from core.errors import InpaintError
+from core.fill import FillSettings, fill_volume
+from core.job import CancelToken, Cancelled, Progress
+from core.modelspace import Reorientation
+
+from .document import JobResult, compare_metrics
+
+PROGRESS_INTERVAL = 0.1  # seconds between progress signals without a preview
+
+
+@dataclass
+class FillJob:
+    """Everything a job reads, copied from the document when it starts (file voxel order)."""
+
+    image: np.ndarray
+    affine: np.ndarray
+    hole: np.ndarray
+    settings: FillSettings
+    load_model: Callable[[], Model]
+    scope: str
+
+
+class FillWorker(QThread):
+    """Loads the model, fills, measures; checks its cancel token between steps."""
+
+    progressed = Signal(object)   # core.job.Progress
+    succeeded = Signal(object)    # JobResult
+    failed = Signal(str)          # one sentence for a dialog
+    cancelled = Signal()
+
+    def __init__(self, job: FillJob) -> None:
+        super().__init__()
+        self.job = job
+        self.token = CancelToken()
+        self._last = 0.0
+
+    def cancel(self) -> None:
+        self.token.cancel()
+
+    def _report(self, progress: Progress) -> None:
+        now = time.monotonic()
+        if progress.preview is not None or progress.stage == "done" or now - self._last >= PROGRESS_INTERVAL:
+            self._last = now
+            self.progressed.emit(progress)
+
+    def run(self) -> None:  # noqa: D401 - QThread entry point
+        job = self.job
+        try:
+            model = job.load_model()
+            self.token.raise_if_cancelled()
+            fill = fill_volume(job.image, job.affine, job.hole, model, job.settings,
+                               progress=self._report, cancel=self.token)
+            self.token.raise_if_cancelled()
+            reo = Reorientation.of(job.affine, job.image.shape)
+            metrics = compare_metrics(reo.apply(job.image), reo.apply(fill.filled), reo.apply(job.hole), fill.axis)
+            self.token.raise_if_cancelled()
+            self.succeeded.emit(JobResult(fill=fill, model=model, scope=job.scope, metrics=metrics))
+        except Cancelled:
+            self.cancelled.emit()
+        except InpaintError as exc:
+            self.failed.emit(str(exc))
+        except Exception as exc:  # a failed job must never take the app down
+            traceback.print_exc()
+            self.failed.emit(f"The fill failed: {type(exc).__name__}: {exc}")
+
+
+def preview_interval(iterations: int) -> int:
+    """Preview about twenty times per run, at least every iteration for short runs."""
+    return max(1, iterations // 20)
+
+
+def finite_mean(values: Optional[np.ndarray]) -> Optional[float]:
+    if values is None:
+        return None
+    finite = values[np.isfinite(values)]
+    return float(finite.mean()) if finite.size else None

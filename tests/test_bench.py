@@ -1,0 +1,162 @@
+import json
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+from PIL import Image
+from scipy import ndimage
+
+from conftest import make_tiny_model, synthetic_brain
+from core.bench import command
+from core.bench.masks import FAMILIES, make_cases
+from core.bench.report import METRICS, speed_comparison
+from core.bench.runner import CaseResult, load_bench_data
+from core.checkpoint import load_model
+from core.cli import main
+from core.errors import InpaintError
+from core.fill import FillSettings
+from core.registry import RESOURCES
+
+SHAPE = (48, 56, 44)
+
+
+@pytest.fixture(scope="module")
+def brain():
+    return synthetic_brain(SHAPE) > 0
+
+
+def _slices(hole):
+    return np.flatnonzero(hole.any(axis=(0, 1)))
+
+
+@pytest.mark.parametrize("family, edge", [("cube8", 4), ("cube16", 8), ("cube32", 16)])
+def test_cubes_have_their_size_and_lie_in_the_brain(brain, family, edge):
+    for case in make_cases(brain, (2.0, 2.0, 2.0), [family], per_family=3, seed=1):
+        assert case.voxels == edge ** 3
+        assert [int(n) for n in np.ptp(np.argwhere(case.hole), axis=0) + 1] == [edge] * 3
+        assert not (case.hole & ~brain).any()
+
+
+def test_cube_edges_follow_the_voxel_size(brain):
+    (case,) = make_cases(brain, (1.0, 1.0, 2.0), ["cube16"], per_family=1)
+    assert [int(n) for n in np.ptp(np.argwhere(case.hole), axis=0) + 1] == [16, 16, 8]
+
+
+def test_white_matter_cube_lies_mostly_in_white_matter(brain):
+    wm = np.zeros(SHAPE, dtype=bool)
+    wm[20:34, 14:30, 10:30] = True
+    for case in make_cases(brain, (2.0, 2.0, 2.0), ["cube16_wm"], per_family=2, wm=wm):
+        assert case.voxels == 512 and (case.hole & wm).sum() >= 0.8 * 512
+
+
+def test_blobs_are_connected_lesion_sized_and_inside_the_brain(brain):
+    for case in make_cases(brain, (2.0, 2.0, 2.0), ["blob"], per_family=4, seed=2):
+        assert 0.5 <= case.voxels * 0.008 <= 10.0
+        assert ndimage.label(case.hole, structure=np.ones((3, 3, 3)))[1] == 1
+        assert not (case.hole & ~brain).any()
+        assert 0 < case.voxels < (np.ptp(np.argwhere(case.hole), axis=0) + 1).prod()  # not a box
+
+
+def test_large_masks_cover_thirty_percent_of_each_slice(brain):
+    for case in make_cases(brain, (2.0, 2.0, 2.0), ["large"], per_family=3, seed=3):
+        slices = _slices(case.hole)
+        assert len(slices) == 3
+        for z in slices:
+            assert case.hole[:, :, z].sum() >= 0.3 * brain[:, :, z].sum()
+        assert not (case.hole & ~brain).any()
+
+
+def test_cases_spread_over_axial_levels(brain):
+    cases = make_cases(brain, (2.0, 2.0, 2.0), ["cube8"], per_family=4)
+    levels = [c.level for c in cases]
+    assert levels == sorted(levels) and levels[0] < 0.3 and levels[-1] > 0.7
+
+
+def test_seeds_reproduce_and_families_are_independent(brain):
+    wm = brain.copy()
+    a = make_cases(brain, (2.0, 2.0, 2.0), FAMILIES, per_family=2, seed=5, wm=wm)
+    b = make_cases(brain, (2.0, 2.0, 2.0), FAMILIES, per_family=2, seed=5, wm=wm)
+    assert [c.id for c in a] == [c.id for c in b]
+    assert all(np.array_equal(x.hole, y.hole) for x, y in zip(a, b))
+    c = make_cases(brain, (2.0, 2.0, 2.0), FAMILIES, per_family=2, seed=6, wm=wm)
+    assert not all(np.array_equal(x.hole, y.hole) for x, y in zip(a, c))
+    blobs = make_cases(brain, (2.0, 2.0, 2.0), ["blob"], per_family=2, seed=5)
+    assert all(np.array_equal(x.hole, y.hole) for x, y in zip(blobs, [k for k in a if k.family == "blob"]))
+
+
+def test_speed_comparison_pairs_default_and_reference_on_the_same_cases():
+    def result(method, case, seconds, slices, psnr):
+        return CaseResult(method=method, family="cube8", case=case, metrics={"psnr_hole": psnr, "ssim_hole": 0.5},
+                          seconds=seconds, slices=slices)
+
+    results = [result("m/default", "a", 2.0, 4, 20.0), result("m/reference", "a", 80.0, 4, 22.0),
+               result("m/default", "b", 3.0, 3, 10.0), result("n/reference", "a", 1.0, 1, 0.0)]
+    speed = speed_comparison(results)
+    assert list(speed) == ["m"] and speed["m"]["cases"] == ["a"]
+    assert speed["m"]["default_seconds_per_slice"] == pytest.approx(0.5)
+    assert speed["m"]["speedup"] == pytest.approx(40.0)
+    assert (speed["m"]["default_psnr_hole"], speed["m"]["reference_psnr_hole"]) == (20.0, 22.0)
+
+
+def _write_brain(tmp_path: Path) -> Path:
+    affine = np.diag([-2.0, 2.0, 2.0, 1.0])
+    path = tmp_path / "brain.nii.gz"
+    nib.save(nib.Nifti1Image(synthetic_brain(SHAPE), affine), path)
+    return path
+
+
+def _check_summary(report, methods, families):
+    assert report["methods"] == methods
+    for method in methods:
+        assert set(report["summary"][method]) == set(families) | {"all"}
+        for family in families:
+            entry = report["summary"][method][family]
+            assert set(entry) == set(METRICS) | {"n"}
+            assert entry["n"] == sum(c["family"] == family for c in report["cases"])
+            assert entry["seconds_per_slice"] > 0 and 0 < entry["ssim_hole"] <= 1
+
+
+def test_bench_end_to_end_writes_json_markdown_and_figures(tmp_path):
+    model = make_tiny_model(tmp_path / "tiny")
+    image = _write_brain(tmp_path)
+    out = tmp_path / "report"
+    code = main(["bench", "--image", str(image), "--models", str(model), "--families", "cube8,large", "--cases", "1",
+                 "--methods", "default,no-blend,border-mean,biharmonic,fsl-style", "--json",
+                 str(tmp_path / "bench.json"), "--out", str(out), "--quiet"])
+    assert code == 0
+    report = json.loads((tmp_path / "bench.json").read_text())
+    methods = ["tiny/default", "tiny/no-blend", "border-mean", "biharmonic", "fsl-style"]
+    _check_summary(report, methods, ["cube8", "large"])
+    assert [c["id"] for c in report["cases"]] == ["cube8-00", "large-00"]
+    assert set(report["cases"][0]["results"]) == set(methods)
+    assert {"cpu", "torch_threads", "torch"} <= set(report["machine"])
+    assert report["settings"]["default"]["iterations"] == FillSettings().iterations
+    assert report["seeds"] == {"masks": 0, "fill": 0} and "default_method" in report
+    assert json.loads((out / "results.json").read_text())["summary"] == report["summary"]
+    markdown = (out / "results.md").read_text()
+    assert all(m in markdown for m in methods) and "fig_cube8.png" in markdown
+    with Image.open(out / "fig_cube8.png") as figure:
+        assert figure.width > 7 * 60 and figure.height > 60  # 7 columns of zoomed brain tiles
+
+
+def test_quick_bench_runs_the_app_default_and_the_baselines(tmp_path, monkeypatch, capsys):
+    path = make_tiny_model(tmp_path / "tiny")
+    monkeypatch.setattr(command, "list_models", lambda: [object()])
+    monkeypatch.setattr(command, "default_model_name", lambda: "tiny")
+    monkeypatch.setattr(command, "resolve_model", lambda name: load_model(path))
+    code = main(["bench", "--quick", "--image", str(_write_brain(tmp_path)), "--json", str(tmp_path / "q.json"),
+                 "--quiet"])
+    assert code == 0
+    report = json.loads((tmp_path / "q.json").read_text())
+    assert report["default_method"] == "tiny/default" and report["quick"] is True
+    _check_summary(report, ["tiny/default", "border-mean", "biharmonic", "fsl-style"], list(command.QUICK_FAMILIES))
+    assert report["speed"] == {}
+    assert "tiny/default *" in capsys.readouterr().out
+
+
+def test_bench_refuses_unknown_families_and_the_training_template(tmp_path, capsys):
+    assert main(["bench", "--image", str(_write_brain(tmp_path)), "--families", "cube9", "--quiet"]) == 2
+    assert "cube9" in capsys.readouterr().err
+    with pytest.raises(InpaintError):
+        load_bench_data(RESOURCES / "mni152" / "t1.nii.gz", None)

@@ -1,0 +1,174 @@
+"""Training loops on tiny nets: learning, checkpoints, exact resume, time budget, CLI, 2-process DDP."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.multiprocessing as mp
+from safetensors.torch import load_file, save_file
+
+from core.checkpoint import load_model
+from core.training.command import main
+from core.training.data import TrainingData
+from core.training.distributed import Context, setup, teardown
+from core.training.card import write_card
+from core.training.trainer import STATE_JSON, Trainer, TrainSettings, describe_command, step_generators
+from test_augment import write_brain
+
+CPU = Context(rank=0, world=1, device=torch.device("cpu"))
+TINY = dict(size=24, base=6, width=2, latent=8, spacing=3.0, batch_size=4, checkpoint_every=2)
+
+
+@pytest.fixture(scope="module")
+def brain(tmp_path_factory) -> Path:
+    return write_brain(tmp_path_factory.mktemp("data"))
+
+
+def make_trainer(brain: Path, out: Path, ctx: Context = CPU, **overrides) -> Trainer:
+    settings = TrainSettings(**{**TINY, **overrides})
+    data = TrainingData.load([brain], settings.axis, settings.size, settings.spacing)
+    return Trainer(settings, data, out, ctx)
+
+
+def weights(trainer: Trainer) -> dict[str, torch.Tensor]:
+    return {f"{n}.{k}": v.detach().clone() for n, net in trainer.nets.items() for k, v in net.state_dict().items()}
+
+
+def test_vae_loss_goes_down(brain, tmp_path):
+    trainer = make_trainer(brain, tmp_path / "vae", kind="vae", width=4, steps=40, lr=3e-3, augment="none",
+                           batch_size=8, checkpoint_every=100)
+    mse: list[float] = []
+    trainer.run(on_step=lambda step, losses: mse.append(losses["mse"]))
+    assert len(mse) == 40
+    assert np.mean(mse[-5:]) < 0.6 * np.mean(mse[:5])
+
+
+def test_gan_discriminator_learns(brain, tmp_path):
+    trainer = make_trainer(brain, tmp_path / "gan", kind="gan", steps=15, lr=2e-3, checkpoint_every=100)
+    d_loss: list[float] = []
+    trainer.run(on_step=lambda step, losses: d_loss.append(losses["d_loss"]))
+    assert np.mean(d_loss[-3:]) < np.mean(d_loss[:3])
+
+
+@pytest.mark.parametrize("kind", ["gan", "vae"])
+def test_checkpoint_round_trip_and_outputs(brain, tmp_path, kind):
+    out = tmp_path / kind
+    trainer = make_trainer(brain, out, kind=kind, steps=3)
+    trainer.run()
+    model = load_model(out)
+    assert set(model.networks) == set(trainer.nets)
+    config = json.loads((out / "config.json").read_text())
+    assert config["latent_prior"] == ("uniform" if kind == "gan" else "normal")
+    assert config["training"]["steps"] == 3 and config["training"]["augmentation"]["group"] == "all"
+    assert set(config["training"]["final_losses"]) == set(trainer.losses)
+    z = torch.randn(5, TINY["latent"])
+    for net in trainer.nets.values():
+        net.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(model.decoder(z), trainer.nets["decoder"](z), rtol=0, atol=0)
+        other = "discriminator" if kind == "gan" else "encoder"
+        x = torch.rand(2, 1, 24, 24) * 2 - 1
+        args = (x,) if kind == "gan" else (x, torch.ones_like(x))
+        torch.testing.assert_close(model.networks[other](*args), trainer.nets[other](*args), rtol=0, atol=0)
+    assert sorted(p.name for p in (out / "previews").iterdir()) == ["step_000002.png", "step_000003.png"]
+    rows = (out / "losses.csv").read_text().splitlines()
+    assert len(rows) == 4 and rows[0].startswith("step,time_s")
+
+
+@pytest.mark.parametrize("kind", ["gan", "vae"])
+def test_resume_reproduces_uninterrupted_run(brain, tmp_path, kind):
+    full = make_trainer(brain, tmp_path / "full", kind=kind, steps=5, seed=3)
+    full.run()
+    first = make_trainer(brain, tmp_path / "split", kind=kind, steps=2, seed=3)
+    first.run()
+    second = make_trainer(brain, tmp_path / "split", kind=kind, steps=5, seed=3)
+    second.load()
+    assert second.step == 2
+    second.run()
+    a, b = weights(full), weights(second)
+    assert a.keys() == b.keys()
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=0, atol=0, msg=key)
+    rows = (tmp_path / "split" / "losses.csv").read_text().splitlines()
+    assert [r.split(",")[0] for r in rows[1:]] == ["1", "2", "3", "4", "5"]
+    changed = make_trainer(brain, tmp_path / "other", kind=kind, steps=5, seed=4)
+    changed.run()
+    assert any(not torch.equal(a[k], v) for k, v in weights(changed).items())
+
+
+def test_minutes_budget_stops_with_checkpoint(brain, tmp_path):
+    trainer = make_trainer(brain, tmp_path / "budget", steps=1000, minutes=1e-6)
+    trainer.run()
+    assert trainer.step == 1
+    assert json.loads((tmp_path / "budget" / STATE_JSON).read_text())["step"] == 1
+
+
+def test_command_new_run_resume_and_errors(brain, tmp_path, capsys):
+    out = tmp_path / "cli"
+    args = ["--kind", "vae", "--data", str(brain.parent), "--size", "24", "--spacing", "3", "--width", "2",
+            "--latent", "8", "--batch-size", "2", "--steps", "2", "--out", str(out), "--threads", "1"]
+    assert main(args) == 0
+    assert load_model(out).arch.latent == 8
+    assert main(args) == 2
+    assert "--resume" in capsys.readouterr().err
+    assert main(args[:-6] + ["--steps", "3", "--out", str(out), "--resume"]) == 0
+    assert json.loads((out / STATE_JSON).read_text())["step"] == 3
+    assert main(["--resume", "--out", str(tmp_path / "nothing")]) == 2
+    assert main(["--data", str(tmp_path / "missing.nii.gz"), "--out", str(tmp_path / "x")]) == 2
+
+
+def test_ranks_draw_different_data():
+    a, _ = step_generators(0, 0, 7, torch.device("cpu"))
+    b, _ = step_generators(0, 1, 7, torch.device("cpu"))
+    assert a.integers(1 << 30) != b.integers(1 << 30)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _ddp_worker(rank: int, world: int, port: int, brain: str, out: str) -> None:
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
+                      WORLD_SIZE=str(world), LOCAL_RANK=str(rank))
+    torch.set_num_threads(1)
+    ctx = setup()
+    try:
+        trainer = make_trainer(Path(brain), Path(out) / "model", ctx, kind="gan", steps=3)
+        trainer.run()
+        save_file({k: v.contiguous() for k, v in weights(trainer).items()}, str(Path(out) / f"rank{rank}.safetensors"))
+    finally:
+        teardown(ctx)
+
+
+def test_two_process_ddp_ends_with_identical_weights(brain, tmp_path):
+    mp.spawn(_ddp_worker, args=(2, _free_port(), str(brain), str(tmp_path)), nprocs=2, join=True)
+    r0, r1 = load_file(str(tmp_path / "rank0.safetensors")), load_file(str(tmp_path / "rank1.safetensors"))
+    for key in r0:
+        torch.testing.assert_close(r0[key], r1[key], rtol=0, atol=0, msg=key)
+    assert json.loads((tmp_path / "model" / STATE_JSON).read_text())["step"] == 3
+    single = make_trainer(brain, tmp_path / "single", kind="gan", steps=3)
+    single.run()
+    assert any(not torch.equal(r0[k], v) for k, v in weights(single).items())  # both ranks' data were used
+
+
+def test_model_card_from_record_keeps_held_out_section(brain, tmp_path):
+    out = tmp_path / "card"
+    make_trainer(brain, out, kind="vae", steps=1).run()
+    card = write_card(out).read_text()
+    assert "# Model card: card" in card and "## Augmentation" in card and "steps: 1 of batch 4" in card
+    assert "TO BE FILLED" in card
+    (out / "MODEL_CARD.md").write_text(card.replace("**TO BE FILLED by the lead from `inpaint bench` on the held-out subject.**", "PSNR 30"))
+    assert write_card(out).read_text().endswith("PSNR 30\n")
+
+
+def test_describe_command_spells_out_modules():
+    assert describe_command(["/x/core/cli.py", "train", "--kind", "gan"]) == "python -m core.cli train --kind gan"
+    assert describe_command(["/usr/bin/inpaint", "train"]) == "inpaint train"
