@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import traceback
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -20,22 +21,31 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def install_excepthook(window) -> None:
+    """An unexpected error in a slot becomes a dialog (details on stderr) instead of ending the app."""
+
+    def hook(kind, value, tb) -> None:
+        traceback.print_exception(kind, value, tb)
+        window.show_error(f"Unexpected error ({kind.__name__}: {value}); the details were printed to the terminal.")
+
+    sys.excepthook = hook
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Start the application; returns the exit status."""
     args = build_parser().parse_args(argv)
     if args.mask is not None and args.image is None:
         build_parser().error("--mask needs an IMAGE")
-    import pyqtgraph as pg
     from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QApplication
 
     from .main_window import MainWindow
 
-    pg.setConfigOptions(imageAxisOrder="row-major", antialias=False)
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setOrganizationName("brain-inpaint")
     app.setApplicationName("inpaint-gui")
     window = MainWindow()
+    install_excepthook(window)
     window.show()
     QTimer.singleShot(0, lambda: window.open_initial(args.image, args.mask))
     return int(app.exec())

@@ -41,7 +41,7 @@ class PreviewMap:
     """Places values given in `numpy.flatnonzero(hole_file)` order at their RAS positions."""
 
     def __init__(self, hole_file: np.ndarray, reo: Reorientation) -> None:
-        rank = np.full(hole_file.shape, -1, dtype=np.int64)
+        rank = np.full(hole_file.shape, -1, dtype=np.int32)  # a hole never holds 2**31 voxels
         rank.reshape(-1)[np.flatnonzero(hole_file)] = np.arange(int(np.count_nonzero(hole_file)))
         rank_ras = reo.apply(rank)
         self.positions = np.flatnonzero(rank_ras >= 0)
@@ -53,14 +53,18 @@ class PreviewMap:
 
 def compare_metrics(original: np.ndarray, filled: np.ndarray, hole: np.ndarray,
                     axis: str) -> dict[str, Optional[dict[str, float]]]:
-    """In-hole BraTS metrics against the unpainted input, for the fill and the biharmonic baseline (RAS arrays)."""
+    """In-hole BraTS metrics against the unpainted input, for the fill and the biharmonic baseline (RAS arrays).
+
+    An entry is None where it cannot be measured (a volume thinner than the SSIM window, or a
+    slice that is entirely hole so the baseline has nothing to fill from).
+    """
     voided = np.where(hole, np.float32(0), original)
-    metrics: dict[str, Optional[dict[str, float]]] = {"model": hole_metrics(filled, original, hole, voided)}
-    try:
-        baseline = biharmonic_fill(voided, hole, axis)
-        metrics["biharmonic"] = hole_metrics(baseline, original, hole, voided)
-    except ValueError:  # e.g. a slice that is entirely hole: the baseline has nothing to fill from
-        metrics["biharmonic"] = None
+    metrics: dict[str, Optional[dict[str, float]]] = {}
+    for name, fill in (("model", lambda: filled), ("biharmonic", lambda: biharmonic_fill(voided, hole, axis))):
+        try:
+            metrics[name] = hole_metrics(fill(), original, hole, voided)
+        except ValueError:
+            metrics[name] = None
     return metrics
 
 
@@ -78,6 +82,7 @@ class Document:
         self.result: Optional[JobResult] = None
         self.result_saved = True
         self.result_state = 0
+        self.difference_range = 0.0
         self.generated: Optional[np.ndarray] = None
         self.blended: Optional[np.ndarray] = None
         self.preview: Optional[np.ndarray] = None
@@ -108,9 +113,6 @@ class Document:
     def world(self, ras_index: Sequence[float]) -> np.ndarray:
         """Scanner RAS millimetres of a RAS voxel."""
         return (self.reo.ras_affine @ np.append(np.asarray(ras_index, dtype=float), 1.0))[:3]
-
-    def contains(self, ras_index: Sequence[float]) -> bool:
-        return all(0 <= round(v) < n for v, n in zip(ras_index, self.shape))
 
     # layers ------------------------------------------------------------------------------------
     def available_layers(self) -> list[str]:
@@ -187,6 +189,9 @@ class Document:
         """Keep a finished result; `mask_state` is the editor state the job was started from."""
         self.result = result
         self.result_state = mask_state
+        fill = result.fill
+        change = np.abs(fill.filled[fill.hole] - self.volume.data[fill.hole])
+        self.difference_range = float(np.percentile(change, 95)) if change.size else 0.0
         self.generated = self.reo.apply(result.fill.generated)
         self.blended = self.reo.apply(result.fill.filled)
         self.result_saved = False

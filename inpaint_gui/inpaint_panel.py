@@ -209,7 +209,7 @@ class InpaintPanel(QWidget):
             text += f"   ETA {_clock(eta)}"
         self.eta.setText(text)
         loss = finite_mean(progress.best_loss)
-        if progress.stage == "search" and loss is not None:
+        if progress.preview is not None and loss is not None:  # best losses change when previews are taken
             self._loss_x.append(progress.step)
             self._loss_y.append(loss)
             self.loss_curve.setData(self._loss_x, self._loss_y)

@@ -10,8 +10,8 @@ from typing import Optional
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Signal
-from PySide6.QtWidgets import QGridLayout, QWidget
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import QGridLayout, QHBoxLayout, QLabel, QWidget
 
 from core.mask_editor import EditRefused
 
@@ -20,7 +20,20 @@ from .slice_view import SliceView
 
 LAYER_TITLES = {"original": "Original", "masked": "Masked", "generated": "Generated", "blended": "Blended",
                 "preview": "Preview"}
-OPACITY_STEP = 0.1
+HINT = ("<b>Window/level</b>: drag the histogram's bounds.<br><br>"
+        "<b>Left drag</b> paint &nbsp; <b>Right drag</b> erase<br>"
+        "<b>[ ]</b> or <b>Shift+wheel</b> brush size<br>"
+        "<b>Wheel</b>, <b>PgUp/PgDn</b> slice (Shift: 5)<br>"
+        "<b>Ctrl+click</b> move crosshair<br>"
+        "<b>Ctrl+wheel</b> zoom, <b>middle drag</b> pan, <b>Home</b> reset<br>"
+        "<b>1 2 3</b> maximise a view, <b>0</b> all views<br>"
+        "<b>S</b> mask overlay, <b>A / D</b> opacity<br>"
+        "<b>T</b> Original / Masked / Generated / Blended<br>"
+        "<b>X</b> difference map<br>"
+        "<b>Ctrl+Z</b> undo, <b>Ctrl+Shift+Z</b> redo<br>"
+        "<b>Ctrl+R</b> run fill, <b>Esc</b> cancel<br>"
+        "<b>F1</b> all shortcuts")
+OUTLINED = ("masked", "preview", "generated", "blended")  # layers where the mask is drawn as an outline
 
 
 class OrthoViewer(QWidget):
@@ -29,7 +42,7 @@ class OrthoViewer(QWidget):
     message = Signal(str)        # why a stroke was refused, etc. (status bar)
     cursorInfo = Signal(str)     # voxel / mm / value under the cursor
     maskEdited = Signal()        # after any mask change (undo state, titles)
-    pointChanged = Signal(object)
+    brushChanged = Signal()
 
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
@@ -40,7 +53,7 @@ class OrthoViewer(QWidget):
         self.opacity = 0.5
         self.levels = (0.0, 1.0)
         self.active = 2
-        self.radiological = True
+        self._erasing = False
         self.views = {axis: SliceView(axis, self) for axis in (2, 1, 0)}
         self._hist_source = pg.ImageItem(axisOrder="row-major")
         self.histogram = pg.HistogramLUTWidget(image=self._hist_source)
@@ -52,7 +65,19 @@ class OrthoViewer(QWidget):
         grid.addWidget(self.views[2], 0, 0)
         grid.addWidget(self.views[0], 0, 1)
         grid.addWidget(self.views[1], 1, 0)
-        grid.addWidget(self.histogram, 1, 1)
+        self.corner = QWidget()
+        corner = QHBoxLayout(self.corner)
+        corner.setContentsMargins(0, 0, 0, 0)
+        self.histogram.setMaximumWidth(170)
+        corner.addWidget(self.histogram)
+        hint = QLabel(HINT)
+        hint.setWordWrap(True)
+        hint.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
+        hint.setStyleSheet("color: #bbb; background: black; padding: 8px;")
+        corner.addWidget(hint, 1)
+        grid.addWidget(self.corner, 1, 1)
+        self._grid = grid
+        self._set_stretch(1)
         self.maximised: Optional[int] = None
         for view in self.views.values():
             self._connect(view)
@@ -104,7 +129,7 @@ class OrthoViewer(QWidget):
             return
         view.index = int(self.point[view.axis])
         view.set_slice_image(doc.layer_slice(self.layer, view.axis, view.index), self.levels)
-        view.set_mask(np.take(doc.editor.mask, view.index, axis=view.axis))
+        self._refresh_mask_view(view)
         self._refresh_difference(view)
         for other in self.views.values():
             other.set_crosshair(self.point)
@@ -118,9 +143,13 @@ class OrthoViewer(QWidget):
         coords = None if changed is None else np.unravel_index(changed, doc.shape)
         for view in self.views.values():
             if coords is None or np.any(coords[view.axis] == view.index):
-                view.set_mask(np.take(doc.editor.mask, view.index, axis=view.axis))
+                self._refresh_mask_view(view)
                 if self.layer == "masked":
                     view.set_slice_image(doc.layer_slice(self.layer, view.axis, view.index), self.levels)
+
+    def _refresh_mask_view(self, view: SliceView) -> None:
+        assert self.doc is not None
+        view.set_mask(np.take(self.doc.editor.mask, view.index, axis=view.axis), outline=self.layer in OUTLINED)
 
     def _refresh_difference(self, view: SliceView) -> None:
         doc = self.doc
@@ -128,7 +157,8 @@ class OrthoViewer(QWidget):
         view.set_difference(values, self._difference_limit())
 
     def _difference_limit(self) -> float:
-        return max(1e-6, 0.25 * (self.levels[1] - self.levels[0]))
+        """Colour scale of the difference map: the largest change the fill made."""
+        return max(1e-6, self.doc.difference_range if self.doc is not None else 0.0)
 
     def _set_title(self, view: SliceView) -> None:
         n = self.doc.shape[view.axis] if self.doc else 0
@@ -145,7 +175,6 @@ class OrthoViewer(QWidget):
             if new[view.axis] != old[view.axis]:
                 self.refresh_view(view)
             view.set_crosshair(new)
-        self.pointChanged.emit(new)
 
     def step_slice(self, steps: int, axis: Optional[int] = None) -> None:
         axis = self.active if axis is None else axis
@@ -154,24 +183,26 @@ class OrthoViewer(QWidget):
         point[axis] += steps
         self.set_point(point)
 
-    def set_active(self, axis: int) -> None:
-        self.active = axis
-
     def toggle_maximised(self, axis: Optional[int]) -> None:
         """Show one view alone (again: all views)."""
         self.maximised = None if axis is None or self.maximised == axis else axis
         for a, view in self.views.items():
             view.setVisible(self.maximised in (None, a))
-        self.histogram.setVisible(self.maximised is None)
+        self.corner.setVisible(self.maximised is None)
+        self._set_stretch(1 if self.maximised is None else 0)  # empty cells with a stretch would keep space
         if self.maximised is not None:
             self.active = self.maximised
+
+    def _set_stretch(self, stretch: int) -> None:
+        for i in (0, 1):
+            self._grid.setColumnStretch(i, stretch)
+            self._grid.setRowStretch(i, stretch)
 
     def reset_zoom(self) -> None:
         for view in self.views.values():
             view.reset_zoom()
 
     def set_radiological(self, radiological: bool) -> None:
-        self.radiological = radiological
         for view in self.views.values():
             view.set_radiological(radiological)
 
@@ -220,12 +251,13 @@ class OrthoViewer(QWidget):
         editor.brush_size = editor.brush_size + steps
         for view in self.views.values():
             view.set_brush(editor.brush_size, float(self.doc.spacing.min()))
-        self.message.emit(f"Brush {editor.brush_size:g} voxels{' (3D ball)' if editor.sphere else ''}")
+        self.brushChanged.emit()
 
     def _stroke_began(self, view: SliceView, voxel: np.ndarray, erase: bool) -> None:
         if self.doc is None:
             return
         self.active = view.axis
+        self._erasing = erase
         try:
             changed = self.doc.editor.begin_stroke(voxel, view.axis, erase=erase)
         except EditRefused as exc:
@@ -239,7 +271,7 @@ class OrthoViewer(QWidget):
             return
         try:
             changed = editor.extend_stroke(voxel) if editor.stroke_active else editor.begin_stroke(
-                voxel, view.axis, erase=view.tool == "eraser")
+                voxel, view.axis, erase=self._erasing)  # a stroke begun outside starts when it enters
         except EditRefused:
             return  # still outside the volume: the reason was shown when the stroke began
         if changed.size:

@@ -14,6 +14,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QPen
 from PySide6.QtWidgets import QGraphicsEllipseItem, QLabel
+from scipy import ndimage
 
 from core.modelspace import plane_axes
 
@@ -30,6 +31,7 @@ def difference_lut() -> np.ndarray:
     lut[:, 2] = np.where(t < 0, 255, 255 * (1 - t)).astype(np.uint8)
     lut[:, 1] = (255 * (1 - np.abs(t))).astype(np.uint8)
     lut[:, 3] = (255 * np.minimum(1.0, 3 * np.abs(t))).astype(np.uint8)
+    lut[np.abs(t) < 0.01, 3] = 0  # no difference: fully transparent
     return lut
 
 
@@ -40,38 +42,40 @@ class _PaintViewBox(pg.ViewBox):
         super().__init__(lockAspect=True, enableMenu=False, invertY=False)
         self._view = view
 
+    def _intent(self, ev) -> str:
+        """'pick' (move the crosshair), 'erase' or 'paint' for a left/right button event."""
+        if ev.button() == Qt.MouseButton.RightButton:
+            return "erase"
+        if self._view.tool == "crosshair" or ev.modifiers() & Qt.KeyboardModifier.ControlModifier:
+            return "pick"
+        return "erase" if self._view.tool == "eraser" else "paint"
+
     def mouseDragEvent(self, ev, axis=None) -> None:
-        button = ev.button()
-        if button == Qt.MouseButton.MiddleButton:
-            super().mouseDragEvent(ev, axis)
+        if ev.button() == Qt.MouseButton.MiddleButton:
+            super().mouseDragEvent(ev, axis)  # pan
             return
         ev.accept()
-        if button not in (Qt.MouseButton.LeftButton, Qt.MouseButton.RightButton):
+        if ev.button() not in (Qt.MouseButton.LeftButton, Qt.MouseButton.RightButton):
             return
-        view = self._view
-        erase = button == Qt.MouseButton.RightButton
-        pick = not erase and (view.tool == "crosshair" or bool(ev.modifiers() & Qt.KeyboardModifier.ControlModifier))
-        if pick:
+        view, intent = self._view, self._intent(ev)
+        if intent == "pick":
             view.pointPicked.emit(view.voxel_at(self.mapToView(ev.pos())))
             return
         if ev.isStart():
-            view.begin_stroke(self.mapToView(ev.buttonDownPos()), erase or view.tool == "eraser")
+            view.begin_stroke(self.mapToView(ev.buttonDownPos()), intent == "erase")
         view.continue_stroke(self.mapToView(ev.pos()))
         if ev.isFinish():
             view.end_stroke()
 
     def mouseClickEvent(self, ev) -> None:
-        button = ev.button()
-        if button not in (Qt.MouseButton.LeftButton, Qt.MouseButton.RightButton):
+        if ev.button() not in (Qt.MouseButton.LeftButton, Qt.MouseButton.RightButton):
             return
         ev.accept()
-        view = self._view
-        point = self.mapToView(ev.pos())
-        erase = button == Qt.MouseButton.RightButton
-        if not erase and (view.tool == "crosshair" or ev.modifiers() & Qt.KeyboardModifier.ControlModifier):
+        view, intent, point = self._view, self._intent(ev), self.mapToView(ev.pos())
+        if intent == "pick":
             view.pointPicked.emit(view.voxel_at(point))
             return
-        view.begin_stroke(point, erase or view.tool == "eraser")
+        view.begin_stroke(point, intent == "erase")
         view.end_stroke()
 
     def wheelEvent(self, ev, axis=None) -> None:
@@ -189,7 +193,11 @@ class SliceView(pg.GraphicsView):
         """Show a slice given as (first in-plane axis, second in-plane axis)."""
         self.image.setImage(np.ascontiguousarray(values.T), autoLevels=False, levels=levels)
 
-    def set_mask(self, mask: np.ndarray) -> None:
+    def set_mask(self, mask: np.ndarray, outline: bool = False) -> None:
+        """Show the mask slice filled, or only its outline (to see a fill through it)."""
+        if outline:
+            inside = mask != 0
+            mask = (inside & ~ndimage.binary_erosion(inside, border_value=0)).astype(np.uint8)
         self.overlay.setImage(np.ascontiguousarray(mask.T), autoLevels=False, levels=(0, 1))
 
     def set_difference(self, values: Optional[np.ndarray], limit: float) -> None:

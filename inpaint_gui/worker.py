@@ -34,12 +34,11 @@ class FillJob:
 
 
 class FillWorker(QThread):
-    """Loads the model, fills, measures; checks its cancel token between steps."""
+    """Loads the model, fills, measures; the engine checks the cancel token between steps."""
 
     progressed = Signal(object)   # core.job.Progress
     succeeded = Signal(object)    # JobResult
     failed = Signal(str)          # one sentence for a dialog
-    cancelled = Signal()
 
     def __init__(self, job: FillJob) -> None:
         super().__init__()
@@ -69,7 +68,7 @@ class FillWorker(QThread):
             self.token.raise_if_cancelled()
             self.succeeded.emit(JobResult(fill=fill, model=model, scope=job.scope, metrics=metrics))
         except Cancelled:
-            self.cancelled.emit()
+            return  # whoever cancelled has already restored the view; nothing to report
         except InpaintError as exc:
             self.failed.emit(str(exc))
         except Exception as exc:  # a failed job must never take the app down

@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Train the four shipped models exactly as they were trained (CPU, one thread each, in parallel).
 #   scripts/train_all.sh          start the four runs in the background (logs in runs/logs/)
-#   scripts/train_all.sh copy     copy the finished weights + config into resources/models/<name>/
-# MINUTES (default 80) is each run's wall-clock budget; PYTHON defaults to /work/venv/bin/python.
+#   scripts/train_all.sh copy     copy the finished weights + config into resources/models/<name>/, write model cards
+#   scripts/train_all.sh ablation short VAE k3 runs per augmentation group, scored by `inpaint bench`
+# MINUTES (default 85, as used) is each run's wall-clock budget; PYTHON defaults to /work/venv/bin/python.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-/work/venv/bin/python}
-MINUTES=${MINUTES:-80}
+MINUTES=${MINUTES:-85}
 COMMON="--axis axial --size 96 --spacing 2.0 --latent 64 --width 12 --base 6 --batch-size 32
         --steps 20000 --minutes $MINUTES --checkpoint-every 200 --seed 0 --threads 1"
 
@@ -14,7 +15,27 @@ if [[ "${1:-}" == "copy" ]]; then
     for name in vae_k3 vae_k7 gan_k3 gan_k7; do
         mkdir -p "resources/models/$name"
         cp "runs/$name/model.safetensors" "runs/$name/config.json" "resources/models/$name/"
+        "$PYTHON" -m core.training.card "resources/models/$name"
     done
+    exit 0
+fi
+
+if [[ "${1:-}" == "ablation" ]]; then
+    # Augmentation ablation (analysis only: the shipped models use all augmentations, decided in advance).
+    ABLATION_STEPS=${ABLATION_STEPS:-600}
+    mkdir -p runs/ablation/logs
+    export OMP_NUM_THREADS=1
+    pids=()
+    for spec in "none none" "geo geometric" "geo_int geometric+intensity" "all all"; do
+        read -r short group <<<"$spec"
+        "$PYTHON" -m core.cli train --kind vae --kernel 3 --axis axial --size 96 --spacing 2.0 --latent 64 \
+            --width 12 --base 6 --batch-size 32 --steps "$ABLATION_STEPS" --checkpoint-every 200 --seed 0 \
+            --threads 1 --augment "$group" --out "runs/ablation/aug_$short" >"runs/ablation/logs/aug_$short.log" 2>&1 &
+        pids+=($!)
+    done
+    wait "${pids[@]}"
+    "$PYTHON" -m core.cli bench --models runs/ablation/aug_none,runs/ablation/aug_geo,runs/ablation/aug_geo_int,runs/ablation/aug_all \
+        --methods default --families cube16 --cases 4 --speed-cases 0 --out runs/ablation/bench --json runs/ablation/bench/results.json
     exit 0
 fi
 

@@ -124,8 +124,8 @@ def test_command_new_run_resume_and_errors(brain, tmp_path, capsys):
 
 
 def test_ranks_draw_different_data():
-    a, _ = step_generators(0, 0, 7, torch.device("cpu"))
-    b, _ = step_generators(0, 1, 7, torch.device("cpu"))
+    a, _ = step_generators(0, 0, 7)
+    b, _ = step_generators(0, 1, 7)
     assert a.integers(1 << 30) != b.integers(1 << 30)
 
 

@@ -130,8 +130,8 @@ def _fmt(value: float, digits: int) -> str:
 
 
 def _table(summary: dict, family: str, methods: list[str], default_method: Optional[str]) -> list[str]:
-    lines = ["| method | PSNR hole (dB) | SSIM hole | MSE hole | MAE hole | PSNR slice (dB) | SSIM slice | s/slice | n |",
-             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    lines = ["| method | PSNR hole (dB) | SSIM hole | MSE hole | MAE hole | PSNR slice (dB) | SSIM slice | s/slice "
+             "| n |", "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for method in methods:
         row = summary.get(method, {}).get(family)
         if row is None:

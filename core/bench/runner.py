@@ -116,7 +116,7 @@ class CaseResult:
     metrics: dict[str, float]
     seconds: float
     slices: int
-    preview: np.ndarray = field(repr=False, default=None)
+    preview: Optional[np.ndarray] = field(repr=False, default=None)
 
     def record(self) -> dict:
         return {"method": self.method, "family": self.family, "case": self.case, **self.metrics,

@@ -1,0 +1,1 @@
+"""Training of the slice models: augmentation, slice sampling, GAN/VAE loops (DDP capable), `inpaint train`."""

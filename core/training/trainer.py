@@ -75,7 +75,7 @@ class TrainSettings:
         return self.lr if self.lr is not None else (2e-4 if self.kind == "gan" else 1e-3)
 
 
-def step_generators(seed: int, rank: int, step: int, device: torch.device) -> tuple[np.random.Generator, torch.Generator]:
+def step_generators(seed: int, rank: int, step: int) -> tuple[np.random.Generator, torch.Generator]:
     """The data RNG and torch noise generator of one step, derived from (seed, rank, step) only."""
     rng = np.random.default_rng([seed, rank, step])
     gen = torch.Generator(device="cpu").manual_seed(int(rng.integers(2 ** 62)))
@@ -194,7 +194,7 @@ class Trainer:
     # ---- one step -------------------------------------------------------------------------
     def train_step(self) -> dict[str, float]:
         """One optimisation step on this rank's batch for step `self.step`."""
-        rng, gen = step_generators(self.s.seed, self.ctx.rank, self.step, torch.device("cpu"))
+        rng, gen = step_generators(self.s.seed, self.ctx.rank, self.step)
         dev = self.ctx.device
         real = torch.from_numpy(self.data.batch(rng, self.s.batch_size, self.augment)).to(dev)
         b, latent = real.shape[0], self.s.latent
@@ -227,7 +227,7 @@ class Trainer:
     # ---- state ----------------------------------------------------------------------------
     def record(self) -> dict[str, Any]:
         """The training record stored in the model config's `extra`."""
-        data = [{"path": _shown(src), "sha256": file_checksum(src)} for src in self._data_files()]
+        data = [{"path": _shown(str(src.path)), "sha256": file_checksum(src.path)} for src in self.data.sources]
         record: dict[str, Any] = {"latent_prior": "uniform" if self.s.kind == "gan" else "normal"}
         if self.s.kind == "vae":
             record["encoder_input"] = "image with random holes zeroed + known mask; decoder reconstructs the full slice"
@@ -240,9 +240,6 @@ class Trainer:
                 "settings": asdict(self.s), "learning_rate": self.s.learning_rate,
         }
         return record
-
-    def _data_files(self) -> list[str]:
-        return [str(src.path) for src in self.data.sources]
 
     def save(self) -> None:
         """Model folder, optimiser/step state and a preview PNG (rank 0 only)."""
@@ -330,10 +327,10 @@ class Trainer:
                 t_step = time.monotonic()
                 losses = self.train_step()
                 self.elapsed = start_elapsed + time.monotonic() - t0
-                if not all(np.isfinite(v) for v in losses.values()):
-                    raise InpaintError(f"training diverged at step {self.step} (loss {losses}); "
+                self.losses = average(self.ctx, losses)  # identical on every rank, so all ranks stop together
+                if not all(np.isfinite(v) for v in self.losses.values()):
+                    raise InpaintError(f"training diverged at step {self.step} (losses {self.losses}); "
                                        f"lower --lr or resume from the last checkpoint in {self.out}.")
-                self.losses = average(self.ctx, losses)
                 if writer is not None:
                     self._log(writer, self.losses)
                 if on_step is not None:

@@ -1,0 +1,76 @@
+"""Issue-2 acceptance run: fill a 16 mm white-matter cube (8 axial slices) in the held-out subject.
+
+Writes the skull-stripped subject and the cube mask (file voxel order, subject's geometry) to
+a folder, runs `inpaint fill` at default settings as a separate process, checks geometry and
+outside-mask identity of the output, and prints wall time and the child's peak memory.
+
+    python scripts/measure_fill.py [--model NAME] [--out DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from core.baselines import estimate_white_matter  # noqa: E402
+from core.bench.masks import make_cases  # noqa: E402
+from core.bench.runner import load_bench_data  # noqa: E402
+from core.modelspace import Reorientation  # noqa: E402
+
+SUBJECT = ROOT.parent / "shared" / "data" / "heldout_subject"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default=None)
+    parser.add_argument("--out", type=Path, default=Path("/tmp/inpaint-measure"))
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+
+    t1 = nib.load(SUBJECT / "t1_2mm.nii.gz")
+    data = load_bench_data(SUBJECT / "t1_2mm.nii.gz", SUBJECT / "brainmask_2mm.nii.gz")
+    case = make_cases(data.brain, data.voxel_mm, families=("cube16_wm",), per_family=1,
+                      wm=estimate_white_matter(data.image, ~data.brain))[0]
+    reo = Reorientation.of(t1.affine, t1.shape)
+    brain_file = reo.undo(data.image)
+    hole_file = reo.undo(case.hole).astype(np.uint8)
+    image_path, mask_path, out_path = args.out / "sub_T1w_brain.nii.gz", args.out / "cube16_wm.nii.gz", args.out / "filled.nii.gz"
+    nib.save(nib.Nifti1Image(brain_file, t1.affine, t1.header), image_path)
+    mask_img = nib.Nifti1Image(hole_file, t1.affine, t1.header)
+    mask_img.set_data_dtype(np.uint8)
+    nib.save(mask_img, mask_path)
+
+    command = [sys.executable, "-m", "core.cli", "fill", str(image_path), str(mask_path), "-o", str(out_path),
+               "--force", "--quiet"] + (["--model", args.model] if args.model else [])
+    start = time.perf_counter()
+    subprocess.run(command, check=True, cwd=ROOT)
+    seconds = time.perf_counter() - start
+    peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+
+    src, res = nib.load(image_path), nib.load(out_path)
+    same_geometry = (res.shape == src.shape and np.array_equal(res.affine, src.affine)
+                     and int(res.header["qform_code"]) == int(src.header["qform_code"])
+                     and int(res.header["sform_code"]) == int(src.header["sform_code"]))
+    outside = hole_file == 0
+    identical = np.array_equal(src.get_fdata(dtype=np.float32)[outside], res.get_fdata(dtype=np.float32)[outside])
+    side = json.loads(out_path.with_name("filled.json").read_text())
+    print(json.dumps({"slices": len(side["final_loss_per_slice"]), "hole_voxels": side["hole_voxels"],
+                      "model": side["model"]["name"], "wall_seconds": round(seconds, 1),
+                      "fill_seconds": side["seconds"], "peak_memory_mb": round(peak_mb),
+                      "geometry_preserved": same_geometry, "outside_identical": identical}, indent=1))
+    return 0 if same_geometry and identical else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

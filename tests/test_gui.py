@@ -1,0 +1,338 @@
+"""The desktop app driven like a user: real mouse and key events on an offscreen window (pytest-qt)."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+import json  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import nibabel as nib  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+from PySide6.QtCore import QEvent, QMimeData, QPoint, QPointF, Qt, QUrl  # noqa: E402
+from PySide6.QtGui import QDropEvent, QMouseEvent, QWheelEvent  # noqa: E402
+from PySide6.QtWidgets import QApplication, QMessageBox  # noqa: E402
+
+from core.checkpoint import load_model  # noqa: E402
+from core.mask_editor import MaskEditor  # noqa: E402
+from core.volume import load_mask, load_volume  # noqa: E402
+from test_gui_support import ScriptedWindow, fake_result, viewport_point  # noqa: E402
+
+AXIAL = 2
+NONE = Qt.KeyboardModifier.NoModifier
+LEFT, RIGHT = Qt.MouseButton.LeftButton, Qt.MouseButton.RightButton
+
+
+@pytest.fixture
+def window(qtbot, tmp_path, brain_files):
+    w = ScriptedWindow(tmp_path / "settings.ini")
+    qtbot.addWidget(w)
+    w.resize(1200, 800)
+    w.show()
+    qtbot.waitExposed(w)
+    assert w.open_image(brain_files[0])
+    yield w
+    w.forget_changes()
+
+
+def drag(qtbot, view, points, button=LEFT):
+    viewport = view.viewport()
+    qtbot.mousePress(viewport, button, NONE, viewport_point(view, points[0]))
+    for point in points[1:]:
+        qtbot.mouseMove(viewport, viewport_point(view, point))
+    qtbot.mouseRelease(viewport, button, NONE, viewport_point(view, points[-1]))
+
+
+def wheel(view, voxel, steps, modifiers=NONE):
+    pos = QPointF(viewport_point(view, voxel))
+    event = QWheelEvent(pos, QPointF(view.viewport().mapToGlobal(pos.toPoint())), QPoint(0, 0),
+                        QPoint(0, 120 * steps), Qt.MouseButton.NoButton, modifiers, Qt.ScrollPhase.NoScrollPhase,
+                        False)
+    QApplication.sendEvent(view.viewport(), event)
+
+
+def test_demo_brain_opens_without_arguments(qtbot, tmp_path):
+    w = ScriptedWindow(tmp_path / "settings.ini")
+    qtbot.addWidget(w)
+    w.open_initial(None, None)
+    assert w.doc is not None and w.doc.path.name == "sub-demo_T1w_brain.nii.gz" and not w.errors
+    w.forget_changes()
+
+
+def test_mouse_stroke_paints_the_interpolated_capsule(qtbot, window):
+    doc, view = window.doc, window.viewer.views[AXIAL]
+    doc.editor.brush_size = 3
+    z = int(window.viewer.point[AXIAL])
+    start, end = (8, 20, z), (30, 20, z)
+    drag(qtbot, view, [start, (15, 20, z), end])  # few, far-apart mouse events
+    expected = MaskEditor(doc.shape, doc.spacing)
+    expected.brush_size = 3
+    assert doc.editor.voxel_count == expected.capsule(start, end, AXIAL).size == 3 * 25
+    assert doc.editor.mask[7:32, 19:22, z].all()
+    # the file-order mask (what is saved) holds the same voxels
+    assert doc.mask_in_file_order()[doc.file_index((30, 20, z))]
+    assert view.overlay.image[20, 30] == 1  # the overlay of the current slice was redrawn (rows, cols)
+
+
+def test_right_button_erases_and_undo_redo_across_slices(qtbot, window):
+    doc, view = window.doc, window.viewer.views[AXIAL]
+    doc.editor.brush_size = 5
+    z = int(window.viewer.point[AXIAL])
+    qtbot.mouseClick(view.viewport(), LEFT, NONE, viewport_point(view, (20, 24, z)))
+    disc = doc.editor.voxel_count
+    qtbot.keyClick(window, Qt.Key.Key_PageUp)
+    assert window.viewer.point[AXIAL] == z + 1
+    qtbot.mouseClick(view.viewport(), LEFT, NONE, viewport_point(view, (20, 24, z + 1)))
+    doc.editor.brush_size = 1
+    qtbot.mouseClick(view.viewport(), RIGHT, NONE, viewport_point(view, (20, 24, z + 1)))
+    assert doc.editor.voxel_count == 2 * disc - 1 and doc.editor.mask[20, 24, z + 1] == 0
+    qtbot.keyClick(window, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    assert doc.editor.voxel_count == 2 * disc
+    qtbot.keyClick(window, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    qtbot.keyClick(window, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)  # the stroke on the other slice
+    assert doc.editor.voxel_count == 0 and not view.overlay.image.any()
+    qtbot.keyClick(window, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier)
+    qtbot.keyClick(window, Qt.Key.Key_Y, Qt.KeyboardModifier.ControlModifier)
+    assert doc.editor.voxel_count == 2 * disc and doc.editor.mask[:, :, z].sum() == disc
+
+
+def test_eraser_key_and_clear_slice_are_undoable(qtbot, window):
+    doc, view = window.doc, window.viewer.views[AXIAL]
+    z = int(window.viewer.point[AXIAL])
+    doc.editor.brush_size = 3
+    qtbot.mouseClick(view.viewport(), LEFT, NONE, viewport_point(view, (20, 24, z)))
+    qtbot.keyClick(window, Qt.Key.Key_E)
+    assert view.tool == "eraser"
+    qtbot.mouseClick(view.viewport(), LEFT, NONE, viewport_point(view, (21, 24, z)))
+    assert doc.editor.voxel_count == 3
+    qtbot.keyClick(window, Qt.Key.Key_E)
+    assert view.tool == "brush"
+    qtbot.keyClick(window, Qt.Key.Key_Delete)
+    assert doc.editor.voxel_count == 0 and "Ctrl+Z" in window.statusBar().currentMessage()
+    qtbot.keyClick(window, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    assert doc.editor.voxel_count == 3
+
+
+def test_refused_strokes_say_why_in_the_status_bar(qtbot, window):
+    view = window.viewer.views[AXIAL]
+    z = int(window.viewer.point[AXIAL])
+    view.box.scaleBy((3, 3))  # zoom out so that points beside the image are on screen
+    qtbot.mouseClick(view.viewport(), LEFT, NONE, viewport_point(view, (-20, -20, z)))
+    assert "outside the volume" in window.statusBar().currentMessage()
+    # a drag begun outside starts when it enters the image, and keeps its button's meaning (erase)
+    window.doc.editor.brush_size = 3
+    qtbot.mouseClick(view.viewport(), LEFT, NONE, viewport_point(view, (5, 24, z)))
+    assert window.doc.editor.voxel_count == 9
+    drag(qtbot, view, [(-10, 24, z), (-3, 24, z), (5, 24, z)], button=RIGHT)
+    assert window.doc.editor.voxel_count == 0
+    window.doc.editor.lock("A fill is running: mask editing is locked.")
+    qtbot.mouseClick(view.viewport(), LEFT, NONE, viewport_point(view, (20, 24, z)))
+    assert "locked" in window.statusBar().currentMessage() and window.doc.editor.voxel_count == 0
+    assert window.doc.editor.can_undo  # the erase above
+
+
+def test_slices_move_with_keys_and_wheel_and_show_the_right_data(qtbot, window):
+    viewer, view = window.viewer, window.viewer.views[AXIAL]
+    z = int(viewer.point[AXIAL])
+    qtbot.keyClick(window, Qt.Key.Key_PageUp, Qt.KeyboardModifier.ShiftModifier)
+    assert viewer.point[AXIAL] == z + 5
+    wheel(view, (20, 24, z + 5), -1)
+    qtbot.keyClick(window, Qt.Key.Key_PageDown)
+    assert viewer.point[AXIAL] == z + 3
+    assert np.array_equal(view.image.image, window.doc.original[:, :, z + 3].T)
+    for _ in range(100):
+        qtbot.keyClick(window, Qt.Key.Key_PageUp, Qt.KeyboardModifier.ShiftModifier)
+    assert viewer.point[AXIAL] == window.doc.shape[AXIAL] - 1  # clipped at the last slice
+    # Ctrl+click moves the crosshair: the coronal and sagittal views follow
+    qtbot.mouseClick(view.viewport(), LEFT, Qt.KeyboardModifier.ControlModifier,
+                     viewport_point(view, (12, 30, viewer.point[AXIAL])))
+    assert tuple(viewer.point[:2]) == (12, 30) and window.doc.editor.voxel_count == 0
+    assert np.array_equal(viewer.views[1].image.image, window.doc.original[:, 30, :].T)
+
+
+def test_brush_size_keys_and_shift_wheel(qtbot, window):
+    editor, view = window.doc.editor, window.viewer.views[AXIAL]
+    size = editor.brush_size
+    qtbot.keyClick(window, Qt.Key.Key_BracketRight)
+    qtbot.keyClick(window, Qt.Key.Key_BracketRight)
+    qtbot.keyClick(window, Qt.Key.Key_BracketLeft)
+    assert editor.brush_size == size + 1
+    wheel(view, (20, 24, 10), 1, Qt.KeyboardModifier.ShiftModifier)
+    assert editor.brush_size == size + 2 and window.viewer.point[AXIAL] == window.doc.shape[AXIAL] // 2
+    assert f"{size + 2:g} vox" in window.brush_label.text()
+
+
+def test_orientation_letters_follow_the_convention(qtbot, window):
+    axial = window.viewer.views[AXIAL]
+    assert (axial.letters["left"].text(), axial.letters["right"].text()) == ("R", "L")
+    assert (axial.letters["top"].text(), axial.letters["bottom"].text()) == ("A", "P")
+    window.act["radiological"].trigger()
+    assert (axial.letters["left"].text(), axial.letters["right"].text()) == ("L", "R")
+    assert window.viewer.views[0].letters["left"].text() == "A"
+    assert axial.box.xInverted() is False and window.viewer.views[0].box.xInverted() is True
+    # the choice is remembered for the next session
+    again = ScriptedWindow(Path(window.settings.fileName()))
+    qtbot.addWidget(again)
+    again.open_image(window.doc.path)
+    assert again.viewer.views[AXIAL].letters["left"].text() == "L"
+    again.forget_changes()
+
+
+def test_status_bar_shows_file_voxel_and_value_under_cursor(qtbot, window):
+    view, doc = window.viewer.views[AXIAL], window.doc
+    z = int(window.viewer.point[AXIAL])
+    # a plain move event (QTest's synthetic moves are dropped by Qt for a second offscreen window)
+    pos = QPointF(viewport_point(view, (10, 24, z)))
+    QApplication.sendEvent(view.viewport(), QMouseEvent(QEvent.Type.MouseMove, pos, pos, Qt.MouseButton.NoButton,
+                                                        Qt.MouseButton.NoButton, NONE))
+    i, j, k = doc.file_index((10, 24, z))
+    assert (i, j, k) == (doc.shape[0] - 1 - 10, 24, z)  # the test image is stored LAS: x is flipped
+    assert f"voxel ({i}, {j}, {k})" in window.cursor_label.text()
+    assert f"value {doc.volume.data[i, j, k]:.4g}" in window.cursor_label.text()
+
+
+def test_toggle_layers_keeps_window_level_and_difference_map(qtbot, window):
+    view, doc = window.viewer.views[AXIAL], window.doc
+    z = int(window.viewer.point[AXIAL])
+    doc.editor.brush_size = 5
+    qtbot.mouseClick(view.viewport(), LEFT, NONE, viewport_point(view, (20, 24, z)))
+    fake_result(window, value=-5.0)
+    window.viewer.histogram.item.setLevels(10.0, 90.0)
+    seen = []
+    for _ in range(4):
+        qtbot.keyClick(window, Qt.Key.Key_T)
+        seen.append(window.viewer.layer)
+        assert tuple(view.image.levels) == (10.0, 90.0)
+        assert np.array_equal(view.image.image, doc.layer_slice(window.viewer.layer, AXIAL, z).T)
+    assert seen == ["masked", "generated", "blended", "original"]
+    assert view.image.image[24, 20] == doc.original[20, 24, z]
+    qtbot.keyClick(window, Qt.Key.Key_T)
+    assert view.image.image[24, 20] == 0  # masked: the hole is voided
+    qtbot.keyClick(window, Qt.Key.Key_X)
+    assert view.difference.isVisible() and view.difference.image[24, 20] == -5.0 - doc.original[20, 24, z]
+
+
+def test_overlay_keys(qtbot, window):
+    view = window.viewer.views[AXIAL]
+    qtbot.keyClick(window, Qt.Key.Key_S)
+    assert not view.overlay.isVisible()
+    qtbot.keyClick(window, Qt.Key.Key_S)
+    assert view.overlay.isVisible()
+    before = view.overlay.opacity()
+    qtbot.keyClick(window, Qt.Key.Key_D)
+    assert view.overlay.opacity() == pytest.approx(before + 0.1)
+    qtbot.keyClick(window, Qt.Key.Key_A)
+    qtbot.keyClick(window, Qt.Key.Key_A)
+    assert view.overlay.opacity() == pytest.approx(before - 0.1)
+
+
+def test_maximise_one_view(qtbot, window):
+    views = window.viewer.views
+    qtbot.keyClick(window, Qt.Key.Key_2)
+    assert views[1].isVisible() and not views[2].isVisible() and not views[0].isVisible()
+    qtbot.waitUntil(lambda: views[1].width() > 0.9 * window.viewer.width(), timeout=2000)
+    qtbot.keyClick(window, Qt.Key.Key_2)
+    assert all(v.isVisible() for v in views.values())
+
+
+def test_save_mask_and_export_then_reload(qtbot, window, tmp_path, tiny_vae):
+    view, doc = window.viewer.views[AXIAL], window.doc
+    z = int(window.viewer.point[AXIAL])
+    doc.editor.brush_size = 3
+    qtbot.mouseClick(view.viewport(), LEFT, NONE, viewport_point(view, (20, 24, z)))
+    out = tmp_path / "out"
+    out.mkdir()
+    assert window.save_mask(out / doc.default_name("mask")) and not doc.editor.modified
+    assert np.array_equal(load_mask(out / "sub-01_label-lesion_mask.nii.gz", doc.volume), doc.mask_in_file_order())
+    filled = fake_result(window, value=33.0, model=load_model(tiny_vae))
+    assert window.isWindowModified()
+    window.answers.append(QMessageBox.StandardButton.Yes)  # replace the mask saved above
+    assert window.export_result(out / doc.default_name("inpainted"))
+    assert "already exists" in window.questions[-1] and not window.isWindowModified()
+    reloaded = load_volume(out / "sub-01_desc-inpainted_T1w.nii.gz")
+    assert np.array_equal(reloaded.data, filled) and np.allclose(reloaded.affine, doc.volume.affine)
+    sidecar = json.loads((out / "sub-01_desc-inpainted_T1w.json").read_text())
+    assert sidecar["hole_voxels"] == 9 and sidecar["app"] == "inpaint-gui"
+
+
+def test_unsaved_mask_prompts_before_opening_another(qtbot, window, brain_files):
+    view, doc = window.viewer.views[AXIAL], window.doc
+    qtbot.mouseClick(view.viewport(), LEFT, NONE, viewport_point(view, (20, 24, int(window.viewer.point[AXIAL]))))
+    window.answers.append(QMessageBox.StandardButton.Cancel)
+    assert not window.open_image(brain_files[0]) and window.doc is doc
+    assert "painted mask" in window.questions[-1]
+    window.answers.append(QMessageBox.StandardButton.Discard)
+    assert window.open_image(brain_files[0]) and window.doc is not doc
+
+
+def test_errors_become_one_sentence_dialogs(qtbot, window, tmp_path):
+    broken = tmp_path / "broken.nii.gz"
+    broken.write_bytes(b"not a nifti file")
+    doc = window.doc
+    assert not window.open_image(broken) and window.doc is doc
+    other = tmp_path / "other_grid.nii.gz"
+    nib.save(nib.Nifti1Image(np.ones((5, 5, 5), np.uint8), np.eye(4)), other)
+    assert not window.import_mask(other)
+    assert len(window.errors) == 2 and "broken.nii.gz" in window.errors[0] and "shape" in window.errors[1]
+
+
+def test_mask_option_recent_files_and_drop(qtbot, window, brain_files):
+    image, mask, hole = brain_files
+    window.answers.append(QMessageBox.StandardButton.Discard)
+    assert window.open_image(image, mask)
+    assert np.array_equal(window.doc.mask_in_file_order(), hole) and not window.doc.editor.modified
+    assert window.settings.value("recentFiles")[0] == str(image.resolve())
+    assert [a.text() for a in window.recent_menu.actions()] == [str(image.resolve())]
+    data = QMimeData()
+    data.setUrls([QUrl.fromLocalFile(str(image))])
+    event = QDropEvent(QPointF(10, 10), Qt.DropAction.CopyAction, data, LEFT, NONE)
+    previous = window.doc
+    window.dropEvent(event)
+    assert window.doc is not previous and window.doc.editor.voxel_count == 0
+
+
+def test_every_action_is_in_a_menu_with_its_shortcut(window):
+    in_menus = {a for menu in window.menuBar().findChildren(type(window.recent_menu)) for a in menu.actions()}
+    for name, action in window.act.items():
+        assert action in in_menus, name
+    for name in ("undo", "redo", "cycle_layer", "overlay", "brush_bigger", "run", "cancel", "export"):
+        assert window.act[name].shortcuts(), name
+    assert [k.toString() for k in window.act["redo"].shortcuts()] == ["Ctrl+Shift+Z", "Ctrl+Y"]
+
+
+def test_command_line_help():
+    from inpaint_gui.app import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--help"])
+    assert exit_info.value.code == 0
+
+
+def test_unexpected_errors_become_a_dialog(window, monkeypatch):
+    import sys
+
+    from inpaint_gui.app import install_excepthook
+
+    monkeypatch.setattr(sys, "excepthook", sys.excepthook)
+    install_excepthook(window)
+    try:
+        raise KeyError("boom")
+    except KeyError:
+        sys.excepthook(*sys.exc_info())
+    assert window.errors and window.errors[0].startswith("Unexpected error (KeyError")
+
+
+def test_model_list_selects_the_default_and_offers_checkpoints(window, tiny_vae):
+    from core.registry import ModelInfo
+
+    infos = [ModelInfo(name=n, kind="vae", kernel=3, size=96, spacing=2.0, axis=axis, path=tiny_vae, source="shipped")
+             for n, axis in (("a", "axial"), ("b", "coronal"))]
+    window.panel.set_models(infos, "b")
+    assert window.panel.model_choice() == ("b", "coronal")
+    assert window.panel.model.itemText(window.panel.model.count() - 1) == "Load checkpoint..."
+    assert window.load_checkpoint(tiny_vae)
+    assert window.panel.model_choice() == (str(tiny_vae), "axial") and window.act["run"].isEnabled()
+    assert not window.load_checkpoint(tiny_vae.parent / "missing") and "missing" in window.errors[-1]

@@ -1,0 +1,109 @@
+"""Fill jobs from the app: a tiny model on the worker thread, live preview, locking, cancel, failure."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+import time  # noqa: E402
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+from PySide6.QtCore import Qt  # noqa: E402
+
+from core.errors import InpaintError  # noqa: E402
+from test_gui_support import ScriptedWindow, viewport_point  # noqa: E402
+
+AXIAL = 2
+
+
+@pytest.fixture
+def window(qtbot, tmp_path, brain_files, tiny_vae):
+    w = ScriptedWindow(tmp_path / "settings.ini")
+    qtbot.addWidget(w)
+    w.show()
+    qtbot.waitExposed(w)
+    assert w.open_image(brain_files[0]) and w.load_checkpoint(tiny_vae)
+    w.doc.editor.brush_size = 5
+    z = int(w.viewer.point[AXIAL])
+    for dz in (0, 1):
+        w.doc.editor.begin_stroke((20, 24, z + dz), AXIAL)
+        w.doc.editor.end_stroke()
+    w.viewer.refresh_mask()
+    w.panel.restarts.setValue(2)
+    w.panel.scope.setCurrentIndex(w.panel.scope.findData("all"))
+    yield w
+    w.forget_changes()
+
+
+def test_run_fills_on_the_worker_with_preview_metrics_and_losses(qtbot, window):
+    doc, panel = window.doc, window.panel
+    panel.iterations.setValue(6)
+    original = doc.volume.data.copy()
+    hole = doc.mask_in_file_order()
+    previews = []
+    window.run_fill()
+    assert window.jobs.worker is not None and not panel.run_button.isEnabled() and panel.cancel_button.isEnabled()
+    window.jobs.progressed.connect(lambda p: previews.append(p.preview is not None))
+    # editing is locked while the job runs, and the status bar says why
+    view = window.viewer.views[AXIAL]
+    qtbot.mouseClick(view.viewport(), Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier,
+                     viewport_point(view, (10, 10, int(window.viewer.point[AXIAL]))))
+    assert "locked" in window.statusBar().currentMessage() and doc.editor.voxel_count == hole.sum()
+    assert window.viewer.layer == "preview"
+    with qtbot.waitSignal(window.jobs.succeeded, timeout=60000):
+        pass
+    assert window.jobs.worker is None and doc.result is not None and any(previews)
+    filled = doc.result.fill.filled
+    assert np.array_equal(filled[~hole], original[~hole]) and not np.array_equal(filled[hole], original[hole])
+    assert window.viewer.layer == "blended" and doc.editor.locked is None
+    assert np.array_equal(view.image.image, doc.blended[:, :, view.index].T)
+    assert panel.losses.rowCount() == len(doc.result.fill.final_loss) == 2
+    assert panel.metrics.item(0, 0).text() != "" and panel.metrics.item(1, 0).text() != ""
+    assert len(panel._loss_y) > 0 and window.isWindowModified()
+    assert window.act["export"].isEnabled() and window.act["layer_blended"].isChecked()
+
+
+def test_current_slice_scope_fills_only_that_slice(qtbot, window):
+    window.panel.iterations.setValue(2)
+    window.panel.scope.setCurrentIndex(window.panel.scope.findData("slice"))
+    window.run_fill()
+    with qtbot.waitSignal(window.jobs.succeeded, timeout=60000):
+        pass
+    fill = window.doc.result.fill
+    assert list(fill.final_loss) == [int(window.viewer.point[AXIAL])] and fill.hole.sum() < window.doc.editor.voxel_count
+
+
+def test_cancel_returns_within_a_second_and_changes_nothing(qtbot, window):
+    doc = window.doc
+    window.panel.iterations.setValue(100000)
+    layer_before = window.viewer.layer
+    window.run_fill()
+    with qtbot.waitSignal(window.jobs.progressed, timeout=30000):
+        pass
+    start = time.monotonic()
+    qtbot.keyClick(window, Qt.Key.Key_Escape)
+    assert window.jobs.worker is None and doc.editor.locked is None and doc.preview is None
+    assert window.viewer.layer == layer_before and doc.result is None
+    qtbot.waitUntil(lambda: window.jobs.idle, timeout=1000)  # the thread has ended
+    assert time.monotonic() - start < 1.0
+    qtbot.waitUntil(lambda: window.act["run"].isEnabled(), timeout=1000)
+    assert not window.errors and "Cancelled" in window.panel.eta.text()
+
+
+def test_failed_job_shows_one_sentence_and_restores_state(qtbot, window, monkeypatch):
+    def broken(key):
+        raise InpaintError("model.safetensors in /nowhere is unreadable; choose another checkpoint.")
+
+    monkeypatch.setattr(window.jobs, "model", broken)
+    window.run_fill()
+    qtbot.waitUntil(lambda: bool(window.errors), timeout=10000)
+    assert window.errors == ["model.safetensors in /nowhere is unreadable; choose another checkpoint."]
+    assert window.jobs.worker is None and window.doc.editor.locked is None and window.viewer.layer == "original"
+
+
+def test_empty_mask_is_refused_before_starting(qtbot, window):
+    window.doc.editor.clear_all()
+    window.run_fill()
+    assert window.jobs.worker is None and "mask is empty" in window.errors[0]
