@@ -87,7 +87,8 @@ class MaskEditor:
 
     # locking -----------------------------------------------------------------------------------
     def lock(self, reason: str) -> None:
-        """Refuse every edit with `reason` (e.g. while a fill job reads the mask)."""
+        """Refuse every edit with `reason` (e.g. while a fill job reads the mask); a stroke in progress ends."""
+        self.end_stroke()
         self._locked = reason
 
     def unlock(self) -> None:
@@ -100,6 +101,11 @@ class MaskEditor:
     def _check_unlocked(self) -> None:
         if self._locked is not None:
             raise EditRefused(self._locked)
+
+    def _start_edit(self) -> None:
+        """Before a clear, import, undo or redo: refuse when locked, and close a stroke in progress first."""
+        self._check_unlocked()
+        self.end_stroke()
 
     # strokes -----------------------------------------------------------------------------------
     @property
@@ -194,7 +200,7 @@ class MaskEditor:
     # whole-slice and whole-volume edits ---------------------------------------------------------
     def clear_slice(self, axis: int, index: int) -> Optional[Edit]:
         """Erase every voxel of one slice (one undo step; None when it was empty)."""
-        self._check_unlocked()
+        self._start_edit()
         if not 0 <= index < self.shape[axis]:
             raise EditRefused(f"Slice {index} is outside the volume (0 to {self.shape[axis] - 1}).")
         coords = list(np.nonzero(np.take(self.mask, int(index), axis=axis)))
@@ -204,12 +210,12 @@ class MaskEditor:
 
     def clear_all(self) -> Optional[Edit]:
         """Erase the whole mask (one undo step; None when it was empty)."""
-        self._check_unlocked()
+        self._start_edit()
         return self._apply("clear all", np.flatnonzero(self.mask).astype(self._index_dtype), 0)
 
     def replace(self, mask: np.ndarray, label: str = "import") -> Optional[Edit]:
         """Replace the mask by `mask` (nonzero = 1) as one undo step (None when nothing changed)."""
-        self._check_unlocked()
+        self._start_edit()
         self._check_shape(mask)
         new = (np.asarray(mask) != 0).astype(np.uint8).reshape(-1)
         flat = np.flatnonzero(new != self.mask.reshape(-1)).astype(self._index_dtype)
@@ -246,7 +252,7 @@ class MaskEditor:
 
     def undo(self) -> Optional[Edit]:
         """Restore the old values of the last edit; returns it (None when there is nothing to undo)."""
-        self._check_unlocked()
+        self._start_edit()
         if not self._undo:
             return None
         edit = self._undo.pop()
@@ -256,7 +262,7 @@ class MaskEditor:
 
     def redo(self) -> Optional[Edit]:
         """Apply the last undone edit again; returns it (None when there is nothing to redo)."""
-        self._check_unlocked()
+        self._start_edit()
         if not self._redo:
             return None
         edit = self._redo.pop()

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence
-from PySide6.QtWidgets import QMainWindow, QMenu
+from PySide6.QtWidgets import QMainWindow, QMenu, QToolBar
 
 
 @dataclass(frozen=True)
@@ -22,7 +22,8 @@ class Spec:
 
 MENUS: dict[str, tuple[Spec | str, ...]] = {
     "&File": (
-        Spec("open", "&Open image...", ("Ctrl+O",), "Open a brain MRI volume (NIfTI, NRRD, MHA, DICOM folder)."),
+        Spec("open", "&Open image...", ("Ctrl+O",), "Open a brain MRI volume (NIfTI, NRRD, MHA/MHD)."),
+        Spec("open_dicom", "Open &DICOM folder...", ("Ctrl+Shift+O",), "Open a folder holding one DICOM series."),
         "recent",
         Spec("import_mask", "&Import mask...", ("Ctrl+I",), "Load a lesion mask drawn on this image's grid."),
         Spec("save_mask", "&Save mask", ("Ctrl+S",), "Save the mask as uint8 NIfTI on the image grid."),
@@ -90,6 +91,11 @@ MENUS: dict[str, tuple[Spec | str, ...]] = {
 }
 
 
+# actions that also get a button: painting tools, and the before/after comparison
+TOOLBAR = ("tool_brush", "tool_eraser", "tool_crosshair", "sphere", "-", "cycle_layer", "layer_original",
+           "layer_masked", "layer_generated", "layer_blended", "difference", "-", "overlay")
+
+
 def build_actions(window: QMainWindow) -> tuple[dict[str, QAction], QMenu]:
     """Create the menus and actions on `window`; returns the actions by name and the Open Recent menu."""
     actions: dict[str, QAction] = {}
@@ -106,7 +112,8 @@ def build_actions(window: QMainWindow) -> tuple[dict[str, QAction], QMenu]:
                 assert isinstance(entry, Spec)
                 action = QAction(entry.text, window)
                 action.setShortcuts([QKeySequence(k) for k in entry.keys])
-                action.setToolTip(entry.tip)
+                keys = f" ({entry.keys[0]})" if entry.keys else ""
+                action.setToolTip(entry.tip.rstrip(".") + keys)  # what toolbar buttons show
                 action.setStatusTip(entry.tip)
                 action.setCheckable(entry.checkable)
                 action.setChecked(entry.checked)
@@ -116,6 +123,19 @@ def build_actions(window: QMainWindow) -> tuple[dict[str, QAction], QMenu]:
                 window.addAction(action)  # shortcuts work even with the menu bar hidden
                 actions[entry.name] = action
     return actions, recent
+
+
+def build_toolbar(window: QMainWindow, actions: dict[str, QAction]) -> QToolBar:
+    """A toolbar of buttons for the TOOLBAR actions."""
+    bar = window.addToolBar("Tools and layers")
+    bar.setObjectName("tools")
+    bar.setMovable(False)
+    for name in TOOLBAR:
+        if name == "-":
+            bar.addSeparator()
+            continue
+        bar.addAction(actions[name])
+    return bar
 
 
 def shortcut_table(actions: dict[str, QAction]) -> list[tuple[str, str]]:

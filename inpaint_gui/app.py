@@ -26,7 +26,8 @@ def install_excepthook(window) -> None:
 
     def hook(kind, value, tb) -> None:
         traceback.print_exception(kind, value, tb)
-        window.show_error(f"Unexpected error ({kind.__name__}: {value}); the details were printed to the terminal.")
+        first = (str(value).strip().splitlines() or [""])[0].rstrip(".")
+        window.show_error(f"Unexpected error ({kind.__name__}: {first}); the details were printed to the terminal.")
 
     sys.excepthook = hook
 

@@ -22,7 +22,8 @@ from core.fill import FillResult
 from core.mask_editor import MaskEditor
 from core.metrics import hole_metrics
 from core.modelspace import PLANES, Reorientation, voxel_sizes
-from core.volume import Volume, derived_name, load_mask, load_volume, save_mask, save_volume
+from core.volume import (ITK_SUFFIXES, NIFTI_SUFFIXES, Volume, derived_name, load_mask, load_volume, save_mask,
+                         save_volume)
 
 LAYERS = ("original", "masked", "generated", "blended")
 
@@ -153,7 +154,8 @@ class Document:
         return self.reo.undo(self.editor.mask) != 0
 
     def save_mask(self, path: str | os.PathLike) -> Path:
-        out = save_mask(path, self.mask_in_file_order().astype(np.uint8), self.volume, force=True)
+        """Write the mask as uint8 NIfTI on the image grid (a non-NIfTI name gets `.nii.gz`)."""
+        out = save_mask(nifti_path(path), self.mask_in_file_order().astype(np.uint8), self.volume, force=True)
         self.mask_path = out
         self.editor.mark_saved()
         return out
@@ -198,7 +200,12 @@ class Document:
         self.preview = None
 
     def export(self, path: str | os.PathLike, mask_path: Optional[str | os.PathLike] = None) -> list[Path]:
-        """Write the filled volume (input geometry, float32), its JSON sidecar and, if given, the job's mask."""
+        """Write the filled volume (input geometry, float32), the job's mask and the sidecar `inpaint fill` writes.
+
+        The sidecar's `metrics` are the fill's in-hole metrics (the CLI's keys); the biharmonic
+        baseline's go under `baseline_metrics`. A mask written equal to the editor's mask counts
+        as the saved mask.
+        """
         if self.result is None:
             raise InpaintError("There is no fill result to export; run a fill first.")
         from core.sidecar import build_sidecar, write_sidecar
@@ -207,10 +214,41 @@ class Document:
         written = [save_volume(path, fill.filled, self.volume, force=True)]
         if mask_path is not None:
             written.append(save_mask(mask_path, fill.hole.astype(np.uint8), self.volume, force=True))
+            if self.result_state == self.editor.state:
+                self.mask_path = written[-1]
+                self.editor.mark_saved()
+        metrics = self.result.metrics
         extra: dict[str, Any] = {"app": "inpaint-gui", "scope": self.result.scope,
-                                 "metrics_reference": "input image (the mask was painted over it)"}
+                                 "metrics_reference": "input image (the mask was painted over it)",
+                                 "baseline_metrics": {"biharmonic": metrics.get("biharmonic")}}
         record = build_sidecar(fill, self.result.model, image_path=self.path, mask_path=mask_path,
-                               output_path=written[0], metrics=self.result.metrics, extra=extra)
+                               output_path=written[0], metrics=metrics.get("model"), extra=extra)
         written.insert(1, write_sidecar(written[0], record))
         self.result_saved = True
         return written
+
+    def mask_file_matches_result(self, path: str | os.PathLike) -> bool:
+        """True when `path` holds exactly the mask the last result was computed from (no need to ask)."""
+        if self.result is None or not Path(path).is_file():
+            return False
+        try:
+            return bool(np.array_equal(load_mask(path, self.volume), self.result.fill.hole))
+        except InpaintError:
+            return False
+
+
+def nifti_path(path: str | os.PathLike, keep_itk: bool = False) -> Path:
+    """`path` with a NIfTI extension: kept if it has one, else `.nii.gz` replaces any other image extension.
+
+    With `keep_itk`, NRRD and MHA/MHD names are kept too (they keep the geometry as well).
+    """
+    path = Path(path)
+    name = path.name
+    lower = name.lower()
+    if lower.endswith(NIFTI_SUFFIXES) or (keep_itk and lower.endswith(ITK_SUFFIXES)):
+        return path
+    for suffix in ITK_SUFFIXES:
+        if lower.endswith(suffix):
+            name = name[: -len(suffix)]
+            break
+    return path.with_name(name + ".nii.gz")

@@ -6,13 +6,15 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional
 
+from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QFileDialog, QMessageBox
 
 from core.errors import InpaintError
 from core.mask_editor import EditRefused
 from core.registry import DEMO_BRAIN
+from core.volume import derived_name
 
-from .document import Document
+from .document import Document, nifti_path
 
 if TYPE_CHECKING:
     from .main_window import MainWindow
@@ -41,6 +43,10 @@ class FileActions:
             path, _ = QFileDialog.getOpenFileName(self, title, start, filters)
         return Path(path) if path else None
 
+    def ask_folder(self: "MainWindow", title: str, start: str) -> Optional[Path]:
+        path = QFileDialog.getExistingDirectory(self, title, start)
+        return Path(path) if path else None
+
     def _start_dir(self: "MainWindow") -> str:
         if self.doc is not None and self.doc.path is not None and os.access(self.doc.path.parent, os.W_OK):
             return str(self.doc.path.parent)
@@ -56,32 +62,60 @@ class FileActions:
         if path is not None:
             self.open_image(path)
 
+    def open_dicom_dialog(self: "MainWindow") -> None:
+        path = self.ask_folder("Open DICOM folder", self._start_dir())
+        if path is not None:
+            self.open_image(path)
+
     def open_image(self: "MainWindow", path: os.PathLike | str, mask: Optional[os.PathLike | str] = None) -> bool:
-        """Open a volume (and optionally its mask); False when refused, cancelled or unreadable."""
+        """Open a volume (and optionally its mask); False when refused, cancelled or unreadable.
+
+        A mask that cannot be used is reported after the image has opened without it.
+        """
         if self.jobs.running:
             self.show_message("A fill is running; cancel it (Esc) before opening another image.")
             return False
         if not self.confirm_discard():
             return False
         try:
-            doc = Document.open(path, mask)
+            doc = Document.open(path)
         except InpaintError as exc:
             self.show_error(str(exc))
             return False
+        mask_error = None
+        if mask is not None:
+            try:
+                doc.import_mask(mask)
+                doc.editor.mark_saved()
+            except InpaintError as exc:
+                mask_error = str(exc)
         self.set_document(doc)
         self._add_recent(Path(path))
-        self.show_message(f"Opened {Path(path).name}: {'x'.join(map(str, doc.volume.shape))} voxels.")
+        note = "" if self.panel.model_choice() is not None else \
+            "; no model is installed: Inpaint > Load checkpoint... chooses one"
+        self.show_message(f"Opened {Path(path).name}: {'x'.join(map(str, doc.volume.shape))} voxels{note}.")
+        if mask_error is not None:
+            self.show_error(mask_error)
         return True
 
+    @staticmethod
+    def _dropped_files(event) -> list[str]:
+        return [url.toLocalFile() for url in event.mimeData().urls() if url.isLocalFile()]
+
     def dragEnterEvent(self: "MainWindow", event) -> None:
-        if event.mimeData().hasUrls():
+        if self._dropped_files(event):
+            event.acceptProposedAction()
+
+    def dragMoveEvent(self: "MainWindow", event) -> None:
+        if self._dropped_files(event):
             event.acceptProposedAction()
 
     def dropEvent(self: "MainWindow", event) -> None:
-        files = [url.toLocalFile() for url in event.mimeData().urls() if url.isLocalFile()]
+        files = self._dropped_files(event)
         if files:
             event.acceptProposedAction()
-            self.open_image(files[0])
+            # after the drop has returned: the unsaved-work question must not block the drag source
+            QTimer.singleShot(0, lambda: self.open_image(files[0]))
 
     def _recent(self: "MainWindow") -> list[str]:
         value = self.settings.value("recentFiles", [])
@@ -97,8 +131,18 @@ class FileActions:
         self.recent_menu.clear()
         for text in self._recent():
             action = self.recent_menu.addAction(text)
-            action.triggered.connect(lambda checked=False, text=text: self.open_image(text))
+            action.triggered.connect(lambda checked=False, text=text: self.open_recent(text))
         self.recent_menu.setEnabled(bool(self._recent()))
+
+    def open_recent(self: "MainWindow", text: str) -> bool:
+        """Open a recent file; one that has disappeared is dropped from the list."""
+        if not Path(text).exists():
+            self.settings.setValue("recentFiles", [p for p in self._recent() if p != text])
+            self._update_recent_menu()
+            self.show_error(f"{text} no longer exists, so it was removed from the recent files; open it from "
+                            "its new place with File > Open.")
+            return False
+        return self.open_image(text)
 
     # masks -------------------------------------------------------------------------------------
     def import_mask_dialog(self: "MainWindow") -> None:
@@ -150,11 +194,18 @@ class FileActions:
                                  NIFTI_FILTER, save=True)
             if path is None:
                 return False
-        path = Path(path)
-        mask_path: Optional[Path] = path.parent / doc.default_name("mask")
-        if mask_path.exists() and self.ask(f"{mask_path.name} already exists next to the export; replace it with "
-                                           "the mask used for this fill?") != QMessageBox.StandardButton.Yes:
-            mask_path = None
+        path = nifti_path(path, keep_itk=True)
+        mask_path = path.parent / doc.default_name("mask")
+        if mask_path.exists() and not doc.mask_file_matches_result(mask_path):
+            buttons = QMessageBox.StandardButton
+            beside = path.parent / derived_name(path, "mask")
+            answer = self.ask(f"{mask_path.name} next to the export holds another mask; replace it with the mask "
+                              f"of this fill (No keeps it and writes {beside.name} instead)?",
+                              buttons.Yes | buttons.No | buttons.Cancel, buttons.No)
+            if answer == buttons.Cancel:
+                return False
+            if answer != buttons.Yes:
+                mask_path = beside
         try:
             written = doc.export(path, mask_path)
         except InpaintError as exc:

@@ -6,10 +6,10 @@ from pathlib import Path
 from typing import Optional
 
 import pyqtgraph as pg
-from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QGroupBox, QHBoxLayout,
-                               QHeaderView, QLabel, QProgressBar, QPushButton, QSpinBox, QTableWidget,
-                               QTableWidgetItem, QVBoxLayout, QWidget)
+from PySide6.QtCore import QEvent, QObject, Qt, Signal
+from PySide6.QtWidgets import (QAbstractItemView, QAbstractSpinBox, QCheckBox, QComboBox, QDoubleSpinBox,
+                               QFormLayout, QGroupBox, QHBoxLayout, QHeaderView, QLabel, QProgressBar, QPushButton,
+                               QSpinBox, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
 from core.fill import FillSettings
 from core.job import Progress
@@ -21,6 +21,7 @@ from .worker import finite_mean, preview_interval
 LOAD_CHECKPOINT = "Load checkpoint..."
 AXIS_ROLE = Qt.ItemDataRole.UserRole + 1
 METRIC_ROWS = (("model", "Model fill"), ("biharmonic", "Biharmonic"))
+FIELD_KEYS = (Qt.Key.Key_Up, Qt.Key.Key_Down, Qt.Key.Key_PageUp, Qt.Key.Key_PageDown)  # kept from the slice keys
 METRIC_COLUMNS = (("psnr", "PSNR dB", "{:.2f}"), ("ssim", "SSIM", "{:.3f}"), ("mae", "MAE", "{:.4f}"))
 
 
@@ -35,6 +36,7 @@ class InpaintPanel(QWidget):
     runRequested = Signal()
     cancelRequested = Signal()
     checkpointRequested = Signal()
+    sliceRequested = Signal(str, int)  # plane name, RAS slice index: a row of the losses table was clicked
 
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
@@ -53,6 +55,7 @@ class InpaintPanel(QWidget):
                                   "Random starting points per slice; the restart with the lowest final loss wins.")
         self.window = self._int(1, 31, 2, defaults.window,
                                 "Context-weight window in model pixels (odd): known pixels near the hole count more.")
+        self.window.editingFinished.connect(lambda: self.window.setValue(self.window.value() | 1))
         self.blend = QCheckBox("Poisson blending")
         self.blend.setChecked(defaults.blend)
         self.blend.setToolTip("Blend the generated content into the surrounding tissue (gradient-domain). "
@@ -94,6 +97,7 @@ class InpaintPanel(QWidget):
         self.loss_curve = self.loss_plot.plot([], [], pen=pg.mkPen((30, 90, 200), width=2))
         self._loss_x: list[float] = []
         self._loss_y: list[float] = []
+        self._shown: tuple[int, list[float], list[float]] = (0, [], [])  # restored after a cancel
 
         self.metrics = QTableWidget(len(METRIC_ROWS), len(METRIC_COLUMNS))
         self.metrics.setHorizontalHeaderLabels([c[1] for c in METRIC_COLUMNS])
@@ -102,7 +106,10 @@ class InpaintPanel(QWidget):
                                 "BraTS style: higher PSNR and SSIM, lower MAE are better.")
         self.losses = QTableWidget(0, 2)
         self.losses.setHorizontalHeaderLabels(["slice", "final loss"])
-        self.losses.setToolTip("Final loss of the best restart of every filled slice (slice index in RAS order).")
+        self.losses.setToolTip("Final loss of the best restart of every filled slice, numbered as in the view "
+                               "titles; click a row to show that slice.")
+        self.losses.cellClicked.connect(self._loss_row_clicked)
+        self._loss_slices: tuple[str, list[int]] = ("axial", [])
         for table in (self.metrics, self.losses):
             table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
             table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
@@ -124,6 +131,15 @@ class InpaintPanel(QWidget):
         layout.addWidget(self.losses, 1)
         layout.addWidget(self.result_note)
         self.setMinimumWidth(270)
+        for kind in (QAbstractSpinBox, QComboBox, QAbstractItemView):
+            for widget in self.findChildren(kind):
+                widget.installEventFilter(self)
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        """A focused field keeps Up/Down/PageUp/PageDown for itself instead of the window's slice shortcuts."""
+        if event.type() == QEvent.Type.ShortcutOverride and event.key() in FIELD_KEYS:
+            event.accept()
+        return False
 
     @staticmethod
     def _int(lo: int, hi: int, step: int, value: int, tip: str) -> QSpinBox:
@@ -190,15 +206,18 @@ class InpaintPanel(QWidget):
         for widget in (self.model, self.lam, self.iterations, self.restarts, self.window, self.blend, self.scope):
             widget.setEnabled(not running)
         if running:
+            self._shown = (self.progress.value(), self._loss_x, self._loss_y)
             self.progress.setValue(0)
             self.eta.setText("Starting...")
-            self._loss_x.clear()
-            self._loss_y.clear()
+            self._loss_x, self._loss_y = [], []
             self.loss_curve.setData([], [])
 
     def job_stopped(self, text: str) -> None:
+        """A job was cancelled or failed: show the previous result's progress and loss curve again."""
         self.set_running(False)
-        self.progress.setValue(0)
+        value, self._loss_x, self._loss_y = self._shown
+        self.progress.setValue(value)
+        self.loss_curve.setData(self._loss_x, self._loss_y)
         self.eta.setText(text)
 
     def show_progress(self, progress: Progress) -> None:
@@ -226,16 +245,22 @@ class InpaintPanel(QWidget):
                 text = "n/a" if values is None else fmt.format(values[name])
                 self.metrics.setItem(row, col, QTableWidgetItem(text))
         self.losses.setRowCount(len(fill.final_loss))
-        for row, (index, loss) in enumerate(sorted(fill.final_loss.items())):
-            self.losses.setItem(row, 0, QTableWidgetItem(str(index)))
-            self.losses.setItem(row, 1, QTableWidgetItem(f"{loss:.4g}"))
+        self._loss_slices = (fill.axis, sorted(fill.final_loss))
+        for row, index in enumerate(self._loss_slices[1]):
+            self.losses.setItem(row, 0, QTableWidgetItem(str(index + 1)))  # the view titles count from 1
+            self.losses.setItem(row, 1, QTableWidgetItem(f"{fill.final_loss[index]:.4g}"))
         self.result_note.setText("")
+
+    def _loss_row_clicked(self, row: int, _column: int) -> None:
+        axis, slices = self._loss_slices
+        if 0 <= row < len(slices):
+            self.sliceRequested.emit(axis, slices[row])
 
     def clear_result(self) -> None:
         self.progress.setValue(0)
         self.eta.setText("")
-        self._loss_x.clear()
-        self._loss_y.clear()
+        self._loss_x, self._loss_y = [], []
+        self._shown = (0, [], [])
         self.loss_curve.setData([], [])
         self.metrics.clearContents()
         self.losses.setRowCount(0)

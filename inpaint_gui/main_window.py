@@ -9,7 +9,7 @@ from typing import Callable, Optional
 
 import pyqtgraph as pg
 from PySide6.QtCore import QSettings, Qt
-from PySide6.QtWidgets import QDockWidget, QLabel, QMainWindow, QMessageBox, QScrollArea
+from PySide6.QtWidgets import QDockWidget, QFrame, QGraphicsView, QLabel, QMainWindow, QMessageBox, QScrollArea
 
 from core import __version__
 from core.checkpoint import load_model
@@ -18,7 +18,7 @@ from core.job import Progress
 from core.mask_editor import EditRefused
 from core.registry import default_model_name, list_models
 
-from .actions import build_actions, shortcut_table
+from .actions import build_actions, build_toolbar, shortcut_table
 from .document import Document, JobResult, PreviewMap
 from .file_actions import FileActions
 from .fill_controller import FillController
@@ -27,6 +27,7 @@ from .ortho_viewer import OrthoViewer
 from .worker import FillJob
 
 LOCKED = "A fill is running: mask editing is locked until it finishes or you cancel it (Esc)."
+LAYERS_LOCKED = "A fill is running: the views show its live preview until it finishes or you cancel it (Esc)."
 MOUSE_HELP = (("Left drag", "paint (eraser tool: erase)"), ("Right drag", "erase"),
               ("Ctrl+left click", "move the crosshair"), ("Wheel", "next / previous slice"),
               ("Shift+wheel", "brush size"), ("Ctrl+wheel", "zoom"), ("Middle drag", "pan"),
@@ -59,12 +60,18 @@ class MainWindow(FileActions, QMainWindow):
         self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, dock)
         self.cursor_label = QLabel("")
         self.brush_label = QLabel("")
-        self.statusBar().addPermanentWidget(self.cursor_label)
-        self.statusBar().addPermanentWidget(self.brush_label)
+        separator = QFrame()
+        separator.setFrameShape(QFrame.Shape.VLine)
+        for widget in (self.cursor_label, separator, self.brush_label):
+            self.statusBar().addPermanentWidget(widget)
         self.act, self.recent_menu = build_actions(self)  # QAction by name
+        self.toolbar = build_toolbar(self, self.act)
         self.act["radiological"].setChecked(self.settings.value("radiological", True, type=bool))
         self._connect()
         self.setAcceptDrops(True)
+        for view in self.findChildren(QGraphicsView):  # a file dropped anywhere reaches the window
+            view.setAcceptDrops(False)
+            view.viewport().setAcceptDrops(False)
         self._load_model_list()
         self._update_recent_menu()
         self._update_state()
@@ -74,7 +81,8 @@ class MainWindow(FileActions, QMainWindow):
     def _connect(self) -> None:
         a, v = self.act, self.viewer
         slots: dict[str, Callable[[], object]] = {
-            "open": self.open_dialog, "import_mask": self.import_mask_dialog, "save_mask": self.save_mask,
+            "open": self.open_dialog, "open_dicom": self.open_dicom_dialog, "import_mask": self.import_mask_dialog,
+            "save_mask": self.save_mask,
             "save_mask_as": lambda: self.save_mask(ask=True), "export": self.export_result, "quit": self.close,
             "undo": lambda: v.apply_history(True), "redo": lambda: v.apply_history(False),
             "tool_brush": lambda: self.set_tool("brush"), "tool_eraser": self._eraser_key,
@@ -104,6 +112,7 @@ class MainWindow(FileActions, QMainWindow):
         self.panel.runRequested.connect(self.run_fill)
         self.panel.cancelRequested.connect(self.cancel_fill)
         self.panel.checkpointRequested.connect(self.load_checkpoint_dialog)
+        self.panel.sliceRequested.connect(v.show_slice)
         self.jobs.progressed.connect(self._job_progress)
         self.jobs.succeeded.connect(self._job_succeeded)
         self.jobs.failed.connect(self._job_failed)
@@ -134,6 +143,7 @@ class MainWindow(FileActions, QMainWindow):
         for name in ("layer_generated", "layer_blended", "difference", "export"):
             self.act[name].setEnabled(bool(has_result))
         self.act["open"].setEnabled(not running)
+        self.act["open_dicom"].setEnabled(not running)
         can_run = has_doc and self.jobs.idle and self.panel.model_choice() is not None
         self.act["run"].setEnabled(can_run)
         self.panel.run_button.setEnabled(can_run)
@@ -163,10 +173,10 @@ class MainWindow(FileActions, QMainWindow):
         if self.jobs.running and self.ask("A fill is running; stop it and quit?") != QMessageBox.StandardButton.Yes:
             event.ignore()
             return
-        self.cancel_fill()
-        if not self.confirm_discard():
+        if not self.confirm_discard():  # a cancelled quit leaves the fill running
             event.ignore()
             return
+        self.cancel_fill()
         self.jobs.wait()
         event.accept()
 
@@ -225,14 +235,21 @@ class MainWindow(FileActions, QMainWindow):
 
     # layers --------------------------------------------------------------------------------------
     def set_layer(self, layer: str) -> None:
-        if self.doc is None or self.jobs.running or layer not in self.doc.available_layers():
+        if self.jobs.running:
+            self.act[f"layer_{self._layer_before_job}"].setChecked(True)  # a toolbar click must not stick
+            self.show_message(LAYERS_LOCKED)
+            return
+        if self.doc is None or layer not in self.doc.available_layers():
             return
         self.viewer.set_layer(layer)
         self.act[f"layer_{layer}"].setChecked(True)
         self.show_message(f"Showing {layer}")
 
     def cycle_layer(self) -> None:
-        if self.doc is None or self.jobs.running:
+        if self.jobs.running:
+            self.show_message(LAYERS_LOCKED)
+            return
+        if self.doc is None:
             return
         layer = self.viewer.cycle_layer()
         self.act[f"layer_{layer}"].setChecked(True)
@@ -275,6 +292,7 @@ class MainWindow(FileActions, QMainWindow):
             return
         key, axis = choice
         scope = self.panel.scope_choice()
+        doc.editor.end_stroke()  # Ctrl+R in mid-stroke: the stroke is part of the job's mask and state
         try:
             hole = doc.job_hole(scope, axis, self.viewer.point)
         except InpaintError as exc:

@@ -14,6 +14,7 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QGridLayout, QHBoxLayout, QLabel, QWidget
 
 from core.mask_editor import EditRefused
+from core.modelspace import PLANES
 
 from .document import Document
 from .slice_view import SliceView
@@ -175,6 +176,14 @@ class OrthoViewer(QWidget):
             if new[view.axis] != old[view.axis]:
                 self.refresh_view(view)
             view.set_crosshair(new)
+
+    def show_slice(self, plane: str, index: int) -> None:
+        """Move the crosshair to slice `index` (RAS order) of a plane and make its view the active one."""
+        axis = PLANES[plane]
+        point = self.point.copy()
+        point[axis] = index
+        self.active = axis
+        self.set_point(point)
 
     def step_slice(self, steps: int, axis: Optional[int] = None) -> None:
         axis = self.active if axis is None else axis

@@ -41,6 +41,7 @@ class _PaintViewBox(pg.ViewBox):
     def __init__(self, view: "SliceView") -> None:
         super().__init__(lockAspect=True, enableMenu=False, invertY=False)
         self._view = view
+        self._wheel = 0  # angle delta not yet turned into steps (smooth wheels and touchpads send small ones)
 
     def _intent(self, ev) -> str:
         """'pick' (move the crosshair), 'erase' or 'paint' for a left/right button event."""
@@ -84,7 +85,9 @@ class _PaintViewBox(pg.ViewBox):
             super().wheelEvent(ev, axis)
             return
         ev.accept()
-        steps = int(np.sign(ev.delta()))
+        self._wheel += ev.delta()
+        steps = int(self._wheel / 120)  # one notch of a classic wheel is 120
+        self._wheel -= 120 * steps
         if steps == 0:
             return
         if modifiers & Qt.KeyboardModifier.ShiftModifier:
@@ -114,6 +117,7 @@ class SliceView(pg.GraphicsView):
         self._shape = (1, 1, 1)
         self._spacing = np.ones(3)
         self._radius_mm = 1.0
+        self._outline_at: Optional[np.ndarray] = None  # voxel under the brush outline
         self._stroking = False
         self.box = _PaintViewBox(self)
         self.setCentralItem(self.box)
@@ -213,6 +217,8 @@ class SliceView(pg.GraphicsView):
 
     def set_brush(self, size: float, min_spacing: float) -> None:
         self._radius_mm = size / 2.0 * min_spacing
+        if self.outline.isVisible() and self._outline_at is not None:
+            self._show_outline(self._outline_at)  # resize under the cursor ([ ] or Shift+wheel)
 
     # mouse -------------------------------------------------------------------------------------
     def voxel_at(self, pos: QPointF) -> np.ndarray:
@@ -247,6 +253,7 @@ class SliceView(pg.GraphicsView):
         if self.tool == "crosshair":
             self.outline.setVisible(False)
             return
+        self._outline_at = voxel
         r = self._radius_mm
         cx = (np.rint(voxel[self.col_axis]) + 0.5) * self._spacing[self.col_axis]
         cy = (np.rint(voxel[self.row_axis]) + 0.5) * self._spacing[self.row_axis]

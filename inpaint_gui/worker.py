@@ -73,7 +73,9 @@ class FillWorker(QThread):
             self.failed.emit(str(exc))
         except Exception as exc:  # a failed job must never take the app down
             traceback.print_exc()
-            self.failed.emit(f"The fill failed: {type(exc).__name__}: {exc}")
+            first = (str(exc).strip().splitlines() or [""])[0].rstrip(".")
+            self.failed.emit(f"The fill failed ({type(exc).__name__}: {first}); the details were printed to the "
+                             "terminal.")
 
 
 def preview_interval(iterations: int) -> int:

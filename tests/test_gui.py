@@ -46,11 +46,11 @@ def drag(qtbot, view, points, button=LEFT):
     qtbot.mouseRelease(viewport, button, NONE, viewport_point(view, points[-1]))
 
 
-def wheel(view, voxel, steps, modifiers=NONE):
+def wheel(view, voxel, steps, modifiers=NONE, notch=120):
     pos = QPointF(viewport_point(view, voxel))
     event = QWheelEvent(pos, QPointF(view.viewport().mapToGlobal(pos.toPoint())), QPoint(0, 0),
-                        QPoint(0, 120 * steps), Qt.MouseButton.NoButton, modifiers, Qt.ScrollPhase.NoScrollPhase,
-                        False)
+                        QPoint(0, int(notch * steps)), Qt.MouseButton.NoButton, modifiers,
+                        Qt.ScrollPhase.NoScrollPhase, False)
     QApplication.sendEvent(view.viewport(), event)
 
 
@@ -143,6 +143,9 @@ def test_slices_move_with_keys_and_wheel_and_show_the_right_data(qtbot, window):
     qtbot.keyClick(window, Qt.Key.Key_PageDown)
     assert viewer.point[AXIAL] == z + 3
     assert np.array_equal(view.image.image, window.doc.original[:, :, z + 3].T)
+    for _ in range(3):  # a smooth wheel or touchpad: a slice per full notch, not per event
+        wheel(view, (20, 24, z + 3), 1, notch=40)
+    assert viewer.point[AXIAL] == z + 4
     for _ in range(100):
         qtbot.keyClick(window, Qt.Key.Key_PageUp, Qt.KeyboardModifier.ShiftModifier)
     assert viewer.point[AXIAL] == window.doc.shape[AXIAL] - 1  # clipped at the last slice
@@ -166,11 +169,18 @@ def test_brush_size_keys_and_shift_wheel(qtbot, window):
 
 
 def test_orientation_letters_follow_the_convention(qtbot, window):
-    axial = window.viewer.views[AXIAL]
+    axial, coronal = window.viewer.views[AXIAL], window.viewer.views[1]
+    z = int(window.viewer.point[AXIAL])
+    right, left = (30, 24, z), (5, 24, z)  # RAS x grows towards the patient's right
     assert (axial.letters["left"].text(), axial.letters["right"].text()) == ("R", "L")
     assert (axial.letters["top"].text(), axial.letters["bottom"].text()) == ("A", "P")
+    assert viewport_point(axial, right).x() < viewport_point(axial, left).x()  # the image is flipped too
+    assert viewport_point(coronal, right).x() < viewport_point(coronal, left).x()
     window.act["radiological"].trigger()
     assert (axial.letters["left"].text(), axial.letters["right"].text()) == ("L", "R")
+    assert viewport_point(axial, right).x() > viewport_point(axial, left).x()
+    assert viewport_point(coronal, right).x() > viewport_point(coronal, left).x()
+    assert coronal.letters["left"].text() == "L"
     assert window.viewer.views[0].letters["left"].text() == "A"
     assert axial.box.xInverted() is False and window.viewer.views[0].box.xInverted() is True
     # the choice is remembered for the next session
@@ -249,13 +259,43 @@ def test_save_mask_and_export_then_reload(qtbot, window, tmp_path, tiny_vae):
     assert np.array_equal(load_mask(out / "sub-01_label-lesion_mask.nii.gz", doc.volume), doc.mask_in_file_order())
     filled = fake_result(window, value=33.0, model=load_model(tiny_vae))
     assert window.isWindowModified()
-    window.answers.append(QMessageBox.StandardButton.Yes)  # replace the mask saved above
-    assert window.export_result(out / doc.default_name("inpainted"))
-    assert "already exists" in window.questions[-1] and not window.isWindowModified()
+    assert window.export_result(out / "sub-01_desc-inpainted_T1w")  # no extension typed: NIfTI
+    assert not window.questions and not window.isWindowModified()  # the saved mask is the fill's: no question
     reloaded = load_volume(out / "sub-01_desc-inpainted_T1w.nii.gz")
     assert np.array_equal(reloaded.data, filled) and np.allclose(reloaded.affine, doc.volume.affine)
     sidecar = json.loads((out / "sub-01_desc-inpainted_T1w.json").read_text())
     assert sidecar["hole_voxels"] == 9 and sidecar["app"] == "inpaint-gui"
+    assert sidecar["mask"]["path"] == str((out / "sub-01_label-lesion_mask.nii.gz").resolve())
+
+
+def test_export_beside_a_different_saved_mask_asks_and_keeps_it(qtbot, window, tmp_path, tiny_vae):
+    view, doc = window.viewer.views[AXIAL], window.doc
+    z = int(window.viewer.point[AXIAL])
+    doc.editor.brush_size = 3
+    qtbot.mouseClick(view.viewport(), LEFT, NONE, viewport_point(view, (20, 24, z)))
+    fake_result(window, value=33.0, model=load_model(tiny_vae))
+    qtbot.mouseClick(view.viewport(), LEFT, NONE, viewport_point(view, (10, 24, z)))  # painted after the fill
+    saved = tmp_path / doc.default_name("mask")
+    assert window.save_mask(saved)
+    window.answers.append(QMessageBox.StandardButton.No)
+    assert window.export_result(tmp_path / doc.default_name("inpainted"))
+    assert "holds another mask" in window.questions[-1]
+    assert load_mask(saved, doc.volume).sum() == 18  # the user's mask is kept
+    beside = tmp_path / "sub-01_desc-inpainted_label-lesion_mask.nii.gz"
+    assert np.array_equal(load_mask(beside, doc.volume), doc.result.fill.hole)
+    sidecar = json.loads((tmp_path / "sub-01_desc-inpainted_T1w.json").read_text())
+    assert sidecar["mask"]["path"] == str(beside.resolve()) and len(sidecar["mask"]["sha256"]) == 64
+    window.answers.append(QMessageBox.StandardButton.Cancel)
+    assert not window.export_result(tmp_path / "again.nii.gz") and not (tmp_path / "again.nii.gz").exists()
+
+
+def test_closing_with_an_unsaved_mask_prompts(qtbot, window):
+    view = window.viewer.views[AXIAL]
+    qtbot.mouseClick(view.viewport(), LEFT, NONE, viewport_point(view, (20, 24, int(window.viewer.point[AXIAL]))))
+    window.answers.append(QMessageBox.StandardButton.Cancel)
+    assert not window.close() and window.isVisible() and "painted mask" in window.questions[-1]
+    window.answers.append(QMessageBox.StandardButton.Discard)
+    assert window.close() and not window.isVisible()
 
 
 def test_unsaved_mask_prompts_before_opening_another(qtbot, window, brain_files):
@@ -279,19 +319,92 @@ def test_errors_become_one_sentence_dialogs(qtbot, window, tmp_path):
     assert len(window.errors) == 2 and "broken.nii.gz" in window.errors[0] and "shape" in window.errors[1]
 
 
-def test_mask_option_recent_files_and_drop(qtbot, window, brain_files):
+def test_mask_option_and_recent_files(qtbot, window, brain_files, tmp_path):
     image, mask, hole = brain_files
     window.answers.append(QMessageBox.StandardButton.Discard)
     assert window.open_image(image, mask)
     assert np.array_equal(window.doc.mask_in_file_order(), hole) and not window.doc.editor.modified
     assert window.settings.value("recentFiles")[0] == str(image.resolve())
     assert [a.text() for a in window.recent_menu.actions()] == [str(image.resolve())]
-    data = QMimeData()
-    data.setUrls([QUrl.fromLocalFile(str(image))])
-    event = QDropEvent(QPointF(10, 10), Qt.DropAction.CopyAction, data, LEFT, NONE)
+    other = tmp_path / "sub-02_T1w.nii.gz"
+    other.write_bytes(image.read_bytes())
+    assert window.open_image(other)
+    recent = window.recent_menu.actions()
+    assert [a.text() for a in recent] == [str(other.resolve()), str(image.resolve())]
+    recent[1].trigger()
+    assert window.doc.path.resolve() == image.resolve()
+    other.unlink()  # a recent file that has gone away is reported and dropped from the list
+    window.recent_menu.actions()[1].trigger()
+    assert "no longer exists" in window.errors[-1] and window.doc.path.resolve() == image.resolve()
+    assert [a.text() for a in window.recent_menu.actions()] == [str(image.resolve())]
+
+
+def test_mask_on_another_grid_still_opens_the_image(qtbot, window, brain_files, tmp_path):
+    other = tmp_path / "other_grid.nii.gz"
+    nib.save(nib.Nifti1Image(np.ones((5, 5, 5), np.uint8), np.eye(4)), other)
     previous = window.doc
-    window.dropEvent(event)
+    assert window.open_image(brain_files[0], other)
     assert window.doc is not previous and window.doc.editor.voxel_count == 0
+    assert len(window.errors) == 1 and "shape" in window.errors[0]
+
+
+def test_a_file_dropped_anywhere_opens(qtbot, window, brain_files):
+    from PySide6.QtGui import QDragEnterEvent, QDragMoveEvent
+    from PySide6.QtWidgets import QGraphicsView
+
+    # a real drag goes to the first widget under the cursor that accepts drops: it must be the window
+    for view in window.findChildren(QGraphicsView):
+        widget = view.viewport()
+        while not widget.acceptDrops():
+            widget = widget.parentWidget()
+        assert widget is window, view
+    data = QMimeData()
+    data.setUrls([QUrl.fromLocalFile(str(brain_files[0]))])
+    pos = QPoint(300, 300)
+    enter = QDragEnterEvent(pos, Qt.DropAction.CopyAction, data, LEFT, NONE)
+    QApplication.sendEvent(window, enter)
+    move = QDragMoveEvent(pos, Qt.DropAction.CopyAction, data, LEFT, NONE)
+    move.ignore()
+    QApplication.sendEvent(window, move)
+    assert enter.isAccepted() and move.isAccepted()
+    previous = window.doc
+    QApplication.sendEvent(window, QDropEvent(QPointF(pos), Qt.DropAction.CopyAction, data, LEFT, NONE))
+    qtbot.waitUntil(lambda: window.doc is not previous, timeout=2000)
+    assert window.doc.path == brain_files[0]
+
+
+def test_toolbar_buttons_toggle_the_layers(qtbot, window):
+    view, doc = window.viewer.views[AXIAL], window.doc
+    z = int(window.viewer.point[AXIAL])
+    qtbot.mouseClick(view.viewport(), LEFT, NONE, viewport_point(view, (20, 24, z)))
+    fake_result(window, value=-5.0)
+    window.viewer.histogram.item.setLevels(10.0, 90.0)
+    button = window.toolbar.widgetForAction(window.act["layer_blended"])
+    assert button is not None and button.isVisible() and "Ctrl+4" in button.toolTip()
+    qtbot.mouseClick(button, LEFT)
+    assert window.viewer.layer == "blended" and view.image.image[24, 20] == -5.0
+    qtbot.mouseClick(window.toolbar.widgetForAction(window.act["cycle_layer"]), LEFT)
+    assert window.viewer.layer == "original" and view.image.image[24, 20] == doc.original[20, 24, z]
+    assert tuple(view.image.levels) == (10.0, 90.0)
+
+
+def test_the_context_window_stays_odd(window):
+    box = window.panel.window
+    box.setValue(4)
+    box.editingFinished.emit()
+    assert box.value() == 5 and window.panel.fill_settings().window == 5
+
+
+def test_brush_outline_follows_the_cursor_and_the_size(qtbot, window):
+    view = window.viewer.views[AXIAL]
+    z = int(window.viewer.point[AXIAL])
+    pos = QPointF(viewport_point(view, (20, 24, z)))
+    QApplication.sendEvent(view.viewport(), QMouseEvent(QEvent.Type.MouseMove, pos, pos, Qt.MouseButton.NoButton,
+                                                        Qt.MouseButton.NoButton, NONE))
+    rect = view.outline.rect()
+    assert view.outline.isVisible() and rect.center().x() == pytest.approx(20.5 * view._spacing[0])
+    qtbot.keyClick(window, Qt.Key.Key_BracketRight)
+    assert view.outline.rect().width() > rect.width() and view.outline.rect().center() == rect.center()
 
 
 def test_every_action_is_in_a_menu_with_its_shortcut(window):
@@ -336,3 +449,41 @@ def test_model_list_selects_the_default_and_offers_checkpoints(window, tiny_vae)
     assert window.load_checkpoint(tiny_vae)
     assert window.panel.model_choice() == (str(tiny_vae), "axial") and window.act["run"].isEnabled()
     assert not window.load_checkpoint(tiny_vae.parent / "missing") and "missing" in window.errors[-1]
+
+
+def test_focused_fields_keep_their_arrow_keys(qtbot, window):
+    viewer, iterations = window.viewer, window.panel.iterations
+    z, value = int(viewer.point[AXIAL]), iterations.value()
+    iterations.setFocus()
+    qtbot.keyClick(iterations, Qt.Key.Key_Up)
+    assert iterations.value() == value + iterations.singleStep() and viewer.point[AXIAL] == z
+    viewer.views[AXIAL].setFocus()  # what a click on a view does
+    qtbot.keyClick(viewer.views[AXIAL], Qt.Key.Key_PageUp)
+    assert viewer.point[AXIAL] == z + 1 and iterations.value() == value + iterations.singleStep()
+
+
+def test_per_slice_losses_use_the_view_numbers_and_jump_there(qtbot, window):
+    view, doc = window.viewer.views[AXIAL], window.doc
+    z = int(window.viewer.point[AXIAL])
+    qtbot.mouseClick(view.viewport(), LEFT, NONE, viewport_point(view, (20, 24, z)))
+    fake_result(window)
+    doc.result.fill.final_loss.clear()
+    doc.result.fill.final_loss.update({z: 1.5, z + 3: 2.5})
+    window.panel.show_result(doc.result)
+    table = window.panel.losses
+    assert [table.item(r, 0).text() for r in range(2)] == [str(z + 1), str(z + 4)]
+    assert view.title.text().startswith(f"Axial  {z + 1}/")
+    table.cellClicked.emit(1, 0)
+    assert window.viewer.point[AXIAL] == z + 3 and view.title.text().startswith(f"Axial  {z + 4}/")
+
+
+def test_open_dicom_folder(qtbot, window, tmp_path, monkeypatch):
+    from test_volume import _write_dicom_series
+
+    folder = tmp_path / "dicom_T1w"
+    _write_dicom_series(folder, np.arange(4 * 6 * 5, dtype=np.int16).reshape(4, 6, 5), spacing=(1.0, 1.0, 2.0),
+                        origin=(0.0, 0.0, 0.0))
+    monkeypatch.setattr(window, "ask_folder", lambda title, start: folder)
+    window.act["open_dicom"].trigger()
+    assert not window.errors and window.doc.path == folder and window.doc.volume.shape == (5, 6, 4)
+    assert window.doc.default_name("mask") == "dicom_label-lesion_mask.nii.gz"

@@ -12,7 +12,7 @@ from core.errors import InpaintError
 from core.fill import FillResult, FillSettings
 from core.checkpoint import load_model
 from core.volume import load_mask, load_volume
-from inpaint_gui.document import Document, JobResult, PreviewMap, compare_metrics
+from inpaint_gui.document import Document, JobResult, PreviewMap, compare_metrics, nifti_path
 
 
 def oblique_order_file(tmp_path):
@@ -132,9 +132,11 @@ def test_export_writes_volume_sidecar_and_mask(tmp_path, tiny_vae):
     filled = np.where(hole, np.float32(7), data)
     fill = FillResult(filled=filled, generated=filled, hole=hole, axis="axial", final_loss={2: 0.5}, seconds=0.1,
                       device="cpu", settings=FillSettings(iterations=3))
-    doc.set_result(JobResult(fill=fill, model=load_model(tiny_vae), scope="all"), doc.editor.state)
+    metrics = {"model": {"ssim": 0.9, "psnr": 30.0, "mse": 1.0, "mae": 0.5}, "biharmonic": None}
+    doc.set_result(JobResult(fill=fill, model=load_model(tiny_vae), scope="all", metrics=metrics), doc.editor.state)
     out_dir = tmp_path / "out"
     out_dir.mkdir()
+    assert not doc.mask_file_matches_result(out_dir / doc.default_name("mask"))
     written = doc.export(out_dir / doc.default_name("inpainted"), out_dir / doc.default_name("mask"))
     volume_path, sidecar_path, mask_path = written
     assert volume_path.name == "sub-x_desc-inpainted_T1w.nii.gz" and sidecar_path.suffix == ".json"
@@ -144,4 +146,24 @@ def test_export_writes_volume_sidecar_and_mask(tmp_path, tiny_vae):
     record = json.loads(sidecar_path.read_text())
     assert record["parameters"]["iterations"] == 3 and record["scope"] == "all"
     assert record["mask"]["path"] == str(mask_path.resolve()) and record["hole_voxels"] == 1
-    assert doc.result_saved
+    # the CLI's flat metrics, the baseline beside them
+    assert record["metrics"] == metrics["model"] and record["baseline_metrics"] == {"biharmonic": None}
+    assert doc.result_saved and not doc.editor.modified and doc.mask_path == mask_path  # the mask was saved too
+    assert doc.mask_file_matches_result(mask_path)
+    doc.editor.begin_stroke((1, 1, 1), 2)
+    doc.editor.end_stroke()
+    doc.save_mask(mask_path)
+    assert not doc.mask_file_matches_result(mask_path)
+
+
+def test_masks_are_saved_as_nifti_whatever_the_name(tmp_path):
+    path, _ = oblique_order_file(tmp_path)
+    doc = Document.open(path)
+    doc.editor.begin_stroke((3, 2, 2), 2)
+    doc.editor.end_stroke()
+    assert doc.save_mask(tmp_path / "lesion.nrrd") == tmp_path / "lesion.nii.gz"
+    assert nib.load(tmp_path / "lesion.nii.gz").get_data_dtype() == np.uint8
+    assert doc.save_mask(tmp_path / "lesion") == tmp_path / "lesion.nii.gz"
+    assert nifti_path(tmp_path / "a.nii") == tmp_path / "a.nii"
+    assert nifti_path(tmp_path / "a.nrrd", keep_itk=True) == tmp_path / "a.nrrd"
+    assert nifti_path(tmp_path / "a.v2") == tmp_path / "a.v2.nii.gz"

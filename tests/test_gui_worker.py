@@ -11,6 +11,7 @@ import time  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 from PySide6.QtCore import Qt  # noqa: E402
+from PySide6.QtWidgets import QMessageBox  # noqa: E402
 
 from core.errors import InpaintError  # noqa: E402
 from test_gui_support import ScriptedWindow, viewport_point  # noqa: E402
@@ -52,6 +53,10 @@ def test_run_fills_on_the_worker_with_preview_metrics_and_losses(qtbot, window):
                      viewport_point(view, (10, 10, int(window.viewer.point[AXIAL]))))
     assert "locked" in window.statusBar().currentMessage() and doc.editor.voxel_count == hole.sum()
     assert window.viewer.layer == "preview"
+    qtbot.keyClick(window, Qt.Key.Key_T)  # the layers wait for the result, and the status bar says so
+    assert window.viewer.layer == "preview" and "live preview" in window.statusBar().currentMessage()
+    window.act["layer_masked"].trigger()  # a toolbar click neither switches nor stays checked
+    assert window.viewer.layer == "preview" and window.act["layer_original"].isChecked()
     with qtbot.waitSignal(window.jobs.succeeded, timeout=60000):
         pass
     assert window.jobs.worker is None and doc.result is not None and any(previews)
@@ -75,8 +80,31 @@ def test_current_slice_scope_fills_only_that_slice(qtbot, window):
     assert list(fill.final_loss) == [int(window.viewer.point[AXIAL])] and fill.hole.sum() < window.doc.editor.voxel_count
 
 
+def test_run_pressed_mid_stroke_fills_the_whole_stroke(qtbot, window):
+    editor = window.doc.editor
+    z = int(window.viewer.point[AXIAL])
+    editor.begin_stroke((10, 30, z), AXIAL)  # the mouse button is still down
+    editor.extend_stroke((14, 30, z))
+    window.panel.iterations.setValue(2)
+    window.run_fill()
+    with qtbot.waitSignal(window.jobs.succeeded, timeout=60000):
+        pass
+    assert np.array_equal(window.doc.result.fill.hole, window.doc.mask_in_file_order())
+    assert window.panel.result_note.text() == ""  # the result is not stale
+    window.viewer.apply_history(True)
+    assert editor.mask[10:15, 30, z].sum() == 0  # the stroke was one undo step
+
+
 def test_cancel_returns_within_a_second_and_changes_nothing(qtbot, window):
-    doc = window.doc
+    doc, panel = window.doc, window.panel
+    panel.iterations.setValue(2)
+    window.run_fill()
+    with qtbot.waitSignal(window.jobs.succeeded, timeout=60000):
+        pass
+    qtbot.waitUntil(lambda: window.jobs.idle, timeout=5000)
+    result, curve = doc.result, panel.loss_curve.getData()
+    assert curve[0] is not None and len(curve[0]) > 0
+    window.set_layer("original")
     window.panel.iterations.setValue(100000)
     layer_before = window.viewer.layer
     window.run_fill()
@@ -85,7 +113,8 @@ def test_cancel_returns_within_a_second_and_changes_nothing(qtbot, window):
     start = time.monotonic()
     qtbot.keyClick(window, Qt.Key.Key_Escape)
     assert window.jobs.worker is None and doc.editor.locked is None and doc.preview is None
-    assert window.viewer.layer == layer_before and doc.result is None
+    assert window.viewer.layer == layer_before and doc.result is result
+    assert np.array_equal(panel.loss_curve.getData()[1], curve[1]) and panel.progress.value() == 1000
     qtbot.waitUntil(lambda: window.jobs.idle, timeout=1000)  # the thread has ended
     assert time.monotonic() - start < 1.0
     qtbot.waitUntil(lambda: window.act["run"].isEnabled(), timeout=1000)
@@ -101,6 +130,66 @@ def test_failed_job_shows_one_sentence_and_restores_state(qtbot, window, monkeyp
     qtbot.waitUntil(lambda: bool(window.errors), timeout=10000)
     assert window.errors == ["model.safetensors in /nowhere is unreadable; choose another checkpoint."]
     assert window.jobs.worker is None and window.doc.editor.locked is None and window.viewer.layer == "original"
+
+
+def test_an_unexpected_job_error_is_one_line(qtbot, window, monkeypatch):
+    def broken(key):
+        raise ValueError("first line of a long message.\nsecond line\nthird line")
+
+    monkeypatch.setattr(window.jobs, "model", broken)
+    monkeypatch.setattr("traceback.print_exc", lambda: None)
+    window.run_fill()
+    qtbot.waitUntil(lambda: bool(window.errors), timeout=10000)
+    assert window.errors == ["The fill failed (ValueError: first line of a long message); the details were "
+                             "printed to the terminal."]
+
+
+def test_quitting_during_a_fill_asks_twice_and_can_be_called_off(qtbot, window):
+    window.panel.iterations.setValue(100000)
+    window.run_fill()
+    window.answers += [QMessageBox.StandardButton.Yes, QMessageBox.StandardButton.Cancel]
+    assert not window.close()
+    assert "stop it and quit" in window.questions[0] and "painted mask" in window.questions[1]
+    assert window.jobs.running and window.doc.editor.locked  # the fill goes on
+    window.answers += [QMessageBox.StandardButton.Yes, QMessageBox.StandardButton.Discard]
+    assert window.close() and not window.jobs.running
+    assert all(worker.isFinished() for worker in window.jobs._threads)  # close waited for the thread
+
+
+def test_export_after_a_real_fill_matches_inpaint_fill(qtbot, window, tmp_path, tiny_vae, capsys):
+    import json
+
+    import nibabel as nib
+
+    from core.cli import main
+
+    doc = window.doc
+    window.panel.iterations.setValue(2)
+    window.run_fill()
+    with qtbot.waitSignal(window.jobs.succeeded, timeout=60000):
+        pass
+    out = tmp_path / "out"
+    out.mkdir()
+    assert window.export_result(out / doc.default_name("inpainted"))
+    source, filled = nib.load(doc.path), nib.load(out / "sub-01_desc-inpainted_T1w.nii.gz")
+    assert nib.aff2axcodes(source.affine) == ("L", "A", "S")  # the LAS test image keeps its geometry
+    assert np.array_equal(filled.affine, source.affine) and filled.shape == source.shape
+    for code in ("qform_code", "sform_code"):
+        assert int(filled.header[code]) == int(source.header[code]) == 4
+    hole = doc.result.fill.hole
+    a, b = source.get_fdata(dtype=np.float32), filled.get_fdata(dtype=np.float32)
+    assert np.array_equal(a[~hole], b[~hole]) and not np.array_equal(a[hole], b[hole])
+    mask_file = out / "sub-01_label-lesion_mask.nii.gz"
+    assert np.array_equal(nib.load(mask_file).get_fdata() != 0, hole) and not doc.editor.modified
+    gui = json.loads((out / "sub-01_desc-inpainted_T1w.json").read_text())
+    assert main(["fill", str(doc.path), str(mask_file), "-o", str(out / "cli.nii.gz"), "--model", str(tiny_vae),
+                 "--iterations", "2", "--restarts", "2", "--reference", str(doc.path), "--quiet"]) == 0, \
+        capsys.readouterr().err
+    cli = json.loads((out / "cli.json").read_text())
+    assert set(cli) <= set(gui) and set(gui["metrics"]) <= set(cli["metrics"])
+    assert gui["parameters"].keys() == cli["parameters"].keys() and gui["mask"]["path"] == cli["mask"]["path"]
+    assert gui["hole_voxels"] == cli["hole_voxels"] == int(hole.sum())
+    assert set(gui["baseline_metrics"]["biharmonic"]) == set(gui["metrics"])
 
 
 def test_empty_mask_is_refused_before_starting(qtbot, window):

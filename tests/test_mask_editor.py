@@ -196,3 +196,26 @@ def test_brush_size_is_clamped():
     assert ed.brush_size == 1
     ed.brush_size = 1000
     assert ed.brush_size == 99
+
+
+def test_undo_clear_or_lock_during_a_stroke_closes_it_first():
+    ed = editor(size=1)
+    stamp(ed, (5, 5, 4))
+    ed.begin_stroke((10, 10, 4), AXIAL)
+    ed.extend_stroke((12, 10, 4))
+    ed.undo()  # undoes the stroke in progress (3 voxels), not the stamp before it
+    assert ed.voxel_count == 1 and ed.mask[5, 5, 4] and not ed.stroke_active
+    ed.redo()
+    assert ed.voxel_count == 4
+    ed.begin_stroke((20, 20, 4), AXIAL)
+    ed.clear_all()
+    ed.undo()
+    assert ed.voxel_count == 5  # the stroke became its own step before the clear
+    ed.begin_stroke((25, 25, 4), AXIAL)
+    ed.lock("A fill is running.")
+    assert not ed.stroke_active and ed.voxel_count == 6
+    with pytest.raises(EditRefused, match="No stroke"):
+        ed.extend_stroke((26, 25, 4))
+    ed.unlock()
+    ed.undo()
+    assert ed.voxel_count == 5
