@@ -28,8 +28,8 @@ from .job import CancelToken
 class SearchSettings:
     """Parameters of the latent search (defaults are the interactive settings)."""
 
-    iterations: int = 100
-    restarts: int = 4
+    iterations: int = 50
+    restarts: int = 2
     lr: float = 0.05
     lam: float = 0.003
     window: int = 7

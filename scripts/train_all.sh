@@ -15,6 +15,7 @@ if [[ "${1:-}" == "copy" ]]; then
     for name in vae_k3 vae_k7 gan_k3 gan_k7; do
         mkdir -p "resources/models/$name"
         cp "runs/$name/model.safetensors" "runs/$name/config.json" "resources/models/$name/"
+        chmod 644 "resources/models/$name/model.safetensors" "resources/models/$name/config.json"
         "$PYTHON" -m core.training.card "resources/models/$name"
     done
     exit 0
@@ -23,7 +24,7 @@ fi
 if [[ "${1:-}" == "ablation" ]]; then
     # Augmentation ablation (analysis only: the shipped models use all augmentations, decided in advance).
     ABLATION_STEPS=${ABLATION_STEPS:-600}
-    mkdir -p runs/ablation/logs
+    mkdir -p runs/ablation/logs runs/ablation/bench
     export OMP_NUM_THREADS=1
     pids=()
     for spec in "none none" "geo geometric" "geo_int geometric+intensity" "all all"; do

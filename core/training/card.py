@@ -41,6 +41,9 @@ def model_card(name: str, config: dict) -> str:
     template = any(d["path"].endswith("mni152/t1.nii.gz") for d in rec.get("data", []))
     kind = "GAN (DCGAN-style generator + spectrally normalised discriminator)" if arch["kind"] == "gan" \
         else "VAE (inpainting-aware encoder + decoder)"
+    command = rec.get("command", "")
+    if command.startswith("cli.py "):  # records written before `python -m` entry points were spelled out
+        command = "python -m core.cli " + command[len("cli.py "):]
     losses = ", ".join(f"{k} {v:.4g}" for k, v in rec.get("final_losses", {}).items())
     lines = [
         f"# Model card: {name}", "",
@@ -70,7 +73,7 @@ def model_card(name: str, config: dict) -> str:
                   "prior loss. Latent prior: uniform on [-1, 1] (`latent_prior: uniform`).", ""]
     lines += [
         "## Training run",
-        f"- command: `{rec.get('command', '')}` (see `scripts/train_all.sh`)",
+        f"- command: `{command}` (see `scripts/train_all.sh`)",
         f"- steps: {rec.get('steps')} of batch {settings.get('batch_size')}, learning rate {rec.get('learning_rate')}, "
         f"seed {settings.get('seed')}, wall-clock budget {settings.get('minutes')} min",
         f"- wall time: {rec.get('wall_time_s', 0) / 60:.1f} min on {rec.get('machine')} ({rec.get('device')}, "
@@ -78,8 +81,13 @@ def model_card(name: str, config: dict) -> str:
         "the machine's 2 cores were shared by the four training runs and other work",
         f"- final losses (last step): {losses}", "",
         "## Limitations",
-        "Trained on one template (an average brain, smoother than any single scan) for a CPU-limited time, so "
-        "fills are smooth and may miss subject-specific detail; axial slices only; expects brain-extracted input.", "",
+        "Trained on one template (an average brain, smoother than any single scan) for a CPU-limited time "
+        f"({rec.get('steps')} steps), axial slices only, brain-extracted input expected. "
+        + ("GAN samples still show high-frequency artefacts, only coarse anatomy and possibly low diversity "
+           "(partial mode collapse) at this training length; "
+           "fills rely on the context loss and Poisson blending." if arch["kind"] == "gan" else
+           "VAE reconstructions are smooth: fills miss fine, subject-specific detail such as individual sulci."),
+        "",
     ]
     return "\n".join(lines)
 
