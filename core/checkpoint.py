@@ -82,7 +82,7 @@ def save_model(directory: Union[str, Path], arch: Architecture, networks: dict[s
                               "intensity": "0 -> -1, 99.5th percentile of brain -> +1 (core.normalize)"}}
     config.update(extra or {})
     _atomic_write(directory / WEIGHTS, lambda tmp: save_file(tensors, tmp))
-    _atomic_write(directory / CONFIG, lambda tmp: Path(tmp).write_text(json.dumps(config, indent=2) + "\n"))
+    _atomic_write(directory / CONFIG, lambda tmp: Path(tmp).write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8"))
     return directory
 
 
@@ -114,7 +114,7 @@ def load_model(path: Union[str, Path], name: str | None = None) -> Model:
         if not needed.is_file():
             raise InpaintError(f"{needed} is missing: a model needs both {WEIGHTS} and {CONFIG} in its folder.")
     try:
-        config = json.loads(config_path.read_text())
+        config = json.loads(config_path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise InpaintError(f"{config_path} is not valid JSON ({exc}); restore it from the model's source.") from None
     if not isinstance(config, dict) or config.get("format") != FORMAT:

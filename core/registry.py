@@ -31,7 +31,7 @@ class ModelInfo:
 
 def _info(directory: Path, source: str) -> ModelInfo | None:
     try:
-        config = json.loads((directory / CONFIG).read_text())
+        config = json.loads((directory / CONFIG).read_text(encoding="utf-8"))
         arch, space = config["architecture"], config["model_space"]
         return ModelInfo(name=directory.name, kind=arch["kind"], kernel=int(arch["kernel"]), size=int(arch["size"]),
                          spacing=float(space["spacing_mm"]), axis=str(space["axis"]), path=directory, source=source)
@@ -55,7 +55,7 @@ def list_models(models_dir: Path = MODELS_DIR) -> list[ModelInfo]:
 def default_model_name() -> str:
     """Name of the default model (best held-out quality, recorded in resources/models/DEFAULT)."""
     if DEFAULT_FILE.is_file():
-        name = DEFAULT_FILE.read_text().strip()
+        name = DEFAULT_FILE.read_text(encoding="utf-8").strip()
         if (MODELS_DIR / name / WEIGHTS).is_file():
             return name
     shipped = list_models()

@@ -39,8 +39,8 @@ def main() -> None:
         path = RESULTS / run / "results.md"
         if path.is_file():
             parts += [f"## {title}", "", f"Raw: `docs/results/{run}/results.json`.", "",
-                      _demote(path.read_text(), run), ""]
-    (ROOT / "docs" / "results.md").write_text("\n".join(parts))
+                      _demote(path.read_text(encoding="utf-8"), run), ""]
+    (ROOT / "docs" / "results.md").write_text("\n".join(parts), encoding="utf-8")
 
 
 if __name__ == "__main__":

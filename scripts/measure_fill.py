@@ -64,7 +64,7 @@ def main() -> int:
                      and int(res.header["sform_code"]) == int(src.header["sform_code"]))
     outside = hole_file == 0
     identical = np.array_equal(src.get_fdata(dtype=np.float32)[outside], res.get_fdata(dtype=np.float32)[outside])
-    side = json.loads(out_path.with_name("filled.json").read_text())
+    side = json.loads(out_path.with_name("filled.json").read_text(encoding="utf-8"))
     print(json.dumps({"slices": len(side["final_loss_per_slice"]), "hole_voxels": side["hole_voxels"],
                       "model": side["model"]["name"], "wall_seconds": round(seconds, 1),
                       "fill_seconds": side["seconds"], "peak_memory_mb": round(peak_mb),

@@ -162,11 +162,11 @@ def test_two_process_ddp_ends_with_identical_weights(brain, tmp_path):
 def test_model_card_from_record_keeps_held_out_section(brain, tmp_path):
     out = tmp_path / "card"
     make_trainer(brain, out, kind="vae", steps=1).run()
-    card = write_card(out).read_text()
+    card = write_card(out).read_text(encoding="utf-8")
     assert "# Model card: card" in card and "## Augmentation" in card and "steps: 1 of batch 4" in card
     assert "TO BE FILLED" in card
-    (out / "MODEL_CARD.md").write_text(card.replace("**TO BE FILLED by the lead from `inpaint bench` on the held-out subject.**", "PSNR 30"))
-    assert write_card(out).read_text().endswith("PSNR 30\n")
+    (out / "MODEL_CARD.md").write_text(card.replace("**TO BE FILLED by the lead from `inpaint bench` on the held-out subject.**", "PSNR 30"), encoding="utf-8")
+    assert write_card(out).read_text(encoding="utf-8").endswith("PSNR 30\n")
 
 
 def test_describe_command_spells_out_modules():

@@ -170,7 +170,7 @@ def write_markdown(path: Path, report: dict[str, Any], figures: dict[str, str]) 
                          f"{_fmt(s['default_psnr_hole'], 2)} / {s['default_ssim_hole']:.4f} | "
                          f"{_fmt(s['reference_psnr_hole'], 2)} / {s['reference_ssim_hole']:.4f} |")
     lines += [""] + [f"- {note}" for note in report["notes"]]
-    path.write_text("\n".join(lines).rstrip() + "\n")
+    path.write_text("\n".join(lines).rstrip() + "\n", encoding="utf-8")
     return path
 
 

@@ -94,12 +94,12 @@ def model_card(name: str, config: dict) -> str:
 
 def write_card(directory: Path) -> Path:
     """Write MODEL_CARD.md into a model folder, keeping an existing held-out section."""
-    config = json.loads((directory / "config.json").read_text())
+    config = json.loads((directory / "config.json").read_text(encoding="utf-8"))
     target = directory / "MODEL_CARD.md"
     held = f"{HELD_OUT}\n\n**TO BE FILLED by the lead from `inpaint bench` on the held-out subject.**\n"
-    if target.exists() and HELD_OUT in target.read_text():
-        held = target.read_text()[target.read_text().index(HELD_OUT):]
-    target.write_text(model_card(directory.name, config) + "\n" + held)
+    if target.exists() and HELD_OUT in target.read_text(encoding="utf-8"):
+        held = target.read_text(encoding="utf-8")[target.read_text(encoding="utf-8").index(HELD_OUT):]
+    target.write_text(model_card(directory.name, config) + "\n" + held, encoding="utf-8")
     return target
 
 

@@ -61,7 +61,7 @@ def settings_from_args(args: argparse.Namespace, out: Path) -> TrainSettings:
     if args.resume:
         if not state_file.is_file():
             raise InpaintError(f"{out} holds no training state ({STATE_JSON}): run without --resume to start one.")
-        stored = json.loads(state_file.read_text())["settings"]
+        stored = json.loads(state_file.read_text(encoding="utf-8"))["settings"]
         settings = TrainSettings(**{f.name: stored[f.name] for f in fields(TrainSettings) if f.name in stored})
         if args.steps is not None:
             settings.steps = args.steps

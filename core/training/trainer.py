@@ -256,12 +256,12 @@ class Trainer:
                  "scalers": {k: v.state_dict() for k, v in self.scalers.items() if v.is_enabled()},
                  "losses": self.losses}
         _atomic_write(self.out / STATE_WEIGHTS, lambda tmp: save_file(tensors, tmp))
-        _atomic_write(self.out / STATE_JSON, lambda tmp: Path(tmp).write_text(json.dumps(state, indent=2) + "\n"))
+        _atomic_write(self.out / STATE_JSON, lambda tmp: Path(tmp).write_text(json.dumps(state, indent=2) + "\n", encoding="utf-8"))
         self.preview(self.out / "previews" / f"step_{self.step:06d}.png")
 
     def load(self) -> None:
         """Restore weights, optimisers and step from the output folder (for --resume)."""
-        state = json.loads((self.out / STATE_JSON).read_text())
+        state = json.loads((self.out / STATE_JSON).read_text(encoding="utf-8"))
         weights = load_file(str(self.out / WEIGHTS))
         for name, net in self.nets.items():
             prefix = name + "."
@@ -307,7 +307,7 @@ class Trainer:
             with open(path, newline="") as handle:
                 rows = [r for r in csv.reader(handle)][1:]
             rows = [r for r in rows if r and int(r[0]) <= self.step]
-        handle = open(path, "w", newline="", buffering=1)  # line-buffered: readable while training
+        handle = open(path, "w", newline="", buffering=1, encoding="utf-8")  # line-buffered: readable while training
         writer = csv.writer(handle)
         writer.writerow(header)
         writer.writerows(rows)
