@@ -102,10 +102,10 @@ def run(args: argparse.Namespace) -> int:
     """Run the benchmark; returns the exit status."""
     notes: list[str] = []
     started = time.perf_counter()
-    if args.json is not None and not args.json.parent.is_dir():
-        raise InpaintError(f"cannot write {args.json}: the folder {args.json.parent} does not exist; create it first.")
     if args.out is not None:
         args.out.mkdir(parents=True, exist_ok=True)
+    if args.json is not None and not args.json.parent.is_dir():
+        raise InpaintError(f"cannot write {args.json}: the folder {args.json.parent} does not exist; create it first.")
     select_device(args.device)  # an unavailable device fails now, not after loading everything
     image_path, mask_path = _data_paths(args)
     data = load_bench_data(image_path, mask_path)
