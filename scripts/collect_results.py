@@ -28,7 +28,7 @@ def main() -> None:
              "Every figure here comes from the held-out subject of `../shared/data` (a real adult T1 at 2 mm, "
              "skull-stripped with its brain mask), a brain no model was trained on. Regenerate with "
              "`bash scripts/run_benchmarks.sh && python scripts/collect_results.py` (the kernel-3 and kernel-7 "
-             "runs take about 10 and 30 minutes side by side on 2 CPU cores); `docs/bench.md` documents the mask families, methods, metrics and JSON schema.", "",
+             "runs took 10 and 21 minutes side by side on 2 CPU cores); `docs/bench.md` documents the mask families, methods, metrics and JSON schema.", "",
              "Caveats: the kernel-3 and kernel-7 runs use one case per mask family, so differences under about "
              "0.5 dB are ties. The default pipeline keeps the original study's context weighting although the "
              "binary-mask ablation scores higher here: changing a default because of this subject's numbers would "
