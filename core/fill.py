@@ -21,33 +21,18 @@ from .normalize import estimate_brain, intensity_scale
 from .search import SearchSettings, latent_search, select_device
 
 
-@dataclass
-class FillSettings:
-    """Every parameter of a fill; recorded in the output's sidecar.
+@dataclass(frozen=True)
+class FillSettings(SearchSettings):
+    """Every parameter of a fill (the latent search's plus the pipeline's); recorded in the sidecar.
 
     The defaults are the interactive settings for a 2-core CPU (a VAE's encoder start plus one
     random restart, 50 Adam steps); `--iterations 200 --restarts 8` searches harder.
     """
 
-    iterations: int = 50
-    restarts: int = 2
-    lr: float = 0.05
-    lam: float = 0.003
-    window: int = 7
-    prior: bool = True
-    weighting: bool = True
     blend: bool = True
-    encoder_start: bool = True
     axis: Optional[str] = None
-    seed: int = 0
     device: str = "auto"
-    batch: int = 64
     preview_every: int = 0
-
-    def search(self) -> SearchSettings:
-        return SearchSettings(iterations=self.iterations, restarts=self.restarts, lr=self.lr, lam=self.lam,
-                              window=self.window, prior=self.prior, weighting=self.weighting,
-                              encoder_start=self.encoder_start, seed=self.seed, batch=self.batch)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -121,7 +106,7 @@ def fill_volume(image: np.ndarray, affine: np.ndarray, hole: np.ndarray, model: 
         progress(Progress(stage="search", step=step, total=total, elapsed=time.perf_counter() - start,
                           slices=slices, best_loss=best, preview=preview))
 
-    result = latent_search(model, targets, known, settings.search(), device=device, on_step=report,
+    result = latent_search(model, targets, known, settings, device=device, on_step=report,
                            preview_every=settings.preview_every, cancel=cancel)
     searched = time.perf_counter()
 

@@ -73,6 +73,12 @@ def _choose(given: Optional[list[str]], allowed, default, what: str) -> list[str
     return chosen
 
 
+def reference_work_ratio() -> float:
+    """Iterations x restarts of the `reference` pipeline over those of the default settings."""
+    default, reference = FillSettings(), PIPELINES["reference"]
+    return reference["iterations"] * reference["restarts"] / (default.iterations * default.restarts)
+
+
 def _methods(args: argparse.Namespace, notes: list[str]) -> tuple[list[Method], dict, Optional[str]]:
     default_names = ("default",) + tuple(BASELINES) if args.quick else METHOD_NAMES
     names = _choose(args.methods, METHOD_NAMES, default_names, "method")
@@ -126,7 +132,8 @@ def run(args: argparse.Namespace) -> int:
     speed_cases = [c.id for c in cases[:max(0, n_speed)]]
     if not speed_cases or not any(m.pipeline == "reference" for m in methods):
         notes.append("speed comparison not run: it needs the 'reference' method and --speed-cases 1 or more "
-                     "(off in --quick: the reference settings do about 160 times the default search work).")
+                     f"(off in --quick: the reference settings do {reference_work_ratio():.0f} times the default "
+                     "search work).")
     settings = FillSettings(seed=args.seed, device=args.device)
 
     bar = None if args.quiet else ProgressBar("bench")
@@ -147,6 +154,7 @@ def run(args: argparse.Namespace) -> int:
     notes.append(f"bench wall time {time.perf_counter() - started:.1f} s.")
     report = build_report(data=data, cases=cases, results=results, methods=method_names, families=families,
                           default_method=default_method,
+                          models={name: model.checksum for name, model in models.items()},
                           settings={"default": settings.to_dict(), "pipelines": PIPELINES,
                                     "speed_cases": speed_cases, "cases_per_family": per_family,
                                     "slice_axis": "axial"},

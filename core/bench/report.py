@@ -94,9 +94,9 @@ def _finite_or_none(value: Any) -> Any:
 
 
 def build_report(*, data: BenchData, cases: list[Case], results: list[CaseResult], methods: list[str],
-                 families: list[str], default_method: Optional[str], settings: dict[str, Any], seed: int,
-                 device: str, quick: bool, notes: list[str]) -> dict[str, Any]:
-    """The whole JSON document (see docs/bench.md for the schema)."""
+                 families: list[str], default_method: Optional[str], models: dict[str, str],
+                 settings: dict[str, Any], seed: int, device: str, quick: bool, notes: list[str]) -> dict[str, Any]:
+    """The whole JSON document (see docs/bench.md for the schema); `models` maps names to weight checksums."""
     per_case: dict[str, dict[str, dict]] = {}
     for r in results:
         per_case.setdefault(r.case, {})[r.method] = {k: v for k, v in r.record().items()
@@ -107,6 +107,7 @@ def build_report(*, data: BenchData, cases: list[Case], results: list[CaseResult
         "default_method": default_method,
         "methods": methods,
         "families": families,
+        "models": {name: {"weights_sha256": checksum} for name, checksum in models.items()},
         "cases": [{"id": c.id, "family": c.family, "voxels": c.voxels, "volume_ml": c.voxels * voxel_ml,
                    "level": c.level, "axial_slices": int(c.hole.any(axis=(0, 1)).sum()),
                    "results": per_case.get(c.id, {})} for c in cases],
