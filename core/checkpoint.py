@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Union
@@ -20,6 +19,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from .atomic import write_atomically
 from .errors import InpaintError
 from .networks import Architecture, build_networks
 
@@ -58,18 +58,6 @@ class Model:
         return self
 
 
-def _atomic_write(path: Path, write) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def save_model(directory: Union[str, Path], arch: Architecture, networks: dict[str, torch.nn.Module],
                spacing: float, axis: str, extra: dict[str, Any] | None = None) -> Path:
     """Write weights and config into `directory` (created if needed); returns the directory."""
@@ -81,8 +69,8 @@ def save_model(directory: Union[str, Path], arch: Architecture, networks: dict[s
               "model_space": {"size": arch.size, "spacing_mm": spacing, "axis": axis,
                               "intensity": "0 -> -1, 99.5th percentile of brain -> +1 (core.normalize)"}}
     config.update(extra or {})
-    _atomic_write(directory / WEIGHTS, lambda tmp: save_file(tensors, tmp))
-    _atomic_write(directory / CONFIG, lambda tmp: Path(tmp).write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8"))
+    write_atomically(directory / WEIGHTS, lambda tmp: save_file(tensors, str(tmp)))
+    write_atomically(directory / CONFIG, lambda tmp: tmp.write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8"))
     return directory
 
 

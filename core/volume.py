@@ -24,6 +24,7 @@ import numpy as np
 import SimpleITK as sitk
 from scipy import ndimage
 
+from core.atomic import write_atomically
 from core.errors import InpaintError
 
 NIFTI_SUFFIXES = (".nii.gz", ".nii")
@@ -302,14 +303,7 @@ def write_json(path: str | os.PathLike, obj: Any, *, force: bool = True) -> Path
     if path.exists() and not force:
         raise InpaintError(f"{path} already exists; pass --force to overwrite it or choose another output name.")
     text = json.dumps(obj, indent=2, default=_json_default) + "\n"
-    handle, temp = tempfile.mkstemp(prefix=".inpaint-tmp-", suffix=".json", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            stream.write(text)
-        os.replace(temp, path)
-    finally:
-        if os.path.exists(temp):
-            os.unlink(temp)
+    write_atomically(path, lambda temp: temp.write_text(text, encoding="utf-8"))
     return path
 
 

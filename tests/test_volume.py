@@ -532,3 +532,34 @@ def test_real_subject_round_trip(tmp_path):
     for field in ("qform_code", "sform_code", "srow_x", "srow_y", "srow_z", "pixdim", "quatern_b", "qoffset_x"):
         np.testing.assert_array_equal(back.header[field], original.header[field])
     np.testing.assert_array_equal(np.asarray(back.dataobj), vol.data)
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077])
+def test_atomic_outputs_get_the_users_default_permissions(tmp_path, umask):
+    from core.atomic import write_atomically
+    from tests.conftest import make_tiny_model
+    previous = os.umask(umask)
+    try:
+        V.write_json(tmp_path / "side.json", {"a": 1})
+        write_atomically(tmp_path / "plain.txt", lambda temp: temp.write_text("x", encoding="utf-8"))
+        model = make_tiny_model(tmp_path / "model", "vae")
+    finally:
+        os.umask(previous)
+    for path in [tmp_path / "side.json", tmp_path / "plain.txt", model / "model.safetensors", model / "config.json"]:
+        assert path.stat().st_mode & 0o777 == 0o666 & ~umask, path
+    assert not [p for p in tmp_path.rglob(".*")], "temporary files left behind"
+
+
+def test_failed_atomic_write_keeps_the_old_file(tmp_path):
+    from core.atomic import write_atomically
+    target = tmp_path / "out.json"
+    target.write_text("old", encoding="utf-8")
+
+    def broken(temp):
+        temp.write_text("half", encoding="utf-8")
+        raise OSError("disk full")
+
+    with pytest.raises(OSError):
+        write_atomically(target, broken)
+    assert target.read_text(encoding="utf-8") == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["out.json"]

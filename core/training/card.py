@@ -96,7 +96,8 @@ def write_card(directory: Path) -> Path:
     """Write MODEL_CARD.md into a model folder, keeping an existing held-out section."""
     config = json.loads((directory / "config.json").read_text(encoding="utf-8"))
     target = directory / "MODEL_CARD.md"
-    held = f"{HELD_OUT}\n\n**TO BE FILLED by the lead from `inpaint bench` on the held-out subject.**\n"
+    held = (f"{HELD_OUT}\n\nNot measured yet: score it on brains it never saw with "
+            f"`inpaint bench --models {directory}`.\n")
     if target.exists() and HELD_OUT in target.read_text(encoding="utf-8"):
         held = target.read_text(encoding="utf-8")[target.read_text(encoding="utf-8").index(HELD_OUT):]
     target.write_text(model_card(directory.name, config) + "\n" + held, encoding="utf-8")

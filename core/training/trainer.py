@@ -30,6 +30,7 @@ from torch import nn
 from torch.nn import functional as F
 from torch.nn.parallel import DistributedDataParallel
 
+from ..atomic import write_atomically
 from ..checkpoint import WEIGHTS, file_checksum, save_model
 from ..errors import InpaintError
 from ..networks import Architecture, build_networks
@@ -121,12 +122,6 @@ def _shown(path: str) -> str:
         return str(Path(path).resolve().relative_to(root))
     except ValueError:
         return str(path)
-
-
-def _atomic_write(path: Path, write: Callable[[str], object]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    write(str(tmp))
-    os.replace(tmp, path)
 
 
 def _grid_png(images: np.ndarray, columns: int, path: Path) -> None:
@@ -255,8 +250,8 @@ class Trainer:
         state = {"step": self.step, "elapsed_s": self.elapsed, "settings": asdict(self.s), "param_groups": groups,
                  "scalers": {k: v.state_dict() for k, v in self.scalers.items() if v.is_enabled()},
                  "losses": self.losses}
-        _atomic_write(self.out / STATE_WEIGHTS, lambda tmp: save_file(tensors, tmp))
-        _atomic_write(self.out / STATE_JSON, lambda tmp: Path(tmp).write_text(json.dumps(state, indent=2) + "\n", encoding="utf-8"))
+        write_atomically(self.out / STATE_WEIGHTS, lambda tmp: save_file(tensors, str(tmp)))
+        write_atomically(self.out / STATE_JSON, lambda tmp: tmp.write_text(json.dumps(state, indent=2) + "\n", encoding="utf-8"))
         self.preview(self.out / "previews" / f"step_{self.step:06d}.png")
 
     def load(self) -> None:
