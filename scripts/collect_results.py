@@ -140,6 +140,10 @@ def readme_block(runs: dict[str, dict]) -> str:
                          and m != default_method and not m.endswith("/reference") and m in report["summary"]]
                 rows += [(m, report["summary"][m]) for m in BASELINES if m in report["summary"]]
         lines += _family_table(rows, study[0]["families"])
+    times = [f"`{run}` {_wall_seconds(report) / 60:.0f} min ({report['machine']['torch_threads']} thread(s))"
+             for run, report in runs.items() if _wall_seconds(report) is not None]
+    if times:
+        lines += ["", f"Wall time of each run on the 2-core CPU: {', '.join(times)}."]
     lines.append(END)
     return "\n".join(lines)
 
@@ -189,7 +193,8 @@ def main() -> None:
              "Every figure here comes from the held-out subject of `../shared/data` (a real adult T1 at 2 mm, "
              "skull-stripped with its brain mask), a brain no model was trained on. Regenerate with "
              "`bash scripts/run_benchmarks.sh && python scripts/collect_results.py`; `docs/bench.md` documents "
-             "the mask families, methods, metrics and JSON schema. The runs, on a 2-core CPU:", ""]
+             "the mask families, methods, metrics and JSON schema; the README's Measured results section says what "
+             "these tables mean. The runs, on a 2-core CPU:", ""]
     parts += [f"- {_describe(run, report)}" for run, _, report in runs]
     parts += ["",
               "Caveats: with a few cases per family, differences under about 0.5 dB are ties. The default "

@@ -5,7 +5,8 @@
 #             on the first case; run alone with torch's default threads so its timings are clean
 #   k3/  both kernel-3 models, default pipeline and the three ablations, plus the baselines
 #   k7/  both kernel-7 models, the same
-# k3 and k7 then run side by side with one thread each.
+#   speed/  the default model at the default and the reference settings on one 8 mm cube
+# k3, k7 and speed then run side by side with one thread each (about 55 minutes on 2 cores).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python}
@@ -22,4 +23,7 @@ k3=$!
 "$PYTHON" -m core.cli bench --models vae_k7,gan_k7 --families "$FAMILIES" --cases "$CASES" --speed-cases 0 \
     --out docs/results/k7 --quiet > docs/results/k7.log 2>&1 &
 k7=$!
-wait "$k3" "$k7"
+"$PYTHON" -m core.cli bench --methods default,reference,biharmonic --models "$(cat resources/models/DEFAULT)" \
+    --families cube8 --cases 1 --speed-cases 1 --out docs/results/speed --quiet > docs/results/speed.log 2>&1 &
+speed=$!
+wait "$k3" "$k7" "$speed"

@@ -1,0 +1,67 @@
+"""The committed benchmark results describe the models that ship; the README and model cards quote them as they are.
+
+Fails when a model's weights change without `bash scripts/run_benchmarks.sh`, when a shipped
+model has no results, or when the README or a model card is edited by hand or not regenerated
+with `python scripts/collect_results.py`.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+from core.checkpoint import file_checksum
+from core.registry import default_model_name, list_models
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def collect():
+    spec = importlib.util.spec_from_file_location("collect_results", ROOT / "scripts" / "collect_results.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_every_run_scored_the_shipped_weights(collect):
+    runs = collect.load_runs()
+    assert runs, "no committed benchmark results under docs/results/"
+    shipped = {m.name: file_checksum(m.path / "model.safetensors") for m in list_models()}
+    scored = set()
+    for run, report in runs.items():
+        assert "models" in report, f"docs/results/{run} predates weight checksums; rerun the benchmark"
+        for name, entry in report["models"].items():
+            assert name in shipped, f"docs/results/{run} scored {name}, which is not shipped"
+            assert entry["weights_sha256"] == shipped[name], f"{name} changed after docs/results/{run} was made"
+            scored.add(name)
+    assert scored == set(shipped), f"shipped models without results: {sorted(set(shipped) - scored)}"
+
+
+def test_default_run_compares_the_app_default_with_the_reference_budget(collect):
+    report = collect.load_runs()["default"]
+    model = default_model_name()
+    assert report["default_method"] == f"{model}/default"
+    assert model in report["speed"], "the default run has no speed comparison with the reference settings"
+    assert {"biharmonic", "border-mean", "fsl-style"} <= set(report["summary"])
+
+
+def test_readme_quotes_the_committed_results(collect):
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    expected = collect.readme_block(collect.load_runs())
+    start = readme.index(collect.BEGIN)
+    assert readme[start:start + len(expected)] == expected, "README results are stale: run scripts/collect_results.py"
+
+
+def test_model_cards_quote_the_committed_results(collect):
+    runs = collect.load_runs()
+    checked = 0
+    for run in ("k3", "k7"):
+        for model in runs[run]["models"]:
+            card = (ROOT / "resources" / "models" / model / "MODEL_CARD.md").read_text(encoding="utf-8")
+            section = card[card.index(collect.HELD_OUT):]
+            assert section == collect.card_section(model, runs[run], run), f"{model}'s card is stale"
+            checked += 1
+    assert checked == len(list_models())
