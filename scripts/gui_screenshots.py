@@ -42,8 +42,8 @@ def rerun_under_xvfb() -> int:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default=None, help="shipped model name or checkpoint path (default: default model)")
-    parser.add_argument("--iterations", type=int, default=150)
-    parser.add_argument("--restarts", type=int, default=8)
+    parser.add_argument("--iterations", type=int, default=None, help="default: the app's")
+    parser.add_argument("--restarts", type=int, default=None, help="default: the app's")
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "screenshots")
     args = parser.parse_args()
     if not os.environ.get("DISPLAY") and not os.environ.get("GUI_SCREENSHOTS_XVFB"):
@@ -136,10 +136,12 @@ def main() -> int:
     shoot("01_painting.png")
 
     panel = window.panel
-    panel.iterations.setValue(args.iterations)
-    panel.restarts.setValue(args.restarts)
+    if args.iterations is not None:
+        panel.iterations.setValue(args.iterations)
+    if args.restarts is not None:
+        panel.restarts.setValue(args.restarts)
     panel.scope.setCurrentIndex(panel.scope.findData("all"))
-    QTest.mouseMove(panel.run_button, panel.run_button.rect().center())  # off the views: no brush outline
+    QTest.mouseMove(panel, QPoint(10, 10))  # off the views (no brush outline) and off any button (no tooltip)
     QTest.keyClick(window, Qt.Key.Key_R, Qt.KeyboardModifier.ControlModifier)
     if not window.jobs.running:
         print("gui_screenshots: Ctrl+R did not start the fill", file=sys.stderr)
