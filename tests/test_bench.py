@@ -8,7 +8,7 @@ from PIL import Image
 from scipy import ndimage
 
 from conftest import make_tiny_model, synthetic_brain
-from core.bench import command
+from core.bench import command, runner
 from core.bench.masks import FAMILIES, make_cases
 from core.bench.report import METRICS, speed_comparison
 from core.bench.runner import CaseResult, load_bench_data
@@ -122,11 +122,12 @@ def test_bench_end_to_end_writes_json_markdown_and_figures(tmp_path):
     image = _write_brain(tmp_path)
     out = tmp_path / "report"
     code = main(["bench", "--image", str(image), "--models", str(model), "--families", "cube8,large", "--cases", "1",
-                 "--methods", "default,no-blend,border-mean,biharmonic,fsl-style", "--json",
-                 str(tmp_path / "bench.json"), "--out", str(out), "--quiet"])
+                 "--methods", "default,no-blend,reference,border-mean,biharmonic,fsl-style", "--speed-cases", "0",
+                 "--json", str(tmp_path / "bench.json"), "--out", str(out), "--quiet"])
     assert code == 0
     report = json.loads((tmp_path / "bench.json").read_text())
-    methods = ["tiny/default", "tiny/no-blend", "border-mean", "biharmonic", "fsl-style"]
+    methods = ["tiny/default", "tiny/no-blend", "border-mean", "biharmonic", "fsl-style"]  # no speed case: no reference
+    assert report["methods"] == methods and report["speed"] == {}
     _check_summary(report, methods, ["cube8", "large"])
     assert [c["id"] for c in report["cases"]] == ["cube8-00", "large-00"]
     assert set(report["cases"][0]["results"]) == set(methods)
@@ -136,8 +137,9 @@ def test_bench_end_to_end_writes_json_markdown_and_figures(tmp_path):
     assert json.loads((out / "results.json").read_text())["summary"] == report["summary"]
     markdown = (out / "results.md").read_text()
     assert all(m in markdown for m in methods) and "fig_cube8.png" in markdown
-    with Image.open(out / "fig_cube8.png") as figure:
+    with Image.open(out / "fig_cube8.png") as figure, Image.open(out / "fig_large.png") as other:
         assert figure.width > 7 * 60 and figure.height > 60  # 7 columns of zoomed brain tiles
+        assert figure.width == other.width  # same brain box, same 7 columns (no empty reference column)
 
 
 def test_quick_bench_runs_the_app_default_and_the_baselines(tmp_path, monkeypatch, capsys):
@@ -160,3 +162,20 @@ def test_bench_refuses_unknown_families_and_the_training_template(tmp_path, caps
     assert "cube9" in capsys.readouterr().err
     with pytest.raises(InpaintError):
         load_bench_data(RESOURCES / "mni152" / "t1.nii.gz", None)
+
+
+def test_reference_runs_only_on_speed_cases_and_figures_show_only_methods_that_ran(tmp_path, monkeypatch):
+    monkeypatch.setitem(runner.PIPELINES, "reference", {"iterations": 2, "restarts": 2, "encoder_start": False})
+    model = make_tiny_model(tmp_path / "tiny")
+    out = tmp_path / "report"
+    code = main(["bench", "--image", str(_write_brain(tmp_path)), "--models", str(model), "--families", "cube8,large",
+                 "--cases", "1", "--methods", "default,reference,biharmonic", "--speed-cases", "1",
+                 "--out", str(out), "--quiet"])
+    assert code == 0
+    report = json.loads((out / "results.json").read_text())
+    assert set(report["cases"][0]["results"]) == {"tiny/default", "tiny/reference", "biharmonic"}
+    assert set(report["cases"][1]["results"]) == {"tiny/default", "biharmonic"}
+    assert report["speed"]["tiny"]["cases"] == ["cube8-00"]
+    with Image.open(out / "fig_cube8.png") as with_reference, Image.open(out / "fig_large.png") as without:
+        column = with_reference.width - without.width
+        assert column > 0 and without.width == pytest.approx(4 * column, abs=5)  # original, masked and two fills

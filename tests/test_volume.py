@@ -537,7 +537,7 @@ def test_real_subject_round_trip(tmp_path):
 @pytest.mark.parametrize("umask", [0o022, 0o077])
 def test_atomic_outputs_get_the_users_default_permissions(tmp_path, umask):
     from core.atomic import write_atomically
-    from tests.conftest import make_tiny_model
+    from conftest import make_tiny_model
     previous = os.umask(umask)
     try:
         V.write_json(tmp_path / "side.json", {"a": 1})

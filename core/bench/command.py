@@ -131,6 +131,7 @@ def run(args: argparse.Namespace) -> int:
     n_speed = args.speed_cases if args.speed_cases is not None else (0 if args.quick else 1)
     speed_cases = [c.id for c in cases[:max(0, n_speed)]]
     if not speed_cases or not any(m.pipeline == "reference" for m in methods):
+        methods = [m for m in methods if m.pipeline != "reference"]  # it runs only on speed cases
         notes.append("speed comparison not run: it needs the 'reference' method and --speed-cases 1 or more "
                      f"(off in --quick: the reference settings do {reference_work_ratio():.0f} times the default "
                      "search work).")

@@ -229,12 +229,14 @@ def figure_grid(path: Path, data: BenchData, cases: list[Case], results: list[Ca
 
 def write_figures(out_dir: Path, data: BenchData, cases: list[Case], results: list[CaseResult],
                   methods: list[str], families: list[str]) -> dict[str, str]:
-    """fig_<family>.png for every family that ran; returns family -> file name."""
+    """fig_<family>.png for every family that ran, a column per method that filled one of its rows."""
     written = {}
     for family in families:
         rows = [c for c in cases if c.family == family][:FIGURE_ROWS]
+        shown = {c.id for c in rows}
+        ran = [m for m in methods if any(r.method == m and r.case in shown for r in results)]
         if rows:
             name = f"fig_{family}.png"
-            figure_grid(out_dir / name, data, rows, results, methods)
+            figure_grid(out_dir / name, data, rows, results, ran)
             written[family] = name
     return written
