@@ -200,9 +200,9 @@ def main() -> None:
               "Caveats: with a few cases per family, differences under about 0.5 dB are ties. The default "
               "pipeline keeps the original study's context weighting even where the binary-mask ablation "
               "scores higher: changing a default because of this subject's numbers would turn the only "
-              "held-out brain into a tuning set. The `default` run had the machine to itself; the `k3`, `k7` "
-              "and `speed` runs were made side by side with one torch thread each on the 2 cores, so their "
-              "seconds per slice compare with each other but not with the `default` run's.", ""]
+              "held-out brain into a tuning set. The `default` run had the machine to itself; the others ran "
+              "with one torch thread each, side by side with other bench runs (`k3` beside `k7`; `speed` "
+              "beside two more), so seconds per slice compare within a run, not across runs.", ""]
     for run, title, _ in runs:
         path = RESULTS / run / "results.md"
         if path.is_file():
