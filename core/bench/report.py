@@ -233,9 +233,9 @@ def write_figures(out_dir: Path, data: BenchData, cases: list[Case], results: li
     written = {}
     for family in families:
         rows = [c for c in cases if c.family == family][:FIGURE_ROWS]
-        shown = {c.id for c in rows}
-        ran = [m for m in methods if any(r.method == m and r.case in shown for r in results)]
         if rows:
+            shown = {c.id for c in rows}
+            ran = [m for m in methods if any(r.method == m and r.case in shown for r in results)]
             name = f"fig_{family}.png"
             figure_grid(out_dir / name, data, rows, results, ran)
             written[family] = name

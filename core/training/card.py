@@ -98,8 +98,9 @@ def write_card(directory: Path) -> Path:
     target = directory / "MODEL_CARD.md"
     held = (f"{HELD_OUT}\n\nNot measured yet: score it on brains it never saw with "
             f"`inpaint bench --models {directory}`.\n")
-    if target.exists() and HELD_OUT in target.read_text(encoding="utf-8"):
-        held = target.read_text(encoding="utf-8")[target.read_text(encoding="utf-8").index(HELD_OUT):]
+    existing = target.read_text(encoding="utf-8") if target.exists() else ""
+    if HELD_OUT in existing:
+        held = existing[existing.index(HELD_OUT):]
     target.write_text(model_card(directory.name, config) + "\n" + held, encoding="utf-8")
     return target
 
