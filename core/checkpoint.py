@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +26,8 @@ from .networks import Architecture, build_networks
 
 FORMAT = "brain-inpaint-model"
 FORMAT_VERSION = 1
+PLANES = ("axial", "coronal", "sagittal")
+SPACING_RANGE_MM = (0.05, 50.0)
 WEIGHTS = "model.safetensors"
 CONFIG = "config.json"
 
@@ -92,6 +95,46 @@ def _resolve(path: Path) -> tuple[Path, Path]:
     raise InpaintError(f"{path} is not a model: give a model folder or its .safetensors file.")
 
 
+def _default_name(path: Path) -> str:
+    return path.parent.name if path.is_file() else path.name
+
+
+def check_config(config: Any, config_path: Path) -> tuple[Architecture, float, str]:
+    """Validate a parsed config.json before anything is allocated; InpaintError (one sentence) on any problem."""
+    def bad(what: str) -> InpaintError:
+        return InpaintError(f"{config_path} {what}; restore the file from the model's source or retrain the model.")
+
+    if not isinstance(config, dict) or config.get("format") != FORMAT:
+        raise bad(f"is not a {FORMAT} config (missing 'format': '{FORMAT}')")
+    version = config.get("format_version", FORMAT_VERSION)
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise bad(f"has format version {version!r}, which is not a version this program knows ({FORMAT_VERSION})")
+    if version > FORMAT_VERSION:
+        raise InpaintError(f"{config_path} has format version {version}, newer than this program reads "
+                           f"({FORMAT_VERSION}); upgrade brain-inpaint.")
+    architecture, space = config.get("architecture"), config.get("model_space")
+    if not isinstance(architecture, dict) or not isinstance(space, dict):
+        raise bad("lacks its 'architecture' or 'model_space' section")
+    try:
+        arch = Architecture(**architecture)
+    except (TypeError, ValueError) as exc:
+        raise bad(f"has an invalid architecture ({exc})") from None
+    spacing, axis = space.get("spacing_mm"), space.get("axis")
+    low, high = SPACING_RANGE_MM
+    if (not isinstance(spacing, (int, float)) or isinstance(spacing, bool) or not math.isfinite(spacing)
+            or not low <= spacing <= high):
+        raise bad(f"has model_space.spacing_mm {spacing!r}; it must be a finite number of millimetres from "
+                  f"{low} to {high}")
+    if axis not in PLANES:
+        raise bad(f"has model_space.axis {axis!r}; it must be one of {', '.join(PLANES)}")
+    if "size" in space and space["size"] != arch.size:
+        raise bad(f"has model_space.size {space['size']!r} but architecture size {arch.size}")
+    prior = config.get("latent_prior", "uniform" if arch.kind == "gan" else "normal")
+    if prior not in ("uniform", "normal"):
+        raise bad(f"has latent_prior {prior!r}; it must be 'uniform' or 'normal'")
+    return arch, float(spacing), str(axis)
+
+
 def load_model(path: Union[str, Path], name: str | None = None) -> Model:
     """Load and validate a checkpoint; every problem is an InpaintError naming the file."""
     path = Path(path)
@@ -105,17 +148,7 @@ def load_model(path: Union[str, Path], name: str | None = None) -> Model:
         config = json.loads(config_path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise InpaintError(f"{config_path} is not valid JSON ({exc}); restore it from the model's source.") from None
-    if not isinstance(config, dict) or config.get("format") != FORMAT:
-        raise InpaintError(f"{config_path} is not a {FORMAT} config (missing 'format': '{FORMAT}').")
-    if config.get("format_version", 0) > FORMAT_VERSION:
-        raise InpaintError(f"{config_path} has format version {config.get('format_version')}, newer than this "
-                           f"program reads ({FORMAT_VERSION}); upgrade brain-inpaint.")
-    try:
-        arch = Architecture(**config["architecture"])
-        space = config["model_space"]
-        spacing, axis = float(space["spacing_mm"]), str(space["axis"])
-    except (KeyError, TypeError, ValueError) as exc:
-        raise InpaintError(f"{config_path} has an invalid architecture or model space ({exc}).") from None
+    arch, spacing, axis = check_config(config, config_path)
     try:
         tensors = load_file(str(weights))
     except (SafetensorError, OSError, ValueError) as exc:
@@ -134,10 +167,14 @@ def load_model(path: Union[str, Path], name: str | None = None) -> Model:
             if tuple(value.shape) != tuple(expected[key].shape):
                 raise InpaintError(f"{weights} does not match its config: {net_name}.{key} has shape "
                                    f"{tuple(value.shape)}, the architecture needs {tuple(expected[key].shape)}.")
+        for key, value in state.items():
+            if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+                raise InpaintError(f"{weights} holds NaN or infinite values in {net_name}.{key}, so the model "
+                                   f"{name or _default_name(path)} is corrupt; retrain it or restore the file "
+                                   "from the model's source.")
         net.load_state_dict(state)
         net.eval()
         for p in net.parameters():
             p.requires_grad_(False)
-    default_name = path.parent.name if path.is_file() else path.name
-    return Model(name=name or default_name, arch=arch, networks=networks,
+    return Model(name=name or _default_name(path), arch=arch, networks=networks,
                  spacing=spacing, axis=axis, config=config, path=path, checksum=file_checksum(weights))

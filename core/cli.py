@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 from typing import Optional, Sequence
@@ -11,43 +12,82 @@ from . import __version__
 from .errors import InpaintError
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-sentence errors (no usage block), exit status 2 like every user error."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message}; run '{self.prog} --help' for the options.\n")
+
+
+def _whole(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, not {text!r}") from None
+
+
+def _real(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number, not {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number, not {text}")
+    return value
+
+
+def _int_range(low: int, high: int):
+    def parse(text: str) -> int:
+        value = _whole(text)
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be a whole number from {low} to {high}, not {text}")
+        return value
+    return parse
+
+
 def _positive_int(text: str) -> int:
-    value = int(text)
+    value = _whole(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, not {text}")
     return value
 
 
 def _non_negative_int(text: str) -> int:
-    value = int(text)
+    value = _whole(text)
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be a whole number of at least 0, not {text}")
     return value
 
 
 def _odd_window(text: str) -> int:
-    value = int(text)
-    if value < 1 or value % 2 == 0:
+    value = _whole(text)
+    if value < 1 or value % 2 == 0 or value > 255:
         raise argparse.ArgumentTypeError(f"must be an odd number of pixels such as 3 or 7, not {text}")
     return value
 
 
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be greater than 0, not {text}")
+def _learning_rate(text: str) -> float:
+    from .search import LR_MAX
+
+    value = _real(text)
+    if not 0 < value <= LR_MAX:
+        raise argparse.ArgumentTypeError(f"must be greater than 0 and at most {LR_MAX:g}, not {text}")
     return value
 
 
-def _non_negative_float(text: str) -> float:
-    value = float(text)
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, not {text}")
+def _prior_weight(text: str) -> float:
+    from .search import LAMBDA_MAX
+
+    value = _real(text)
+    if not 0 <= value <= LAMBDA_MAX:
+        raise argparse.ArgumentTypeError(f"must be from 0 to {LAMBDA_MAX:g}, not {text}")
     return value
 
 
 def _add_fill(sub: argparse._SubParsersAction) -> None:
     from .fill import FillSettings
+
+    from .search import LIMITS, SEED_MAX
 
     d = FillSettings()
     p = sub.add_parser("fill", help="fill the lesion of a brain MRI volume",
@@ -59,48 +99,57 @@ def _add_fill(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", default=None, help="shipped model name or checkpoint path (default: see 'inpaint models')")
     p.add_argument("--axis", choices=["axial", "coronal", "sagittal"], default=None,
                    help="plane of the slices to fill (default: the model's plane)")
-    p.add_argument("--iterations", type=_positive_int, default=d.iterations, help=f"Adam steps on z (default {d.iterations})")
-    p.add_argument("--restarts", type=_positive_int, default=d.restarts, help=f"candidates per slice (default {d.restarts})")
-    p.add_argument("--lr", type=_positive_float, default=d.lr, help=f"Adam learning rate on z (default {d.lr})")
-    p.add_argument("--lambda", dest="lam", type=_non_negative_float, default=d.lam,
+    p.add_argument("--iterations", type=_int_range(*LIMITS["iterations"]), default=d.iterations, help=f"Adam steps on z (default {d.iterations})")
+    p.add_argument("--restarts", type=_int_range(*LIMITS["restarts"]), default=d.restarts, help=f"candidates per slice (default {d.restarts})")
+    p.add_argument("--lr", type=_learning_rate, default=d.lr, help=f"Adam learning rate on z (default {d.lr})")
+    p.add_argument("--lambda", dest="lam", type=_prior_weight, default=d.lam,
                    help=f"weight of the prior loss (default {d.lam})")
     p.add_argument("--window", type=_odd_window, default=d.window, help=f"context-weight window (default {d.window})")
-    p.add_argument("--dilate", type=_non_negative_int, default=0, help="dilate the mask by N voxels in 3D first")
+    p.add_argument("--dilate", type=_int_range(0, 100), default=0,
+                   help="dilate the mask by N voxels in 3D first")
     p.add_argument("--brainmask", type=Path, default=None, help="brain mask on the image grid (default: estimated)")
-    p.add_argument("--seed", type=int, default=d.seed, help="random seed (same seed on CPU: same output)")
+    p.add_argument("--seed", type=_int_range(0, SEED_MAX), default=d.seed, help="random seed (same seed on CPU: same output)")
     p.add_argument("--device", default=d.device, help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:1, mps")
     p.add_argument("--no-prior", action="store_true", help="ablation: context loss only")
     p.add_argument("--no-weighting", action="store_true", help="ablation: binary mask instead of context weights")
     p.add_argument("--no-blend", action="store_true", help="ablation: paste G(z) into the hole without Poisson blending")
     p.add_argument("--no-encoder-start", action="store_true", help="VAE: start every restart at random")
     p.add_argument("--keep-dtype", action="store_true", help="write the input's data type (rounded and clipped)")
-    p.add_argument("--force", action="store_true", help="overwrite an existing output (never the input)")
+    p.add_argument("--force", action="store_true", help="overwrite an existing output and its sidecar (never an input)")
     p.add_argument("--reference", type=Path, default=None, help="ground truth on the same grid: record metrics")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_run_fill)
 
 
 def _run_fill(args: argparse.Namespace) -> int:
+    """Check every input and target first, fill, then write the volume and its sidecar together (both or neither)."""
     from .fill import FillSettings, fill_volume
     from .progress import ProgressBar
     from .registry import resolve_model
-    from .sidecar import build_sidecar, write_sidecar
-    from .volume import dilate_mask, load_mask, load_volume, save_volume
+    from .sidecar import build_sidecar
+    from .volume import (check_outputs, dilate_mask, load_mask, load_volume, on_image_grid, save_volume,
+                         sidecar_path)
 
-    image = load_volume(args.image)
-    hole = load_mask(args.mask, image)
-    if args.dilate:
-        hole = dilate_mask(hole, args.dilate)
-    brain = load_mask(args.brainmask, image) if args.brainmask else None
-    reference = load_volume(args.reference) if args.reference else None
-    if reference is not None:
-        _check_reference(image, reference)
-    _check_output(args.output, args.image, args.force)
-    model = resolve_model(args.model)
     settings = FillSettings(iterations=args.iterations, restarts=args.restarts, lr=args.lr, lam=args.lam,
                             window=args.window, prior=not args.no_prior, weighting=not args.no_weighting,
                             blend=not args.no_blend, encoder_start=not args.no_encoder_start, axis=args.axis,
                             seed=args.seed, device=args.device)
+    inputs = [args.image, args.mask, args.brainmask, args.reference]
+    for path in inputs:
+        if path is not None and not path.exists():
+            raise InpaintError(f"{path} does not exist; check the path.")
+    check_outputs(args.output, inputs=inputs, force=args.force)  # before reading anything large
+    image = load_volume(args.image)
+    check_outputs(args.output, inputs=inputs, force=args.force, like=image, keep_dtype=args.keep_dtype)
+    hole = load_mask(args.mask, image)
+    if args.dilate:
+        hole = dilate_mask(hole, args.dilate)
+    brain = load_mask(args.brainmask, image, kind="brain") if args.brainmask else None
+    reference = None
+    if args.reference:
+        reference = on_image_grid(load_volume(args.reference), image, "reference")
+    model = resolve_model(args.model)
+    nonfinite = _check_image_content(args, image.data, hole, brain)
     bar = None if args.quiet else ProgressBar("fill")
     try:
         result = fill_volume(image.data, image.affine, hole, model, settings, brain=brain,
@@ -108,39 +157,44 @@ def _run_fill(args: argparse.Namespace) -> int:
     finally:
         if bar:
             bar.close()
-    metrics = _metrics(result, reference.data, image) if reference is not None else None
-    out = save_volume(args.output, result.filled, image, keep_dtype=args.keep_dtype, force=args.force)
-    record = build_sidecar(result, model, image_path=args.image, mask_path=args.mask, output_path=out,
+    metrics = _metrics(result, reference, image) if reference is not None else None
+    record = build_sidecar(result, model, image_path=args.image, mask_path=args.mask, output_path=args.output,
                            dilate=args.dilate, brainmask_path=args.brainmask, keep_dtype=args.keep_dtype,
-                           metrics=metrics)
-    side = write_sidecar(out, record)
+                           metrics=metrics, reference_path=args.reference)
+    out = save_volume(args.output, result.filled, image, keep_dtype=args.keep_dtype, force=args.force,
+                      changed=result.hole, sidecar=record, inputs=inputs)
+    if nonfinite:
+        print(f"inpaint: note: {nonfinite} voxels of {args.image} are NaN or infinite; the fill treated them as "
+              "background (0) and wrote them back unchanged (recorded in the sidecar).", file=sys.stderr)
     if not args.quiet:
-        print(f"filled {int(hole.sum())} voxels in {len(result.final_loss)} {result.axis} slices in "
-              f"{result.seconds:.1f} s on {result.device}; wrote {out} and {side}", file=sys.stderr)
+        print(f"filled {int(hole.sum())} voxels in {len(result.slices)} {result.axis} slices in "
+              f"{result.seconds:.1f} s on {result.device}; wrote {out} and {sidecar_path(out)}", file=sys.stderr)
         if metrics:
-            print("metrics vs reference: " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()), file=sys.stderr)
+            print("metrics vs reference: " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items() if v is not None),
+                  file=sys.stderr)
     return 0
 
 
-def _check_output(output: Path, image_path: Path, force: bool) -> None:
-    """Fail before the long search rather than after it."""
-    if output.exists() and output.resolve() == image_path.resolve():
-        raise InpaintError(f"{output} is the input image; choose another output path (inputs are never overwritten).")
-    if output.exists() and not force:
-        raise InpaintError(f"{output} already exists; choose another output path or pass --force to replace it.")
-    if not output.parent.resolve().is_dir():
-        raise InpaintError(f"the folder of {output} does not exist; create it or choose another output path.")
-
-
-def _check_reference(image, reference) -> None:
+def _check_image_content(args: argparse.Namespace, data, hole, brain) -> int:
+    """Count the image's non-finite known voxels and make sure known brain tissue is left, naming the files."""
     import numpy as np
 
-    if reference.data.shape != image.data.shape or not np.allclose(reference.affine, image.affine, atol=1e-3):
-        raise InpaintError(f"reference {reference.path} (shape {reference.data.shape}) is not on the grid of "
-                           f"{image.path} (shape {image.data.shape}); resample it onto the image first.")
+    from .inputs import check_known_brain
+
+    finite = np.isfinite(data)
+    nonfinite = 0
+    clean = data
+    if not finite.all():
+        nonfinite = int(np.count_nonzero(~finite & ~hole))
+        clean = np.where(finite, data, np.float32(0))
+    del finite
+    dilated = f" (dilated by {args.dilate} voxels)" if args.dilate else ""
+    check_known_brain(clean, hole, brain, image_name=f"the image {args.image}",
+                      mask_name=f"the mask {args.mask}{dilated}", brain_name=f"the brain mask {args.brainmask}")
+    return nonfinite
 
 
-def _metrics(result, reference, image) -> dict[str, float]:
+def _metrics(result, reference, image) -> dict[str, float | None]:
     import numpy as np
 
     from .metrics import hole_metrics, slice_metrics
@@ -151,7 +205,7 @@ def _metrics(result, reference, image) -> dict[str, float]:
     reo = Reorientation.of(image.affine, image.data.shape)
     values.update(slice_metrics(reo.apply(result.filled), reo.apply(reference), reo.apply(result.hole),
                                 reo.apply(voided), result.axis))
-    return {k: float(v) for k, v in values.items()}
+    return {k: float(v) if np.isfinite(v) else None for k, v in values.items()}
 
 
 def _add_models(sub: argparse._SubParsersAction) -> None:
@@ -176,7 +230,7 @@ def _run_models(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="inpaint", description="Fill lesions in brain MRI with deep generative models.")
+    parser = _Parser(prog="inpaint", description="Fill lesions in brain MRI with deep generative models.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     _add_fill(sub)

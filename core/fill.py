@@ -3,6 +3,16 @@
 Voxels outside the hole are never touched: the result starts as an exact float32 copy of
 the input and only hole voxels are assigned. The hole's true values are never read: they
 are zeroed before any resampling, and blending sees only the masked input.
+
+Methods (`FillSettings.method`, recorded in the sidecar):
+- `slices2d`: the original study's pipeline, slice by slice: 2D latent search, 2D Poisson
+  blending of each generated slice with the known pixels of that slice.
+- `refine3d`: no latent search: the harmonic 3D fill of each lesion corrected by a small 3D
+  network trained on healthy brains (`core.refine3d`), which sees the lesion's whole 3D
+  neighbourhood.
+- `poisson3d`: the same latent search, one slice beyond the hole on each side included, then
+  one 3D Poisson blend over the whole lesion (`core.blend3d`): the generated slices give the
+  gradients, every known neighbour - in the slices above and below too - the boundary.
 """
 
 from __future__ import annotations
@@ -12,13 +22,23 @@ from dataclasses import asdict, dataclass, field
 from typing import Optional
 
 import numpy as np
+from nibabel.orientations import io_orientation
 
 from .blend import poisson_blend
+from .blend3d import poisson_blend_3d
 from .checkpoint import Model
 from .job import CancelToken, Progress, ProgressCallback
-from .modelspace import Reorientation, SliceGrid, plane_axes, put_slice, take_slice
-from .normalize import estimate_brain, intensity_scale
+from .modelspace import Reorientation, SliceGrid, plane_axes, put_slice, take_slice, voxel_sizes
+from .normalize import IntensityScale, estimate_brain, intensity_scale
+from .refine3d import MARGIN_MM, Refiner, default_refiner, refine_fill
 from .search import SearchSettings, latent_search, select_device
+from .inputs import check_filled, hole_slab, prepare_fill_inputs, volume_context
+
+METHODS: dict[str, str] = {
+    "slices2d": "the original study's pipeline: 2D latent search and 2D Poisson blending slice by slice",
+    "poisson3d": "2D latent search, then one 3D Poisson blend over the whole lesion (uses the slices above and below)",
+    "refine3d": "3D harmonic fill corrected by a 3D network trained on healthy brains (no latent search)",
+}
 
 
 @dataclass(frozen=True)
@@ -29,6 +49,7 @@ class FillSettings(SearchSettings):
     random restart, 50 Adam steps); `--iterations 200 --restarts 8` searches harder.
     """
 
+    method: str = "slices2d"
     blend: bool = True
     axis: Optional[str] = None
     device: str = "auto"
@@ -51,84 +72,195 @@ class FillResult:
     device: str
     settings: FillSettings
     timings: dict[str, float] = field(default_factory=dict)
+    nonfinite_voxels: int = 0  # NaN/infinite input voxels outside the hole, treated as background (0)
+    slices: list[int] = field(default_factory=list)  # slices of the plane `axis` (closest-RAS numbers) with hole
+
+
+@dataclass
+class Prepared:
+    """A volume in closest-RAS order, ready for the latent search of the slices in `slices`."""
+
+    reo: Reorientation
+    voided: np.ndarray        # RAS, hole zeroed
+    hole: np.ndarray          # RAS
+    axis: str
+    scale: IntensityScale
+    grid: SliceGrid
+    slices: list[int]         # slices (index along the plane's axis) searched
+    targets: np.ndarray       # model-space slices, unknown pixels zeroed
+    known: np.ndarray         # model-space known pixels
+
+    def to_native(self, images: np.ndarray) -> list[np.ndarray]:
+        """Generated model-space images back to native slices in scanner intensities."""
+        shape = take_slice(self.voided, self.axis, self.slices[0]).shape
+        return [self.scale.from_model(self.grid.to_native(img, shape)) for img in images]
+
+
+def prepare(image: np.ndarray, affine: np.ndarray, hole: np.ndarray, model: Model, axis: str,
+            brain: Optional[np.ndarray], extra_slices: int = 0,
+            context: Optional[tuple[IntensityScale, tuple[float, float]]] = None) -> Prepared:
+    """Reorient, void the hole, scale, and cut the model-space slices touching the hole (+ `extra_slices` each side).
+
+    `context` (intensity scale, grid centre) comes from the whole volume when `image` is a slab of it.
+    """
+    k = plane_axes(axis)[0]
+    reo = Reorientation.of(affine, image.shape)
+    voided = reo.apply(np.where(hole, np.float32(0), image))
+    hole_r = reo.apply(hole)
+    brain_r = reo.apply(np.asarray(brain, dtype=bool)) | hole_r if brain is not None else None
+    if context is None:
+        region = brain_r if brain_r is not None else estimate_brain(voided) | hole_r
+        scale = intensity_scale(voided, region, hole_r)
+        grid = SliceGrid.for_volume(region, reo.ras_affine, axis, model.arch.size, model.spacing)
+    else:
+        scale, centre = context
+        _, a, b = plane_axes(axis)
+        vox = voxel_sizes(reo.ras_affine)
+        grid = SliceGrid(size=model.arch.size, spacing=float(model.spacing),
+                         native_spacing=(float(vox[a]), float(vox[b])), center=centre)
+    touched = np.nonzero(hole_r.any(axis=tuple(a for a in range(3) if a != k)))[0]
+    lo, hi = max(0, int(touched.min()) - extra_slices), min(hole_r.shape[k] - 1, int(touched.max()) + extra_slices)
+    slices = list(range(lo, hi + 1))
+    # The model only knows brain-extracted slices: with an explicit brain mask, tissue outside it
+    # (skull, scalp) is hidden from the model; blending still uses the true surrounding voxels.
+    seen = voided * brain_r if brain_r is not None else voided
+    targets = np.empty((len(slices), grid.size, grid.size), dtype=np.float32)
+    known = np.empty_like(targets, dtype=bool)
+    for i, s in enumerate(slices):
+        known[i] = ~grid.hole_to_model(take_slice(hole_r, axis, s))
+        targets[i] = np.where(known[i], scale.to_model(grid.to_model(take_slice(seen, axis, s))), 0.0)
+    return Prepared(reo=reo, voided=voided, hole=hole_r, axis=axis, scale=scale, grid=grid, slices=slices,
+                    targets=targets, known=known)
+
+
+def _slab_offset(affine: np.ndarray, shape: tuple[int, ...], box: tuple[slice, ...], axis: str) -> int:
+    """Closest-RAS slice number, in the whole volume, of the slab's first closest-RAS slice."""
+    k = plane_axes(axis)[0]
+    ornt = io_orientation(affine)
+    f = int(np.nonzero(ornt[:, 0] == k)[0][0])
+    start, stop = box[f].indices(shape[f])[:2]
+    return start if ornt[f, 1] > 0 else shape[f] - stop
+
+
+def _translation(offset: list[int]) -> np.ndarray:
+    shift = np.eye(4)
+    shift[:3, 3] = offset
+    return shift
+
+
+def blend_slices(prep: Prepared, guides: list[np.ndarray], blend: bool = True,
+                 cancel: Optional[CancelToken] = None) -> np.ndarray:
+    """`slices2d`: each generated slice Poisson-blended (2D) into its own slice's known pixels."""
+    filled = prep.voided.copy()
+    for s, native in zip(prep.slices, guides):
+        if cancel is not None:
+            cancel.raise_if_cancelled()
+        hole2d = take_slice(prep.hole, prep.axis, s)
+        if not hole2d.any():
+            continue
+        known2d = take_slice(prep.voided, prep.axis, s)
+        fill2d = poisson_blend(known2d, hole2d, native) if blend else np.where(hole2d, native, known2d)
+        put_slice(filled, prep.axis, s, fill2d)
+    return filled
+
+
+def guide_volume(prep: Prepared, guides: list[np.ndarray]) -> np.ndarray:
+    """The generated slices as one RAS volume (known voxels elsewhere)."""
+    volume = prep.voided.copy()
+    for s, native in zip(prep.slices, guides):
+        put_slice(volume, prep.axis, s, native)
+    return volume
+
+
+def blend_3d(prep: Prepared, guides: list[np.ndarray], spacing: np.ndarray) -> np.ndarray:
+    """`poisson3d`: one 3D Poisson blend of the generated slices over the whole lesion."""
+    return poisson_blend_3d(prep.voided, prep.hole, guide_volume(prep, guides), spacing)
 
 
 def fill_volume(image: np.ndarray, affine: np.ndarray, hole: np.ndarray, model: Model, settings: FillSettings,
                 *, brain: Optional[np.ndarray] = None, progress: Optional[ProgressCallback] = None,
-                cancel: Optional[CancelToken] = None) -> FillResult:
-    """Fill the voxels of `hole` in `image` (float 3D, file voxel order) with `model`."""
+                cancel: Optional[CancelToken] = None, refiner: Optional[Refiner] = None) -> FillResult:
+    """Fill the voxels of `hole` in `image` (float 3D, file voxel order) with `model`.
+
+    `refine3d` uses `refiner` (default: the shipped 3D refiner) instead of the latent search.
+    """
     start = time.perf_counter()
+    source, (image, nonfinite) = image, prepare_fill_inputs(image, affine, hole, model, settings, brain=brain)
     image = np.asarray(image, dtype=np.float32)
     hole = np.asarray(hole, dtype=bool)
     if image.ndim != 3 or hole.shape != image.shape:
         raise ValueError(f"image {image.shape} and hole {hole.shape} must be 3D arrays of one shape")
     if not hole.any():
         raise ValueError("the hole is empty: there is nothing to fill")
+    if settings.method not in METHODS:
+        raise ValueError(f"unknown fill method {settings.method!r}; use one of {', '.join(METHODS)}")
     axis = settings.axis or model.axis
-    k = plane_axes(axis)[0]
     device = select_device(settings.device)
-
-    reo = Reorientation.of(affine, image.shape)
-    voided = reo.apply(np.where(hole, np.float32(0), image))
-    hole_r = reo.apply(hole)
-    brain_r = (reo.apply(np.asarray(brain, dtype=bool)) if brain is not None else estimate_brain(voided)) | hole_r
-    scale = intensity_scale(voided, brain_r, hole_r)
-    grid = SliceGrid.for_volume(brain_r, reo.ras_affine, axis, model.arch.size, model.spacing)
-    slices = [int(s) for s in np.nonzero(hole_r.any(axis=tuple(a for a in range(3) if a != k)))[0]]
-
-    # The model only knows brain-extracted slices: with an explicit brain mask, tissue outside it
-    # (skull, scalp) is hidden from the model; blending still uses the true surrounding voxels.
-    seen = voided * brain_r if brain is not None else voided
-    targets = np.empty((len(slices), grid.size, grid.size), dtype=np.float32)
-    known = np.empty_like(targets, dtype=bool)
-    for i, s in enumerate(slices):
-        known[i] = ~grid.hole_to_model(take_slice(hole_r, axis, s))
-        targets[i] = np.where(known[i], scale.to_model(grid.to_model(take_slice(seen, axis, s))), 0.0)
+    in_3d = settings.method == "poisson3d"
+    # Work on the slab of slices the fill needs (memory: no whole-volume copies beyond the output);
+    # the intensity scale and the model grid's centre still come from the whole volume.
+    context = volume_context(image, affine, hole, axis, brain)
+    reach = 1 if in_3d else 0
+    if settings.method == "refine3d":
+        reach = int(np.ceil(MARGIN_MM / float(voxel_sizes(affine)[plane_axes(axis)[0]].min())))
+    box = hole_slab(hole, affine, axis, margin=reach)
+    slab_affine = np.array(affine, dtype=np.float64) @ _translation([b.start or 0 for b in box])
+    prep = prepare(image[box], slab_affine, hole[box], model, axis, None if brain is None else brain[box],
+                   extra_slices=reach if in_3d else 0, context=context)
+    first = _slab_offset(affine, image.shape, box, axis)
+    slices = [first + s for s in prep.slices]  # slice numbers of the whole volume (closest-RAS order)
     prepared = time.perf_counter()
 
-    flat_hole = np.flatnonzero(hole)
-    preview_r = voided.copy()
-
-    def to_native(images: np.ndarray) -> list[np.ndarray]:
-        shape = take_slice(voided, axis, slices[0]).shape
-        return [scale.from_model(grid.to_native(img, shape)) for img in images]
+    preview_r = prep.voided.copy()
 
     def report(step: int, total: int, best: np.ndarray, images: Optional[np.ndarray]) -> None:
         if progress is None:
             return
         preview = None
         if images is not None:
-            for s, native in zip(slices, to_native(images)):
-                hole2d = take_slice(hole_r, axis, s)
-                current = take_slice(preview_r, axis, s)
-                put_slice(preview_r, axis, s, np.where(hole2d, native, current))
-            preview = reo.undo(preview_r).reshape(-1)[flat_hole]
+            for s, native in zip(prep.slices, prep.to_native(images)):
+                hole2d = take_slice(prep.hole, axis, s)
+                put_slice(preview_r, axis, s, np.where(hole2d, native, take_slice(preview_r, axis, s)))
+            preview = prep.reo.undo(preview_r)[hole[box]]
         progress(Progress(stage="search", step=step, total=total, elapsed=time.perf_counter() - start,
                           slices=slices, best_loss=best, preview=preview))
 
-    result = latent_search(model, targets, known, settings, device=device, on_step=report,
-                           preview_every=settings.preview_every, cancel=cancel)
-    searched = time.perf_counter()
-
-    filled_r = voided.copy()
-    generated_r = voided.copy()
-    for s, native in zip(slices, to_native(result.images)):
-        if cancel is not None:
-            cancel.raise_if_cancelled()
-        hole2d = take_slice(hole_r, axis, s)
-        known2d = take_slice(voided, axis, s)
-        put_slice(generated_r, axis, s, np.where(hole2d, native, known2d))
-        fill2d = poisson_blend(known2d, hole2d, native) if settings.blend else np.where(hole2d, native, known2d)
-        put_slice(filled_r, axis, s, fill2d)
+    spacing = voxel_sizes(prep.reo.ras_affine)
+    if settings.method == "refine3d":
+        if progress is not None:
+            progress(Progress(stage="search", step=0, total=1, elapsed=time.perf_counter() - start,
+                              slices=slices))
+        losses = np.zeros(0)
+        filled_r = refine_fill(prep.voided, prep.hole, spacing, prep.scale, refiner or default_refiner(), device,
+                               cancel)
+        generated_r = filled_r
+        searched = time.perf_counter()
+    else:
+        result = latent_search(model, prep.targets, prep.known, settings, device=device, on_step=report,
+                               preview_every=settings.preview_every, cancel=cancel)
+        searched = time.perf_counter()
+        losses = result.losses
+        guides = prep.to_native(result.images)
+        if in_3d:
+            filled_r = blend_3d(prep, guides, spacing)
+        else:
+            filled_r = blend_slices(prep, guides, settings.blend, cancel)
+        generated_r = guide_volume(prep, guides)
 
     filled = image.copy()
-    filled[hole] = reo.undo(filled_r)[hole]
+    slab_hole = hole[box]
+    filled[box][slab_hole] = prep.reo.undo(filled_r)[slab_hole]
+    del filled_r
     generated = image.copy()
-    generated[hole] = reo.undo(generated_r)[hole]
+    generated[box][slab_hole] = prep.reo.undo(generated_r)[slab_hole]
     done = time.perf_counter()
+    searched_slices = [s for s in prep.slices if take_slice(prep.hole, axis, s).any()]
     if progress is not None:
-        progress(Progress(stage="done", step=1, total=1, elapsed=done - start, slices=slices, best_loss=result.losses))
+        progress(Progress(stage="done", step=1, total=1, elapsed=done - start, slices=slices,
+                          best_loss=losses))
+    check_filled(filled, hole, model, source=source, nonfinite=nonfinite, generated=generated)
     return FillResult(filled=filled, generated=generated, hole=hole, axis=axis,
-                      final_loss={s: float(v) for s, v in zip(slices, result.losses)}, seconds=done - start,
-                      device=str(device), settings=settings,
-                      timings={"prepare": prepared - start, "search": searched - prepared, "blend": done - searched})
+                      final_loss={first + s: float(v) for s, v in zip(prep.slices, losses) if s in searched_slices},
+                      seconds=done - start, device=str(device), settings=settings,
+                      timings={"prepare": prepared - start, "search": searched - prepared, "blend": done - searched},
+                      nonfinite_voxels=nonfinite, slices=[first + s for s in searched_slices])

@@ -62,3 +62,28 @@ class Progress:
 
 
 ProgressCallback = Callable[[Progress], None]
+
+
+class EtaClock:
+    """Seconds left of a job, from the rate of the steps after its first reported step.
+
+    The first step carries the warm-up (model transfer, memory allocation, the first pass through
+    the networks), which can take longer than ten later steps; `Progress.eta` includes it and
+    overestimates the rest. Feed every report of one job to `update`.
+    """
+
+    def __init__(self) -> None:
+        self._first: Optional[tuple[int, float]] = None  # (step, elapsed) of the first report after a step
+
+    def update(self, progress: Progress) -> Optional[float]:
+        """Seconds left after this report, or None until two steps have been seen."""
+        if progress.step <= 0 or progress.total <= 0:
+            return None
+        if self._first is None or progress.step < self._first[0]:
+            self._first = (progress.step, progress.elapsed)
+            return None
+        step, elapsed = self._first
+        if progress.step == step:
+            return None
+        rate = (progress.elapsed - elapsed) / (progress.step - step)
+        return max(0.0, rate * (progress.total - progress.step))

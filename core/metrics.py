@@ -1,18 +1,28 @@
 """Fill quality metrics: the BraTS 2023/24 inpainting metric and whole-slice PSNR/SSIM.
 
-BraTS metric (`hole_metrics`): prediction and reference are multiplied by the hole mask,
-both are clipped to the 0.5/99.5 percentiles of the voided input (the image the method
-saw, hole voxels set to 0, all voxels counted as in the challenge's reference code; lower
-bound at least 0) and scaled to [0, 1]. SSIM is the Wang et al. map (Gaussian window,
-sigma 1.5, 11 taps, population covariance, data range 1) over the whole image - 3D for a
-volume - averaged over hole voxels; MSE, MAE and PSNR (data range 1) use hole voxels only.
+BraTS metric (`hole_metrics`), as the challenge's package (`inpainting`,
+`challenge_metrics_2023.generate_metrics`) scores it: prediction and reference are
+multiplied by the hole mask, both are clipped to the 0.5/99.5 percentiles of the voided
+input (the image the method saw, hole voxels set to 0, all voxels counted; lower bound at
+least 0) and scaled to [0, 1]. Then, with the challenge's names:
+- `ssim`: torchmetrics' 2D SSIM over the (1, X, Y, Z) tensor, i.e. every slice along the
+  first array axis is a channel and the SSIM map is 2D in the other two axes (Gaussian
+  window sigma 1.5, 11 taps, reflect padding, population covariance, data range the larger
+  of the two normalised images' max - min), averaged over hole voxels;
+- `psnr_brats`: the challenge's headline `psnr`: data range from the reference's min and max
+  inside the hole, the prediction clamped to that range;
+- `psnr_01` (also under its old name `psnr`): data range fixed to 1;
+- `mse`, `mae`: over hole voxels.
+`ssim_3d` is our earlier variant: the 3D Wang et al. SSIM map (skimage) averaged over hole
+voxels; it reads 0.001-0.02 higher than the challenge's `ssim`.
 
 Whole-slice metrics (`slice_metrics`), as 2D inpainting studies report them: for every
 slice that touches the hole, PSNR and mean SSIM of the whole slice (no mask), intensities
 scaled by the same percentile normalisation; averaged over those slices.
 
 A perfect fill has MSE 0 and PSNR `inf` (not capped), so a perfect result is never
-confused with a finite score; aggregators must expect `inf`.
+confused with a finite score; aggregators must expect `inf`. `psnr_brats` is `nan` when the
+reference is constant inside the hole (no data range), as in the challenge's code.
 """
 
 from __future__ import annotations
@@ -21,6 +31,8 @@ import math
 from typing import Union
 
 import numpy as np
+import torch
+import torch.nn.functional as F
 from skimage.metrics import structural_similarity
 
 from .modelspace import PLANES
@@ -30,6 +42,7 @@ UPPER_PERCENTILE = 99.5
 SSIM_SIGMA = 1.5
 SSIM_RADIUS = int(3.5 * SSIM_SIGMA + 0.5)  # skimage's Gaussian window: 11 taps at sigma 1.5
 SSIM_WINDOW = 2 * SSIM_RADIUS + 1
+SSIM_K1, SSIM_K2 = 0.01, 0.03
 
 
 def ssim(a: np.ndarray, b: np.ndarray, full: bool = False):
@@ -82,9 +95,60 @@ def _ssim_box(hole: np.ndarray) -> tuple[slice, ...]:
     return tuple(box)
 
 
+def _gaussian_window_1d() -> torch.Tensor:
+    """torchmetrics' Gaussian taps (11, sigma 1.5), float64; its 2D window is their outer product."""
+    d = torch.arange(-SSIM_RADIUS, SSIM_RADIUS + 1, dtype=torch.float64)
+    g = torch.exp(-((d / SSIM_SIGMA) ** 2) / 2)
+    return g / g.sum()
+
+
+def brats_ssim(prediction: np.ndarray, reference: np.ndarray, hole: np.ndarray) -> float:
+    """The challenge's SSIM of two normalised, hole-masked volumes, averaged over hole voxels.
+
+    torchmetrics' `StructuralSimilarityIndexMeasure` on the (1, X, Y, Z) tensor: slices along
+    the first axis are channels, each gets the 2D SSIM map over the other two axes with
+    reflect padding; data range max(ptp(prediction), ptp(reference)). Only slices that hold
+    hole voxels are computed (channels are independent).
+    """
+    if np.ndim(hole) == 2:  # one slice: a single channel
+        prediction, reference, hole = prediction[None], reference[None], hole[None]
+    pred = torch.as_tensor(np.asarray(prediction, dtype=np.float64))
+    ref = torch.as_tensor(np.asarray(reference, dtype=np.float64))
+    data_range = max(float(pred.max() - pred.min()), float(ref.max() - ref.min()))
+    c1, c2 = (SSIM_K1 * data_range) ** 2, (SSIM_K2 * data_range) ** 2
+    channels = np.flatnonzero(hole.any(axis=tuple(range(1, hole.ndim))))
+    index = torch.as_tensor(channels)
+    pad = (SSIM_RADIUS,) * 4
+    p = F.pad(pred[index][None], pad, mode="reflect")[0]
+    t = F.pad(ref[index][None], pad, mode="reflect")[0]
+    g = _gaussian_window_1d()
+    stack = torch.stack([p, t, p * p, t * t, p * t])  # (5, channels, Y + 10, Z + 10)
+    n = stack.shape[1]
+    out = stack.reshape(5 * n, 1, *stack.shape[2:])
+    out = F.conv2d(F.conv2d(out, g[None, None, :, None]), g[None, None, None, :])  # separable 2D window
+    out = out.reshape(5, n, *pred.shape[1:])
+    mu_p, mu_t, e_pp, e_tt, e_pt = out
+    var_p = torch.clamp(e_pp - mu_p ** 2, min=0.0)
+    var_t = torch.clamp(e_tt - mu_t ** 2, min=0.0)
+    cov = e_pt - mu_p * mu_t
+    ssim_map = ((2 * mu_p * mu_t + c1) * (2 * cov + c2)) / ((mu_p ** 2 + mu_t ** 2 + c1) * (var_p + var_t + c2))
+    return float(ssim_map.numpy()[hole[channels]].mean())
+
+
+def psnr_reference_range(prediction: np.ndarray, reference: np.ndarray) -> float:
+    """The challenge's headline PSNR of hole values: data range = reference max - min, prediction clamped to it."""
+    lo, hi = float(reference.min()), float(reference.max())
+    mse = float(np.mean((np.clip(prediction, lo, hi) - reference) ** 2))
+    if mse <= 0.0:
+        return math.inf if hi > lo else math.nan
+    if not hi > lo:
+        return -math.inf
+    return 10.0 * math.log10((hi - lo) ** 2 / mse)
+
+
 def hole_metrics(prediction: np.ndarray, reference: np.ndarray, hole: np.ndarray,
                  voided: np.ndarray) -> dict[str, float]:
-    """BraTS in-hole metrics: dict(ssim=, psnr=, mse=, mae=)."""
+    """BraTS in-hole metrics: dict(ssim=, psnr_brats=, psnr_01=, psnr= (same as psnr_01), mse=, mae=, ssim_3d=)."""
     hole = _check(prediction, reference, hole, voided)
     lo, hi = percentile_range(voided)
     pred = _scale(np.where(hole, prediction, 0.0), lo, hi)
@@ -95,8 +159,10 @@ def hole_metrics(prediction: np.ndarray, reference: np.ndarray, hole: np.ndarray
     _, ssim_map = ssim(pred[box], ref[box], full=True)
     diff = pred[hole] - ref[hole]
     mse = float(np.mean(diff ** 2))
-    return {"ssim": float(ssim_map[hole[box]].mean()), "psnr": psnr_from_mse(mse), "mse": mse,
-            "mae": float(np.mean(np.abs(diff)))}
+    psnr_01 = psnr_from_mse(mse)
+    return {"ssim": brats_ssim(pred, ref, hole), "psnr_brats": psnr_reference_range(pred[hole], ref[hole]),
+            "psnr_01": psnr_01, "psnr": psnr_01, "mse": mse, "mae": float(np.mean(np.abs(diff))),
+            "ssim_3d": float(ssim_map[hole[box]].mean())}
 
 
 def slice_metrics(prediction: np.ndarray, reference: np.ndarray, hole: np.ndarray, voided: np.ndarray,

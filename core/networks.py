@@ -17,9 +17,14 @@ from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
 
+LIMITS = {"kernel": (1, 15), "latent": (1, 4096), "width": (1, 1024), "size": (2, 1024), "base": (1, 64)}
+MAX_PARAMETERS = 100_000_000  # per network; the shipped models have well under one million
+
+
 @dataclass(frozen=True)
 class Architecture:
-    """Shape of a model; stored in the checkpoint's JSON config."""
+    """Shape of a model; stored in the checkpoint's JSON config. Every field is type- and range-checked
+    (ValueError) before any network is built, so a tampered config cannot allocate gigabytes."""
 
     kind: str = "vae"  # "gan" or "vae"
     kernel: int = 3
@@ -29,13 +34,28 @@ class Architecture:
     base: int = 6
 
     def __post_init__(self) -> None:
-        if self.kind not in ("gan", "vae"):
+        if not isinstance(self.kind, str) or self.kind not in ("gan", "vae"):
             raise ValueError(f"model kind must be 'gan' or 'vae', not {self.kind!r}")
-        if self.kernel % 2 != 1 or self.kernel < 1:
+        for name, (low, high) in LIMITS.items():
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+                raise ValueError(f"{name} must be a whole number from {low} to {high}, not {value!r}")
+        if self.kernel % 2 != 1:
             raise ValueError(f"kernel size must be odd, not {self.kernel}")
         levels = math.log2(self.size / self.base)
         if self.size % self.base or levels != int(levels) or levels < 1:
             raise ValueError(f"image size {self.size} must be base {self.base} times a power of two")
+        if self.parameter_estimate() > MAX_PARAMETERS:
+            raise ValueError(f"latent {self.latent}, width {self.width}, size {self.size} and kernel {self.kernel} "
+                             f"make about {self.parameter_estimate():.3g} parameters per network, more than "
+                             f"{MAX_PARAMETERS:.0e}")
+
+    def parameter_estimate(self) -> int:
+        """Parameters of the largest network (decoder or encoder), computed without building it."""
+        k2 = self.kernel * self.kernel
+        convs = sum(self.channels(level - 1) * self.channels(level) * k2 for level in range(1, self.levels + 1))
+        dense = self.channels(0) * self.base * self.base * 2 * self.latent
+        return int(convs + dense + 2 * self.channels(self.levels) * k2)
 
     @property
     def levels(self) -> int:

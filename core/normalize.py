@@ -13,6 +13,8 @@ from typing import Optional
 
 import numpy as np
 
+from .errors import InpaintError
+
 UPPER_PERCENTILE = 99.5
 LOWER_PERCENTILE = 0.5
 
@@ -51,7 +53,9 @@ def intensity_scale(volume: np.ndarray, brain: Optional[np.ndarray] = None,
     values = np.asarray(volume, dtype=np.float32)[region]
     values = values[np.isfinite(values)]
     if values.size < 10:
-        raise ValueError("too few brain voxels to estimate the intensity range")
+        raise InpaintError(f"Only {values.size} known brain voxels are left outside the hole (at least 10 are needed "
+                           "to scale intensities); use a brain-extracted image with a mask that covers only the "
+                           "lesion.")
     lo = min(0.0, float(np.percentile(values, LOWER_PERCENTILE)))
     hi = float(np.percentile(values, UPPER_PERCENTILE))
     if not hi > lo:

@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from .checkpoint import CONFIG, WEIGHTS, Model, load_model
+from .checkpoint import CONFIG, WEIGHTS, Model, check_config, load_model
 from .errors import InpaintError
 
 RESOURCES = Path(__file__).resolve().parents[1] / "resources"
@@ -30,13 +30,14 @@ class ModelInfo:
 
 
 def _info(directory: Path, source: str) -> ModelInfo | None:
+    """What `inpaint models` shows; None for a folder whose config is unreadable or invalid (checked fully)."""
     try:
         config = json.loads((directory / CONFIG).read_text(encoding="utf-8"))
-        arch, space = config["architecture"], config["model_space"]
-        return ModelInfo(name=directory.name, kind=arch["kind"], kernel=int(arch["kernel"]), size=int(arch["size"]),
-                         spacing=float(space["spacing_mm"]), axis=str(space["axis"]), path=directory, source=source)
-    except (OSError, ValueError, KeyError, TypeError):
+        arch, spacing, axis = check_config(config, directory / CONFIG)
+    except (OSError, ValueError, InpaintError):
         return None
+    return ModelInfo(name=directory.name, kind=arch.kind, kernel=arch.kernel, size=arch.size, spacing=spacing,
+                     axis=axis, path=directory, source=source)
 
 
 def list_models(models_dir: Path = MODELS_DIR) -> list[ModelInfo]:

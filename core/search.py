@@ -12,8 +12,9 @@ slice is the one with the lowest final loss.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Callable, Optional
+import math
+from dataclasses import dataclass, fields
+from typing import Any, Callable, Optional
 
 import numpy as np
 import torch
@@ -24,9 +25,66 @@ from .errors import InpaintError
 from .job import CancelToken
 
 
+LR_MAX = 10.0  # Adam's step on z is about lr per iteration; beyond this the latent leaves any sensible range
+LAMBDA_MAX = 1000.0
+SEED_MAX = 2 ** 63 - 1  # torch.Generator.manual_seed and numpy both take 0..2**63-1
+PLANE_NAMES = ("axial", "coronal", "sagittal")
+LIMITS = {"iterations": (1, 1_000_000), "restarts": (1, 1024), "batch": (1, 65536)}  # whole-number fields
+WINDOW_MAX = 255
+
+
+def _whole(value: Any) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+def _real(value: Any) -> bool:
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
+
+
+def _rule_text(name: str, value: Any) -> Optional[str]:
+    """What is wrong with one settings field (None when fine); knows the fill pipeline's fields too."""
+    if name in LIMITS:
+        low, high = LIMITS[name]
+        return None if _whole(value) and low <= value <= high else f"must be a whole number from {low} to {high}"
+    if name == "window":
+        ok = _whole(value) and 1 <= value <= WINDOW_MAX and value % 2 == 1
+        return None if ok else f"must be an odd whole number from 1 to {WINDOW_MAX}, such as 3 or 7"
+    if name == "lr":
+        ok = _real(value) and math.isfinite(value) and 0 < value <= LR_MAX
+        return None if ok else f"must be a finite number greater than 0 and at most {LR_MAX:g}"
+    if name == "lam":
+        ok = _real(value) and math.isfinite(value) and 0 <= value <= LAMBDA_MAX
+        return None if ok else f"must be a finite number from 0 to {LAMBDA_MAX:g}"
+    if name == "seed":
+        return None if _whole(value) and 0 <= value <= SEED_MAX else f"must be a whole number from 0 to 2**63-1 ({SEED_MAX})"
+    if name in ("prior", "weighting", "encoder_start", "blend"):
+        return None if isinstance(value, (bool, np.bool_)) else "must be True or False"
+    if name == "axis":
+        return None if value is None or value in PLANE_NAMES else f"must be None or one of {', '.join(PLANE_NAMES)}"
+    if name in ("device", "method"):
+        return None if isinstance(value, str) and value else "must be a non-empty string"
+    if name == "preview_every":
+        return None if _whole(value) and value >= 0 else "must be a whole number of at least 0"
+    return None
+
+
+OPTION_NAMES = {"lam": "lambda", "encoder_start": "encoder-start", "preview_every": "preview-every"}
+
+
+def check_settings(settings: Any) -> None:
+    """InpaintError naming the first invalid field of a settings dataclass (the same rules as the command line)."""
+    for f in fields(settings):
+        value = getattr(settings, f.name)
+        problem = _rule_text(f.name, value)
+        if problem is not None:
+            option = OPTION_NAMES.get(f.name, f.name)
+            raise InpaintError(f"The setting {f.name} (--{option}) {problem}, not {value!r}; "
+                               "choose a value in that range.")
+
+
 @dataclass(frozen=True)
 class SearchSettings:
-    """Parameters of the latent search (defaults are the interactive settings)."""
+    """Parameters of the latent search (defaults are the interactive settings); invalid values raise InpaintError."""
 
     iterations: int = 50
     restarts: int = 2
@@ -38,6 +96,9 @@ class SearchSettings:
     encoder_start: bool = True
     seed: int = 0
     batch: int = 64
+
+    def __post_init__(self) -> None:
+        check_settings(self)  # also checks the fields a subclass adds (FillSettings: axis, device, ...)
 
 
 @dataclass
@@ -121,7 +182,7 @@ def latent_search(model: Model, targets: np.ndarray, known: np.ndarray, settings
     iteration; images are passed every `preview_every` iterations (0: never).
     """
     n, size = targets.shape[0], model.arch.size
-    restarts = max(1, settings.restarts)
+    restarts = settings.restarts
     generator = torch.Generator().manual_seed(settings.seed)
     model.to(device)
     y = torch.from_numpy(np.ascontiguousarray(targets, dtype=np.float32)).view(n, 1, size, size).to(device)
@@ -162,6 +223,11 @@ def latent_search(model: Model, targets: np.ndarray, known: np.ndarray, settings
             if on_step is not None:
                 show = preview_every and (it + 1) % preview_every == 0
                 on_step(step, total, best_loss.copy(), best_images.copy() if show else None)
+    if not (np.isfinite(best_loss).all() and np.isfinite(best_images).all()):
+        bad = int(np.count_nonzero(~np.isfinite(best_loss) | ~np.isfinite(best_images).reshape(n, -1).all(axis=1)))
+        raise InpaintError(f"The model {model.name} ({model.path or 'in memory'}) produced NaN or infinite values "
+                           f"for {bad} of {n} slices; its weights or the search settings (--lr {settings.lr:g}, "
+                           f"--lambda {settings.lam:g}) are unusable: choose another model or smaller values.")
     return SearchResult(images=best_images, losses=best_loss, latents=best_latents)
 
 
@@ -169,6 +235,9 @@ def _keep_best(loss: torch.Tensor, images: torch.Tensor, z: torch.Tensor, idx: t
                best_loss: np.ndarray, best_images: np.ndarray, best_latents: np.ndarray) -> None:
     """Record, for each slice in this chunk, its lowest-loss restart (all of a slice's restarts share a chunk)."""
     loss_np = loss.cpu().numpy()
+    # a restart whose loss or image is not finite never wins (NaN would otherwise win argmin)
+    finite = torch.isfinite(images.flatten(1)).all(dim=1).cpu().numpy()
+    loss_np = np.where(np.isfinite(loss_np) & finite, loss_np, np.inf)
     idx_np = idx.cpu().numpy()
     for slice_index in np.unique(idx_np):
         members = np.nonzero(idx_np == slice_index)[0]

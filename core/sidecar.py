@@ -14,16 +14,9 @@ import torch
 from . import __version__
 from .checkpoint import Model
 from .fill import FillResult
-from .volume import sha256_file, write_json
+from .volume import check_target, input_files, sha256_file, sidecar_path, write_json
 
-
-def sidecar_path(output: Path) -> Path:
-    """`sub-01_desc-inpainted_T1w.nii.gz` -> `sub-01_desc-inpainted_T1w.json`."""
-    name = output.name
-    for suffix in (".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd"):
-        if name.endswith(suffix):
-            return output.with_name(name[: -len(suffix)] + ".json")
-    return output.with_name(name + ".json")
+__all__ = ["build_sidecar", "sidecar_path", "write_sidecar"]
 
 
 def _file_record(path: Optional[Path]) -> Optional[dict[str, str]]:
@@ -39,7 +32,7 @@ def _file_record(path: Optional[Path]) -> Optional[dict[str, str]]:
 def build_sidecar(result: FillResult, model: Model, *, image_path: Optional[Path], mask_path: Optional[Path],
                   output_path: Path, dilate: int = 0, brainmask_path: Optional[Path] = None,
                   keep_dtype: bool = False, metrics: Optional[dict[str, Any]] = None,
-                  extra: Optional[dict[str, Any]] = None) -> dict[str, Any]:
+                  extra: Optional[dict[str, Any]] = None, reference_path: Optional[Path] = None) -> dict[str, Any]:
     """Everything needed to know how `output_path` was made."""
     record: dict[str, Any] = {
         "tool": "brain-inpaint",
@@ -51,6 +44,7 @@ def build_sidecar(result: FillResult, model: Model, *, image_path: Optional[Path
         "brainmask": _file_record(brainmask_path),
         "mask_dilation_voxels": dilate,
         "hole_voxels": int(result.hole.sum()),
+        "nonfinite_input_voxels": int(getattr(result, "nonfinite_voxels", 0)),
         "keep_dtype": keep_dtype,
         "model": {"name": model.name, "path": str(model.path) if model.path else None,
                   "sha256": model.checksum, "kind": model.arch.kind, "kernel": model.arch.kernel,
@@ -64,6 +58,8 @@ def build_sidecar(result: FillResult, model: Model, *, image_path: Optional[Path
         "software": {"python": platform.python_version(), "torch": torch.__version__,
                      "numpy": numpy.__version__, "nibabel": nibabel.__version__},
     }
+    if reference_path is not None:
+        record["reference"] = _file_record(reference_path)
     if metrics is not None:
         record["metrics"] = metrics
     if extra:
@@ -72,7 +68,14 @@ def build_sidecar(result: FillResult, model: Model, *, image_path: Optional[Path
 
 
 def write_sidecar(output_path: Path, record: dict[str, Any]) -> Path:
-    """Write the record atomically next to the output; returns the sidecar's path."""
+    """Write the record atomically next to the output (replacing an older sidecar); returns the sidecar's path.
+
+    The files the record names as inputs, and their own sidecars (e.g. a BIDS `sub-01_T1w.json`), are
+    never written. Prefer `core.volume.save_volume(..., sidecar=record)`, which writes both or neither.
+    """
     path = sidecar_path(Path(output_path))
+    inputs = [Path(entry["path"]) for key in ("input", "mask", "brainmask", "reference")
+              if isinstance(entry := record.get(key), dict) and entry.get("path")]
+    check_target(path, protected=[f for source in inputs for f in input_files(source)], force=True)
     write_json(path, record, force=True)
     return path

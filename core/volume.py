@@ -14,21 +14,23 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable, Sequence
 
 import nibabel as nib
 import numpy as np
 import SimpleITK as sitk
+from nibabel.orientations import apply_orientation, inv_ornt_aff, io_orientation, ornt_transform
 from scipy import ndimage
 
-from core.atomic import write_atomically
+from core.atomic import commit_files, make_staging, write_atomically
 from core.errors import InpaintError
 
 NIFTI_SUFFIXES = (".nii.gz", ".nii")
 ITK_SUFFIXES = (".nrrd", ".nhdr", ".mha", ".mhd")
+# data files SimpleITK writes beside a header (always compressed here, see _write_itk)
+ITK_COMPANIONS = {".mhd": ".zraw", ".nhdr": ".raw.gz"}
 AFFINE_TOLERANCE = 1e-3
 _LPS = np.diag([-1.0, -1.0, 1.0])  # LPS <-> RAS flip (its own inverse)
 
@@ -132,7 +134,7 @@ def load_volume(path: str | os.PathLike) -> Volume:
         raise InpaintError(f"{path} stores {raw.dtype} values; only integer or real-valued volumes are supported.")
     raw = _squeeze_3d(raw, path)
     if slope == 1.0 and inter == 0.0:
-        data = raw.astype(np.float32)
+        data = raw if raw.dtype == np.float32 else raw.astype(np.float32)  # no second copy of a float32 file
     else:
         data = (raw.astype(np.float64) * slope + inter).astype(np.float32)
     if not np.isfinite(data).any():
@@ -141,21 +143,54 @@ def load_volume(path: str | os.PathLike) -> Volume:
                   image=image, raw=raw, slope=slope, inter=inter)
 
 
-def load_mask(path: str | os.PathLike, image: Volume) -> np.ndarray:
-    """Read a lesion mask (nonzero = hole) that must lie on `image`'s voxel grid."""
+_MASK_ROLES = {
+    "lesion": ("mask", "nonzero (e.g. 1) on the lesion and 0 elsewhere", "paint or choose the lesion mask before filling"),
+    "brain": ("brain mask", "nonzero (e.g. 1) on the brain and 0 elsewhere",
+              "pass a mask that is nonzero on the brain, or leave out --brainmask to have it estimated"),
+}
+
+
+def on_image_grid(volume: Volume, image: Volume, what: str = "mask") -> np.ndarray:
+    """`volume`'s data on `image`'s voxel grid, reordered exactly (flips/permutations) if only the voxel order differs.
+
+    Raises InpaintError, naming `what` and both files, when the grids differ otherwise (that needs resampling).
+    """
+    name = f"The {what} {volume.path}"
+    if volume.shape == image.shape and float(np.abs(volume.affine - image.affine).max()) <= AFFINE_TOLERANCE:
+        return volume.data
+    try:
+        transform = ornt_transform(io_orientation(volume.affine), io_orientation(image.affine))
+        reordered = apply_orientation(volume.data, transform)
+        affine = volume.affine @ inv_ornt_aff(transform, volume.shape)
+    except Exception:  # degenerate affine: no voxel order to compare
+        reordered, affine = volume.data, volume.affine
+    if reordered.shape == image.shape and float(np.abs(affine - image.affine).max()) <= AFFINE_TOLERANCE:
+        return reordered  # same grid, other voxel order: a view with flipped/permuted axes, values untouched
+    if reordered.shape != image.shape:
+        raise InpaintError(f"{name} has shape {'x'.join(map(str, volume.shape))} but the image {image.path} has "
+                           f"shape {'x'.join(map(str, image.shape))}; the {what} must be drawn on the image's "
+                           "voxel grid.")
+    difference = float(np.abs(affine - image.affine).max())
+    raise InpaintError(f"{name} and the image {image.path} have the same shape but their affines differ by up to "
+                       f"{difference:.4g} mm; resample the {what} onto the image grid.")
+
+
+def load_mask(path: str | os.PathLike, image: Volume, *, kind: str = "lesion") -> np.ndarray:
+    """Read a mask (nonzero = inside) that must lie on `image`'s voxel grid; `kind` is "lesion" or "brain".
+
+    A mask on the same physical grid in another voxel order (e.g. flipped axes) is reordered exactly.
+    """
+    what, meaning, todo = _MASK_ROLES[kind]
     mask = load_volume(path)
-    if mask.shape != image.shape:
-        raise InpaintError(f"The mask {mask.path} has shape {'x'.join(map(str, mask.shape))} but the image "
-                           f"{image.path} has shape {'x'.join(map(str, image.shape))}; the mask must be drawn "
-                           "on the image's voxel grid.")
-    difference = float(np.abs(mask.affine - image.affine).max())
-    if difference > AFFINE_TOLERANCE:
-        raise InpaintError(f"The mask {mask.path} and the image {image.path} have the same shape but their affines "
-                           f"differ by up to {difference:.4g} mm; resample the mask onto the image grid.")
-    hole = np.isfinite(mask.data) & (mask.data != 0)
+    data = on_image_grid(mask, image, what)
+    finite = np.isfinite(data)
+    if not finite.all():
+        bad = int(finite.size - np.count_nonzero(finite))
+        raise InpaintError(f"The {what} {mask.path} has {bad} NaN or infinite voxels; a {what} must be {meaning}, "
+                           "so rewrite it with 0 and 1.")
+    hole = data != 0
     if not hole.any():
-        raise InpaintError(f"The mask {mask.path} contains no nonzero voxel; paint or choose the lesion mask "
-                           "before filling.")
+        raise InpaintError(f"The {what} {mask.path} contains no nonzero voxel; {todo}.")
     return hole
 
 
@@ -193,17 +228,117 @@ def _kept_dtype(data: np.ndarray, like: Volume, changed: np.ndarray | None) -> n
     return stored
 
 
-def _check_target(path: Path, like: Volume, force: bool) -> None:
+def sidecar_path(output: str | os.PathLike) -> Path:
+    """The provenance JSON of an output: `<stem>.json` beside it (`sub-01_desc-inpainted_T1w.nii.gz` -> `.json`)."""
+    output = Path(output)
+    suffix = _suffix(output)
+    stem = output.name[: len(output.name) - len(suffix)] if suffix else output.name
+    return output.with_name(stem + ".json")
+
+
+def _header_data_file(path: Path) -> Path | None:
+    """The separate data file a .mhd/.nhdr header names (None for inline data or anything unreadable)."""
+    suffix = _suffix(path)
+    if suffix not in ITK_COMPANIONS or not path.is_file():
+        return None
+    separator, keys = ("=", {"elementdatafile"}) if suffix == ".mhd" else (":", {"data file", "datafile"})
+    try:
+        with open(path, "rb") as stream:
+            text = stream.read(1 << 16).decode("latin-1")
+    except OSError:
+        return None
+    for line in text.splitlines():
+        name, found, value = line.partition(separator)
+        value = value.strip()
+        if found and name.strip().lower() in keys and value.upper() not in ("", "LOCAL", "LIST") and "%" not in value:
+            return path.parent / value
+    return None
+
+
+def input_files(path: str | os.PathLike) -> list[tuple[Path, str]]:
+    """Everything that belongs to an input, each with how to name it: the file (or DICOM folder), the data file
+    its header names (.mhd/.nhdr), and its sidecar `<stem>.json` (e.g. a BIDS sidecar)."""
+    path = Path(path)
+    files = [(path, f"the input {path}"), (sidecar_path(path), f"the sidecar of the input {path}")]
+    data_file = _header_data_file(path)
+    if data_file is not None:
+        files.append((data_file, f"the data file of the input {path}"))
+    return files
+
+
+def output_files(path: str | os.PathLike) -> list[Path]:
+    """The files an output path makes: a header's compressed data file (.mhd, .nhdr) first, the named file last."""
+    path = Path(path)
+    suffix = _suffix(path)
+    companion = ITK_COMPANIONS.get(suffix)
+    if companion is None:
+        return [path]
+    return [path.with_name(path.name[: -len(suffix)] + companion), path]
+
+
+def _same_path(a: Path, b: Path) -> bool:
+    """Same file by resolved path or, where both exist, by device and inode (hard links, case-folding file systems)."""
+    if a.resolve() == b.resolve():
+        return True
+    try:
+        return a.exists() and b.exists() and os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    try:
+        return folder.is_dir() and path.resolve().is_relative_to(folder.resolve())
+    except OSError:
+        return False
+
+
+def check_target(path: Path, *, protected: Iterable[tuple[Path, str]] = (), force: bool = False) -> None:
+    """InpaintError unless `path` may be written: its folder exists, it is no folder, none of the `protected`
+    (path, description) pairs (see `input_files`), and new or forced."""
+    path = Path(path)
     if not path.parent.is_dir():
         raise InpaintError(f"Cannot write {path}: the folder {path.parent} does not exist; create it or choose "
                            "another output path.")
     if path.is_dir():
         raise InpaintError(f"Cannot write {path}: it is a folder; give a file name.")
-    if like.path is not None and path.exists() and like.path.exists():
-        if os.path.samefile(path, like.path):
-            raise InpaintError(f"Refusing to write over the input {like.path}; choose another output name.")
-    if path.exists() and not force:
+    for source, description in protected:
+        if _same_path(path, source):
+            raise InpaintError(f"Refusing to write {path}: it is {description} (inputs and their sidecars are "
+                               "never overwritten, not even with --force); choose another output name.")
+        if source.is_dir() and _inside(path, source):
+            raise InpaintError(f"Refusing to write {path} inside {description}, a folder; choose another folder.")
+    if os.path.lexists(path) and not force:
         raise InpaintError(f"{path} already exists; pass --force to overwrite it or choose another output name.")
+
+
+def _protected(like: Volume | None, inputs: Iterable[str | os.PathLike | None]) -> list[tuple[Path, str]]:
+    sources = [like.path] if like is not None and like.path is not None else []
+    sources += [Path(p) for p in inputs if p is not None]
+    return [f for source in sources for f in input_files(source)]
+
+
+def check_outputs(path: str | os.PathLike, *, inputs: Iterable[str | os.PathLike | None] = (), force: bool = False,
+                  like: Volume | None = None, keep_dtype: bool = False, sidecar: bool = True) -> list[Path]:
+    """Check, before any work, every file an output will create; returns them (data files, volume, sidecar).
+
+    Refused: an unsupported extension, a missing folder, a folder in the way, any input or input
+    sidecar (by path and by inode, with or without `force`), an existing file without `force`, and
+    keeping a scaled data type in a format without slope/intercept.
+    """
+    path = Path(path)
+    suffix = _suffix(path)
+    if suffix not in NIFTI_SUFFIXES + ITK_SUFFIXES:
+        raise InpaintError(f"Cannot write {path}: unsupported extension; use .nii.gz, .nii, .nrrd, .nhdr, .mha "
+                           "or .mhd.")
+    if keep_dtype and like is not None and suffix in ITK_SUFFIXES and (like.slope, like.inter) != (1.0, 0.0):
+        raise InpaintError(f"Cannot keep the scaled {like.dtype} data type in {path} ({suffix} has no "
+                           "slope/intercept); write .nii.gz instead or do not keep the data type.")
+    protected = _protected(like, inputs)
+    targets = output_files(path) + ([sidecar_path(path)] if sidecar else [])
+    for target in targets:
+        check_target(target, protected=protected, force=force)
+    return targets
 
 
 def _write_nifti(target: Path, stored: np.ndarray, like: Volume, slope: float, inter: float) -> None:
@@ -225,21 +360,33 @@ def _write_itk(target: Path, stored: np.ndarray, like: Volume) -> None:
     sitk.WriteImage(itk, str(target), True)
 
 
-def _atomic_write(path: Path, like: Volume, force: bool, write) -> Path:
-    """Write into a temporary folder next to `path` (same file name), then rename each file into place."""
-    _check_target(path, like, force)
+def _atomic_write(path: Path, like: Volume, force: bool, write, sidecar: dict | None = None,
+                  inputs: Iterable[str | os.PathLike | None] = ()) -> Path:
+    """Write into a hidden staging folder next to `path`, then rename every file into place (all or none).
+
+    With `sidecar`, its JSON (`<stem>.json`) is written into the same staging folder and placed
+    together with the volume, so either both appear or neither does.
+    """
+    inputs = list(inputs)
+    check_outputs(path, inputs=inputs, force=force, like=like, sidecar=sidecar is not None)
+    protected = _protected(like, inputs)
     try:
-        staging = Path(tempfile.mkdtemp(prefix=".inpaint-tmp-", dir=path.parent))
+        staging = make_staging(path.parent)
     except OSError as exc:
         raise InpaintError(f"Cannot write {path}: {exc.strerror or exc}; choose a writable folder.") from exc
     try:
         write(staging / path.name)
-        # companions (e.g. the .raw of an .mhd) first, the named file last
+        # companions (e.g. the .zraw of an .mhd) first, the named file last
         written = sorted(staging.iterdir(), key=lambda p: p.name == path.name)
-        for item in written:
-            _check_target(path.parent / item.name, like, force)
-        for item in written:
-            os.replace(item, path.parent / item.name)
+        moves = [(item, path.parent / item.name) for item in written]
+        if sidecar is not None:
+            side = sidecar_path(path)
+            text = json.dumps(sidecar, indent=2, default=_json_default) + "\n"
+            (staging / side.name).write_text(text, encoding="utf-8")
+            moves.insert(len(moves) - 1, (staging / side.name, side))
+        for _, target in moves:
+            check_target(target, protected=protected, force=force)
+        commit_files(moves, staging)
     except OSError as exc:
         raise InpaintError(f"Could not write {path}: {exc.strerror or exc}; check the folder is writable "
                            "and has free space.") from exc
@@ -249,40 +396,44 @@ def _atomic_write(path: Path, like: Volume, force: bool, write) -> Path:
 
 
 def _save(path: str | os.PathLike, stored: np.ndarray, like: Volume, slope: float, inter: float,
-          force: bool) -> Path:
+          force: bool, sidecar: dict | None = None, inputs: Iterable[str | os.PathLike | None] = ()) -> Path:
     path = Path(path)
     suffix = _suffix(path)
     if suffix in NIFTI_SUFFIXES:
-        return _atomic_write(path, like, force, lambda t: _write_nifti(t, stored, like, slope, inter))
+        return _atomic_write(path, like, force, lambda t: _write_nifti(t, stored, like, slope, inter), sidecar, inputs)
     if suffix in ITK_SUFFIXES:
         if (slope, inter) != (1.0, 0.0):
             raise InpaintError(f"Cannot keep the scaled {stored.dtype} data type in {path} ({suffix} has no "
                                "slope/intercept); write .nii.gz instead or do not keep the data type.")
-        return _atomic_write(path, like, force, lambda t: _write_itk(t, stored, like))
+        return _atomic_write(path, like, force, lambda t: _write_itk(t, stored, like), sidecar, inputs)
     raise InpaintError(f"Cannot write {path}: unsupported extension; use .nii.gz, .nii, .nrrd, .nhdr, .mha or .mhd.")
 
 
 def save_volume(path: str | os.PathLike, data: np.ndarray, like: Volume, *, keep_dtype: bool = False,
-                force: bool = False, changed: np.ndarray | None = None) -> Path:
+                force: bool = False, changed: np.ndarray | None = None, sidecar: dict | None = None,
+                inputs: Sequence[str | os.PathLike | None] = ()) -> Path:
     """Write `data` on `like`'s grid: float32 by default; with `keep_dtype` the input's stored type and scaling.
 
     With `keep_dtype`, voxels outside `changed` (default: where `data` equals `like.data`) keep the
     input's stored values bit for bit; the others are rounded and clipped into the stored type.
+    With `sidecar` (a JSON-able record), `<stem>.json` is written beside it, both or neither.
+    `like.path` and every path of `inputs` (with their data files and sidecars) are never written.
     """
     data = np.asarray(data, dtype=np.float32)
     if data.shape != like.shape:
         raise ValueError(f"data shape {data.shape} differs from the volume's shape {like.shape}")
     if keep_dtype:
-        return _save(path, _kept_dtype(data, like, changed), like, like.slope, like.inter, force)
-    return _save(path, data, like, 1.0, 0.0, force)
+        return _save(path, _kept_dtype(data, like, changed), like, like.slope, like.inter, force, sidecar, inputs)
+    return _save(path, data, like, 1.0, 0.0, force, sidecar, inputs)
 
 
-def save_mask(path: str | os.PathLike, mask: np.ndarray, like: Volume, *, force: bool = False) -> Path:
-    """Write a mask as uint8 0/1 on `like`'s grid."""
+def save_mask(path: str | os.PathLike, mask: np.ndarray, like: Volume, *, force: bool = False,
+              inputs: Sequence[str | os.PathLike | None] = ()) -> Path:
+    """Write a mask as uint8 0/1 on `like`'s grid (never over `like.path` or `inputs`)."""
     mask = np.asarray(mask)
     if mask.shape != like.shape:
         raise ValueError(f"mask shape {mask.shape} differs from the volume's shape {like.shape}")
-    return _save(path, mask.astype(bool).astype(np.uint8), like, 1.0, 0.0, force)
+    return _save(path, mask.astype(bool).astype(np.uint8), like, 1.0, 0.0, force, None, inputs)
 
 
 def _json_default(value: Any) -> Any:

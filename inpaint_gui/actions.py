@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
+from typing import Callable, Optional
 
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence
 from PySide6.QtWidgets import QMainWindow, QMenu, QToolBar
@@ -25,7 +25,12 @@ MENUS: dict[str, tuple[Spec | str, ...]] = {
         Spec("open", "&Open image...", ("Ctrl+O",), "Open a brain MRI volume (NIfTI, NRRD, MHA/MHD)."),
         Spec("open_dicom", "Open &DICOM folder...", ("Ctrl+Shift+O",), "Open a folder holding one DICOM series."),
         "recent",
-        Spec("import_mask", "&Import mask...", ("Ctrl+I",), "Load a lesion mask drawn on this image's grid."),
+        Spec("import_mask", "&Import mask...", ("Ctrl+I",),
+             "Load a lesion mask (or a probability map, thresholded) drawn on this image's grid."),
+        Spec("load_brainmask", "Load &brain mask...", ("Ctrl+Shift+B",),
+             "Load a brain mask on this image's grid: the model then sees only brain tissue (like --brainmask; "
+             "use it for images with skull)."),
+        Spec("clear_brainmask", "Forget brain mask", (), "Fill without a brain mask (estimated from the image)."),
         Spec("save_mask", "&Save mask", ("Ctrl+S",), "Save the mask as uint8 NIfTI on the image grid."),
         Spec("save_mask_as", "Save mask &as...", ("Ctrl+Shift+S",), "Save the mask under a new name."),
         Spec("export", "&Export filled volume...", ("Ctrl+E",),
@@ -78,6 +83,10 @@ MENUS: dict[str, tuple[Spec | str, ...]] = {
         Spec("radiological", "&Radiological convention", ("Ctrl+L",),
              "Patient's right on the screen's left; off: neurological (right on the right).", True, True),
         Spec("crosshair", "Show cross&hair", ("H",), "Show the crosshair lines.", True, True),
+        Spec("help_panel", "Show &help panel", ("F2",), "Show the mouse and key hints beside the histogram.",
+             True, True),
+        Spec("auto_levels", "&Auto window/level", ("W",),
+             "Window/level from the 0.5-99.5th percentiles of the brain (non-zero voxels)."),
     ),
     "&Inpaint": (
         Spec("run", "&Run fill", ("Ctrl+R",), "Fill the mask with the selected model and settings."),
@@ -136,6 +145,11 @@ def build_toolbar(window: QMainWindow, actions: dict[str, QAction]) -> QToolBar:
             continue
         bar.addAction(actions[name])
     return bar
+
+
+def connect_action(action: QAction, slot: Callable[[], object]) -> None:
+    """Call `slot()` with no argument when `action` triggers (`triggered(bool)` never reaches it)."""
+    action.triggered.connect(lambda *_: slot())
 
 
 def shortcut_table(actions: dict[str, QAction]) -> list[tuple[str, str]]:

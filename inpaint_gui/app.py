@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import traceback
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import NoReturn, Optional, Sequence
 
 from core import __version__
 
@@ -27,13 +28,13 @@ def install_excepthook(window) -> None:
     def hook(kind, value, tb) -> None:
         traceback.print_exception(kind, value, tb)
         first = (str(value).strip().splitlines() or [""])[0].rstrip(".")
-        window.show_error(f"Unexpected error ({kind.__name__}: {first}); the details were printed to the terminal.")
+        window.dialogs.error(f"Unexpected error ({kind.__name__}: {first}); the details were printed to the terminal.")
 
     sys.excepthook = hook
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    """Start the application; returns the exit status."""
+def main(argv: Optional[Sequence[str]] = None) -> NoReturn:
+    """Run the application; the process exits with its status when the window has closed."""
     args = build_parser().parse_args(argv)
     if args.mask is not None and args.image is None:
         build_parser().error("--mask needs an IMAGE")
@@ -48,9 +49,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     window = MainWindow()
     install_excepthook(window)
     window.show()
-    QTimer.singleShot(0, lambda: window.open_initial(args.image, args.mask))
-    return int(app.exec())
+    QTimer.singleShot(0, lambda: window.files.open_initial(args.image, args.mask))
+    status = int(app.exec())
+    # Every file was written (atomically) and closed before the window could close; the interpreter's teardown
+    # of torch, Qt and the volumes only takes seconds, so it is skipped.
+    window.settings.sync()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

@@ -9,6 +9,7 @@ file voxel indices.
 from __future__ import annotations
 
 import os
+from functools import cached_property
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional, Sequence
@@ -22,10 +23,12 @@ from core.fill import FillResult
 from core.mask_editor import MaskEditor
 from core.metrics import hole_metrics
 from core.modelspace import PLANES, Reorientation, voxel_sizes
-from core.volume import (ITK_SUFFIXES, NIFTI_SUFFIXES, Volume, derived_name, load_mask, load_volume, save_mask,
-                         save_volume)
+from core.normalize import estimate_brain
+from core.volume import (ITK_SUFFIXES, NIFTI_SUFFIXES, Volume, derived_name, dilate_mask, load_mask, load_volume,
+                         save_mask, save_volume)
 
 LAYERS = ("original", "masked", "generated", "blended")
+SKULL_ML = 2500.0  # tissue volume above which an image still holds skull and scalp (brains: 1.1-2.0 l)
 
 
 @dataclass
@@ -35,6 +38,8 @@ class JobResult:
     fill: FillResult
     model: Model
     scope: str
+    dilate: int = 0
+    threads: int = 1
     metrics: dict[str, Optional[dict[str, float]]] = field(default_factory=dict)
 
 
@@ -80,6 +85,9 @@ class Document:
         self.spacing = voxel_sizes(self.reo.ras_affine)
         self.editor = MaskEditor(self.shape, self.spacing)
         self.mask_path: Optional[Path] = None
+        self.brain: Optional[np.ndarray] = None  # brain mask in file order, or None: estimated by the engine
+        self.brain_path: Optional[Path] = None
+        self.voxel_ml = float(np.prod(self.spacing)) / 1000.0
         self.result: Optional[JobResult] = None
         self.result_saved = True
         self.result_state = 0
@@ -143,12 +151,29 @@ class Document:
             return None
         return np.take(self.blended, index, axis=axis) - np.take(self.original, index, axis=axis)
 
+    @cached_property
+    def skull_on(self) -> bool:
+        """True when the image holds more tissue than a brain: skull and scalp were not removed."""
+        return float(np.count_nonzero(estimate_brain(self.volume.data))) * self.voxel_ml > SKULL_ML
+
     # mask --------------------------------------------------------------------------------------
-    def import_mask(self, path: str | os.PathLike) -> None:
-        """Load a mask file on the image grid into the editor (one undo step)."""
+    def import_mask(self, path: str | os.PathLike, threshold: Optional[float] = None) -> None:
+        """Load a mask file on the image grid into the editor (one undo step).
+
+        Nonzero voxels form the mask; with `threshold`, voxels above it (for probability maps).
+        """
         hole = load_mask(path, self.volume)
+        if threshold is not None:
+            hole &= load_volume(path).data > threshold
+            if not hole.any():
+                raise InpaintError(f"No voxel of {Path(path).name} is above {threshold:g}; choose a lower threshold.")
         self.editor.replace(self.reo.apply(hole.astype(np.uint8)), label="import mask")
         self.mask_path = Path(path)
+
+    def load_brain_mask(self, path: str | os.PathLike) -> None:
+        """Use a brain mask on the image grid for the next fills (the model sees only tissue inside it)."""
+        self.brain = load_mask(path, self.volume)
+        self.brain_path = Path(path)
 
     def mask_in_file_order(self) -> np.ndarray:
         return self.reo.undo(self.editor.mask) != 0
@@ -161,14 +186,24 @@ class Document:
         return out
 
     def default_name(self, kind: str) -> str:
-        return derived_name(self.path if self.path is not None else Path("image.nii.gz"), kind)
+        """BIDS-style output name; a `_T1w` inside the stem (`sub-01_T1w_brain`) is dropped, not repeated."""
+        path = self.path if self.path is not None else Path("image.nii.gz")
+        return derived_name(path.with_name(path.name.replace("_T1w_", "_")), kind)
+
+    def lesion_text(self, voxels: Optional[int] = None) -> str:
+        """'N vox (V ml)' of the painted mask, or of `voxels`."""
+        count = self.editor.voxel_count if voxels is None else voxels
+        return f"{count} vox ({count * self.voxel_ml:.2f} ml)"
 
     # fill jobs -----------------------------------------------------------------------------------
-    def job_hole(self, scope: str, axis: str, point: Sequence[int]) -> np.ndarray:
-        """Hole to fill, in file voxel order: the whole mask, or its part in the current slice of plane `axis`."""
+    def job_hole(self, scope: str, axis: str, point: Sequence[int], dilate: int = 0) -> np.ndarray:
+        """Hole to fill, in file voxel order: the whole mask, or its part in the current slice of plane `axis`.
+
+        `dilate` grows the mask by that many voxels in 3D first (`inpaint fill --dilate`).
+        """
         if not self.editor.voxel_count:
             raise InpaintError("The mask is empty; paint the lesion (or import a mask) before running a fill.")
-        hole = self.editor.mask != 0
+        hole = dilate_mask(self.editor.mask != 0, dilate)
         if scope == "slice":
             k = PLANES[axis]
             keep = np.zeros(self.shape[k], dtype=bool)
@@ -178,6 +213,12 @@ class Document:
                 raise InpaintError(f"The current {axis} slice has no painted voxels; move to a painted slice "
                                    "or choose the scope 'All masked slices'.")
         return self.reo.undo(hole)
+
+    def filled_slices(self, hole_file: np.ndarray, axis: str) -> list[int]:
+        """Slices (RAS index along plane `axis`, the numbering of the views and the sidecar) that a hole touches."""
+        k = PLANES[axis]
+        touched = self.reo.apply(hole_file).any(axis=tuple(a for a in range(3) if a != k))
+        return [int(i) for i in np.flatnonzero(touched)]
 
     def start_preview(self, hole_file: np.ndarray) -> PreviewMap:
         """A preview layer (the input with the hole voided) and the map that places preview values in it."""
@@ -218,11 +259,14 @@ class Document:
                 self.mask_path = written[-1]
                 self.editor.mark_saved()
         metrics = self.result.metrics
-        extra: dict[str, Any] = {"app": "inpaint-gui", "scope": self.result.scope,
+        extra: dict[str, Any] = {"app": "inpaint-gui", "scope": self.result.scope, "torch_threads": self.result.threads,
+                                 "slice_numbering": "final_loss_per_slice keys are 0-based slice indices in RAS "
+                                                    "order along the axis, as in the app's views",
                                  "metrics_reference": "input image (the mask was painted over it)",
                                  "baseline_metrics": {"biharmonic": metrics.get("biharmonic")}}
         record = build_sidecar(fill, self.result.model, image_path=self.path, mask_path=mask_path,
-                               output_path=written[0], metrics=metrics.get("model"), extra=extra)
+                               output_path=written[0], dilate=self.result.dilate, brainmask_path=self.brain_path,
+                               metrics=metrics.get("model"), extra=extra)
         written.insert(1, write_sidecar(written[0], record))
         self.result_saved = True
         return written
@@ -235,6 +279,15 @@ class Document:
             return bool(np.array_equal(load_mask(path, self.volume), self.result.fill.hole))
         except InpaintError:
             return False
+
+
+def probability_range(path: str | os.PathLike) -> Optional[tuple[float, float]]:
+    """(min, max) of a mask file holding non-integer values (a probability map), else None (a label mask)."""
+    values = load_volume(path).data
+    values = values[np.isfinite(values)]
+    if values.size == 0 or np.array_equal(values, np.round(values)):
+        return None
+    return float(values.min()), float(values.max())
 
 
 def nifti_path(path: str | os.PathLike, keep_itk: bool = False) -> Path:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from typing import Optional
 
 from PySide6.QtCore import QObject, Signal
@@ -9,7 +10,7 @@ from PySide6.QtCore import QObject, Signal
 from core.checkpoint import Model
 from core.registry import resolve_model
 
-from .worker import FillJob, FillWorker
+from .worker import FillJob, FillWorker, WarmUpWorker
 
 
 class FillController(QObject):
@@ -25,6 +26,8 @@ class FillController(QObject):
         self.worker: Optional[FillWorker] = None
         self._threads: list[FillWorker] = []
         self._models: dict[str, Model] = {}
+        self._lock = threading.Lock()  # the worker and the warm-up may load a model at the same time
+        self._warm: dict[str, WarmUpWorker] = {}
 
     @property
     def running(self) -> bool:
@@ -39,10 +42,19 @@ class FillController(QObject):
         self._models[key] = model
 
     def model(self, key: str) -> Model:
-        """The model for a shipped name or checkpoint path, loaded once (called on the worker thread)."""
-        if key not in self._models:
-            self._models[key] = resolve_model(key)
-        return self._models[key]
+        """The model for a shipped name or checkpoint path, loaded once (called on worker threads)."""
+        with self._lock:
+            if key not in self._models:
+                self._models[key] = resolve_model(key)
+            return self._models[key]
+
+    def warm_up(self, key: str) -> None:
+        """Load a model and run one search step in the background, once per model: the first step of a
+        process's first fill otherwise takes seconds (torch's lazy set-up) and the first fill with it."""
+        if key not in self._warm:
+            worker = WarmUpWorker(lambda: self.model(key))
+            self._warm[key] = worker
+            worker.start()
 
     def start(self, job: FillJob) -> None:
         if not self.idle:
@@ -67,7 +79,7 @@ class FillController(QObject):
 
     def wait(self, milliseconds: int = 10000) -> None:
         """Block until every thread has ended (before the application quits)."""
-        for worker in list(self._threads):
+        for worker in list(self._threads) + list(self._warm.values()):
             worker.wait(milliseconds)
 
     def _forward(self, worker: FillWorker, signal, value) -> None:

@@ -1,28 +1,25 @@
-"""Side panel: model and fill settings, Run/Cancel, progress with ETA, loss curve, metrics and per-slice losses."""
+"""Side panel: fill settings, Run/Cancel, progress with ETA, loss curve, metrics and per-slice losses."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Optional
 
 import pyqtgraph as pg
 from PySide6.QtCore import QEvent, QObject, Qt, Signal
-from PySide6.QtWidgets import (QAbstractItemView, QAbstractSpinBox, QCheckBox, QComboBox, QDoubleSpinBox,
-                               QFormLayout, QGroupBox, QHBoxLayout, QHeaderView, QLabel, QProgressBar, QPushButton,
-                               QSpinBox, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QAbstractItemView, QAbstractSpinBox, QComboBox, QHBoxLayout, QHeaderView, QLabel,
+                               QProgressBar, QPushButton, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
-from core.fill import FillSettings
-from core.job import Progress
-from core.registry import ModelInfo
+from core.job import EtaClock, Progress
 
 from .document import JobResult
-from .worker import finite_mean, preview_interval
+from .settings_form import SettingsForm
+from .worker import finite_mean
 
-LOAD_CHECKPOINT = "Load checkpoint..."
-AXIS_ROLE = Qt.ItemDataRole.UserRole + 1
 METRIC_ROWS = (("model", "Model fill"), ("biharmonic", "Biharmonic"))
 FIELD_KEYS = (Qt.Key.Key_Up, Qt.Key.Key_Down, Qt.Key.Key_PageUp, Qt.Key.Key_PageDown)  # kept from the slice keys
-METRIC_COLUMNS = (("psnr", "PSNR dB", "{:.2f}"), ("ssim", "SSIM", "{:.3f}"), ("mae", "MAE", "{:.4f}"))
+METRIC_COLUMNS = (("psnr", "PSNR dB", "{:.2f}", 1.0), ("ssim", "SSIM", "{:.3f}", 1.0),
+                  ("mae", "MAE %", "{:.2f}", 100.0))  # MAE as % of the image's intensity range
+WARNING_STYLE = "color: #a05000;"
 
 
 def _clock(seconds: float) -> str:
@@ -30,50 +27,24 @@ def _clock(seconds: float) -> str:
     return f"{seconds // 60}:{seconds % 60:02d}"
 
 
+def plural(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
 class InpaintPanel(QWidget):
-    """Thin widget over FillSettings; the main window runs the jobs."""
+    """Settings, job state and results; the main window runs the jobs."""
 
     runRequested = Signal()
     cancelRequested = Signal()
-    checkpointRequested = Signal()
     sliceRequested = Signal(str, int)  # plane name, RAS slice index: a row of the losses table was clicked
 
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
-        defaults = FillSettings()
-        self.model = QComboBox()
-        self.model.setToolTip("Generative model used to fill the mask: a shipped model or a checkpoint folder "
-                              "(model.safetensors + config.json) loaded from disk.")
-        self.model.activated.connect(self._model_activated)
-        self._last_model = 0
-        self.lam = self._double(0.0, 10.0, 0.001, 4, defaults.lam,
-                                "Lambda: weight of the prior loss (how much realism counts against matching the "
-                                "context). Paper value 0.003.")
-        self.iterations = self._int(1, 100000, 10, defaults.iterations,
-                                    "Adam steps on the latent code per restart; more is slower and usually better.")
-        self.restarts = self._int(1, 256, 1, defaults.restarts,
-                                  "Random starting points per slice; the restart with the lowest final loss wins.")
-        self.window = self._int(1, 31, 2, defaults.window,
-                                "Context-weight window in model pixels (odd): known pixels near the hole count more.")
-        self.window.editingFinished.connect(lambda: self.window.setValue(self.window.value() | 1))
-        self.blend = QCheckBox("Poisson blending")
-        self.blend.setChecked(defaults.blend)
-        self.blend.setToolTip("Blend the generated content into the surrounding tissue (gradient-domain). "
-                              "Off: paste the generator's output as is.")
-        self.scope = QComboBox()
-        self.scope.addItem("Current slice", "slice")
-        self.scope.addItem("All masked slices", "all")
-        self.scope.setToolTip("Fill only the painted voxels of the current slice (in the model's plane), "
-                              "or every painted voxel of the volume.")
-        form = QFormLayout()
-        form.addRow("Model", self.model)
-        form.addRow("Lambda", self.lam)
-        form.addRow("Iterations", self.iterations)
-        form.addRow("Restarts", self.restarts)
-        form.addRow("Window", self.window)
-        form.addRow("", self.blend)
-        form.addRow("Scope", self.scope)
-
+        self.form = SettingsForm()
+        self.image_note = QLabel("")
+        self.image_note.setWordWrap(True)
+        self.image_note.setStyleSheet(WARNING_STYLE)
+        self.image_note.hide()
         self.run_button = QPushButton("Run")
         self.run_button.setToolTip("Fill the mask with the model (Ctrl+R).")
         self.run_button.clicked.connect(self.runRequested)
@@ -89,6 +60,8 @@ class InpaintPanel(QWidget):
         self.progress.setRange(0, 1000)
         self.progress.setTextVisible(False)
         self.eta = QLabel("")
+        self.eta.setWordWrap(True)
+        self._eta = EtaClock()
         self.loss_plot = pg.PlotWidget(background="w")
         self.loss_plot.setMinimumHeight(110)
         self.loss_plot.setLabel("left", "mean best loss")
@@ -97,17 +70,18 @@ class InpaintPanel(QWidget):
         self.loss_curve = self.loss_plot.plot([], [], pen=pg.mkPen((30, 90, 200), width=2))
         self._loss_x: list[float] = []
         self._loss_y: list[float] = []
-        self._shown: tuple[int, list[float], list[float]] = (0, [], [])  # restored after a cancel
+        self._shown: tuple[list[float], list[float]] = ([], [])  # the result's curve, restored after a cancel
 
         self.metrics = QTableWidget(len(METRIC_ROWS), len(METRIC_COLUMNS))
         self.metrics.setHorizontalHeaderLabels([c[1] for c in METRIC_COLUMNS])
         self.metrics.setVerticalHeaderLabels([r[1] for r in METRIC_ROWS])
         self.metrics.setToolTip("In-hole metrics against the image as loaded (the mask was painted over it), "
-                                "BraTS style: higher PSNR and SSIM, lower MAE are better.")
+                                "BraTS style: higher PSNR and SSIM, lower MAE are better. MAE is in % of the "
+                                "image's intensity range (0.5th to 99.5th percentile).")
         self.losses = QTableWidget(0, 2)
         self.losses.setHorizontalHeaderLabels(["slice", "final loss"])
         self.losses.setToolTip("Final loss of the best restart of every filled slice, numbered as in the view "
-                               "titles; click a row to show that slice.")
+                               "titles and the sidecar; click a row to show that slice.")
         self.losses.cellClicked.connect(self._loss_row_clicked)
         self._loss_slices: tuple[str, list[int]] = ("axial", [])
         for table in (self.metrics, self.losses):
@@ -118,18 +92,14 @@ class InpaintPanel(QWidget):
         self.result_note.setWordWrap(True)
 
         layout = QVBoxLayout(self)
-        settings_box = QGroupBox("Inpainting")
-        settings_box.setLayout(form)
-        layout.addWidget(settings_box)
-        layout.addLayout(buttons)
-        layout.addWidget(self.progress)
-        layout.addWidget(self.eta)
-        layout.addWidget(self.loss_plot, 2)
-        layout.addWidget(QLabel("Metrics in the hole vs the input"))
-        layout.addWidget(self.metrics)
-        layout.addWidget(QLabel("Per-slice final losses"))
-        layout.addWidget(self.losses, 1)
-        layout.addWidget(self.result_note)
+        for widget, stretch in ((self.form, 0), (self.image_note, 0), (buttons, 0), (self.progress, 0),
+                                (self.eta, 0), (self.loss_plot, 2), (QLabel("Metrics in the hole vs the input"), 0),
+                                (self.metrics, 0), (QLabel("Per-slice final losses"), 0), (self.losses, 1),
+                                (self.result_note, 0)):
+            if isinstance(widget, QHBoxLayout):
+                layout.addLayout(widget)
+            else:
+                layout.addWidget(widget, stretch)
         self.setMinimumWidth(270)
         for kind in (QAbstractSpinBox, QComboBox, QAbstractItemView):
             for widget in self.findChildren(kind):
@@ -141,90 +111,42 @@ class InpaintPanel(QWidget):
             event.accept()
         return False
 
-    @staticmethod
-    def _int(lo: int, hi: int, step: int, value: int, tip: str) -> QSpinBox:
-        box = QSpinBox()
-        box.setRange(lo, hi)
-        box.setSingleStep(step)
-        box.setValue(value)
-        box.setToolTip(tip)
-        return box
-
-    @staticmethod
-    def _double(lo: float, hi: float, step: float, decimals: int, value: float, tip: str) -> QDoubleSpinBox:
-        box = QDoubleSpinBox()
-        box.setRange(lo, hi)
-        box.setDecimals(decimals)
-        box.setSingleStep(step)
-        box.setValue(value)
-        box.setToolTip(tip)
-        return box
-
-    # models ----------------------------------------------------------------------------------------
-    def set_models(self, models: list[ModelInfo], default: Optional[str]) -> None:
-        self.model.clear()
-        for info in models:
-            self.model.addItem(f"{info.name} ({info.kind}, {info.axis})", info.name)
-            self.model.setItemData(self.model.count() - 1, info.axis, AXIS_ROLE)
-        self.model.addItem(LOAD_CHECKPOINT, None)
-        names = [info.name for info in models]
-        self._last_model = names.index(default) if default in names else 0
-        self.model.setCurrentIndex(self._last_model)
-
-    def add_checkpoint(self, path: Path, axis: str) -> None:
-        index = self.model.count() - 1
-        self.model.insertItem(index, f"{path.name} (checkpoint)", str(path))
-        self.model.setItemData(index, axis, AXIS_ROLE)
-        self.model.setCurrentIndex(index)
-        self._last_model = index
-
-    def _model_activated(self, index: int) -> None:
-        if self.model.itemData(index) is None:
-            self.model.setCurrentIndex(self._last_model)
-            self.checkpointRequested.emit()
-        else:
-            self._last_model = index
-
     def model_choice(self) -> Optional[tuple[str, str]]:
-        """(shipped name or checkpoint path, plane) of the selected model, or None."""
-        key = self.model.currentData()
-        return None if key is None else (key, self.model.currentData(AXIS_ROLE))
+        return self.form.model_choice()
 
-    # settings --------------------------------------------------------------------------------------
-    def fill_settings(self) -> FillSettings:
-        window = self.window.value() | 1  # the window must be odd
-        iterations = self.iterations.value()
-        return FillSettings(iterations=iterations, restarts=self.restarts.value(), lam=self.lam.value(),
-                            window=window, blend=self.blend.isChecked(), preview_every=preview_interval(iterations))
-
-    def scope_choice(self) -> str:
-        return self.scope.currentData()
+    def set_image_note(self, text: str) -> None:
+        """A warning about the open image (empty: none)."""
+        self.image_note.setText(text)
+        self.image_note.setVisible(bool(text))
 
     # job state -------------------------------------------------------------------------------------
     def set_running(self, running: bool) -> None:
         self.cancel_button.setEnabled(running)
-        for widget in (self.model, self.lam, self.iterations, self.restarts, self.window, self.blend, self.scope):
-            widget.setEnabled(not running)
+        self.form.set_enabled(not running)
         if running:
-            self._shown = (self.progress.value(), self._loss_x, self._loss_y)
+            self._shown = (self._loss_x, self._loss_y)
+            self._eta = EtaClock()
             self.progress.setValue(0)
             self.eta.setText("Starting...")
-            self._loss_x, self._loss_y = [], []
-            self.loss_curve.setData([], [])
+            self._set_curve([], [])
+
+    def _set_curve(self, x: list[float], y: list[float]) -> None:
+        self._loss_x, self._loss_y = x, y
+        self.loss_curve.setData(x, y)
+        self.loss_plot.getPlotItem().enableAutoRange()
 
     def job_stopped(self, text: str) -> None:
-        """A job was cancelled or failed: show the previous result's progress and loss curve again."""
+        """A job was cancelled or failed: empty progress bar, the previous result's loss curve again."""
         self.set_running(False)
-        value, self._loss_x, self._loss_y = self._shown
-        self.progress.setValue(value)
-        self.loss_curve.setData(self._loss_x, self._loss_y)
+        self.progress.setValue(0)
+        self._set_curve(*self._shown)
         self.eta.setText(text)
 
     def show_progress(self, progress: Progress) -> None:
         self.progress.setValue(int(1000 * progress.fraction))
-        eta = progress.eta
+        eta = self._eta.update(progress)
         text = f"step {progress.step}/{progress.total}"
-        if progress.stage == "search" and eta is not None:
+        if progress.stage != "done" and eta is not None:
             text += f"   ETA {_clock(eta)}"
         self.eta.setText(text)
         loss = finite_mean(progress.best_loss)
@@ -233,21 +155,24 @@ class InpaintPanel(QWidget):
             self._loss_y.append(loss)
             self.loss_curve.setData(self._loss_x, self._loss_y)
 
-    def show_result(self, result: JobResult) -> None:
+    def show_result(self, result: JobResult, slices: int, note: str = "") -> None:
+        """Show a finished fill of `slices` slices; `note` is added to the summary (voxels left unfilled)."""
         self.set_running(False)
         fill = result.fill
         self.progress.setValue(1000)
-        self.eta.setText(f"Filled {int(fill.hole.sum())} voxels in {len(fill.final_loss)} {fill.axis} slices "
-                         f"in {fill.seconds:.1f} s ({fill.device}).")
+        self.eta.setText(f"Filled {plural(int(fill.hole.sum()), 'voxel')} in "
+                         f"{plural(slices, fill.axis + ' slice')} in {fill.seconds:.1f} s "
+                         f"({fill.device}, {plural(result.threads, 'thread')}).{note}")
         for row, (key, _) in enumerate(METRIC_ROWS):
             values = result.metrics.get(key)
-            for col, (name, _, fmt) in enumerate(METRIC_COLUMNS):
-                text = "n/a" if values is None else fmt.format(values[name])
+            for col, (name, _, fmt, factor) in enumerate(METRIC_COLUMNS):
+                text = "n/a" if values is None else fmt.format(factor * values[name])
                 self.metrics.setItem(row, col, QTableWidgetItem(text))
         self.losses.setRowCount(len(fill.final_loss))
+        self.losses.setHorizontalHeaderLabels([f"{fill.axis} slice", "final loss"])
         self._loss_slices = (fill.axis, sorted(fill.final_loss))
         for row, index in enumerate(self._loss_slices[1]):
-            self.losses.setItem(row, 0, QTableWidgetItem(str(index + 1)))  # the view titles count from 1
+            self.losses.setItem(row, 0, QTableWidgetItem(str(index)))
             self.losses.setItem(row, 1, QTableWidgetItem(f"{fill.final_loss[index]:.4g}"))
         self.result_note.setText("")
 
@@ -259,9 +184,8 @@ class InpaintPanel(QWidget):
     def clear_result(self) -> None:
         self.progress.setValue(0)
         self.eta.setText("")
-        self._loss_x, self._loss_y = [], []
-        self._shown = (0, [], [])
-        self.loss_curve.setData([], [])
+        self._shown = ([], [])
+        self._set_curve([], [])
         self.metrics.clearContents()
         self.losses.setRowCount(0)
         self.result_note.setText("")

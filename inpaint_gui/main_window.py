@@ -1,4 +1,4 @@
-"""Main window: wires the viewer, the inpainting panel, the menus and the fill jobs to one Document."""
+"""Main window: the views, the side panel and the menus over one Document; files and fills are controllers it owns."""
 
 from __future__ import annotations
 
@@ -8,56 +8,59 @@ from pathlib import Path
 from typing import Callable, Optional
 
 import pyqtgraph as pg
-from PySide6.QtCore import QSettings, Qt
-from PySide6.QtWidgets import QDockWidget, QFrame, QGraphicsView, QLabel, QMainWindow, QMessageBox, QScrollArea
+from PySide6.QtCore import QSettings, Qt, QTimer
+from PySide6.QtWidgets import QDockWidget, QFrame, QGraphicsView, QLabel, QMainWindow, QScrollArea
 
 from core import __version__
 from core.checkpoint import load_model
 from core.errors import InpaintError
-from core.job import Progress
 from core.mask_editor import EditRefused
 from core.registry import default_model_name, list_models
 
-from .actions import build_actions, build_toolbar, shortcut_table
-from .document import Document, JobResult, PreviewMap
-from .file_actions import FileActions
+from .actions import build_actions, build_toolbar, connect_action, shortcut_table
+from .dialogs import Button, Dialogs
+from .document import Document
+from .file_controller import FileController
 from .fill_controller import FillController
+from .fill_session import FillSession
 from .inpaint_panel import InpaintPanel
 from .ortho_viewer import OrthoViewer
-from .worker import FillJob
 
-LOCKED = "A fill is running: mask editing is locked until it finishes or you cancel it (Esc)."
+PANEL_WIDTH = 300
 LAYERS_LOCKED = "A fill is running: the views show its live preview until it finishes or you cancel it (Esc)."
+SKULL_ON = ("This image looks skull-on (more tissue than a brain holds). The models know only brain-extracted "
+            "slices: load a brain mask (File > Load brain mask) or open the skull-stripped image.")
 MOUSE_HELP = (("Left drag", "paint (eraser tool: erase)"), ("Right drag", "erase"),
               ("Ctrl+left click", "move the crosshair"), ("Wheel", "next / previous slice"),
               ("Shift+wheel", "brush size"), ("Ctrl+wheel", "zoom"), ("Middle drag", "pan"),
               ("Drop a file", "open it"))
 
 
-class MainWindow(FileActions, QMainWindow):
-    """The inpaint-gui window (file menu in FileActions, jobs in FillController)."""
+class MainWindow(QMainWindow):
+    """The inpaint-gui window: wiring and view state; `files` opens and saves, `session` runs fills."""
 
-    def __init__(self, settings: Optional[QSettings] = None) -> None:
+    def __init__(self, settings: Optional[QSettings] = None, warm_up: bool = True) -> None:
+        """`warm_up`: prepare the selected model in the background so the first fill starts at full speed."""
         super().__init__()
+        self._warm_up = warm_up
         # every mouse move counts: strokes must follow the cursor, and handlers are fast enough
         pg.setConfigOptions(imageAxisOrder="row-major", antialias=False, mouseRateLimit=0)
         self.settings = settings if settings is not None else QSettings()
-        self.doc: Optional[Document] = None
+        self.dialogs = Dialogs(self, self.settings)
         self.jobs = FillController(self)
-        self._preview: Optional[PreviewMap] = None
-        self._layer_before_job = "original"
-        self._job_state = 0
         self.viewer = OrthoViewer(self)
         self.setCentralWidget(self.viewer)
         self.panel = InpaintPanel(self)
         scroll = QScrollArea()
         scroll.setWidget(self.panel)
         scroll.setWidgetResizable(True)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         dock = QDockWidget("Inpainting", self)
         dock.setObjectName("inpainting")
         dock.setWidget(scroll)
         dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable)
         self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, dock)
+        self.resizeDocks([dock], [PANEL_WIDTH], Qt.Orientation.Horizontal)  # the views take the rest
         self.cursor_label = QLabel("")
         self.brush_label = QLabel("")
         separator = QFrame()
@@ -67,23 +70,30 @@ class MainWindow(FileActions, QMainWindow):
         self.act, self.recent_menu = build_actions(self)  # QAction by name
         self.toolbar = build_toolbar(self, self.act)
         self.act["radiological"].setChecked(self.settings.value("radiological", True, type=bool))
+        self.files = FileController(self.dialogs, self.settings, self.recent_menu, lambda: self.jobs.running)
+        self.session = FillSession(self.jobs, self.viewer, self.panel, self.dialogs, lambda: self.doc)
         self._connect()
         self.setAcceptDrops(True)
         for view in self.findChildren(QGraphicsView):  # a file dropped anywhere reaches the window
             view.setAcceptDrops(False)
             view.viewport().setAcceptDrops(False)
         self._load_model_list()
-        self._update_recent_menu()
         self._update_state()
+        self._warm_up_model()
         self.resize(1400, 900)
+
+    @property
+    def doc(self) -> Optional[Document]:
+        return self.files.doc
 
     # wiring ------------------------------------------------------------------------------------
     def _connect(self) -> None:
-        a, v = self.act, self.viewer
+        a, v, f = self.act, self.viewer, self.files
         slots: dict[str, Callable[[], object]] = {
-            "open": self.open_dialog, "open_dicom": self.open_dicom_dialog, "import_mask": self.import_mask_dialog,
-            "save_mask": self.save_mask,
-            "save_mask_as": lambda: self.save_mask(ask=True), "export": self.export_result, "quit": self.close,
+            "open": f.open_dialog, "open_dicom": f.open_dicom_dialog, "import_mask": f.import_mask_dialog,
+            "load_brainmask": f.brain_mask_dialog, "clear_brainmask": f.forget_brain_mask,
+            "save_mask": f.save_mask, "save_mask_as": lambda: f.save_mask(ask=True), "export": f.export,
+            "quit": self.close,
             "undo": lambda: v.apply_history(True), "redo": lambda: v.apply_history(False),
             "tool_brush": lambda: self.set_tool("brush"), "tool_eraser": self._eraser_key,
             "tool_crosshair": lambda: self.set_tool("crosshair"),
@@ -98,37 +108,44 @@ class MainWindow(FileActions, QMainWindow):
             "max_sagittal": lambda: v.toggle_maximised(0), "max_none": lambda: v.toggle_maximised(None),
             "reset_zoom": v.reset_zoom, "radiological": self._convention_changed,
             "crosshair": lambda: v.set_crosshair_visible(a["crosshair"].isChecked()),
-            "run": self.run_fill, "cancel": self.cancel_fill, "load_checkpoint": self.load_checkpoint_dialog,
+            "help_panel": lambda: v.set_help_visible(a["help_panel"].isChecked()), "auto_levels": v.auto_levels,
+            "run": self.session.run, "cancel": self.session.cancel, "load_checkpoint": self.load_checkpoint_dialog,
             "shortcuts": self.show_shortcuts, "about": self.show_about,
         }
         for name, slot in slots.items():
-            a[name].triggered.connect(slot)
+            connect_action(a[name], slot)
         for layer in ("original", "masked", "generated", "blended"):
-            a[f"layer_{layer}"].triggered.connect(lambda checked=False, layer=layer: self.set_layer(layer))
+            connect_action(a[f"layer_{layer}"], lambda layer=layer: self.set_layer(layer))
         v.message.connect(self.show_message)
         v.cursorInfo.connect(self.cursor_label.setText)
         v.maskEdited.connect(self._update_state)
         v.brushChanged.connect(self._update_brush_label)
-        self.panel.runRequested.connect(self.run_fill)
-        self.panel.cancelRequested.connect(self.cancel_fill)
-        self.panel.checkpointRequested.connect(self.load_checkpoint_dialog)
+        self.panel.runRequested.connect(self.session.run)
+        self.panel.cancelRequested.connect(self.session.cancel)
+        self.panel.form.checkpointRequested.connect(self.load_checkpoint_dialog)
+        self.panel.form.model.currentIndexChanged.connect(lambda *_: self._warm_up_model())
         self.panel.sliceRequested.connect(v.show_slice)
-        self.jobs.progressed.connect(self._job_progress)
-        self.jobs.succeeded.connect(self._job_succeeded)
-        self.jobs.failed.connect(self._job_failed)
+        self.files.opened.connect(self._document_opened)
+        self.files.maskReplaced.connect(self._mask_replaced)
+        self.files.changed.connect(self._update_state)
+        self.files.message.connect(self.show_message)
+        self.session.message.connect(self.show_message)
+        self.session.changed.connect(self._update_state)
+        self.session.layerShown.connect(lambda layer: self.act[f"layer_{layer}"].setChecked(True))
         self.jobs.idleChanged.connect(self._update_state)
-
-    def _update_brush_label(self) -> None:
-        if self.doc is None:
-            self.brush_label.setText("")
-            return
-        editor = self.doc.editor
-        shape = "ball" if editor.sphere else "disc"
-        self.brush_label.setText(f"{self._tool()}  |  {shape} {editor.brush_size:g} vox  |  mask "
-                                 f"{editor.voxel_count} vox")
 
     def show_message(self, text: str) -> None:
         self.statusBar().showMessage(text, 6000)
+
+    def _update_brush_label(self) -> None:
+        doc = self.doc
+        if doc is None:
+            self.brush_label.setText("")
+            return
+        shape = "ball" if doc.editor.sphere else "disc"
+        brain = "  |  brain mask" if doc.brain is not None else ""
+        self.brush_label.setText(f"{self._tool()}  |  {shape} {doc.editor.brush_size:g} vox  |  mask "
+                                 f"{doc.lesion_text()}{brain}")
 
     def _update_state(self) -> None:
         """Enable actions and set the title from the current state."""
@@ -136,9 +153,11 @@ class MainWindow(FileActions, QMainWindow):
         doc, running = self.doc, self.jobs.running
         has_doc = doc is not None
         has_result = has_doc and doc.blended is not None
-        for name in ("import_mask", "clear_slice", "clear_all"):
+        for name in ("import_mask", "load_brainmask", "clear_slice", "clear_all"):
             self.act[name].setEnabled(has_doc and not running)
-        for name in ("save_mask", "save_mask_as", "undo", "redo", "cycle_layer", "layer_original", "layer_masked"):
+        self.act["clear_brainmask"].setEnabled(has_doc and not running and doc.brain is not None)
+        for name in ("save_mask", "save_mask_as", "undo", "redo", "cycle_layer", "layer_original", "layer_masked",
+                     "auto_levels"):
             self.act[name].setEnabled(has_doc)
         for name in ("layer_generated", "layer_blended", "difference", "export"):
             self.act[name].setEnabled(bool(has_result))
@@ -149,16 +168,17 @@ class MainWindow(FileActions, QMainWindow):
         self.panel.run_button.setEnabled(can_run)
         self.act["cancel"].setEnabled(running)
         if doc is not None:
-            name = doc.path.name if doc.path else "untitled"
-            self.setWindowTitle(f"{name}[*] - inpaint-gui")
+            self.setWindowTitle(f"{doc.path.name if doc.path else 'untitled'}[*] - inpaint-gui")
             self.setWindowModified(doc.editor.modified or not doc.result_saved)
             self.panel.mark_result_stale(doc.result is not None and doc.result_state != doc.editor.state)
+            self.panel.set_image_note(SKULL_ON if doc.brain is None and doc.skull_on else "")
         else:
             self.setWindowTitle("inpaint-gui")
 
-    def set_document(self, doc: Document) -> None:
+    def _document_opened(self) -> None:
         """Show a newly opened document with the current tool and view settings."""
-        self.doc = doc
+        doc = self.doc
+        assert doc is not None
         self.viewer.set_document(doc)
         self.panel.clear_result()
         self.act["layer_original"].setChecked(True)
@@ -168,24 +188,50 @@ class MainWindow(FileActions, QMainWindow):
         self.viewer.set_overlay_visible(self.act["overlay"].isChecked())
         self.viewer.set_radiological(self.act["radiological"].isChecked())
         self._update_state()
+        if self.panel.model_choice() is None:
+            self.show_message("No model is installed: Inpaint > Load checkpoint... chooses one.")
+        elif doc.skull_on:
+            self.show_message(SKULL_ON)
+
+    def _mask_replaced(self) -> None:
+        self.viewer.refresh_all()
+        self._update_state()
 
     def closeEvent(self, event) -> None:
-        if self.jobs.running and self.ask("A fill is running; stop it and quit?") != QMessageBox.StandardButton.Yes:
+        if self.jobs.running:
+            if self.dialogs.ask("A fill is running; stop it and quit?") != Button.Yes:
+                event.ignore()
+                return
+            self.session.cancel()  # stopped before the save question, not behind it
+        if not self.files.confirm_discard():
             event.ignore()
             return
-        if not self.confirm_discard():  # a cancelled quit leaves the fill running
-            event.ignore()
-            return
-        self.cancel_fill()
         self.jobs.wait()
         event.accept()
 
+    # drops -------------------------------------------------------------------------------------
+    @staticmethod
+    def _dropped_files(event) -> list[str]:
+        return [url.toLocalFile() for url in event.mimeData().urls() if url.isLocalFile()]
+
+    def dragEnterEvent(self, event) -> None:
+        if self._dropped_files(event):
+            event.acceptProposedAction()
+
+    def dragMoveEvent(self, event) -> None:
+        if self._dropped_files(event):
+            event.acceptProposedAction()
+
+    def dropEvent(self, event) -> None:
+        files = self._dropped_files(event)
+        if files:
+            event.acceptProposedAction()
+            # after the drop has returned: the unsaved-work question must not block the drag source
+            QTimer.singleShot(0, lambda: self.files.open_image(files[0]))
+
     # editing -----------------------------------------------------------------------------------
     def _tool(self) -> str:
-        for tool in ("brush", "eraser", "crosshair"):
-            if self.act[f"tool_{tool}"].isChecked():
-                return tool
-        return "brush"
+        return next((t for t in ("brush", "eraser", "crosshair") if self.act[f"tool_{t}"].isChecked()), "brush")
 
     def set_tool(self, tool: str) -> None:
         self.act[f"tool_{tool}"].setChecked(True)
@@ -207,14 +253,13 @@ class MainWindow(FileActions, QMainWindow):
         self.viewer.set_radiological(radiological)
 
     def _opacity(self, direction: int) -> None:
-        value = self.viewer.change_opacity(0.1 * direction)
-        self.show_message(f"Mask overlay opacity {value:.0%}")
+        self.show_message(f"Mask overlay opacity {self.viewer.change_opacity(0.1 * direction):.0%}")
 
     def clear_slice(self) -> None:
-        if self.doc is None:
-            return
-        axis = self.viewer.active
-        self._edit(lambda: self.doc.editor.clear_slice(axis, int(self.viewer.point[axis])))
+        doc = self.doc
+        if doc is not None:
+            axis = self.viewer.active
+            self._edit(lambda: doc.editor.clear_slice(axis, int(self.viewer.point[axis])))
 
     def clear_all(self) -> None:
         if self.doc is not None:
@@ -236,7 +281,7 @@ class MainWindow(FileActions, QMainWindow):
     # layers --------------------------------------------------------------------------------------
     def set_layer(self, layer: str) -> None:
         if self.jobs.running:
-            self.act[f"layer_{self._layer_before_job}"].setChecked(True)  # a toolbar click must not stick
+            self.act[f"layer_{self.session.layer_before}"].setChecked(True)  # a toolbar click must not stick
             self.show_message(LAYERS_LOCKED)
             return
         if self.doc is None or layer not in self.doc.available_layers():
@@ -249,23 +294,26 @@ class MainWindow(FileActions, QMainWindow):
         if self.jobs.running:
             self.show_message(LAYERS_LOCKED)
             return
-        if self.doc is None:
-            return
-        layer = self.viewer.cycle_layer()
-        self.act[f"layer_{layer}"].setChecked(True)
-        self.show_message(f"Showing {layer}")
+        if self.doc is not None:
+            layer = self.viewer.cycle_layer()
+            self.act[f"layer_{layer}"].setChecked(True)
+            self.show_message(f"Showing {layer}")
 
-    # models --------------------------------------------------------------------------------------
+    # models and help -----------------------------------------------------------------------------
     def _load_model_list(self) -> None:
         try:
             default: Optional[str] = default_model_name()
         except InpaintError:
             default = None
-        self.panel.set_models(list_models(), default)
+        self.panel.form.set_models(list_models(), default)
+
+    def _warm_up_model(self) -> None:
+        choice = self.panel.model_choice()
+        if self._warm_up and choice is not None:
+            self.jobs.warm_up(choice[0])
 
     def load_checkpoint_dialog(self) -> None:
-        path = self.ask_path("Load checkpoint", str(Path.home()),
-                             "Model weights (*.safetensors);;Model config (config.json)", save=False)
+        path = self.dialogs.open_file("Load checkpoint", "Model weights (*.safetensors);;Model config (config.json)")
         if path is not None:
             self.load_checkpoint(path.parent if path.name == "config.json" else path)
 
@@ -273,86 +321,19 @@ class MainWindow(FileActions, QMainWindow):
         try:
             model = load_model(path)
         except InpaintError as exc:
-            self.show_error(str(exc))
+            self.dialogs.error(str(exc))
             return False
         self.jobs.add_model(str(path), model)
-        self.panel.add_checkpoint(Path(path), model.axis)
+        self.panel.form.add_checkpoint(Path(path), model.axis)
         self._update_state()
         return True
 
-    # fill jobs -----------------------------------------------------------------------------------
-    def run_fill(self) -> None:
-        """Start a fill of the mask (or its current slice) with the panel's model and settings."""
-        doc = self.doc
-        if doc is None or not self.jobs.idle:
-            return
-        choice = self.panel.model_choice()
-        if choice is None:
-            self.show_error("No model is selected; choose a shipped model or Load checkpoint... in the Inpainting panel.")
-            return
-        key, axis = choice
-        scope = self.panel.scope_choice()
-        doc.editor.end_stroke()  # Ctrl+R in mid-stroke: the stroke is part of the job's mask and state
-        try:
-            hole = doc.job_hole(scope, axis, self.viewer.point)
-        except InpaintError as exc:
-            self.show_error(str(exc))
-            return
-        self._job_state = doc.editor.state
-        self._layer_before_job = self.viewer.layer
-        self._preview = doc.start_preview(hole)
-        self.viewer.set_layer("preview")
-        doc.editor.lock(LOCKED)
-        self.panel.set_running(True)
-        self.jobs.start(FillJob(image=doc.volume.data, affine=doc.volume.affine, hole=hole,
-                                settings=self.panel.fill_settings(), load_model=lambda: self.jobs.model(key),
-                                scope=scope))
-        self.show_message(f"Filling {int(hole.sum())} voxels...")
-
-    def _job_progress(self, progress: Progress) -> None:
-        self.panel.show_progress(progress)
-        if progress.preview is not None and self._preview is not None and self.doc.preview is not None:
-            self._preview.place(progress.preview, self.doc.preview)
-            self.viewer.refresh_all()
-
-    def _job_succeeded(self, result: JobResult) -> None:
-        doc = self.doc
-        self._preview = None
-        doc.editor.unlock()
-        doc.set_result(result, self._job_state)
-        self.viewer.set_layer("blended")
-        self.act["layer_blended"].setChecked(True)
-        self.panel.show_result(result)
-        self._update_state()
-        self.show_message(f"Fill done in {result.fill.seconds:.1f} s; T toggles before/after, X shows the difference.")
-
-    def _job_failed(self, text: str) -> None:
-        self._restore_after_job("The fill failed; nothing was changed.")
-        self.show_error(text)
-
-    def cancel_fill(self) -> None:
-        """Stop the job now: the view, mask and result are as they were before Run."""
-        if self.jobs.cancel():
-            self._restore_after_job("Cancelled; nothing was changed.")
-            self.show_message("Fill cancelled.")
-
-    def _restore_after_job(self, text: str) -> None:
-        self._preview = None
-        if self.doc is not None:
-            self.doc.editor.unlock()
-            self.doc.end_preview()
-            layer = self._layer_before_job if self._layer_before_job in self.doc.available_layers() else "original"
-            self.viewer.set_layer(layer)
-        self.panel.job_stopped(text)
-        self._update_state()
-
-    # help ----------------------------------------------------------------------------------------
     def show_shortcuts(self) -> None:
         rows = shortcut_table(self.act) + list(MOUSE_HELP)
         body = "".join(f"<tr><td>{html.escape(a)}</td><td><b>{html.escape(b)}</b></td></tr>" for a, b in rows)
-        QMessageBox.information(self, "Keyboard and mouse", f"<table>{body}</table>")
+        self.dialogs.information("Keyboard and mouse", f"<table>{body}</table>")
 
     def show_about(self) -> None:
-        QMessageBox.about(self, "About inpaint-gui",
-                          f"inpaint-gui {__version__}: fill lesions in brain MRI by semantic inpainting with a deep "
-                          "generative model (Yeh et al., CVPR 2017) and Poisson blending.")
+        self.dialogs.about("About inpaint-gui",
+                           f"inpaint-gui {__version__}: fill lesions in brain MRI by semantic inpainting with a deep "
+                           "generative model (Yeh et al., CVPR 2017) and Poisson blending.")

@@ -11,17 +11,20 @@ from typing import Optional
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import QGridLayout, QHBoxLayout, QLabel, QWidget
+from PySide6.QtWidgets import QFrame, QGridLayout, QHBoxLayout, QLabel, QScrollArea, QSizePolicy, QWidget
 
 from core.mask_editor import EditRefused
 from core.modelspace import PLANES
 
 from .document import Document
+from .levels_box import LevelsBox
 from .slice_view import SliceView
 
 LAYER_TITLES = {"original": "Original", "masked": "Masked", "generated": "Generated", "blended": "Blended",
                 "preview": "Preview"}
-HINT = ("<b>Window/level</b>: drag the histogram's bounds.<br><br>"
+EMPTY = ("<h3>No image open</h3>File &gt; Open image (<b>Ctrl+O</b>), Open DICOM folder (<b>Ctrl+Shift+O</b>) "
+         "or drop a file here.<br>Painting starts once an image is open.")
+HINT = ("<b>Window/level</b>: drag the histogram's bounds, type them, <b>W</b> auto.<br><br>"
         "<b>Left drag</b> paint &nbsp; <b>Right drag</b> erase<br>"
         "<b>[ ]</b> or <b>Shift+wheel</b> brush size<br>"
         "<b>Wheel</b>, <b>PgUp/PgDn</b> slice (Shift: 5)<br>"
@@ -33,7 +36,7 @@ HINT = ("<b>Window/level</b>: drag the histogram's bounds.<br><br>"
         "<b>X</b> difference map<br>"
         "<b>Ctrl+Z</b> undo, <b>Ctrl+Shift+Z</b> redo<br>"
         "<b>Ctrl+R</b> run fill, <b>Esc</b> cancel<br>"
-        "<b>F1</b> all shortcuts")
+        "<b>F1</b> all shortcuts, <b>F2</b> hide this help")
 OUTLINED = ("masked", "preview", "generated", "blended")  # layers where the mask is drawn as an outline
 
 
@@ -55,11 +58,10 @@ class OrthoViewer(QWidget):
         self.levels = (0.0, 1.0)
         self.active = 2
         self._erasing = False
+        self._hover: Optional[tuple[SliceView, np.ndarray]] = None  # last view and voxel under the cursor
         self.views = {axis: SliceView(axis, self) for axis in (2, 1, 0)}
-        self._hist_source = pg.ImageItem(axisOrder="row-major")
-        self.histogram = pg.HistogramLUTWidget(image=self._hist_source)
-        self.histogram.item.gradient.hide()
-        self.histogram.item.sigLevelsChanged.connect(self._levels_changed)
+        self.levels_box = LevelsBox()
+        self.levels_box.levelsChanged.connect(self._levels_changed)
         grid = QGridLayout(self)
         grid.setContentsMargins(0, 0, 0, 0)
         grid.setSpacing(2)
@@ -69,19 +71,39 @@ class OrthoViewer(QWidget):
         self.corner = QWidget()
         corner = QHBoxLayout(self.corner)
         corner.setContentsMargins(0, 0, 0, 0)
-        self.histogram.setMaximumWidth(170)
-        corner.addWidget(self.histogram)
-        hint = QLabel(HINT)
-        hint.setWordWrap(True)
-        hint.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
-        hint.setStyleSheet("color: #bbb; background: black; padding: 8px;")
-        corner.addWidget(hint, 1)
+        corner.addWidget(self.levels_box)
+        self.hint = QLabel(HINT)
+        self.hint.setWordWrap(True)
+        self.hint.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
+        self.hint.setStyleSheet("color: #bbb; background: black; padding: 8px;")
+        self.help = QScrollArea()  # scrolls in a small window instead of taking height from the views
+        self.help.setWidget(self.hint)
+        self.help.setWidgetResizable(True)
+        self.help.setFrameShape(QFrame.Shape.NoFrame)
+        self.help.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.help.setStyleSheet("background: black;")
+        self.help.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Ignored)
+        corner.addWidget(self.help, 1)
+        self.corner.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Ignored)  # the views come first
         grid.addWidget(self.corner, 1, 1)
+        self.empty = QLabel(EMPTY)
+        self.empty.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.empty.setWordWrap(True)
+        self.empty.setStyleSheet("color: #ddd; background: black; padding: 24px;")
+        grid.addWidget(self.empty, 0, 0, 2, 2)
         self._grid = grid
         self._set_stretch(1)
         self.maximised: Optional[int] = None
         for view in self.views.values():
             self._connect(view)
+        self._show_views(False)
+
+    def _show_views(self, shown: bool) -> None:
+        """Views with an image; the hint to open one without."""
+        self.empty.setVisible(not shown)
+        for view in self.views.values():
+            view.setVisible(shown)
+        self.corner.setVisible(shown)
 
     def _connect(self, view: SliceView) -> None:
         view.strokeBegan.connect(lambda voxel, erase, v=view: self._stroke_began(v, voxel, erase))
@@ -97,23 +119,26 @@ class OrthoViewer(QWidget):
         self.doc = doc
         self.layer = "original"
         self.show_difference = False
+        self.levels_box.difference.hide()
         self.point = np.array(doc.shape) // 2
+        self._hover = None
+        self._show_views(True)
+        self.toggle_maximised(None)
         step = max(1, int(round((doc.original.size / 2e6) ** (1 / 3))))
-        sub = np.ascontiguousarray(doc.original[::step, ::step, ::step])
-        finite = sub[np.isfinite(sub)]
-        values = finite[finite != 0] if np.count_nonzero(finite) > 100 else finite  # skip the empty background
-        lo, hi = (float(v) for v in np.percentile(values, [0.5, 99.5]))
-        side = max(1, int(np.sqrt(values.size)))
-        self._hist_source.setImage(values[: side * side].reshape(side, side), autoLevels=False, levels=(lo, hi))
-        self.levels = (min(lo, 0.0), hi if hi > lo else lo + 1.0)
         for view in self.views.values():
             view.set_volume_geometry(doc.shape, doc.spacing)
             view.set_brush(doc.editor.brush_size, float(doc.spacing.min()))
-        self.histogram.item.setLevels(*self.levels)
+        self.levels_box.set_values(np.ascontiguousarray(doc.original[::step, ::step, ::step]))
         self.refresh_all()
 
+    def auto_levels(self) -> None:
+        self.levels_box.apply_auto()
+
+    def set_help_visible(self, visible: bool) -> None:
+        self.help.setVisible(visible)
+
     def _levels_changed(self) -> None:
-        self.levels = tuple(float(v) for v in self.histogram.item.getLevels())
+        self.levels = self.levels_box.levels
         if self.doc is None:
             return
         for view in self.views.values():
@@ -135,6 +160,7 @@ class OrthoViewer(QWidget):
         for other in self.views.values():
             other.set_crosshair(self.point)
         self._set_title(view)
+        self.refresh_cursor()
 
     def refresh_mask(self, changed: Optional[np.ndarray] = None) -> None:
         """Redraw the overlay of each view whose current slice holds a changed voxel (all when None)."""
@@ -147,6 +173,7 @@ class OrthoViewer(QWidget):
                 self._refresh_mask_view(view)
                 if self.layer == "masked":
                     view.set_slice_image(doc.layer_slice(self.layer, view.axis, view.index), self.levels)
+        self.refresh_cursor()
 
     def _refresh_mask_view(self, view: SliceView) -> None:
         assert self.doc is not None
@@ -163,7 +190,7 @@ class OrthoViewer(QWidget):
 
     def _set_title(self, view: SliceView) -> None:
         n = self.doc.shape[view.axis] if self.doc else 0
-        view.title.setText(f"{view.name.capitalize()}  {view.index + 1}/{n}   {LAYER_TITLES[self.layer]}")
+        view.title.setText(f"{view.name.capitalize()} {view.index}  (0-{n - 1})   {LAYER_TITLES[self.layer]}")
 
     # navigation --------------------------------------------------------------------------------
     def set_point(self, voxel) -> None:
@@ -195,9 +222,10 @@ class OrthoViewer(QWidget):
     def toggle_maximised(self, axis: Optional[int]) -> None:
         """Show one view alone (again: all views)."""
         self.maximised = None if axis is None or self.maximised == axis else axis
+        shown = self.doc is not None
         for a, view in self.views.items():
-            view.setVisible(self.maximised in (None, a))
-        self.corner.setVisible(self.maximised is None)
+            view.setVisible(shown and self.maximised in (None, a))
+        self.corner.setVisible(shown and self.maximised is None)
         self._set_stretch(1 if self.maximised is None else 0)  # empty cells with a stretch would keep space
         if self.maximised is not None:
             self.active = self.maximised
@@ -235,6 +263,8 @@ class OrthoViewer(QWidget):
 
     def set_difference_visible(self, visible: bool) -> None:
         self.show_difference = visible
+        self.levels_box.difference.set_limit(self._difference_limit())
+        self.levels_box.difference.setVisible(visible)
         for view in self.views.values():
             self._refresh_difference(view)
 
@@ -312,15 +342,24 @@ class OrthoViewer(QWidget):
     # cursor --------------------------------------------------------------------------------------
     def _hovered(self, view: SliceView, voxel: Optional[np.ndarray]) -> None:
         self.active = view.axis
+        self._hover = None if voxel is None else (view, voxel)
+        self.refresh_cursor()
+
+    def refresh_cursor(self) -> None:
+        """Readout of the voxel under the cursor, for what the views show now (slice, layer, mask)."""
         doc = self.doc
-        if doc is None or voxel is None:
+        if doc is None or self._hover is None:
             self.cursorInfo.emit("")
             return
+        view, voxel = self._hover
+        voxel = voxel.copy()
+        voxel[view.axis] = view.index  # the slice may have changed under a still cursor
         ras = np.clip(np.rint(voxel).astype(int), 0, np.array(doc.shape) - 1)
         i, j, k = doc.file_index(ras)
         x, y, z = doc.world(ras)
         value = float(doc.original[tuple(ras)])
-        text = f"voxel ({i}, {j}, {k})   {x:.1f}, {y:.1f}, {z:.1f} mm RAS   value {value:.4g}"
+        text = (f"{view.name} {ras[view.axis]}   file voxel ({i}, {j}, {k})   {x:.1f}, {y:.1f}, {z:.1f} mm RAS   "
+                f"value {value:.4g}")
         if self.layer != "original":
             text += f"   {LAYER_TITLES[self.layer].lower()} {doc.layer_value(self.layer, ras):.4g}"
         if doc.editor.mask[tuple(ras)]:

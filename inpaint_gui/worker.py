@@ -8,11 +8,13 @@ from dataclasses import dataclass
 from typing import Callable, Optional
 
 import numpy as np
+import torch
 from PySide6.QtCore import QThread, Signal
 
 from core.checkpoint import Model
 from core.errors import InpaintError
 from core.fill import FillSettings, fill_volume
+from core.search import SearchSettings, latent_search
 from core.job import CancelToken, Cancelled, Progress
 from core.modelspace import Reorientation
 
@@ -31,6 +33,9 @@ class FillJob:
     settings: FillSettings
     load_model: Callable[[], Model]
     scope: str
+    threads: int = 1
+    dilate: int = 0
+    brain: Optional[np.ndarray] = None
 
 
 class FillWorker(QThread):
@@ -57,16 +62,18 @@ class FillWorker(QThread):
 
     def run(self) -> None:  # noqa: D401 - QThread entry point
         job = self.job
+        torch.set_num_threads(job.threads)  # set on the thread that runs the fill
         try:
             model = job.load_model()
             self.token.raise_if_cancelled()
-            fill = fill_volume(job.image, job.affine, job.hole, model, job.settings,
+            fill = fill_volume(job.image, job.affine, job.hole, model, job.settings, brain=job.brain,
                                progress=self._report, cancel=self.token)
             self.token.raise_if_cancelled()
             reo = Reorientation.of(job.affine, job.image.shape)
             metrics = compare_metrics(reo.apply(job.image), reo.apply(fill.filled), reo.apply(job.hole), fill.axis)
             self.token.raise_if_cancelled()
-            self.succeeded.emit(JobResult(fill=fill, model=model, scope=job.scope, metrics=metrics))
+            self.succeeded.emit(JobResult(fill=fill, model=model, scope=job.scope, dilate=job.dilate,
+                                          threads=job.threads, metrics=metrics))
         except Cancelled:
             return  # whoever cancelled has already restored the view; nothing to report
         except InpaintError as exc:
@@ -78,9 +85,27 @@ class FillWorker(QThread):
                              "terminal.")
 
 
+class WarmUpWorker(QThread):
+    """Loads a model and runs one latent-search step on a blank slice; errors are left to the real fill."""
+
+    def __init__(self, load_model: Callable[[], Model]) -> None:
+        super().__init__()
+        self.load_model = load_model
+
+    def run(self) -> None:  # noqa: D401 - QThread entry point
+        torch.set_num_threads(1)
+        try:
+            model = self.load_model()
+            size = model.arch.size
+            blank = np.zeros((1, size, size), dtype=np.float32)
+            latent_search(model, blank, blank == 0, SearchSettings(iterations=1, restarts=1), on_step=lambda *a: None)
+        except Exception:  # noqa: BLE001 - a model that cannot run is reported when a fill uses it
+            return
+
+
 def preview_interval(iterations: int) -> int:
-    """Preview about twenty times per run, at least every iteration for short runs."""
-    return max(1, iterations // 20)
+    """Preview about ten times per run (each preview costs the fill's CPU a redraw), at most every iteration."""
+    return max(1, iterations // 10)
 
 
 def finite_mean(values: Optional[np.ndarray]) -> Optional[float]:

@@ -51,11 +51,11 @@ def main() -> int:
     from inpaint_gui.main_window import MainWindow
 
     with tempfile.TemporaryDirectory() as tmp:
-        window = MainWindow(QSettings(str(Path(tmp) / "bench.ini"), QSettings.Format.IniFormat))
+        window = MainWindow(QSettings(str(Path(tmp) / "bench.ini"), QSettings.Format.IniFormat), warm_up=False)
         window.resize(1600, 1000)
         window.show()
         QTest.qWaitForWindowExposed(window)
-        window.open_image(synthetic_volume(tuple(args.shape), Path(tmp) / "bench_T1w.nii.gz"))
+        window.files.open_image(synthetic_volume(tuple(args.shape), Path(tmp) / "bench_T1w.nii.gz"))
         window.doc.editor.brush_size = 9
         viewer = window.viewer
         viewer.toggle_maximised(2)

@@ -33,8 +33,9 @@ def test_fill_writes_volume_and_sidecar_with_input_geometry(brain_files, tiny_va
     assert int(res.header["qform_code"]) == 4 and int(res.header["sform_code"]) == 4
     a, b = src.get_fdata(dtype=np.float32), res.get_fdata(dtype=np.float32)
     assert np.array_equal(a[~hole], b[~hole])
-    side = json.loads((tmp_path / "out" / "filled.json").read_text())
+    side = json.loads((tmp_path / "out" / "filled.json").read_text())  # the sidecar is <stem>.json
     assert side["parameters"]["iterations"] == 3 and side["model"]["sha256"]
+    assert side["nonfinite_input_voxels"] == 0
     assert len(side["input"]["sha256"]) == 64 and len(side["final_loss_per_slice"]) == 4
 
 
@@ -93,11 +94,17 @@ def test_user_errors_exit_2_with_one_sentence(problem, brain_files, tiny_vae, tm
         assert out.read_bytes() == b"keep me"
 
 
-def test_bad_parameter_values_are_refused_by_the_parser(brain_files, tmp_path) -> None:
+@pytest.mark.parametrize("option", [["--window", "4"], ["--lr", "inf"], ["--lr", "1e30"], ["--lambda", "nan"],
+                                    ["--seed", str(2 ** 70)], ["--restarts", "0"], ["--iterations", "x"]])
+def test_bad_parameter_values_are_refused_by_the_parser_in_one_sentence(option, brain_files, tmp_path,
+                                                                         capsys) -> None:
     image_path, mask_path, _ = brain_files
     with pytest.raises(SystemExit) as exc:
-        main(["fill", str(image_path), str(mask_path), "-o", str(tmp_path / "o.nii.gz"), "--window", "4"])
+        main(["fill", str(image_path), str(mask_path), "-o", str(tmp_path / "o.nii.gz"), *option])
     assert exc.value.code == 2
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("inpaint fill: error: argument " + option[0])
+    assert not (tmp_path / "o.nii.gz").exists()
 
 
 def test_command_runs_as_a_module_and_lists_models() -> None:

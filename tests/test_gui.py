@@ -19,7 +19,7 @@ from PySide6.QtWidgets import QApplication, QMessageBox  # noqa: E402
 from core.checkpoint import load_model  # noqa: E402
 from core.mask_editor import MaskEditor  # noqa: E402
 from core.volume import load_mask, load_volume  # noqa: E402
-from test_gui_support import ScriptedWindow, fake_result, viewport_point  # noqa: E402
+from test_gui_support import ScriptedWindow, dialogs, fake_result, viewport_point  # noqa: E402,F401
 
 AXIAL = 2
 NONE = Qt.KeyboardModifier.NoModifier
@@ -27,13 +27,13 @@ LEFT, RIGHT = Qt.MouseButton.LeftButton, Qt.MouseButton.RightButton
 
 
 @pytest.fixture
-def window(qtbot, tmp_path, brain_files):
-    w = ScriptedWindow(tmp_path / "settings.ini")
+def window(qtbot, tmp_path, brain_files, dialogs):
+    w = ScriptedWindow(tmp_path / "settings.ini", dialogs)
     qtbot.addWidget(w)
     w.resize(1200, 800)
     w.show()
     qtbot.waitExposed(w)
-    assert w.open_image(brain_files[0])
+    assert w.files.open_image(brain_files[0])
     yield w
     w.forget_changes()
 
@@ -54,10 +54,10 @@ def wheel(view, voxel, steps, modifiers=NONE, notch=120):
     QApplication.sendEvent(view.viewport(), event)
 
 
-def test_demo_brain_opens_without_arguments(qtbot, tmp_path):
-    w = ScriptedWindow(tmp_path / "settings.ini")
+def test_demo_brain_opens_without_arguments(qtbot, tmp_path, dialogs):
+    w = ScriptedWindow(tmp_path / "settings.ini", dialogs)
     qtbot.addWidget(w)
-    w.open_initial(None, None)
+    w.files.open_initial(None, None)
     assert w.doc is not None and w.doc.path.name == "sub-demo_T1w_brain.nii.gz" and not w.errors
     w.forget_changes()
 
@@ -184,9 +184,9 @@ def test_orientation_letters_follow_the_convention(qtbot, window):
     assert window.viewer.views[0].letters["left"].text() == "A"
     assert axial.box.xInverted() is False and window.viewer.views[0].box.xInverted() is True
     # the choice is remembered for the next session
-    again = ScriptedWindow(Path(window.settings.fileName()))
+    again = ScriptedWindow(Path(window.settings.fileName()), window.script)
     qtbot.addWidget(again)
-    again.open_image(window.doc.path)
+    again.files.open_image(window.doc.path)
     assert again.viewer.views[AXIAL].letters["left"].text() == "L"
     again.forget_changes()
 
@@ -210,7 +210,7 @@ def test_toggle_layers_keeps_window_level_and_difference_map(qtbot, window):
     doc.editor.brush_size = 5
     qtbot.mouseClick(view.viewport(), LEFT, NONE, viewport_point(view, (20, 24, z)))
     fake_result(window, value=-5.0)
-    window.viewer.histogram.item.setLevels(10.0, 90.0)
+    window.viewer.levels_box.histogram.item.setLevels(10.0, 90.0)
     seen = []
     for _ in range(4):
         qtbot.keyClick(window, Qt.Key.Key_T)
@@ -255,11 +255,11 @@ def test_save_mask_and_export_then_reload(qtbot, window, tmp_path, tiny_vae):
     qtbot.mouseClick(view.viewport(), LEFT, NONE, viewport_point(view, (20, 24, z)))
     out = tmp_path / "out"
     out.mkdir()
-    assert window.save_mask(out / doc.default_name("mask")) and not doc.editor.modified
+    assert window.files.save_mask_to(out / doc.default_name("mask")) and not doc.editor.modified
     assert np.array_equal(load_mask(out / "sub-01_label-lesion_mask.nii.gz", doc.volume), doc.mask_in_file_order())
     filled = fake_result(window, value=33.0, model=load_model(tiny_vae))
     assert window.isWindowModified()
-    assert window.export_result(out / "sub-01_desc-inpainted_T1w")  # no extension typed: NIfTI
+    assert window.files.export_to(out / "sub-01_desc-inpainted_T1w")  # no extension typed: NIfTI
     assert not window.questions and not window.isWindowModified()  # the saved mask is the fill's: no question
     reloaded = load_volume(out / "sub-01_desc-inpainted_T1w.nii.gz")
     assert np.array_equal(reloaded.data, filled) and np.allclose(reloaded.affine, doc.volume.affine)
@@ -276,9 +276,9 @@ def test_export_beside_a_different_saved_mask_asks_and_keeps_it(qtbot, window, t
     fake_result(window, value=33.0, model=load_model(tiny_vae))
     qtbot.mouseClick(view.viewport(), LEFT, NONE, viewport_point(view, (10, 24, z)))  # painted after the fill
     saved = tmp_path / doc.default_name("mask")
-    assert window.save_mask(saved)
+    assert window.files.save_mask_to(saved)
     window.answers.append(QMessageBox.StandardButton.No)
-    assert window.export_result(tmp_path / doc.default_name("inpainted"))
+    assert window.files.export_to(tmp_path / doc.default_name("inpainted"))
     assert "holds another mask" in window.questions[-1]
     assert load_mask(saved, doc.volume).sum() == 18  # the user's mask is kept
     beside = tmp_path / "sub-01_desc-inpainted_label-lesion_mask.nii.gz"
@@ -286,7 +286,7 @@ def test_export_beside_a_different_saved_mask_asks_and_keeps_it(qtbot, window, t
     sidecar = json.loads((tmp_path / "sub-01_desc-inpainted_T1w.json").read_text())
     assert sidecar["mask"]["path"] == str(beside.resolve()) and len(sidecar["mask"]["sha256"]) == 64
     window.answers.append(QMessageBox.StandardButton.Cancel)
-    assert not window.export_result(tmp_path / "again.nii.gz") and not (tmp_path / "again.nii.gz").exists()
+    assert not window.files.export_to(tmp_path / "again.nii.gz") and not (tmp_path / "again.nii.gz").exists()
 
 
 def test_closing_with_an_unsaved_mask_prompts(qtbot, window):
@@ -302,33 +302,33 @@ def test_unsaved_mask_prompts_before_opening_another(qtbot, window, brain_files)
     view, doc = window.viewer.views[AXIAL], window.doc
     qtbot.mouseClick(view.viewport(), LEFT, NONE, viewport_point(view, (20, 24, int(window.viewer.point[AXIAL]))))
     window.answers.append(QMessageBox.StandardButton.Cancel)
-    assert not window.open_image(brain_files[0]) and window.doc is doc
+    assert not window.files.open_image(brain_files[0]) and window.doc is doc
     assert "painted mask" in window.questions[-1]
     window.answers.append(QMessageBox.StandardButton.Discard)
-    assert window.open_image(brain_files[0]) and window.doc is not doc
+    assert window.files.open_image(brain_files[0]) and window.doc is not doc
 
 
 def test_errors_become_one_sentence_dialogs(qtbot, window, tmp_path):
     broken = tmp_path / "broken.nii.gz"
     broken.write_bytes(b"not a nifti file")
     doc = window.doc
-    assert not window.open_image(broken) and window.doc is doc
+    assert not window.files.open_image(broken) and window.doc is doc
     other = tmp_path / "other_grid.nii.gz"
     nib.save(nib.Nifti1Image(np.ones((5, 5, 5), np.uint8), np.eye(4)), other)
-    assert not window.import_mask(other)
+    assert not window.files.import_mask(other)
     assert len(window.errors) == 2 and "broken.nii.gz" in window.errors[0] and "shape" in window.errors[1]
 
 
 def test_mask_option_and_recent_files(qtbot, window, brain_files, tmp_path):
     image, mask, hole = brain_files
     window.answers.append(QMessageBox.StandardButton.Discard)
-    assert window.open_image(image, mask)
+    assert window.files.open_image(image, mask)
     assert np.array_equal(window.doc.mask_in_file_order(), hole) and not window.doc.editor.modified
     assert window.settings.value("recentFiles")[0] == str(image.resolve())
     assert [a.text() for a in window.recent_menu.actions()] == [str(image.resolve())]
     other = tmp_path / "sub-02_T1w.nii.gz"
     other.write_bytes(image.read_bytes())
-    assert window.open_image(other)
+    assert window.files.open_image(other)
     recent = window.recent_menu.actions()
     assert [a.text() for a in recent] == [str(other.resolve()), str(image.resolve())]
     recent[1].trigger()
@@ -343,7 +343,7 @@ def test_mask_on_another_grid_still_opens_the_image(qtbot, window, brain_files, 
     other = tmp_path / "other_grid.nii.gz"
     nib.save(nib.Nifti1Image(np.ones((5, 5, 5), np.uint8), np.eye(4)), other)
     previous = window.doc
-    assert window.open_image(brain_files[0], other)
+    assert window.files.open_image(brain_files[0], other)
     assert window.doc is not previous and window.doc.editor.voxel_count == 0
     assert len(window.errors) == 1 and "shape" in window.errors[0]
 
@@ -378,7 +378,7 @@ def test_toolbar_buttons_toggle_the_layers(qtbot, window):
     z = int(window.viewer.point[AXIAL])
     qtbot.mouseClick(view.viewport(), LEFT, NONE, viewport_point(view, (20, 24, z)))
     fake_result(window, value=-5.0)
-    window.viewer.histogram.item.setLevels(10.0, 90.0)
+    window.viewer.levels_box.histogram.item.setLevels(10.0, 90.0)
     button = window.toolbar.widgetForAction(window.act["layer_blended"])
     assert button is not None and button.isVisible() and "Ctrl+4" in button.toolTip()
     qtbot.mouseClick(button, LEFT)
@@ -389,10 +389,10 @@ def test_toolbar_buttons_toggle_the_layers(qtbot, window):
 
 
 def test_the_context_window_stays_odd(window):
-    box = window.panel.window
+    box = window.panel.form.window
     box.setValue(4)
     box.editingFinished.emit()
-    assert box.value() == 5 and window.panel.fill_settings().window == 5
+    assert box.value() == 5 and window.panel.form.fill_settings(1).window == 5
 
 
 def test_brush_outline_follows_the_cursor_and_the_size(qtbot, window):
@@ -443,16 +443,16 @@ def test_model_list_selects_the_default_and_offers_checkpoints(window, tiny_vae)
 
     infos = [ModelInfo(name=n, kind="vae", kernel=3, size=96, spacing=2.0, axis=axis, path=tiny_vae, source="shipped")
              for n, axis in (("a", "axial"), ("b", "coronal"))]
-    window.panel.set_models(infos, "b")
+    window.panel.form.set_models(infos, "b")
     assert window.panel.model_choice() == ("b", "coronal")
-    assert window.panel.model.itemText(window.panel.model.count() - 1) == "Load checkpoint..."
+    assert window.panel.form.model.itemText(window.panel.form.model.count() - 1) == "Load checkpoint..."
     assert window.load_checkpoint(tiny_vae)
     assert window.panel.model_choice() == (str(tiny_vae), "axial") and window.act["run"].isEnabled()
     assert not window.load_checkpoint(tiny_vae.parent / "missing") and "missing" in window.errors[-1]
 
 
 def test_focused_fields_keep_their_arrow_keys(qtbot, window):
-    viewer, iterations = window.viewer, window.panel.iterations
+    viewer, iterations = window.viewer, window.panel.form.iterations
     z, value = int(viewer.point[AXIAL]), iterations.value()
     iterations.setFocus()
     qtbot.keyClick(iterations, Qt.Key.Key_Up)
@@ -469,12 +469,14 @@ def test_per_slice_losses_use_the_view_numbers_and_jump_there(qtbot, window):
     fake_result(window)
     doc.result.fill.final_loss.clear()
     doc.result.fill.final_loss.update({z: 1.5, z + 3: 2.5})
-    window.panel.show_result(doc.result)
+    window.panel.show_result(doc.result, 2)
     table = window.panel.losses
-    assert [table.item(r, 0).text() for r in range(2)] == [str(z + 1), str(z + 4)]
-    assert view.title.text().startswith(f"Axial  {z + 1}/")
+    assert [table.item(r, 0).text() for r in range(2)] == [str(z), str(z + 3)]
+    assert view.title.text().startswith(f"Axial {z} ")
     table.cellClicked.emit(1, 0)
-    assert window.viewer.point[AXIAL] == z + 3 and view.title.text().startswith(f"Axial  {z + 4}/")
+    assert window.viewer.point[AXIAL] == z + 3 and view.title.text().startswith(f"Axial {z + 3} ")
+    sidecar_keys = {str(k) for k in doc.result.fill.final_loss}  # the sidecar's final_loss_per_slice keys
+    assert {table.item(r, 0).text() for r in range(2)} == sidecar_keys
 
 
 def test_open_dicom_folder(qtbot, window, tmp_path, monkeypatch):
@@ -483,7 +485,84 @@ def test_open_dicom_folder(qtbot, window, tmp_path, monkeypatch):
     folder = tmp_path / "dicom_T1w"
     _write_dicom_series(folder, np.arange(4 * 6 * 5, dtype=np.int16).reshape(4, 6, 5), spacing=(1.0, 1.0, 2.0),
                         origin=(0.0, 0.0, 0.0))
-    monkeypatch.setattr(window, "ask_folder", lambda title, start: folder)
+    window.script.paths.append(folder)
     window.act["open_dicom"].trigger()
     assert not window.errors and window.doc.path == folder and window.doc.volume.shape == (5, 6, 4)
     assert window.doc.default_name("mask") == "dicom_label-lesion_mask.nii.gz"
+
+
+def test_window_level_fields_auto_and_log_histogram(qtbot, window):
+    box, view = window.viewer.levels_box, window.viewer.views[AXIAL]
+    box.low.setValue(20.0)
+    box.high.setValue(80.0)
+    assert box.levels == (20.0, 80.0) and tuple(view.image.levels) == (20.0, 80.0)
+    box.histogram.item.setLevels(10.0, 90.0)  # dragging the bounds updates the fields
+    assert (box.low.value(), box.high.value()) == (10.0, 90.0)
+    qtbot.keyClick(window, Qt.Key.Key_W)
+    tissue = window.doc.original[window.doc.original != 0]
+    assert box.levels == pytest.approx((0.0, float(np.percentile(tissue, 99.5))), rel=0.02)
+    counts = box.histogram.item.plot.getData()[1].copy()
+    box.log.setChecked(True)
+    assert np.allclose(box.histogram.item.plot.getData()[1], np.log10(1 + counts))
+
+
+def test_help_panel_is_optional_and_the_difference_map_has_a_scale(qtbot, window):
+    viewer = window.viewer
+    assert viewer.help.isVisible()
+    qtbot.keyClick(window, Qt.Key.Key_F2)
+    assert not viewer.help.isVisible() and viewer.levels_box.isVisible()
+    z = int(viewer.point[AXIAL])
+    qtbot.mouseClick(viewer.views[AXIAL].viewport(), LEFT, NONE, viewport_point(viewer.views[AXIAL], (20, 24, z)))
+    fake_result(window, value=-5.0)
+    qtbot.keyClick(window, Qt.Key.Key_X)
+    scale = viewer.levels_box.difference
+    assert scale.isVisible() and scale.high.text() == f"+{window.doc.difference_range:.3g}"
+    qtbot.keyClick(window, Qt.Key.Key_X)
+    assert not scale.isVisible()
+
+
+def test_cursor_readout_follows_slice_changes_and_undo(qtbot, window):
+    view, doc = window.viewer.views[AXIAL], window.doc
+    z = int(window.viewer.point[AXIAL])
+    pos = QPointF(viewport_point(view, (20, 24, z)))
+    QApplication.sendEvent(view.viewport(), QMouseEvent(QEvent.Type.MouseMove, pos, pos, Qt.MouseButton.NoButton,
+                                                        Qt.MouseButton.NoButton, NONE))
+    assert window.cursor_label.text().startswith(f"axial {z} ") and "in mask" not in window.cursor_label.text()
+    qtbot.keyClick(window, Qt.Key.Key_PageUp)  # the cursor stays; the slice under it changes
+    assert window.cursor_label.text().startswith(f"axial {z + 1} ")
+    assert f"value {doc.original[20, 24, z + 1]:.4g}" in window.cursor_label.text()
+    qtbot.mouseClick(view.viewport(), LEFT, NONE, viewport_point(view, (20, 24, z + 1)))
+    assert "in mask" in window.cursor_label.text()
+    qtbot.keyClick(window, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    assert "in mask" not in window.cursor_label.text()
+
+
+def test_default_names_do_not_repeat_t1w(window, tmp_path):
+    from inpaint_gui.document import Document
+
+    source = tmp_path / "sub-demo_T1w_brain.nii.gz"
+    source.write_bytes(window.doc.path.read_bytes())
+    doc = Document.open(source)
+    assert doc.default_name("inpainted") == "sub-demo_brain_desc-inpainted_T1w.nii.gz"
+    assert doc.default_name("mask") == "sub-demo_brain_label-lesion_mask.nii.gz"
+    assert window.doc.default_name("inpainted") == "sub-01_desc-inpainted_T1w.nii.gz"
+
+
+def test_file_dialogs_start_in_the_last_folder(window, tmp_path):
+    script = window.script
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    script.paths.append(elsewhere / "mask.nii.gz")
+    window.act["save_mask_as"].trigger()
+    script.paths.append(None)  # cancelled
+    window.act["import_mask"].trigger()
+    assert script.starts[-1] == str(elsewhere.resolve())
+
+
+def test_views_keep_their_space_in_a_small_window(qtbot, window):
+    window.resize(800, 520)
+    viewer = window.viewer
+    qtbot.waitUntil(lambda: viewer.width() < 600, timeout=2000)
+    axial, coronal = viewer.views[AXIAL], viewer.views[1]
+    assert axial.height() >= 0.45 * viewer.height() and coronal.height() >= 0.45 * viewer.height()
+    assert axial.width() >= 0.45 * viewer.width()

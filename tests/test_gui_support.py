@@ -1,4 +1,4 @@
-"""Shared helpers (no tests) for the GUI tests: a main window with scripted dialogs, voxel -> screen mapping."""
+"""Shared helpers for the GUI tests: Qt's static dialogs answered from queues, voxel -> screen mapping."""
 
 from __future__ import annotations
 
@@ -7,35 +7,87 @@ import os
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 from pathlib import Path  # noqa: E402
+from typing import Optional  # noqa: E402
 
 import numpy as np  # noqa: E402
+import pytest  # noqa: E402
 from PySide6.QtCore import QPoint, QPointF, QSettings  # noqa: E402
-from PySide6.QtWidgets import QMessageBox  # noqa: E402
+from PySide6.QtWidgets import QFileDialog, QInputDialog, QMessageBox  # noqa: E402
 
 from core.fill import FillResult, FillSettings  # noqa: E402
 from inpaint_gui.document import JobResult  # noqa: E402
 from inpaint_gui.main_window import MainWindow  # noqa: E402
 
 
-class ScriptedWindow(MainWindow):
-    """MainWindow whose dialogs record their text and answer from a queue instead of blocking."""
+class ScriptedDialogs:
+    """Replaces the static methods of QMessageBox, QFileDialog and QInputDialog: records what the app says and
+    answers from queues (`answers` for questions, `paths` for file dialogs, `numbers` for QInputDialog; an empty
+    queue cancels)."""
 
-    def __init__(self, settings_path: Path) -> None:
-        super().__init__(QSettings(str(settings_path), QSettings.Format.IniFormat))
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.errors: list[str] = []
         self.questions: list[str] = []
+        self.infos: list[str] = []
         self.answers: list[QMessageBox.StandardButton] = []
+        self.paths: list[Optional[Path]] = []
+        self.numbers: list[Optional[float]] = []
+        self.starts: list[str] = []  # folder or file each file dialog started at
+        for name in ("warning", "critical"):
+            monkeypatch.setattr(QMessageBox, name, lambda parent, title, text, *a: self.errors.append(text))
+        for name in ("information", "about"):
+            monkeypatch.setattr(QMessageBox, name, lambda parent, title, text, *a: self.infos.append(text))
+        monkeypatch.setattr(QMessageBox, "question", self._question)
+        monkeypatch.setattr(QFileDialog, "getOpenFileName", lambda parent, title, start, *a: (self._path(start), ""))
+        monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda parent, title, start, *a: (self._path(start), ""))
+        monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda parent, title, start, *a: self._path(start))
+        monkeypatch.setattr(QInputDialog, "getDouble", self._number)
 
-    def show_error(self, text: str) -> None:
-        self.errors.append(text)
-
-    def ask(self, text, buttons=None, default=None):
+    def _question(self, parent, title, text, buttons=None, default=None) -> QMessageBox.StandardButton:
         self.questions.append(text)
         return self.answers.pop(0) if self.answers else QMessageBox.StandardButton.Cancel
 
+    def _path(self, start: str) -> str:
+        self.starts.append(start)
+        path = self.paths.pop(0) if self.paths else None
+        return "" if path is None else str(path)
+
+    def _number(self, parent, title, label, value, lo, hi, decimals, *a) -> tuple[float, bool]:
+        self.questions.append(label)
+        number = self.numbers.pop(0) if self.numbers else None
+        return (value, False) if number is None else (number, True)
+
+    def unexpected(self) -> list[str]:
+        return [text for text in self.errors if text.startswith("Unexpected error")]
+
+
+@pytest.fixture
+def dialogs(monkeypatch: pytest.MonkeyPatch) -> ScriptedDialogs:
+    return ScriptedDialogs(monkeypatch)
+
+
+class ScriptedWindow(MainWindow):
+    """MainWindow with its own settings file, unexpected errors shown as dialogs (as the app does), and the
+    scripted dialogs' records at hand."""
+
+    def __init__(self, settings_path: Path, dialogs: ScriptedDialogs) -> None:
+        super().__init__(QSettings(str(settings_path), QSettings.Format.IniFormat), warm_up=False)
+        self.script = dialogs
+
+    @property
+    def errors(self) -> list[str]:
+        return self.script.errors
+
+    @property
+    def questions(self) -> list[str]:
+        return self.script.questions
+
+    @property
+    def answers(self) -> list[QMessageBox.StandardButton]:
+        return self.script.answers
+
     def forget_changes(self) -> None:
         """Let the window close without prompts (test teardown)."""
-        self.cancel_fill()
+        self.session.cancel()
         self.jobs.wait()
         if self.doc is not None:
             self.doc.editor.mark_saved()

@@ -14,37 +14,37 @@ from PySide6.QtCore import Qt  # noqa: E402
 from PySide6.QtWidgets import QMessageBox  # noqa: E402
 
 from core.errors import InpaintError  # noqa: E402
-from test_gui_support import ScriptedWindow, viewport_point  # noqa: E402
+from test_gui_support import ScriptedWindow, dialogs, viewport_point  # noqa: E402,F401
 
 AXIAL = 2
 
 
 @pytest.fixture
-def window(qtbot, tmp_path, brain_files, tiny_vae):
-    w = ScriptedWindow(tmp_path / "settings.ini")
+def window(qtbot, tmp_path, brain_files, tiny_vae, dialogs):
+    w = ScriptedWindow(tmp_path / "settings.ini", dialogs)
     qtbot.addWidget(w)
     w.show()
     qtbot.waitExposed(w)
-    assert w.open_image(brain_files[0]) and w.load_checkpoint(tiny_vae)
+    assert w.files.open_image(brain_files[0]) and w.load_checkpoint(tiny_vae)
     w.doc.editor.brush_size = 5
     z = int(w.viewer.point[AXIAL])
     for dz in (0, 1):
         w.doc.editor.begin_stroke((20, 24, z + dz), AXIAL)
         w.doc.editor.end_stroke()
     w.viewer.refresh_mask()
-    w.panel.restarts.setValue(2)
-    w.panel.scope.setCurrentIndex(w.panel.scope.findData("all"))
+    w.panel.form.restarts.setValue(2)
+    w.panel.form.scope.setCurrentIndex(w.panel.form.scope.findData("all"))
     yield w
     w.forget_changes()
 
 
 def test_run_fills_on_the_worker_with_preview_metrics_and_losses(qtbot, window):
     doc, panel = window.doc, window.panel
-    panel.iterations.setValue(6)
+    panel.form.iterations.setValue(6)
     original = doc.volume.data.copy()
     hole = doc.mask_in_file_order()
     previews = []
-    window.run_fill()
+    window.session.run()
     assert window.jobs.worker is not None and not panel.run_button.isEnabled() and panel.cancel_button.isEnabled()
     window.jobs.progressed.connect(lambda p: previews.append(p.preview is not None))
     # editing is locked while the job runs, and the status bar says why
@@ -71,9 +71,9 @@ def test_run_fills_on_the_worker_with_preview_metrics_and_losses(qtbot, window):
 
 
 def test_current_slice_scope_fills_only_that_slice(qtbot, window):
-    window.panel.iterations.setValue(2)
-    window.panel.scope.setCurrentIndex(window.panel.scope.findData("slice"))
-    window.run_fill()
+    window.panel.form.iterations.setValue(2)
+    window.panel.form.scope.setCurrentIndex(window.panel.form.scope.findData("slice"))
+    window.session.run()
     with qtbot.waitSignal(window.jobs.succeeded, timeout=60000):
         pass
     fill = window.doc.result.fill
@@ -85,8 +85,8 @@ def test_run_pressed_mid_stroke_fills_the_whole_stroke(qtbot, window):
     z = int(window.viewer.point[AXIAL])
     editor.begin_stroke((10, 30, z), AXIAL)  # the mouse button is still down
     editor.extend_stroke((14, 30, z))
-    window.panel.iterations.setValue(2)
-    window.run_fill()
+    window.panel.form.iterations.setValue(2)
+    window.session.run()
     with qtbot.waitSignal(window.jobs.succeeded, timeout=60000):
         pass
     assert np.array_equal(window.doc.result.fill.hole, window.doc.mask_in_file_order())
@@ -97,24 +97,24 @@ def test_run_pressed_mid_stroke_fills_the_whole_stroke(qtbot, window):
 
 def test_cancel_returns_within_a_second_and_changes_nothing(qtbot, window):
     doc, panel = window.doc, window.panel
-    panel.iterations.setValue(2)
-    window.run_fill()
+    panel.form.iterations.setValue(2)
+    window.session.run()
     with qtbot.waitSignal(window.jobs.succeeded, timeout=60000):
         pass
     qtbot.waitUntil(lambda: window.jobs.idle, timeout=5000)
     result, curve = doc.result, panel.loss_curve.getData()
     assert curve[0] is not None and len(curve[0]) > 0
     window.set_layer("original")
-    window.panel.iterations.setValue(100000)
+    window.panel.form.iterations.setValue(100000)
     layer_before = window.viewer.layer
-    window.run_fill()
+    window.session.run()
     with qtbot.waitSignal(window.jobs.progressed, timeout=30000):
         pass
     start = time.monotonic()
     qtbot.keyClick(window, Qt.Key.Key_Escape)
     assert window.jobs.worker is None and doc.editor.locked is None and doc.preview is None
     assert window.viewer.layer == layer_before and doc.result is result
-    assert np.array_equal(panel.loss_curve.getData()[1], curve[1]) and panel.progress.value() == 1000
+    assert np.array_equal(panel.loss_curve.getData()[1], curve[1]) and panel.progress.value() == 0
     qtbot.waitUntil(lambda: window.jobs.idle, timeout=1000)  # the thread has ended
     assert time.monotonic() - start < 1.0
     qtbot.waitUntil(lambda: window.act["run"].isEnabled(), timeout=1000)
@@ -126,7 +126,7 @@ def test_failed_job_shows_one_sentence_and_restores_state(qtbot, window, monkeyp
         raise InpaintError("model.safetensors in /nowhere is unreadable; choose another checkpoint.")
 
     monkeypatch.setattr(window.jobs, "model", broken)
-    window.run_fill()
+    window.session.run()
     qtbot.waitUntil(lambda: bool(window.errors), timeout=10000)
     assert window.errors == ["model.safetensors in /nowhere is unreadable; choose another checkpoint."]
     assert window.jobs.worker is None and window.doc.editor.locked is None and window.viewer.layer == "original"
@@ -138,20 +138,22 @@ def test_an_unexpected_job_error_is_one_line(qtbot, window, monkeypatch):
 
     monkeypatch.setattr(window.jobs, "model", broken)
     monkeypatch.setattr("traceback.print_exc", lambda: None)
-    window.run_fill()
+    window.session.run()
     qtbot.waitUntil(lambda: bool(window.errors), timeout=10000)
     assert window.errors == ["The fill failed (ValueError: first line of a long message); the details were "
                              "printed to the terminal."]
 
 
-def test_quitting_during_a_fill_asks_twice_and_can_be_called_off(qtbot, window):
-    window.panel.iterations.setValue(100000)
-    window.run_fill()
-    window.answers += [QMessageBox.StandardButton.Yes, QMessageBox.StandardButton.Cancel]
+def test_quitting_during_a_fill_stops_it_before_the_save_question(qtbot, window):
+    window.panel.form.iterations.setValue(100000)
+    window.session.run()
+    window.answers.append(QMessageBox.StandardButton.No)
+    assert not window.close() and window.jobs.running and len(window.questions) == 1  # "No": the fill goes on
+    window.answers.extend([QMessageBox.StandardButton.Yes, QMessageBox.StandardButton.Cancel])
     assert not window.close()
-    assert "stop it and quit" in window.questions[0] and "painted mask" in window.questions[1]
-    assert window.jobs.running and window.doc.editor.locked  # the fill goes on
-    window.answers += [QMessageBox.StandardButton.Yes, QMessageBox.StandardButton.Discard]
+    assert "stop it and quit" in window.questions[1] and "painted mask" in window.questions[2]
+    assert not window.jobs.running and window.doc.editor.locked is None  # stopped before the save question
+    window.answers.append(QMessageBox.StandardButton.Discard)
     assert window.close() and not window.jobs.running
     assert all(worker.isFinished() for worker in window.jobs._threads)  # close waited for the thread
 
@@ -164,13 +166,13 @@ def test_export_after_a_real_fill_matches_inpaint_fill(qtbot, window, tmp_path, 
     from core.cli import main
 
     doc = window.doc
-    window.panel.iterations.setValue(2)
-    window.run_fill()
+    window.panel.form.iterations.setValue(2)
+    window.session.run()
     with qtbot.waitSignal(window.jobs.succeeded, timeout=60000):
         pass
     out = tmp_path / "out"
     out.mkdir()
-    assert window.export_result(out / doc.default_name("inpainted"))
+    assert window.files.export_to(out / doc.default_name("inpainted"))
     source, filled = nib.load(doc.path), nib.load(out / "sub-01_desc-inpainted_T1w.nii.gz")
     assert nib.aff2axcodes(source.affine) == ("L", "A", "S")  # the LAS test image keeps its geometry
     assert np.array_equal(filled.affine, source.affine) and filled.shape == source.shape
@@ -186,7 +188,7 @@ def test_export_after_a_real_fill_matches_inpaint_fill(qtbot, window, tmp_path, 
                  "--iterations", "2", "--restarts", "2", "--reference", str(doc.path), "--quiet"]) == 0, \
         capsys.readouterr().err
     cli = json.loads((out / "cli.json").read_text())
-    assert set(cli) <= set(gui) and set(gui["metrics"]) <= set(cli["metrics"])
+    assert set(cli) - {"reference"} <= set(gui) and set(gui["metrics"]) <= set(cli["metrics"])
     assert gui["parameters"].keys() == cli["parameters"].keys() and gui["mask"]["path"] == cli["mask"]["path"]
     assert gui["hole_voxels"] == cli["hole_voxels"] == int(hole.sum())
     assert set(gui["baseline_metrics"]["biharmonic"]) == set(gui["metrics"])
@@ -194,5 +196,37 @@ def test_export_after_a_real_fill_matches_inpaint_fill(qtbot, window, tmp_path, 
 
 def test_empty_mask_is_refused_before_starting(qtbot, window):
     window.doc.editor.clear_all()
-    window.run_fill()
+    window.session.run()
     assert window.jobs.worker is None and "mask is empty" in window.errors[0]
+
+
+def test_eta_leaves_out_the_first_step_warm_up(window):
+    from core.job import Progress
+
+    panel = window.panel
+    panel.set_running(True)
+    for step, elapsed in ((1, 5.0), (2, 5.1), (10, 5.9)):  # the first step took 5 s, then 0.1 s a step
+        panel.show_progress(Progress(stage="search", step=step, total=50, elapsed=elapsed))
+    assert "ETA 0:04" in panel.eta.text()  # 40 steps of 0.1 s (Progress.eta would say 0:24)
+    panel.job_stopped("stopped")
+
+
+def test_current_slice_scope_says_what_was_left(qtbot, window):
+    window.panel.form.iterations.setValue(2)
+    window.panel.form.scope.setCurrentIndex(window.panel.form.scope.findData("slice"))
+    with qtbot.waitSignal(window.jobs.succeeded, timeout=60000):
+        window.act["run"].trigger()
+    left = window.doc.editor.voxel_count - int(window.doc.result.fill.hole.sum())
+    assert left > 0 and f"{left} vox" in window.panel.eta.text() and "left" in window.panel.eta.text()
+    assert "1 axial slice " in window.panel.eta.text()  # singular
+
+
+def test_warm_up_prepares_the_model_in_the_background(qtbot, window, tiny_vae):
+    key = str(tiny_vae)
+    window.jobs._models.clear()
+    window.jobs.warm_up(key)
+    worker = window.jobs._warm[key]
+    qtbot.waitUntil(worker.isFinished, timeout=30000)
+    assert key in window.jobs._models
+    window.jobs.warm_up(key)
+    assert window.jobs._warm[key] is worker  # once per model

@@ -2,9 +2,10 @@ import math
 
 import numpy as np
 import pytest
+from scipy import ndimage
 from skimage.metrics import structural_similarity
 
-from core.metrics import hole_metrics, slice_metrics
+from core.metrics import brats_ssim, hole_metrics, psnr_reference_range, slice_metrics
 
 
 def _case(seed=0, shape=(24, 26, 22)):
@@ -31,7 +32,7 @@ def test_psnr_mse_mae_match_a_hand_computation():
     assert got["psnr"] == pytest.approx(10 * np.log10(1.0 / mse), rel=1e-9)
 
 
-def test_ssim_matches_skimage_on_the_whole_image_when_clipping_is_a_no_op():
+def test_ssim_3d_matches_skimage_on_the_whole_image_when_clipping_is_a_no_op():
     rng = np.random.default_rng(1)
     shape = (30, 28, 26)
     reference = np.zeros(shape)
@@ -44,16 +45,16 @@ def test_ssim_matches_skimage_on_the_whole_image_when_clipping_is_a_no_op():
     _, full = structural_similarity(prediction * hole, reference * hole, data_range=1.0, gaussian_weights=True,
                                     sigma=1.5, use_sample_covariance=False, full=True)
     got = hole_metrics(prediction, reference, hole, voided)
-    assert got["ssim"] == pytest.approx(full[hole].mean(), abs=1e-9)
-    assert got["ssim"] < 0.9
+    assert got["ssim_3d"] == pytest.approx(full[hole].mean(), abs=1e-9)
+    assert got["ssim_3d"] < 0.9
 
 
 def test_identical_images_give_zero_error_and_infinite_psnr():
     _, reference, hole, voided = _case()
     got = hole_metrics(reference.copy(), reference, hole, voided)
     assert got["mse"] == 0.0 and got["mae"] == 0.0
-    assert math.isinf(got["psnr"])
-    assert got["ssim"] == pytest.approx(1.0)
+    assert math.isinf(got["psnr"]) and math.isinf(got["psnr_01"]) and math.isinf(got["psnr_brats"])
+    assert got["ssim"] == pytest.approx(1.0) and got["ssim_3d"] == pytest.approx(1.0)
     sl = slice_metrics(reference.copy(), reference, hole, voided, axis=2)
     assert math.isinf(sl["psnr_slice"]) and sl["ssim_slice"] == pytest.approx(1.0)
 
@@ -64,7 +65,7 @@ def test_voxels_outside_the_hole_do_not_change_hole_metrics():
     changed = prediction.copy()
     changed[~hole] = np.random.default_rng(5).uniform(-500, 500, int((~hole).sum()))
     after = hole_metrics(changed, reference, hole, voided)
-    for key in ("mse", "mae", "psnr", "ssim"):
+    for key in ("mse", "mae", "psnr", "psnr_01", "psnr_brats", "ssim", "ssim_3d"):
         assert after[key] == pytest.approx(before[key], rel=1e-12)
     inside = prediction.copy()
     inside[hole] += 40.0
@@ -107,3 +108,69 @@ def test_shape_mismatch_and_empty_hole_are_refused():
         hole_metrics(prediction[:-1], reference, hole, voided)
     with pytest.raises(ValueError):
         hole_metrics(prediction, reference, np.zeros_like(hole), voided)
+
+
+def _scaled(prediction, reference, hole, voided):
+    lo, hi = np.percentile(voided.astype(np.float64), [0.5, 99.5])
+    lo = max(lo, 0.0)
+
+    def scale(x):
+        return (np.clip(np.where(hole, x, 0.0).astype(np.float64), lo, hi) - lo) / (hi - lo)
+
+    return scale(prediction), scale(reference)
+
+
+def test_brats_ssim_is_a_2d_ssim_per_first_axis_slice_averaged_over_hole_voxels():
+    prediction, reference, hole, voided = _case()
+    p, r = _scaled(prediction, reference, hole, voided)
+    data_range = max(np.ptp(p), np.ptp(r))
+    c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
+
+    def mean(x):  # 11-tap Gaussian (sigma 1.5) in the last two axes only, mirrored edges = torch 'reflect'
+        return ndimage.gaussian_filter(x, sigma=(0, 1.5, 1.5), truncate=3.5, mode="mirror")
+
+    mp, mr = mean(p), mean(r)
+    vp, vr, cov = np.maximum(mean(p * p) - mp ** 2, 0), np.maximum(mean(r * r) - mr ** 2, 0), mean(p * r) - mp * mr
+    ssim_map = (2 * mp * mr + c1) * (2 * cov + c2) / ((mp ** 2 + mr ** 2 + c1) * (vp + vr + c2))
+    got = hole_metrics(prediction, reference, hole, voided)
+    assert got["ssim"] == pytest.approx(ssim_map[hole].mean(), abs=1e-9)
+    assert brats_ssim(p, r, hole) == got["ssim"]
+    assert got["ssim"] != pytest.approx(got["ssim_3d"], abs=1e-3)  # the 3D variant is a different number
+
+
+def test_psnr_variants_on_known_values():
+    reference = np.array([0.2, 0.4, 0.6])
+    prediction = np.array([0.3, 0.4, 0.9])  # 0.9 is clamped to the reference's max 0.6 for the headline PSNR
+    assert psnr_reference_range(prediction, reference) == pytest.approx(10 * np.log10(0.4 ** 2 / (0.01 / 3)))
+    assert psnr_reference_range(reference, reference) == math.inf
+    assert math.isnan(psnr_reference_range(np.full(3, 0.5), np.full(3, 0.5)))
+    prediction, reference, hole, voided = _case()
+    got = hole_metrics(prediction, reference, hole, voided)
+    p, r = _scaled(prediction, reference, hole, voided)
+    ref = r[hole]
+    span = ref.max() - ref.min()
+    mse = np.mean((np.clip(p[hole], ref.min(), ref.max()) - ref) ** 2)
+    assert got["psnr_brats"] == pytest.approx(10 * np.log10(span ** 2 / mse), rel=1e-9)
+    assert got["psnr_01"] == got["psnr"] == pytest.approx(10 * np.log10(1 / got["mse"]), rel=1e-9)
+
+
+def test_agrees_with_the_official_brats_package_when_installed():
+    official = pytest.importorskip("inpainting.challenge_metrics_2023")  # AGPL-3.0: optional, never shipped
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(3)
+    shape = (40, 44, 36)
+    reference = ndimage.gaussian_filter(rng.uniform(0, 300, shape), 1.5).astype(np.float32)
+    reference[:, :, :4] = 0
+    hole = np.zeros(shape, dtype=bool)
+    hole[12:25, 14:30, 10:20] = ndimage.gaussian_filter(rng.standard_normal((13, 16, 10)), 2) > -0.05
+    voided = np.where(hole, 0, reference).astype(np.float32)
+    for prediction in (reference + rng.normal(0, 20, shape).astype(np.float32),
+                       np.where(hole, reference.mean(), reference).astype(np.float32)):
+        def t(a):
+            return torch.tensor(a).unsqueeze(0).contiguous()
+
+        theirs = official.generate_metrics(t(prediction), t(reference), t(voided), t(hole))
+        ours = hole_metrics(prediction, reference, hole, voided)
+        for mine, name in (("ssim", "ssim"), ("psnr_brats", "psnr"), ("psnr_01", "psnr_01"), ("mse", "mse"),
+                           ("mae", "mae")):
+            assert ours[mine] == pytest.approx(theirs[name], abs=1e-4), name

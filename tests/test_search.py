@@ -54,8 +54,17 @@ def test_a_slice_result_does_not_depend_on_the_other_slices_in_the_batch(tiny_ga
     other = targets.copy()
     other[1:] = -other[1:]
     changed = latent_search(model, other, known, settings)
-    np.testing.assert_allclose(together.images[0], changed.images[0], atol=1e-5)
-    np.testing.assert_allclose(together.losses[0], changed.losses[0], rtol=1e-5)
+    np.testing.assert_allclose(together.images[0], changed.images[0], atol=CROSS_BATCH_ATOL)
+    np.testing.assert_allclose(together.losses[0], changed.losses[0], rtol=CROSS_BATCH_RTOL)
+
+
+# Float results depend on the CPU's vector kernels and on the batch shape (a batch of 64 and a batch
+# of 2 take different matrix-multiply paths: about 1e-5 apart after 4 Adam steps on an AMD EPYC,
+# 2e-5 on this project's CI machine). Exact equality is only promised for the same settings
+# (batch included) on the same machine; across batch sizes the tolerance leaves ample room for
+# any x86-64 CPU while still catching a real change (another seed moves images by ~1e-1).
+CROSS_BATCH_ATOL = 2e-3
+CROSS_BATCH_RTOL = 1e-3
 
 
 def test_same_seed_gives_same_result_and_chunking_does_not_change_it(tiny_vae) -> None:
@@ -64,8 +73,11 @@ def test_same_seed_gives_same_result_and_chunking_does_not_change_it(tiny_vae) -
     a = latent_search(model, targets, known, SearchSettings(iterations=4, restarts=2, seed=7, batch=64))
     b = latent_search(model, targets, known, SearchSettings(iterations=4, restarts=2, seed=7, batch=64))
     c = latent_search(model, targets, known, SearchSettings(iterations=4, restarts=2, seed=7, batch=2))
-    assert np.array_equal(a.images, b.images)
-    np.testing.assert_allclose(a.images, c.images, atol=1e-5)
+    other = latent_search(model, targets, known, SearchSettings(iterations=4, restarts=2, seed=8, batch=64))
+    assert np.array_equal(a.images, b.images) and np.array_equal(a.losses, b.losses)  # same batch, same machine
+    np.testing.assert_allclose(a.images, c.images, atol=CROSS_BATCH_ATOL)
+    np.testing.assert_allclose(a.losses, c.losses, rtol=CROSS_BATCH_RTOL)
+    assert np.abs(a.images - other.images).max() > 10 * CROSS_BATCH_ATOL  # the tolerance still sees the seed
 
 
 def test_best_restart_is_the_lowest_final_loss(tiny_vae) -> None:
@@ -74,7 +86,8 @@ def test_best_restart_is_the_lowest_final_loss(tiny_vae) -> None:
     best = latent_search(model, targets, known, SearchSettings(iterations=3, restarts=6, seed=1))
     singles = [latent_search(model, targets, known, SearchSettings(iterations=3, restarts=1, seed=1,
                                                                    encoder_start=True)).losses[0]]
-    assert best.losses[0] <= min(singles) * (1 + 1e-5)  # the encoder start is one of the six
+    # the encoder start is one of the six (batch 6 against batch 1: cross-batch tolerance)
+    assert best.losses[0] <= min(singles) * (1 + CROSS_BATCH_RTOL)
 
 
 def test_gan_latents_stay_in_the_prior_support(tiny_gan) -> None:

@@ -54,6 +54,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the masks and of the fills")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, mps")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--downstream", action="store_true",
+                   help="downstream test instead: simulated lesions in both held-out brains, filled by every baseline "
+                        "and model, tissue-segmented (GMM, HMRF) and compared with the original's segmentation; "
+                        "writes downstream.json/.md and figures to --out (default docs/results/downstream)")
     p.set_defaults(func=run)
 
 
@@ -106,6 +110,9 @@ def _methods(args: argparse.Namespace, notes: list[str]) -> tuple[list[Method], 
 
 def run(args: argparse.Namespace) -> int:
     """Run the benchmark; returns the exit status."""
+    if args.downstream:
+        from .downstream_report import run as run_downstream
+        return run_downstream(args)
     notes: list[str] = []
     started = time.perf_counter()
     if args.out is not None:

@@ -9,6 +9,9 @@ Families (every hole lies inside the brain mask):
   connected component through a seed point (at least 6 mm deep in the brain) of a
   thresholded field, Gaussian-smoothed noise (sigma 3 mm) on a broad bump centred on the
   seed, the threshold set by bisection to reach the target volume;
+- `blob6`, `blob10`, `blob16`: the same irregular blobs in deep tissue (centre at least
+  15 mm from the brain's edge), with the volume of a sphere of 6, 10 or 16 mm diameter
+  (within 35%): lesion-sized holes deep in the brain;
 - `large`: a disc, 6 mm thick, covering at least 30% of the brain in each of its slices.
 Cases of a family are spread over axial levels from the lowest brain slice (cerebellum) to
 the highest (vertex): case i of n aims at level (i + 0.5) / n of the brain's axial extent
@@ -24,7 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-FAMILIES = ("cube8", "cube16", "cube32", "cube16_wm", "blob", "large")
+FAMILIES = ("cube8", "cube16", "cube32", "cube16_wm", "blob", "blob6", "blob10", "blob16", "large")
 CUBE_MM = {"cube8": 8.0, "cube16": 16.0, "cube32": 32.0, "cube16_wm": 16.0}
 WM_FRACTION = 0.8
 BLOB_ML = (0.5, 10.0)
@@ -32,6 +35,9 @@ BLOB_SIGMA_MM = 3.0
 BLOB_BOX_MM = 64.0
 BLOB_DEPTH_MM = 6.0
 BLOB_ROUGHNESS = 0.25
+DEEP_BLOB_MM = {"blob6": 6.0, "blob10": 10.0, "blob16": 16.0}  # equivalent-sphere diameter
+DEEP_DEPTH_MM = 15.0
+DEEP_TOLERANCE = 0.35  # accepted relative deviation from the sphere's volume
 LARGE_COVER = 0.30
 LARGE_THICK_MM = 6.0
 AXIAL = 2  # RAS voxel order: the third axis runs inferior -> superior
@@ -125,18 +131,27 @@ def _blob_component(field: np.ndarray, centre: tuple[int, ...], voxels: int) -> 
     return component
 
 
-def _blob_case(index: int, count: int, brain: np.ndarray, voxel_mm: np.ndarray, seed: int) -> Case:
-    rng = case_rng(seed, "blob", index)
+def _blob_case(index: int, count: int, brain: np.ndarray, voxel_mm: np.ndarray, seed: int,
+               family: str = "blob") -> Case:
+    rng = case_rng(seed, family, index)
     voxel_ml = float(np.prod(voxel_mm)) / 1000.0
+    if family in DEEP_BLOB_MM:
+        sphere_ml = np.pi / 6.0 * DEEP_BLOB_MM[family] ** 3 / 1000.0
+        limits, depth = (sphere_ml * (1 - DEEP_TOLERANCE), sphere_ml * (1 + DEEP_TOLERANCE)), DEEP_DEPTH_MM
+    else:
+        limits, depth = BLOB_ML, BLOB_DEPTH_MM
     half = np.array([max(2, int(round(BLOB_BOX_MM / 2 / v))) for v in voxel_mm])
-    deep = ndimage.distance_transform_edt(brain, sampling=voxel_mm) > BLOB_DEPTH_MM
+    deep = ndimage.distance_transform_edt(brain, sampling=voxel_mm) > depth
     candidates = np.argwhere(deep)
     if len(candidates) == 0:
-        raise ValueError(f"the brain mask has no voxel {BLOB_DEPTH_MM:g} mm from its edge to grow a blob around")
+        raise ValueError(f"the brain mask has no voxel {depth:g} mm from its edge to grow a blob around")
     target = _target_level(brain, index, count)
     for _ in range(50):
         centre = _pick_near_level(candidates, 0.0, target, rng)
-        ml = float(np.exp(rng.uniform(np.log(BLOB_ML[0] * 1.2), np.log(BLOB_ML[1] * 0.8))))
+        if family in DEEP_BLOB_MM:
+            ml = sphere_ml
+        else:
+            ml = float(np.exp(rng.uniform(np.log(limits[0] * 1.2), np.log(limits[1] * 0.8))))
         lo = np.maximum(centre - half, 0)
         hi = np.minimum(centre + half + 1, brain.shape)
         box = tuple(slice(a, b) for a, b in zip(lo, hi))
@@ -149,15 +164,15 @@ def _blob_case(index: int, count: int, brain: np.ndarray, voxel_mm: np.ndarray, 
         bump = np.exp(-(offsets ** 2).sum(0) / (2.0 * radius_mm ** 2))
         field = bump + BLOB_ROUGHNESS * noise / noise.std()
         field[seed_point] = field.max() + 1e-6
-        component = _blob_component(field, seed_point, int(round(ml / voxel_ml))) & brain[box]
+        component = _blob_component(field, seed_point, max(1, int(round(ml / voxel_ml)))) & brain[box]
         labels, _ = ndimage.label(component)
         component = labels == labels[seed_point]
         volume = component.sum() * voxel_ml
-        if BLOB_ML[0] <= volume <= BLOB_ML[1]:
+        if limits[0] <= volume <= limits[1]:
             hole = np.zeros(brain.shape, dtype=bool)
             hole[box] = component
-            return Case("blob", f"blob-{index:02d}", hole, _level_fraction(brain, float(centre[AXIAL])))
-    raise ValueError("could not grow a 0.5-10 ml blob inside the brain mask")
+            return Case(family, f"{family}-{index:02d}", hole, _level_fraction(brain, float(centre[AXIAL])))
+    raise ValueError(f"could not grow a {limits[0]:.2g}-{limits[1]:.2g} ml blob inside the brain mask")
 
 
 def _large_case(index: int, count: int, brain: np.ndarray, voxel_mm: np.ndarray, seed: int) -> Case:
@@ -199,8 +214,8 @@ def make_cases(brain: np.ndarray, voxel_mm, families=FAMILIES, per_family: int =
                     raise ValueError("the cube16_wm family needs a white matter mask")
                 cases.append(_cube_case(family, i, per_family, brain, voxel_mm, seed,
                                         np.asarray(wm, dtype=bool) if family == "cube16_wm" else None))
-            elif family == "blob":
-                cases.append(_blob_case(i, per_family, brain, voxel_mm, seed))
+            elif family == "blob" or family in DEEP_BLOB_MM:
+                cases.append(_blob_case(i, per_family, brain, voxel_mm, seed, family))
             else:
                 cases.append(_large_case(i, per_family, brain, voxel_mm, seed))
     return cases

@@ -6,7 +6,7 @@ third array axis whatever the file's order). Methods:
   ablations `no-prior`, `no-weighting`, `no-blend`, and `reference` (the original
   authors' search budget: 1000 iterations, 64 restarts, random start) for the speed
   comparison, run only on the speed cases;
-- baselines `border-mean`, `biharmonic` (axial slices), `fsl-style`.
+- baselines `border-mean`, `biharmonic` (axial slices), `harmonic-3d`, `biharmonic-3d`, `fsl-style`.
 Each fill is timed (after one untimed warm-up fill per model); seconds per slice divides by
 the number of slices the method filled (the model's plane for models, axial slices touching
 the hole for baselines).
@@ -22,7 +22,7 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from ..baselines import biharmonic_fill, border_mean_fill, fsl_style_fill
+from ..baselines import biharmonic_3d_fill, biharmonic_fill, border_mean_fill, fsl_style_fill, harmonic_3d_fill
 from ..checkpoint import Model, file_checksum
 from ..errors import InpaintError
 from ..fill import FillSettings, fill_volume
@@ -30,6 +30,7 @@ from ..job import Progress
 from ..metrics import hole_metrics, slice_metrics
 from ..modelspace import Reorientation, voxel_sizes
 from ..registry import RESOURCES
+from ..roughness import stripe_metrics
 from ..volume import load_mask, load_volume
 from .masks import AXIAL, Case
 
@@ -44,6 +45,8 @@ ABLATIONS = ("no-prior", "no-weighting", "no-blend")
 BASELINES: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
     "border-mean": border_mean_fill,
     "biharmonic": lambda image, hole: biharmonic_fill(image, hole, axis="axial"),
+    "harmonic-3d": harmonic_3d_fill,
+    "biharmonic-3d": biharmonic_3d_fill,
     "fsl-style": fsl_style_fill,
 }
 SLICE_AXIS = "axial"
@@ -133,7 +136,7 @@ def score(filled: np.ndarray, data: BenchData, hole: np.ndarray) -> dict[str, fl
     brats = hole_metrics(filled, data.image, hole, voided)
     whole = slice_metrics(filled, data.image, hole, voided, SLICE_AXIS)
     return {"psnr_hole": brats["psnr"], "ssim_hole": brats["ssim"], "mse_hole": brats["mse"],
-            "mae_hole": brats["mae"], **whole}
+            "mae_hole": brats["mae"], **whole, **stripe_metrics(filled, data.image, hole, AXIAL)}
 
 
 def fill_case(method: Method, data: BenchData, case: Case, model: Optional[Model], settings: FillSettings,

@@ -1,0 +1,218 @@
+"""Checks and clean-up of what `fill_volume` is given, shared by the command line, the app and the Python API.
+
+`prepare_fill_inputs` runs first in `core.fill.fill_volume`: it refuses malformed arguments with
+one sentence (InpaintError) and replaces non-finite image voxels by 0, the background value, so a
+NaN or infinity can never reach the model or the blend. `check_filled` runs last: no hole voxel
+may be non-finite, and voxels outside the hole get back their input values (NaN included), so
+they stay bit-identical. `check_known_brain` says, naming files where the caller knows them,
+why no known brain tissue is left. `hole_slab` gives the slab of slices a fill touches, so that
+big volumes can be processed without whole-volume copies.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import numpy as np
+from nibabel.orientations import io_orientation
+
+from .errors import InpaintError
+from .search import PLANE_NAMES, SearchSettings, check_settings
+
+MIN_KNOWN_BRAIN = 10  # core.normalize.intensity_scale needs at least this many known brain voxels
+_BRAIN_FRACTION = 0.05  # core.normalize.estimate_brain: tissue is above 5% of the 99th percentile
+
+
+def check_affine(affine: Any) -> np.ndarray:
+    """The 4x4 voxel-to-mm matrix as float64; InpaintError if it is not 4x4, not finite or singular."""
+    try:
+        matrix = np.asarray(affine, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise InpaintError("The affine is not a numeric matrix; pass the image's 4x4 voxel-to-millimetre "
+                           "matrix (Volume.affine or nibabel's img.affine).") from None
+    if matrix.shape != (4, 4):
+        raise InpaintError(f"The affine has shape {'x'.join(map(str, matrix.shape)) or 'scalar'}, not 4x4; pass the "
+                           "image's 4x4 voxel-to-millimetre matrix (Volume.affine or nibabel's img.affine).")
+    if not np.isfinite(matrix).all():
+        raise InpaintError("The affine contains NaN or infinite values; pass the image's 4x4 voxel-to-millimetre "
+                           "matrix as read from its file.")
+    if not np.allclose(matrix[3], [0.0, 0.0, 0.0, 1.0]):
+        raise InpaintError(f"The affine's last row is {matrix[3].tolist()}, not [0, 0, 0, 1]; pass the image's "
+                           "4x4 voxel-to-millimetre matrix.")
+    singular = np.linalg.svd(matrix[:3, :3], compute_uv=False)
+    if not singular.min() > 1e-6 * max(1.0, float(singular.max())):
+        raise InpaintError("The affine is singular (a voxel axis has zero length or two axes coincide); pass the "
+                           "image's 4x4 voxel-to-millimetre matrix as read from its file.")
+    return matrix
+
+
+def _sentence(text: str) -> str:
+    """`text` with its first letter in upper case (str.capitalize would lower-case file names)."""
+    return text[:1].upper() + text[1:]
+
+
+def _shape(array: np.ndarray) -> str:
+    return "x".join(map(str, array.shape)) or "scalar"
+
+
+def check_known_brain(image: np.ndarray, hole: np.ndarray, brain: Optional[np.ndarray] = None, *,
+                      image_name: str = "the image", mask_name: str = "the hole",
+                      brain_name: str = "the brain mask") -> None:
+    """InpaintError, naming the file at fault, when fewer than MIN_KNOWN_BRAIN brain voxels lie outside the hole.
+
+    `image` must be finite (see `prepare_fill_inputs`). Without `brain`, tissue is estimated as
+    `core.normalize.estimate_brain` does, on the image with the hole set to 0.
+    """
+    if brain is not None:
+        inside = int(np.count_nonzero(brain))
+        if inside == 0:
+            raise InpaintError(f"{_sentence(brain_name)} contains no brain voxel; pass a mask that is nonzero on "
+                               "the brain, or leave the brain mask out to estimate it.")
+        known = int(np.count_nonzero(brain & ~hole))
+        if known < MIN_KNOWN_BRAIN:
+            raise InpaintError(f"{_sentence(brain_name)} lies (almost) entirely inside {mask_name}, so no known "
+                               f"brain tissue is left to match the fill to ({known} voxels); pass the brain mask, not "
+                               "the lesion mask, or a lesion mask that covers only the lesion.")
+        return
+    outside = ~hole
+    positive = image > 0
+    if not positive.any():
+        raise InpaintError(f"{_sentence(image_name)} has no positive voxel (it is empty, all 0 or negative), so "
+                           "there is no brain tissue to fill from; choose a brain-extracted T1 image.")
+    positive &= outside
+    count = int(np.count_nonzero(positive))
+    if count >= 2000:  # at least 1% of them lie above the 99th percentile, so the estimate keeps >= 10
+        return
+    values = image[positive]
+    enough = values.size > 0 and int(np.count_nonzero(values > _BRAIN_FRACTION * np.percentile(values, 99.0))) \
+        >= MIN_KNOWN_BRAIN
+    if not enough:
+        raise InpaintError(f"{_sentence(mask_name)} covers (almost) every nonzero voxel of {image_name}, so no "
+                           f"known brain tissue is left to match the fill to ({count} voxels); the mask must be "
+                           "nonzero only on the lesion (threshold a probability map first).")
+
+
+def prepare_fill_inputs(image: Any, affine: Any, hole: Any, model: Any, settings: Any, *,
+                        brain: Any = None) -> tuple[np.ndarray, int]:
+    """Validate `fill_volume`'s arguments; returns the image as float32 with non-finite voxels set to 0, and
+    the number of such voxels outside the hole (they are treated as background, 0, by the fill).
+
+    Raises InpaintError with one sentence for: settings out of range, an image that is not a real 3D
+    array, an affine that is not an invertible 4x4 matrix, a hole or brain of another shape, an
+    empty hole, and no known brain tissue outside the hole.
+    """
+    if not isinstance(settings, SearchSettings):
+        raise InpaintError(f"settings must be a FillSettings, not {type(settings).__name__}; "
+                           "pass core.fill.FillSettings(...).")
+    check_settings(settings)
+    axis = getattr(settings, "axis", None) or getattr(model, "axis", None)
+    if axis not in PLANE_NAMES:
+        raise InpaintError(f"The plane {axis!r} is not one of {', '.join(PLANE_NAMES)}; choose one of them.")
+    array = np.asarray(image)
+    if array.dtype.kind not in "biuf":
+        raise InpaintError(f"The image holds {array.dtype} values; pass a real-valued (integer or float) 3D array.")
+    if array.ndim != 3 or array.size == 0:
+        raise InpaintError(f"The image has shape {_shape(array)}; pass a non-empty 3D array in file voxel order.")
+    check_affine(affine)
+    hole = np.asarray(hole)
+    if hole.shape != array.shape:
+        raise InpaintError(f"The hole has shape {_shape(hole)} but the image has shape {_shape(array)}; pass a mask "
+                           "on the image's voxel grid.")
+    if brain is not None:
+        brain = np.asarray(brain)
+        if brain.shape != array.shape:
+            raise InpaintError(f"The brain mask has shape {_shape(brain)} but the image has shape {_shape(array)}; "
+                               "pass a brain mask on the image's voxel grid, or None to estimate it.")
+        brain = brain.astype(bool, copy=False)
+    hole = hole.astype(bool, copy=False)
+    if not hole.any():
+        raise InpaintError("The hole is empty: there is nothing to fill; paint or choose the lesion mask.")
+    clean = array.astype(np.float32, copy=False)
+    finite = np.isfinite(clean)
+    nonfinite = 0
+    if not finite.all():
+        nonfinite = int(np.count_nonzero(~finite & ~hole))
+        clean = np.where(finite, clean, np.float32(0))
+    del finite
+    check_known_brain(clean, hole, brain)
+    return clean, nonfinite
+
+
+def check_filled(filled: np.ndarray, hole: np.ndarray, model: Any, *, source: Any = None, nonfinite: int = 0,
+                 generated: Optional[np.ndarray] = None) -> None:
+    """Last step of a fill: InpaintError naming the model if a hole voxel is not finite; puts back, outside the
+    hole, the input's non-finite voxels that `prepare_fill_inputs` set to 0 (in `filled` and `generated`)."""
+    hole = np.asarray(hole, dtype=bool)
+    bad = int(np.count_nonzero(~np.isfinite(filled[hole])))
+    if bad:
+        name = getattr(model, "name", "?")
+        raise InpaintError(f"The model {name} ({getattr(model, 'path', None) or 'in memory'}) produced {bad} NaN or "
+                           "infinite values in the hole, so nothing was written; its weights or the settings are "
+                           "unusable: choose another model or smaller --lr/--lambda.")
+    if source is None or nonfinite == 0:
+        return
+    source = np.asarray(source)
+    restore = ~np.isfinite(source) & ~hole
+    for array in (filled, generated):
+        if array is not None:
+            np.copyto(array, source.astype(np.float32, copy=False), where=restore)
+
+
+def hole_slab(hole: np.ndarray, affine: np.ndarray, axis: str, margin: int = 0) -> tuple[slice, slice, slice]:
+    """Index box, in file voxel order, of the slices of plane `axis` (closest-RAS sense) that touch the hole,
+    widened by `margin` slices each side; the in-plane axes keep their full extent.
+
+    `image[box]` is a view, so a caller can process only this slab of a large volume and copy the
+    result back with `filled[box] = slab_result`.
+    """
+    k = {"sagittal": 0, "coronal": 1, "axial": 2}[axis]
+    file_axis = int(np.nonzero(io_orientation(affine)[:, 0] == k)[0][0])
+    hole = np.asarray(hole, dtype=bool)
+    touched = np.nonzero(hole.any(axis=tuple(a for a in range(3) if a != file_axis)))[0]
+    box = [slice(None)] * 3
+    if touched.size:
+        box[file_axis] = slice(max(0, int(touched[0]) - margin), min(hole.shape[file_axis], int(touched[-1]) + 1 + margin))
+    return tuple(box)  # type: ignore[return-value]
+
+
+def volume_context(image: np.ndarray, affine: np.ndarray, hole: np.ndarray, axis: str,
+                   brain: Optional[np.ndarray] = None) -> tuple[Any, tuple[float, float]]:
+    """What a fill needs from the whole volume, without whole-volume float copies: the intensity scale and
+    the model grid's centre (closest-RAS in-plane voxel indices of the brain's bounding box).
+
+    Equal to `core.fill.prepare`'s `intensity_scale(voided, brain_r, hole_r)` and
+    `SliceGrid.for_volume(brain_r, ...).center`, so a fill run on `image[hole_slab(...)]` with these
+    two values gives the same result as on the whole volume (the slab keeps the in-plane extent).
+    `image` must be finite (see `prepare_fill_inputs`).
+    """
+    from .modelspace import Reorientation, plane_axes
+    from .normalize import LOWER_PERCENTILE, UPPER_PERCENTILE, IntensityScale
+
+    hole = np.asarray(hole, dtype=bool)
+    if brain is None:  # estimate_brain on the image with the hole set to 0
+        known = ~hole
+        positive = image[(image > 0) & known]
+        if positive.size == 0:
+            region = np.zeros(image.shape, dtype=bool)
+        else:
+            region = (image > _BRAIN_FRACTION * float(np.percentile(positive, 99.0))) & known
+        del positive, known
+    else:
+        region = np.asarray(brain, dtype=bool) & ~hole
+    values = image[region]
+    if values.size < MIN_KNOWN_BRAIN:
+        raise InpaintError(f"Only {values.size} known brain voxels are left outside the hole; use a brain-extracted "
+                           "image with a mask that covers only the lesion.")
+    lo = min(0.0, float(np.percentile(values, LOWER_PERCENTILE)))
+    hi = float(np.percentile(values, UPPER_PERCENTILE))
+    scale = IntensityScale(lo=lo, hi=hi if hi > lo else lo + 1.0)
+    del values
+    region |= hole  # brain_r = brain | hole
+    reo = Reorientation.of(affine, image.shape)
+    _, a, b = plane_axes(axis)
+    ras = reo.apply(region)
+    extent = []
+    for ax in (a, b):
+        present = np.nonzero(ras.any(axis=tuple(x for x in range(3) if x != ax)))[0]
+        extent.append((present.min() + present.max()) / 2.0)
+    return scale, (float(extent[0]), float(extent[1]))

@@ -1,0 +1,223 @@
+"""Learned 3D lesion fill: a harmonic fill corrected by a small 3D network trained on healthy brains.
+
+The network sees the whole 3D neighbourhood of a lesion - the slices above and below as well
+as the lesion's own slices - on a 2 mm isotropic grid (inputs at other voxel sizes are
+resampled around each lesion, anti-aliased, and the prediction comes back by linear
+interpolation). Its input is the harmonic (Laplace) fill of the masked crop and the hole
+mask; its output is a correction added inside the hole. The harmonic base makes the fill
+continuous with every known neighbour; the correction adds what interpolation cannot know
+(tissue boundaries, sulci, texture), learned from healthy brains.
+
+Checkpoints are `model.safetensors` + `config.json` (nothing is unpickled); every number of
+the config is validated before anything is allocated.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Optional, Sequence, Union
+
+import numpy as np
+import torch
+from safetensors.torch import load_file
+from scipy import ndimage
+from torch import nn
+from torch.nn import functional as F
+
+from .blend3d import poisson_blend_3d
+from .errors import InpaintError
+from .normalize import IntensityScale
+
+FORMAT = "brain-inpaint-refiner3d"
+FORMAT_VERSION = 1
+MARGIN_MM = 16.0
+_FACE = ndimage.generate_binary_structure(3, 1)
+_FULL = ndimage.generate_binary_structure(3, 3)
+
+
+@dataclass(frozen=True)
+class RefinerConfig:
+    """Architecture and grid of a 3D refiner: a three-level U-Net of `width`, 2x`width`, 4x`width` channels."""
+
+    width: int = 12
+    spacing_mm: float = 2.0
+
+    def validate(self, source: str) -> None:
+        """Bound every number before anything is allocated; InpaintError names `source`."""
+        ok = (isinstance(self.width, int) and not isinstance(self.width, bool) and 1 <= self.width <= 64
+              and isinstance(self.spacing_mm, (int, float)) and math.isfinite(self.spacing_mm)
+              and 0.25 <= self.spacing_mm <= 8.0)
+        if not ok:
+            raise InpaintError(f"{source} has an invalid 3D refiner architecture ({asdict(self)}); "
+                               f"use a checkpoint written by 'python -m core.training.refiner'.")
+
+
+def _conv(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
+    return nn.Sequential(nn.Conv3d(cin, cout, 3, stride=stride, padding=1), nn.LeakyReLU(0.1))
+
+
+class Refiner3D(nn.Module):
+    """Small 3D U-Net: (harmonic fill, hole) -> correction inside the hole."""
+
+    def __init__(self, config: RefinerConfig):
+        super().__init__()
+        w = config.width
+        self.config = config
+        self.enc0 = nn.Sequential(_conv(2, w), _conv(w, w))
+        self.enc1 = nn.Sequential(_conv(w, 2 * w, stride=2), _conv(2 * w, 2 * w))
+        self.enc2 = nn.Sequential(_conv(2 * w, 4 * w, stride=2), _conv(4 * w, 4 * w), _conv(4 * w, 4 * w))
+        self.up1 = _conv(4 * w, 2 * w)
+        self.dec1 = _conv(4 * w, 2 * w)
+        self.up0 = _conv(2 * w, w)
+        self.dec0 = _conv(2 * w, w)
+        self.tail = nn.Conv3d(w, 1, 3, padding=1)
+        nn.init.zeros_(self.tail.weight)
+        nn.init.zeros_(self.tail.bias)
+
+    def forward(self, base: torch.Tensor, hole: torch.Tensor) -> torch.Tensor:
+        """`base` (N,1,D,H,W) in [-1, 1], `hole` (N,1,D,H,W) in {0, 1}; returns the corrected volume."""
+        e0 = self.enc0(torch.cat([base, hole], dim=1))
+        e1 = self.enc1(e0)
+        e2 = self.enc2(e1)
+        d1 = self.up1(F.interpolate(e2, size=e1.shape[2:], mode="trilinear", align_corners=False))
+        d1 = self.dec1(torch.cat([d1, e1], dim=1))
+        d0 = self.up0(F.interpolate(d1, size=e0.shape[2:], mode="trilinear", align_corners=False))
+        d0 = self.dec0(torch.cat([d0, e0], dim=1))
+        return base + hole * self.tail(d0)
+
+
+@dataclass
+class Refiner:
+    """A loaded refiner and where it came from."""
+
+    network: Refiner3D
+    config: RefinerConfig
+    name: str
+    path: Optional[Path]
+    checksum: str
+
+
+def config_from_json(raw: dict, source: str) -> RefinerConfig:
+    """Validated `RefinerConfig` from a parsed config.json."""
+    if not isinstance(raw, dict) or raw.get("format") != FORMAT or raw.get("format_version") != FORMAT_VERSION:
+        raise InpaintError(f"{source} is not a version-{FORMAT_VERSION} 3D refiner config; "
+                           f"use a checkpoint written by this version of brain-inpaint.")
+    arch = raw.get("architecture")
+    if not isinstance(arch, dict):
+        raise InpaintError(f"{source} has no architecture section; use a checkpoint written by brain-inpaint.")
+    config = RefinerConfig(width=arch.get("width"), spacing_mm=arch.get("spacing_mm"))
+    config.validate(source)
+    return config
+
+
+def config_to_json(config: RefinerConfig, extra: Optional[dict] = None) -> dict:
+    """The config.json of a refiner checkpoint."""
+    record = {"format": FORMAT, "format_version": FORMAT_VERSION,
+              "architecture": {"width": config.width, "spacing_mm": config.spacing_mm}}
+    record.update(extra or {})
+    return record
+
+
+def save_refiner(folder: Union[str, Path], network: Refiner3D, extra: Optional[dict] = None) -> Path:
+    """Write `model.safetensors` + `config.json` atomically into `folder`."""
+    from safetensors.torch import save_file
+
+    from .atomic import write_atomically
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().contiguous() for k, v in network.state_dict().items()}
+    write_atomically(folder / "model.safetensors", lambda p: save_file(state, str(p)))
+    text = json.dumps(config_to_json(network.config, extra), indent=2)
+    write_atomically(folder / "config.json", lambda p: p.write_text(text, encoding="utf-8"))
+    return folder
+
+
+def load_refiner(path: Union[str, Path], name: Optional[str] = None) -> Refiner:
+    """Load a refiner folder (`model.safetensors` + `config.json`); never unpickles anything."""
+    from .checkpoint import file_checksum
+
+    folder = Path(path)
+    weights, cfg_path = folder / "model.safetensors", folder / "config.json"
+    if not weights.is_file() or not cfg_path.is_file():
+        raise InpaintError(f"{folder} is not a 3D refiner folder (model.safetensors + config.json); check the path.")
+    try:
+        raw = json.loads(cfg_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise InpaintError(f"{cfg_path} cannot be read as JSON ({exc}); restore it from the release.") from None
+    config = config_from_json(raw, str(cfg_path))
+    network = Refiner3D(config)
+    try:
+        state = load_file(str(weights))
+        network.load_state_dict(state, strict=True)
+    except Exception as exc:  # safetensors raises several types for damaged files
+        raise InpaintError(f"{weights} does not hold this refiner's weights ({type(exc).__name__}); "
+                           f"restore it from the release.") from None
+    if not all(torch.isfinite(t).all() for t in state.values()):
+        raise InpaintError(f"{weights} holds non-finite weights; restore the model from the release.")
+    network.eval()
+    return Refiner(network=network, config=config, name=name or folder.name, path=folder,
+                   checksum=file_checksum(weights))
+
+
+SHIPPED = Path(__file__).resolve().parents[1] / "resources" / "refiner3d"
+_CACHE: dict[str, Refiner] = {}
+
+
+def default_refiner() -> Refiner:
+    """The shipped refiner (`resources/refiner3d`), loaded once per process."""
+    if "default" not in _CACHE:
+        _CACHE["default"] = load_refiner(SHIPPED, name="refiner3d")
+    return _CACHE["default"]
+
+
+def resample(volume: np.ndarray, factors: np.ndarray, shape: Sequence[int], order: int = 1) -> np.ndarray:
+    """Sample `volume` at voxel coordinates i * factors (anti-aliased when factors > 1)."""
+    sigma = np.maximum(0.0, (factors - 1.0) / 2.0)
+    if order == 1 and np.any(sigma > 0):
+        volume = ndimage.gaussian_filter(volume, sigma=sigma, mode="nearest", truncate=3.0)
+    coords = np.meshgrid(*[np.arange(n) * f for n, f in zip(shape, factors)], indexing="ij")
+    return ndimage.map_coordinates(volume, coords, order=order, mode="nearest").astype(np.float32)
+
+
+def run_network(refiner: Refiner, base: np.ndarray, hole: np.ndarray, device: torch.device) -> np.ndarray:
+    """The network on one model-grid crop (model range), returns the corrected crop."""
+    with torch.no_grad():
+        b = torch.from_numpy(np.ascontiguousarray(base, dtype=np.float32))[None, None].to(device)
+        h = torch.from_numpy(np.ascontiguousarray(hole, dtype=np.float32))[None, None].to(device)
+        out = refiner.network.to(device)(b, h)[0, 0].cpu().numpy()
+    return out
+
+
+def refine_fill(voided: np.ndarray, hole: np.ndarray, spacing: Sequence[float], scale: IntensityScale,
+                refiner: Refiner, device: torch.device, cancel=None) -> np.ndarray:
+    """Fill `hole` of `voided` (RAS voxel order, hole zeroed) lesion by lesion; returns the filled volume."""
+    spacing = np.asarray(spacing, dtype=np.float64)
+    factors = refiner.config.spacing_mm / spacing           # native voxels per model voxel
+    native_grid = bool(np.all(np.abs(factors - 1.0) < 0.05))
+    margin = np.ceil(MARGIN_MM / spacing).astype(int)
+    filled = np.array(voided, dtype=np.float32, copy=True)
+    labels, _ = ndimage.label(hole, structure=_FULL)
+    for index, box in enumerate(ndimage.find_objects(labels), start=1):
+        if cancel is not None:
+            cancel.raise_if_cancelled()
+        crop = tuple(slice(max(0, s.start - m), min(n, s.stop + m)) for s, n, m in zip(box, hole.shape, margin))
+        part = labels[crop] == index
+        known = scale.to_model(voided[crop])
+        if native_grid:
+            small_hole, small_known = part, known
+        else:
+            shape = [max(2, int(math.floor((n - 1) / f)) + 1) for n, f in zip(part.shape, factors)]
+            small_known = resample(np.where(part, 0.0, known).astype(np.float32), factors, shape)
+            small_hole = resample(part.astype(np.float32), factors, shape, order=1) > 1e-3
+        base = poisson_blend_3d(np.where(small_hole, 0.0, small_known).astype(np.float32), small_hole)
+        pred = run_network(refiner, base, small_hole, device)
+        if not native_grid:
+            coords = np.meshgrid(*[np.arange(n) / f for n, f in zip(part.shape, factors)], indexing="ij")
+            pred = ndimage.map_coordinates(pred, coords, order=1, mode="nearest").astype(np.float32)
+        region = filled[crop]
+        region[part] = scale.from_model(pred)[part]
+    return filled

@@ -1,0 +1,137 @@
+"""3D fills: the 7-point Poisson solver, the 3D baselines, the learned 3D refiner, stripe metrics."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import synthetic_brain
+from core.baselines import biharmonic_3d_fill, biharmonic_fill, harmonic_3d_fill
+from core.blend3d import poisson_blend_3d
+from core.checkpoint import load_model
+from core.errors import InpaintError
+from core.fill import FillSettings, fill_volume
+from core.refine3d import Refiner3D, RefinerConfig, load_refiner, refine_fill, save_refiner
+from core.normalize import IntensityScale
+from core.roughness import roughness, stripe_metrics
+
+
+def _ramp(shape=(20, 22, 18)) -> np.ndarray:
+    i, j, k = np.indices(shape).astype(np.float32)
+    return 10 + 2.0 * i - 1.5 * j + 3.0 * k
+
+
+def _cube(shape, lo=(6, 7, 5), hi=(13, 14, 12)) -> np.ndarray:
+    hole = np.zeros(shape, dtype=bool)
+    hole[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]] = True
+    return hole
+
+
+def test_harmonic_fill_reproduces_a_linear_field_and_leaves_known_voxels_alone() -> None:
+    truth = _ramp()
+    hole = _cube(truth.shape)
+    voided = np.where(hole, 0, truth).astype(np.float32)
+    filled = poisson_blend_3d(voided, hole, spacing=(1.0, 2.0, 0.7))
+    assert np.allclose(filled[hole], truth[hole], atol=1e-3)
+    assert np.array_equal(filled[~hole], voided[~hole])
+    assert np.array_equal(harmonic_3d_fill(voided, hole), poisson_blend_3d(voided, hole))
+
+
+def test_poisson_blend_with_the_truth_as_guide_returns_the_truth() -> None:
+    truth = synthetic_brain((24, 26, 22))
+    hole = _cube(truth.shape)
+    voided = np.where(hole, 0, truth).astype(np.float32)
+    assert np.allclose(poisson_blend_3d(voided, hole, truth)[hole], truth[hole], atol=1e-3)
+    # a guide offset by a constant blends to the same result: only its gradients count
+    assert np.allclose(poisson_blend_3d(voided, hole, truth + 50.0)[hole], truth[hole], atol=1e-3)
+
+
+def test_a_component_with_no_known_neighbour_keeps_the_guide() -> None:
+    hole = np.ones((4, 4, 4), dtype=bool)
+    guide = np.full(hole.shape, 7.0)
+    assert np.allclose(poisson_blend_3d(np.zeros(hole.shape, np.float32), hole, guide), 7.0)
+
+
+def test_biharmonic_3d_uses_the_slices_above_and_below() -> None:
+    # a thin slab covering most of each axial slice over a wavy pattern: in-plane the gap is wide,
+    # through-plane it is two voxels
+    i, j, k = np.indices((20, 20, 20)).astype(np.float32)
+    truth = 10 + 3 * np.sin(i / 1.5) + 0.01 * k
+    hole = _cube(truth.shape, (2, 2, 9), (18, 18, 11))
+    voided = np.where(hole, 0, truth).astype(np.float32)
+    err3d = np.abs(biharmonic_3d_fill(voided, hole) - truth)[hole].mean()
+    err2d = np.abs(biharmonic_fill(voided, hole, "axial") - truth)[hole].mean()
+    assert err3d < 0.2 and err2d > 5 * err3d
+    assert np.array_equal(biharmonic_3d_fill(voided, hole)[~hole], voided[~hole])
+
+
+def test_stripe_ratio_is_one_for_the_truth_and_large_for_slice_wise_noise() -> None:
+    rng = np.random.default_rng(0)
+    truth = rng.standard_normal((20, 20, 20)).astype(np.float32)
+    hole = _cube(truth.shape, (5, 5, 5), (15, 15, 15))
+    same = stripe_metrics(truth, truth, hole, 2)
+    assert same["stripe_ratio"] == pytest.approx(1.0) and same["texture_ratio"] == pytest.approx(1.0)
+    smooth_in_plane = np.repeat(np.repeat(rng.standard_normal((1, 1, 20)), 20, 0), 20, 1).astype(np.float32)
+    striped = stripe_metrics(np.where(hole, smooth_in_plane, truth), truth, hole, 2)
+    assert striped["stripe_ratio"] > 5
+    assert roughness(np.zeros((5, 5, 5)), np.ones((5, 5, 5), bool)).tolist() == [0.0, 0.0, 0.0]
+
+
+def _tiny_refiner(folder: Path) -> Path:
+    torch.manual_seed(0)
+    network = Refiner3D(RefinerConfig(width=2, spacing_mm=2.0))
+    return save_refiner(folder, network, {"training": {"steps": 0}})
+
+
+def test_refiner_round_trip_and_an_untrained_refiner_is_the_harmonic_fill(tmp_path: Path) -> None:
+    refiner = load_refiner(_tiny_refiner(tmp_path / "r"))
+    truth = synthetic_brain((24, 26, 22))
+    hole = _cube(truth.shape)
+    voided = np.where(hole, 0, truth).astype(np.float32)
+    scale = IntensityScale(lo=0.0, hi=110.0)
+    filled = refine_fill(voided, hole, (2.0, 2.0, 2.0), scale, refiner, torch.device("cpu"))
+    harmonic = scale.from_model(poisson_blend_3d(scale.to_model(voided) * ~hole, hole))
+    assert np.allclose(filled[hole], harmonic[hole], atol=1e-3)  # the last layer starts at zero
+    assert np.array_equal(filled[~hole], voided[~hole])
+
+
+def test_refiner_at_1mm_resamples_around_the_lesion(tmp_path: Path) -> None:
+    refiner = load_refiner(_tiny_refiner(tmp_path / "r"))
+    truth = _ramp((40, 40, 40)) * 0.5
+    hole = _cube(truth.shape, (15, 16, 14), (25, 24, 26))
+    voided = np.where(hole, 0, truth).astype(np.float32)
+    scale = IntensityScale(lo=0.0, hi=float(truth.max()) * 1.5)
+    filled = refine_fill(voided, hole, (1.0, 1.0, 1.0), scale, refiner, torch.device("cpu"))
+    assert np.isfinite(filled).all()
+    assert np.abs(filled - truth)[hole].mean() < 0.05 * float(truth[hole].std())
+
+
+@pytest.mark.parametrize("change", [{"width": 10**6}, {"width": "12"}, {"spacing_mm": -2.0},
+                                    {"spacing_mm": float("nan")}, {"format_version": 2}])
+def test_a_tampered_refiner_config_is_one_sentence(tmp_path: Path, change: dict) -> None:
+    folder = _tiny_refiner(tmp_path / "r")
+    record = json.loads((folder / "config.json").read_text())
+    for key, value in change.items():
+        (record if key == "format_version" else record["architecture"])[key] = value
+    (folder / "config.json").write_text(json.dumps(record))
+    with pytest.raises(InpaintError, match="config"):
+        load_refiner(folder)
+
+
+@pytest.mark.parametrize("method", ["poisson3d", "refine3d"])
+def test_3d_methods_keep_outside_voxels_and_fill_finitely(tiny_vae: Path, tmp_path: Path, method: str) -> None:
+    image = synthetic_brain()
+    affine = np.diag([-2.0, 2.0, 2.0, 1.0])
+    hole = np.zeros(image.shape, dtype=bool)
+    hole[16:22, 20:26, 15:19] = True
+    refiner = load_refiner(_tiny_refiner(tmp_path / "r"))
+    result = fill_volume(image, affine, hole, load_model(tiny_vae), FillSettings(method=method, iterations=3),
+                         refiner=refiner)
+    assert np.array_equal(result.filled[~hole], image[~hole])
+    assert np.isfinite(result.filled).all()
+    assert result.slices == list(range(15, 19))
+    assert result.settings.method == method

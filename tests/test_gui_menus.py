@@ -1,0 +1,226 @@
+"""Every menu action triggered through its QAction, dialogs answered by patching Qt's static methods (pytest-qt)."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+import json  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import nibabel as nib  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+from PySide6.QtCore import Qt  # noqa: E402
+from PySide6.QtGui import QAction  # noqa: E402
+from PySide6.QtWidgets import QMenu, QMessageBox  # noqa: E402
+
+from core.checkpoint import load_model  # noqa: E402
+from core.volume import load_mask  # noqa: E402
+from test_gui_support import ScriptedWindow, dialogs, fake_result, viewport_point  # noqa: E402,F401
+
+AXIAL = 2
+Yes, No, Discard = QMessageBox.StandardButton.Yes, QMessageBox.StandardButton.No, QMessageBox.StandardButton.Discard
+
+
+def menu_actions(window) -> list[QAction]:
+    """Every action of every menu and submenu, in menu order."""
+    found: list[QAction] = []
+
+    def walk(menu: QMenu) -> None:
+        for action in menu.actions():
+            if action.menu() is not None:
+                walk(action.menu())
+            elif not action.isSeparator():
+                found.append(action)
+
+    for top in window.menuBar().actions():
+        walk(top.menu())
+    return found
+
+
+def paint(qtbot, window, voxel) -> None:
+    view = window.viewer.views[AXIAL]
+    qtbot.mouseClick(view.viewport(), Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier,
+                     viewport_point(view, voxel))
+
+
+@pytest.fixture
+def window(qtbot, tmp_path, brain_files, tiny_vae, dialogs):
+    w = ScriptedWindow(tmp_path / "settings.ini", dialogs)
+    qtbot.addWidget(w)
+    w.resize(1200, 800)
+    w.show()
+    qtbot.waitExposed(w)
+    assert w.files.open_image(brain_files[0]) and w.load_checkpoint(tiny_vae)
+    w.doc.editor.brush_size = 3
+    yield w
+    w.forget_changes()
+
+
+def test_every_menu_action_triggers_without_an_unexpected_error(qtbot, window, brain_files, tiny_vae, tmp_path):
+    from test_volume import _write_dicom_series
+
+    image, mask, _ = brain_files
+    brain = tmp_path / "brain.nii.gz"
+    source = nib.load(image)
+    nib.save(nib.Nifti1Image((source.get_fdata() > 0).astype(np.uint8), source.affine), brain)
+    folder = tmp_path / "dicom"
+    _write_dicom_series(folder, np.ones((4, 6, 5), np.int16), spacing=(1.0, 1.0, 2.0), origin=(0.0, 0.0, 0.0))
+    out = tmp_path / "out"
+    out.mkdir()
+    paint(qtbot, window, (20, 24, int(window.viewer.point[AXIAL])))
+    fake_result(window, model=load_model(tiny_vae))
+    script = window.script
+    # what each dialog answers, by action (Save mask writes the imported mask's file without asking); the File menu's open actions and Quit go last (they end the document)
+    prepare = {
+        "&Import mask...": lambda: (script.answers.append(Yes), script.paths.append(mask)),
+        "Load &brain mask...": lambda: script.paths.append(brain),
+        "Save mask &as...": lambda: script.paths.append(out / "saved_as_mask.nii.gz"),
+        "&Export filled volume...": lambda: (script.paths.append(out / "export.nii.gz"), script.answers.append(No)),
+        "&Load checkpoint...": lambda: script.paths.append(tiny_vae / "model.safetensors"),
+        "&Open image...": lambda: (script.paths.append(image), script.answers.append(Discard)),
+        "Open &DICOM folder...": lambda: (script.paths.append(folder), script.answers.append(Discard)),
+        "&Quit": lambda: script.answers.append(Discard),
+        # Edit > Clear whole mask came before: undo it, and make the fill last until Cancel fill stops it
+        "&Run fill": lambda: (window.viewer.apply_history(True), window.panel.form.iterations.setValue(100000)),
+    }
+    last = ("&Open image...", "Open &DICOM folder...", "&Quit")
+    actions = menu_actions(window)
+    recent = [a for a in actions if a.text() == str(image.resolve())]
+    assert recent, "the opened image is in File > Open recent"
+    ordered = [a for a in actions if a.text() not in last and a not in recent] + recent + \
+        sorted((a for a in actions if a.text() in last), key=lambda a: last.index(a.text()))
+    assert len(ordered) == len(actions) == len(window.act) + len(recent)
+    triggered = []
+    for action in ordered:
+        prepare.get(action.text(), lambda: None)()
+        enabled = action.isEnabled()
+        action.trigger()
+        qtbot.wait(1)
+        if action.text() == "&Run fill":
+            assert window.jobs.running  # Cancel fill comes next in the menu and stops it
+        assert not script.unexpected(), (action.text(), script.unexpected())
+        assert not script.errors, (action.text(), script.errors)
+        triggered.append((action.text(), enabled))
+    disabled = [text for text, enabled in triggered if not enabled]
+    assert disabled == ["Forget brain mask"] or disabled == [], disabled  # everything else was live
+    assert (out / "saved_as_mask.nii.gz").is_file() and (out / "export.nii.gz").is_file()
+    assert (out / "export.json").is_file() and not window.isVisible()  # Quit closed the window
+    assert not script.paths  # every file dialog that was prepared for was shown
+
+
+def test_save_save_as_and_export_from_the_menu_and_keys_write_correct_files(qtbot, window, brain_files, tmp_path):
+    image, _, _ = brain_files
+    z = int(window.viewer.point[AXIAL])
+    for dz in (0, 1):
+        window.viewer.show_slice("axial", z + dz)
+        paint(qtbot, window, (20, 24, z + dz))
+    script, doc = window.script, window.doc
+    window.panel.form.iterations.setValue(2)
+    with qtbot.waitSignal(window.jobs.succeeded, timeout=60000):
+        window.act["run"].trigger()
+    assert window.viewer.point[AXIAL] == z  # the first filled slice is shown
+    out = tmp_path / "out"
+    out.mkdir()
+    # Ctrl+S the first time asks where (it used to receive triggered(bool) as the path)
+    script.paths.append(out / "lesion.nii.gz")
+    qtbot.keyClick(window, Qt.Key.Key_S, Qt.KeyboardModifier.ControlModifier)
+    assert not doc.editor.modified and np.array_equal(load_mask(out / "lesion.nii.gz", doc.volume),
+                                                      doc.mask_in_file_order())
+    window.act["save_mask"].trigger()  # again: no dialog, same file
+    assert not script.paths and len(script.starts) == 1
+    script.paths.append(out / "copy")  # Save mask as: a name without extension becomes NIfTI
+    window.act["save_mask_as"].trigger()
+    assert np.array_equal(load_mask(out / "copy.nii.gz", doc.volume), doc.mask_in_file_order())
+    assert script.starts[-1] == str(out / doc.default_name("mask"))  # the dialog started in the last folder
+    script.paths.append(out / "filled.nii.gz")
+    qtbot.keyClick(window, Qt.Key.Key_E, Qt.KeyboardModifier.ControlModifier)
+    assert not script.errors and not window.isWindowModified()
+    source, filled = nib.load(image), nib.load(out / "filled.nii.gz")
+    assert filled.shape == source.shape and np.array_equal(filled.affine, source.affine)
+    for code in ("qform_code", "sform_code"):
+        assert int(filled.header[code]) == int(source.header[code])
+    hole = doc.result.fill.hole
+    a, b = source.get_fdata(dtype=np.float32), filled.get_fdata(dtype=np.float32)
+    assert np.array_equal(a[~hole], b[~hole]) and not np.array_equal(a[hole], b[hole])
+    sidecar = json.loads((out / "filled.json").read_text())
+    assert sidecar["hole_voxels"] == int(hole.sum()) and sidecar["app"] == "inpaint-gui"
+    assert set(sidecar["final_loss_per_slice"]) == {str(z), str(z + 1)}  # the numbering of the views
+    assert Path(sidecar["mask"]["path"]).parent == out.resolve()
+
+
+def test_import_over_unsaved_painting_asks_and_probability_maps_ask_for_a_threshold(qtbot, window, brain_files,
+                                                                                    tmp_path):
+    image, mask, hole = brain_files
+    script, doc = window.script, window.doc
+    paint(qtbot, window, (5, 24, int(window.viewer.point[AXIAL])))
+    painted = doc.editor.voxel_count
+    script.paths.append(mask)
+    window.act["import_mask"].trigger()  # the question is answered Cancel: nothing changes
+    assert "Replace the painted mask" in script.questions[-1] and doc.editor.voxel_count == painted
+    source = nib.load(image)
+    probability = np.where(hole, 0.9, 0.0).astype(np.float32)
+    probability[0:3, 0:3, 0:3] = 0.3
+    path = tmp_path / "lesion_prob.nii.gz"
+    nib.save(nib.Nifti1Image(probability, source.affine), path)
+    script.answers.append(Yes)
+    script.paths.append(path)
+    script.numbers.append(0.5)
+    window.act["import_mask"].trigger()
+    assert "threshold" in script.questions[-1] and np.array_equal(doc.mask_in_file_order(), hole)
+    assert not script.errors and f"{int(hole.sum())} vox" in window.brush_label.text()
+    assert "ml)" in window.brush_label.text()
+    script.paths.append(path)  # cancelling the threshold imports nothing
+    window.act["import_mask"].trigger()
+    assert np.array_equal(doc.mask_in_file_order(), hole) and doc.editor.can_undo
+
+
+def test_dilate_brain_mask_method_and_threads_reach_the_fill(qtbot, window, brain_files, tmp_path):
+    from core.fill import METHODS, FillSettings
+
+    image, mask, hole = brain_files
+    form, script = window.panel.form, window.script
+    assert form.scope.currentData() == "all"  # the default scope
+    assert [form.method.itemData(i) for i in range(form.method.count())] == list(METHODS)
+    assert form.method.currentData() == FillSettings().method
+    window.files.import_mask(mask)
+    brain = tmp_path / "brain.nii.gz"
+    source = nib.load(image)
+    nib.save(nib.Nifti1Image((source.get_fdata() > 0).astype(np.uint8), source.affine), brain)
+    script.paths.append(brain)
+    window.act["load_brainmask"].trigger()
+    assert window.doc.brain is not None and "brain mask" in window.brush_label.text()
+    form.dilate.setValue(1)
+    form.threads.setValue(1)
+    form.iterations.setValue(2)
+    with qtbot.waitSignal(window.jobs.succeeded, timeout=60000):
+        window.act["run"].trigger()
+    result = window.doc.result
+    assert result.fill.hole.sum() > hole.sum() and result.fill.hole[hole].all()  # dilated by one voxel
+    assert result.threads == 1 and result.dilate == 1 and result.fill.settings.method == form.method.currentData()
+    script.paths.append(tmp_path / "filled.nii.gz")
+    window.act["export"].trigger()
+    sidecar = json.loads((tmp_path / "filled.json").read_text())
+    assert sidecar["mask_dilation_voxels"] == 1 and sidecar["brainmask"]["path"] == str(brain.resolve())
+    assert sidecar["torch_threads"] == 1
+
+
+def test_no_image_open_shows_a_hint_and_skull_on_images_warn(qtbot, tmp_path, dialogs):
+    w = ScriptedWindow(tmp_path / "settings.ini", dialogs)
+    qtbot.addWidget(w)
+    w.show()
+    qtbot.waitExposed(w)
+    assert w.viewer.empty.isVisible() and "No image open" in w.viewer.empty.text()
+    assert not any(view.isVisible() for view in w.viewer.views.values())
+    for name in ("save_mask", "export", "run", "import_mask", "load_brainmask"):
+        assert not w.act[name].isEnabled(), name
+    rng = np.random.default_rng(0)
+    head = (100 + 10 * rng.standard_normal((80, 80, 80))).astype(np.float32)  # 4 l of "tissue" at 2 mm
+    path = tmp_path / "sub-02_T1w.nii.gz"
+    nib.save(nib.Nifti1Image(head, np.diag([2.0, 2.0, 2.0, 1.0])), path)
+    assert w.files.open_image(path)
+    assert not w.viewer.empty.isVisible() and w.panel.image_note.isVisible()
+    assert "skull" in w.panel.image_note.text()
+    w.forget_changes()

@@ -1,0 +1,24 @@
+"""Torch thread count for fills: all cores only on an idle machine, else one."""
+
+from __future__ import annotations
+
+import pytest
+
+from core.threads import AUTO, choose_threads, cpu_count, resolve_threads
+
+
+@pytest.mark.parametrize("cores, load, expected", [
+    (2, 0.0, 2), (2, 0.2, 2), (2, 0.3, 1), (2, 0.8, 1), (2, 1.0, 1), (2, 3.5, 1),
+    (8, 0.0, 8), (8, 2.0, 6), (8, 2.3, 5), (8, 20.0, 1), (1, 0.0, 1),
+])
+def test_all_cores_only_while_they_are_idle(cores, load, expected):
+    assert choose_threads(cores=cores, load=load) == expected
+
+
+def test_unknown_load_means_one_thread(monkeypatch):
+    monkeypatch.setattr("core.threads.load_average", lambda: None)
+    assert choose_threads(cores=4) == 1 and resolve_threads(AUTO) == 1
+
+
+def test_a_chosen_count_is_kept_and_auto_reads_the_machine():
+    assert resolve_threads(3) == 3 and 1 <= resolve_threads(AUTO) <= cpu_count()
