@@ -85,8 +85,7 @@ def _prior_weight(text: str) -> float:
 
 
 def _add_fill(sub: argparse._SubParsersAction) -> None:
-    from .fill import FillSettings
-
+    from .fill import METHODS, FillSettings
     from .search import LIMITS, SEED_MAX
 
     d = FillSettings()
@@ -96,7 +95,10 @@ def _add_fill(sub: argparse._SubParsersAction) -> None:
     p.add_argument("image", type=Path, help="brain MRI volume (NIfTI, NRRD, MHA/MHD or a DICOM series folder)")
     p.add_argument("mask", type=Path, help="lesion mask on the same grid; nonzero voxels are filled")
     p.add_argument("-o", "--output", type=Path, required=True, help="output volume (e.g. out.nii.gz)")
-    p.add_argument("--model", default=None, help="shipped model name or checkpoint path (default: see 'inpaint models')")
+    p.add_argument("--method", choices=list(METHODS), default=d.method,
+                   help="; ".join(f"{k}: {v}" for k, v in METHODS.items()) + f" (default {d.method})")
+    p.add_argument("--model", default=None,
+                   help="shipped slice model name or checkpoint path for slices2d/poisson3d (default: see 'inpaint models')")
     p.add_argument("--axis", choices=["axial", "coronal", "sagittal"], default=None,
                    help="plane of the slices to fill (default: the model's plane)")
     p.add_argument("--iterations", type=_int_range(*LIMITS["iterations"]), default=d.iterations, help=f"Adam steps on z (default {d.iterations})")
@@ -133,7 +135,7 @@ def _run_fill(args: argparse.Namespace) -> int:
     settings = FillSettings(iterations=args.iterations, restarts=args.restarts, lr=args.lr, lam=args.lam,
                             window=args.window, prior=not args.no_prior, weighting=not args.no_weighting,
                             blend=not args.no_blend, encoder_start=not args.no_encoder_start, axis=args.axis,
-                            seed=args.seed, device=args.device)
+                            seed=args.seed, device=args.device, method=args.method)
     inputs = [args.image, args.mask, args.brainmask, args.reference]
     for path in inputs:
         if path is not None and not path.exists():

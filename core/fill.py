@@ -7,7 +7,7 @@ are zeroed before any resampling, and blending sees only the masked input.
 Methods (`FillSettings.method`, recorded in the sidecar):
 - `slices2d`: the original study's pipeline, slice by slice: 2D latent search, 2D Poisson
   blending of each generated slice with the known pixels of that slice.
-- `refine3d`: no latent search: the harmonic 3D fill of each lesion corrected by a small 3D
+- `refine3d`: no latent search: the biharmonic 3D fill of each lesion corrected by a small 3D
   network trained on healthy brains (`core.refine3d`), which sees the lesion's whole 3D
   neighbourhood.
 - `poisson3d`: the same latent search, one slice beyond the hole on each side included, then
@@ -37,7 +37,7 @@ from .inputs import check_filled, hole_slab, prepare_fill_inputs, volume_context
 METHODS: dict[str, str] = {
     "slices2d": "the original study's pipeline: 2D latent search and 2D Poisson blending slice by slice",
     "poisson3d": "2D latent search, then one 3D Poisson blend over the whole lesion (uses the slices above and below)",
-    "refine3d": "3D harmonic fill corrected by a 3D network trained on healthy brains (no latent search)",
+    "refine3d": "3D biharmonic fill corrected by a 3D network trained on healthy brains (no latent search)",
 }
 
 
@@ -49,7 +49,7 @@ class FillSettings(SearchSettings):
     random restart, 50 Adam steps); `--iterations 200 --restarts 8` searches harder.
     """
 
-    method: str = "slices2d"
+    method: str = "refine3d"
     blend: bool = True
     axis: Optional[str] = None
     device: str = "auto"
@@ -74,6 +74,7 @@ class FillResult:
     timings: dict[str, float] = field(default_factory=dict)
     nonfinite_voxels: int = 0  # NaN/infinite input voxels outside the hole, treated as background (0)
     slices: list[int] = field(default_factory=list)  # slices of the plane `axis` (closest-RAS numbers) with hole
+    refiner: Optional[dict] = None  # name, path and SHA-256 of the 3D refiner (refine3d)
 
 
 @dataclass
@@ -202,7 +203,7 @@ def fill_volume(image: np.ndarray, affine: np.ndarray, hole: np.ndarray, model: 
     context = volume_context(image, affine, hole, axis, brain)
     reach = 1 if in_3d else 0
     if settings.method == "refine3d":
-        reach = int(np.ceil(MARGIN_MM / float(voxel_sizes(affine)[plane_axes(axis)[0]].min())))
+        reach = int(np.ceil(MARGIN_MM / float(voxel_sizes(affine).min())))
     box = hole_slab(hole, affine, axis, margin=reach)
     slab_affine = np.array(affine, dtype=np.float64) @ _translation([b.start or 0 for b in box])
     prep = prepare(image[box], slab_affine, hole[box], model, axis, None if brain is None else brain[box],
@@ -231,8 +232,10 @@ def fill_volume(image: np.ndarray, affine: np.ndarray, hole: np.ndarray, model: 
             progress(Progress(stage="search", step=0, total=1, elapsed=time.perf_counter() - start,
                               slices=slices))
         losses = np.zeros(0)
-        filled_r = refine_fill(prep.voided, prep.hole, spacing, prep.scale, refiner or default_refiner(), device,
-                               cancel)
+        refiner = refiner or default_refiner()
+        refiner_record = {"name": refiner.name, "path": str(refiner.path) if refiner.path else None,
+                          "sha256": refiner.checksum}
+        filled_r = refine_fill(prep.voided, prep.hole, spacing, prep.scale, refiner, device, cancel)
         generated_r = filled_r
         searched = time.perf_counter()
     else:
@@ -250,9 +253,11 @@ def fill_volume(image: np.ndarray, affine: np.ndarray, hole: np.ndarray, model: 
     filled = image.copy()
     slab_hole = hole[box]
     filled[box][slab_hole] = prep.reo.undo(filled_r)[slab_hole]
-    del filled_r
-    generated = image.copy()
-    generated[box][slab_hole] = prep.reo.undo(generated_r)[slab_hole]
+    if generated_r is filled_r:  # refine3d: the network's output is the fill
+        generated = filled
+    else:
+        generated = image.copy()
+        generated[box][slab_hole] = prep.reo.undo(generated_r)[slab_hole]
     done = time.perf_counter()
     searched_slices = [s for s in prep.slices if take_slice(prep.hole, axis, s).any()]
     if progress is not None:
@@ -263,4 +268,5 @@ def fill_volume(image: np.ndarray, affine: np.ndarray, hole: np.ndarray, model: 
                       final_loss={first + s: float(v) for s, v in zip(prep.slices, losses) if s in searched_slices},
                       seconds=done - start, device=str(device), settings=settings,
                       timings={"prepare": prepared - start, "search": searched - prepared, "blend": done - searched},
-                      nonfinite_voxels=nonfinite, slices=[first + s for s in searched_slices])
+                      nonfinite_voxels=nonfinite, slices=[first + s for s in searched_slices],
+                      refiner=refiner_record if settings.method == "refine3d" else None)

@@ -1,11 +1,11 @@
-"""Learned 3D lesion fill: a harmonic fill corrected by a small 3D network trained on healthy brains.
+"""Learned 3D lesion fill: a biharmonic fill corrected by a small 3D network trained on healthy brains.
 
 The network sees the whole 3D neighbourhood of a lesion - the slices above and below as well
 as the lesion's own slices - on a 2 mm isotropic grid (inputs at other voxel sizes are
 resampled around each lesion, anti-aliased, and the prediction comes back by linear
-interpolation). Its input is the harmonic (Laplace) fill of the masked crop and the hole
-mask; its output is a correction added inside the hole. The harmonic base makes the fill
-continuous with every known neighbour; the correction adds what interpolation cannot know
+interpolation). Its input is the biharmonic 3D fill of the masked crop (the strongest
+classical fill) and the hole mask; its output is a correction added inside the hole. The
+biharmonic base makes the fill continuous with every known neighbour; the correction adds what interpolation cannot know
 (tissue boundaries, sulci, texture), learned from healthy brains.
 
 Checkpoints are `model.safetensors` + `config.json` (nothing is unpickled); every number of
@@ -27,7 +27,7 @@ from scipy import ndimage
 from torch import nn
 from torch.nn import functional as F
 
-from .blend3d import poisson_blend_3d
+from .blend3d import biharmonic_fill_3d
 from .errors import InpaintError
 from .normalize import IntensityScale
 
@@ -60,7 +60,7 @@ def _conv(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
 
 
 class Refiner3D(nn.Module):
-    """Small 3D U-Net: (harmonic fill, hole) -> correction inside the hole."""
+    """Small 3D U-Net: (biharmonic fill, hole) -> correction inside the hole."""
 
     def __init__(self, config: RefinerConfig):
         super().__init__()
@@ -194,7 +194,13 @@ def run_network(refiner: Refiner, base: np.ndarray, hole: np.ndarray, device: to
 
 def refine_fill(voided: np.ndarray, hole: np.ndarray, spacing: Sequence[float], scale: IntensityScale,
                 refiner: Refiner, device: torch.device, cancel=None) -> np.ndarray:
-    """Fill `hole` of `voided` (RAS voxel order, hole zeroed) lesion by lesion; returns the filled volume."""
+    """Fill `hole` of `voided` (RAS voxel order, hole zeroed) lesion by lesion; returns the filled volume.
+
+    Each lesion (26-connected) is filled on its bounding box plus MARGIN_MM, where every hole voxel
+    is unknown. On the refiner's grid the fill is the network's output; for other voxel sizes the
+    biharmonic fill is computed at native resolution and the network's correction (its output minus
+    its biharmonic input, on the refiner's grid) is interpolated back and added.
+    """
     spacing = np.asarray(spacing, dtype=np.float64)
     factors = refiner.config.spacing_mm / spacing           # native voxels per model voxel
     native_grid = bool(np.all(np.abs(factors - 1.0) < 0.05))
@@ -206,18 +212,20 @@ def refine_fill(voided: np.ndarray, hole: np.ndarray, spacing: Sequence[float], 
             cancel.raise_if_cancelled()
         crop = tuple(slice(max(0, s.start - m), min(n, s.stop + m)) for s, n, m in zip(box, hole.shape, margin))
         part = labels[crop] == index
-        known = scale.to_model(voided[crop])
-        if native_grid:
-            small_hole, small_known = part, known
-        else:
-            shape = [max(2, int(math.floor((n - 1) / f)) + 1) for n, f in zip(part.shape, factors)]
-            small_known = resample(np.where(part, 0.0, known).astype(np.float32), factors, shape)
-            small_hole = resample(part.astype(np.float32), factors, shape, order=1) > 1e-3
-        base = poisson_blend_3d(np.where(small_hole, 0.0, small_known).astype(np.float32), small_hole)
-        pred = run_network(refiner, base, small_hole, device)
-        if not native_grid:
-            coords = np.meshgrid(*[np.arange(n) / f for n, f in zip(part.shape, factors)], indexing="ij")
-            pred = ndimage.map_coordinates(pred, coords, order=1, mode="nearest").astype(np.float32)
+        unknown = hole[crop]
+        known = np.where(unknown, -1.0, scale.to_model(voided[crop])).astype(np.float32)
         region = filled[crop]
-        region[part] = scale.from_model(pred)[part]
+        if native_grid:
+            pred = run_network(refiner, biharmonic_fill_3d(known, unknown), unknown, device)
+            region[part] = scale.from_model(pred)[part]
+            continue
+        shape = [max(2, int(math.floor((n - 1) / f)) + 1) for n, f in zip(part.shape, factors)]
+        small_hole = resample(unknown.astype(np.float32), factors, shape) > 1e-3
+        small_known = np.where(small_hole, -1.0, resample(known, factors, shape)).astype(np.float32)
+        small_base = biharmonic_fill_3d(small_known, small_hole)
+        correction = run_network(refiner, small_base, small_hole, device) - small_base
+        coords = np.meshgrid(*[np.arange(n) / f for n, f in zip(part.shape, factors)], indexing="ij")
+        native = biharmonic_fill_3d(known, unknown, spacing)
+        native += ndimage.map_coordinates(correction, coords, order=1, mode="nearest")
+        region[part] = scale.from_model(native)[part]
     return filled

@@ -13,7 +13,7 @@ import torch
 
 from . import __version__
 from .checkpoint import Model
-from .fill import FillResult
+from .fill import METHODS, FillResult
 from .volume import check_target, input_files, sha256_file, sidecar_path, write_json
 
 __all__ = ["build_sidecar", "sidecar_path", "write_sidecar"]
@@ -49,6 +49,8 @@ def build_sidecar(result: FillResult, model: Model, *, image_path: Optional[Path
         "model": {"name": model.name, "path": str(model.path) if model.path else None,
                   "sha256": model.checksum, "kind": model.arch.kind, "kernel": model.arch.kernel,
                   "architecture": model.arch.to_dict(), "spacing_mm": model.spacing},
+        "method": {"name": result.settings.method, "description": METHODS[result.settings.method],
+                   "refiner": result.refiner},
         "parameters": result.settings.to_dict(),
         "device": result.device,
         "axis": result.axis,

@@ -9,8 +9,8 @@ file voxel indices.
 from __future__ import annotations
 
 import os
-from functools import cached_property
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
@@ -220,6 +220,14 @@ class Document:
         touched = self.reo.apply(hole_file).any(axis=tuple(a for a in range(3) if a != k))
         return [int(i) for i in np.flatnonzero(touched)]
 
+    def first_filled_point(self, hole_file: np.ndarray, axis: str) -> np.ndarray:
+        """RAS voxel of the hole on its first slice of plane `axis`, nearest that slice's centre of the hole."""
+        k = PLANES[axis]
+        first = self.filled_slices(hole_file, axis)[0]
+        voxels = np.argwhere(np.take(self.reo.apply(hole_file), first, axis=k))
+        nearest = voxels[np.argmin(((voxels - voxels.mean(axis=0)) ** 2).sum(axis=1))]
+        return np.insert(nearest, k, first)
+
     def start_preview(self, hole_file: np.ndarray) -> PreviewMap:
         """A preview layer (the input with the hole voided) and the map that places preview values in it."""
         self.preview = np.where(self.reo.apply(hole_file), np.float32(0), self.original)
@@ -252,6 +260,8 @@ class Document:
         from core.sidecar import build_sidecar, write_sidecar
 
         fill = self.result.fill
+        if not self.result.metrics:  # exported before the worker measured it
+            self.result.metrics = compare_metrics(self.original, self.blended, self.reo.apply(fill.hole), fill.axis)
         written = [save_volume(path, fill.filled, self.volume, force=True)]
         if mask_path is not None:
             written.append(save_mask(mask_path, fill.hole.astype(np.uint8), self.volume, force=True))

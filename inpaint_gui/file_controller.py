@@ -80,8 +80,8 @@ class FileController(QObject):
                 mask_error = str(exc)
         self.doc = doc
         self._add_recent(Path(path))
-        self.opened.emit()
         self.message.emit(f"Opened {Path(path).name}: {'x'.join(map(str, doc.volume.shape))} voxels.")
+        self.opened.emit()  # after the message: the window may have a warning to show instead
         if mask_error is not None:
             self.dialogs.error(mask_error)
         return True

@@ -17,7 +17,8 @@ class FillController(QObject):
     """One job at a time. A cancelled job is forgotten at once; its thread is kept until it ends."""
 
     progressed = Signal(object)  # core.job.Progress of the current job
-    succeeded = Signal(object)   # JobResult
+    succeeded = Signal(object)   # JobResult (metrics still empty)
+    measured = Signal(object, object)  # (JobResult, metrics) of a job that succeeded (is it still shown? ask)
     failed = Signal(str)
     idleChanged = Signal()       # a job started, or the last thread ended
 
@@ -63,6 +64,7 @@ class FillController(QObject):
         worker.progressed.connect(lambda p, w=worker: self._forward(w, self.progressed, p))
         worker.succeeded.connect(lambda r, w=worker: self._finish(w, self.succeeded, r))
         worker.failed.connect(lambda text, w=worker: self._finish(w, self.failed, text))
+        worker.measured.connect(self.measured)
         worker.finished.connect(lambda w=worker: self._thread_ended(w))
         self.worker = worker
         self._threads.append(worker)

@@ -37,6 +37,7 @@ class FillSession(QObject):
         self._left = 0  # painted voxels the job leaves unfilled (scope: current slice)
         jobs.progressed.connect(self._progressed)
         jobs.succeeded.connect(self._succeeded)
+        jobs.measured.connect(self._measured)
         jobs.failed.connect(self._failed)
 
     def run(self) -> None:
@@ -98,7 +99,7 @@ class FillSession(QObject):
         doc.set_result(result, self._state)
         fill = result.fill
         slices = doc.filled_slices(fill.hole, fill.axis)
-        self.viewer.show_slice(fill.axis, slices[0])  # the first filled slice
+        self.viewer.show_point(doc.first_filled_point(fill.hole, fill.axis), fill.axis)  # all three views show it
         self.viewer.set_layer("blended")
         self.layerShown.emit("blended")
         left = f" {doc.lesion_text(self._left)} painted on other slices were left (scope: current slice)." \
@@ -107,6 +108,12 @@ class FillSession(QObject):
         self.changed.emit()
         self.message.emit(f"Fill done in {fill.seconds:.1f} s; T toggles before/after, X shows the difference."
                           + left)
+
+    def _measured(self, result: JobResult, metrics: dict) -> None:
+        doc = self._document()
+        if doc is not None and doc.result is result:
+            result.metrics = result.metrics or metrics  # an export may have measured it first
+            self.panel.show_metrics(result.metrics)
 
     def _failed(self, text: str) -> None:
         self._restore("The fill failed; nothing was changed.")

@@ -64,6 +64,7 @@ class InpaintPanel(QWidget):
         self._eta = EtaClock()
         self.loss_plot = pg.PlotWidget(background="w")
         self.loss_plot.setMinimumHeight(110)
+        self.loss_plot.setToolTip("Mean best loss of the filled slices during the latent search.")
         self.loss_plot.setLabel("left", "mean best loss")
         self.loss_plot.setLabel("bottom", "step")
         self.loss_plot.setMouseEnabled(x=False, y=False)
@@ -78,6 +79,7 @@ class InpaintPanel(QWidget):
         self.metrics.setToolTip("In-hole metrics against the image as loaded (the mask was painted over it), "
                                 "BraTS style: higher PSNR and SSIM, lower MAE are better. MAE is in % of the "
                                 "image's intensity range (0.5th to 99.5th percentile).")
+        self.losses_label = QLabel("Per-slice final losses")
         self.losses = QTableWidget(0, 2)
         self.losses.setHorizontalHeaderLabels(["slice", "final loss"])
         self.losses.setToolTip("Final loss of the best restart of every filled slice, numbered as in the view "
@@ -93,13 +95,14 @@ class InpaintPanel(QWidget):
 
         layout = QVBoxLayout(self)
         for widget, stretch in ((self.form, 0), (self.image_note, 0), (buttons, 0), (self.progress, 0),
-                                (self.eta, 0), (self.loss_plot, 2), (QLabel("Metrics in the hole vs the input"), 0),
-                                (self.metrics, 0), (QLabel("Per-slice final losses"), 0), (self.losses, 1),
+                                (self.eta, 0), (self.loss_plot, 1), (QLabel("Metrics in the hole vs the input"), 0),
+                                (self.metrics, 0), (self.losses_label, 0), (self.losses, 1),
                                 (self.result_note, 0)):
             if isinstance(widget, QHBoxLayout):
                 layout.addLayout(widget)
             else:
                 layout.addWidget(widget, stretch)
+        layout.addStretch(0)  # takes the space only while the plot and the losses table are hidden
         self.setMinimumWidth(270)
         for kind in (QAbstractSpinBox, QComboBox, QAbstractItemView):
             for widget in self.findChildren(kind):
@@ -128,12 +131,14 @@ class InpaintPanel(QWidget):
             self._eta = EtaClock()
             self.progress.setValue(0)
             self.eta.setText("Starting...")
-            self._set_curve([], [])
+            self._set_curve([], [], running=True)
 
-    def _set_curve(self, x: list[float], y: list[float]) -> None:
+    def _set_curve(self, x: list[float], y: list[float], running: bool = False) -> None:
+        """Show a loss curve on fresh axes; the plot is hidden when there is none (methods without a search)."""
         self._loss_x, self._loss_y = x, y
         self.loss_curve.setData(x, y)
         self.loss_plot.getPlotItem().enableAutoRange()
+        self.loss_plot.setVisible(running or bool(x))
 
     def job_stopped(self, text: str) -> None:
         """A job was cancelled or failed: empty progress bar, the previous result's loss curve again."""
@@ -158,23 +163,29 @@ class InpaintPanel(QWidget):
     def show_result(self, result: JobResult, slices: int, note: str = "") -> None:
         """Show a finished fill of `slices` slices; `note` is added to the summary (voxels left unfilled)."""
         self.set_running(False)
+        self._set_curve(self._loss_x, self._loss_y)
         fill = result.fill
         self.progress.setValue(1000)
         self.eta.setText(f"Filled {plural(int(fill.hole.sum()), 'voxel')} in "
                          f"{plural(slices, fill.axis + ' slice')} in {fill.seconds:.1f} s "
                          f"({fill.device}, {plural(result.threads, 'thread')}).{note}")
-        for row, (key, _) in enumerate(METRIC_ROWS):
-            values = result.metrics.get(key)
-            for col, (name, _, fmt, factor) in enumerate(METRIC_COLUMNS):
-                text = "n/a" if values is None else fmt.format(factor * values[name])
-                self.metrics.setItem(row, col, QTableWidgetItem(text))
+        self.show_metrics(result.metrics)
         self.losses.setRowCount(len(fill.final_loss))
         self.losses.setHorizontalHeaderLabels([f"{fill.axis} slice", "final loss"])
         self._loss_slices = (fill.axis, sorted(fill.final_loss))
         for row, index in enumerate(self._loss_slices[1]):
             self.losses.setItem(row, 0, QTableWidgetItem(str(index)))
             self.losses.setItem(row, 1, QTableWidgetItem(f"{fill.final_loss[index]:.4g}"))
+        self._show_losses(bool(fill.final_loss))
         self.result_note.setText("")
+
+    def show_metrics(self, metrics: dict) -> None:
+        """In-hole metrics of the fill and the baseline ('...' while they are computed)."""
+        for row, (key, _) in enumerate(METRIC_ROWS):
+            values = metrics.get(key)
+            for col, (name, _, fmt, factor) in enumerate(METRIC_COLUMNS):
+                text = "..." if not metrics else "n/a" if values is None else fmt.format(factor * values[name])
+                self.metrics.setItem(row, col, QTableWidgetItem(text))
 
     def _loss_row_clicked(self, row: int, _column: int) -> None:
         axis, slices = self._loss_slices
@@ -188,7 +199,13 @@ class InpaintPanel(QWidget):
         self._set_curve([], [])
         self.metrics.clearContents()
         self.losses.setRowCount(0)
+        self._show_losses(False)
         self.result_note.setText("")
+
+    def _show_losses(self, shown: bool) -> None:
+        """The per-slice losses table, for methods that search per slice."""
+        self.losses_label.setVisible(shown)
+        self.losses.setVisible(shown)
 
     def mark_result_stale(self, stale: bool) -> None:
         self.result_note.setText("The mask changed since this result was computed; run again to update it."

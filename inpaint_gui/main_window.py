@@ -14,7 +14,6 @@ from PySide6.QtWidgets import QDockWidget, QFrame, QGraphicsView, QLabel, QMainW
 from core import __version__
 from core.checkpoint import load_model
 from core.errors import InpaintError
-from core.mask_editor import EditRefused
 from core.registry import default_model_name, list_models
 
 from .actions import build_actions, build_toolbar, connect_action, shortcut_table
@@ -25,9 +24,9 @@ from .fill_controller import FillController
 from .fill_session import FillSession
 from .inpaint_panel import InpaintPanel
 from .ortho_viewer import OrthoViewer
+from .view_controller import ViewController
 
 PANEL_WIDTH = 300
-LAYERS_LOCKED = "A fill is running: the views show its live preview until it finishes or you cancel it (Esc)."
 SKULL_ON = ("This image looks skull-on (more tissue than a brain holds). The models know only brain-extracted "
             "slices: load a brain mask (File > Load brain mask) or open the skull-stripped image.")
 MOUSE_HELP = (("Left drag", "paint (eraser tool: erase)"), ("Right drag", "erase"),
@@ -72,6 +71,8 @@ class MainWindow(QMainWindow):
         self.act["radiological"].setChecked(self.settings.value("radiological", True, type=bool))
         self.files = FileController(self.dialogs, self.settings, self.recent_menu, lambda: self.jobs.running)
         self.session = FillSession(self.jobs, self.viewer, self.panel, self.dialogs, lambda: self.doc)
+        self.display = ViewController(self.act, self.viewer, self.settings, lambda: self.doc, lambda: self.jobs.running,
+                                    lambda: self.session.layer_before)
         self._connect()
         self.setAcceptDrops(True)
         for view in self.findChildren(QGraphicsView):  # a file dropped anywhere reaches the window
@@ -88,25 +89,25 @@ class MainWindow(QMainWindow):
 
     # wiring ------------------------------------------------------------------------------------
     def _connect(self) -> None:
-        a, v, f = self.act, self.viewer, self.files
+        a, v, f, c = self.act, self.viewer, self.files, self.display
         slots: dict[str, Callable[[], object]] = {
             "open": f.open_dialog, "open_dicom": f.open_dicom_dialog, "import_mask": f.import_mask_dialog,
             "load_brainmask": f.brain_mask_dialog, "clear_brainmask": f.forget_brain_mask,
             "save_mask": f.save_mask, "save_mask_as": lambda: f.save_mask(ask=True), "export": f.export,
             "quit": self.close,
-            "undo": lambda: v.apply_history(True), "redo": lambda: v.apply_history(False),
-            "tool_brush": lambda: self.set_tool("brush"), "tool_eraser": self._eraser_key,
-            "tool_crosshair": lambda: self.set_tool("crosshair"),
-            "brush_bigger": lambda: v.step_brush(1), "brush_smaller": lambda: v.step_brush(-1),
-            "sphere": self._toggle_sphere, "clear_slice": self.clear_slice, "clear_all": self.clear_all,
-            "cycle_layer": self.cycle_layer, "difference": lambda: v.set_difference_visible(a["difference"].isChecked()),
+            "undo": lambda: v.painter.apply_history(True), "redo": lambda: v.painter.apply_history(False),
+            "tool_brush": lambda: c.set_tool("brush"), "tool_eraser": c.eraser_key,
+            "tool_crosshair": lambda: c.set_tool("crosshair"),
+            "brush_bigger": lambda: v.painter.step_brush(1), "brush_smaller": lambda: v.painter.step_brush(-1),
+            "sphere": c.toggle_sphere, "clear_slice": c.clear_slice, "clear_all": c.clear_all,
+            "cycle_layer": c.cycle_layer, "difference": lambda: v.set_difference_visible(a["difference"].isChecked()),
             "overlay": lambda: v.set_overlay_visible(a["overlay"].isChecked()),
-            "opacity_down": lambda: self._opacity(-1), "opacity_up": lambda: self._opacity(1),
+            "opacity_down": lambda: c.opacity(-1), "opacity_up": lambda: c.opacity(1),
             "slice_next": lambda: v.step_slice(1), "slice_prev": lambda: v.step_slice(-1),
             "slice_next5": lambda: v.step_slice(5), "slice_prev5": lambda: v.step_slice(-5),
             "max_axial": lambda: v.toggle_maximised(2), "max_coronal": lambda: v.toggle_maximised(1),
             "max_sagittal": lambda: v.toggle_maximised(0), "max_none": lambda: v.toggle_maximised(None),
-            "reset_zoom": v.reset_zoom, "radiological": self._convention_changed,
+            "reset_zoom": v.reset_zoom, "radiological": c.convention_changed,
             "crosshair": lambda: v.set_crosshair_visible(a["crosshair"].isChecked()),
             "help_panel": lambda: v.set_help_visible(a["help_panel"].isChecked()), "auto_levels": v.auto_levels,
             "run": self.session.run, "cancel": self.session.cancel, "load_checkpoint": self.load_checkpoint_dialog,
@@ -115,7 +116,7 @@ class MainWindow(QMainWindow):
         for name, slot in slots.items():
             connect_action(a[name], slot)
         for layer in ("original", "masked", "generated", "blended"):
-            connect_action(a[f"layer_{layer}"], lambda layer=layer: self.set_layer(layer))
+            connect_action(a[f"layer_{layer}"], lambda layer=layer: c.set_layer(layer))
         v.message.connect(self.show_message)
         v.cursorInfo.connect(self.cursor_label.setText)
         v.maskEdited.connect(self._update_state)
@@ -130,6 +131,8 @@ class MainWindow(QMainWindow):
         self.files.changed.connect(self._update_state)
         self.files.message.connect(self.show_message)
         self.session.message.connect(self.show_message)
+        c.message.connect(self.show_message)
+        c.changed.connect(self._update_state)
         self.session.changed.connect(self._update_state)
         self.session.layerShown.connect(lambda layer: self.act[f"layer_{layer}"].setChecked(True))
         self.jobs.idleChanged.connect(self._update_state)
@@ -144,7 +147,7 @@ class MainWindow(QMainWindow):
             return
         shape = "ball" if doc.editor.sphere else "disc"
         brain = "  |  brain mask" if doc.brain is not None else ""
-        self.brush_label.setText(f"{self._tool()}  |  {shape} {doc.editor.brush_size:g} vox  |  mask "
+        self.brush_label.setText(f"{self.display.tool()}  |  {shape} {doc.editor.brush_size:g} vox  |  mask "
                                  f"{doc.lesion_text()}{brain}")
 
     def _update_state(self) -> None:
@@ -181,12 +184,7 @@ class MainWindow(QMainWindow):
         assert doc is not None
         self.viewer.set_document(doc)
         self.panel.clear_result()
-        self.act["layer_original"].setChecked(True)
-        self.act["difference"].setChecked(False)
-        doc.editor.sphere = self.act["sphere"].isChecked()
-        self.viewer.set_tool(self._tool())
-        self.viewer.set_overlay_visible(self.act["overlay"].isChecked())
-        self.viewer.set_radiological(self.act["radiological"].isChecked())
+        self.display.apply_to(doc)
         self._update_state()
         if self.panel.model_choice() is None:
             self.show_message("No model is installed: Inpaint > Load checkpoint... chooses one.")
@@ -228,76 +226,6 @@ class MainWindow(QMainWindow):
             event.acceptProposedAction()
             # after the drop has returned: the unsaved-work question must not block the drag source
             QTimer.singleShot(0, lambda: self.files.open_image(files[0]))
-
-    # editing -----------------------------------------------------------------------------------
-    def _tool(self) -> str:
-        return next((t for t in ("brush", "eraser", "crosshair") if self.act[f"tool_{t}"].isChecked()), "brush")
-
-    def set_tool(self, tool: str) -> None:
-        self.act[f"tool_{tool}"].setChecked(True)
-        self.viewer.set_tool(tool)
-        self._update_brush_label()
-
-    def _eraser_key(self) -> None:
-        """E toggles between eraser and brush."""
-        self.set_tool("eraser" if self.viewer.views[2].tool != "eraser" else "brush")
-
-    def _toggle_sphere(self) -> None:
-        if self.doc is not None:
-            self.doc.editor.sphere = self.act["sphere"].isChecked()
-        self._update_brush_label()
-
-    def _convention_changed(self) -> None:
-        radiological = self.act["radiological"].isChecked()
-        self.settings.setValue("radiological", radiological)
-        self.viewer.set_radiological(radiological)
-
-    def _opacity(self, direction: int) -> None:
-        self.show_message(f"Mask overlay opacity {self.viewer.change_opacity(0.1 * direction):.0%}")
-
-    def clear_slice(self) -> None:
-        doc = self.doc
-        if doc is not None:
-            axis = self.viewer.active
-            self._edit(lambda: doc.editor.clear_slice(axis, int(self.viewer.point[axis])))
-
-    def clear_all(self) -> None:
-        if self.doc is not None:
-            self._edit(self.doc.editor.clear_all)
-
-    def _edit(self, action) -> None:
-        try:
-            edit = action()
-        except EditRefused as exc:
-            self.show_message(str(exc))
-            return
-        if edit is None:
-            self.show_message("Nothing to clear.")
-            return
-        self.viewer.refresh_mask(edit.indices)
-        self.show_message(f"{edit.label.capitalize()}: {edit.count} voxels (Ctrl+Z to undo)")
-        self._update_state()
-
-    # layers --------------------------------------------------------------------------------------
-    def set_layer(self, layer: str) -> None:
-        if self.jobs.running:
-            self.act[f"layer_{self.session.layer_before}"].setChecked(True)  # a toolbar click must not stick
-            self.show_message(LAYERS_LOCKED)
-            return
-        if self.doc is None or layer not in self.doc.available_layers():
-            return
-        self.viewer.set_layer(layer)
-        self.act[f"layer_{layer}"].setChecked(True)
-        self.show_message(f"Showing {layer}")
-
-    def cycle_layer(self) -> None:
-        if self.jobs.running:
-            self.show_message(LAYERS_LOCKED)
-            return
-        if self.doc is not None:
-            layer = self.viewer.cycle_layer()
-            self.act[f"layer_{layer}"].setChecked(True)
-            self.show_message(f"Showing {layer}")
 
     # models and help -----------------------------------------------------------------------------
     def _load_model_list(self) -> None:

@@ -9,15 +9,14 @@ from __future__ import annotations
 from typing import Optional
 
 import numpy as np
-import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QFrame, QGridLayout, QHBoxLayout, QLabel, QScrollArea, QSizePolicy, QWidget
 
-from core.mask_editor import EditRefused
 from core.modelspace import PLANES
 
 from .document import Document
 from .levels_box import LevelsBox
+from .painting import Painter
 from .slice_view import SliceView
 
 LAYER_TITLES = {"original": "Original", "masked": "Masked", "generated": "Generated", "blended": "Blended",
@@ -40,6 +39,22 @@ HINT = ("<b>Window/level</b>: drag the histogram's bounds, type them, <b>W</b> a
 OUTLINED = ("masked", "preview", "generated", "blended")  # layers where the mask is drawn as an outline
 
 
+def _help_panel() -> QScrollArea:
+    """The mouse and key hints; scrolls in a small window instead of taking height from the views."""
+    hint = QLabel(HINT)
+    hint.setWordWrap(True)
+    hint.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
+    hint.setStyleSheet("color: #bbb; background: black; padding: 8px;")
+    panel = QScrollArea()
+    panel.setWidget(hint)
+    panel.setWidgetResizable(True)
+    panel.setFrameShape(QFrame.Shape.NoFrame)
+    panel.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+    panel.setStyleSheet("background: black;")
+    panel.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Ignored)
+    return panel
+
+
 class OrthoViewer(QWidget):
     """Three linked slice views over one Document."""
 
@@ -57,8 +72,8 @@ class OrthoViewer(QWidget):
         self.opacity = 0.5
         self.levels = (0.0, 1.0)
         self.active = 2
-        self._erasing = False
         self._hover: Optional[tuple[SliceView, np.ndarray]] = None  # last view and voxel under the cursor
+        self._cursor_text = ""
         self.views = {axis: SliceView(axis, self) for axis in (2, 1, 0)}
         self.levels_box = LevelsBox()
         self.levels_box.levelsChanged.connect(self._levels_changed)
@@ -68,21 +83,11 @@ class OrthoViewer(QWidget):
         grid.addWidget(self.views[2], 0, 0)
         grid.addWidget(self.views[0], 0, 1)
         grid.addWidget(self.views[1], 1, 0)
-        self.corner = QWidget()
+        self.help = _help_panel()
+        self.corner = QWidget()  # window/level and the help, beside the coronal view
         corner = QHBoxLayout(self.corner)
         corner.setContentsMargins(0, 0, 0, 0)
         corner.addWidget(self.levels_box)
-        self.hint = QLabel(HINT)
-        self.hint.setWordWrap(True)
-        self.hint.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
-        self.hint.setStyleSheet("color: #bbb; background: black; padding: 8px;")
-        self.help = QScrollArea()  # scrolls in a small window instead of taking height from the views
-        self.help.setWidget(self.hint)
-        self.help.setWidgetResizable(True)
-        self.help.setFrameShape(QFrame.Shape.NoFrame)
-        self.help.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        self.help.setStyleSheet("background: black;")
-        self.help.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Ignored)
         corner.addWidget(self.help, 1)
         self.corner.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Ignored)  # the views come first
         grid.addWidget(self.corner, 1, 1)
@@ -96,7 +101,14 @@ class OrthoViewer(QWidget):
         self.maximised: Optional[int] = None
         for view in self.views.values():
             self._connect(view)
+        self.painter = Painter(self.views, lambda: self.doc, self.refresh_mask, self._activate)
+        self.painter.message.connect(self.message)
+        self.painter.maskEdited.connect(self.maskEdited)
+        self.painter.brushChanged.connect(self.brushChanged)
         self._show_views(False)
+
+    def _activate(self, axis: int) -> None:
+        self.active = axis
 
     def _show_views(self, shown: bool) -> None:
         """Views with an image; the hint to open one without."""
@@ -106,13 +118,9 @@ class OrthoViewer(QWidget):
         self.corner.setVisible(shown)
 
     def _connect(self, view: SliceView) -> None:
-        view.strokeBegan.connect(lambda voxel, erase, v=view: self._stroke_began(v, voxel, erase))
-        view.strokeMoved.connect(lambda voxel, v=view: self._stroke_moved(v, voxel))
-        view.strokeEnded.connect(self._stroke_ended)
         view.pointPicked.connect(self.set_point)
         view.hovered.connect(lambda voxel, v=view: self._hovered(v, voxel))
         view.sliceStepped.connect(lambda n, v=view: self.step_slice(n, v.axis))
-        view.brushStepped.connect(self.step_brush)
 
     # document ----------------------------------------------------------------------------------
     def set_document(self, doc: Document) -> None:
@@ -148,6 +156,7 @@ class OrthoViewer(QWidget):
     def refresh_all(self) -> None:
         for view in self.views.values():
             self.refresh_view(view)
+        self.refresh_cursor()
 
     def refresh_view(self, view: SliceView) -> None:
         doc = self.doc
@@ -160,7 +169,6 @@ class OrthoViewer(QWidget):
         for other in self.views.values():
             other.set_crosshair(self.point)
         self._set_title(view)
-        self.refresh_cursor()
 
     def refresh_mask(self, changed: Optional[np.ndarray] = None) -> None:
         """Redraw the overlay of each view whose current slice holds a changed voxel (all when None)."""
@@ -203,14 +211,18 @@ class OrthoViewer(QWidget):
             if new[view.axis] != old[view.axis]:
                 self.refresh_view(view)
             view.set_crosshair(new)
+        self.refresh_cursor()
 
     def show_slice(self, plane: str, index: int) -> None:
         """Move the crosshair to slice `index` (RAS order) of a plane and make its view the active one."""
-        axis = PLANES[plane]
         point = self.point.copy()
-        point[axis] = index
-        self.active = axis
-        self.set_point(point)
+        point[PLANES[plane]] = index
+        self.show_point(point, plane)
+
+    def show_point(self, voxel, plane: str) -> None:
+        """Move the crosshair to a RAS voxel and make the view of `plane` the active one."""
+        self.active = PLANES[plane]
+        self.set_point(voxel)
 
     def step_slice(self, steps: int, axis: Optional[int] = None) -> None:
         axis = self.active if axis is None else axis
@@ -282,63 +294,6 @@ class OrthoViewer(QWidget):
         for view in self.views.values():
             view.tool = tool
 
-    # brush ---------------------------------------------------------------------------------------
-    def step_brush(self, steps: int) -> None:
-        if self.doc is None:
-            return
-        editor = self.doc.editor
-        editor.brush_size = editor.brush_size + steps
-        for view in self.views.values():
-            view.set_brush(editor.brush_size, float(self.doc.spacing.min()))
-        self.brushChanged.emit()
-
-    def _stroke_began(self, view: SliceView, voxel: np.ndarray, erase: bool) -> None:
-        if self.doc is None:
-            return
-        self.active = view.axis
-        self._erasing = erase
-        try:
-            changed = self.doc.editor.begin_stroke(voxel, view.axis, erase=erase)
-        except EditRefused as exc:
-            self.message.emit(str(exc))
-            return
-        self.refresh_mask(changed)
-
-    def _stroke_moved(self, view: SliceView, voxel: np.ndarray) -> None:
-        editor = self.doc.editor if self.doc else None
-        if editor is None or editor.locked:
-            return
-        try:
-            changed = editor.extend_stroke(voxel) if editor.stroke_active else editor.begin_stroke(
-                voxel, view.axis, erase=self._erasing)  # a stroke begun outside starts when it enters
-        except EditRefused:
-            return  # still outside the volume: the reason was shown when the stroke began
-        if changed.size:
-            self.refresh_mask(changed)
-
-    def _stroke_ended(self) -> None:
-        if self.doc is None:
-            return
-        if self.doc.editor.end_stroke() is not None:
-            self.maskEdited.emit()
-
-    def apply_history(self, undo: bool) -> None:
-        """Undo or redo one mask edit, whichever slice it was on."""
-        if self.doc is None:
-            return
-        editor = self.doc.editor
-        try:
-            edit = editor.undo() if undo else editor.redo()
-        except EditRefused as exc:
-            self.message.emit(str(exc))
-            return
-        if edit is None:
-            self.message.emit(f"Nothing to {'undo' if undo else 'redo'}.")
-            return
-        self.refresh_mask(edit.indices)
-        self.message.emit(f"{'Undid' if undo else 'Redid'} {edit.label} ({edit.count} voxels)")
-        self.maskEdited.emit()
-
     # cursor --------------------------------------------------------------------------------------
     def _hovered(self, view: SliceView, voxel: Optional[np.ndarray]) -> None:
         self.active = view.axis
@@ -349,6 +304,7 @@ class OrthoViewer(QWidget):
         """Readout of the voxel under the cursor, for what the views show now (slice, layer, mask)."""
         doc = self.doc
         if doc is None or self._hover is None:
+            self._cursor_text = ""
             self.cursorInfo.emit("")
             return
         view, voxel = self._hover
@@ -364,4 +320,6 @@ class OrthoViewer(QWidget):
             text += f"   {LAYER_TITLES[self.layer].lower()} {doc.layer_value(self.layer, ras):.4g}"
         if doc.editor.mask[tuple(ras)]:
             text += "   in mask"
-        self.cursorInfo.emit(text)
+        if text != self._cursor_text:
+            self._cursor_text = text
+            self.cursorInfo.emit(text)

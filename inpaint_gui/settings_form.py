@@ -31,7 +31,7 @@ class SettingsForm(QGroupBox):
     checkpointRequested = Signal()
 
     def __init__(self) -> None:
-        super().__init__("Inpainting")
+        super().__init__("Settings")
         defaults = FillSettings()
         self.model = QComboBox()
         self.model.setToolTip("Generative model used to fill the mask: a shipped model or a checkpoint folder "

@@ -14,9 +14,9 @@ from PySide6.QtCore import QThread, Signal
 from core.checkpoint import Model
 from core.errors import InpaintError
 from core.fill import FillSettings, fill_volume
-from core.search import SearchSettings, latent_search
 from core.job import CancelToken, Cancelled, Progress
 from core.modelspace import Reorientation
+from core.search import SearchSettings, latent_search
 
 from .document import JobResult, compare_metrics
 
@@ -39,10 +39,12 @@ class FillJob:
 
 
 class FillWorker(QThread):
-    """Loads the model, fills, measures; the engine checks the cancel token between steps."""
+    """Loads the model, fills, then measures the result it has already handed over; the engine checks the cancel
+    token between steps."""
 
     progressed = Signal(object)   # core.job.Progress
-    succeeded = Signal(object)    # JobResult
+    succeeded = Signal(object)    # JobResult, its metrics still empty
+    measured = Signal(object, object)  # (that JobResult, its metrics) a moment later
     failed = Signal(str)          # one sentence for a dialog
 
     def __init__(self, job: FillJob) -> None:
@@ -69,11 +71,11 @@ class FillWorker(QThread):
             fill = fill_volume(job.image, job.affine, job.hole, model, job.settings, brain=job.brain,
                                progress=self._report, cancel=self.token)
             self.token.raise_if_cancelled()
+            result = JobResult(fill=fill, model=model, scope=job.scope, dilate=job.dilate, threads=job.threads)
+            self.succeeded.emit(result)  # shown now: the metrics take as long as a small fill
             reo = Reorientation.of(job.affine, job.image.shape)
             metrics = compare_metrics(reo.apply(job.image), reo.apply(fill.filled), reo.apply(job.hole), fill.axis)
-            self.token.raise_if_cancelled()
-            self.succeeded.emit(JobResult(fill=fill, model=model, scope=job.scope, dilate=job.dilate,
-                                          threads=job.threads, metrics=metrics))
+            self.measured.emit(result, metrics)
         except Cancelled:
             return  # whoever cancelled has already restored the view; nothing to report
         except InpaintError as exc:

@@ -56,6 +56,17 @@ def _describe(run: str, report: dict) -> str:
             f"{report['machine']['torch_threads']} torch thread(s); {took}.")
 
 
+def downstream_section() -> list[str]:
+    """docs/results.md's downstream section: `inpaint bench --downstream`'s own Markdown, headings demoted."""
+    path = RESULTS / "downstream" / "downstream.md"
+    if not path.is_file():
+        return []
+    text = _demote(path.read_text(encoding="utf-8"), "downstream")
+    return ["## Downstream: tissue segmentation after filling simulated lesions", "",
+            "Raw: `docs/results/downstream/downstream.json`; command `inpaint bench --downstream` (both held-out "
+            "brains, every baseline and shipped model).", "", text.split("\n", 1)[1].lstrip("\n"), ""]
+
+
 def load_runs() -> dict[str, dict]:
     """results.json of every run that exists, by run name."""
     return {run: json.loads((RESULTS / run / "results.json").read_text(encoding="utf-8"))
@@ -203,6 +214,7 @@ def main() -> None:
               "held-out brain into a tuning set. The `default` run had the machine to itself; the others ran "
               "with one torch thread each, side by side with other bench runs (`k3` beside `k7`; `speed` "
               "beside two more), so seconds per slice compare within a run, not across runs.", ""]
+    parts += downstream_section()
     for run, title, _ in runs:
         path = RESULTS / run / "results.md"
         if path.is_file():

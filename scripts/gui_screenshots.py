@@ -1,16 +1,19 @@
-"""Proof of the desktop app: a scripted paint-and-inpaint session on the demo brain, with screenshots.
+"""Proof of the desktop app: a scripted paint-run-toggle-export session on the demo brain, with screenshots.
 
 Starts the real application window under X (re-running itself inside `xvfb-run` when there is
-no display), paints a lesion with real mouse events, runs the fill on the worker thread and
-saves what the screen shows to docs/screenshots/:
+no display), paints a lesion with real mouse events, runs fills on the worker thread through
+the keyboard shortcuts, exports with Ctrl+E (the save dialog answered by the script) and saves
+what the screen shows to docs/screenshots/:
 
+    00_start.png       the window before an image is open: how to open one
     01_painting.png    lesion painted on three axial slices, brush outline under the cursor
-    02_running.png     fill running: progress, ETA, loss curve and live preview
-    03_result.png      blended result with the in-hole metrics and per-slice losses
+    02_running.png     a latent-search fill (slices2d) running: progress, ETA, loss curve, live preview
+    03_result.png      the result of the default method, first filled slice, metrics, lesion volume
     04_compare.png     the axial view as Original / Masked / Generated / Blended (the T key)
-    05_difference.png  difference map (filled - original) over the blended image
+    05_difference.png  difference map (filled - original) with its colour scale
+    06_skull_on.png    with --skull-on IMAGE: the warning for an image with skull, log histogram
 
-    python scripts/gui_screenshots.py [--model NAME_OR_PATH] [--iterations N] [--out DIR]
+    python scripts/gui_screenshots.py [--model NAME_OR_PATH] [--iterations N] [--skull-on IMAGE] [--out DIR]
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -44,6 +48,7 @@ def main() -> int:
     parser.add_argument("--model", default=None, help="shipped model name or checkpoint path (default: default model)")
     parser.add_argument("--iterations", type=int, default=None, help="default: the app's")
     parser.add_argument("--restarts", type=int, default=None, help="default: the app's")
+    parser.add_argument("--skull-on", type=Path, default=None, help="an image with skull for 06_skull_on.png")
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "screenshots")
     args = parser.parse_args()
     if not os.environ.get("DISPLAY") and not os.environ.get("GUI_SCREENSHOTS_XVFB"):
@@ -52,8 +57,10 @@ def main() -> int:
     from PySide6.QtCore import QPoint, QPointF, Qt
     from PySide6.QtGui import QColor, QImage, QPainter, QWheelEvent
     from PySide6.QtTest import QTest
-    from PySide6.QtWidgets import QApplication
+    from PySide6.QtWidgets import QApplication, QFileDialog
 
+    from core.fill import FillSettings
+    from core.volume import load_volume
     from inpaint_gui.main_window import MainWindow
 
     app = QApplication(sys.argv[:1])
@@ -61,7 +68,7 @@ def main() -> int:
     app.setApplicationName("inpaint-gui")
     window = MainWindow()
     errors: list[str] = []
-    window.show_error = lambda text: errors.append(text) or print(f"gui_screenshots: {text}", file=sys.stderr)
+    window.dialogs.error = lambda text: errors.append(text) or print(f"gui_screenshots: {text}", file=sys.stderr)
     window.resize(1560, 960)
     window.move(20, 20)
     window.show()
@@ -71,18 +78,7 @@ def main() -> int:
         print("gui_screenshots: the window did not become active; keyboard shortcuts will not reach it",
               file=sys.stderr)
         return 1
-    window.open_initial(None, None)
-    if args.model is not None:
-        shipped = window.panel.model.findData(args.model)
-        if shipped >= 0:
-            window.panel.model.setCurrentIndex(shipped)
-        elif not window.load_checkpoint(args.model):
-            return 2
-    if window.panel.model_choice() is None:
-        print("gui_screenshots: no model installed; pass --model PATH to a checkpoint folder", file=sys.stderr)
-        return 2
     args.out.mkdir(parents=True, exist_ok=True)
-    viewer, doc = window.viewer, window.doc
 
     def settle(seconds: float = 0.3) -> None:
         end = time.monotonic() + seconds
@@ -96,6 +92,20 @@ def main() -> int:
         image.save(str(args.out / name))
         print(f"wrote {args.out / name} ({image.width()}x{image.height()})")
         return image
+
+    shoot("00_start.png")
+    window.files.open_initial(None, None)
+    form = window.panel.form
+    if args.model is not None:
+        shipped = form.model.findData(args.model)
+        if shipped >= 0:
+            form.model.setCurrentIndex(shipped)
+        elif not window.load_checkpoint(args.model):
+            return 2
+    if window.panel.model_choice() is None:
+        print("gui_screenshots: no model installed; pass --model PATH to a checkpoint folder", file=sys.stderr)
+        return 2
+    viewer, doc = window.viewer, window.doc
 
     def at(view, voxel) -> QPoint:
         mm = QPointF((voxel[view.col_axis] + 0.5) * view._spacing[view.col_axis],
@@ -137,24 +147,62 @@ def main() -> int:
 
     panel = window.panel
     if args.iterations is not None:
-        panel.iterations.setValue(args.iterations)
+        form.iterations.setValue(args.iterations)
     if args.restarts is not None:
-        panel.restarts.setValue(args.restarts)
-    panel.scope.setCurrentIndex(panel.scope.findData("all"))
-    QTest.mouseMove(panel, QPoint(10, 10))  # off the views (no brush outline) and off any button (no tooltip)
-    QTest.keyClick(window, Qt.Key.Key_R, Qt.KeyboardModifier.ControlModifier)
-    if not window.jobs.running:
-        print("gui_screenshots: Ctrl+R did not start the fill", file=sys.stderr)
+        form.restarts.setValue(args.restarts)
+    default_method = form.method.currentData()
+
+    def run(method: str) -> bool:
+        """Ctrl+R with `method`; False (and a message) when the fill did not start or finish."""
+        form.method.setCurrentIndex(form.method.findData(method))
+        while not window.jobs.idle:  # the previous job's thread (metrics) ends first
+            settle(0.05)
+        QTest.mouseMove(panel, QPoint(10, 10))  # off the views (no brush outline) and off any button (no tooltip)
+        QTest.keyClick(window, Qt.Key.Key_R, Qt.KeyboardModifier.ControlModifier)
+        if not window.jobs.running:
+            print(f"gui_screenshots: Ctrl+R did not start the {method} fill", file=sys.stderr)
+            return False
+        return True
+
+    def finish() -> bool:
+        while window.jobs.running:
+            settle(0.1)
+        while not window.jobs.idle:  # metrics are measured after the result is shown
+            settle(0.1)
+        if doc.result is None or errors:
+            print(f"gui_screenshots: the fill did not finish: {panel.eta.text()}", file=sys.stderr)
+            return False
+        return True
+
+    if form.method.findData("slices2d") >= 0:  # the latent search shows a live preview and a loss curve
+        if not run("slices2d"):
+            return 1
+        while window.jobs.running and panel.progress.value() < 450:
+            settle(0.05)
+        shoot("02_running.png")
+        if not finish():
+            return 1
+    if not run(default_method) or not finish():
         return 1
-    while window.jobs.running and panel.progress.value() < 450:
-        settle(0.05)
-    shoot("02_running.png")
-    while window.jobs.running:
-        settle(0.1)
-    if doc.result is None or errors:
-        print(f"gui_screenshots: the fill did not finish: {panel.eta.text()}", file=sys.stderr)
-        return 1
+    print(f"fill ({default_method}): {panel.eta.text()}")
     shoot("03_result.png")
+
+    # export with Ctrl+E; the save dialog is answered here (a native dialog cannot be scripted)
+    with tempfile.TemporaryDirectory() as tmp:
+        target = Path(tmp) / "sub-demo_desc-inpainted_T1w.nii.gz"
+        QFileDialog.getSaveFileName = staticmethod(lambda *a, **k: (str(target), ""))
+        QTest.keyClick(window, Qt.Key.Key_E, Qt.KeyboardModifier.ControlModifier)
+        settle()
+        if errors or not target.is_file():
+            print("gui_screenshots: Ctrl+E wrote no export", file=sys.stderr)
+            return 1
+        exported, source = load_volume(target), doc.volume
+        hole = doc.result.fill.hole
+        if not ((exported.data[~hole] == source.data[~hole]).all() and (exported.affine == source.affine).all()):
+            print("gui_screenshots: the export changed voxels outside the mask or the geometry", file=sys.stderr)
+            return 1
+        print(f"exported {target.name} (+ sidecar and mask): geometry and voxels outside the mask identical")
+    print(f"method {default_method} (FillSettings default {FillSettings().method})")
 
     # the four layers of the axial view, side by side (the brush outline hidden: cursor on the panel)
     QTest.mouseMove(panel, QPoint(10, 10))
@@ -165,9 +213,13 @@ def main() -> int:
     for _ in range(3):  # Ctrl+wheel: zoom in around the lesion (x2.5)
         zoom_at(axial, centre)
     tiles = []
-    for layer in ("original", "masked", "generated", "blended"):
-        window.set_layer(layer)
+    viewer.set_point(centre)
+    for number, layer in enumerate(("original", "masked", "generated", "blended")):
+        QTest.keyClick(window, Qt.Key(Qt.Key.Key_1.value + number), Qt.KeyboardModifier.ControlModifier)
         settle()
+        if viewer.layer != layer:
+            print(f"gui_screenshots: Ctrl+{number + 1} showed {viewer.layer}, not {layer}", file=sys.stderr)
+            return 1
         corner = axial.mapTo(window, QPoint(0, 0))
         tiles.append(window.screen().grabWindow(window.winId(), corner.x(), corner.y(), axial.width(),
                                                 axial.height()).toImage())
@@ -190,6 +242,12 @@ def main() -> int:
     shoot("05_difference.png")
     doc.editor.mark_saved()
     doc.result_saved = True
+    if args.skull_on is not None:
+        if not window.files.open_image(args.skull_on) or not window.panel.image_note.isVisible():
+            print(f"gui_screenshots: {args.skull_on} did not open with the skull-on warning", file=sys.stderr)
+            return 1
+        window.viewer.levels_box.log.setChecked(True)
+        shoot("06_skull_on.png")
     window.close()
     return 0
 

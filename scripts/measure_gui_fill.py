@@ -2,10 +2,10 @@
 
 Opens the demo brain in the real main window (offscreen), paints the lesion of the screenshots
 (three axial slices), starts `--busy` CPU-bound processes beside it (`python -c 'while 1: pass'`),
-then triggers Inpaint > Run fill at the app's default settings and measures the wall time until
-the result is on screen.
+then triggers Inpaint > Run fill at the app's default settings (or another `--method`) and
+measures the wall time until the result is on screen.
 
-    python scripts/measure_gui_fill.py [--busy 1] [--threads 0 (auto)] [--repeat 3]
+    python scripts/measure_gui_fill.py [--busy 1] [--threads 0 (auto)] [--method NAME] [--repeat 3]
 """
 
 from __future__ import annotations
@@ -43,6 +43,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--busy", type=int, default=1, help="CPU-bound processes running beside the app")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: the app's automatic choice)")
+    parser.add_argument("--method", default=None, help="fill method (core.fill.METHODS; default: the app's)")
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
 
@@ -59,7 +60,13 @@ def main() -> int:
         window.show()
         window.files.open_initial(None, None)
         paint_lesion(window)
-        window.panel.form.threads.setValue(args.threads)
+        form = window.panel.form
+        form.threads.setValue(args.threads)
+        if args.method is not None:
+            form.method.setCurrentIndex(form.method.findData(args.method))
+            if form.method.currentData() != args.method:
+                print(f"measure_gui_fill: no fill method {args.method!r}", file=sys.stderr)
+                return 2
         busy = [subprocess.Popen([sys.executable, "-c", "while 1: pass"]) for _ in range(args.busy)]
         try:
             time.sleep(3.0)  # let the busy processes show in the load average
@@ -77,16 +84,18 @@ def main() -> int:
                 window.jobs.succeeded.disconnect(done.append)
                 window.jobs.failed.disconnect(done.append)
                 result = window.doc.result
-                if result is None or not hasattr(done[0], "fill"):
+                if result is None or done[0] is not result:
                     print(f"measure_gui_fill: the fill failed: {done[0]}", file=sys.stderr)
                     return 1
                 fills.append(result.fill.seconds)
                 threads.append(result.threads)
-                print(f"fill of {int(result.fill.hole.sum())} voxels in {len(result.fill.final_loss)} slices: "
+                slices = window.doc.filled_slices(result.fill.hole, result.fill.axis)
+                print(f"fill of {int(result.fill.hole.sum())} voxels in {len(slices)} slices: "
                       f"{walls[-1]:.2f} s wall ({result.fill.seconds:.2f} s in the engine), "
                       f"{result.threads} torch thread(s), load average {load_average()}", flush=True)
-                while not window.jobs.idle:
+                while not window.jobs.idle:  # the metrics, measured after the result is shown
                     app.processEvents()
+                    time.sleep(0.005)
         finally:
             for process in busy:
                 process.kill()
@@ -95,7 +104,8 @@ def main() -> int:
         window.doc.result_saved = True
         window.close()
     print(f"median {statistics.median(walls):.2f} s wall from Run to the result on screen "
-          f"({statistics.median(fills):.2f} s in the engine) with {args.busy} busy process(es); "
+          f"({statistics.median(fills):.2f} s in the engine), method {form.method.currentData()}, "
+          f"{args.busy} busy process(es); "
           f"torch threads {sorted(set(threads))} (auto would choose {choose_threads()} now)")
     return 0
 

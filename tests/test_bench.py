@@ -85,13 +85,13 @@ def test_seeds_reproduce_and_families_are_independent(brain):
     assert all(np.array_equal(x.hole, y.hole) for x, y in zip(blobs, [k for k in a if k.family == "blob"]))
 
 
-def test_speed_comparison_pairs_default_and_reference_on_the_same_cases():
+def test_speed_comparison_pairs_slices2d_and_reference_on_the_same_cases():
     def result(method, case, seconds, slices, psnr):
         return CaseResult(method=method, family="cube8", case=case, metrics={"psnr_hole": psnr, "ssim_hole": 0.5},
                           seconds=seconds, slices=slices)
 
-    results = [result("m/default", "a", 2.0, 4, 20.0), result("m/reference", "a", 80.0, 4, 22.0),
-               result("m/default", "b", 3.0, 3, 10.0), result("n/reference", "a", 1.0, 1, 0.0)]
+    results = [result("m/slices2d", "a", 2.0, 4, 20.0), result("m/reference", "a", 80.0, 4, 22.0),
+               result("m/slices2d", "b", 3.0, 3, 10.0), result("n/reference", "a", 1.0, 1, 0.0)]
     speed = speed_comparison(results)
     assert list(speed) == ["m"] and speed["m"]["cases"] == ["a"]
     assert speed["m"]["default_seconds_per_slice"] == pytest.approx(0.5)
@@ -122,11 +122,11 @@ def test_bench_end_to_end_writes_json_markdown_and_figures(tmp_path):
     image = _write_brain(tmp_path)
     out = tmp_path / "report"
     code = main(["bench", "--image", str(image), "--models", str(model), "--families", "cube8,large", "--cases", "1",
-                 "--methods", "default,no-blend,reference,border-mean,biharmonic,fsl-style", "--speed-cases", "0",
+                 "--methods", "slices2d,no-blend,reference,border-mean,biharmonic,fsl-style", "--speed-cases", "0",
                  "--json", str(tmp_path / "bench.json"), "--out", str(out), "--quiet"])
     assert code == 0
     report = json.loads((tmp_path / "bench.json").read_text())
-    methods = ["tiny/default", "tiny/no-blend", "border-mean", "biharmonic", "fsl-style"]  # no speed case: no reference
+    methods = ["tiny/slices2d", "tiny/no-blend", "border-mean", "biharmonic", "fsl-style"]  # no speed case: no reference
     assert report["methods"] == methods and report["speed"] == {}
     _check_summary(report, methods, ["cube8", "large"])
     assert [c["id"] for c in report["cases"]] == ["cube8-00", "large-00"]
@@ -151,10 +151,10 @@ def test_quick_bench_runs_the_app_default_and_the_baselines(tmp_path, monkeypatc
                  "--quiet"])
     assert code == 0
     report = json.loads((tmp_path / "q.json").read_text())
-    assert report["default_method"] == "tiny/default" and report["quick"] is True
-    _check_summary(report, ["tiny/default", "border-mean", "biharmonic", "fsl-style"], list(command.QUICK_FAMILIES))
+    assert report["default_method"] == FillSettings().method == "refine3d" and report["quick"] is True
+    _check_summary(report, ["refine3d", *runner.BASELINES], list(command.QUICK_FAMILIES))
     assert report["speed"] == {}
-    assert "tiny/default *" in capsys.readouterr().out
+    assert "refine3d *" in capsys.readouterr().out
 
 
 def test_bench_refuses_unknown_families_and_the_training_template(tmp_path, capsys):
@@ -165,16 +165,17 @@ def test_bench_refuses_unknown_families_and_the_training_template(tmp_path, caps
 
 
 def test_reference_runs_only_on_speed_cases_and_figures_show_only_methods_that_ran(tmp_path, monkeypatch):
-    monkeypatch.setitem(runner.PIPELINES, "reference", {"iterations": 2, "restarts": 2, "encoder_start": False})
+    monkeypatch.setitem(runner.PIPELINES, "reference",
+                        {"method": "slices2d", "iterations": 2, "restarts": 2, "encoder_start": False})
     model = make_tiny_model(tmp_path / "tiny")
     out = tmp_path / "report"
     code = main(["bench", "--image", str(_write_brain(tmp_path)), "--models", str(model), "--families", "cube8,large",
-                 "--cases", "1", "--methods", "default,reference,biharmonic", "--speed-cases", "1",
+                 "--cases", "1", "--methods", "slices2d,reference,biharmonic", "--speed-cases", "1",
                  "--out", str(out), "--quiet"])
     assert code == 0
     report = json.loads((out / "results.json").read_text())
-    assert set(report["cases"][0]["results"]) == {"tiny/default", "tiny/reference", "biharmonic"}
-    assert set(report["cases"][1]["results"]) == {"tiny/default", "biharmonic"}
+    assert set(report["cases"][0]["results"]) == {"tiny/slices2d", "tiny/reference", "biharmonic"}
+    assert set(report["cases"][1]["results"]) == {"tiny/slices2d", "biharmonic"}
     assert report["speed"]["tiny"]["cases"] == ["cube8-00"]
     with Image.open(out / "fig_cube8.png") as with_reference, Image.open(out / "fig_large.png") as without:
         column = with_reference.width - without.width

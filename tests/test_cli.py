@@ -11,7 +11,7 @@ import pytest
 
 from core.cli import main
 
-FAST = ["--iterations", "3", "--restarts", "2", "--quiet"]
+FAST = ["--method", "slices2d", "--iterations", "3", "--restarts", "2", "--quiet"]
 
 
 def _run(capsys, *argv):
@@ -37,6 +37,18 @@ def test_fill_writes_volume_and_sidecar_with_input_geometry(brain_files, tiny_va
     assert side["parameters"]["iterations"] == 3 and side["model"]["sha256"]
     assert side["nonfinite_input_voxels"] == 0
     assert len(side["input"]["sha256"]) == 64 and len(side["final_loss_per_slice"]) == 4
+
+
+def test_default_fill_is_the_3d_refiner_and_the_sidecar_says_so(brain_files, tmp_path, capsys) -> None:
+    image_path, mask_path, hole = brain_files
+    out = tmp_path / "filled.nii.gz"
+    code, err = _run(capsys, "fill", image_path, mask_path, "-o", out, "--quiet")
+    assert code == 0, err
+    a, b = nib.load(image_path).get_fdata(dtype=np.float32), nib.load(out).get_fdata(dtype=np.float32)
+    assert np.array_equal(a[~hole], b[~hole]) and np.isfinite(b).all()
+    side = json.loads((tmp_path / "filled.json").read_text())
+    assert side["method"]["name"] == "refine3d" == side["parameters"]["method"]
+    assert len(side["method"]["refiner"]["sha256"]) == 64
 
 
 def test_reference_records_metrics_and_dilate_grows_the_hole(brain_files, tiny_vae, tmp_path, capsys) -> None:

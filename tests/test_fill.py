@@ -9,7 +9,7 @@ from core.fill import FillSettings, fill_volume
 from core.job import CancelToken, Cancelled
 
 LAS = np.array([[-2.0, 0, 0, 40], [0, 2, 0, -48], [0, 0, 2, -36], [0, 0, 0, 1]])
-FAST = FillSettings(iterations=5, restarts=2)
+FAST = FillSettings(method="slices2d", iterations=5, restarts=2)
 
 
 def _hole(shape):
@@ -56,7 +56,7 @@ def test_blending_matches_the_border_and_ablation_pastes_the_generator(tiny_vae)
     hole = _hole(image.shape)
     model = load_model(tiny_vae)
     blended = fill_volume(image, LAS, hole, model, FAST)
-    pasted = fill_volume(image, LAS, hole, model, FillSettings(iterations=5, restarts=2, blend=False))
+    pasted = fill_volume(image, LAS, hole, model, FillSettings(method="slices2d", iterations=5, restarts=2, blend=False))
     assert np.array_equal(pasted.filled[hole], pasted.generated[hole])
     assert np.array_equal(blended.generated[hole], pasted.generated[hole])
     assert not np.allclose(blended.filled[hole], pasted.filled[hole])
@@ -66,7 +66,7 @@ def test_progress_reports_previews_of_the_hole_and_cancel_stops(tiny_vae) -> Non
     image = synthetic_brain()
     hole = _hole(image.shape)
     reports = []
-    fill_volume(image, LAS, hole, load_model(tiny_vae), FillSettings(iterations=6, restarts=2, preview_every=3),
+    fill_volume(image, LAS, hole, load_model(tiny_vae), FillSettings(method="slices2d", iterations=6, restarts=2, preview_every=3),
                 progress=reports.append)
     previews = [r.preview for r in reports if r.preview is not None]
     assert len(previews) == 2 and all(p.shape == (int(hole.sum()),) for p in previews)
@@ -79,7 +79,7 @@ def test_progress_reports_previews_of_the_hole_and_cancel_stops(tiny_vae) -> Non
             token.cancel()
 
     with pytest.raises(Cancelled):
-        fill_volume(image, LAS, hole, load_model(tiny_vae), FillSettings(iterations=50),
+        fill_volume(image, LAS, hole, load_model(tiny_vae), FillSettings(method="slices2d", iterations=50),
                     progress=cancel_at_two, cancel=token)
 
 
@@ -87,8 +87,8 @@ def test_same_seed_on_cpu_gives_the_same_volume(tiny_gan) -> None:
     image = synthetic_brain()
     hole = _hole(image.shape)
     model = load_model(tiny_gan)
-    a = fill_volume(image, LAS, hole, model, FillSettings(iterations=4, restarts=3, seed=5, device="cpu"))
-    b = fill_volume(image, LAS, hole, model, FillSettings(iterations=4, restarts=3, seed=5, device="cpu"))
-    c = fill_volume(image, LAS, hole, model, FillSettings(iterations=4, restarts=3, seed=6, device="cpu"))
+    a = fill_volume(image, LAS, hole, model, FillSettings(method="slices2d", iterations=4, restarts=3, seed=5, device="cpu"))
+    b = fill_volume(image, LAS, hole, model, FillSettings(method="slices2d", iterations=4, restarts=3, seed=5, device="cpu"))
+    c = fill_volume(image, LAS, hole, model, FillSettings(method="slices2d", iterations=4, restarts=3, seed=6, device="cpu"))
     assert np.array_equal(a.filled, b.filled)
     assert not np.array_equal(a.filled, c.filled)

@@ -7,6 +7,7 @@ import os
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 import json  # noqa: E402
+import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import nibabel as nib  # noqa: E402
@@ -47,8 +48,12 @@ def paint(qtbot, window, voxel) -> None:
 
 
 @pytest.fixture
-def window(qtbot, tmp_path, brain_files, tiny_vae, dialogs):
+def window(qtbot, tmp_path, brain_files, tiny_vae, dialogs, monkeypatch):
+    from inpaint_gui.app import install_excepthook
+
     w = ScriptedWindow(tmp_path / "settings.ini", dialogs)
+    monkeypatch.setattr(sys, "excepthook", sys.excepthook)
+    install_excepthook(w)  # as the app does: an error in a slot becomes an "Unexpected error" dialog
     qtbot.addWidget(w)
     w.resize(1200, 800)
     w.show()
@@ -73,7 +78,8 @@ def test_every_menu_action_triggers_without_an_unexpected_error(qtbot, window, b
     paint(qtbot, window, (20, 24, int(window.viewer.point[AXIAL])))
     fake_result(window, model=load_model(tiny_vae))
     script = window.script
-    # what each dialog answers, by action (Save mask writes the imported mask's file without asking); the File menu's open actions and Quit go last (they end the document)
+    # what each dialog answers, by action (Save mask writes the imported mask's file without asking);
+    # the File menu's open actions and Quit go last (they end the document)
     prepare = {
         "&Import mask...": lambda: (script.answers.append(Yes), script.paths.append(mask)),
         "Load &brain mask...": lambda: script.paths.append(brain),
@@ -84,7 +90,8 @@ def test_every_menu_action_triggers_without_an_unexpected_error(qtbot, window, b
         "Open &DICOM folder...": lambda: (script.paths.append(folder), script.answers.append(Discard)),
         "&Quit": lambda: script.answers.append(Discard),
         # Edit > Clear whole mask came before: undo it, and make the fill last until Cancel fill stops it
-        "&Run fill": lambda: (window.viewer.apply_history(True), window.panel.form.iterations.setValue(100000)),
+        "&Run fill": lambda: (window.viewer.painter.apply_history(True), window.panel.form.iterations.setValue(100000),
+                              window.panel.form.method.setCurrentIndex(window.panel.form.method.findData("slices2d"))),
     }
     last = ("&Open image...", "Open &DICOM folder...", "&Quit")
     actions = menu_actions(window)
@@ -119,6 +126,7 @@ def test_save_save_as_and_export_from_the_menu_and_keys_write_correct_files(qtbo
         paint(qtbot, window, (20, 24, z + dz))
     script, doc = window.script, window.doc
     window.panel.form.iterations.setValue(2)
+    window.panel.form.method.setCurrentIndex(window.panel.form.method.findData("slices2d"))  # per-slice losses
     with qtbot.waitSignal(window.jobs.succeeded, timeout=60000):
         window.act["run"].trigger()
     assert window.viewer.point[AXIAL] == z  # the first filled slice is shown

@@ -17,6 +17,7 @@ from core.errors import InpaintError  # noqa: E402
 from test_gui_support import ScriptedWindow, dialogs, viewport_point  # noqa: E402,F401
 
 AXIAL = 2
+SEARCH = "slices2d"  # the fill method with a latent search (live previews, per-slice losses)
 
 
 @pytest.fixture
@@ -34,6 +35,7 @@ def window(qtbot, tmp_path, brain_files, tiny_vae, dialogs):
     w.viewer.refresh_mask()
     w.panel.form.restarts.setValue(2)
     w.panel.form.scope.setCurrentIndex(w.panel.form.scope.findData("all"))
+    w.panel.form.method.setCurrentIndex(w.panel.form.method.findData(SEARCH))  # previews and losses
     yield w
     w.forget_changes()
 
@@ -65,7 +67,8 @@ def test_run_fills_on_the_worker_with_preview_metrics_and_losses(qtbot, window):
     assert window.viewer.layer == "blended" and doc.editor.locked is None
     assert np.array_equal(view.image.image, doc.blended[:, :, view.index].T)
     assert panel.losses.rowCount() == len(doc.result.fill.final_loss) == 2
-    assert panel.metrics.item(0, 0).text() != "" and panel.metrics.item(1, 0).text() != ""
+    qtbot.waitUntil(lambda: bool(doc.result.metrics), timeout=30000)
+    assert panel.metrics.item(0, 0).text() not in ("", "...") and panel.metrics.item(1, 0).text() not in ("", "...")
     assert len(panel._loss_y) > 0 and window.isWindowModified()
     assert window.act["export"].isEnabled() and window.act["layer_blended"].isChecked()
 
@@ -77,7 +80,8 @@ def test_current_slice_scope_fills_only_that_slice(qtbot, window):
     with qtbot.waitSignal(window.jobs.succeeded, timeout=60000):
         pass
     fill = window.doc.result.fill
-    assert list(fill.final_loss) == [int(window.viewer.point[AXIAL])] and fill.hole.sum() < window.doc.editor.voxel_count
+    assert list(fill.final_loss) == [int(window.viewer.point[AXIAL])]
+    assert fill.hole.sum() < window.doc.editor.voxel_count
 
 
 def test_run_pressed_mid_stroke_fills_the_whole_stroke(qtbot, window):
@@ -91,7 +95,7 @@ def test_run_pressed_mid_stroke_fills_the_whole_stroke(qtbot, window):
         pass
     assert np.array_equal(window.doc.result.fill.hole, window.doc.mask_in_file_order())
     assert window.panel.result_note.text() == ""  # the result is not stale
-    window.viewer.apply_history(True)
+    window.viewer.painter.apply_history(True)
     assert editor.mask[10:15, 30, z].sum() == 0  # the stroke was one undo step
 
 
@@ -104,7 +108,7 @@ def test_cancel_returns_within_a_second_and_changes_nothing(qtbot, window):
     qtbot.waitUntil(lambda: window.jobs.idle, timeout=5000)
     result, curve = doc.result, panel.loss_curve.getData()
     assert curve[0] is not None and len(curve[0]) > 0
-    window.set_layer("original")
+    window.display.set_layer("original")
     window.panel.form.iterations.setValue(100000)
     layer_before = window.viewer.layer
     window.session.run()

@@ -17,12 +17,13 @@ from ..registry import DEMO_BRAIN, default_model_name, list_models, resolve_mode
 from ..search import select_device
 from .masks import FAMILIES, make_cases
 from .report import build_report, write_figures, write_markdown, write_results_json
-from .runner import BASELINES, PIPELINES, Method, baseline_methods, load_bench_data, model_methods, run_bench
+from .runner import (BASELINES, PIPELINES, Method, baseline_methods, default_method_name, load_bench_data,
+                     model_free_methods, model_methods, run_bench)
 
 HELDOUT = Path(__file__).resolve().parents[3] / "shared" / "data" / "heldout_subject"
 HELDOUT_IMAGE, HELDOUT_MASK = HELDOUT / "t1_2mm.nii.gz", HELDOUT / "brainmask_2mm.nii.gz"
-QUICK_FAMILIES = ("cube16_wm", "blob", "large")
-METHOD_NAMES = tuple(PIPELINES) + tuple(BASELINES)
+QUICK_FAMILIES = ("blob10", "cube16", "large")
+METHOD_NAMES = ("default",) + tuple(PIPELINES) + tuple(BASELINES)
 
 
 def _names(text: str) -> list[str]:
@@ -79,13 +80,14 @@ def _choose(given: Optional[list[str]], allowed, default, what: str) -> list[str
 
 def reference_work_ratio() -> float:
     """Iterations x restarts of the `reference` pipeline over those of the default settings."""
-    default, reference = FillSettings(), PIPELINES["reference"]
+    default, reference = FillSettings(), PIPELINES["reference"]  # reference: slices2d at the authors' budget
     return reference["iterations"] * reference["restarts"] / (default.iterations * default.restarts)
 
 
 def _methods(args: argparse.Namespace, notes: list[str]) -> tuple[list[Method], dict, Optional[str]]:
     default_names = ("default",) + tuple(BASELINES) if args.quick else METHOD_NAMES
     names = _choose(args.methods, METHOD_NAMES, default_names, "method")
+    names = list(dict.fromkeys(FillSettings().method if n == "default" else n for n in names))
     pipelines = [n for n in names if n in PIPELINES]
     if args.models is not None:
         model_names = args.models
@@ -101,9 +103,12 @@ def _methods(args: argparse.Namespace, notes: list[str]) -> tuple[list[Method], 
         model = resolve_model(given)
         models[model.name] = model
     default_method = None
-    if "default" in pipelines and list_models() and default_model_name() in models:
-        default_method = f"{default_model_name()}/default"
+    if list_models() and default_model_name() in models:
+        default_method = default_method_name(default_model_name())
     methods = [m for name in models for m in model_methods(name, pipelines)]
+    if models:
+        methods += model_free_methods(default_model_name() if default_model_name() in models else next(iter(models)),
+                                      pipelines)
     methods += baseline_methods([n for n in names if n in BASELINES])
     return methods, models, default_method
 

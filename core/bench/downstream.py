@@ -13,6 +13,10 @@ percentiles (no bias correction: the bias field is the same in every image compa
 - `hmrf`: dipy's `TissueClassifierHMRF` (Gaussian classes with a Potts/Ising prior, ICM),
   beta 0.1, 10 iterations, on the brain's bounding box; its background noise is seeded.
 Classes are ordered by mean intensity: CSF < grey matter < white matter.
+Methods: "no fill" (the lesioned image), every classical baseline of `runner.BASELINES`, every
+shipped model with the slice pipeline (`<model>/slices2d`, or the app's method when that uses
+the model per slice), and the app default (`FillSettings()` with the default model, e.g.
+`refine3d`), each through `runner.fill_case` exactly as `inpaint bench` fills.
 Per method: % change of the CSF, GM and WM volumes, the fraction of lesion voxels with
 the original's label, the share of lesion voxels given each label, and Dice per class
 inside the lesions and in a 2-voxel ring around them; plus the BraTS in-hole metrics of
@@ -28,12 +32,14 @@ from typing import Callable, Optional
 
 import numpy as np
 
+from ..errors import InpaintError
 from ..fill import FillSettings
 from ..metrics import hole_metrics
 from ..volume import dilate_mask
 from .lesions import LesionSet, simulate_lesions
 from .masks import Case
-from .runner import BASELINES, BenchData, Method, fill_case, load_bench_data
+from .runner import (BASELINES, MODEL_FREE, PIPELINES, BenchData, Method, baseline_methods, default_method_name,
+                     fill_case, load_bench_data, model_free_methods, model_methods)
 
 TISSUES = ("csf", "gm", "wm")  # labels 1, 2, 3; 0 is outside the brain
 NO_FILL = "no fill"
@@ -155,9 +161,23 @@ class BrainResult:
     record: dict
 
 
-def fill_methods(models: list[str], baselines: list[str]) -> list[Method]:
-    """Baselines, then every model with the default pipeline."""
-    return [Method(b) for b in baselines] + [Method(f"{m}/default", model=m, pipeline="default") for m in models]
+def model_pipeline() -> str:
+    """The pipeline every shipped model runs: the app's fill method, or slices2d when that needs no slice model."""
+    method = FillSettings().method
+    return method if method in PIPELINES and method not in MODEL_FREE else "slices2d"
+
+
+def fill_methods(models: list[str], baselines: list[str], default_model: Optional[str] = None) -> list[Method]:
+    """Baselines, every model with its pipeline, then the app default (`FillSettings()`) when it is model-free."""
+    methods = baseline_methods(baselines) + [m for name in models for m in model_methods(name, [model_pipeline()])]
+    if default_model in models:
+        methods += model_free_methods(default_model, [FillSettings().method])
+    return methods
+
+
+def app_default_method(models: list[str], default_model: Optional[str]) -> Optional[str]:
+    """Bench name of `FillSettings()` with the default model, when that model runs."""
+    return default_method_name(default_model) if default_model in models else None
 
 
 def run_brain(name: str, data: BenchData, methods: list[Method], models: dict, settings: FillSettings,
@@ -229,10 +249,15 @@ def load_brains(image: Optional[Path], brainmask: Optional[Path]) -> dict[str, B
         return {Path(image).name.split(".")[0]: load_bench_data(image, brainmask)}
     missing = [str(p) for pair in BRAINS.values() for p in pair if not p.is_file()]
     if missing:
-        from ..errors import InpaintError
         raise InpaintError(f"the held-out brains are missing ({', '.join(missing)}); pass --image and --brainmask.")
     return {name: load_bench_data(*paths) for name, paths in BRAINS.items()}
 
 
 def baseline_names(chosen: Optional[list[str]]) -> list[str]:
-    return list(BASELINES) if chosen is None else [n for n in chosen if n in BASELINES]
+    """The baselines among `--methods` (all when None); `default` selects the models; anything else is an error."""
+    if chosen is None:
+        return list(BASELINES)
+    unknown = [n for n in chosen if n not in BASELINES and n != "default"]
+    if unknown:
+        raise InpaintError(f"--downstream runs the methods default, {', '.join(BASELINES)}; not {', '.join(unknown)}.")
+    return [n for n in chosen if n in BASELINES]

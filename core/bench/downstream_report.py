@@ -24,7 +24,8 @@ from ..fill import FillSettings
 from ..progress import ProgressBar
 from ..registry import default_model_name, list_models, resolve_model
 from ..search import select_device
-from .downstream import (NO_FILL, TISSUES, BrainResult, baseline_names, fill_methods, load_brains, run_brain)
+from .downstream import (NO_FILL, TISSUES, BrainResult, app_default_method, baseline_names, fill_methods,
+                         load_brains, run_brain)
 from .lesions import KINDS
 from .report import machine_info, write_results_json
 
@@ -215,9 +216,9 @@ def run(args: argparse.Namespace) -> int:
     for given in names:
         model = resolve_model(given)
         models[model.name] = model
-    default_method = (f"{default_model_name()}/default"
-                      if list_models() and default_model_name() in models else None)
-    methods = fill_methods(list(models), baseline_names(args.methods))
+    default_model = default_model_name() if list_models() else None
+    default_method = app_default_method(list(models), default_model)
+    methods = fill_methods(list(models), baseline_names(args.methods), default_model)
     settings = FillSettings(seed=args.seed, device=args.device)
     bar = None if args.quiet else ProgressBar("downstream")
     results = []

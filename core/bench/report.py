@@ -28,6 +28,9 @@ from .masks import Case
 from .runner import BenchData, CaseResult, preview_index
 
 METRICS = ("psnr_hole", "ssim_hole", "mse_hole", "mae_hole", "psnr_slice", "ssim_slice", "seconds_per_slice")
+# in-hole metrics a run may also carry (core.metrics.hole_metrics names): the BraTS headline PSNR
+# (data range from the reference inside the hole) and our earlier 3D SSIM
+OPTIONAL_METRICS = ("psnr_brats_hole", "ssim3d_hole")
 ALL = "all"
 TILE_ZOOM = 3
 FIGURE_ROWS = 4
@@ -43,7 +46,8 @@ def summarize(results: list[CaseResult]) -> dict[str, dict[str, dict[str, float]
         groups.setdefault((r.method, ALL), []).append(r.record())
     summary: dict[str, dict[str, dict[str, float]]] = {}
     for (method, family), records in groups.items():
-        entry = {m: float(np.mean([rec[m] for rec in records])) for m in METRICS}
+        present = METRICS + tuple(m for m in OPTIONAL_METRICS if all(m in rec for rec in records))
+        entry = {m: float(np.mean([rec[m] for rec in records])) for m in present}
         entry["n"] = len(records)
         summary.setdefault(method, {})[family] = entry
     return summary
@@ -55,7 +59,7 @@ def speed_comparison(results: list[CaseResult]) -> dict[str, dict[str, Any]]:
     pairs: dict[str, list[tuple[CaseResult, CaseResult]]] = {}
     for r in results:
         model = r.method.rsplit("/", 1)[0]
-        default = by_key.get((f"{model}/default", r.case))
+        default = by_key.get((f"{model}/slices2d", r.case))
         if r.method.endswith("/reference") and default is not None:
             pairs.setdefault(model, []).append((default, r))
     out = {}
@@ -131,14 +135,15 @@ def _fmt(value: float, digits: int) -> str:
 
 
 def _table(summary: dict, family: str, methods: list[str], default_method: Optional[str]) -> list[str]:
-    lines = ["| method | PSNR hole (dB) | SSIM hole | MSE hole | MAE hole | PSNR slice (dB) | SSIM slice | s/slice "
-             "| n |", "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
-    for method in methods:
-        row = summary.get(method, {}).get(family)
-        if row is None:
-            continue
+    rows = [(m, summary[m][family]) for m in methods if family in summary.get(m, {})]
+    brats = bool(rows) and all("psnr_brats_hole" in row for _, row in rows)
+    lines = ["| method | " + ("PSNR hole, BraTS (dB) | " if brats else "") + "PSNR hole, range 1 (dB) | SSIM hole | "
+             "MSE hole | MAE hole | PSNR slice (dB) | SSIM slice | s/slice | n |",
+             "| --- |" + (" ---: |" if brats else "") + " ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for method, row in rows:
         name = f"**{method}** (app default)" if method == default_method else method
-        lines.append(f"| {name} | {_fmt(row['psnr_hole'], 2)} | {row['ssim_hole']:.4f} | {row['mse_hole']:.4f} | "
+        first = f"{_fmt(row['psnr_brats_hole'], 2)} | " if brats else ""
+        lines.append(f"| {name} | {first}{_fmt(row['psnr_hole'], 2)} | {row['ssim_hole']:.4f} | {row['mse_hole']:.4f} | "
                      f"{row['mae_hole']:.4f} | {_fmt(row['psnr_slice'], 2)} | {row['ssim_slice']:.4f} | "
                      f"{row['seconds_per_slice']:.3f} | {row['n']} |")
     return lines
@@ -154,8 +159,10 @@ def write_markdown(path: Path, report: dict[str, Any], figures: dict[str, str]) 
              f"Machine: {m['cpu']}, {m['torch_threads']} torch threads, torch {m['torch']}, device {m['device']}.",
              f"Mask seed {report['seeds']['masks']}, fill seed {report['seeds']['fill']}; "
              f"{'quick run' if report['quick'] else 'full run'}; {len(report['cases'])} cases.",
-             "In-hole metrics follow BraTS 2023/24 (percentile-normalised to [0, 1], SSIM averaged over hole voxels); "
-             "slice metrics are whole axial slices touching the hole. See docs/bench.md.", ""]
+             "In-hole metrics follow BraTS 2023/24 (percentile-normalised to [0, 1]; SSIM as the challenge computes "
+             "it, 2D per slice along the first array axis, averaged over hole voxels; PSNR with data range 1 is the "
+             "challenge's `psnr_01`, 'BraTS' PSNR its headline `psnr`, data range from the reference inside the "
+             "hole); slice metrics are whole axial slices touching the hole. See docs/bench.md.", ""]
     for family in [ALL] + report["families"]:
         lines += [f"## {'All cases' if family == ALL else family}", ""]
         lines += _table(summary, family, methods, report["default_method"]) + [""]

@@ -2,10 +2,12 @@
 
 Everything happens in the closest-RAS voxel order of the bench image (so 'axial' is the
 third array axis whatever the file's order). Methods:
-- `<model>/<pipeline>` for every model and pipeline: `default` (the app's settings),
+- `<model>/<pipeline>` for every model and pipeline: `slices2d` (the original study's
+  pipeline at the app's search settings), `poisson3d` (the same search, blended in 3D),
   ablations `no-prior`, `no-weighting`, `no-blend`, and `reference` (the original
   authors' search budget: 1000 iterations, 64 restarts, random start) for the speed
   comparison, run only on the speed cases;
+- `refine3d`: the learned 3D refiner, which needs no slice model;
 - baselines `border-mean`, `biharmonic` (axial slices), `harmonic-3d`, `biharmonic-3d`, `fsl-style`.
 Each fill is timed (after one untimed warm-up fill per model); seconds per slice divides by
 the number of slices the method filled (the model's plane for models, axial slices touching
@@ -35,12 +37,15 @@ from ..volume import load_mask, load_volume
 from .masks import AXIAL, Case
 
 PIPELINES: dict[str, dict] = {
-    "default": {},
-    "no-prior": {"prior": False},
-    "no-weighting": {"weighting": False},
-    "no-blend": {"blend": False},
-    "reference": {"iterations": 1000, "restarts": 64, "encoder_start": False},
+    "slices2d": {"method": "slices2d"},
+    "poisson3d": {"method": "poisson3d"},
+    "refine3d": {"method": "refine3d"},
+    "no-prior": {"method": "slices2d", "prior": False},
+    "no-weighting": {"method": "slices2d", "weighting": False},
+    "no-blend": {"method": "slices2d", "blend": False},
+    "reference": {"method": "slices2d", "iterations": 1000, "restarts": 64, "encoder_start": False},
 }
+MODEL_FREE = ("refine3d",)  # pipelines that do not use the slice model: run once, named without a model
 ABLATIONS = ("no-prior", "no-weighting", "no-blend")
 BASELINES: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
     "border-mean": border_mean_fill,
@@ -69,7 +74,18 @@ class Method:
 
 
 def model_methods(model: str, pipelines) -> list[Method]:
-    return [Method(f"{model}/{p}", model=model, pipeline=p) for p in pipelines]
+    return [Method(f"{model}/{p}", model=model, pipeline=p) for p in pipelines if p not in MODEL_FREE]
+
+
+def model_free_methods(model: str, pipelines) -> list[Method]:
+    """Pipelines that need no slice model (`model` is only passed along to `fill_volume`)."""
+    return [Method(p, model=model, pipeline=p) for p in pipelines if p in MODEL_FREE]
+
+
+def default_method_name(model: str) -> str:
+    """Bench name of the app's default fill (`FillSettings()`) with the default slice model `model`."""
+    method = FillSettings().method
+    return method if method in MODEL_FREE else f"{model}/{method}"
 
 
 def baseline_methods(names=tuple(BASELINES)) -> list[Method]:
@@ -150,7 +166,7 @@ def fill_case(method: Method, data: BenchData, case: Case, model: Optional[Model
         return filled, time.perf_counter() - start, slices
     run = dataclasses.replace(settings, **PIPELINES[method.pipeline])
     result = fill_volume(voided, data.affine, case.hole, model, run, brain=data.brain, progress=progress)
-    return result.filled, result.seconds, len(result.final_loss)
+    return result.filled, result.seconds, len(result.slices)
 
 
 def warm_up(data: BenchData, case: Case, models: list[Model], settings: FillSettings) -> None:

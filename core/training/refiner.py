@@ -2,7 +2,7 @@
 
 Each step cuts random patches (2 mm isotropic grid, 32^3 voxels) from the training brains,
 augments them (flips, axis order, gamma, contrast, noise), punches a random lesion-like hole
-inside the brain (irregular blob, box or thin slab), fills it with the harmonic fill that
+inside the brain (irregular blob, box or thin slab), fills it with the biharmonic fill that
 inference uses as the network's base, and minimises the mean squared error inside the hole.
 Runs stop cleanly at a wall-clock budget, write `model.safetensors` + `config.json`
 (loadable by `core.refine3d.load_refiner`) and resume exactly where they stopped.
@@ -24,7 +24,7 @@ from safetensors.torch import load_file, save_file
 from scipy import ndimage
 
 from ..atomic import write_atomically
-from ..blend3d import poisson_blend_3d
+from ..blend3d import biharmonic_fill_3d
 from ..modelspace import Reorientation, voxel_sizes
 from ..normalize import intensity_scale
 from ..refine3d import Refiner3D, RefinerConfig, resample, save_refiner
@@ -106,7 +106,7 @@ def sample(rng: np.random.Generator, brains: Sequence[Brain], weights: np.ndarra
     unit = unit + brain * rng.normal(0.0, rng.uniform(0.0, 0.03), size=unit.shape)
     truth = np.where(brain, np.clip(unit, 0.0, 1.0) * 2.0 - 1.0, -1.0).astype(np.float32)
     hole = random_hole(rng, brain)
-    base = poisson_blend_3d(np.where(hole, 0.0, truth).astype(np.float32), hole)
+    base = biharmonic_fill_3d(np.where(hole, 0.0, truth).astype(np.float32), hole)
     return base, hole.astype(np.float32), truth
 
 
@@ -169,7 +169,7 @@ def train(data: Sequence[tuple[Path, Optional[Path], float]], out: Path, *, minu
             running = []
             with open(log, "a", encoding="utf-8") as f:
                 f.write(f"{step},{m[0]:.6f},{m[1]:.6f},{spent + time.perf_counter() - start:.1f}\n")
-            print(f"step {step} mse {m[0]:.5f} harmonic {m[1]:.5f}", flush=True)
+            print(f"step {step} mse {m[0]:.5f} biharmonic {m[1]:.5f}", flush=True)
             meta["wall_time_s"] = spent + time.perf_counter() - start
             _save(out, network, optimiser, step, meta)
     meta["wall_time_s"] = spent + time.perf_counter() - start

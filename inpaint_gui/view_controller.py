@@ -1,0 +1,112 @@
+"""The Edit and View menus' state: painting tool, ball brush, clearing, layers, overlay, convention."""
+
+from __future__ import annotations
+
+from typing import Callable, Optional
+
+from PySide6.QtCore import QObject, QSettings, Signal
+from PySide6.QtGui import QAction
+
+from core.mask_editor import EditRefused
+
+from .document import Document
+from .ortho_viewer import OrthoViewer
+
+LAYERS_LOCKED = "A fill is running: the views show its live preview until it finishes or you cancel it (Esc)."
+
+
+class ViewController(QObject):
+    """Keeps the checkable actions and the viewer in step; refuses layer changes while a fill previews."""
+
+    message = Signal(str)
+    changed = Signal()  # the mask or the tool changed: update labels and actions
+
+    def __init__(self, act: dict[str, QAction], viewer: OrthoViewer, settings: QSettings,
+                 document: Callable[[], Optional[Document]], running: Callable[[], bool],
+                 layer_before_job: Callable[[], str]) -> None:
+        super().__init__()
+        self.act, self.viewer, self.settings = act, viewer, settings
+        self._document, self._running, self._layer_before_job = document, running, layer_before_job
+
+    def apply_to(self, doc: Document) -> None:
+        """Show a newly opened document with the current tool and view settings."""
+        self.act["layer_original"].setChecked(True)
+        self.act["difference"].setChecked(False)
+        doc.editor.sphere = self.act["sphere"].isChecked()
+        self.viewer.set_tool(self.tool())
+        self.viewer.set_overlay_visible(self.act["overlay"].isChecked())
+        self.viewer.set_radiological(self.act["radiological"].isChecked())
+
+    # tools ---------------------------------------------------------------------------------------
+    def tool(self) -> str:
+        return next((t for t in ("brush", "eraser", "crosshair") if self.act[f"tool_{t}"].isChecked()), "brush")
+
+    def set_tool(self, tool: str) -> None:
+        self.act[f"tool_{tool}"].setChecked(True)
+        self.viewer.set_tool(tool)
+        self.changed.emit()
+
+    def eraser_key(self) -> None:
+        """E toggles between eraser and brush."""
+        self.set_tool("eraser" if self.viewer.views[2].tool != "eraser" else "brush")
+
+    def toggle_sphere(self) -> None:
+        doc = self._document()
+        if doc is not None:
+            doc.editor.sphere = self.act["sphere"].isChecked()
+        self.changed.emit()
+
+    def convention_changed(self) -> None:
+        radiological = self.act["radiological"].isChecked()
+        self.settings.setValue("radiological", radiological)
+        self.viewer.set_radiological(radiological)
+
+    def opacity(self, direction: int) -> None:
+        self.message.emit(f"Mask overlay opacity {self.viewer.change_opacity(0.1 * direction):.0%}")
+
+    # clearing ------------------------------------------------------------------------------------
+    def clear_slice(self) -> None:
+        doc = self._document()
+        if doc is not None:
+            axis = self.viewer.active
+            self._edit(lambda: doc.editor.clear_slice(axis, int(self.viewer.point[axis])))
+
+    def clear_all(self) -> None:
+        doc = self._document()
+        if doc is not None:
+            self._edit(doc.editor.clear_all)
+
+    def _edit(self, action) -> None:
+        try:
+            edit = action()
+        except EditRefused as exc:
+            self.message.emit(str(exc))
+            return
+        if edit is None:
+            self.message.emit("Nothing to clear.")
+            return
+        self.viewer.refresh_mask(edit.indices)
+        self.message.emit(f"{edit.label.capitalize()}: {edit.count} voxels (Ctrl+Z to undo)")
+        self.changed.emit()
+
+    # layers --------------------------------------------------------------------------------------
+    def set_layer(self, layer: str) -> None:
+        if self._running():
+            self.act[f"layer_{self._layer_before_job()}"].setChecked(True)  # a toolbar click must not stick
+            self.message.emit(LAYERS_LOCKED)
+            return
+        doc = self._document()
+        if doc is None or layer not in doc.available_layers():
+            return
+        self.viewer.set_layer(layer)
+        self.act[f"layer_{layer}"].setChecked(True)
+        self.message.emit(f"Showing {layer}")
+
+    def cycle_layer(self) -> None:
+        if self._running():
+            self.message.emit(LAYERS_LOCKED)
+            return
+        if self._document() is not None:
+            layer = self.viewer.cycle_layer()
+            self.act[f"layer_{layer}"].setChecked(True)
+            self.message.emit(f"Showing {layer}")
