@@ -160,13 +160,13 @@ class InpaintPanel(QWidget):
             self._loss_y.append(loss)
             self.loss_curve.setData(self._loss_x, self._loss_y)
 
-    def show_result(self, result: JobResult, slices: int, note: str = "") -> None:
-        """Show a finished fill of `slices` slices; `note` is added to the summary (voxels left unfilled)."""
+    def show_result(self, result: JobResult, slices: int, filled: str, note: str = "") -> None:
+        """Show a finished fill of `slices` slices and `filled` ('N vox (V ml)'); `note` ends the summary."""
         self.set_running(False)
         self._set_curve(self._loss_x, self._loss_y)
         fill = result.fill
         self.progress.setValue(1000)
-        self.eta.setText(f"Filled {plural(int(fill.hole.sum()), 'voxel')} in "
+        self.eta.setText(f"Filled {filled} in "
                          f"{plural(slices, fill.axis + ' slice')} in {fill.seconds:.1f} s "
                          f"({fill.device}, {plural(result.threads, 'thread')}).{note}")
         self.show_metrics(result.metrics)

@@ -469,7 +469,7 @@ def test_per_slice_losses_use_the_view_numbers_and_jump_there(qtbot, window):
     fake_result(window)
     doc.result.fill.final_loss.clear()
     doc.result.fill.final_loss.update({z: 1.5, z + 3: 2.5})
-    window.panel.show_result(doc.result, 2)
+    window.panel.show_result(doc.result, 2, "9 vox (0.07 ml)")
     table = window.panel.losses
     assert [table.item(r, 0).text() for r in range(2)] == [str(z), str(z + 3)]
     assert view.title.text().startswith(f"Axial {z} ")

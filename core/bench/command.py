@@ -16,6 +16,7 @@ from ..progress import ProgressBar
 from ..registry import DEMO_BRAIN, default_model_name, list_models, resolve_model
 from ..search import select_device
 from .masks import FAMILIES, make_cases
+from .views import write_ortho_figures
 from .report import build_report, write_figures, write_markdown, write_results_json
 from .runner import (BASELINES, PIPELINES, Method, baseline_methods, default_method_name, load_bench_data,
                      model_free_methods, model_methods, run_bench)
@@ -176,6 +177,7 @@ def run(args: argparse.Namespace) -> int:
         write_results_json(args.json, report)
     if args.out is not None:
         figures = write_figures(args.out, data, cases, results, method_names, families)
+        write_ortho_figures(args.out, data, cases, results, method_names, families)
         write_results_json(args.out / "results.json", report)
         write_markdown(args.out / "results.md", report, figures)
     _print_summary(report)

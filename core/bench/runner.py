@@ -136,10 +136,23 @@ class CaseResult:
     seconds: float
     slices: int
     preview: Optional[np.ndarray] = field(repr=False, default=None)
+    ortho: Optional[tuple[np.ndarray, ...]] = field(repr=False, default=None)  # sagittal, coronal, axial at the hole
 
     def record(self) -> dict:
         return {"method": self.method, "family": self.family, "case": self.case, **self.metrics,
                 "seconds": self.seconds, "slices": self.slices, "seconds_per_slice": self.seconds / self.slices}
+
+
+def hole_centre(hole: np.ndarray) -> tuple[int, int, int]:
+    """Voxel of the hole nearest its centroid (where the three orthogonal views cross)."""
+    points = np.argwhere(hole)
+    centre = points.mean(axis=0)
+    return tuple(int(v) for v in points[np.argmin(((points - centre) ** 2).sum(axis=1))])
+
+
+def ortho_slices(volume: np.ndarray, centre: tuple[int, int, int]) -> tuple[np.ndarray, ...]:
+    """Sagittal, coronal and axial slices of a RAS volume through `centre`."""
+    return tuple(np.take(volume, centre[a], axis=a).copy() for a in range(3))
 
 
 def preview_index(hole: np.ndarray) -> int:
@@ -200,7 +213,8 @@ def run_bench(data: BenchData, cases: list[Case], methods: list[Method], models:
             raise RuntimeError(f"{method.name} changed voxels outside the hole of {case.id}")
         results.append(CaseResult(method=method.name, family=case.family, case=case.id,
                                   metrics=score(filled, data, case.hole), seconds=seconds, slices=slices,
-                                  preview=filled[:, :, preview_index(case.hole)].copy()))
+                                  preview=filled[:, :, preview_index(case.hole)].copy(),
+                                  ortho=ortho_slices(filled, hole_centre(case.hole))))
     if progress is not None:
         progress(1.0, "done")
     return results
