@@ -183,6 +183,11 @@ def resample(volume: np.ndarray, factors: np.ndarray, shape: Sequence[int], orde
     return ndimage.map_coordinates(volume, coords, order=order, mode="nearest").astype(np.float32)
 
 
+def clip_base(base: np.ndarray) -> np.ndarray:
+    """The biharmonic base in model range, with overshoots beyond [-1.5, 1.5] clipped (network input)."""
+    return np.clip(base, -1.5, 1.5).astype(np.float32)
+
+
 def run_network(refiner: Refiner, base: np.ndarray, hole: np.ndarray, device: torch.device) -> np.ndarray:
     """The network on one model-grid crop (model range), returns the corrected crop."""
     with torch.no_grad():
@@ -216,13 +221,13 @@ def refine_fill(voided: np.ndarray, hole: np.ndarray, spacing: Sequence[float], 
         known = np.where(unknown, -1.0, scale.to_model(voided[crop])).astype(np.float32)
         region = filled[crop]
         if native_grid:
-            pred = run_network(refiner, biharmonic_fill_3d(known, unknown), unknown, device)
+            pred = run_network(refiner, clip_base(biharmonic_fill_3d(known, unknown)), unknown, device)
             region[part] = scale.from_model(pred)[part]
             continue
         shape = [max(2, int(math.floor((n - 1) / f)) + 1) for n, f in zip(part.shape, factors)]
         small_hole = resample(unknown.astype(np.float32), factors, shape) > 1e-3
         small_known = np.where(small_hole, -1.0, resample(known, factors, shape)).astype(np.float32)
-        small_base = biharmonic_fill_3d(small_known, small_hole)
+        small_base = clip_base(biharmonic_fill_3d(small_known, small_hole))
         correction = run_network(refiner, small_base, small_hole, device) - small_base
         coords = np.meshgrid(*[np.arange(n) / f for n, f in zip(part.shape, factors)], indexing="ij")
         native = biharmonic_fill_3d(known, unknown, spacing)

@@ -57,14 +57,17 @@ def _describe(run: str, report: dict) -> str:
 
 
 def downstream_section() -> list[str]:
-    """docs/results.md's downstream section: `inpaint bench --downstream`'s own Markdown, headings demoted."""
-    path = RESULTS / "downstream" / "downstream.md"
-    if not path.is_file():
+    """docs/results.md's downstream section: docs/results/downstream/README.md (the reading of the run, written by
+    hand) followed by `inpaint bench --downstream`'s own tables, headings demoted."""
+    folder = RESULTS / "downstream"
+    if not (folder / "downstream.md").is_file():
         return []
-    text = _demote(path.read_text(encoding="utf-8"), "downstream")
-    return ["## Downstream: tissue segmentation after filling simulated lesions", "",
-            "Raw: `docs/results/downstream/downstream.json`; command `inpaint bench --downstream` (both held-out "
-            "brains, every baseline and shipped model).", "", text.split("\n", 1)[1].lstrip("\n"), ""]
+    readme = folder / "README.md"
+    head = (readme.read_text(encoding="utf-8").rstrip().split("\n") if readme.is_file()
+            else ["## Downstream: tissue segmentation after filling simulated lesions"])
+    tables = _demote((folder / "downstream.md").read_text(encoding="utf-8"), "downstream")
+    return head + ["", "Raw: `docs/results/downstream/downstream.json`; command `inpaint bench --downstream`.", "",
+                   tables.split("\n", 1)[1].lstrip("\n"), ""]
 
 
 def load_runs() -> dict[str, dict]:

@@ -3,6 +3,7 @@
 #   scripts/train_all.sh          start the four runs in the background (logs in runs/logs/)
 #   scripts/train_all.sh copy     copy the finished weights + config into resources/models/<name>/, write model cards
 #   scripts/train_all.sh ablation short VAE k3 runs per augmentation group, scored by `inpaint bench`
+#   scripts/train_all.sh refiner  the 3D refiner of the default fill (add `resume` to continue a run)
 # MINUTES (default 85, as used) is each run's wall-clock budget; PYTHON defaults to /work/venv/bin/python.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,6 +19,21 @@ if [[ "${1:-}" == "copy" ]]; then
         chmod 644 "resources/models/$name/model.safetensors" "resources/models/$name/config.json"
         "$PYTHON" -m core.training.card "resources/models/$name"
     done
+    exit 0
+fi
+
+if [[ "${1:-}" == "refiner" ]]; then
+    # The 3D refiner of the default fill (refine3d): MNI152 template and the ROBEX subject (skull-stripped
+    # with its expert mask), one thread; `scripts/train_all.sh refiner resume` continues a stopped run.
+    # Then: cp runs/refiner3d/model.safetensors runs/refiner3d/config.json resources/refiner3d/
+    REFINER_MINUTES=${REFINER_MINUTES:-52}
+    resume=""
+    [[ "${2:-}" == "resume" ]] && resume="--resume"
+    mkdir -p runs/logs
+    OMP_NUM_THREADS=1 "$PYTHON" -m core.training.refiner $resume --out runs/refiner3d --minutes "$REFINER_MINUTES" --steps 2000 \
+        --batch-size 6 --threads 1 --data resources/mni152/t1.nii.gz@0.35 \
+        ../shared/data/robex_subject/t1_1p5mm.nii.gz:../shared/data/robex_subject/brainmask_1p5mm.nii.gz@0.65 \
+        2>&1 | tee -a runs/logs/refiner3d.log
     exit 0
 fi
 

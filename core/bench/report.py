@@ -143,9 +143,9 @@ def _table(summary: dict, family: str, methods: list[str], default_method: Optio
     for method, row in rows:
         name = f"**{method}** (app default)" if method == default_method else method
         first = f"{_fmt(row['psnr_brats_hole'], 2)} | " if brats else ""
-        lines.append(f"| {name} | {first}{_fmt(row['psnr_hole'], 2)} | {row['ssim_hole']:.4f} | {row['mse_hole']:.4f} | "
-                     f"{row['mae_hole']:.4f} | {_fmt(row['psnr_slice'], 2)} | {row['ssim_slice']:.4f} | "
-                     f"{row['seconds_per_slice']:.3f} | {row['n']} |")
+        lines.append(f"| {name} | {first}{_fmt(row['psnr_hole'], 2)} | {row['ssim_hole']:.4f} | "
+                     f"{row['mse_hole']:.4f} | {row['mae_hole']:.4f} | {_fmt(row['psnr_slice'], 2)} | "
+                     f"{row['ssim_slice']:.4f} | {row['seconds_per_slice']:.3f} | {row['n']} |")
     return lines
 
 

@@ -55,7 +55,8 @@ BASELINES: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
     "fsl-style": fsl_style_fill,
 }
 SLICE_AXIS = "axial"
-TRAINING_BRAINS = (RESOURCES / "mni152" / "t1.nii.gz",)
+SHARED_DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
+TRAINING_BRAINS = (RESOURCES / "mni152" / "t1.nii.gz", SHARED_DATA / "robex_subject" / "t1_1p5mm.nii.gz")
 
 ProgressFn = Callable[[float, str], None]
 
@@ -112,7 +113,7 @@ def load_bench_data(image_path: Path, brainmask_path: Optional[Path]) -> BenchDa
     image_path = Path(image_path)
     for training in TRAINING_BRAINS:
         if training.is_file() and image_path.is_file() and file_checksum(image_path) == file_checksum(training):
-            raise InpaintError(f"{image_path} is the models' training template; benchmark on a brain the models "
+            raise InpaintError(f"{image_path} is one of the training brains; benchmark on a brain the models "
                                f"were not trained on (the default is the held-out subject).")
     volume = load_volume(image_path)
     brain = load_mask(brainmask_path, volume) if brainmask_path else volume.data != 0

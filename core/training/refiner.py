@@ -3,7 +3,8 @@
 Each step cuts random patches (2 mm isotropic grid, 32^3 voxels) from the training brains,
 augments them (flips, axis order, gamma, contrast, noise), punches a random lesion-like hole
 inside the brain (irregular blob, box or thin slab), fills it with the biharmonic fill that
-inference uses as the network's base, and minimises the mean squared error inside the hole.
+inference uses as the network's base, and minimises the mean squared error inside the hole
+(Adam, gradient norm clipped at 1, learning rate decaying on a cosine over the planned steps).
 Runs stop cleanly at a wall-clock budget, write `model.safetensors` + `config.json`
 (loadable by `core.refine3d.load_refiner`) and resume exactly where they stopped.
 """
@@ -27,10 +28,11 @@ from ..atomic import write_atomically
 from ..blend3d import biharmonic_fill_3d
 from ..modelspace import Reorientation, voxel_sizes
 from ..normalize import intensity_scale
-from ..refine3d import Refiner3D, RefinerConfig, resample, save_refiner
+from ..refine3d import Refiner3D, RefinerConfig, clip_base, resample, save_refiner
 from ..volume import load_mask, load_volume
 
 PATCH = 32
+CLIP_NORM = 1.0
 
 
 @dataclass
@@ -106,7 +108,7 @@ def sample(rng: np.random.Generator, brains: Sequence[Brain], weights: np.ndarra
     unit = unit + brain * rng.normal(0.0, rng.uniform(0.0, 0.03), size=unit.shape)
     truth = np.where(brain, np.clip(unit, 0.0, 1.0) * 2.0 - 1.0, -1.0).astype(np.float32)
     hole = random_hole(rng, brain)
-    base = biharmonic_fill_3d(np.where(hole, 0.0, truth).astype(np.float32), hole)
+    base = clip_base(biharmonic_fill_3d(np.where(hole, 0.0, truth).astype(np.float32), hole))
     return base, hole.astype(np.float32), truth
 
 
@@ -124,7 +126,7 @@ def _save(out: Path, network: Refiner3D, optimiser: torch.optim.Optimizer, step:
 
 
 def train(data: Sequence[tuple[Path, Optional[Path], float]], out: Path, *, minutes: float, steps: int,
-          batch_size: int = 6, lr: float = 1e-3, seed: int = 0, resume: bool = False,
+          batch_size: int = 6, lr: float = 5e-4, seed: int = 0, resume: bool = False,
           config: RefinerConfig = RefinerConfig(), log_every: int = 50) -> None:
     """Train (or resume) a refiner on `data` = [(image, brain mask or None, sampling weight)]."""
     torch.manual_seed(seed)
@@ -161,6 +163,9 @@ def train(data: Sequence[tuple[Path, Optional[Path], float]], out: Path, *, minu
         base_loss = (((base - truth) ** 2) * hole).sum() / hole.sum().clamp(min=1.0)
         optimiser.zero_grad()
         loss.backward()
+        torch.nn.utils.clip_grad_norm_(network.parameters(), CLIP_NORM)
+        for group in optimiser.param_groups:  # cosine decay over the planned steps
+            group["lr"] = lr * 0.5 * (1.0 + math.cos(math.pi * min(step, steps) / steps))
         optimiser.step()
         step += 1
         running.append((loss.item(), base_loss.item()))
@@ -182,9 +187,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                    help="IMAGE[:BRAINMASK][@WEIGHT] for each training brain (mask default: nonzero voxels)")
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--minutes", type=float, default=30.0)
-    p.add_argument("--steps", type=int, default=100000)
+    p.add_argument("--steps", type=int, default=2000, help="planned steps (the learning rate decays over them)")
     p.add_argument("--batch-size", type=int, default=6)
-    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--lr", type=float, default=5e-4)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--resume", action="store_true")
