@@ -10,7 +10,7 @@ from scipy import ndimage
 from conftest import make_tiny_model, synthetic_brain
 from core.bench import command, runner
 from core.bench.masks import FAMILIES, make_cases
-from core.bench.report import METRICS, speed_comparison
+from core.bench.report import METRICS, OPTIONAL_METRICS, speed_comparison
 from core.bench.runner import CaseResult, load_bench_data
 from core.checkpoint import load_model
 from core.cli import main
@@ -112,7 +112,8 @@ def _check_summary(report, methods, families):
         assert set(report["summary"][method]) == set(families) | {"all"}
         for family in families:
             entry = report["summary"][method][family]
-            assert set(entry) == set(METRICS) | {"n"}
+            assert set(METRICS) | {"n"} <= set(entry) <= set(METRICS) | set(OPTIONAL_METRICS) | {"n"}
+            assert 0 < entry["texture_ratio"] and 0 < entry["stripe_ratio"]
             assert entry["n"] == sum(c["family"] == family for c in report["cases"])
             assert entry["seconds_per_slice"] > 0 and 0 < entry["ssim_hole"] <= 1
 

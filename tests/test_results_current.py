@@ -12,7 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from core.bench.runner import default_method_name
 from core.checkpoint import file_checksum
+from core.fill import FillSettings
+from core.refine3d import SHIPPED as REFINER
 from core.registry import default_model_name, list_models
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -40,17 +43,20 @@ def test_every_run_scored_the_shipped_weights(collect):
     assert scored == set(shipped), f"shipped models without results: {sorted(set(shipped) - scored)}"
 
 
-def test_default_run_compares_the_app_default_with_the_reference_budget(collect):
-    report = collect.load_runs()["default"]
-    model = default_model_name()
-    assert report["default_method"] == f"{model}/default"
-    assert model in report["speed"], "the default run has no speed comparison with the reference settings"
-    assert {"biharmonic", "border-mean", "fsl-style"} <= set(report["summary"])
+@pytest.mark.parametrize("brain", ["heldout", "colin27"])
+def test_both_held_out_brains_compare_the_app_default_with_every_classical_fill(collect, brain):
+    report = collect.load_runs()[brain]
+    assert report["default_method"] == default_method_name(default_model_name())
+    assert set(collect.CLASSICAL) <= set(report["summary"])
+    assert set(collect.LESION_SIZED) <= set(report["families"])
+    if FillSettings().method == "refine3d":
+        shipped = file_checksum(REFINER / "model.safetensors")
+        assert report["refiner"]["sha256"] == shipped, f"the refiner changed after docs/results/{brain} was made"
 
 
 def test_readme_quotes_the_committed_results(collect):
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    expected = collect.readme_block(collect.load_runs())
+    expected = collect.readme_block(collect.load_runs(), collect.load_downstream())
     start = readme.index(collect.BEGIN)
     assert readme[start:start + len(expected)] == expected, "README results are stale: run scripts/collect_results.py"
 
@@ -62,6 +68,6 @@ def test_model_cards_quote_the_committed_results(collect):
         for model in runs[run]["models"]:
             card = (ROOT / "resources" / "models" / model / "MODEL_CARD.md").read_text(encoding="utf-8")
             section = card[card.index(collect.HELD_OUT):]
-            assert section == collect.card_section(model, runs[run], run), f"{model}'s card is stale"
+            assert section == collect.card_section(model, runs[run], run, runs), f"{model}'s card is stale"
             checked += 1
     assert checked == len(list_models())

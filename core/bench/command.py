@@ -13,6 +13,7 @@ from ..baselines import estimate_white_matter
 from ..errors import InpaintError
 from ..fill import FillSettings
 from ..progress import ProgressBar
+from ..refine3d import default_refiner
 from ..registry import DEMO_BRAIN, default_model_name, list_models, resolve_model
 from ..search import select_device
 from .masks import FAMILIES, make_cases
@@ -173,6 +174,9 @@ def run(args: argparse.Namespace) -> int:
                                     "speed_cases": speed_cases, "cases_per_family": per_family,
                                     "slice_axis": "axial"},
                           seed=args.seed, device=args.device, quick=args.quick, notes=notes)
+    if any(m.pipeline == "refine3d" for m in methods):
+        refiner = default_refiner()
+        report["refiner"] = {"name": refiner.name, "sha256": refiner.checksum}
     if args.json is not None:
         write_results_json(args.json, report)
     if args.out is not None:

@@ -30,7 +30,7 @@ from .runner import BenchData, CaseResult, preview_index
 METRICS = ("psnr_hole", "ssim_hole", "mse_hole", "mae_hole", "psnr_slice", "ssim_slice", "seconds_per_slice")
 # in-hole metrics a run may also carry (core.metrics.hole_metrics names): the BraTS headline PSNR
 # (data range from the reference inside the hole) and our earlier 3D SSIM
-OPTIONAL_METRICS = ("psnr_brats_hole", "ssim3d_hole")
+OPTIONAL_METRICS = ("psnr_brats_hole", "ssim3d_hole", "stripe_ratio", "texture_ratio")
 ALL = "all"
 TILE_ZOOM = 3
 FIGURE_ROWS = 4
@@ -137,15 +137,20 @@ def _fmt(value: float, digits: int) -> str:
 def _table(summary: dict, family: str, methods: list[str], default_method: Optional[str]) -> list[str]:
     rows = [(m, summary[m][family]) for m in methods if family in summary.get(m, {})]
     brats = bool(rows) and all("psnr_brats_hole" in row for _, row in rows)
+    stripes = bool(rows) and all("stripe_ratio" in row for _, row in rows)
     lines = ["| method | " + ("PSNR hole, BraTS (dB) | " if brats else "") + "PSNR hole, range 1 (dB) | SSIM hole | "
-             "MSE hole | MAE hole | PSNR slice (dB) | SSIM slice | s/slice | n |",
-             "| --- |" + (" ---: |" if brats else "") + " ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+             "MSE hole | MAE hole | PSNR slice (dB) | SSIM slice | " + ("stripes | texture | " if stripes else "")
+             + "s/slice | n |",
+             "| --- |" + (" ---: |" if brats else "") + " ---: | ---: | ---: | ---: | ---: | ---: |"
+             + (" ---: | ---: |" if stripes else "") + " ---: | ---: |"]
     for method, row in rows:
         name = f"**{method}** (app default)" if method == default_method else method
         first = f"{_fmt(row['psnr_brats_hole'], 2)} | " if brats else ""
         lines.append(f"| {name} | {first}{_fmt(row['psnr_hole'], 2)} | {row['ssim_hole']:.4f} | "
                      f"{row['mse_hole']:.4f} | {row['mae_hole']:.4f} | {_fmt(row['psnr_slice'], 2)} | "
-                     f"{row['ssim_slice']:.4f} | {row['seconds_per_slice']:.3f} | {row['n']} |")
+                     f"{row['ssim_slice']:.4f} | "
+                     + (f"{row['stripe_ratio']:.2f} | {row['texture_ratio']:.2f} | " if stripes else "")
+                     + f"{row['seconds_per_slice']:.3f} | {row['n']} |")
     return lines
 
 

@@ -165,7 +165,7 @@ def score(filled: np.ndarray, data: BenchData, hole: np.ndarray) -> dict[str, fl
     voided = np.where(hole, np.float32(0), data.image)
     brats = hole_metrics(filled, data.image, hole, voided)
     whole = slice_metrics(filled, data.image, hole, voided, SLICE_AXIS)
-    return {"psnr_hole": brats["psnr"], "ssim_hole": brats["ssim"], "mse_hole": brats["mse"],
+    return {"psnr_hole": brats["psnr"], "psnr_brats_hole": brats["psnr_brats"], "ssim_hole": brats["ssim"], "mse_hole": brats["mse"],
             "mae_hole": brats["mae"], **whole, **stripe_metrics(filled, data.image, hole, AXIAL)}
 
 
