@@ -216,13 +216,21 @@ def _add_models(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_models(args: argparse.Namespace) -> int:
+    from .fill import FillSettings
+    from .refine3d import SHIPPED, default_refiner
     from .registry import MODELS_DIR, default_model_name, list_models
 
+    method = FillSettings().method
+    print(f"default fill method: {method}")
+    if SHIPPED.is_dir():
+        refiner = default_refiner()
+        print(f"3D refiner (refine3d): {refiner.path} (sha256 {refiner.checksum[:12]}...)")
     models = list_models()
     if not models:
         print(f"no shipped model in {MODELS_DIR}; pass --model PATH to a checkpoint folder")
         return 0
     default = default_model_name()
+    print("slice models (slices2d, poisson3d):")
     print(f"{'name':<10} {'kind':<5} {'kernel':>6} {'input':>9} {'spacing':>8} {'plane':<9} source")
     for m in models:
         mark = "  (default)" if m.name == default else ""

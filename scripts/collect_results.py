@@ -28,10 +28,11 @@ MODELS = ROOT / "resources" / "models"
 BEGIN, END = "<!-- results:begin (scripts/collect_results.py) -->", "<!-- results:end -->"
 CLASSICAL = ("border-mean", "biharmonic", "harmonic-3d", "biharmonic-3d", "fsl-style")
 LESION_SIZED = ("blob6", "blob10", "blob16", "cube16", "cube32", "large")
-BRAINS = (("heldout", "held-out subject"), ("colin27", "Colin27"))
+BRAINS = (("heldout", "held-out subject"), ("colin27", "Colin27"), ("heldout_1mm", "held-out subject at 1 mm"))
 RUNS = [
     ("heldout", "Held-out subject: every fill against every classical baseline"),
     ("colin27", "Colin27: every fill against every classical baseline"),
+    ("heldout_1mm", "Held-out subject resampled to 1 mm: the default against the 3D baselines"),
     ("k3", "Archived study run, kernel 3: VAE vs GAN, the 2D pipeline and its ablations"),
     ("k7", "Archived study run, kernel 7: VAE vs GAN, the 2D pipeline and its ablations"),
     ("speed", "Archived: search budget on an 8 mm cube, app settings vs the reference implementation's"),

@@ -24,7 +24,7 @@ from core.sidecar import write_sidecar
 from core.volume import load_mask, load_volume, save_volume
 
 LAS = np.diag([-2.0, 2.0, 2.0, 1.0])
-FAST = FillSettings(iterations=2, restarts=1, device="cpu")
+FAST = FillSettings(method="slices2d", iterations=2, restarts=1, device="cpu")
 
 
 def _case():

@@ -26,7 +26,7 @@ from safetensors.torch import load_file, save_file
 from conftest import make_tiny_model, synthetic_brain
 
 ROOT = Path(__file__).resolve().parents[1]
-FAST = ["--iterations", "2", "--restarts", "1", "--quiet"]
+FAST = ["--method", "slices2d", "--iterations", "2", "--restarts", "1", "--quiet"]
 AFFINE = np.array([[-2.0, 0, 0, 40], [0, 2.0, 0, -48], [0, 0, 2.0, -36], [0, 0, 0, 1]])
 
 DRIVER = r"""
@@ -143,6 +143,7 @@ def _cases() -> dict[str, Case]:
                                 model="nan_weights"),
         # silent wrong results
         "nan_and_inf_in_image": Case(["nan.nii.gz", les, "-o", "out.nii.gz"] + FAST, 0),
+        "nan_and_inf_in_image_refine3d": Case(["nan.nii.gz", les, "-o", "out.nii.gz", "--quiet"], 0),
         "lr_inf": Case(base + ["out.nii.gz", "--lr", "inf"], 2, "--lr", absent=["out.nii.gz"]),
         "lr_huge": Case(base + ["out.nii.gz", "--lr", "1e30"], 2, "--lr", absent=["out.nii.gz"]),
         "lr_nan": Case(base + ["out.nii.gz", "--lr", "nan"], 2, "--lr", absent=["out.nii.gz"]),
@@ -199,7 +200,7 @@ def _prepare_folder(folder: Path, name: str) -> None:
         (folder / "outdir.nii.gz").mkdir()
     if name == "zraw_beside_mhd":
         (folder / "out.zraw").write_bytes(b"someone else's data")
-    if name == "nan_and_inf_in_image":
+    if name.startswith("nan_and_inf_in_image"):
         spm = image.copy()
         spm[spm == 0] = np.nan  # SPM-style NaN background
         spm[18, 30, 16] = np.nan  # a NaN inside a masked slice, in the model's field
@@ -293,8 +294,9 @@ def _filled(folder: Path, name: str = "out.nii.gz") -> tuple[np.ndarray, dict]:
     return data, json.loads((folder / (name.split(".")[0] + ".json")).read_text())
 
 
-def test_nan_and_inf_are_background_for_the_fill_and_kept_outside_the_hole(outcomes) -> None:
-    got = outcomes["nan_and_inf_in_image"]
+@pytest.mark.parametrize("case", ["nan_and_inf_in_image", "nan_and_inf_in_image_refine3d"])
+def test_nan_and_inf_are_background_for_the_fill_and_kept_outside_the_hole(outcomes, case: str) -> None:
+    got = outcomes[case]
     folder = got["folder"]
     source = nib.load(folder / "nan.nii.gz").get_fdata(dtype=np.float32)
     hole = _lesion(source.shape) > 0

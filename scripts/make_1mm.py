@@ -1,0 +1,40 @@
+"""Resample a held-out brain and its mask to 1 mm voxels (the most common input), for `inpaint bench`.
+
+    python scripts/make_1mm.py IMAGE BRAINMASK OUT_DIR
+
+The image is interpolated with cubic splines in physical space (the affine is scaled, the field of
+view kept), the mask by nearest neighbour. The result is smoother than a real 1 mm scan; it tests
+that a fill at 1 mm, where the refiner's 2 mm grid must be resampled, works as well as at 2 mm.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+from scipy import ndimage
+
+
+def main() -> int:
+    image_path, mask_path, out = Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3])
+    out.mkdir(parents=True, exist_ok=True)
+    for path, order, name in ((image_path, 3, "t1_1mm.nii.gz"), (mask_path, 0, "brainmask_1mm.nii.gz")):
+        img = nib.load(path)
+        zoom = np.asarray(img.header.get_zooms()[:3], dtype=float)  # current voxel size -> 1 mm
+        data = ndimage.zoom(np.asarray(img.dataobj, dtype=np.float32), zoom, order=order, mode="nearest",
+                            grid_mode=True)
+        affine = img.affine.copy()
+        affine[:3, :3] = img.affine[:3, :3] / zoom
+        affine[:3, 3] = img.affine[:3, 3] + img.affine[:3, :3] @ (0.5 / zoom - 0.5)
+        dtype = np.float32 if order else np.uint8
+        result = nib.Nifti1Image(np.clip(data, 0, None).astype(dtype), affine)
+        result.set_qform(affine, code=int(img.header["qform_code"]))
+        result.set_sform(affine, code=int(img.header["sform_code"]))
+        nib.save(result, out / name)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
