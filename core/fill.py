@@ -39,6 +39,7 @@ METHODS: dict[str, str] = {
     "poisson3d": "2D latent search, then one 3D Poisson blend over the whole lesion (uses the slices above and below)",
     "refine3d": "3D biharmonic fill corrected by a 3D network trained on healthy brains (no latent search)",
 }
+MODEL_FREE = ("refine3d",)  # methods that use no slice model (its latent-search settings do not apply)
 
 
 @dataclass(frozen=True)

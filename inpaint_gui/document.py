@@ -16,7 +16,7 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
-from core.baselines import biharmonic_fill
+from core.baselines import biharmonic_3d_fill
 from core.checkpoint import Model
 from core.errors import InpaintError
 from core.fill import FillResult
@@ -57,16 +57,16 @@ class PreviewMap:
         target_ras.reshape(-1)[self.positions] = values[self.order]
 
 
-def compare_metrics(original: np.ndarray, filled: np.ndarray, hole: np.ndarray,
-                    axis: str) -> dict[str, Optional[dict[str, float]]]:
-    """In-hole BraTS metrics against the unpainted input, for the fill and the biharmonic baseline (RAS arrays).
+def compare_metrics(original: np.ndarray, filled: np.ndarray, hole: np.ndarray) -> dict[str, Optional[dict[str, float]]]:
+    """In-hole BraTS metrics against the unpainted input, for the fill and the strongest classical fill,
+    biharmonic inpainting in 3D (RAS arrays).
 
     An entry is None where it cannot be measured (a volume thinner than the SSIM window, or a
     slice that is entirely hole so the baseline has nothing to fill from).
     """
     voided = np.where(hole, np.float32(0), original)
     metrics: dict[str, Optional[dict[str, float]]] = {}
-    for name, fill in (("model", lambda: filled), ("biharmonic", lambda: biharmonic_fill(voided, hole, axis))):
+    for name, fill in (("model", lambda: filled), ("biharmonic-3d", lambda: biharmonic_3d_fill(voided, hole))):
         try:
             metrics[name] = hole_metrics(fill(), original, hole, voided)
         except ValueError:
@@ -251,7 +251,7 @@ class Document:
     def export(self, path: str | os.PathLike, mask_path: Optional[str | os.PathLike] = None) -> list[Path]:
         """Write the filled volume (input geometry, float32), the job's mask and the sidecar `inpaint fill` writes.
 
-        The sidecar's `metrics` are the fill's in-hole metrics (the CLI's keys); the biharmonic
+        The sidecar's `metrics` are the fill's in-hole metrics (the CLI's keys); the 3D biharmonic
         baseline's go under `baseline_metrics`. A mask written equal to the editor's mask counts
         as the saved mask.
         """
@@ -261,7 +261,7 @@ class Document:
 
         fill = self.result.fill
         if not self.result.metrics:  # exported before the worker measured it
-            self.result.metrics = compare_metrics(self.original, self.blended, self.reo.apply(fill.hole), fill.axis)
+            self.result.metrics = compare_metrics(self.original, self.blended, self.reo.apply(fill.hole))
         written = [save_volume(path, fill.filled, self.volume, force=True)]
         if mask_path is not None:
             written.append(save_mask(mask_path, fill.hole.astype(np.uint8), self.volume, force=True))
@@ -273,7 +273,7 @@ class Document:
                                  "slice_numbering": "final_loss_per_slice keys are 0-based slice indices in RAS "
                                                     "order along the axis, as in the app's views",
                                  "metrics_reference": "input image (the mask was painted over it)",
-                                 "baseline_metrics": {"biharmonic": metrics.get("biharmonic")}}
+                                 "baseline_metrics": {"biharmonic-3d": metrics.get("biharmonic-3d")}}
         record = build_sidecar(fill, self.result.model, image_path=self.path, mask_path=mask_path,
                                output_path=written[0], dilate=self.result.dilate, brainmask_path=self.brain_path,
                                metrics=metrics.get("model"), extra=extra)

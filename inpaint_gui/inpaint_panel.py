@@ -15,7 +15,7 @@ from .document import JobResult
 from .settings_form import SettingsForm
 from .worker import finite_mean
 
-METRIC_ROWS = (("model", "Model fill"), ("biharmonic", "Biharmonic"))
+METRIC_ROWS = (("model", "Model fill"), ("biharmonic-3d", "Biharmonic 3D"))
 FIELD_KEYS = (Qt.Key.Key_Up, Qt.Key.Key_Down, Qt.Key.Key_PageUp, Qt.Key.Key_PageDown)  # kept from the slice keys
 METRIC_COLUMNS = (("psnr", "PSNR dB", "{:.2f}", 1.0), ("ssim", "SSIM", "{:.3f}", 1.0),
                   ("mae", "MAE %", "{:.2f}", 100.0))  # MAE as % of the image's intensity range

@@ -8,7 +8,7 @@ from typing import Optional
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QGroupBox, QSpinBox
 
-from core.fill import METHODS, FillSettings
+from core.fill import METHODS, MODEL_FREE, FillSettings
 from core.registry import ModelInfo
 from core.threads import AUTO, cpu_count
 
@@ -82,6 +82,9 @@ class SettingsForm(QGroupBox):
             form.addRow(label, widget)
         self.fields = (self.model, self.method, self.lam, self.iterations, self.restarts, self.window, self.blend,
                        self.dilate, self.scope, self.threads)
+        self.search_fields = (self.model, self.lam, self.iterations, self.restarts, self.window, self.blend)
+        self.method.currentIndexChanged.connect(lambda _index: self._enable_search_fields())
+        self._enable_search_fields()
 
     # models ----------------------------------------------------------------------------------------
     def set_models(self, models: list[ModelInfo], default: Optional[str]) -> None:
@@ -122,3 +125,13 @@ class SettingsForm(QGroupBox):
     def set_enabled(self, enabled: bool) -> None:
         for widget in self.fields:
             widget.setEnabled(enabled)
+        if enabled:
+            self._enable_search_fields()
+
+    def uses_latent_search(self) -> bool:
+        """Whether the chosen method searches a slice model's latent space (refine3d does not)."""
+        return self.method.currentData() not in MODEL_FREE
+
+    def _enable_search_fields(self) -> None:
+        for widget in self.search_fields:
+            widget.setEnabled(self.uses_latent_search())

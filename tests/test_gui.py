@@ -451,7 +451,17 @@ def test_model_list_selects_the_default_and_offers_checkpoints(window, tiny_vae)
     assert not window.load_checkpoint(tiny_vae.parent / "missing") and "missing" in window.errors[-1]
 
 
+def test_latent_search_fields_are_enabled_only_for_latent_search_methods(qtbot, window):
+    form = window.panel.form
+    form.method.setCurrentIndex(form.method.findData("refine3d"))
+    assert not form.iterations.isEnabled() and not form.model.isEnabled() and form.dilate.isEnabled()
+    form.method.setCurrentIndex(form.method.findData("slices2d"))
+    assert form.iterations.isEnabled() and form.model.isEnabled() and form.blend.isEnabled()
+    assert form.fill_settings(0).method == "slices2d"
+
+
 def test_focused_fields_keep_their_arrow_keys(qtbot, window):
+    window.panel.form.method.setCurrentIndex(window.panel.form.method.findData("slices2d"))
     viewer, iterations = window.viewer, window.panel.form.iterations
     z, value = int(viewer.point[AXIAL]), iterations.value()
     iterations.setFocus()

@@ -27,7 +27,7 @@ import numpy as np
 from ..baselines import biharmonic_3d_fill, biharmonic_fill, border_mean_fill, fsl_style_fill, harmonic_3d_fill
 from ..checkpoint import Model, file_checksum
 from ..errors import InpaintError
-from ..fill import FillSettings, fill_volume
+from ..fill import MODEL_FREE, FillSettings, fill_volume
 from ..job import Progress
 from ..metrics import hole_metrics, slice_metrics
 from ..modelspace import Reorientation, voxel_sizes
@@ -45,7 +45,6 @@ PIPELINES: dict[str, dict] = {
     "no-blend": {"method": "slices2d", "blend": False},
     "reference": {"method": "slices2d", "iterations": 1000, "restarts": 64, "encoder_start": False},
 }
-MODEL_FREE = ("refine3d",)  # pipelines that do not use the slice model: run once, named without a model
 ABLATIONS = ("no-prior", "no-weighting", "no-blend")
 BASELINES: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
     "border-mean": border_mean_fill,
