@@ -34,3 +34,4 @@ def test_a_short_run_writes_a_refiner_and_resume_continues(tmp_path: Path) -> No
     assert record["training"]["steps"] == 3
     assert len((out / "loss.csv").read_text().splitlines()) == 3
     assert load_refiner(out).config == config
+    assert "3 steps of batch 2" in (out / "MODEL_CARD.md").read_text()
