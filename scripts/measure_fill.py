@@ -1,10 +1,10 @@
-"""Issue-2 acceptance run: fill a 16 mm white-matter cube (8 axial slices) in the held-out subject.
+"""Speed check: fill a 16 mm white-matter cube (8 axial slices) in the held-out subject.
 
 Writes the skull-stripped subject and the cube mask (file voxel order, subject's geometry) to
 a folder, runs `inpaint fill` at default settings as a separate process, checks geometry and
 outside-mask identity of the output, and prints wall time and the child's peak memory.
 
-    python scripts/measure_fill.py [--model NAME] [--out DIR]
+    python scripts/measure_fill.py [--method NAME] [--model NAME] [--out DIR]
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ SUBJECT = ROOT.parent / "shared" / "data" / "heldout_subject"
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default=None)
+    parser.add_argument("--method", default=None, help="fill method (default: the app's)")
     parser.add_argument("--out", type=Path, default=Path("/tmp/inpaint-measure"))
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
@@ -52,7 +53,8 @@ def main() -> int:
     nib.save(mask_img, mask_path)
 
     command = [sys.executable, "-m", "core.cli", "fill", str(image_path), str(mask_path), "-o", str(out_path),
-               "--force", "--quiet"] + (["--model", args.model] if args.model else [])
+               "--force", "--quiet"] + (["--model", args.model] if args.model else []) \
+        + (["--method", args.method] if args.method else [])
     start = time.perf_counter()
     subprocess.run(command, check=True, cwd=ROOT)
     seconds = time.perf_counter() - start
@@ -65,7 +67,7 @@ def main() -> int:
     outside = hole_file == 0
     identical = np.array_equal(src.get_fdata(dtype=np.float32)[outside], res.get_fdata(dtype=np.float32)[outside])
     side = json.loads(out_path.with_name("filled.json").read_text(encoding="utf-8"))
-    print(json.dumps({"slices": len(side["final_loss_per_slice"]), "hole_voxels": side["hole_voxels"],
+    print(json.dumps({"hole_voxels": side["hole_voxels"], "method": side["method"]["name"],
                       "model": side["model"]["name"], "wall_seconds": round(seconds, 1),
                       "fill_seconds": side["seconds"], "peak_memory_mb": round(peak_mb),
                       "geometry_preserved": same_geometry, "outside_identical": identical}, indent=1))
