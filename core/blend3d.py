@@ -12,7 +12,7 @@ Each 6-connected component is solved on its own bounding box (direct sparse solv
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 import numpy as np
 from scipy import ndimage, sparse
@@ -22,23 +22,33 @@ _FACE = ndimage.generate_binary_structure(3, 1)
 DIRECT_LIMIT = 6000  # hole voxels up to which the biharmonic system is solved directly
 
 
-def poisson_blend_3d(known: np.ndarray, hole: np.ndarray, guide: Optional[np.ndarray] = None,
-                     spacing: Sequence[float] = (1.0, 1.0, 1.0)) -> np.ndarray:
-    """Blend `guide` (default 0: harmonic fill) into `known` inside `hole`; other voxels are returned as given."""
+def _checked(known: np.ndarray, hole: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     known = np.asarray(known, dtype=np.float32)
     hole = np.asarray(hole, dtype=bool)
     if known.ndim != 3 or hole.shape != known.shape:
         raise ValueError(f"need a 3D volume and a hole of the same shape, got {known.shape} and {hole.shape}")
-    guide = np.zeros(known.shape, dtype=np.float64) if guide is None else np.asarray(guide, dtype=np.float64)
-    weights = 1.0 / np.asarray(spacing, dtype=np.float64) ** 2
+    return known, hole
+
+
+def _by_component(known: np.ndarray, hole: np.ndarray, margin: int,
+                  solve: Callable[[np.ndarray, np.ndarray, tuple[slice, ...]], np.ndarray]) -> np.ndarray:
+    """`known` with each 6-connected hole component set to `solve(known box, component, box)` on its box + `margin`."""
     result = known.copy()
     labels, _ = ndimage.label(hole, structure=_FACE)
     for index, box in enumerate(ndimage.find_objects(labels), start=1):
-        crop = tuple(slice(max(0, s.start - 1), min(n, s.stop + 1)) for s, n in zip(box, hole.shape))
+        crop = tuple(slice(max(0, s.start - margin), min(n, s.stop + margin)) for s, n in zip(box, hole.shape))
         component = labels[crop] == index
-        values = _solve(known[crop].astype(np.float64), component, guide[crop], weights)
-        result[crop][component] = values.astype(np.float32)
+        result[crop][component] = solve(known[crop].astype(np.float64), component, crop).astype(np.float32)
     return result
+
+
+def poisson_blend_3d(known: np.ndarray, hole: np.ndarray, guide: Optional[np.ndarray] = None,
+                     spacing: Sequence[float] = (1.0, 1.0, 1.0)) -> np.ndarray:
+    """Blend `guide` (default 0: harmonic fill) into `known` inside `hole`; other voxels are returned as given."""
+    known, hole = _checked(known, hole)
+    guide = np.zeros(known.shape, dtype=np.float64) if guide is None else np.asarray(guide, dtype=np.float64)
+    weights = 1.0 / np.asarray(spacing, dtype=np.float64) ** 2
+    return _by_component(known, hole, 1, lambda box, part, crop: _solve(box, part, guide[crop], weights))
 
 
 def _solve(known: np.ndarray, hole: np.ndarray, guide: np.ndarray, weights: np.ndarray) -> np.ndarray:
@@ -79,19 +89,10 @@ def biharmonic_fill_3d(known: np.ndarray, hole: np.ndarray, spacing: Sequence[fl
     """Biharmonic fill in 3D: L(L x) = 0 on hole voxels (L: the voxel-size weighted 7-point Laplacian of
     the hole's box plus two voxels, zero flux at the box faces), known voxels fixed. Smooth up to the
     gradient at the hole's edge, unlike the harmonic fill; other voxels are returned as given."""
-    known = np.asarray(known, dtype=np.float32)
-    hole = np.asarray(hole, dtype=bool)
+    known, hole = _checked(known, hole)
     weights = 1.0 / np.asarray(spacing, dtype=np.float64) ** 2
-    result = known.copy()
-    labels, _ = ndimage.label(hole, structure=_FACE)
-    for index, box in enumerate(ndimage.find_objects(labels), start=1):
-        crop = tuple(slice(max(0, s.start - 2), min(n, s.stop + 2)) for s, n in zip(box, hole.shape))
-        component = labels[crop] == index
-        if component.all():
-            continue
-        values = _solve_biharmonic(known[crop].astype(np.float64), component, weights)
-        result[crop][component] = values.astype(np.float32)
-    return result
+    return _by_component(known, hole, 2, lambda box, part, _crop: box[part] if part.all()
+                         else _solve_biharmonic(box, part, weights))
 
 
 def _laplacian(shape: tuple[int, ...], weights: np.ndarray) -> sparse.csr_matrix:
