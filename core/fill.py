@@ -27,6 +27,7 @@ from nibabel.orientations import io_orientation
 from .blend import poisson_blend
 from .blend3d import poisson_blend_3d
 from .checkpoint import Model
+from .errors import InpaintError
 from .job import CancelToken, Progress, ProgressCallback
 from .modelspace import Reorientation, SliceGrid, plane_axes, put_slice, take_slice, voxel_sizes
 from .normalize import IntensityScale, estimate_brain, intensity_scale
@@ -55,6 +56,12 @@ class FillSettings(SearchSettings):
     axis: Optional[str] = None
     device: str = "auto"
     preview_every: int = 0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.method not in METHODS:
+            raise InpaintError(f"The setting method (--method) must be one of {', '.join(METHODS)}, not "
+                               f"{self.method!r}; choose one of those.")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -100,10 +107,11 @@ class Prepared:
 
 def prepare(image: np.ndarray, affine: np.ndarray, hole: np.ndarray, model: Model, axis: str,
             brain: Optional[np.ndarray], extra_slices: int = 0,
-            context: Optional[tuple[IntensityScale, tuple[float, float]]] = None) -> Prepared:
+            context: Optional[tuple[IntensityScale, tuple[float, float]]] = None, search: bool = True) -> Prepared:
     """Reorient, void the hole, scale, and cut the model-space slices touching the hole (+ `extra_slices` each side).
 
     `context` (intensity scale, grid centre) comes from the whole volume when `image` is a slab of it.
+    Without `search` (a method with no latent search) the model-space slices are left empty.
     """
     k = plane_axes(axis)[0]
     reo = Reorientation.of(affine, image.shape)
@@ -126,9 +134,9 @@ def prepare(image: np.ndarray, affine: np.ndarray, hole: np.ndarray, model: Mode
     # The model only knows brain-extracted slices: with an explicit brain mask, tissue outside it
     # (skull, scalp) is hidden from the model; blending still uses the true surrounding voxels.
     seen = voided * brain_r if brain_r is not None else voided
-    targets = np.empty((len(slices), grid.size, grid.size), dtype=np.float32)
+    targets = np.empty((len(slices) if search else 0, grid.size, grid.size), dtype=np.float32)
     known = np.empty_like(targets, dtype=bool)
-    for i, s in enumerate(slices):
+    for i, s in enumerate(slices[:len(targets)]):
         known[i] = ~grid.hole_to_model(take_slice(hole_r, axis, s))
         targets[i] = np.where(known[i], scale.to_model(grid.to_model(take_slice(seen, axis, s))), 0.0)
     return Prepared(reo=reo, voided=voided, hole=hole_r, axis=axis, scale=scale, grid=grid, slices=slices,
@@ -190,12 +198,6 @@ def fill_volume(image: np.ndarray, affine: np.ndarray, hole: np.ndarray, model: 
     source, (image, nonfinite) = image, prepare_fill_inputs(image, affine, hole, model, settings, brain=brain)
     image = np.asarray(image, dtype=np.float32)
     hole = np.asarray(hole, dtype=bool)
-    if image.ndim != 3 or hole.shape != image.shape:
-        raise ValueError(f"image {image.shape} and hole {hole.shape} must be 3D arrays of one shape")
-    if not hole.any():
-        raise ValueError("the hole is empty: there is nothing to fill")
-    if settings.method not in METHODS:
-        raise ValueError(f"unknown fill method {settings.method!r}; use one of {', '.join(METHODS)}")
     axis = settings.axis or model.axis
     device = select_device(settings.device)
     in_3d = settings.method == "poisson3d"
@@ -208,7 +210,8 @@ def fill_volume(image: np.ndarray, affine: np.ndarray, hole: np.ndarray, model: 
     box = hole_slab(hole, affine, axis, margin=reach)
     slab_affine = np.array(affine, dtype=np.float64) @ _translation([b.start or 0 for b in box])
     prep = prepare(image[box], slab_affine, hole[box], model, axis, None if brain is None else brain[box],
-                   extra_slices=reach if in_3d else 0, context=context)
+                   extra_slices=reach if in_3d else 0, context=context,
+                   search=settings.method not in MODEL_FREE)
     first = _slab_offset(affine, image.shape, box, axis)
     slices = [first + s for s in prep.slices]  # slice numbers of the whole volume (closest-RAS order)
     prepared = time.perf_counter()

@@ -61,7 +61,7 @@ def _rule_text(name: str, value: Any) -> Optional[str]:
         return None if isinstance(value, (bool, np.bool_)) else "must be True or False"
     if name == "axis":
         return None if value is None or value in PLANE_NAMES else f"must be None or one of {', '.join(PLANE_NAMES)}"
-    if name in ("device", "method"):
+    if name == "device":
         return None if isinstance(value, str) and value else "must be a non-empty string"
     if name == "preview_every":
         return None if _whole(value) and value >= 0 else "must be a whole number of at least 0"

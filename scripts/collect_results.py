@@ -19,6 +19,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from core.bench.downstream_report import headline_table  # noqa: E402
 from core.training.card import HELD_OUT  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -159,24 +160,6 @@ def verdict(report: dict, name: str) -> list[str]:
     return lines
 
 
-def downstream_table(down: dict) -> list[str]:
-    brains = list(down["brains"])
-    segs = list(down["segmenters"])
-    head = " | ".join(f"{b}: lesion as original ({' / '.join(segs)}) | {b}: WM volume % ({' / '.join(segs)})"
-                      for b in brains)
-    lines = [f"| method | {head} |", "| --- | " + " | ".join("---:" for _ in range(2 * len(brains))) + " |"]
-    methods = list(down["brains"][brains[0]]["segmenters"][segs[0]]["methods"])
-    for m in methods:
-        cells = []
-        for b in brains:
-            per = [down["brains"][b]["segmenters"][s]["methods"][m] for s in segs]
-            cells.append(" / ".join(f"{100 * p['lesion_agreement']:.1f}%" for p in per))
-            cells.append(" / ".join(f"{p['volume_change_pct']['wm']:+.2f}" for p in per))
-        label = f"**{m}** (default)" if m == down["default_method"] else m
-        lines.append(f"| {label} | " + " | ".join(cells) + " |")
-    return lines
-
-
 def readme_block(runs: dict[str, dict], down: dict | None = None) -> str:
     """The README's generated result tables."""
     lines = [BEGIN]
@@ -186,7 +169,7 @@ def readme_block(runs: dict[str, dict], down: dict | None = None) -> str:
                       "share of lesion voxels given the original scan's label, and change of the white-matter volume; "
                       "`docs/results/downstream/`, "
                       f"{down['wall_seconds'] / 60:.0f} min):", ""]
-        lines += downstream_table(down)
+        lines += headline_table(down)
     for run, name in BRAINS:
         if run not in runs:
             continue

@@ -122,6 +122,11 @@ def test_a_tampered_refiner_config_is_one_sentence(tmp_path: Path, change: dict)
         load_refiner(folder)
 
 
+def test_an_unknown_method_is_one_sentence() -> None:
+    with pytest.raises(InpaintError, match="refine3d"):
+        FillSettings(method="bogus")
+
+
 @pytest.mark.parametrize("method", ["poisson3d", "refine3d"])
 def test_3d_methods_keep_outside_voxels_and_fill_finitely(tiny_vae: Path, tmp_path: Path, method: str) -> None:
     image = synthetic_brain()

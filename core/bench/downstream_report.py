@@ -51,34 +51,38 @@ def _triple(values: dict, digits: int = 2) -> str:
     return " / ".join(_num(values[t], digits) for t in TISSUES)
 
 
+def _method_rows(rows: dict, methods: list[str], default_method: Optional[str], cells) -> list[str]:
+    """One Markdown row per method present in `rows` ("no fill" first): its name, then `cells(row)`."""
+    lines = []
+    for method in [NO_FILL] + methods:
+        row = rows.get(method)
+        if row is not None:
+            name = f"**{method}** (app default)" if method == default_method else method
+            lines.append(f"| {name} | {cells(row)} |")
+    return lines
+
+
 def _segmenter_table(record: dict, segmenter: str, methods: list[str], default_method: Optional[str]) -> list[str]:
-    seg = record["segmenters"][segmenter]
-    lines = ["| method | CSF vol % | GM vol % | WM vol % | lesion voxels as original | lesion labelled CSF / GM / WM "
+    def cells(row: dict) -> str:
+        change = row["volume_change_pct"]
+        return (f"{_pct(change['csf'])} | {_pct(change['gm'])} | {_pct(change['wm'])} | "
+                f"{100 * row['lesion_agreement']:.1f}% | {_triple(row['lesion_labels'])} | "
+                f"{_triple(row['dice_lesion'])} | {_triple(row['dice_ring'], 3)}")
+
+    return (["| method | CSF vol % | GM vol % | WM vol % | lesion voxels as original | lesion labelled CSF / GM / WM "
              "| Dice in lesion CSF / GM / WM | Dice in 2-voxel ring CSF / GM / WM |",
              "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
-    for method in [NO_FILL] + methods:
-        row = seg["methods"].get(method)
-        if row is None:
-            continue
-        name = f"**{method}** (app default)" if method == default_method else method
-        change = row["volume_change_pct"]
-        lines.append(f"| {name} | {_pct(change['csf'])} | {_pct(change['gm'])} | {_pct(change['wm'])} | "
-                     f"{100 * row['lesion_agreement']:.1f}% | {_triple(row['lesion_labels'])} | "
-                     f"{_triple(row['dice_lesion'])} | {_triple(row['dice_ring'], 3)} |")
-    return lines
+            + _method_rows(record["segmenters"][segmenter]["methods"], methods, default_method, cells))
 
 
 def _fill_table(record: dict, methods: list[str], default_method: Optional[str]) -> list[str]:
-    lines = ["| method | SSIM (BraTS) | PSNR (BraTS headline, dB) | PSNR data range 1 (dB) | MAE | seconds |",
+    def cells(row: dict) -> str:
+        return (f"{row['ssim']:.4f} | {_num(row['psnr_brats'], 2)} | {_num(row['psnr_01'], 2)} | "
+                f"{row['mae']:.4f} | {row['seconds']:.1f}")
+
+    return (["| method | SSIM (BraTS) | PSNR (BraTS headline, dB) | PSNR data range 1 (dB) | MAE | seconds |",
              "| --- | ---: | ---: | ---: | ---: | ---: |"]
-    for method in [NO_FILL] + methods:
-        row = record["fill"].get(method)
-        if row is None:
-            continue
-        name = f"**{method}** (app default)" if method == default_method else method
-        lines.append(f"| {name} | {row['ssim']:.4f} | {_num(row['psnr_brats'], 2)} | {_num(row['psnr_01'], 2)} | "
-                     f"{row['mae']:.4f} | {row['seconds']:.1f} |")
-    return lines
+            + _method_rows(record["fill"], methods, default_method, cells))
 
 
 def headline_table(report: dict) -> list[str]:
