@@ -125,89 +125,32 @@ def _add_fill(sub: argparse._SubParsersAction) -> None:
 
 def _run_fill(args: argparse.Namespace) -> int:
     """Check every input and target first, fill, then write the volume and its sidecar together (both or neither)."""
-    from .fill import FillSettings, fill_volume
+    from .fill import FillSettings
+    from .fill_file import fill_file
     from .progress import ProgressBar
-    from .registry import resolve_model
-    from .sidecar import build_sidecar
-    from .volume import (check_outputs, dilate_mask, load_mask, load_volume, on_image_grid, save_volume,
-                         sidecar_path)
 
     settings = FillSettings(iterations=args.iterations, restarts=args.restarts, lr=args.lr, lam=args.lam,
                             window=args.window, prior=not args.no_prior, weighting=not args.no_weighting,
                             blend=not args.no_blend, encoder_start=not args.no_encoder_start, axis=args.axis,
                             seed=args.seed, device=args.device, method=args.method)
-    inputs = [args.image, args.mask, args.brainmask, args.reference]
-    for path in inputs:
-        if path is not None and not path.exists():
-            raise InpaintError(f"{path} does not exist; check the path.")
-    check_outputs(args.output, inputs=inputs, force=args.force)  # before reading anything large
-    image = load_volume(args.image)
-    check_outputs(args.output, inputs=inputs, force=args.force, like=image, keep_dtype=args.keep_dtype)
-    hole = load_mask(args.mask, image)
-    if args.dilate:
-        hole = dilate_mask(hole, args.dilate)
-    brain = load_mask(args.brainmask, image, kind="brain") if args.brainmask else None
-    reference = None
-    if args.reference:
-        reference = on_image_grid(load_volume(args.reference), image, "reference")
-    model = resolve_model(args.model)
-    nonfinite = _check_image_content(args, image.data, hole, brain)
     bar = None if args.quiet else ProgressBar("fill")
     try:
-        result = fill_volume(image.data, image.affine, hole, model, settings, brain=brain,
-                             progress=bar.report if bar else None)
+        done = fill_file(args.image, args.mask, args.output, settings, model=args.model, brainmask=args.brainmask,
+                         dilate=args.dilate, reference=args.reference, keep_dtype=args.keep_dtype, force=args.force,
+                         progress=bar.report if bar else None)
     finally:
         if bar:
             bar.close()
-    metrics = _metrics(result, reference, image) if reference is not None else None
-    record = build_sidecar(result, model, image_path=args.image, mask_path=args.mask, output_path=args.output,
-                           dilate=args.dilate, brainmask_path=args.brainmask, keep_dtype=args.keep_dtype,
-                           metrics=metrics, reference_path=args.reference)
-    out = save_volume(args.output, result.filled, image, keep_dtype=args.keep_dtype, force=args.force,
-                      changed=result.hole, sidecar=record, inputs=inputs)
-    if nonfinite:
-        print(f"inpaint: note: {nonfinite} voxels of {args.image} are NaN or infinite; the fill treated them as "
-              "background (0) and wrote them back unchanged (recorded in the sidecar).", file=sys.stderr)
+    if done.nonfinite_voxels:
+        print(f"inpaint: note: {done.nonfinite_voxels} voxels of {args.image} are NaN or infinite; the fill treated "
+              "them as background (0) and wrote them back unchanged (recorded in the sidecar).", file=sys.stderr)
     if not args.quiet:
-        print(f"filled {int(hole.sum())} voxels in {len(result.slices)} {result.axis} slices in "
-              f"{result.seconds:.1f} s on {result.device}; wrote {out} and {sidecar_path(out)}", file=sys.stderr)
-        if metrics:
-            print("metrics vs reference: " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items() if v is not None),
-                  file=sys.stderr)
+        print(f"filled {done.hole_voxels} voxels in {done.slices} {done.axis} slices in "
+              f"{done.seconds:.1f} s on {done.device}; wrote {done.output} and {done.sidecar}", file=sys.stderr)
+        if done.metrics:
+            print("metrics vs reference: " + ", ".join(f"{k} {v:.4f}" for k, v in done.metrics.items()
+                                                       if v is not None), file=sys.stderr)
     return 0
-
-
-def _check_image_content(args: argparse.Namespace, data, hole, brain) -> int:
-    """Count the image's non-finite known voxels and make sure known brain tissue is left, naming the files."""
-    import numpy as np
-
-    from .inputs import check_known_brain
-
-    finite = np.isfinite(data)
-    nonfinite = 0
-    clean = data
-    if not finite.all():
-        nonfinite = int(np.count_nonzero(~finite & ~hole))
-        clean = np.where(finite, data, np.float32(0))
-    del finite
-    dilated = f" (dilated by {args.dilate} voxels)" if args.dilate else ""
-    check_known_brain(clean, hole, brain, image_name=f"the image {args.image}",
-                      mask_name=f"the mask {args.mask}{dilated}", brain_name=f"the brain mask {args.brainmask}")
-    return nonfinite
-
-
-def _metrics(result, reference, image) -> dict[str, float | None]:
-    import numpy as np
-
-    from .metrics import hole_metrics, slice_metrics
-    from .modelspace import Reorientation
-
-    voided = np.where(result.hole, np.float32(0), image.data)
-    values = dict(hole_metrics(result.filled, reference, result.hole, voided))
-    reo = Reorientation.of(image.affine, image.data.shape)
-    values.update(slice_metrics(reo.apply(result.filled), reo.apply(reference), reo.apply(result.hole),
-                                reo.apply(voided), result.axis))
-    return {k: float(v) if np.isfinite(v) else None for k, v in values.items()}
 
 
 def _add_models(sub: argparse._SubParsersAction) -> None:

@@ -1,0 +1,118 @@
+"""One fill from files to files: check every input and target, fill, write the volume and its sidecar together.
+
+This is what `inpaint fill` runs, and what `inpaint bids` runs for every scan of a cohort, so a
+scan filled either way with the same settings and seed gives the same volume.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Optional, Union
+
+import numpy as np
+
+from .checkpoint import Model
+from .errors import InpaintError
+from .fill import FillResult, FillSettings, fill_volume
+from .job import ProgressCallback
+from .refine3d import Refiner
+
+Describe = Callable[[FillResult], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class FileFill:
+    """What one fill wrote and what it filled (enough for a summary line or a table row)."""
+
+    output: Path
+    sidecar: Path
+    hole_voxels: int
+    hole_ml: float
+    slices: int
+    axis: str
+    seconds: float
+    device: str
+    nonfinite_voxels: int
+    metrics: Optional[dict[str, Optional[float]]]
+    record: dict[str, Any]
+
+
+def voxel_ml(affine: np.ndarray) -> float:
+    """Volume of one voxel in millilitres."""
+    return float(abs(np.linalg.det(np.asarray(affine, dtype=np.float64)[:3, :3]))) / 1000.0
+
+
+def fill_file(image_path: Path, mask_path: Path, output_path: Path, settings: FillSettings, *,
+              model: Union[Model, str, None] = None, brainmask: Optional[Path] = None, dilate: int = 0,
+              reference: Optional[Path] = None, keep_dtype: bool = False, force: bool = False,
+              refiner: Optional[Refiner] = None, progress: Optional[ProgressCallback] = None,
+              describe: Optional[Describe] = None) -> FileFill:
+    """Fill `mask_path`'s voxels of `image_path` and write `output_path` plus its sidecar (both or neither).
+
+    `model` is a loaded slice model, or a shipped name / checkpoint path (None: the default),
+    loaded after the inputs are checked. `describe(result)` adds entries to the sidecar.
+    Inputs are never written; every user error is an InpaintError of one sentence.
+    """
+    from .registry import resolve_model
+    from .sidecar import build_sidecar
+    from .volume import check_outputs, dilate_mask, load_mask, load_volume, on_image_grid, save_volume, sidecar_path
+
+    inputs = [image_path, mask_path, brainmask, reference]
+    for path in inputs:
+        if path is not None and not path.exists():
+            raise InpaintError(f"{path} does not exist; check the path.")
+    check_outputs(output_path, inputs=inputs, force=force)  # before reading anything large
+    image = load_volume(image_path)
+    check_outputs(output_path, inputs=inputs, force=force, like=image, keep_dtype=keep_dtype)
+    hole = load_mask(mask_path, image)
+    if dilate:
+        hole = dilate_mask(hole, dilate)
+    brain = load_mask(brainmask, image, kind="brain") if brainmask else None
+    truth = on_image_grid(load_volume(reference), image, "reference") if reference else None
+    if not isinstance(model, Model):
+        model = resolve_model(model)
+    nonfinite = _check_image_content(image.data, hole, brain, image_path, mask_path, brainmask, dilate)
+    result = fill_volume(image.data, image.affine, hole, model, settings, brain=brain, progress=progress,
+                         refiner=refiner)
+    metrics = _metrics(result, truth, image) if truth is not None else None
+    record = build_sidecar(result, model, image_path=image_path, mask_path=mask_path, output_path=output_path,
+                           dilate=dilate, brainmask_path=brainmask, keep_dtype=keep_dtype, metrics=metrics,
+                           reference_path=reference, extra=describe(result) if describe else None)
+    out = save_volume(output_path, result.filled, image, keep_dtype=keep_dtype, force=force, changed=result.hole,
+                      sidecar=record, inputs=inputs)
+    voxels = int(result.hole.sum())
+    return FileFill(output=out, sidecar=sidecar_path(out), hole_voxels=voxels,
+                    hole_ml=voxels * voxel_ml(image.affine), slices=len(result.slices), axis=result.axis,
+                    seconds=result.seconds, device=result.device, nonfinite_voxels=nonfinite, metrics=metrics,
+                    record=record)
+
+
+def _check_image_content(data: np.ndarray, hole: np.ndarray, brain: Optional[np.ndarray], image_path: Path,
+                         mask_path: Path, brainmask: Optional[Path], dilate: int) -> int:
+    """Count the image's non-finite known voxels and make sure known brain tissue is left, naming the files."""
+    from .inputs import check_known_brain
+
+    finite = np.isfinite(data)
+    nonfinite = 0
+    clean = data
+    if not finite.all():
+        nonfinite = int(np.count_nonzero(~finite & ~hole))
+        clean = np.where(finite, data, np.float32(0))
+    del finite
+    dilated = f" (dilated by {dilate} voxels)" if dilate else ""
+    check_known_brain(clean, hole, brain, image_name=f"the image {image_path}",
+                      mask_name=f"the mask {mask_path}{dilated}", brain_name=f"the brain mask {brainmask}")
+    return nonfinite
+
+
+def _metrics(result: FillResult, reference: np.ndarray, image) -> dict[str, Optional[float]]:
+    from .metrics import hole_metrics, slice_metrics
+    from .modelspace import Reorientation
+
+    voided = np.where(result.hole, np.float32(0), image.data)
+    values = dict(hole_metrics(result.filled, reference, result.hole, voided))
+    reo = Reorientation.of(image.affine, image.data.shape)
+    values.update(slice_metrics(reo.apply(result.filled), reo.apply(reference), reo.apply(result.hole),
+                                reo.apply(voided), result.axis))
+    return {k: float(v) if np.isfinite(v) else None for k, v in values.items()}
