@@ -1,4 +1,4 @@
-"""The `inpaint` command: fill, models, train, bench."""
+"""The `inpaint` command: fill, bids, models, train, bench."""
 
 from __future__ import annotations
 
@@ -84,17 +84,11 @@ def _prior_weight(text: str) -> float:
     return value
 
 
-def _add_fill(sub: argparse._SubParsersAction) -> None:
+def _add_method_options(p: argparse.ArgumentParser) -> None:
     from .fill import METHODS, FillSettings
-    from .search import LIMITS, SEED_MAX
+    from .search import LIMITS
 
     d = FillSettings()
-    p = sub.add_parser("fill", help="fill the lesion of a brain MRI volume",
-                       description="Fill the voxels of MASK in IMAGE with a generative model and Poisson blending. "
-                                   "IMAGE should be brain-extracted (or pass --brainmask), like the training data.")
-    p.add_argument("image", type=Path, help="brain MRI volume (NIfTI, NRRD, MHA/MHD or a DICOM series folder)")
-    p.add_argument("mask", type=Path, help="lesion mask on the same grid; nonzero voxels are filled")
-    p.add_argument("-o", "--output", type=Path, required=True, help="output volume (e.g. out.nii.gz)")
     p.add_argument("--method", choices=list(METHODS), default=d.method,
                    help="; ".join(f"{k}: {v}" for k, v in METHODS.items()) + f" (default {d.method})")
     p.add_argument("--model", default=None,
@@ -109,7 +103,13 @@ def _add_fill(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--window", type=_odd_window, default=d.window, help=f"context-weight window (default {d.window})")
     p.add_argument("--dilate", type=_int_range(0, 100), default=0,
                    help="dilate the mask by N voxels in 3D first")
-    p.add_argument("--brainmask", type=Path, default=None, help="brain mask on the image grid (default: estimated)")
+
+
+def _add_run_options(p: argparse.ArgumentParser) -> None:
+    from .fill import FillSettings
+    from .search import SEED_MAX
+
+    d = FillSettings()
     p.add_argument("--seed", type=_int_range(0, SEED_MAX), default=d.seed, help="random seed (same seed on CPU: same output)")
     p.add_argument("--device", default=d.device, help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:1, mps")
     p.add_argument("--no-prior", action="store_true", help="ablation: context loss only")
@@ -117,6 +117,28 @@ def _add_fill(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-blend", action="store_true", help="ablation: paste G(z) into the hole without Poisson blending")
     p.add_argument("--no-encoder-start", action="store_true", help="VAE: start every restart at random")
     p.add_argument("--keep-dtype", action="store_true", help="write the input's data type (rounded and clipped)")
+
+
+def _settings(args: argparse.Namespace):
+    """The FillSettings of the fill options shared by `fill` and `bids`."""
+    from .fill import FillSettings
+
+    return FillSettings(iterations=args.iterations, restarts=args.restarts, lr=args.lr, lam=args.lam,
+                        window=args.window, prior=not args.no_prior, weighting=not args.no_weighting,
+                        blend=not args.no_blend, encoder_start=not args.no_encoder_start, axis=args.axis,
+                        seed=args.seed, device=args.device, method=args.method)
+
+
+def _add_fill(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("fill", help="fill the lesion of a brain MRI volume",
+                       description="Fill the voxels of MASK in IMAGE with a generative model and Poisson blending. "
+                                   "IMAGE should be brain-extracted (or pass --brainmask), like the training data.")
+    p.add_argument("image", type=Path, help="brain MRI volume (NIfTI, NRRD, MHA/MHD or a DICOM series folder)")
+    p.add_argument("mask", type=Path, help="lesion mask on the same grid; nonzero voxels are filled")
+    p.add_argument("-o", "--output", type=Path, required=True, help="output volume (e.g. out.nii.gz)")
+    _add_method_options(p)
+    p.add_argument("--brainmask", type=Path, default=None, help="brain mask on the image grid (default: estimated)")
+    _add_run_options(p)
     p.add_argument("--force", action="store_true", help="overwrite an existing output and its sidecar (never an input)")
     p.add_argument("--reference", type=Path, default=None, help="ground truth on the same grid: record metrics")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -125,14 +147,10 @@ def _add_fill(sub: argparse._SubParsersAction) -> None:
 
 def _run_fill(args: argparse.Namespace) -> int:
     """Check every input and target first, fill, then write the volume and its sidecar together (both or neither)."""
-    from .fill import FillSettings
     from .fill_file import fill_file
     from .progress import ProgressBar
 
-    settings = FillSettings(iterations=args.iterations, restarts=args.restarts, lr=args.lr, lam=args.lam,
-                            window=args.window, prior=not args.no_prior, weighting=not args.no_weighting,
-                            blend=not args.no_blend, encoder_start=not args.no_encoder_start, axis=args.axis,
-                            seed=args.seed, device=args.device, method=args.method)
+    settings = _settings(args)
     bar = None if args.quiet else ProgressBar("fill")
     try:
         done = fill_file(args.image, args.mask, args.output, settings, model=args.model, brainmask=args.brainmask,
@@ -151,6 +169,57 @@ def _run_fill(args: argparse.Namespace) -> int:
             print("metrics vs reference: " + ", ".join(f"{k} {v:.4f}" for k, v in done.metrics.items()
                                                        if v is not None), file=sys.stderr)
     return 0
+
+
+def _add_bids(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("bids", help="fill every T1w scan of a BIDS dataset into a BIDS derivatives dataset",
+                       description="Fill the lesion of every T1w scan of BIDS_DIR (a BIDS App: participant level) "
+                                   "with its lesion mask from --masks, and write a BIDS derivatives dataset to "
+                                   "OUT_DIR with a sidecar per scan and the table desc-filled_scans.tsv. Scans "
+                                   "already filled from the same inputs with the same settings are skipped. Exit "
+                                   "status 1 when a scan failed (see the table), 2 for a user error.")
+    p.add_argument("bids_dir", type=Path, help="BIDS dataset (read only)")
+    p.add_argument("out_dir", type=Path, help="derivatives folder to write (new, empty or of an earlier run)")
+    p.add_argument("analysis_level", choices=["participant"],
+                   help="participant: fill the scans (the scans table is written by every run)")
+    p.add_argument("--participant-label", nargs="+", default=[], metavar="LABEL",
+                   help="only these participants (01 or sub-01; default: all)")
+    p.add_argument("--session", nargs="+", default=[], metavar="LABEL", help="only these sessions (a or ses-a)")
+    p.add_argument("--masks", type=Path, required=True, metavar="DERIV_DIR",
+                   help="derivatives folder with the lesion masks (and optional desc-brain_mask brain masks)")
+    p.add_argument("--mask-entity", default="label-lesion", metavar="ENTITIES",
+                   help="entities that mark a lesion mask, suffix _mask or _roi (default label-lesion)")
+    _add_method_options(p)
+    _add_run_options(p)
+    p.add_argument("--jobs", type=_positive_int, default=1, help="scans filled at once on this machine (processes)")
+    p.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                   help="fill on the workers of this Dask distributed scheduler (e.g. tcp://10.0.0.1:8786)")
+    p.add_argument("--threads", type=_non_negative_int, default=0,
+                   help="torch threads per scan (default 0: the free cores shared among the scans run at once)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar and no summary line")
+    p.set_defaults(func=_run_bids)
+
+
+def _run_bids(args: argparse.Namespace) -> int:
+    """Fill the cohort; exit status 1 if any scan failed."""
+    from .cohort.derivatives import FAILED
+    from .cohort.run import CohortOptions, run_cohort
+
+    if args.scheduler and args.jobs != 1:
+        raise InpaintError("--jobs and --scheduler exclude each other: the Dask workers decide how many scans "
+                           "run at once; drop --jobs.")
+    options = CohortOptions(bids_dir=args.bids_dir, out_dir=args.out_dir, masks_dir=args.masks,
+                            settings=_settings(args), participants=tuple(args.participant_label),
+                            sessions=tuple(args.session), mask_entities=args.mask_entity, model=args.model,
+                            dilate=args.dilate, keep_dtype=args.keep_dtype, jobs=args.jobs,
+                            scheduler=args.scheduler, threads=args.threads, quiet=args.quiet)
+    try:
+        summary = run_cohort(options)
+    except KeyboardInterrupt:
+        print("inpaint: interrupted; the scans filled so far are kept and listed in the table; run the same "
+              "command again to go on.", file=sys.stderr)
+        return 130
+    return 1 if summary.count(FAILED) else 0
 
 
 def _add_models(sub: argparse._SubParsersAction) -> None:
@@ -187,6 +256,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     _add_fill(sub)
+    _add_bids(sub)
     _add_models(sub)
     from .training.command import register as register_train
     from .bench.command import register as register_bench

@@ -1,0 +1,7 @@
+"""Filling a whole cohort: a BIDS dataset in, a BIDS derivatives dataset out (`inpaint bids`).
+
+- `layout`: finds each T1w scan, its lesion mask and brain mask (pybids).
+- `derivatives`: the output dataset: names, dataset_description.json, resume checks, the scans table.
+- `worker`: fills one scan in a worker process, loading the models once per process.
+- `run`: plans a run and executes it in-process, on a local process pool or on a Dask cluster.
+"""

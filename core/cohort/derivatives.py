@@ -1,0 +1,197 @@
+"""The BIDS derivatives dataset `inpaint bids` writes, and how a finished scan is recognised.
+
+Layout of OUT_DIR:
+- `dataset_description.json` (DatasetType "derivative", GeneratedBy with version and settings,
+  SourceDatasets and DatasetLinks `raw` and `masks` for the `bids:` URIs of the sidecars);
+- `sub-<label>/[ses-<label>/]anat/<source entities>_desc-filled_T1w.nii.gz` and its `.json` sidecar
+  (the `inpaint fill` sidecar plus `Sources`);
+- `desc-filled_scans.tsv` with one row per scan, described by `desc-filled_scans.json`.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any, Optional
+
+from .. import __version__
+from ..atomic import write_atomically
+from ..errors import InpaintError
+from ..volume import write_json
+
+TOOL = "brain-inpaint"
+DESCRIPTION = "dataset_description.json"
+TABLE = "desc-filled_scans.tsv"
+BIDS_VERSION = "1.10.0"
+FILLED = "filled"      # filled by this run
+SKIPPED = "skipped"    # already filled from the same inputs with the same settings
+FAILED = "failed"      # could not be filled; `message` says why in one sentence
+NO_MASK = "no_mask"    # no lesion mask was found for the scan; nothing to fill
+
+
+@dataclass
+class Row:
+    """One scan's line of the scans table."""
+
+    participant_id: str
+    session_id: str
+    source: str
+    mask: str
+    brainmask: str
+    output: str
+    status: str
+    image_sha256: str = ""
+    mask_sha256: str = ""
+    lesion_voxels: str = ""
+    lesion_ml: str = ""
+    slices: str = ""
+    seconds: str = ""
+    message: str = ""
+
+
+COLUMNS = {
+    "participant_id": "Participant (sub-<label>).",
+    "session_id": "Session (ses-<label>), n/a without sessions.",
+    "source": "The T1w image, relative to the BIDS dataset.",
+    "mask": "The lesion mask, relative to the masks dataset.",
+    "brainmask": "The brain mask used (desc-brain_mask), relative to the masks dataset; n/a: estimated.",
+    "output": "The filled image, relative to this dataset.",
+    "status": "filled (by the run that wrote this table), skipped (already filled from the same inputs with the "
+              "same settings), failed (see message) or no_mask (no lesion mask found; not filled).",
+    "image_sha256": "SHA-256 of the T1w image.",
+    "mask_sha256": "SHA-256 of the lesion mask.",
+    "lesion_voxels": "Voxels filled (the lesion mask after --dilate).",
+    "lesion_ml": "Volume filled, in millilitres.",
+    "slices": "Slices of the fill plane that touch the lesion.",
+    "seconds": "Time the fill took, in seconds.",
+    "message": "Why a scan failed or was filled again, in one sentence.",
+}
+
+
+def output_name(source: str) -> str:
+    """Relative path of the filled image: the source's folders and entities plus `desc-filled`."""
+    path = Path(source)
+    stem = path.name.split(".", 1)[0]
+    head, _, suffix = stem.rpartition("_")
+    return str(path.parent / f"{head}_desc-filled_{suffix}.nii.gz")
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    return path == folder or folder in path.parents
+
+
+def check_out_dir(out_dir: Path, bids_dir: Path, masks_dir: Path) -> None:
+    """Refuse an output folder that is, holds or lies inside an input dataset, or holds someone else's files."""
+    out, raw, masks = out_dir.resolve(), bids_dir.resolve(), masks_dir.resolve()
+    if out == raw:
+        raise InpaintError(f"The output folder {out_dir} is the BIDS dataset itself; choose a folder outside it "
+                           f"or under {bids_dir / 'derivatives'}.")
+    if _inside(out, raw) and not _inside(out, raw / "derivatives"):
+        raise InpaintError(f"The output folder {out_dir} lies inside the BIDS dataset's raw data; choose a folder "
+                           f"outside it or under {bids_dir / 'derivatives'}.")
+    if _inside(out, masks) or _inside(masks, out) or _inside(raw, out):
+        raise InpaintError(f"The output folder {out_dir} overlaps an input dataset ({bids_dir} or {masks_dir}); "
+                           "choose a folder of its own.")
+    if out_dir.exists() and not out_dir.is_dir():
+        raise InpaintError(f"The output folder {out_dir} is a file; choose a folder.")
+    if out_dir.is_dir() and any(out_dir.iterdir()) and not _ours(out_dir / DESCRIPTION):
+        raise InpaintError(f"The output folder {out_dir} is not empty and is not a dataset written by "
+                           "'inpaint bids'; choose an empty or new folder.")
+
+
+def _ours(description: Path) -> bool:
+    try:
+        record = json.loads(description.read_text(encoding="utf-8"))
+        return any(g.get("Name") == TOOL for g in record.get("GeneratedBy", []))
+    except (OSError, ValueError, AttributeError, TypeError):
+        return False
+
+
+def write_description(out_dir: Path, bids_dir: Path, masks_dir: Path, settings: str) -> Path:
+    """The derivatives' dataset_description.json (rewritten by each run with that run's settings)."""
+    links = {"raw": bids_dir.resolve().as_uri(), "masks": masks_dir.resolve().as_uri()}
+    record = {
+        "Name": "Lesion-filled T1w images (brain-inpaint)",
+        "BIDSVersion": BIDS_VERSION,
+        "DatasetType": "derivative",
+        "GeneratedBy": [{"Name": TOOL, "Version": __version__, "Description": settings}],
+        "SourceDatasets": [{"URL": links["raw"]}, {"URL": links["masks"]}],
+        "DatasetLinks": links,
+    }
+    return write_json(out_dir / DESCRIPTION, record)
+
+
+def sources(scan_image: str, scan_mask: str, scan_brainmask: Optional[str]) -> list[str]:
+    """BIDS URIs of the files a filled image was made from (resolved by the DatasetLinks)."""
+    found = [f"bids:raw:{scan_image}", f"bids:masks:{scan_mask}"]
+    return found + ([f"bids:masks:{scan_brainmask}"] if scan_brainmask else [])
+
+
+def fingerprint(record: dict[str, Any]) -> dict[str, Any]:
+    """What decides a fill's result, from its sidecar: input hashes, model checksums and settings."""
+    refiner = record.get("method", {}).get("refiner") or {}
+    model_free = record.get("parameters", {}).get("method") == "refine3d"
+    return {
+        "image": (record.get("input") or {}).get("sha256"),
+        "mask": (record.get("mask") or {}).get("sha256"),
+        "brainmask": (record.get("brainmask") or {}).get("sha256"),
+        "dilate": record.get("mask_dilation_voxels"),
+        "keep_dtype": record.get("keep_dtype"),
+        "parameters": record.get("parameters"),
+        "model": None if model_free else (record.get("model") or {}).get("sha256"),
+        "refiner": refiner.get("sha256"),
+    }
+
+
+_CHANGES = {"image": "the image changed", "mask": "the lesion mask changed", "brainmask": "the brain mask changed",
+            "dilate": "the mask dilation changed", "keep_dtype": "the output data type changed",
+            "parameters": "the fill settings changed", "model": "the slice model changed",
+            "refiner": "the 3D refiner changed"}
+
+
+def read_sidecar(path: Path) -> Optional[dict[str, Any]]:
+    """A sidecar written by brain-inpaint, or None if missing, unreadable or someone else's."""
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) and record.get("tool") == TOOL else None
+
+
+def changes(recorded: dict[str, Any], expected: dict[str, Any]) -> list[str]:
+    """What differs between two fingerprints, in words (empty: the same fill)."""
+    return [_CHANGES[k] for k in _CHANGES if recorded.get(k) != expected.get(k)]
+
+
+def read_table(out_dir: Path) -> list[Row]:
+    """The rows of an existing scans table (none if it is missing or unreadable)."""
+    try:
+        text = (out_dir / TABLE).read_text(encoding="utf-8")
+    except OSError:
+        return []
+    names = {f.name for f in fields(Row)}
+    rows = []
+    for line in csv.DictReader(io.StringIO(text), delimiter="\t"):
+        if set(line) >= names:
+            rows.append(Row(**{k: "" if line[k] == "n/a" else line[k] for k in names}))
+    return rows
+
+
+def write_table(out_dir: Path, rows: list[Row]) -> Path:
+    """Write the scans table: these rows, plus rows of earlier runs for scans this run did not touch."""
+    mine = {row.output for row in rows}
+    merged = [row for row in read_table(out_dir) if row.output not in mine] + rows
+    merged.sort(key=lambda row: row.source)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, delimiter="\t", lineterminator="\n")
+    writer.writerow(COLUMNS)
+    for row in merged:
+        writer.writerow([value if value != "" else "n/a" for value in asdict(row).values()])
+    text = buffer.getvalue()
+    write_json(out_dir / Path(TABLE).with_suffix(".json"),
+               {name: {"Description": meaning} for name, meaning in COLUMNS.items()})
+    return write_atomically(out_dir / TABLE, lambda temp: temp.write_text(text, encoding="utf-8"))
+

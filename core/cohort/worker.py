@@ -1,0 +1,87 @@
+"""Filling one scan of a cohort inside a worker process (local pool, Dask worker or the main process).
+
+The slice model is loaded once per process and kept (the 3D refiner is cached by
+`core.refine3d.default_refiner`); the torch thread count is set once per process. A scan's
+failure never escapes: it comes back as a `failed` row with a one-sentence message.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+from ..checkpoint import Model
+from ..errors import InpaintError
+from ..fill import FillResult, FillSettings
+from .derivatives import FAILED, FILLED, Row
+
+_MODELS: dict[Optional[str], Model] = {}
+_THREADS: list[int] = []  # the torch thread count this process was set to
+
+
+@dataclass(frozen=True)
+class Task:
+    """Everything a worker needs to fill one scan (picklable)."""
+
+    image: Path
+    mask: Path
+    brainmask: Optional[Path]
+    output: Path
+    settings: FillSettings
+    model: Optional[str]
+    dilate: int
+    keep_dtype: bool
+    force: bool
+    sources: tuple[str, ...]
+    threads: int
+    row: Row
+
+
+def set_threads(threads: int) -> None:
+    """Set this process's torch thread count (the pool's initializer; a no-op once set to the same count)."""
+    import torch
+
+    if _THREADS != [threads]:
+        torch.set_num_threads(max(1, threads))
+        _THREADS[:] = [threads]
+
+
+def load_model(name: Optional[str]) -> Model:
+    """The slice model `name` (None: the default), loaded once per process."""
+    from ..registry import resolve_model
+
+    if name not in _MODELS:
+        _MODELS[name] = resolve_model(name)
+    return _MODELS[name]
+
+
+def one_sentence(exc: BaseException) -> str:
+    """An error as one line: the InpaintError's own sentence, or the exception's type and first line."""
+    if isinstance(exc, InpaintError):
+        return str(exc)
+    lines = str(exc).strip().splitlines()
+    return f"Unexpected {type(exc).__name__}" + (f": {lines[0]}" if lines else "") + "; please report it."
+
+
+def fill_scan(task: Task) -> Row:
+    """Fill one scan and return its table row (status filled or failed); never raises for a scan's problem."""
+    from ..fill_file import fill_file
+
+    set_threads(task.threads)
+    row = task.row
+
+    def describe(result: FillResult) -> dict:
+        return {"Sources": list(task.sources), "filled_slices": len(result.slices)}
+
+    try:
+        done = fill_file(task.image, task.mask, task.output, task.settings, model=load_model(task.model),
+                         brainmask=task.brainmask, dilate=task.dilate, keep_dtype=task.keep_dtype,
+                         force=task.force, describe=describe)
+    except Exception as exc:  # one scan's failure is recorded and the cohort goes on
+        return dataclasses.replace(row, status=FAILED, message=one_sentence(exc))
+    return dataclasses.replace(row, status=FILLED, image_sha256=done.record["input"]["sha256"],
+                               mask_sha256=done.record["mask"]["sha256"], lesion_voxels=str(done.hole_voxels),
+                               lesion_ml=f"{done.hole_ml:.3f}", slices=str(done.slices),
+                               seconds=f"{done.seconds:.2f}")

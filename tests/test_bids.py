@@ -1,0 +1,233 @@
+"""`inpaint bids` on a small BIDS cohort made from the shared brains: outputs, resume, failures, parallel runs."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import importlib.util
+import json
+import shutil
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from core.cli import main
+from core.cohort.derivatives import COLUMNS, Row, output_name
+from core.cohort.layout import find_scans, name_entities
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "data"
+CROP = (slice(20, 70), slice(25, 85), slice(20, 66))  # 50x60x46 voxels of 2 mm around the brain's centre
+SCANS = ["sub-01", "sub-02_ses-1", "sub-02_ses-2", "sub-03"]
+
+pytestmark = pytest.mark.skipif(not (SHARED / "colin27").is_dir(), reason="needs the shared brains")
+
+
+def _builder():
+    spec = importlib.util.spec_from_file_location("measure_bids", ROOT / "scripts" / "measure_bids.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.build_cohort
+
+
+@pytest.fixture(scope="module")
+def cohort(tmp_path_factory) -> tuple[Path, Path]:
+    """Three subjects (the second with two sessions); sub-01 and sub-02 ses-2 keep the skull and have a brain mask."""
+    return _builder()(tmp_path_factory.mktemp("cohort"), SCANS, crop=CROP)
+
+
+@pytest.fixture
+def copy(cohort, tmp_path) -> tuple[Path, Path]:
+    """A private copy of the cohort for tests that change it."""
+    bids, masks = cohort
+    return Path(shutil.copytree(bids, tmp_path / "bids")), Path(shutil.copytree(masks, tmp_path / "masks"))
+
+
+def _bids(capsys, bids: Path, out: Path, masks: Path, *extra) -> tuple[int, str]:
+    code = main(["bids", str(bids), str(out), "participant", "--masks", str(masks), *map(str, extra)])
+    return code, capsys.readouterr().err
+
+
+def _table(out: Path) -> list[dict[str, str]]:
+    with open(out / "desc-filled_scans.tsv", encoding="utf-8") as stream:
+        return list(csv.DictReader(stream, delimiter="\t"))
+
+
+def _digests(*folders: Path) -> dict[str, str]:
+    return {str(p): hashlib.sha256(p.read_bytes()).hexdigest() for f in folders for p in sorted(f.rglob("*"))
+            if p.is_file()}
+
+
+def _filled(out: Path) -> dict[str, np.ndarray]:
+    return {str(p.relative_to(out)): np.asanyarray(nib.load(p).dataobj) for p in sorted(out.rglob("*.nii.gz"))}
+
+
+@pytest.fixture(scope="module")
+def by_fill(cohort, tmp_path_factory) -> dict[str, np.ndarray]:
+    """Every scan filled by `inpaint fill` (same default settings and seed), named like the derivatives."""
+    bids, masks = cohort
+    out = tmp_path_factory.mktemp("fill")
+    for scan in SCANS:
+        folder = "/".join(scan.split("_")) + "/anat"
+        brain = masks / folder / f"{scan}_desc-brain_mask.nii.gz"
+        target = out / output_name(f"{folder}/{scan}_T1w.nii.gz")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        code = main(["fill", str(bids / folder / f"{scan}_T1w.nii.gz"),
+                     str(masks / folder / f"{scan}_label-lesion_mask.nii.gz"), "-o", str(target), "--quiet",
+                     *(["--brainmask", str(brain)] if brain.exists() else [])])
+        assert code == 0
+    return _filled(out)
+
+
+def _check_dataset(out: Path, bids: Path, masks: Path) -> None:
+    """Structure, names, dataset_description, sidecars and the scans table of a complete run."""
+    expected = {f"{'/'.join(s.split('_'))}/anat/{s}_desc-filled_T1w.nii.gz" for s in SCANS}
+    assert set(_filled(out)) == expected
+    description = json.loads((out / "dataset_description.json").read_text())
+    assert description["DatasetType"] == "derivative" and description["BIDSVersion"]
+    generated = description["GeneratedBy"][0]
+    assert generated["Name"] == "brain-inpaint" and generated["Version"] and "method=refine3d" in generated["Description"]
+    assert description["DatasetLinks"] == {"raw": bids.resolve().as_uri(), "masks": masks.resolve().as_uri()}
+    rows = _table(out)
+    assert [r["output"] for r in rows] == sorted(expected)
+    assert list(rows[0]) == list(COLUMNS) and set(json.loads((out / "desc-filled_scans.json").read_text())) == set(COLUMNS)
+    for row in rows:
+        assert row["status"] in ("filled", "skipped") and row["message"] in ("n/a", "Already filled from the same "
+                                                                             "inputs with the same settings.")
+        side = json.loads((out / row["output"].replace(".nii.gz", ".json")).read_text())
+        assert side["Sources"][0] == f"bids:raw:{row['source']}" and side["Sources"][1] == f"bids:masks:{row['mask']}"
+        assert side["input"]["sha256"] == row["image_sha256"] == hashlib.sha256((bids / row["source"]).read_bytes()).hexdigest()
+        assert side["mask"]["sha256"] == row["mask_sha256"] and side["method"]["name"] == "refine3d"
+        assert int(row["lesion_voxels"]) == side["hole_voxels"] > 0
+        assert float(row["lesion_ml"]) == pytest.approx(side["hole_voxels"] * 8 / 1000, abs=1e-3)  # 2 mm voxels
+        assert int(row["slices"]) == side["filled_slices"] > 0 and float(row["seconds"]) >= 0
+        assert row["participant_id"] == "sub-" + name_entities(Path(row["source"]).name)["sub"]
+        assert (row["brainmask"] != "n/a") == (side["brainmask"] is not None)
+    assert sorted(r["session_id"] for r in rows) == ["n/a", "n/a", "ses-1", "ses-2"]
+
+
+def test_jobs_2_writes_the_derivatives_of_inpaint_fill_and_a_rerun_skips_everything(cohort, by_fill, tmp_path,
+                                                                                      capsys) -> None:
+    bids, masks = cohort
+    before = _digests(bids, masks)
+    out = tmp_path / "derivatives"
+    code, err = _bids(capsys, bids, out, masks, "--jobs", "2")
+    assert code == 0, err
+    assert "4 scans: 4 filled, 0 skipped, 0 failed, 0 no mask" in err
+    _check_dataset(out, bids, masks)
+    filled = _filled(out)
+    assert all(np.array_equal(filled[name], by_fill[name]) for name in by_fill)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["derivatives"]  # nothing written beside OUT_DIR
+    stamps = {p: p.stat().st_mtime_ns for p in out.rglob("sub-*/**/*") if p.is_file()}
+    code, err = _bids(capsys, bids, out, masks, "--jobs", "2")
+    assert code == 0 and "0 filled, 4 skipped" in err, err
+    assert {r["status"] for r in _table(out)} == {"skipped"}
+    assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
+    _check_dataset(out, bids, masks)
+    assert _digests(bids, masks) == before
+
+
+def test_a_local_dask_cluster_gives_the_same_volumes(cohort, by_fill, tmp_path, capsys) -> None:
+    distributed = pytest.importorskip("distributed")
+    bids, masks = cohort
+    out = tmp_path / "derivatives"
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+                                  local_directory=str(tmp_path / "dask")) as cluster:
+        code, err = _bids(capsys, bids, out, masks, "--scheduler", cluster.scheduler_address, "--quiet")
+    assert code == 0, err
+    _check_dataset(out, bids, masks)
+    filled = _filled(out)
+    assert all(np.array_equal(filled[name], by_fill[name]) for name in by_fill)
+
+
+def test_a_failing_scan_is_recorded_and_the_others_are_filled(copy, tmp_path, capsys) -> None:
+    bids, masks = copy
+    bad = masks / "sub-02/ses-1/anat/sub-02_ses-1_label-lesion_mask.nii.gz"
+    nib.save(nib.Nifti1Image(np.ones((4, 4, 4), np.uint8), np.eye(4)), bad)  # not on the image's grid
+    (masks / "sub-03/anat/sub-03_label-lesion_mask.nii.gz").unlink()
+    out = tmp_path / "out"
+    code, err = _bids(capsys, bids, out, masks, "--participant-label", "02", "sub-03")
+    assert code == 1
+    rows = {r["source"]: r for r in _table(out)}
+    failed = rows["sub-02/ses-1/anat/sub-02_ses-1_T1w.nii.gz"]
+    assert failed["status"] == "failed" and "has shape 4x4x4" in failed["message"]
+    assert failed["message"].count(". ") == 0 and f"{failed['source']}: {failed['message']}" in err
+    assert rows["sub-02/ses-2/anat/sub-02_ses-2_T1w.nii.gz"]["status"] == "filled"
+    assert rows["sub-03/anat/sub-03_T1w.nii.gz"]["status"] == "no_mask"
+    assert not (out / "sub-02/ses-1").exists() or not any((out / "sub-02/ses-1").rglob("*.nii.gz"))
+    assert not (out / "sub-01").exists()  # participant filter
+    assert "1 filled, 0 skipped, 1 failed, 1 no mask" in err
+
+
+def test_sessions_filter_and_a_changed_mask_is_filled_again(copy, tmp_path, capsys) -> None:
+    bids, masks = copy
+    out = tmp_path / "out"
+    code, err = _bids(capsys, bids, out, masks, "--session", "ses-2", "--quiet")
+    assert code == 0 and err == ""
+    assert [r["source"] for r in _table(out)] == ["sub-02/ses-2/anat/sub-02_ses-2_T1w.nii.gz"]
+    mask_path = masks / "sub-02/ses-2/anat/sub-02_ses-2_label-lesion_mask.nii.gz"
+    mask = nib.load(mask_path)
+    data = np.asarray(mask.dataobj).copy()
+    data[tuple(np.argwhere(data)[0])] = 0  # one lesion voxel less
+    nib.save(nib.Nifti1Image(data, mask.affine, mask.header), mask_path)
+    code, err = _bids(capsys, bids, out, masks, "--participant-label", "sub-01", "--quiet")
+    assert code == 0
+    code, err = _bids(capsys, bids, out, masks, "--quiet")
+    assert code == 0
+    rows = {r["source"]: r for r in _table(out)}
+    assert len(rows) == 4
+    changed = rows["sub-02/ses-2/anat/sub-02_ses-2_T1w.nii.gz"]
+    assert changed["status"] == "filled" and changed["message"] == "Filled again: the lesion mask changed."
+    assert rows["sub-01/anat/sub-01_T1w.nii.gz"]["status"] == "skipped"
+    code, err = _bids(capsys, bids, out, masks, "--seed", "3", "--participant-label", "01", "--quiet")
+    assert {r["source"]: r for r in _table(out)}["sub-01/anat/sub-01_T1w.nii.gz"]["message"] == \
+        "Filled again: the fill settings changed."
+
+
+def test_output_folders_that_would_mix_with_inputs_or_other_data_are_refused(copy, tmp_path, capsys) -> None:
+    bids, masks = copy
+    before = _digests(bids, masks)
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("mine")
+    for out, words in [(bids, "is the BIDS dataset itself"), (bids / "sub-01" / "out", "inside the BIDS dataset"),
+                       (masks, "overlaps an input dataset"), (foreign, "is not empty")]:
+        code, err = _bids(capsys, bids, out, masks)
+        assert code == 2 and words in err and err.count("\n") == 1, err
+    code, err = _bids(capsys, bids, tmp_path / "o", masks, "--participant-label", "09")
+    assert code == 2 and "09 are not in" in err
+    code, err = _bids(capsys, bids, tmp_path / "o", masks, "--mask-entity", "lesion")
+    assert code == 2 and "not BIDS key-value pairs" in err
+    assert (foreign / "notes.txt").read_text() == "mine" and not (tmp_path / "o").exists()
+    assert _digests(bids, masks) == before
+    code, err = _bids(capsys, bids, bids / "derivatives" / "filled", masks, "--participant-label", "03", "--quiet")
+    assert code == 0, err  # the BIDS Apps place for derivatives inside a dataset
+    (bids / "dataset_description.json").unlink()
+    code, err = _bids(capsys, bids, tmp_path / "o", masks)
+    assert code == 2 and "has no dataset_description.json" in err
+
+
+def test_masks_match_by_entities_and_ambiguity_is_a_failure(copy, tmp_path) -> None:
+    bids, masks = copy
+    anat = bids / "sub-03" / "anat"
+    for name in ("sub-03_acq-fast_run-1_T1w.nii.gz", "sub-03_acq-fast_run-2_T1w.nii.gz"):
+        shutil.copy(anat / "sub-03_T1w.nii.gz", anat / name)
+    lesion = masks / "sub-03" / "anat"
+    shutil.copy(lesion / "sub-03_label-lesion_mask.nii.gz", lesion / "sub-03_acq-fast_run-1_space-orig_label-lesion_roi.nii.gz")
+    shutil.copy(lesion / "sub-03_label-lesion_mask.nii.gz", lesion / "sub-03_label-lesion_roi.nii.gz")
+    scans = {s.image.split("/")[-1]: s for s in find_scans(bids, masks, participants=["03"])}
+    assert scans["sub-03_acq-fast_run-1_T1w.nii.gz"].mask.endswith("sub-03_acq-fast_run-1_space-orig_label-lesion_roi.nii.gz")
+    assert scans["sub-03_acq-fast_run-2_T1w.nii.gz"].mask is None
+    assert scans["sub-03_T1w.nii.gz"].mask is None and "2 masks with label-lesion match" in scans["sub-03_T1w.nii.gz"].problem
+    assert output_name("sub-03/anat/sub-03_acq-fast_run-1_T1w.nii") == "sub-03/anat/sub-03_acq-fast_run-1_desc-filled_T1w.nii.gz"
+    assert [f.name for f in Row.__dataclass_fields__.values()] == list(COLUMNS)
+
+
+def test_an_unexpected_error_becomes_one_line() -> None:
+    from core.cohort.worker import one_sentence
+    from core.errors import InpaintError
+
+    assert one_sentence(InpaintError("The mask is empty; paint it.")) == "The mask is empty; paint it."
+    assert one_sentence(MemoryError("out of memory\ntraceback")) == "Unexpected MemoryError: out of memory; please report it."
