@@ -7,10 +7,11 @@ from pathlib import Path
 
 import nibabel as nib
 import numpy as np
+import torch
 
 from conftest import synthetic_brain
 from core.refine3d import RefinerConfig, load_refiner
-from core.training.refiner import random_hole, train
+from core.training.refiner import hole_mse, random_hole, train
 
 
 def test_random_holes_stay_inside_the_brain() -> None:
@@ -35,3 +36,28 @@ def test_a_short_run_writes_a_refiner_and_resume_continues(tmp_path: Path) -> No
     assert len((out / "loss.csv").read_text().splitlines()) == 3
     assert load_refiner(out).config == config
     assert "3 steps of batch 2" in (out / "MODEL_CARD.md").read_text()
+
+
+def test_lesion_loss_weighs_every_hole_the_same() -> None:
+    truth = torch.zeros(2, 1, 4, 4, 4)
+    hole = torch.zeros(2, 1, 4, 4, 4)
+    hole[0, 0, 0, 0, 0] = 1.0          # a one-voxel hole with error 1
+    hole[1, 0, :2] = 1.0               # a 32-voxel hole with no error
+    pred = torch.zeros_like(truth)
+    pred[0, 0, 0, 0, 0] = 1.0
+    assert hole_mse(pred, truth, hole, "lesion").item() == 0.5
+    assert abs(hole_mse(pred, truth, hole, "voxel").item() - 1 / 33) < 1e-7
+
+
+def test_a_run_can_start_from_another_runs_weights(tmp_path: Path) -> None:
+    image = tmp_path / "brain.nii.gz"
+    nib.save(nib.Nifti1Image(synthetic_brain((44, 48, 44)), np.diag([2.0, 2.0, 2.0, 1.0])), image)
+    config = RefinerConfig(width=2)
+    train([(image, None, 1.0)], tmp_path / "first", minutes=5, steps=2, batch_size=2, config=config, log_every=1)
+    train([(image, None, 1.0)], tmp_path / "second", minutes=5, steps=1, batch_size=2, lr=0.0, config=config,
+          loss_kind="lesion", init=tmp_path / "first", log_every=1)
+    first, second = load_refiner(tmp_path / "first"), load_refiner(tmp_path / "second")
+    for key, value in first.network.state_dict().items():
+        assert torch.equal(value, second.network.state_dict()[key])  # learning rate 0: the initial weights
+    record = json.loads((tmp_path / "second" / "config.json").read_text())["training"]
+    assert record["init"]["sha256"] == first.checksum and record["loss"] == "lesion"

@@ -5,6 +5,9 @@ augments them (flips, axis order, gamma, contrast, noise), punches a random lesi
 inside the brain (irregular blob, box or thin slab), fills it with the biharmonic fill that
 inference uses as the network's base, and minimises the mean squared error inside the hole
 (Adam, gradient norm clipped at 1, learning rate decaying on a cosine over the planned steps).
+The error is averaged over all hole voxels of a batch (`voxel`: large holes dominate) or per
+hole, then over the batch (`lesion`: every lesion counts the same, as in the benchmark).
+A run may start from another run's weights (`--init`) with a fresh optimiser and schedule.
 Runs stop cleanly at a wall-clock budget, write `model.safetensors` + `config.json`
 (loadable by `core.refine3d.load_refiner`) and resume exactly where they stopped.
 """
@@ -28,7 +31,7 @@ from ..atomic import write_atomically
 from ..blend3d import biharmonic_fill_3d
 from ..modelspace import Reorientation, voxel_sizes
 from ..normalize import intensity_scale
-from ..refine3d import Refiner3D, RefinerConfig, clip_base, resample, save_refiner
+from ..refine3d import Refiner3D, RefinerConfig, clip_base, load_refiner, resample, save_refiner
 from ..volume import load_mask, load_volume
 
 PATCH = 32
@@ -139,7 +142,8 @@ Holes: irregular blobs (50%), boxes (30%) and thin slabs of 1-4 voxels (20%) ins
 ## Training run
 Command: `scripts/train_all.sh refiner`. {steps} steps of batch {batch}, Adam lr {lr} with cosine decay over the
 planned steps, gradient norm clipped at 1, seed {seed}; {minutes:.0f} min on one CPU thread (torch {torch}),
-with other work sharing the 2-core machine. Objective: mean squared error inside the hole (model units [-1, 1]).
+with other work sharing the 2-core machine. Objective: mean squared error inside the hole (model units [-1, 1]),
+averaged {averaging}.{history}
 The last 100 logged steps: MSE {mse:.5f} against {base:.5f} for the biharmonic fill alone
 (`loss.csv` of the run: step, MSE, biharmonic MSE, seconds).
 
@@ -150,6 +154,21 @@ In `docs/results.md` (`inpaint bench` on the held-out subject and Colin27), agai
 Two training brains (one an average template) and about an hour of CPU training: the correction is small, and
 the fill stays close to the biharmonic fill, smooth inside large holes (no texture).
 """
+
+
+AVERAGING = {"voxel": "over all hole voxels of a batch", "lesion": "per hole, then over the batch"}
+
+
+def _history(meta: dict) -> str:
+    """The card's sentence on the run this one started from, if any."""
+    init = meta.get("init")
+    if not init:
+        return ""
+    before = init.get("training") or {}
+    return (f"\nIt started from the weights of `{init['path']}` (sha256 {init['sha256'][:12]}...: "
+            f"{before.get('steps', '?')} steps, lr {before.get('lr', '?')}, error averaged "
+            f"{AVERAGING.get(before.get('loss', 'voxel'), '?')}, "
+            f"{float(before.get('wall_time_s', 0.0)) / 60:.0f} min), with a fresh optimiser and schedule.")
 
 
 def write_card(out: Path, network: Refiner3D, meta: dict, step: int) -> None:
@@ -163,7 +182,8 @@ def write_card(out: Path, network: Refiner3D, meta: dict, step: int) -> None:
                        weights=", ".join(f"{x:.2f}" for x in meta["weights"]), steps=step,
                        batch=meta["batch_size"], lr=meta["lr"], seed=meta["seed"],
                        minutes=meta["wall_time_s"] / 60, torch=meta["torch"],
-                       mse=float(np.mean([float(r[1]) for r in last])), base=float(np.mean([float(r[2]) for r in last])))
+                       mse=float(np.mean([float(r[1]) for r in last])), base=float(np.mean([float(r[2]) for r in last])),
+                       averaging=AVERAGING[meta.get("loss", "voxel")], history=_history(meta))
     write_atomically(out / "MODEL_CARD.md", lambda p: p.write_text(text, encoding="utf-8"))
 
 
@@ -176,10 +196,27 @@ def _save(out: Path, network: Refiner3D, optimiser: torch.optim.Optimizer, step:
     write_atomically(out / "optimizer.safetensors", lambda p: save_file(tensors, str(p)))
 
 
+LOSSES = ("voxel", "lesion")
+
+
+def hole_mse(pred: torch.Tensor, truth: torch.Tensor, hole: torch.Tensor, loss: str) -> torch.Tensor:
+    """Squared error inside the holes, averaged over all hole voxels (`voxel`) or per hole (`lesion`)."""
+    squared = ((pred - truth) ** 2) * hole
+    if loss == "voxel":
+        return squared.sum() / hole.sum().clamp(min=1.0)
+    dims = tuple(range(1, pred.dim()))
+    return (squared.sum(dim=dims) / hole.sum(dim=dims).clamp(min=1.0)).mean()
+
+
 def train(data: Sequence[tuple[Path, Optional[Path], float]], out: Path, *, minutes: float, steps: int,
-          batch_size: int = 6, lr: float = 5e-4, seed: int = 0, resume: bool = False,
-          config: RefinerConfig = RefinerConfig(), log_every: int = 50) -> None:
-    """Train (or resume) a refiner on `data` = [(image, brain mask or None, sampling weight)]."""
+          batch_size: int = 6, lr: float = 5e-4, seed: int = 0, resume: bool = False, loss_kind: str = "voxel",
+          init: Optional[Path] = None, config: RefinerConfig = RefinerConfig(), log_every: int = 50) -> None:
+    """Train (or resume) a refiner on `data` = [(image, brain mask or None, sampling weight)].
+
+    `init`: a run folder whose weights start this run (fresh optimiser and schedule).
+    """
+    if loss_kind not in LOSSES:
+        raise ValueError(f"loss must be one of {LOSSES}, not {loss_kind!r}")
     torch.manual_seed(seed)
     brains = [load_brain(img, msk, config.spacing_mm) for img, msk, _ in data]
     weights = np.array([w for _, _, w in data], dtype=np.float64)
@@ -188,11 +225,19 @@ def train(data: Sequence[tuple[Path, Optional[Path], float]], out: Path, *, minu
     optimiser = torch.optim.Adam(network.parameters(), lr=lr)
     step = 0
     meta = {"data": [str(p) for p, _, _ in data], "weights": weights.tolist(), "batch_size": batch_size,
-            "lr": lr, "seed": seed, "patch": PATCH, "torch": torch.__version__, "wall_time_s": 0.0}
+            "lr": lr, "seed": seed, "patch": PATCH, "loss": loss_kind, "torch": torch.__version__,
+            "wall_time_s": 0.0}
+    if init is not None and not resume:
+        start_from = load_refiner(init)
+        network.load_state_dict(start_from.network.state_dict())
+        meta["init"] = {"path": str(init), "sha256": start_from.checksum,
+                        "training": json.loads((init / "config.json").read_text(encoding="utf-8")).get("training")}
     if resume:
         record = json.loads((out / "config.json").read_text(encoding="utf-8"))
         network.load_state_dict(load_file(str(out / "model.safetensors")))
         step = int(record["training"]["steps"])
+        if "init" in record["training"]:
+            meta["init"] = record["training"]["init"]
         meta["wall_time_s"] = float(record["training"].get("wall_time_s", 0.0))
         saved = load_file(str(out / "optimizer.safetensors"))
         if saved:
@@ -210,8 +255,8 @@ def train(data: Sequence[tuple[Path, Optional[Path], float]], out: Path, *, minu
         rng = np.random.default_rng([seed, step])
         base, hole, truth = batch(rng, brains, weights, batch_size)
         pred = network(base, hole)
-        loss = (((pred - truth) ** 2) * hole).sum() / hole.sum().clamp(min=1.0)
-        base_loss = (((base - truth) ** 2) * hole).sum() / hole.sum().clamp(min=1.0)
+        loss = hole_mse(pred, truth, hole, loss_kind)
+        base_loss = hole_mse(base, truth, hole, loss_kind)
         optimiser.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(network.parameters(), CLIP_NORM)
@@ -244,6 +289,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--resume", action="store_true")
+    p.add_argument("--loss", choices=LOSSES, default="voxel",
+                   help="average the hole error over all hole voxels of a batch, or per lesion (default voxel)")
+    p.add_argument("--init", type=Path, default=None, help="start from this run folder's weights (fresh optimiser)")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     data = []
@@ -252,7 +300,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         image, _, mask = spec.partition(":")
         data.append((Path(image), Path(mask) if mask else None, float(weight or 1.0)))
     train(data, args.out, minutes=args.minutes, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
-          seed=args.seed, resume=args.resume)
+          seed=args.seed, resume=args.resume, loss_kind=args.loss, init=args.init)
     return 0
 
 
