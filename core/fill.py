@@ -193,36 +193,83 @@ def fill_volume(image: np.ndarray, affine: np.ndarray, hole: np.ndarray, model: 
     """Fill the voxels of `hole` in `image` (float 3D, file voxel order) with `model`.
 
     `refine3d` uses `refiner` (default: the shipped 3D refiner) instead of the latent search.
+    Memory: the fill works on the slab of slices it needs; the only whole-volume float arrays made are
+    the result (and `generated` where it differs), written into the float32 conversion of `image`
+    when that already is a copy.
     """
     start = time.perf_counter()
-    source, (image, nonfinite) = image, prepare_fill_inputs(image, affine, hole, model, settings, brain=brain)
-    image = np.asarray(image, dtype=np.float32)
+    source = image
+    image, nonfinite = prepare_fill_inputs(image, affine, hole, model, settings, brain=brain)
     hole = np.asarray(hole, dtype=bool)
     axis = settings.axis or model.axis
+    slab = _fill_slab(image, affine, hole, model, settings, axis, nonfinite, brain, progress, cancel, refiner, start)
+    filled = image.copy() if np.may_share_memory(image, source) else image  # outside the hole: the input, NaN kept
+    generated = filled
+    if slab.generated is not slab.filled:  # refine3d: the network's output is the fill
+        generated = filled.copy()
+        generated[slab.box][slab.hole] = slab.generated
+    filled[slab.box][slab.hole] = slab.filled
+    done = time.perf_counter()
+    if progress is not None:
+        progress(Progress(stage="done", step=1, total=1, elapsed=done - start, slices=slab.slices,
+                          best_loss=slab.losses))
+    check_filled(filled, hole, model)
+    return FillResult(filled=filled, generated=generated, hole=hole, axis=axis, final_loss=slab.final_loss,
+                      seconds=done - start, device=slab.device, settings=settings,
+                      timings={"prepare": slab.prepared - start, "search": slab.searched - slab.prepared,
+                               "blend": done - slab.searched},
+                      nonfinite_voxels=nonfinite, slices=slab.searched_slices, refiner=slab.refiner)
+
+
+@dataclass
+class _SlabFill:
+    """What `_fill_slab` computed: the hole's values in `image[box][hole]` order, and its record."""
+
+    box: tuple[slice, slice, slice]
+    hole: np.ndarray             # hole[box]
+    filled: np.ndarray           # fill values of the hole voxels
+    generated: np.ndarray        # generated values of the hole voxels (`filled` itself for refine3d)
+    slices: list[int]            # slices of the whole volume (closest-RAS numbers) in the slab
+    searched_slices: list[int]   # those with hole voxels
+    final_loss: dict[int, float]
+    losses: np.ndarray
+    device: str
+    refiner: Optional[dict]
+    prepared: float
+    searched: float
+
+
+def _fill_slab(image: np.ndarray, affine: np.ndarray, hole: np.ndarray, model: Model, settings: FillSettings,
+               axis: str, nonfinite: int, brain: Optional[np.ndarray], progress: Optional[ProgressCallback],
+               cancel: Optional[CancelToken], refiner: Optional[Refiner], start: float) -> _SlabFill:
+    """The fill of `fill_volume` on the slab of slices it needs; every slab-sized array is freed on return."""
     device = select_device(settings.device)
     in_3d = settings.method == "poisson3d"
-    # Work on the slab of slices the fill needs (memory: no whole-volume copies beyond the output);
-    # the intensity scale and the model grid's centre still come from the whole volume.
+    # the intensity scale and the model grid's centre come from the whole volume
     context = volume_context(image, affine, hole, axis, brain)
     reach = 1 if in_3d else 0
     if settings.method == "refine3d":
         reach = int(np.ceil(MARGIN_MM / float(voxel_sizes(affine).min())))
     box = hole_slab(hole, affine, axis, margin=reach)
     slab_affine = np.array(affine, dtype=np.float64) @ _translation([b.start or 0 for b in box])
-    prep = prepare(image[box], slab_affine, hole[box], model, axis, None if brain is None else brain[box],
+    part = image[box]
+    if nonfinite:  # non-finite known voxels are background (0) for the fill
+        part = np.where(np.isfinite(part), part, np.float32(0))
+    prep = prepare(part, slab_affine, hole[box], model, axis, None if brain is None else brain[box],
                    extra_slices=reach if in_3d else 0, context=context,
                    search=settings.method not in MODEL_FREE)
+    del part
     first = _slab_offset(affine, image.shape, box, axis)
     slices = [first + s for s in prep.slices]  # slice numbers of the whole volume (closest-RAS order)
     prepared = time.perf_counter()
 
-    preview_r = prep.voided.copy()
+    preview_r = prep.voided.copy() if progress is not None and settings.preview_every else None
 
     def report(step: int, total: int, best: np.ndarray, images: Optional[np.ndarray]) -> None:
         if progress is None:
             return
         preview = None
-        if images is not None:
+        if images is not None:  # only with preview_every, so preview_r exists
             for s, native in zip(prep.slices, prep.to_native(images)):
                 hole2d = take_slice(prep.hole, axis, s)
                 put_slice(preview_r, axis, s, np.where(hole2d, native, take_slice(preview_r, axis, s)))
@@ -231,6 +278,7 @@ def fill_volume(image: np.ndarray, affine: np.ndarray, hole: np.ndarray, model: 
                           slices=slices, best_loss=best, preview=preview))
 
     spacing = voxel_sizes(prep.reo.ras_affine)
+    refiner_record = None
     if settings.method == "refine3d":
         if progress is not None:
             progress(Progress(stage="search", step=0, total=1, elapsed=time.perf_counter() - start,
@@ -254,23 +302,12 @@ def fill_volume(image: np.ndarray, affine: np.ndarray, hole: np.ndarray, model: 
             filled_r = blend_slices(prep, guides, settings.blend, cancel)
         generated_r = guide_volume(prep, guides)
 
-    filled = image.copy()
     slab_hole = hole[box]
-    filled[box][slab_hole] = prep.reo.undo(filled_r)[slab_hole]
-    if generated_r is filled_r:  # refine3d: the network's output is the fill
-        generated = filled
-    else:
-        generated = image.copy()
-        generated[box][slab_hole] = prep.reo.undo(generated_r)[slab_hole]
-    done = time.perf_counter()
+    filled = prep.reo.undo(filled_r)[slab_hole]
+    generated = filled if generated_r is filled_r else prep.reo.undo(generated_r)[slab_hole]
     searched_slices = [s for s in prep.slices if take_slice(prep.hole, axis, s).any()]
-    if progress is not None:
-        progress(Progress(stage="done", step=1, total=1, elapsed=done - start, slices=slices,
-                          best_loss=losses))
-    check_filled(filled, hole, model, source=source, nonfinite=nonfinite, generated=generated)
-    return FillResult(filled=filled, generated=generated, hole=hole, axis=axis,
-                      final_loss={first + s: float(v) for s, v in zip(prep.slices, losses) if s in searched_slices},
-                      seconds=done - start, device=str(device), settings=settings,
-                      timings={"prepare": prepared - start, "search": searched - prepared, "blend": done - searched},
-                      nonfinite_voxels=nonfinite, slices=[first + s for s in searched_slices],
-                      refiner=refiner_record if settings.method == "refine3d" else None)
+    return _SlabFill(box=box, hole=slab_hole, filled=filled, generated=generated, slices=slices,
+                     searched_slices=[first + s for s in searched_slices],
+                     final_loss={first + s: float(v) for s, v in zip(prep.slices, losses) if s in searched_slices},
+                     losses=losses, device=str(device), refiner=refiner_record, prepared=prepared,
+                     searched=searched)

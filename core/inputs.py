@@ -18,6 +18,7 @@ from nibabel.orientations import io_orientation
 
 from .errors import InpaintError
 from .search import PLANE_NAMES, SearchSettings, check_settings
+from .volume import chunks
 
 MIN_KNOWN_BRAIN = 10  # core.normalize.intensity_scale needs at least this many known brain voxels
 _BRAIN_FRACTION = 0.05  # core.normalize.estimate_brain: tissue is above 5% of the 99th percentile
@@ -55,35 +56,42 @@ def _shape(array: np.ndarray) -> str:
     return "x".join(map(str, array.shape)) or "scalar"
 
 
+def _tissue(values: np.ndarray, above: float = 0.0) -> np.ndarray:
+    """Finite voxels above `above` (>= 0): non-finite voxels count as background, 0."""
+    return (values > above) & (values < np.inf)
+
+
+def _known_tissue(image: np.ndarray, hole: np.ndarray, part: slice, above: float = 0.0) -> np.ndarray:
+    return _tissue(image[part], above) & ~hole[part]
+
+
 def check_known_brain(image: np.ndarray, hole: np.ndarray, brain: Optional[np.ndarray] = None, *,
                       image_name: str = "the image", mask_name: str = "the hole",
                       brain_name: str = "the brain mask") -> None:
     """InpaintError, naming the file at fault, when fewer than MIN_KNOWN_BRAIN brain voxels lie outside the hole.
 
-    `image` must be finite (see `prepare_fill_inputs`). Without `brain`, tissue is estimated as
-    `core.normalize.estimate_brain` does, on the image with the hole set to 0.
+    Non-finite image voxels count as background (0). Without `brain`, tissue is estimated as
+    `core.normalize.estimate_brain` does, on the image with the hole set to 0. Works part by part
+    (no whole-volume temporaries).
     """
+    parts = list(chunks(hole.shape))
     if brain is not None:
-        inside = int(np.count_nonzero(brain))
-        if inside == 0:
+        if not any(brain[part].any() for part in parts):
             raise InpaintError(f"{_sentence(brain_name)} contains no brain voxel; pass a mask that is nonzero on "
                                "the brain, or leave the brain mask out to estimate it.")
-        known = int(np.count_nonzero(brain & ~hole))
+        known = sum(int(np.count_nonzero(brain[part] & ~hole[part])) for part in parts)
         if known < MIN_KNOWN_BRAIN:
             raise InpaintError(f"{_sentence(brain_name)} lies (almost) entirely inside {mask_name}, so no known "
                                f"brain tissue is left to match the fill to ({known} voxels); pass the brain mask, not "
                                "the lesion mask, or a lesion mask that covers only the lesion.")
         return
-    outside = ~hole
-    positive = image > 0
-    if not positive.any():
+    if not any(_tissue(image[part]).any() for part in parts):
         raise InpaintError(f"{_sentence(image_name)} has no positive voxel (it is empty, all 0 or negative), so "
                            "there is no brain tissue to fill from; choose a brain-extracted T1 image.")
-    positive &= outside
-    count = int(np.count_nonzero(positive))
+    count = sum(int(np.count_nonzero(_known_tissue(image, hole, part))) for part in parts)
     if count >= 2000:  # at least 1% of them lie above the 99th percentile, so the estimate keeps >= 10
         return
-    values = image[positive]
+    values = np.concatenate([image[part][_known_tissue(image, hole, part)] for part in parts])
     enough = values.size > 0 and int(np.count_nonzero(values > _BRAIN_FRACTION * np.percentile(values, 99.0))) \
         >= MIN_KNOWN_BRAIN
     if not enough:
@@ -94,8 +102,9 @@ def check_known_brain(image: np.ndarray, hole: np.ndarray, brain: Optional[np.nd
 
 def prepare_fill_inputs(image: Any, affine: Any, hole: Any, model: Any, settings: Any, *,
                         brain: Any = None) -> tuple[np.ndarray, int]:
-    """Validate `fill_volume`'s arguments; returns the image as float32 with non-finite voxels set to 0, and
-    the number of such voxels outside the hole (they are treated as background, 0, by the fill).
+    """Validate `fill_volume`'s arguments; returns the image as float32 (itself when it already is, never
+    cleaned in place) and the number of its non-finite voxels outside the hole, which the fill treats as
+    background (0) and leaves unchanged.
 
     Raises InpaintError with one sentence for: settings out of range, an image that is not a real 3D
     array, an affine that is not an invertible 4x4 matrix, a hole or brain of another shape, an
@@ -127,35 +136,20 @@ def prepare_fill_inputs(image: Any, affine: Any, hole: Any, model: Any, settings
     hole = hole.astype(bool, copy=False)
     if not hole.any():
         raise InpaintError("The hole is empty: there is nothing to fill; paint or choose the lesion mask.")
-    clean = array.astype(np.float32, copy=False)
-    finite = np.isfinite(clean)
-    nonfinite = 0
-    if not finite.all():
-        nonfinite = int(np.count_nonzero(~finite & ~hole))
-        clean = np.where(finite, clean, np.float32(0))
-    del finite
-    check_known_brain(clean, hole, brain)
-    return clean, nonfinite
+    array = array.astype(np.float32, copy=False)
+    nonfinite = sum(int(np.count_nonzero(~np.isfinite(array[part]) & ~hole[part])) for part in chunks(array.shape))
+    check_known_brain(array, hole, brain)
+    return array, nonfinite
 
 
-def check_filled(filled: np.ndarray, hole: np.ndarray, model: Any, *, source: Any = None, nonfinite: int = 0,
-                 generated: Optional[np.ndarray] = None) -> None:
-    """Last step of a fill: InpaintError naming the model if a hole voxel is not finite; puts back, outside the
-    hole, the input's non-finite voxels that `prepare_fill_inputs` set to 0 (in `filled` and `generated`)."""
-    hole = np.asarray(hole, dtype=bool)
-    bad = int(np.count_nonzero(~np.isfinite(filled[hole])))
+def check_filled(filled: np.ndarray, hole: np.ndarray, model: Any) -> None:
+    """Last step of a fill: InpaintError naming the model if a hole voxel is not finite."""
+    bad = int(np.count_nonzero(~np.isfinite(filled[np.asarray(hole, dtype=bool)])))
     if bad:
         name = getattr(model, "name", "?")
         raise InpaintError(f"The model {name} ({getattr(model, 'path', None) or 'in memory'}) produced {bad} NaN or "
                            "infinite values in the hole, so nothing was written; its weights or the settings are "
                            "unusable: choose another model or smaller --lr/--lambda.")
-    if source is None or nonfinite == 0:
-        return
-    source = np.asarray(source)
-    restore = ~np.isfinite(source) & ~hole
-    for array in (filled, generated):
-        if array is not None:
-            np.copyto(array, source.astype(np.float32, copy=False), where=restore)
 
 
 def hole_slab(hole: np.ndarray, affine: np.ndarray, axis: str, margin: int = 0) -> tuple[slice, slice, slice]:
@@ -183,30 +177,31 @@ def volume_context(image: np.ndarray, affine: np.ndarray, hole: np.ndarray, axis
     Equal to `core.fill.prepare`'s `intensity_scale(voided, brain_r, hole_r)` and
     `SliceGrid.for_volume(brain_r, ...).center`, so a fill run on `image[hole_slab(...)]` with these
     two values gives the same result as on the whole volume (the slab keeps the in-plane extent).
-    `image` must be finite (see `prepare_fill_inputs`).
+    Non-finite image voxels count as background (0); whole-volume work goes part by part.
     """
     from .modelspace import Reorientation, plane_axes
     from .normalize import LOWER_PERCENTILE, UPPER_PERCENTILE, IntensityScale
 
     hole = np.asarray(hole, dtype=bool)
+    parts = list(chunks(image.shape))
     if brain is None:  # estimate_brain on the image with the hole set to 0
-        known = ~hole
-        positive = image[(image > 0) & known]
-        if positive.size == 0:
-            region = np.zeros(image.shape, dtype=bool)
-        else:
-            region = (image > _BRAIN_FRACTION * float(np.percentile(positive, 99.0))) & known
-        del positive, known
+        positive = np.concatenate([image[part][_known_tissue(image, hole, part)] for part in parts])
+        threshold = _BRAIN_FRACTION * float(np.percentile(positive, 99.0)) if positive.size else np.inf
+        del positive
+        region = np.empty(image.shape, dtype=bool)
+        for part in parts:
+            region[part] = _known_tissue(image, hole, part, threshold)
     else:
         region = np.asarray(brain, dtype=bool) & ~hole
     values = image[region]
     if values.size < MIN_KNOWN_BRAIN:
         raise InpaintError(f"Only {values.size} known brain voxels are left outside the hole; use a brain-extracted "
                            "image with a mask that covers only the lesion.")
-    lo = min(0.0, float(np.percentile(values, LOWER_PERCENTILE)))
-    hi = float(np.percentile(values, UPPER_PERCENTILE))
-    scale = IntensityScale(lo=lo, hi=hi if hi > lo else lo + 1.0)
+    values[~np.isfinite(values)] = 0  # background, as everywhere in the fill
+    lo = min(0.0, float(np.percentile(values, LOWER_PERCENTILE, overwrite_input=True)))  # no copy of `values`
+    hi = float(np.percentile(values, UPPER_PERCENTILE, overwrite_input=True))
     del values
+    scale = IntensityScale(lo=lo, hi=hi if hi > lo else lo + 1.0)
     region |= hole  # brain_r = brain | hole
     reo = Reorientation.of(affine, image.shape)
     _, a, b = plane_axes(axis)

@@ -16,7 +16,7 @@ import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 import nibabel as nib
 import numpy as np
@@ -33,6 +33,7 @@ ITK_SUFFIXES = (".nrrd", ".nhdr", ".mha", ".mhd")
 ITK_COMPANIONS = {".mhd": ".zraw", ".nhdr": ".raw.gz"}
 AFFINE_TOLERANCE = 1e-3
 _LPS = np.diag([-1.0, -1.0, 1.0])  # LPS <-> RAS flip (its own inverse)
+CHUNK_VOXELS = 1 << 22  # voxels per part of whole-volume work (16 MB of float32)
 
 
 @dataclass
@@ -112,9 +113,23 @@ def _read_itk(path: Path) -> tuple[np.ndarray, float, float, nib.Nifti1Image]:
     return raw, 1.0, 0.0, image
 
 
-def load_volume(path: str | os.PathLike) -> Volume:
-    """Read a 3D volume (NIfTI, NRRD, MHA/MHD or a DICOM series folder); InpaintError on anything unusable."""
-    path = Path(path)
+def chunks(shape: Sequence[int], voxels: int = CHUNK_VOXELS) -> Iterator[slice]:
+    """Slices of the first axis covering an array of `shape` in parts of about `voxels` voxels, so that
+    whole-volume work needs only part-sized temporaries."""
+    step = max(1, voxels // max(1, int(np.prod(shape[1:]))))
+    for start in range(0, shape[0], step):
+        yield slice(start, start + step)
+
+
+def _scaled(raw: np.ndarray, slope: float, inter: float) -> np.ndarray:
+    """Stored values -> float32 scanner values (the stored array itself when it is unscaled float32)."""
+    if slope == 1.0 and inter == 0.0:
+        return raw if raw.dtype == np.float32 else raw.astype(np.float32)
+    return (raw.astype(np.float64) * slope + inter).astype(np.float32)
+
+
+def _read_raw(path: Path) -> tuple[np.ndarray, float, float, nib.Nifti1Image]:
+    """A volume's stored 3D array, slope, intercept and image; InpaintError on anything unusable."""
     if not path.exists():
         raise InpaintError(f"{path} does not exist; check the path.")
     suffix = _suffix(path)
@@ -132,13 +147,28 @@ def load_volume(path: str | os.PathLike) -> Volume:
         raise InpaintError(f"Could not read {path}: the file is corrupt, truncated or not an image{detail}.") from exc
     if raw.dtype.kind not in "biuf":
         raise InpaintError(f"{path} stores {raw.dtype} values; only integer or real-valued volumes are supported.")
-    raw = _squeeze_3d(raw, path)
-    if slope == 1.0 and inter == 0.0:
-        data = raw if raw.dtype == np.float32 else raw.astype(np.float32)  # no second copy of a float32 file
+    return _squeeze_3d(raw, path), slope, inter, image
+
+
+def _no_finite_value(path: Path) -> InpaintError:
+    return InpaintError(f"{path} contains no finite value (all voxels are NaN or infinite); choose another image.")
+
+
+def load_volume(path: str | os.PathLike) -> Volume:
+    """Read a 3D volume (NIfTI, NRRD, MHA/MHD or a DICOM series folder); InpaintError on anything unusable.
+
+    Scaled values are computed part by part, so reading needs no whole-volume float64 temporary.
+    """
+    path = Path(path)
+    raw, slope, inter, image = _read_raw(path)
+    if raw.dtype == np.float32 and slope == 1.0 and inter == 0.0:
+        data = raw  # no second copy of a float32 file
     else:
-        data = (raw.astype(np.float64) * slope + inter).astype(np.float32)
-    if not np.isfinite(data).any():
-        raise InpaintError(f"{path} contains no finite value (all voxels are NaN or infinite); choose another image.")
+        data = np.empty(raw.shape, dtype=np.float32)
+        for part in chunks(raw.shape):
+            data[part] = _scaled(raw[part], slope, inter)
+    if not any(np.isfinite(data[part]).any() for part in chunks(data.shape)):
+        raise _no_finite_value(path)
     return Volume(data=data, affine=np.asarray(image.affine, dtype=float), path=path, dtype=raw.dtype,
                   image=image, raw=raw, slope=slope, inter=inter)
 
@@ -181,16 +211,24 @@ def load_mask(path: str | os.PathLike, image: Volume, *, kind: str = "lesion") -
     A mask on the same physical grid in another voxel order (e.g. flipped axes) is reordered exactly.
     """
     what, meaning, todo = _MASK_ROLES[kind]
-    mask = load_volume(path)
-    data = on_image_grid(mask, image, what)
-    finite = np.isfinite(data)
-    if not finite.all():
-        bad = int(finite.size - np.count_nonzero(finite))
-        raise InpaintError(f"The {what} {mask.path} has {bad} NaN or infinite voxels; a {what} must be {meaning}, "
+    path = Path(path)
+    raw, slope, inter, header_image = _read_raw(path)
+    nonzero = np.empty(raw.shape, dtype=bool)  # the mask's values are never held as a float volume
+    bad = 0
+    for part in chunks(raw.shape):
+        values = _scaled(raw[part], slope, inter)
+        bad += int(values.size - np.count_nonzero(np.isfinite(values)))
+        nonzero[part] = values != 0
+    if bad == raw.size:
+        raise _no_finite_value(path)
+    if bad:
+        raise InpaintError(f"The {what} {path} has {bad} NaN or infinite voxels; a {what} must be {meaning}, "
                            "so rewrite it with 0 and 1.")
-    hole = data != 0
+    mask = Volume(data=nonzero, affine=np.asarray(header_image.affine, dtype=float), path=path, dtype=raw.dtype,
+                  image=header_image)
+    hole = np.ascontiguousarray(on_image_grid(mask, image, what))
     if not hole.any():
-        raise InpaintError(f"The {what} {mask.path} contains no nonzero voxel; {todo}.")
+        raise InpaintError(f"The {what} {path} contains no nonzero voxel; {todo}.")
     return hole
 
 
@@ -207,21 +245,26 @@ def dilate_mask(mask: np.ndarray, voxels: int) -> np.ndarray:
 
 
 def _as_stored(values: np.ndarray, dtype: np.dtype, slope: float, inter: float) -> np.ndarray:
-    """Scaled values -> stored values of `dtype` (rounded and clipped for integers)."""
-    stored = (values.astype(np.float64) - inter) / slope
-    if dtype.kind == "f":
-        return stored.astype(dtype)
-    info = np.iinfo(dtype)
-    stored = np.nan_to_num(stored, nan=0.0, posinf=info.max, neginf=info.min)
-    return np.clip(np.rint(stored), info.min, info.max).astype(dtype)
+    """Scaled values -> stored values of `dtype` (rounded and clipped for integers), part by part."""
+    stored = np.empty(values.shape, dtype=dtype)
+    for part in chunks(values.shape):
+        scaled = (values[part].astype(np.float64) - inter) / slope
+        if dtype.kind != "f":
+            info = np.iinfo(dtype)
+            scaled = np.clip(np.rint(np.nan_to_num(scaled, nan=0.0, posinf=info.max, neginf=info.min)),
+                             info.min, info.max)
+        stored[part] = scaled
+    return stored
 
 
 def _kept_dtype(data: np.ndarray, like: Volume, changed: np.ndarray | None) -> np.ndarray:
     if like.raw is None:
         return _as_stored(data, like.dtype, like.slope, like.inter)
     if changed is None:
-        same = (data == like.data) | (np.isnan(data) & np.isnan(like.data))
-        changed = ~same
+        changed = np.empty(data.shape, dtype=bool)
+        for part in chunks(data.shape):
+            new, old = data[part], like.data[part]
+            changed[part] = ~((new == old) | (np.isnan(new) & np.isnan(old)))
     changed = np.asarray(changed, dtype=bool)
     stored = like.raw.copy()
     stored[changed] = _as_stored(data[changed], like.dtype, like.slope, like.inter)
