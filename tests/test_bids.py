@@ -19,23 +19,25 @@ from core.cohort.layout import find_scans, name_entities
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
-CROP = (slice(20, 70), slice(25, 85), slice(20, 66))  # 50x60x46 voxels of 2 mm around the brain's centre
-SCANS = ["sub-01", "sub-02_ses-1", "sub-02_ses-2", "sub-03"]
 
 pytestmark = pytest.mark.skipif(not (SHARED / "colin27").is_dir(), reason="needs the shared brains")
 
 
-def _builder():
+def _measure_bids():
     spec = importlib.util.spec_from_file_location("measure_bids", ROOT / "scripts" / "measure_bids.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return module.build_cohort
+    return module
+
+
+MEASURE = _measure_bids()
+SCANS = MEASURE.EXAMPLE_SCANS
 
 
 @pytest.fixture(scope="module")
 def cohort(tmp_path_factory) -> tuple[Path, Path]:
     """Three subjects (the second with two sessions); sub-01 and sub-02 ses-2 keep the skull and have a brain mask."""
-    return _builder()(tmp_path_factory.mktemp("cohort"), SCANS, crop=CROP)
+    return MEASURE.build_cohort(tmp_path_factory.mktemp("cohort"), SCANS, crop=MEASURE.EXAMPLE_CROP)
 
 
 @pytest.fixture

@@ -64,44 +64,63 @@ def run_cohort(options: CohortOptions, stream: Optional[TextIO] = None) -> Summa
     Progress, failures and the summary go to `stream` (default: standard error).
     """
     stream = stream or sys.stderr
+    began = time.monotonic()
+    options = _absolute(options)
     scans = find_scans(options.bids_dir, options.masks_dir, participants=options.participants,
                        sessions=options.sessions, mask_entities=options.mask_entities)
     check_out_dir(options.out_dir, options.bids_dir, options.masks_dir)
     expected = _expected(options)
     options.out_dir.mkdir(parents=True, exist_ok=True)
     write_description(options.out_dir, options.bids_dir, options.masks_dir, _settings_text(options))
-    rows: dict[str, Row] = {}
-    tasks: list[Task] = []
-    for scan in scans:
-        planned = _plan(scan, options, expected)
-        if isinstance(planned, Task):
-            tasks.append(planned)
-        else:
-            rows[planned.output] = planned
-    start = time.monotonic()
-    bar = None if options.quiet or not tasks else ProgressBar("bids", stream=stream)
+    planned = [_plan(scan, options, expected) for scan in scans]
+    tasks = [item for item in planned if isinstance(item, Task)]
+    rows = {item.output: item for item in planned if isinstance(item, Row)}
+    bar = _ScanBar(len(tasks), len(rows), stream) if tasks and not options.quiet else None
 
     def done(row: Row) -> None:
         rows[row.output] = row
         if bar:
-            finished = len(rows) - (len(scans) - len(tasks))
-            elapsed = time.monotonic() - start
-            scan = Path(row.source).name.split(".", 1)[0]
-            bar.update(finished / len(tasks), f"{finished}/{len(tasks)} {scan} {row.status}",
-                       eta=elapsed * (len(tasks) - finished) / finished, force=True)
+            bar.advance(row)
 
     try:
-        if bar:
-            bar.update(0.0, f"0/{len(tasks)} scans to fill, {len(scans) - len(tasks)} skipped or not fillable",
-                       force=True)
         _execute(tasks, options, done)
     finally:
         if bar:
             bar.close()
         table = write_table(options.out_dir, list(rows.values()))
     summary = Summary(rows=sorted(rows.values(), key=lambda row: row.source), table=table)
-    _report(summary, time.monotonic() - start, options.quiet, stream)
+    _report(summary, time.monotonic() - began, options.quiet, stream)
     return summary
+
+
+class _ScanBar:
+    """A progress bar over the scans to fill, with the ETA from the scans done so far."""
+
+    def __init__(self, total: int, settled: int, stream: TextIO) -> None:
+        self.total, self.finished, self.start = total, 0, time.monotonic()
+        self.bar = ProgressBar("bids", stream=stream)
+        self.bar.update(0.0, f"0/{total} scans to fill, {settled} skipped or not fillable", force=True)
+
+    def advance(self, row: Row) -> None:
+        self.finished += 1
+        eta = (time.monotonic() - self.start) * (self.total - self.finished) / self.finished
+        scan = Path(row.source).name.split(".", 1)[0]
+        self.bar.update(self.finished / self.total, f"{self.finished}/{self.total} {scan} {row.status}", eta=eta,
+                        force=True)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def _absolute(options: CohortOptions) -> CohortOptions:
+    """The same options with absolute paths, so that workers in other folders (Dask) find the files."""
+    from ..registry import MODELS_DIR
+
+    model = options.model
+    if model is not None and not (MODELS_DIR / model).is_dir() and Path(model).expanduser().exists():
+        model = str(Path(model).expanduser().resolve())
+    return dataclasses.replace(options, bids_dir=options.bids_dir.resolve(), out_dir=options.out_dir.resolve(),
+                               masks_dir=options.masks_dir.resolve(), model=model)
 
 
 def _expected(options: CohortOptions) -> dict:
@@ -259,4 +278,5 @@ def _report(summary: Summary, seconds: float, quiet: bool, stream: TextIO) -> No
     if quiet:
         return
     counts = ", ".join(f"{summary.count(s)} {s.replace('_', ' ')}" for s in ("filled", SKIPPED, FAILED, NO_MASK))
-    print(f"{len(summary.rows)} scans: {counts} in {seconds:.1f} s; wrote {summary.table}", file=stream)
+    scans = f"{len(summary.rows)} scan" + ("s" if len(summary.rows) != 1 else "")
+    print(f"{scans}: {counts} in {seconds:.1f} s; wrote {summary.table}", file=stream)
