@@ -90,18 +90,16 @@ def fill_file(image_path: Path, mask_path: Path, output_path: Path, settings: Fi
 
 def _check_image_content(data: np.ndarray, hole: np.ndarray, brain: Optional[np.ndarray], image_path: Path,
                          mask_path: Path, brainmask: Optional[Path], dilate: int) -> int:
-    """Count the image's non-finite known voxels and make sure known brain tissue is left, naming the files."""
-    from .inputs import check_known_brain
+    """Count the image's non-finite known voxels and make sure known brain tissue is left, naming the files.
 
-    finite = np.isfinite(data)
-    nonfinite = 0
-    clean = data
-    if not finite.all():
-        nonfinite = int(np.count_nonzero(~finite & ~hole))
-        clean = np.where(finite, data, np.float32(0))
-    del finite
+    Works part by part (no whole-volume copy); non-finite voxels count as background.
+    """
+    from .inputs import check_known_brain
+    from .volume import chunks
+
+    nonfinite = sum(int(np.count_nonzero(~np.isfinite(data[part]) & ~hole[part])) for part in chunks(data.shape))
     dilated = f" (dilated by {dilate} voxels)" if dilate else ""
-    check_known_brain(clean, hole, brain, image_name=f"the image {image_path}",
+    check_known_brain(data, hole, brain, image_name=f"the image {image_path}",
                       mask_name=f"the mask {mask_path}{dilated}", brain_name=f"the brain mask {brainmask}")
     return nonfinite
 
