@@ -149,6 +149,11 @@ def test_a_failing_scan_is_recorded_and_the_others_are_filled(copy, tmp_path, ca
     bad = masks / "sub-02/ses-1/anat/sub-02_ses-1_label-lesion_mask.nii.gz"
     nib.save(nib.Nifti1Image(np.ones((4, 4, 4), np.uint8), np.eye(4)), bad)  # not on the image's grid
     (masks / "sub-03/anat/sub-03_label-lesion_mask.nii.gz").unlink()
+    annexed = bids / "sub-02/ses-3/anat/sub-02_ses-3_T1w.nii.gz"  # a DataLad file not fetched: a broken link
+    annexed.parent.mkdir(parents=True)
+    annexed.symlink_to(tmp_path / ".git/annex/objects/missing")
+    (masks / "sub-02/ses-3/anat").mkdir(parents=True)
+    shutil.copy(bad, masks / "sub-02/ses-3/anat/sub-02_ses-3_label-lesion_mask.nii.gz")
     out = tmp_path / "out"
     code, err = _bids(capsys, bids, out, masks, "--participant-label", "02", "sub-03")
     assert code == 1
@@ -157,10 +162,12 @@ def test_a_failing_scan_is_recorded_and_the_others_are_filled(copy, tmp_path, ca
     assert failed["status"] == "failed" and "has shape 4x4x4" in failed["message"]
     assert failed["message"].count(". ") == 0 and f"{failed['source']}: {failed['message']}" in err
     assert rows["sub-02/ses-2/anat/sub-02_ses-2_T1w.nii.gz"]["status"] == "filled"
+    missing = rows["sub-02/ses-3/anat/sub-02_ses-3_T1w.nii.gz"]
+    assert missing["status"] == "failed" and missing["message"].endswith("does not exist; check the path.")
     assert rows["sub-03/anat/sub-03_T1w.nii.gz"]["status"] == "no_mask"
     assert not (out / "sub-02/ses-1").exists() or not any((out / "sub-02/ses-1").rglob("*.nii.gz"))
     assert not (out / "sub-01").exists()  # participant filter
-    assert "1 filled, 0 skipped, 1 failed, 1 no mask" in err
+    assert "4 scans: 1 filled, 0 skipped, 2 failed, 1 no mask" in err
 
 
 def test_sessions_filter_and_a_changed_mask_is_filled_again(copy, tmp_path, capsys) -> None:
@@ -200,6 +207,8 @@ def test_output_folders_that_would_mix_with_inputs_or_other_data_are_refused(cop
         assert code == 2 and words in err and err.count("\n") == 1, err
     code, err = _bids(capsys, bids, tmp_path / "o", masks, "--participant-label", "09")
     assert code == 2 and "09 are not in" in err
+    code, err = _bids(capsys, bids, tmp_path / "o", masks, "--method", "slices2d", "--model", tmp_path / "none")
+    assert code == 2 and "is neither a shipped model" in err
     code, err = _bids(capsys, bids, tmp_path / "o", masks, "--mask-entity", "lesion")
     assert code == 2 and "not BIDS key-value pairs" in err
     assert (foreign / "notes.txt").read_text() == "mine" and not (tmp_path / "o").exists()

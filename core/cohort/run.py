@@ -22,7 +22,7 @@ from ..threads import choose_threads, cpu_count
 from .derivatives import (FAILED, NO_MASK, SKIPPED, Row, changes, check_out_dir, fingerprint, output_name,
                           read_sidecar, sources, write_description, write_table)
 from .layout import Scan, find_scans
-from .worker import Task, fill_scan, load_model, set_threads
+from .worker import Task, fill_scan, load_model, one_sentence, set_threads
 
 OnDone = Callable[[Row], None]
 
@@ -127,10 +127,11 @@ def _expected(options: CohortOptions) -> dict:
     """The fingerprint parts that are the same for every scan (settings and model checksums)."""
     from ..refine3d import default_refiner
 
+    model = load_model(options.model)  # a wrong --model is one error before any work, not one per scan
     refine = options.settings.method == "refine3d"
     return {"dilate": options.dilate, "keep_dtype": options.keep_dtype,
             "parameters": json.loads(json.dumps(options.settings.to_dict())),
-            "model": None if options.settings.method in MODEL_FREE else load_model(options.model).checksum,
+            "model": None if options.settings.method in MODEL_FREE else model.checksum,
             "refiner": default_refiner().checksum if refine else None}
 
 
@@ -157,8 +158,11 @@ def _plan(scan: Scan, options: CohortOptions, common: dict) -> Row | Task:
                                                                 f"for this scan in {options.masks_dir}.")
     image, mask = options.bids_dir / scan.image, options.masks_dir / scan.mask
     brain = options.masks_dir / scan.brainmask if scan.brainmask else None
-    expected = dict(common, image=sha256_file(image), mask=sha256_file(mask),
-                    brainmask=sha256_file(brain) if brain else None)
+    try:
+        expected = dict(common, image=sha256_file(image), mask=sha256_file(mask),
+                        brainmask=sha256_file(brain) if brain else None)
+    except (InpaintError, OSError) as exc:  # e.g. a broken link to data not fetched yet (DataLad)
+        return dataclasses.replace(row, message=one_sentence(exc))
     row = dataclasses.replace(row, image_sha256=expected["image"], mask_sha256=expected["mask"])
     output = options.out_dir / row.output
     sidecar = sidecar_path(output)
