@@ -242,3 +242,26 @@ def test_an_unexpected_error_becomes_one_line() -> None:
 
     assert one_sentence(InpaintError("The mask is empty; paint it.")) == "The mask is empty; paint it."
     assert one_sentence(MemoryError("out of memory\ntraceback")) == "Unexpected MemoryError: out of memory; please report it."
+
+
+def test_models_are_loaded_once_per_process_not_per_scan(copy, tmp_path, capsys, monkeypatch) -> None:
+    import core.refine3d
+    import core.registry
+    from core.cohort import worker
+
+    loads = {"model": 0, "refiner": 0}
+
+    def counted(name, function):
+        def call(*args, **kwargs):
+            loads[name] += 1
+            return function(*args, **kwargs)
+        return call
+
+    monkeypatch.setattr(worker, "_MODELS", {})
+    monkeypatch.setattr(core.refine3d, "_CACHE", {})
+    monkeypatch.setattr(core.registry, "resolve_model", counted("model", core.registry.resolve_model))
+    monkeypatch.setattr(core.refine3d, "load_refiner", counted("refiner", core.refine3d.load_refiner))
+    bids, masks = copy
+    code, err = _bids(capsys, bids, tmp_path / "out", masks, "--jobs", "1")
+    assert code == 0 and "4 scans: 4 filled" in err, err
+    assert loads == {"model": 1, "refiner": 1}
