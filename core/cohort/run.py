@@ -70,6 +70,17 @@ def run_cohort(options: CohortOptions, stream: Optional[TextIO] = None) -> Summa
                        sessions=options.sessions, mask_entities=options.mask_entities)
     check_out_dir(options.out_dir, options.bids_dir, options.masks_dir)
     expected = _expected(options)
+    client = _connect(options.scheduler) if options.scheduler else None  # before anything is written
+    try:
+        return _run(scans, options, expected, client, stream, began)
+    finally:
+        if client is not None:
+            client.close()
+
+
+def _run(scans: list[Scan], options: CohortOptions, expected: dict, client, stream: TextIO,
+         began: float) -> Summary:
+    """Write the dataset: plan every scan, fill those that need it, then write the scans table."""
     options.out_dir.mkdir(parents=True, exist_ok=True)
     write_description(options.out_dir, options.bids_dir, options.masks_dir, _settings_text(options))
     planned = [_plan(scan, options, expected) for scan in scans]
@@ -83,7 +94,7 @@ def run_cohort(options: CohortOptions, stream: Optional[TextIO] = None) -> Summa
             bar.advance(row)
 
     try:
-        _execute(tasks, options, done)
+        _execute(tasks, options, client, done)
     finally:
         if bar:
             bar.close()
@@ -188,11 +199,11 @@ def _plan(scan: Scan, options: CohortOptions, common: dict) -> Row | Task:
                 row=dataclasses.replace(row, message=note))
 
 
-def _execute(tasks: list[Task], options: CohortOptions, done: OnDone) -> None:
+def _execute(tasks: list[Task], options: CohortOptions, client, done: OnDone) -> None:
     if not tasks:
         return
-    if options.scheduler:
-        _run_dask(tasks, options.scheduler, done)
+    if client is not None:
+        _run_dask(tasks, client, done)
         return
     jobs = min(options.jobs, len(tasks))
     threads = options.threads or max(1, min(cpu_count() // jobs, choose_threads() // jobs))
@@ -230,21 +241,26 @@ def _run_pool(tasks: list[Task], jobs: int, done: OnDone) -> None:
             raise
 
 
-def _run_dask(tasks: list[Task], address: str, done: OnDone) -> None:
-    """Fill the scans on the workers of the Dask scheduler at `address`."""
-    from distributed import Client, as_completed
+def _connect(address: str):
+    """A Dask distributed client of the scheduler at `address`."""
+    from distributed import Client
 
     try:
-        client = Client(address, timeout="30s")
+        return Client(address, timeout="30s")
     except (OSError, TimeoutError, ValueError) as exc:
         raise InpaintError(f"Could not connect to the Dask scheduler at {address} ({exc}); start it first or "
                            "check the address.") from None
-    with client:
-        slots = _slots_per_host(client.scheduler_info()["workers"].values())
-        futures = client.map(_dask_fill, tasks, [slots] * len(tasks), pure=False)
-        by_key = {future.key: task for future, task in zip(futures, tasks)}
-        for future in as_completed(futures):
-            done(_result(future, by_key[future.key], "Dask worker"))
+
+
+def _run_dask(tasks: list[Task], client, done: OnDone) -> None:
+    """Fill the scans on the workers of the Dask scheduler `client` is connected to."""
+    from distributed import as_completed
+
+    slots = _slots_per_host(client.scheduler_info()["workers"].values())
+    futures = client.map(_dask_fill, tasks, [slots] * len(tasks), pure=False)
+    by_key = {future.key: task for future, task in zip(futures, tasks)}
+    for future in as_completed(futures):
+        done(_result(future, by_key[future.key], "Dask worker"))
 
 
 def _slots_per_host(workers: Iterable[dict]) -> dict[str, int]:
