@@ -31,10 +31,6 @@ class Scan:
     session: Optional[str]
     problem: Optional[str] = None  # why the masks found cannot be used (several match)
 
-    @property
-    def label(self) -> str:
-        return f"sub-{self.subject}" + (f"_ses-{self.session}" if self.session else "")
-
 
 def name_entities(filename: str) -> dict[str, str]:
     """The key-value pairs of a BIDS file name (`sub-01_ses-a_T1w.nii.gz` -> {sub: 01, ses: a})."""
