@@ -33,7 +33,7 @@ from .modelspace import Reorientation, SliceGrid, plane_axes, put_slice, take_sl
 from .normalize import IntensityScale, estimate_brain, intensity_scale
 from .refine3d import MARGIN_MM, Refiner, default_refiner, refine_fill
 from .search import SearchSettings, latent_search, select_device
-from .inputs import check_filled, hole_slab, prepare_fill_inputs, volume_context
+from .inputs import check_filled, hole_box, hole_slab, prepare_fill_inputs, volume_context
 
 METHODS: dict[str, str] = {
     "slices2d": "the original study's pipeline: 2D latent search and 2D Poisson blending slice by slice",
@@ -193,9 +193,9 @@ def fill_volume(image: np.ndarray, affine: np.ndarray, hole: np.ndarray, model: 
     """Fill the voxels of `hole` in `image` (float 3D, file voxel order) with `model`.
 
     `refine3d` uses `refiner` (default: the shipped 3D refiner) instead of the latent search.
-    Memory: the fill works on the slab of slices it needs; the only whole-volume float arrays made are
-    the result (and `generated` where it differs), written into the float32 conversion of `image`
-    when that already is a copy.
+    Memory: the fill works on the slab of slices it needs (refine3d: the box around the hole); the only
+    whole-volume float arrays it makes are the result and, where it differs, `generated` (the result is
+    written into the float32 conversion of `image` when that conversion already is a copy).
     """
     start = time.perf_counter()
     source = image
@@ -205,7 +205,7 @@ def fill_volume(image: np.ndarray, affine: np.ndarray, hole: np.ndarray, model: 
     slab = _fill_slab(image, affine, hole, model, settings, axis, nonfinite, brain, progress, cancel, refiner, start)
     filled = image.copy() if np.may_share_memory(image, source) else image  # outside the hole: the input, NaN kept
     generated = filled
-    if slab.generated is not slab.filled:  # refine3d: the network's output is the fill
+    if slab.generated is not slab.filled:  # slices2d/poisson3d: the generated slices, not the blend
         generated = filled.copy()
         generated[slab.box][slab.hole] = slab.generated
     filled[slab.box][slab.hole] = slab.filled
@@ -242,21 +242,21 @@ class _SlabFill:
 def _fill_slab(image: np.ndarray, affine: np.ndarray, hole: np.ndarray, model: Model, settings: FillSettings,
                axis: str, nonfinite: int, brain: Optional[np.ndarray], progress: Optional[ProgressCallback],
                cancel: Optional[CancelToken], refiner: Optional[Refiner], start: float) -> _SlabFill:
-    """The fill of `fill_volume` on the slab of slices it needs; every slab-sized array is freed on return."""
+    """The fill of `fill_volume` on the part of the volume it needs; every part-sized array is freed on return."""
     device = select_device(settings.device)
     in_3d = settings.method == "poisson3d"
     # the intensity scale and the model grid's centre come from the whole volume
     context = volume_context(image, affine, hole, axis, brain)
-    reach = 1 if in_3d else 0
-    if settings.method == "refine3d":
-        reach = int(np.ceil(MARGIN_MM / float(voxel_sizes(affine).min())))
-    box = hole_slab(hole, affine, axis, margin=reach)
+    if settings.method == "refine3d":  # the refiner reads each lesion's box plus MARGIN_MM, nothing else
+        box = hole_box(hole, margin=int(np.ceil(MARGIN_MM / float(voxel_sizes(affine).min()))))
+    else:  # the model sees whole slices
+        box = hole_slab(hole, affine, axis, margin=1 if in_3d else 0)
     slab_affine = np.array(affine, dtype=np.float64) @ _translation([b.start or 0 for b in box])
     part = image[box]
     if nonfinite:  # non-finite known voxels are background (0) for the fill
         part = np.where(np.isfinite(part), part, np.float32(0))
     prep = prepare(part, slab_affine, hole[box], model, axis, None if brain is None else brain[box],
-                   extra_slices=reach if in_3d else 0, context=context,
+                   extra_slices=1 if in_3d else 0, context=context,
                    search=settings.method not in MODEL_FREE)
     del part
     first = _slab_offset(affine, image.shape, box, axis)

@@ -5,8 +5,8 @@ one sentence (InpaintError) and replaces non-finite image voxels by 0, the backg
 NaN or infinity can never reach the model or the blend. `check_filled` runs last: no hole voxel
 may be non-finite, and voxels outside the hole get back their input values (NaN included), so
 they stay bit-identical. `check_known_brain` says, naming files where the caller knows them,
-why no known brain tissue is left. `hole_slab` gives the slab of slices a fill touches, so that
-big volumes can be processed without whole-volume copies.
+why no known brain tissue is left. `hole_slab` gives the slab of slices a fill touches and `hole_box`
+the box around the hole, so that big volumes can be processed without whole-volume copies.
 """
 
 from __future__ import annotations
@@ -166,6 +166,16 @@ def hole_slab(hole: np.ndarray, affine: np.ndarray, axis: str, margin: int = 0) 
     box = [slice(None)] * 3
     if touched.size:
         box[file_axis] = slice(max(0, int(touched[0]) - margin), min(hole.shape[file_axis], int(touched[-1]) + 1 + margin))
+    return tuple(box)  # type: ignore[return-value]
+
+
+def hole_box(hole: np.ndarray, margin: int = 0) -> tuple[slice, slice, slice]:
+    """Index box of the hole's voxels widened by `margin` voxels on every side (clipped to the volume)."""
+    hole = np.asarray(hole, dtype=bool)
+    box = []
+    for axis, size in enumerate(hole.shape):
+        touched = np.nonzero(hole.any(axis=tuple(a for a in range(3) if a != axis)))[0]
+        box.append(slice(max(0, int(touched[0]) - margin), min(size, int(touched[-1]) + 1 + margin)))
     return tuple(box)  # type: ignore[return-value]
 
 

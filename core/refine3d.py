@@ -197,12 +197,6 @@ def run_network(refiner: Refiner, base: np.ndarray, hole: np.ndarray, device: to
     return out
 
 
-def _bounds(mask: np.ndarray) -> tuple[slice, ...]:
-    """The bounding box of a 3D mask's voxels (empty slices for an empty mask)."""
-    spans = [np.nonzero(mask.any(axis=tuple(a for a in range(3) if a != k)))[0] for k in range(3)]
-    return tuple(slice(int(i[0]), int(i[-1]) + 1) if i.size else slice(0, 0) for i in spans)
-
-
 def refine_fill(voided: np.ndarray, hole: np.ndarray, spacing: Sequence[float], scale: IntensityScale,
                 refiner: Refiner, device: torch.device, cancel=None) -> np.ndarray:
     """Fill `hole` of `voided` (RAS voxel order, hole zeroed) lesion by lesion; returns the filled volume.
@@ -217,15 +211,12 @@ def refine_fill(voided: np.ndarray, hole: np.ndarray, spacing: Sequence[float], 
     native_grid = bool(np.all(np.abs(factors - 1.0) < 0.05))
     margin = np.ceil(MARGIN_MM / spacing).astype(int)
     filled = np.array(voided, dtype=np.float32, copy=True)
-    hull = _bounds(hole)
-    labels, _ = ndimage.label(hole[hull], structure=_FULL)  # on the holes' bounding box only (memory)
-    for index, local in enumerate(ndimage.find_objects(labels), start=1):
+    labels, _ = ndimage.label(hole, structure=_FULL)
+    for index, box in enumerate(ndimage.find_objects(labels), start=1):
         if cancel is not None:
             cancel.raise_if_cancelled()
-        box = tuple(slice(b.start + h.start, b.stop + h.start) for b, h in zip(local, hull))
         crop = tuple(slice(max(0, s.start - m), min(n, s.stop + m)) for s, n, m in zip(box, hole.shape, margin))
-        part = np.zeros(tuple(c.stop - c.start for c in crop), dtype=bool)
-        part[tuple(slice(b.start - c.start, b.stop - c.start) for b, c in zip(box, crop))] = labels[local] == index
+        part = labels[crop] == index
         unknown = hole[crop]
         known = np.where(unknown, -1.0, scale.to_model(voided[crop])).astype(np.float32)
         region = filled[crop]

@@ -33,7 +33,7 @@ ITK_SUFFIXES = (".nrrd", ".nhdr", ".mha", ".mhd")
 ITK_COMPANIONS = {".mhd": ".zraw", ".nhdr": ".raw.gz"}
 AFFINE_TOLERANCE = 1e-3
 _LPS = np.diag([-1.0, -1.0, 1.0])  # LPS <-> RAS flip (its own inverse)
-CHUNK_VOXELS = 1 << 22  # voxels per part of whole-volume work (16 MB of float32)
+CHUNK_VOXELS = 1 << 18  # voxels per part of whole-volume work (1 MB of float32)
 
 
 @dataclass

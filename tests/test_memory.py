@@ -1,0 +1,92 @@
+"""Peak memory of whole-volume work (issue 9): no whole-volume copy beyond the result may creep back.
+
+tracemalloc counts every numpy allocation exactly, so these peaks, as multiples of the volume's
+float32 size, are the same on any machine; the limits sit halfway between today's figure and
+the next whole-volume (or float64) copy.
+"""
+
+from __future__ import annotations
+
+import tracemalloc
+from pathlib import Path
+from typing import Any, Callable
+
+import nibabel as nib
+import numpy as np
+import pytest
+import torch
+
+from conftest import make_tiny_model, synthetic_brain
+from core import volume as V
+from core.checkpoint import load_model
+from core.fill import FillSettings, fill_volume
+from core.refine3d import Refiner3D, RefinerConfig, load_refiner, save_refiner
+
+SHAPE = (160, 192, 144)  # 17 MB of float32: large next to every per-slice or per-lesion array
+AFFINE = np.diag([-2.0, 2.0, 2.0, 1.0])
+
+
+def _peak(work: Callable[[], Any], size: int) -> float:
+    """Peak memory allocated while `work` runs, in multiples of `size` bytes."""
+    tracemalloc.start()
+    try:
+        work()
+        return tracemalloc.get_traced_memory()[1] / size
+    finally:
+        tracemalloc.stop()
+
+
+@pytest.fixture(scope="module")
+def case(tmp_path_factory) -> dict[str, Any]:
+    folder = tmp_path_factory.mktemp("memory")
+    torch.manual_seed(0)
+    refiner = load_refiner(save_refiner(folder / "refiner", Refiner3D(RefinerConfig(width=2, spacing_mm=2.0))))
+    model = load_model(make_tiny_model(folder / "vae"))
+    image = synthetic_brain(SHAPE)
+    hole = np.zeros(SHAPE, dtype=bool)
+    hole[76:84, 92:100, 68:76] = True
+    small = synthetic_brain((24, 26, 22))
+    small_hole = np.zeros(small.shape, dtype=bool)
+    small_hole[10:14, 11:15, 9:13] = True
+    for method in ("refine3d", "slices2d"):  # first calls import and cache what they need
+        fill_volume(small, AFFINE, small_hole, model, FillSettings(method=method, iterations=1), refiner=refiner)
+    return {"folder": folder, "refiner": refiner, "model": model, "image": image, "hole": hole}
+
+
+@pytest.mark.parametrize("method, limit", [("refine3d", 1.5), ("slices2d", 2.5)])
+@pytest.mark.parametrize("nonfinite", [False, True])
+def test_fill_volume_copies_the_volume_only_for_its_results(case, method: str, limit: float, nonfinite: bool) -> None:
+    image = case["image"].copy()
+    if nonfinite:  # non-finite known voxels are background for the fill: no cleaned copy of the volume
+        image[:4] = np.nan
+    settings = FillSettings(method=method, iterations=1)
+    peak = _peak(lambda: fill_volume(image, AFFINE, case["hole"], case["model"], settings, refiner=case["refiner"]),
+                 image.nbytes)
+    assert peak < limit  # refine3d: the result (1.0); slices2d: the result and the generated volume (2.0)
+
+
+def test_a_mask_is_read_without_a_float_copy(case) -> None:
+    folder, hole = case["folder"], case["hole"]
+    nib.save(nib.Nifti1Image(case["image"], AFFINE), folder / "image.nii")
+    nib.save(nib.Nifti1Image(hole.astype(np.uint8), AFFINE), folder / "mask.nii")
+    image = V.load_volume(folder / "image.nii")
+    peak = _peak(lambda: V.load_mask(folder / "mask.nii", image), image.data.nbytes)
+    assert peak < 0.75  # stored uint8 values and the boolean hole (0.25 each); a float32 copy is 1.0
+
+
+def test_a_scaled_volume_is_read_and_kept_without_float64_copies(case) -> None:
+    path = case["folder"] / "scaled.nii"
+    scaled = nib.Nifti1Image(case["image"], AFFINE)
+    scaled.set_data_dtype(np.int16)
+    nib.save(scaled, path)
+    loaded: list[V.Volume] = []
+    peak = _peak(lambda: loaded.append(V.load_volume(path)), 4 * int(np.prod(SHAPE)))
+    volume = loaded[0]
+    assert volume.slope != 1.0 and peak < 2.0  # int16 stored values (0.5) and float32 data; float64 would be 2.0
+    filled = volume.data.copy()
+    filled[case["hole"]] = 50.0
+    peak = _peak(lambda: V.save_volume(path.with_name("kept.nii"), filled, volume, keep_dtype=True,
+                                       changed=case["hole"]), filled.nbytes)
+    assert peak < 0.75  # the int16 values written (0.5)
+    peak = _peak(lambda: V.save_volume(path.with_name("float.nii.gz"), filled, volume), filled.nbytes)
+    assert peak < 0.25  # streamed slice by slice
