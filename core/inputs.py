@@ -1,12 +1,14 @@
-"""Checks and clean-up of what `fill_volume` is given, shared by the command line, the app and the Python API.
+"""Checks of what `fill_volume` is given, shared by the command line, the app and the Python API.
 
 `prepare_fill_inputs` runs first in `core.fill.fill_volume`: it refuses malformed arguments with
-one sentence (InpaintError) and replaces non-finite image voxels by 0, the background value, so a
-NaN or infinity can never reach the model or the blend. `check_filled` runs last: no hole voxel
-may be non-finite, and voxels outside the hole get back their input values (NaN included), so
-they stay bit-identical. `check_known_brain` says, naming files where the caller knows them,
-why no known brain tissue is left. `hole_slab` gives the slab of slices a fill touches and `hole_box`
-the box around the hole, so that big volumes can be processed without whole-volume copies.
+one sentence (InpaintError) and counts the image's non-finite voxels. Every check and statistic
+here treats those as 0, the background value, and the fill zeroes them in the part it works on,
+so a NaN or infinity can never reach the model or the blend; the result starts from the input,
+so voxels outside the hole keep their values (NaN included) bit for bit. `check_filled` runs
+last: no hole voxel may be non-finite. `check_known_brain` says, naming files where the caller
+knows them, why no known brain tissue is left. `hole_slab` gives the slab of slices a fill touches
+and `hole_box` the box around the hole, so that big volumes can be processed without whole-volume
+copies; whole-volume checks go part by part (`core.volume.chunks`).
 """
 
 from __future__ import annotations

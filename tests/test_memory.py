@@ -90,3 +90,12 @@ def test_a_scaled_volume_is_read_and_kept_without_float64_copies(case) -> None:
     assert peak < 0.75  # the int16 values written (0.5)
     peak = _peak(lambda: V.save_volume(path.with_name("float.nii.gz"), filled, volume), filled.nbytes)
     assert peak < 0.25  # streamed slice by slice
+
+
+def test_the_box_around_the_hole_is_widened_and_clipped() -> None:
+    from core.inputs import hole_box
+
+    hole = np.zeros((20, 30, 10), dtype=bool)
+    hole[2:5, 10:12, 7] = True
+    assert hole_box(hole) == (slice(2, 5), slice(10, 12), slice(7, 8))
+    assert hole_box(hole, margin=4) == (slice(0, 9), slice(6, 16), slice(3, 10))
