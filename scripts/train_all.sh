@@ -3,11 +3,11 @@
 #   scripts/train_all.sh          start the four runs in the background (logs in runs/logs/)
 #   scripts/train_all.sh copy     copy the finished weights + config into resources/models/<name>/, write model cards
 #   scripts/train_all.sh ablation short VAE k3 runs per augmentation group, scored by `inpaint bench`
-#   scripts/train_all.sh refiner  the 3D refiner of the default fill (add `resume` to continue a run)
-# MINUTES (default 85, as used) is each run's wall-clock budget; PYTHON defaults to /work/venv/bin/python.
+#   scripts/train_all.sh refiner  the 3D refiner of the default fill (`resume`, then `finetune`: see below)
+# MINUTES (default 85, as used) is each run's wall-clock budget; PYTHON defaults to python.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PYTHON=${PYTHON:-/work/venv/bin/python}
+PYTHON=${PYTHON:-python}
 MINUTES=${MINUTES:-85}
 COMMON="--axis axial --size 96 --spacing 2.0 --latent 64 --width 12 --base 6 --batch-size 32
         --steps 20000 --minutes $MINUTES --checkpoint-every 200 --seed 0 --threads 1"
@@ -24,16 +24,27 @@ fi
 
 if [[ "${1:-}" == "refiner" ]]; then
     # The 3D refiner of the default fill (refine3d): MNI152 template and the ROBEX subject (skull-stripped
-    # with its expert mask), one thread; `scripts/train_all.sh refiner resume` continues a stopped run.
-    # Then: cp runs/refiner3d/model.safetensors runs/refiner3d/config.json resources/refiner3d/
+    # with its expert mask), one thread, in two phases:
+    #   scripts/train_all.sh refiner [resume]   phase 1: error averaged over hole voxels, lr 5e-4 decaying over
+    #                                           2000 planned steps (the shipped run was stopped by hand at 1400)
+    #   scripts/train_all.sh refiner finetune   phase 2: from phase 1's weights, error averaged per lesion,
+    #                                           lr 3e-4 over 1000 steps (the shipped refiner is its last step)
+    # Then: cp runs/refiner3d_finetune/{model.safetensors,config.json} resources/refiner3d/
+    #       and compare with `python scripts/refiner_validation.py resources/refiner3d runs/refiner3d_finetune`.
     REFINER_MINUTES=${REFINER_MINUTES:-52}
+    DATA_ARGS="resources/mni152/t1.nii.gz@0.35
+        ../shared/data/robex_subject/t1_1p5mm.nii.gz:../shared/data/robex_subject/brainmask_1p5mm.nii.gz@0.65"
+    mkdir -p runs/logs
+    if [[ "${2:-}" == "finetune" ]]; then
+        OMP_NUM_THREADS=1 "$PYTHON" -m core.training.refiner --init runs/refiner3d --loss lesion --lr 3e-4 \
+            --out runs/refiner3d_finetune --minutes "$REFINER_MINUTES" --steps 1000 --batch-size 6 --threads 1 \
+            --data $DATA_ARGS 2>&1 | tee -a runs/logs/refiner3d_finetune.log
+        exit 0
+    fi
     resume=""
     [[ "${2:-}" == "resume" ]] && resume="--resume"
-    mkdir -p runs/logs
     OMP_NUM_THREADS=1 "$PYTHON" -m core.training.refiner $resume --out runs/refiner3d --minutes "$REFINER_MINUTES" --steps 2000 \
-        --batch-size 6 --threads 1 --data resources/mni152/t1.nii.gz@0.35 \
-        ../shared/data/robex_subject/t1_1p5mm.nii.gz:../shared/data/robex_subject/brainmask_1p5mm.nii.gz@0.65 \
-        2>&1 | tee -a runs/logs/refiner3d.log
+        --batch-size 6 --threads 1 --data $DATA_ARGS 2>&1 | tee -a runs/logs/refiner3d.log
     exit 0
 fi
 
