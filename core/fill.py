@@ -72,7 +72,7 @@ class FillResult:
     """Filled volume (file voxel order) and what produced it."""
 
     filled: np.ndarray
-    generated: np.ndarray
+    generated_hole: np.ndarray   # the generator's values of the hole voxels, in `filled[hole]` order
     hole: np.ndarray
     axis: str
     final_loss: dict[int, float]
@@ -83,6 +83,13 @@ class FillResult:
     nonfinite_voxels: int = 0  # NaN/infinite input voxels outside the hole, treated as background (0)
     slices: list[int] = field(default_factory=list)  # slices of the plane `axis` (closest-RAS numbers) with hole
     refiner: Optional[dict] = None  # name, path and SHA-256 of the 3D refiner (refine3d)
+
+    @property
+    def generated(self) -> np.ndarray:
+        """The generator's output in the hole, the input elsewhere: a new whole volume on every call."""
+        volume = self.filled.copy()
+        volume[self.hole] = self.generated_hole
+        return volume
 
 
 @dataclass
@@ -194,8 +201,8 @@ def fill_volume(image: np.ndarray, affine: np.ndarray, hole: np.ndarray, model: 
 
     `refine3d` uses `refiner` (default: the shipped 3D refiner) instead of the latent search.
     Memory: the fill works on the slab of slices it needs (refine3d: the box around the hole); the only
-    whole-volume float arrays it makes are the result and, where it differs, `generated` (the result is
-    written into the float32 conversion of `image` when that conversion already is a copy).
+    whole-volume float array it makes is the result (written into the float32 conversion of `image` when
+    that conversion already is a copy); the generator's output is kept for the hole voxels only.
     """
     start = time.perf_counter()
     source = image
@@ -204,17 +211,13 @@ def fill_volume(image: np.ndarray, affine: np.ndarray, hole: np.ndarray, model: 
     axis = settings.axis or model.axis
     slab = _fill_slab(image, affine, hole, model, settings, axis, nonfinite, brain, progress, cancel, refiner, start)
     filled = image.copy() if np.may_share_memory(image, source) else image  # outside the hole: the input, NaN kept
-    generated = filled
-    if slab.generated is not slab.filled:  # slices2d/poisson3d: the generated slices, not the blend
-        generated = filled.copy()
-        generated[slab.box][slab.hole] = slab.generated
-    filled[slab.box][slab.hole] = slab.filled
+    filled[slab.box][slab.hole] = slab.filled  # every hole voxel lies in the box, in the same (C) order
     done = time.perf_counter()
     if progress is not None:
         progress(Progress(stage="done", step=1, total=1, elapsed=done - start, slices=slab.slices,
                           best_loss=slab.losses))
     check_filled(filled, hole, model)
-    return FillResult(filled=filled, generated=generated, hole=hole, axis=axis, final_loss=slab.final_loss,
+    return FillResult(filled=filled, generated_hole=slab.generated, hole=hole, axis=axis, final_loss=slab.final_loss,
                       seconds=done - start, device=slab.device, settings=settings,
                       timings={"prepare": slab.prepared - start, "search": slab.searched - slab.prepared,
                                "blend": done - slab.searched},

@@ -77,7 +77,7 @@ def test_layers_and_difference(tmp_path):
     assert doc.difference_slice(2, 2) is None
     hole = doc.mask_in_file_order()
     filled = np.where(hole, np.float32(-1), data)
-    fill = FillResult(filled=filled, generated=filled, hole=hole, axis="axial", final_loss={2: 0.5}, seconds=0.1,
+    fill = FillResult(filled=filled, generated_hole=filled[hole], hole=hole, axis="axial", final_loss={2: 0.5}, seconds=0.1,
                       device="cpu", settings=FillSettings())
     doc.set_result(JobResult(fill=fill, model=None, scope="all"), doc.editor.state)  # type: ignore[arg-type]
     assert doc.available_layers() == ["original", "masked", "generated", "blended"]
@@ -130,7 +130,7 @@ def test_export_writes_volume_sidecar_and_mask(tmp_path, tiny_vae):
     doc.editor.end_stroke()
     hole = doc.mask_in_file_order()
     filled = np.where(hole, np.float32(7), data)
-    fill = FillResult(filled=filled, generated=filled, hole=hole, axis="axial", final_loss={2: 0.5}, seconds=0.1,
+    fill = FillResult(filled=filled, generated_hole=filled[hole], hole=hole, axis="axial", final_loss={2: 0.5}, seconds=0.1,
                       device="cpu", settings=FillSettings(iterations=3))
     metrics = {"model": {"ssim": 0.9, "psnr": 30.0, "mse": 1.0, "mae": 0.5}, "biharmonic-3d": None}
     doc.set_result(JobResult(fill=fill, model=load_model(tiny_vae), scope="all", metrics=metrics), doc.editor.state)

@@ -106,8 +106,8 @@ def fake_result(window: MainWindow, value: float = -5.0, model=None) -> np.ndarr
     doc = window.doc
     hole = doc.mask_in_file_order()
     filled = np.where(hole, np.float32(value), doc.volume.data)
-    generated = np.where(hole, np.float32(2 * value), doc.volume.data)
-    fill = FillResult(filled=filled, generated=generated, hole=hole, axis="axial", final_loss={0: 1.0},
+    generated_hole = np.full(int(hole.sum()), 2 * value, np.float32)
+    fill = FillResult(filled=filled, generated_hole=generated_hole, hole=hole, axis="axial", final_loss={0: 1.0},
                       seconds=0.1, device="cpu", settings=FillSettings(iterations=2))
     doc.set_result(JobResult(fill=fill, model=model, scope="all"), doc.editor.state)
     window._update_state()
