@@ -173,20 +173,23 @@ def _run_fill(args: argparse.Namespace) -> int:
 
 def _add_bids(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("bids", help="fill every T1w scan of a BIDS dataset into a BIDS derivatives dataset",
-                       description="Fill the lesion of every T1w scan of BIDS_DIR (a BIDS App: participant level) "
-                                   "with its lesion mask from --masks, and write a BIDS derivatives dataset to "
-                                   "OUT_DIR with a sidecar per scan and the table desc-filled_scans.tsv. Scans "
-                                   "already filled from the same inputs with the same settings are skipped. Exit "
-                                   "status 1 when a scan failed (see the table), 2 for a user error.")
+                       description="A BIDS App. participant: fill the lesion of every T1w scan of BIDS_DIR with its "
+                                   "lesion mask from --masks and write a BIDS derivatives dataset to OUT_DIR, a "
+                                   "sidecar per scan, and the table desc-filled_scans.tsv; scans already filled from "
+                                   "the same inputs with the same settings are skipped, and several runs (one per "
+                                   "participant) may write into one OUT_DIR at once. group: rebuild the table from "
+                                   "everything in OUT_DIR and print a summary. Exit status 1 when a scan of a "
+                                   "participant run failed (see the table), 2 for a user error.")
     p.add_argument("bids_dir", type=Path, help="BIDS dataset (read only)")
     p.add_argument("out_dir", type=Path, help="derivatives folder to write (new, empty or of an earlier run)")
-    p.add_argument("analysis_level", choices=["participant"],
-                   help="participant: fill the scans (the scans table is written by every run)")
+    p.add_argument("analysis_level", choices=["participant", "group"],
+                   help="participant: fill the scans; group: rebuild the scans table of OUT_DIR (fills nothing)")
     p.add_argument("--participant-label", nargs="+", default=[], metavar="LABEL",
                    help="only these participants (01 or sub-01; default: all)")
     p.add_argument("--session", nargs="+", default=[], metavar="LABEL", help="only these sessions (a or ses-a)")
-    p.add_argument("--masks", type=Path, required=True, metavar="DERIV_DIR",
-                   help="derivatives folder with the lesion masks (and optional desc-brain_mask brain masks)")
+    p.add_argument("--masks", type=Path, default=None, metavar="DERIV_DIR",
+                   help="derivatives folder with the lesion masks (and optional desc-brain_mask brain masks); "
+                        "needed at the participant level")
     p.add_argument("--mask-entity", default="label-lesion", metavar="ENTITIES",
                    help="entities that mark a lesion mask, suffix _mask or _roi (default label-lesion)")
     _add_method_options(p)
@@ -201,10 +204,15 @@ def _add_bids(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_bids(args: argparse.Namespace) -> int:
-    """Fill the cohort; exit status 1 if any scan failed."""
+    """Fill the cohort (exit status 1 if any scan failed) or, at the group level, rebuild its table."""
     from .cohort.derivatives import FAILED
     from .cohort.run import CohortOptions, run_cohort
 
+    if args.analysis_level == "group":
+        return _run_group(args)
+    if args.masks is None:
+        raise InpaintError("The participant level needs --masks DERIV_DIR, the derivatives folder with the lesion "
+                           "masks; add it.")
     if args.scheduler and args.jobs != 1:
         raise InpaintError("--jobs and --scheduler exclude each other: the Dask workers decide how many scans "
                            "run at once; drop --jobs.")
@@ -220,6 +228,17 @@ def _run_bids(args: argparse.Namespace) -> int:
               "command again to go on.", file=sys.stderr)
         return 130
     return 1 if summary.count(FAILED) else 0
+
+
+def _run_group(args: argparse.Namespace) -> int:
+    """Rebuild the scans table of OUT_DIR (status 0: the failures it lists are the participant runs' own)."""
+    from .cohort.group import run_group
+
+    if args.participant_label or args.session:
+        raise InpaintError("--participant-label and --session choose scans to fill at the participant level; the "
+                           "group level always tabulates every scan in OUT_DIR, so drop them.")
+    run_group(args.out_dir, args.bids_dir, quiet=args.quiet)
+    return 0
 
 
 def _add_models(sub: argparse._SubParsersAction) -> None:

@@ -1,4 +1,5 @@
-"""`inpaint bids` on a small BIDS cohort made from the shared brains: outputs, resume, failures, parallel runs."""
+"""`inpaint bids` on a small BIDS cohort made from the shared brains: outputs, resume, failures, parallel runs,
+concurrent participant runs into one folder and the group level."""
 
 from __future__ import annotations
 
@@ -6,7 +7,10 @@ import csv
 import hashlib
 import importlib.util
 import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import nibabel as nib
@@ -49,6 +53,11 @@ def copy(cohort, tmp_path) -> tuple[Path, Path]:
 
 def _bids(capsys, bids: Path, out: Path, masks: Path, *extra) -> tuple[int, str]:
     code = main(["bids", str(bids), str(out), "participant", "--masks", str(masks), *map(str, extra)])
+    return code, capsys.readouterr().err
+
+
+def _group(capsys, bids: Path, out: Path, *extra) -> tuple[int, str]:
+    code = main(["bids", str(bids), str(out), "group", *map(str, extra)])
     return code, capsys.readouterr().err
 
 
@@ -144,7 +153,30 @@ def test_a_local_dask_cluster_gives_the_same_volumes(cohort, by_fill, tmp_path, 
     assert all(np.array_equal(filled[name], by_fill[name]) for name in by_fill)
 
 
-def test_a_failing_scan_is_recorded_and_the_others_are_filled(copy, tmp_path, capsys) -> None:
+def test_concurrent_participant_runs_keep_every_row_and_group_rebuilds_the_table(cohort, tmp_path, capsys) -> None:
+    bids, masks = cohort
+    out = tmp_path / "derivatives"
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    runs = [subprocess.Popen([sys.executable, "-m", "core.cli", "bids", str(bids), str(out), "participant", "--masks",
+                              str(masks), "--participant-label", *labels, "--quiet"], cwd=ROOT, env=env,
+                             stderr=subprocess.PIPE, text=True) for labels in (["01", "03"], ["02"])]
+    for run in runs:
+        assert run.wait(timeout=300) == 0, run.stderr.read()
+        run.stderr.close()
+    _check_dataset(out, bids, masks)
+    table = (out / "desc-filled_scans.tsv").read_text()
+    assert (out / ".bidsignore").read_text() == "logs/\n" and not list(out.rglob(".*.tmp*"))
+    (out / "desc-filled_scans.tsv").unlink()
+    (out / "desc-filled_scans.json").unlink()
+    code, err = _group(capsys, bids, out)
+    assert code == 0 and (out / "desc-filled_scans.tsv").read_text() == table
+    ml = sum(float(r["lesion_ml"]) for r in _table(out))
+    assert f"4 scans: 4 filled, 0 failed, 0 no mask; {ml:.3f} ml filled in total; wrote" in err
+    _check_dataset(out, bids, masks)
+
+
+def test_a_failing_scan_is_recorded_and_kept_by_later_runs_of_other_participants(cohort, copy, tmp_path,
+                                                                                  capsys) -> None:
     bids, masks = copy
     bad = masks / "sub-02/ses-1/anat/sub-02_ses-1_label-lesion_mask.nii.gz"
     nib.save(nib.Nifti1Image(np.ones((4, 4, 4), np.uint8), np.eye(4)), bad)  # not on the image's grid
@@ -168,6 +200,20 @@ def test_a_failing_scan_is_recorded_and_the_others_are_filled(copy, tmp_path, ca
     assert not (out / "sub-02/ses-1").exists() or not any((out / "sub-02/ses-1").rglob("*.nii.gz"))
     assert not (out / "sub-01").exists()  # participant filter
     assert "4 scans: 1 filled, 0 skipped, 2 failed, 1 no mask" in err
+    code, err = _bids(capsys, bids, out, masks, "--participant-label", "01", "--quiet")
+    assert code == 0 and err == ""  # the other participants' failures are recorded, not this run's
+    later = {r["source"]: r for r in _table(out)}
+    assert later["sub-02/ses-1/anat/sub-02_ses-1_T1w.nii.gz"] == failed and later["sub-01/anat/sub-01_T1w.nii.gz"]["status"] == "filled"
+    assert later["sub-03/anat/sub-03_T1w.nii.gz"] == rows["sub-03/anat/sub-03_T1w.nii.gz"]
+    code, err = _group(capsys, bids, out)
+    assert code == 0 and "5 scans: 2 filled, 2 failed, 1 no mask;" in err and f"{failed['source']}: " in err
+    assert {r["source"]: r for r in _table(out)} == later
+    records = sorted(p.name for p in (out / "logs").glob("*.json"))
+    assert records == ["sub-02_ses-1_desc-filled_T1w.json", "sub-02_ses-3_desc-filled_T1w.json", "sub-03_desc-filled_T1w.json"]
+    shutil.copy(cohort[1] / bad.relative_to(masks), bad)  # the mask fixed: filled, and its failure record goes
+    code, err = _bids(capsys, bids, out, masks, "--participant-label", "02", "--session", "1", "--quiet")
+    assert code == 0 and {r["source"]: r["status"] for r in _table(out)}[failed["source"]] == "filled"
+    assert not (out / "logs" / records[0]).exists() and len(list((out / "logs").glob("*.json"))) == 2
 
 
 def test_sessions_filter_and_a_changed_mask_is_filled_again(copy, tmp_path, capsys) -> None:
@@ -205,6 +251,11 @@ def test_output_folders_that_would_mix_with_inputs_or_other_data_are_refused(cop
                        (masks, "overlaps an input dataset"), (foreign, "is not empty")]:
         code, err = _bids(capsys, bids, out, masks)
         assert code == 2 and words in err and err.count("\n") == 1, err
+    for out, words in [(foreign, "is not a dataset written by 'inpaint bids'"), (tmp_path / "o", "run the participant level")]:
+        code, err = _group(capsys, bids, out)
+        assert code == 2 and words in err and err.count("\n") == 1, err
+    code, err = main(["bids", str(bids), str(tmp_path / "o"), "participant"]), capsys.readouterr().err
+    assert code == 2 and "needs --masks" in err and err.count("\n") == 1
     code, err = _bids(capsys, bids, tmp_path / "o", masks, "--participant-label", "09")
     assert code == 2 and "09 are not in" in err
     code, err = _bids(capsys, bids, tmp_path / "o", masks, "--method", "slices2d", "--model", tmp_path / "none")
@@ -215,6 +266,8 @@ def test_output_folders_that_would_mix_with_inputs_or_other_data_are_refused(cop
     assert _digests(bids, masks) == before
     code, err = _bids(capsys, bids, bids / "derivatives" / "filled", masks, "--participant-label", "03", "--quiet")
     assert code == 0, err  # the BIDS Apps place for derivatives inside a dataset
+    code, err = _group(capsys, bids, bids / "derivatives" / "filled", "--participant-label", "03")
+    assert code == 2 and "drop them" in err and err.count("\n") == 1
     (bids / "dataset_description.json").unlink()
     code, err = _bids(capsys, bids, tmp_path / "o", masks)
     assert code == 2 and "has no dataset_description.json" in err

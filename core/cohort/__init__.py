@@ -2,6 +2,8 @@
 
 - `layout`: finds each T1w scan, its lesion mask and brain mask (pybids).
 - `derivatives`: the output dataset: names, dataset_description.json, resume checks, the scans table.
+- `records`: each scan's outcome as a file of its own, and the table rebuilt from them under a lock.
 - `worker`: fills one scan in a worker process, loading the models once per process.
 - `run`: plans a run and executes it in-process, on a local process pool or on a Dask cluster.
+- `group`: the group level: rebuilds the scans table from OUT_DIR and summarises it.
 """

@@ -5,7 +5,10 @@ Layout of OUT_DIR:
   SourceDatasets and DatasetLinks `raw` and `masks` for the `bids:` URIs of the sidecars);
 - `sub-<label>/[ses-<label>/]anat/<source entities>_desc-filled_T1w.nii.gz` and its `.json` sidecar
   (the `inpaint fill` sidecar plus `Sources`);
-- `desc-filled_scans.tsv` with one row per scan, described by `desc-filled_scans.json`.
+- `desc-filled_scans.tsv` with one row per scan, described by `desc-filled_scans.json`, rebuilt from
+  the per-scan records (`records`);
+- `logs/` with a record per scan that failed or has no mask, and the table's lock file (listed in
+  `.bidsignore`).
 """
 
 from __future__ import annotations
@@ -13,12 +16,13 @@ from __future__ import annotations
 import csv
 import io
 import json
-from dataclasses import asdict, dataclass, fields
+import os
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Optional
 
 from .. import __version__
-from ..atomic import write_atomically
+from ..atomic import is_temp_name, write_atomically
 from ..errors import InpaintError
 from ..volume import write_json
 
@@ -59,15 +63,16 @@ COLUMNS = {
     "mask": "The lesion mask, relative to the masks dataset.",
     "brainmask": "The brain mask used (desc-brain_mask), relative to the masks dataset; n/a: estimated.",
     "output": "The filled image, relative to this dataset.",
-    "status": "filled (by the run that wrote this table), skipped (already filled from the same inputs with the "
-              "same settings), failed (see message) or no_mask (no lesion mask found; not filled).",
+    "status": "filled (the filled image is in this dataset), skipped (the participant run that wrote this table "
+              "found it already filled from the same inputs with the same settings), failed (see message) or "
+              "no_mask (no lesion mask found; not filled).",
     "image_sha256": "SHA-256 of the T1w image.",
     "mask_sha256": "SHA-256 of the lesion mask.",
     "lesion_voxels": "Voxels filled (the lesion mask after --dilate).",
     "lesion_ml": "Volume filled, in millilitres.",
     "slices": "Slices of the fill plane that touch the lesion.",
     "seconds": "Time the fill took, in seconds.",
-    "message": "Why a scan failed or was filled again, in one sentence.",
+    "message": "Why a scan failed or was filled again (by the run that wrote this table), in one sentence.",
 }
 
 
@@ -83,28 +88,35 @@ def _inside(path: Path, folder: Path) -> bool:
     return path == folder or folder in path.parents
 
 
-def check_out_dir(out_dir: Path, bids_dir: Path, masks_dir: Path) -> None:
+def check_out_dir(out_dir: Path, bids_dir: Path, masks_dir: Optional[Path] = None) -> None:
     """Refuse an output folder that is, holds or lies inside an input dataset, or holds someone else's files."""
-    out, raw, masks = out_dir.resolve(), bids_dir.resolve(), masks_dir.resolve()
+    out, raw = out_dir.resolve(), bids_dir.resolve()
+    masks = masks_dir.resolve() if masks_dir else None
     if out == raw:
         raise InpaintError(f"The output folder {out_dir} is the BIDS dataset itself; choose a folder outside it "
                            f"or under {bids_dir / 'derivatives'}.")
     if _inside(out, raw) and not _inside(out, raw / "derivatives"):
         raise InpaintError(f"The output folder {out_dir} lies inside the BIDS dataset's raw data; choose a folder "
                            f"outside it or under {bids_dir / 'derivatives'}.")
-    if _inside(out, masks) or _inside(masks, out) or _inside(raw, out):
+    if (masks and (_inside(out, masks) or _inside(masks, out))) or _inside(raw, out):
         raise InpaintError(f"The output folder {out_dir} overlaps an input dataset ({bids_dir} or {masks_dir}); "
                            "choose a folder of its own.")
     if out_dir.exists() and not out_dir.is_dir():
         raise InpaintError(f"The output folder {out_dir} is a file; choose a folder.")
-    if out_dir.is_dir() and any(out_dir.iterdir()) and not _ours(out_dir / DESCRIPTION):
+    if _occupied(out_dir) and not is_ours(out_dir):
         raise InpaintError(f"The output folder {out_dir} is not empty and is not a dataset written by "
                            "'inpaint bids'; choose an empty or new folder.")
 
 
-def _ours(description: Path) -> bool:
+def _occupied(out_dir: Path) -> bool:
+    """True if the folder holds anything but the temporary files of a run starting at the same time."""
+    return out_dir.is_dir() and any(not is_temp_name(name) for name in os.listdir(out_dir))
+
+
+def is_ours(out_dir: Path) -> bool:
+    """True if `out_dir` has the dataset_description.json of an `inpaint bids` output."""
     try:
-        record = json.loads(description.read_text(encoding="utf-8"))
+        record = json.loads((out_dir / DESCRIPTION).read_text(encoding="utf-8"))
         return any(g.get("Name") == TOOL for g in record.get("GeneratedBy", []))
     except (OSError, ValueError, AttributeError, TypeError):
         return False
@@ -166,32 +178,14 @@ def changes(recorded: dict[str, Any], expected: dict[str, Any]) -> list[str]:
     return [_CHANGES[k] for k in _CHANGES if recorded.get(k) != expected.get(k)]
 
 
-def read_table(out_dir: Path) -> list[Row]:
-    """The rows of an existing scans table (none if it is missing or unreadable)."""
-    try:
-        text = (out_dir / TABLE).read_text(encoding="utf-8")
-    except OSError:
-        return []
-    names = {f.name for f in fields(Row)}
-    rows = []
-    for line in csv.DictReader(io.StringIO(text), delimiter="\t"):
-        if set(line) >= names:
-            rows.append(Row(**{k: "" if line[k] == "n/a" else line[k] for k in names}))
-    return rows
-
-
 def write_table(out_dir: Path, rows: list[Row]) -> Path:
-    """Write the scans table: these rows, plus rows of earlier runs for scans this run did not touch."""
-    mine = {row.output for row in rows}
-    merged = [row for row in read_table(out_dir) if row.output not in mine] + rows
-    merged.sort(key=lambda row: row.source)
+    """Write the scans table of exactly these rows (sorted by source) and its column descriptions."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, delimiter="\t", lineterminator="\n")
     writer.writerow(COLUMNS)
-    for row in merged:
+    for row in sorted(rows, key=lambda row: row.source):
         writer.writerow([value if value != "" else "n/a" for value in asdict(row).values()])
     text = buffer.getvalue()
     write_json(out_dir / Path(TABLE).with_suffix(".json"),
                {name: {"Description": meaning} for name, meaning in COLUMNS.items()})
     return write_atomically(out_dir / TABLE, lambda temp: temp.write_text(text, encoding="utf-8"))
-

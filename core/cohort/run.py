@@ -2,7 +2,8 @@
 
 Scans are filled in this process (`jobs=1`), on a pool of `jobs` spawned processes, or on the
 workers of a Dask distributed scheduler (`scheduler=ADDRESS`); every scan is written by the
-worker that filled it, atomically, and only this process writes the dataset's shared files.
+worker that filled it, atomically, and only this process writes the scans' records and the
+dataset's shared files. Several runs (one per participant) may write into one OUT_DIR at once.
 """
 
 from __future__ import annotations
@@ -19,8 +20,9 @@ from ..errors import InpaintError
 from ..fill import MODEL_FREE, FillSettings
 from ..progress import ProgressBar
 from ..threads import choose_threads, cpu_count
-from .derivatives import (FAILED, NO_MASK, SKIPPED, Row, changes, check_out_dir, fingerprint, output_name,
-                          read_sidecar, sources, write_description, write_table)
+from .derivatives import (FAILED, NO_MASK, SKIPPED, TABLE, Row, changes, check_out_dir, fingerprint, output_name,
+                          read_sidecar, sources, write_description)
+from .records import record_outcome, update_table
 from .layout import Scan, find_scans
 from .worker import Task, fill_scan, load_model, one_sentence, set_threads
 
@@ -80,16 +82,20 @@ def run_cohort(options: CohortOptions, stream: Optional[TextIO] = None) -> Summa
 
 def _run(scans: list[Scan], options: CohortOptions, expected: dict, client, stream: TextIO,
          began: float) -> Summary:
-    """Write the dataset: plan every scan, fill those that need it, then write the scans table."""
-    options.out_dir.mkdir(parents=True, exist_ok=True)
-    write_description(options.out_dir, options.bids_dir, options.masks_dir, _settings_text(options))
+    """Write the dataset: plan every scan, fill those that need it, record each outcome, then rebuild the table."""
+    out_dir = options.out_dir
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_description(out_dir, options.bids_dir, options.masks_dir, _settings_text(options))
     planned = [_plan(scan, options, expected) for scan in scans]
     tasks = [item for item in planned if isinstance(item, Task)]
     rows = {item.output: item for item in planned if isinstance(item, Row)}
+    for row in rows.values():
+        record_outcome(out_dir, row)
     bar = _ScanBar(len(tasks), len(rows), stream) if tasks and not options.quiet else None
 
     def done(row: Row) -> None:
         rows[row.output] = row
+        record_outcome(out_dir, row)
         if bar:
             bar.advance(row)
 
@@ -98,8 +104,8 @@ def _run(scans: list[Scan], options: CohortOptions, expected: dict, client, stre
     finally:
         if bar:
             bar.close()
-        table = write_table(options.out_dir, list(rows.values()))
-    summary = Summary(rows=sorted(rows.values(), key=lambda row: row.source), table=table)
+        update_table(out_dir, list(rows.values()))
+    summary = Summary(rows=sorted(rows.values(), key=lambda row: row.source), table=out_dir / TABLE)
     _report(summary, time.monotonic() - began, options.quiet, stream)
     return summary
 
