@@ -168,8 +168,10 @@ def test_concurrent_participant_runs_keep_every_row_and_group_rebuilds_the_table
     assert (out / ".bidsignore").read_text() == "logs/\n" and not list(out.rglob(".*.tmp*"))
     (out / "desc-filled_scans.tsv").unlink()
     (out / "desc-filled_scans.json").unlink()
+    staging = shutil.copytree(out / "sub-01" / "anat", out / "sub-01" / "anat" / ".inpaint-tmp-abcd1234")  # a write
     code, err = _group(capsys, bids, out)
     assert code == 0 and (out / "desc-filled_scans.tsv").read_text() == table
+    shutil.rmtree(staging)
     ml = sum(float(r["lesion_ml"]) for r in _table(out))
     assert f"4 scans: 4 filled, 0 failed, 0 no mask; {ml:.3f} ml filled in total; wrote" in err
     _check_dataset(out, bids, masks)

@@ -18,7 +18,7 @@ from typing import Any, Iterator, Optional
 
 from ..atomic import write_atomically
 from ..volume import write_json
-from .derivatives import FAILED, FILLED, NO_MASK, Row, read_sidecar, write_table
+from .derivatives import FAILED, FILLED, NO_MASK, Row, output_name, read_sidecar, write_table
 from .layout import name_entities
 
 try:
@@ -74,7 +74,7 @@ def _filled_rows(out_dir: Path) -> dict[str, Row]:
         image = sidecar.with_name(sidecar.name[:-len(".json")] + ".nii.gz")
         record = read_sidecar(sidecar)
         row = row_from_sidecar(out_dir, image, record) if record and image.is_file() else None
-        if row:
+        if row and row.output == output_name(row.source):  # not a copy being written (staging folder)
             rows[row.output] = row
     return rows
 
