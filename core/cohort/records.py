@@ -31,14 +31,14 @@ LOCK = "desc-filled_scans.lock"
 BIDSIGNORE = ".bidsignore"
 
 
-def record_path(out_dir: Path, output: str) -> Path:
+def _record_path(out_dir: Path, output: str) -> Path:
     """Where the record of a scan that failed or has no mask lives (`output`: the filled image's name)."""
     return out_dir / LOGS / (Path(output).name.split(".", 1)[0] + ".json")
 
 
 def record_outcome(out_dir: Path, row: Row) -> None:
     """Keep a failed or no_mask row as the scan's record; a filled or skipped scan's record is its sidecar."""
-    path = record_path(out_dir, row.output)
+    path = _record_path(out_dir, row.output)
     if row.status in (FAILED, NO_MASK):
         path.parent.mkdir(exist_ok=True)
         write_json(path, asdict(row))
@@ -46,12 +46,17 @@ def record_outcome(out_dir: Path, row: Row) -> None:
         path.unlink(missing_ok=True)
 
 
-def row_from_sidecar(out_dir: Path, image: Path, record: dict[str, Any]) -> Optional[Row]:
-    """The `filled` row of a filled image and its sidecar record (None if the record lacks its Sources)."""
+def _row_from_sidecar(out_dir: Path, image: Path, record: dict[str, Any]) -> Optional[Row]:
+    """The `filled` row of a filled image and its sidecar record (None: unreadable image or no Sources)."""
     import nibabel
+    from nibabel.filebasedimages import ImageFileError
 
     from ..fill_file import voxel_ml
 
+    try:
+        affine = nibabel.load(image).affine  # the header only
+    except (OSError, EOFError, ValueError, ImageFileError):
+        return None
     found = [str(s).split(":", 2) for s in record.get("Sources") or []]
     raw = [s[2] for s in found if s[:2] == ["bids", "raw"] and len(s) == 3]
     masks = [s[2] for s in found if s[:2] == ["bids", "masks"] and len(s) == 3]
@@ -64,7 +69,7 @@ def row_from_sidecar(out_dir: Path, image: Path, record: dict[str, Any]) -> Opti
                brainmask=masks[1] if len(masks) > 1 else "", output=str(image.relative_to(out_dir)), status=FILLED,
                image_sha256=str((record.get("input") or {}).get("sha256", "")),
                mask_sha256=str((record.get("mask") or {}).get("sha256", "")), lesion_voxels=str(voxels),
-               lesion_ml=f"{voxels * voxel_ml(nibabel.load(image).affine):.3f}",
+               lesion_ml=f"{voxels * voxel_ml(affine):.3f}",
                slices=str(record.get("filled_slices", "")), seconds=f"{float(record.get('seconds', 0)):.2f}")
 
 
@@ -73,7 +78,7 @@ def _filled_rows(out_dir: Path) -> dict[str, Row]:
     for sidecar in out_dir.glob("sub-*/**/*_desc-filled_T1w.json"):
         image = sidecar.with_name(sidecar.name[:-len(".json")] + ".nii.gz")
         record = read_sidecar(sidecar)
-        row = row_from_sidecar(out_dir, image, record) if record and image.is_file() else None
+        row = _row_from_sidecar(out_dir, image, record) if record and image.is_file() else None
         if row and row.output == output_name(row.source):  # not a copy being written (staging folder)
             rows[row.output] = row
     return rows
