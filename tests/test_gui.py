@@ -46,6 +46,14 @@ def drag(qtbot, view, points, button=LEFT):
     qtbot.mouseRelease(viewport, button, NONE, viewport_point(view, points[-1]))
 
 
+def hover(view, voxel):
+    """Move the mouse over `voxel` without a button: a plain move event (QTest's synthetic moves are dropped
+    by Qt for a second offscreen window)."""
+    pos = QPointF(viewport_point(view, voxel))
+    QApplication.sendEvent(view.viewport(), QMouseEvent(QEvent.Type.MouseMove, pos, pos, Qt.MouseButton.NoButton,
+                                                        Qt.MouseButton.NoButton, NONE))
+
+
 def wheel(view, voxel, steps, modifiers=NONE, notch=120):
     pos = QPointF(viewport_point(view, voxel))
     event = QWheelEvent(pos, QPointF(view.viewport().mapToGlobal(pos.toPoint())), QPoint(0, 0),
@@ -194,10 +202,7 @@ def test_orientation_letters_follow_the_convention(qtbot, window):
 def test_status_bar_shows_file_voxel_and_value_under_cursor(qtbot, window):
     view, doc = window.viewer.views[AXIAL], window.doc
     z = int(window.viewer.point[AXIAL])
-    # a plain move event (QTest's synthetic moves are dropped by Qt for a second offscreen window)
-    pos = QPointF(viewport_point(view, (10, 24, z)))
-    QApplication.sendEvent(view.viewport(), QMouseEvent(QEvent.Type.MouseMove, pos, pos, Qt.MouseButton.NoButton,
-                                                        Qt.MouseButton.NoButton, NONE))
+    hover(view, (10, 24, z))
     i, j, k = doc.file_index((10, 24, z))
     assert (i, j, k) == (doc.shape[0] - 1 - 10, 24, z)  # the test image is stored LAS: x is flipped
     assert f"voxel ({i}, {j}, {k})" in window.cursor_label.text()
@@ -398,9 +403,7 @@ def test_the_context_window_stays_odd(window):
 def test_brush_outline_follows_the_cursor_and_the_size(qtbot, window):
     view = window.viewer.views[AXIAL]
     z = int(window.viewer.point[AXIAL])
-    pos = QPointF(viewport_point(view, (20, 24, z)))
-    QApplication.sendEvent(view.viewport(), QMouseEvent(QEvent.Type.MouseMove, pos, pos, Qt.MouseButton.NoButton,
-                                                        Qt.MouseButton.NoButton, NONE))
+    hover(view, (20, 24, z))
     rect = view.outline.rect()
     assert view.outline.isVisible() and rect.center().x() == pytest.approx(20.5 * view._spacing[0])
     qtbot.keyClick(window, Qt.Key.Key_BracketRight)
@@ -534,9 +537,7 @@ def test_help_panel_is_optional_and_the_difference_map_has_a_scale(qtbot, window
 def test_cursor_readout_follows_slice_changes_and_undo(qtbot, window):
     view, doc = window.viewer.views[AXIAL], window.doc
     z = int(window.viewer.point[AXIAL])
-    pos = QPointF(viewport_point(view, (20, 24, z)))
-    QApplication.sendEvent(view.viewport(), QMouseEvent(QEvent.Type.MouseMove, pos, pos, Qt.MouseButton.NoButton,
-                                                        Qt.MouseButton.NoButton, NONE))
+    hover(view, (20, 24, z))
     assert window.cursor_label.text().startswith(f"axial {z} ") and "in mask" not in window.cursor_label.text()
     qtbot.keyClick(window, Qt.Key.Key_PageUp)  # the cursor stays; the slice under it changes
     assert window.cursor_label.text().startswith(f"axial {z + 1} ")
