@@ -94,10 +94,9 @@ def _check_image_content(data: np.ndarray, hole: np.ndarray, brain: Optional[np.
 
     Works part by part (no whole-volume copy); non-finite voxels count as background.
     """
-    from .inputs import check_known_brain
-    from .volume import chunks
+    from .inputs import check_known_brain, count_nonfinite_known
 
-    nonfinite = sum(int(np.count_nonzero(~np.isfinite(data[part]) & ~hole[part])) for part in chunks(data.shape))
+    nonfinite = count_nonfinite_known(data, hole)
     dilated = f" (dilated by {dilate} voxels)" if dilate else ""
     check_known_brain(data, hole, brain, image_name=f"the image {image_path}",
                       mask_name=f"the mask {mask_path}{dilated}", brain_name=f"the brain mask {brainmask}")

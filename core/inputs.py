@@ -139,9 +139,14 @@ def prepare_fill_inputs(image: Any, affine: Any, hole: Any, model: Any, settings
     if not hole.any():
         raise InpaintError("The hole is empty: there is nothing to fill; paint or choose the lesion mask.")
     array = array.astype(np.float32, copy=False)
-    nonfinite = sum(int(np.count_nonzero(~np.isfinite(array[part]) & ~hole[part])) for part in chunks(array.shape))
+    nonfinite = count_nonfinite_known(array, hole)
     check_known_brain(array, hole, brain)
     return array, nonfinite
+
+
+def count_nonfinite_known(image: np.ndarray, hole: np.ndarray) -> int:
+    """Number of NaN or infinite voxels of `image` outside `hole`, counted part by part."""
+    return sum(int(np.count_nonzero(~np.isfinite(image[part]) & ~hole[part])) for part in chunks(image.shape))
 
 
 def check_filled(filled: np.ndarray, hole: np.ndarray, model: Any) -> None:
@@ -163,22 +168,23 @@ def hole_slab(hole: np.ndarray, affine: np.ndarray, axis: str, margin: int = 0) 
     """
     k = {"sagittal": 0, "coronal": 1, "axial": 2}[axis]
     file_axis = int(np.nonzero(io_orientation(affine)[:, 0] == k)[0][0])
-    hole = np.asarray(hole, dtype=bool)
-    touched = np.nonzero(hole.any(axis=tuple(a for a in range(3) if a != file_axis)))[0]
     box = [slice(None)] * 3
-    if touched.size:
-        box[file_axis] = slice(max(0, int(touched[0]) - margin), min(hole.shape[file_axis], int(touched[-1]) + 1 + margin))
+    box[file_axis] = _extent(np.asarray(hole, dtype=bool), file_axis, margin)
     return tuple(box)  # type: ignore[return-value]
 
 
 def hole_box(hole: np.ndarray, margin: int = 0) -> tuple[slice, slice, slice]:
     """Index box of the hole's voxels widened by `margin` voxels on every side (clipped to the volume)."""
     hole = np.asarray(hole, dtype=bool)
-    box = []
-    for axis, size in enumerate(hole.shape):
-        touched = np.nonzero(hole.any(axis=tuple(a for a in range(3) if a != axis)))[0]
-        box.append(slice(max(0, int(touched[0]) - margin), min(size, int(touched[-1]) + 1 + margin)))
-    return tuple(box)  # type: ignore[return-value]
+    return tuple(_extent(hole, axis, margin) for axis in range(3))  # type: ignore[return-value]
+
+
+def _extent(hole: np.ndarray, axis: int, margin: int) -> slice:
+    """The indices along `axis` that hold hole voxels, widened by `margin` (clipped; all of it for an empty hole)."""
+    touched = np.nonzero(hole.any(axis=tuple(a for a in range(3) if a != axis)))[0]
+    if not touched.size:
+        return slice(None)
+    return slice(max(0, int(touched[0]) - margin), min(hole.shape[axis], int(touched[-1]) + 1 + margin))
 
 
 def volume_context(image: np.ndarray, affine: np.ndarray, hole: np.ndarray, axis: str,
