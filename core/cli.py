@@ -84,6 +84,13 @@ def _prior_weight(text: str) -> float:
     return value
 
 
+def _share(text: str) -> float:
+    value = _real(text)
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"must be from 0 to 1, not {text}")
+    return value
+
+
 def _add_method_options(p: argparse.ArgumentParser) -> None:
     from .fill import METHODS, FillSettings
     from .search import LIMITS
@@ -93,6 +100,9 @@ def _add_method_options(p: argparse.ArgumentParser) -> None:
                    help="; ".join(f"{k}: {v}" for k, v in METHODS.items()) + f" (default {d.method})")
     p.add_argument("--model", default=None,
                    help="shipped slice model name or checkpoint path for slices2d/poisson3d (default: see 'inpaint models')")
+    p.add_argument("--mirror", type=_share, default=d.mirror,
+                   help=f"refine3d: share of the other hemisphere's mirrored detail added to the fill, 0 to 1 "
+                        f"(default {d.mirror:g}; 0 when the hemispheres differ, e.g. a midline shift)")
     p.add_argument("--axis", choices=["axial", "coronal", "sagittal"], default=None,
                    help="plane of the slices to fill (default: the model's plane)")
     p.add_argument("--iterations", type=_int_range(*LIMITS["iterations"]), default=d.iterations, help=f"Adam steps on z (default {d.iterations})")
@@ -126,7 +136,7 @@ def _settings(args: argparse.Namespace):
     return FillSettings(iterations=args.iterations, restarts=args.restarts, lr=args.lr, lam=args.lam,
                         window=args.window, prior=not args.no_prior, weighting=not args.no_weighting,
                         blend=not args.no_blend, encoder_start=not args.no_encoder_start, axis=args.axis,
-                        seed=args.seed, device=args.device, method=args.method)
+                        seed=args.seed, device=args.device, method=args.method, mirror=args.mirror)
 
 
 def _add_fill(sub: argparse._SubParsersAction) -> None:

@@ -31,6 +31,8 @@ from .errors import InpaintError
 from .job import CancelToken, Progress, ProgressCallback
 from .modelspace import Reorientation, SliceGrid, plane_axes, put_slice, take_slice, voxel_sizes
 from .normalize import IntensityScale, estimate_brain, intensity_scale
+from .mirror import WEIGHT as MIRROR_WEIGHT
+from .mirror import find_reflection, lateral_axis, mirrored_box
 from .refine3d import MARGIN_MM, Refiner, default_refiner, refine_fill
 from .search import SearchSettings, latent_search, select_device
 from .inputs import check_filled, hole_box, hole_slab, prepare_fill_inputs, volume_context
@@ -52,6 +54,7 @@ class FillSettings(SearchSettings):
     """
 
     method: str = "refine3d"
+    mirror: float = MIRROR_WEIGHT
     blend: bool = True
     axis: Optional[str] = None
     device: str = "auto"
@@ -62,6 +65,10 @@ class FillSettings(SearchSettings):
         if self.method not in METHODS:
             raise InpaintError(f"The setting method (--method) must be one of {', '.join(METHODS)}, not "
                                f"{self.method!r}; choose one of those.")
+        if isinstance(self.mirror, bool) or not isinstance(self.mirror, (int, float)) \
+                or not 0.0 <= float(self.mirror) <= 1.0:
+            raise InpaintError(f"The setting mirror (--mirror) must be a number from 0 to 1, not {self.mirror!r}; "
+                               f"use 0 to leave the other hemisphere out.")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -290,7 +297,13 @@ def _fill_slab(image: np.ndarray, affine: np.ndarray, hole: np.ndarray, model: M
         refiner = refiner or default_refiner()
         refiner_record = {"name": refiner.name, "path": str(refiner.path) if refiner.path else None,
                           "sha256": refiner.checksum}
-        filled_r = refine_fill(prep.voided, prep.hole, spacing, prep.scale, refiner, device, cancel)
+        mirror_r = None
+        if settings.mirror:
+            reflection = find_reflection(image, hole, voxel_sizes(affine), lateral_axis(affine))
+            mirror_r = prep.reo.apply(mirrored_box(image, hole, reflection, box))
+            refiner_record["reflection"] = np.round(reflection.matrix, 5).tolist()
+        filled_r = refine_fill(prep.voided, prep.hole, spacing, prep.scale, refiner, device, cancel,
+                               mirror=mirror_r, mirror_weight=float(settings.mirror))
         generated_r = filled_r
         searched = time.perf_counter()
     else:

@@ -29,6 +29,7 @@ from torch.nn import functional as F
 
 from .blend3d import biharmonic_fill_3d
 from .errors import InpaintError
+from .mirror import mirror_detail
 from .normalize import IntensityScale
 
 FORMAT = "brain-inpaint-refiner3d"
@@ -198,13 +199,16 @@ def run_network(refiner: Refiner, base: np.ndarray, hole: np.ndarray, device: to
 
 
 def refine_fill(voided: np.ndarray, hole: np.ndarray, spacing: Sequence[float], scale: IntensityScale,
-                refiner: Refiner, device: torch.device, cancel=None) -> np.ndarray:
+                refiner: Refiner, device: torch.device, cancel=None, mirror: Optional[np.ndarray] = None,
+                mirror_weight: float = 0.0) -> np.ndarray:
     """Fill `hole` of `voided` (RAS voxel order, hole zeroed) lesion by lesion; returns the filled volume.
 
     Each lesion (26-connected) is filled on its bounding box plus MARGIN_MM, where every hole voxel
     is unknown. On the refiner's grid the fill is the network's output; for other voxel sizes the
     biharmonic fill is computed at native resolution and the network's correction (its output minus
-    its biharmonic input, on the refiner's grid) is interpolated back and added.
+    its biharmonic input, on the refiner's grid) is interpolated back and added. With `mirror` (the
+    mirrored image on the same voxels, `core.mirror.mirrored_box`), `mirror_weight` times its
+    detail (`core.mirror.mirror_detail`) is added as well.
     """
     spacing = np.asarray(spacing, dtype=np.float64)
     factors = refiner.config.spacing_mm / spacing           # native voxels per model voxel
@@ -221,7 +225,10 @@ def refine_fill(voided: np.ndarray, hole: np.ndarray, spacing: Sequence[float], 
         known = np.where(unknown, -1.0, scale.to_model(voided[crop])).astype(np.float32)
         region = filled[crop]
         if native_grid:
-            pred = run_network(refiner, clip_base(biharmonic_fill_3d(known, unknown)), unknown, device)
+            smooth = biharmonic_fill_3d(known, unknown)
+            pred = run_network(refiner, clip_base(smooth), unknown, device)
+            if mirror is not None and mirror_weight:
+                pred += mirror_weight * mirror_detail(smooth, scale.to_model(mirror[crop]), unknown, spacing)
             region[part] = scale.from_model(pred)[part]
             continue
         shape = [max(2, int(math.floor((n - 1) / f)) + 1) for n, f in zip(part.shape, factors)]
@@ -231,6 +238,10 @@ def refine_fill(voided: np.ndarray, hole: np.ndarray, spacing: Sequence[float], 
         correction = run_network(refiner, small_base, small_hole, device) - small_base
         coords = np.meshgrid(*[np.arange(n) / f for n, f in zip(part.shape, factors)], indexing="ij")
         native = biharmonic_fill_3d(known, unknown, spacing)
+        if mirror is not None and mirror_weight:
+            detail = mirror_detail(native, scale.to_model(mirror[crop]), unknown, spacing)
         native += ndimage.map_coordinates(correction, coords, order=1, mode="nearest")
+        if mirror is not None and mirror_weight:
+            native += mirror_weight * detail
         region[part] = scale.from_model(native)[part]
     return filled

@@ -62,6 +62,13 @@ class SettingsForm(QGroupBox):
         self.blend.setChecked(defaults.blend)
         self.blend.setToolTip("Blend the generated content into the surrounding tissue (gradient-domain). "
                               "Off: paste the generator's output as is.")
+        self.mirror = QDoubleSpinBox()
+        self.mirror.setRange(0.0, 1.0)
+        self.mirror.setDecimals(2)
+        self.mirror.setSingleStep(0.05)
+        self.mirror.setValue(defaults.mirror)
+        self.mirror.setToolTip("refine3d: share of the other hemisphere's mirrored detail added to the fill "
+                               "(inpaint fill --mirror). 0 when the hemispheres differ, e.g. a midline shift.")
         self.dilate = _int(0, 3, 1, 0, "Grow the mask by this many voxels in 3D before filling (like inpaint fill "
                                        "--dilate; lesion-filling practice: 1-2), so the lesion's rim is filled too.")
         self.dilate.setSuffix(" vox")
@@ -75,12 +82,13 @@ class SettingsForm(QGroupBox):
                             "busy CPU one thread is 2-3 times faster than two).")
         self.threads.setSpecialValueText("Auto")
         form = QFormLayout(self)
-        for label, widget in (("Model", self.model), ("Method", self.method), ("Lambda", self.lam),
+        for label, widget in (("Model", self.model), ("Method", self.method), ("Mirror detail", self.mirror),
+                              ("Lambda", self.lam),
                               ("Iterations", self.iterations), ("Restarts", self.restarts), ("Window", self.window),
                               ("", self.blend), ("Dilate mask", self.dilate), ("Scope", self.scope),
                               ("Threads", self.threads)):
             form.addRow(label, widget)
-        self.fields = (self.model, self.method, self.lam, self.iterations, self.restarts, self.window, self.blend,
+        self.fields = (self.model, self.method, self.mirror, self.lam, self.iterations, self.restarts, self.window, self.blend,
                        self.dilate, self.scope, self.threads)
         self.search_fields = (self.model, self.lam, self.iterations, self.restarts, self.window, self.blend)
         self.method.currentIndexChanged.connect(lambda _index: self._enable_search_fields())
@@ -120,7 +128,8 @@ class SettingsForm(QGroupBox):
     def fill_settings(self, preview_every: int) -> FillSettings:
         return FillSettings(iterations=self.iterations.value(), restarts=self.restarts.value(),
                             lam=self.lam.value(), window=self.window.value() | 1, blend=self.blend.isChecked(),
-                            method=self.method.currentData(), preview_every=preview_every)
+                            method=self.method.currentData(), mirror=self.mirror.value(),
+                            preview_every=preview_every)
 
     def set_enabled(self, enabled: bool) -> None:
         for widget in self.fields:
@@ -135,3 +144,4 @@ class SettingsForm(QGroupBox):
     def _enable_search_fields(self) -> None:
         for widget in self.search_fields:
             widget.setEnabled(self.uses_latent_search())
+        self.mirror.setEnabled(self.method.currentData() == "refine3d")

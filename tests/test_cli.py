@@ -49,6 +49,18 @@ def test_default_fill_is_the_3d_refiner_and_the_sidecar_says_so(brain_files, tmp
     side = json.loads((tmp_path / "filled.json").read_text())
     assert side["method"]["name"] == "refine3d" == side["parameters"]["method"]
     assert len(side["method"]["refiner"]["sha256"]) == 64
+    assert side["parameters"]["mirror"] == 0.5
+    reflection = np.array(side["method"]["refiner"]["reflection"])  # the mid-sagittal map, voxel to voxel
+    assert reflection.shape == (3, 4) and reflection[0, 0] < -0.9
+
+
+def test_mirror_zero_leaves_the_other_hemisphere_out(brain_files, tmp_path, capsys) -> None:
+    image_path, mask_path, hole = brain_files
+    out = tmp_path / "filled.nii.gz"
+    code, err = _run(capsys, "fill", image_path, mask_path, "-o", out, "--quiet", "--mirror", "0")
+    assert code == 0, err
+    side = json.loads((tmp_path / "filled.json").read_text())
+    assert side["parameters"]["mirror"] == 0 and "reflection" not in side["method"]["refiner"]
 
 
 def test_reference_records_metrics_and_dilate_grows_the_hole(brain_files, tiny_vae, tmp_path, capsys) -> None:
@@ -107,7 +119,8 @@ def test_user_errors_exit_2_with_one_sentence(problem, brain_files, tiny_vae, tm
 
 
 @pytest.mark.parametrize("option", [["--window", "4"], ["--lr", "inf"], ["--lr", "1e30"], ["--lambda", "nan"],
-                                    ["--seed", str(2 ** 70)], ["--restarts", "0"], ["--iterations", "x"]])
+                                    ["--seed", str(2 ** 70)], ["--restarts", "0"], ["--iterations", "x"],
+                                    ["--mirror", "1.5"]])
 def test_bad_parameter_values_are_refused_by_the_parser_in_one_sentence(option, brain_files, tmp_path,
                                                                          capsys) -> None:
     image_path, mask_path, _ = brain_files

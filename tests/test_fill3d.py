@@ -140,3 +140,23 @@ def test_3d_methods_keep_outside_voxels_and_fill_finitely(tiny_vae: Path, tmp_pa
     assert np.isfinite(result.filled).all()
     assert result.slices == list(range(15, 19))
     assert result.settings.method == method
+
+
+def test_the_mirrored_detail_changes_only_the_hole_and_is_recorded(tiny_vae: Path, tmp_path: Path) -> None:
+    image = synthetic_brain()
+    affine = np.diag([-2.0, 2.0, 2.0, 1.0])
+    hole = np.zeros(image.shape, dtype=bool)
+    hole[10:16, 20:26, 15:19] = True
+    refiner = load_refiner(_tiny_refiner(tmp_path / "r"))
+    model = load_model(tiny_vae)
+    plain = fill_volume(image, affine, hole, model, FillSettings(mirror=0.0), refiner=refiner)
+    mirrored = fill_volume(image, affine, hole, model, FillSettings(mirror=0.5), refiner=refiner)
+    assert np.array_equal(mirrored.filled[~hole], image[~hole]) and np.isfinite(mirrored.filled).all()
+    assert not np.allclose(mirrored.filled[hole], plain.filled[hole])
+    assert "reflection" in mirrored.refiner and "reflection" not in plain.refiner
+
+
+@pytest.mark.parametrize("share", [-0.1, 1.5, float("nan"), True, "0.5"])
+def test_a_bad_mirror_share_is_one_sentence(share) -> None:
+    with pytest.raises(InpaintError, match="mirror"):
+        FillSettings(mirror=share)

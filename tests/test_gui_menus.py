@@ -203,11 +203,14 @@ def test_dilate_brain_mask_method_and_threads_reach_the_fill(qtbot, window, brai
     form.dilate.setValue(1)
     form.threads.setValue(1)
     form.iterations.setValue(2)
+    assert form.mirror.isEnabled() == (form.method.currentData() == "refine3d")
+    form.mirror.setValue(0.25)
     with qtbot.waitSignal(window.jobs.succeeded, timeout=60000):
         window.act["run"].trigger()
     result = window.doc.result
     assert result.fill.hole.sum() > hole.sum() and result.fill.hole[hole].all()  # dilated by one voxel
     assert result.threads == 1 and result.dilate == 1 and result.fill.settings.method == form.method.currentData()
+    assert result.fill.settings.mirror == 0.25
     script.paths.append(tmp_path / "filled.nii.gz")
     window.act["export"].trigger()
     sidecar = json.loads((tmp_path / "filled.json").read_text())

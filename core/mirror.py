@@ -1,0 +1,149 @@
+"""Contralateral detail: the subject's own other hemisphere as a guide to what a lesion hides.
+
+Brains are close to mirror-symmetric. The image, flipped left-right, is registered rigidly onto
+itself (lesions left out of the metric), which finds the mid-sagittal reflection. Around each lesion
+the mirrored image is then aligned locally (diffeomorphic demons) to the lesion's filled
+neighbourhood, and its detail - the mirrored tissue minus its own biharmonic fill over the hole -
+is what a smooth fill cannot know: where the contralateral side has a sulcus, a ventricle edge or
+a grey-white boundary. `refine3d` adds a fixed share of that detail to its fill. Where the mirror
+falls on a lesion too (painted lesions are masked on both sides) the mirror is unknown there
+and contributes nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+import SimpleITK as sitk
+from scipy import ndimage
+
+from .blend3d import biharmonic_fill_3d
+
+COARSE_MM = 4.0          # grid of the global registration
+DEMONS_ITERATIONS = 50
+DEMONS_SIGMA_MM = 1.5    # smoothing of the local displacement field
+WEIGHT = 0.5             # share of the mirrored detail added to the fill (chosen on the ROBEX training brain)
+
+
+@dataclass(frozen=True)
+class Reflection:
+    """The mid-sagittal reflection as a voxel-to-voxel map: voxel p of the image mirrors voxel matrix @ (p, 1)."""
+
+    matrix: np.ndarray   # 3x4
+
+    def source_voxels(self, box: tuple[slice, ...]) -> np.ndarray:
+        """Voxel coordinates (3, *box shape) whose values mirror the voxels of `box`."""
+        grid = np.indices([s.stop - s.start for s in box], dtype=np.float64)
+        grid += np.array([s.start for s in box], dtype=np.float64)[:, None, None, None]
+        return np.tensordot(self.matrix[:, :3], grid, axes=1) + self.matrix[:, 3][:, None, None, None]
+
+
+def lateral_axis(affine: np.ndarray) -> int:
+    """The voxel axis closest to the scanner's left-right direction."""
+    columns = np.asarray(affine, dtype=np.float64)[:3, :3]
+    return int(np.argmax(np.abs(columns[0]) / np.linalg.norm(columns, axis=0)))
+
+
+def _itk(array: np.ndarray, spacing: Sequence[float], origin: Sequence[float] = (0.0, 0.0, 0.0)) -> sitk.Image:
+    image = sitk.GetImageFromArray(np.ascontiguousarray(array.transpose(2, 1, 0)))
+    image.SetSpacing([float(s) for s in spacing])
+    image.SetOrigin([float(o) for o in origin])
+    return image
+
+
+def _array(image: sitk.Image) -> np.ndarray:
+    return sitk.GetArrayFromImage(image).transpose(2, 1, 0).astype(np.float32)
+
+
+def _block_means(image: np.ndarray, hole: np.ndarray, step: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Means of `step`-sized blocks of the image (non-finite voxels as 0) and of its known voxels, a slab at a time."""
+    shape = np.array(image.shape) // step
+    sa, sb, sc = (int(v) for v in step)
+    means = np.zeros(shape, dtype=np.float32)
+    known = np.zeros(shape, dtype=np.float32)
+    for i in range(shape[0]):
+        rows = slice(i * sa, (i + 1) * sa)
+        block = np.asarray(image[rows, :shape[1] * sb, :shape[2] * sc], dtype=np.float32)
+        block = np.nan_to_num(block, nan=0.0, posinf=0.0, neginf=0.0)
+        seen = (block != 0) & ~np.asarray(hole[rows, :shape[1] * sb, :shape[2] * sc], dtype=bool)
+        means[i] = block.reshape(sa, shape[1], sb, shape[2], sc).mean(axis=(0, 2, 4))
+        known[i] = seen.reshape(sa, shape[1], sb, shape[2], sc).mean(axis=(0, 2, 4))
+    return means, known > 0.5
+
+
+def find_reflection(image: np.ndarray, hole: np.ndarray, spacing: Sequence[float], axis: int) -> Reflection:
+    """Register `image` flipped along `axis` rigidly onto itself on a coarse grid, hole voxels left out.
+
+    The coarse grid holds block means of about COARSE_MM (read a slab at a time: no whole-volume
+    copy); non-finite voxels count as 0.
+    """
+    spacing = np.asarray(spacing, dtype=np.float64)
+    step = np.maximum(1, np.round(COARSE_MM / spacing)).astype(int)
+    small, known = _block_means(image, hole, step)
+    flip = [slice(None)] * 3
+    flip[axis] = slice(None, None, -1)
+    coarse = spacing * step
+    origin = (step - 1) / 2.0 * spacing     # block centres in mm from voxel 0 of the image
+    images = [_itk(a, coarse, origin) for a in (small, small[tuple(flip)], known.astype(np.uint8),
+                                                known[tuple(flip)].astype(np.uint8))]
+    reg = sitk.ImageRegistrationMethod()
+    reg.SetNumberOfThreads(1)  # one work split on every machine: the same result at any core count
+    reg.SetMetricAsCorrelation()
+    reg.SetMetricFixedMask(images[2])
+    reg.SetMetricMovingMask(images[3])
+    reg.SetInterpolator(sitk.sitkLinear)
+    reg.SetOptimizerAsRegularStepGradientDescent(1.0, 1e-4, 200)
+    reg.SetOptimizerScalesFromPhysicalShift()
+    reg.SetShrinkFactorsPerLevel([2, 1])
+    reg.SetSmoothingSigmasPerLevel([1, 0])
+    start = sitk.CenteredTransformInitializer(images[0], images[1], sitk.Euler3DTransform(),
+                                              sitk.CenteredTransformInitializerFilter.MOMENTS)
+    reg.SetInitialTransform(start, inPlace=False)
+    transform = reg.Execute(images[0], images[1])
+    # point x (mm from voxel 0) -> T(x) in the flipped image -> the same tissue in the image
+    extent = (np.array(small.shape) - 1) * coarse
+    points = np.vstack([np.zeros(3), np.eye(3)])
+    mapped = np.array([transform.TransformPoint(tuple(float(v) for v in p)) for p in points])
+    mapped[:, axis] = 2 * origin[axis] + extent[axis] - mapped[:, axis]
+    linear = (mapped[1:] - mapped[0]).T          # mm -> mm
+    matrix = np.zeros((3, 4))
+    matrix[:, :3] = (linear * spacing[None, :]) / spacing[:, None]
+    matrix[:, 3] = mapped[0] / spacing
+    return Reflection(matrix=matrix)
+
+
+def mirrored_box(image: np.ndarray, hole: np.ndarray, reflection: Reflection, box: tuple[slice, ...]) -> np.ndarray:
+    """The mirrored image on `box` (float32); NaN where the mirror falls on a hole, outside the volume or on a non-finite voxel."""
+    coords = reflection.source_voxels(box)
+    values = ndimage.map_coordinates(image, coords, order=1, mode="constant", cval=np.nan, output=np.float32)
+    on_hole = ndimage.map_coordinates(np.asarray(hole, dtype=bool).view(np.uint8), coords, order=0,
+                                      mode="constant", cval=1)
+    unknown = ndimage.binary_dilation(on_hole > 0) | ~np.isfinite(values)
+    values[unknown] = np.nan
+    return values
+
+
+def mirror_detail(filled: np.ndarray, mirror: np.ndarray, hole: np.ndarray, spacing: Sequence[float]) -> np.ndarray:
+    """What the mirror adds inside `hole` of a crop: the locally aligned mirror minus its biharmonic fill.
+
+    `filled`: the crop with the hole filled smoothly (the alignment target); `mirror`: `mirrored_box`
+    of the crop in the same units (NaN: unknown). Zero where the mirror is unknown.
+    """
+    unknown = ~np.isfinite(mirror)
+    if unknown.all():
+        return np.zeros(hole.shape, dtype=np.float32)
+    mirror = np.where(unknown, 0.0, mirror).astype(np.float32)
+    if unknown.any():
+        mirror = biharmonic_fill_3d(mirror, unknown, spacing)
+    demons = sitk.FastSymmetricForcesDemonsRegistrationFilter()
+    demons.SetNumberOfThreads(1)
+    demons.SetNumberOfIterations(DEMONS_ITERATIONS)
+    demons.SetStandardDeviations(DEMONS_SIGMA_MM)
+    fixed, moving = _itk(np.asarray(filled, dtype=np.float32), spacing), _itk(mirror, spacing)
+    field = demons.Execute(fixed, moving)
+    warp = sitk.DisplacementFieldTransform(sitk.Cast(field, sitk.sitkVectorFloat64))
+    aligned = _array(sitk.Resample(moving, fixed, warp, sitk.sitkLinear, 0.0))
+    smooth = biharmonic_fill_3d(np.where(hole, 0.0, aligned).astype(np.float32), hole, spacing)
+    return np.where(hole, aligned - smooth, 0.0).astype(np.float32)
