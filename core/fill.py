@@ -32,7 +32,7 @@ from .job import CancelToken, Progress, ProgressCallback
 from .modelspace import Reorientation, SliceGrid, plane_axes, put_slice, take_slice, voxel_sizes
 from .normalize import IntensityScale, estimate_brain, intensity_scale
 from .mirror import WEIGHT as MIRROR_WEIGHT
-from .mirror import find_reflection, lateral_axis, mirrored_box
+from .mirror import NoReflection, find_reflection, lateral_axis, mirrored_box
 from .refine3d import MARGIN_MM, Refiner, default_refiner, refine_fill
 from .search import SearchSettings, latent_search, select_device
 from .inputs import check_filled, hole_box, hole_slab, prepare_fill_inputs, volume_context
@@ -40,7 +40,8 @@ from .inputs import check_filled, hole_box, hole_slab, prepare_fill_inputs, volu
 METHODS: dict[str, str] = {
     "slices2d": "the original study's pipeline: 2D latent search and 2D Poisson blending slice by slice",
     "poisson3d": "2D latent search, then one 3D Poisson blend over the whole lesion (uses the slices above and below)",
-    "refine3d": "3D biharmonic fill corrected by a 3D network trained on healthy brains (no latent search)",
+    "refine3d": "3D biharmonic fill corrected by a 3D network trained on healthy brains, plus detail mirrored "
+                "from the other hemisphere (no latent search)",
 }
 MODEL_FREE = ("refine3d",)  # methods that use no slice model (its latent-search settings do not apply)
 
@@ -257,7 +258,7 @@ def _fill_slab(image: np.ndarray, affine: np.ndarray, hole: np.ndarray, model: M
     in_3d = settings.method == "poisson3d"
     # the intensity scale and the model grid's centre come from the whole volume
     context = volume_context(image, affine, hole, axis, brain)
-    if settings.method == "refine3d":  # the refiner reads each lesion's box plus MARGIN_MM, nothing else
+    if settings.method == "refine3d":  # each lesion's box plus MARGIN_MM (and, for the mirror, its reflection)
         box = hole_box(hole, margin=int(np.ceil(MARGIN_MM / float(voxel_sizes(affine).min()))))
     else:  # the model sees whole slices
         box = hole_slab(hole, affine, axis, margin=1 if in_3d else 0)
@@ -299,9 +300,14 @@ def _fill_slab(image: np.ndarray, affine: np.ndarray, hole: np.ndarray, model: M
                           "sha256": refiner.checksum}
         mirror_r = None
         if settings.mirror:
-            reflection = find_reflection(image, hole, voxel_sizes(affine), lateral_axis(affine))
-            mirror_r = prep.reo.apply(mirrored_box(image, hole, reflection, box))
-            refiner_record["reflection"] = np.round(reflection.matrix, 5).tolist()
+            try:
+                reflection = find_reflection(image, hole, voxel_sizes(affine), lateral_axis(affine))
+            except NoReflection as exc:
+                refiner_record["mirror"] = f"not used: {exc}"
+            else:
+                mirror_r = prep.reo.apply(mirrored_box(image, hole, reflection, box))
+                refiner_record["mirror"] = {"reflection": np.round(reflection.matrix, 5).tolist(),
+                                            "correlation": round(reflection.correlation, 4)}
         filled_r = refine_fill(prep.voided, prep.hole, spacing, prep.scale, refiner, device, cancel,
                                mirror=mirror_r, mirror_weight=float(settings.mirror))
         generated_r = filled_r

@@ -2,7 +2,7 @@
 
 Brains are close to mirror-symmetric. The image, flipped left-right, is registered rigidly onto
 itself (lesions left out of the metric), which finds the mid-sagittal reflection. Around each lesion
-the mirrored image is then aligned locally (diffeomorphic demons) to the lesion's filled
+the mirrored image is then aligned locally (symmetric-forces demons) to the lesion's filled
 neighbourhood, and its detail - the mirrored tissue minus its own biharmonic fill over the hole -
 is what a smooth fill cannot know: where the contralateral side has a sulcus, a ventricle edge or
 a grey-white boundary. `refine3d` adds a fixed share of that detail to its fill. Where the mirror
@@ -25,6 +25,12 @@ COARSE_MM = 4.0          # grid of the global registration
 DEMONS_ITERATIONS = 50
 DEMONS_SIGMA_MM = 1.5    # smoothing of the local displacement field
 WEIGHT = 0.5             # share of the mirrored detail added to the fill (chosen on the ROBEX training brain)
+MIN_BLOCKS = 200         # known coarse blocks needed to register the hemispheres
+MIN_CORRELATION = 0.5    # below it the two hemispheres do not match: no mirror
+
+
+class NoReflection(Exception):
+    """The mid-sagittal reflection cannot be found; the message says why (for the sidecar)."""
 
 
 @dataclass(frozen=True)
@@ -32,7 +38,7 @@ class Reflection:
     """The mid-sagittal reflection as a voxel-to-voxel map: voxel p of the image mirrors voxel matrix @ (p, 1)."""
 
     matrix: np.ndarray   # 3x4
-
+    correlation: float   # of the image and its registered mirror, on the coarse grid
     def source_voxels(self, box: tuple[slice, ...]) -> np.ndarray:
         """Voxel coordinates (3, *box shape) whose values mirror the voxels of `box`."""
         grid = np.indices([s.stop - s.start for s in box], dtype=np.float64)
@@ -58,30 +64,36 @@ def _array(image: sitk.Image) -> np.ndarray:
 
 
 def _block_means(image: np.ndarray, hole: np.ndarray, step: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Means of `step`-sized blocks of the image (non-finite voxels as 0) and of its known voxels, a slab at a time."""
+    """Means of the known voxels of `step`-sized blocks (hole and non-finite voxels left out; a slab at a
+    time) and whether most of each block is known brain."""
     shape = np.array(image.shape) // step
     sa, sb, sc = (int(v) for v in step)
     means = np.zeros(shape, dtype=np.float32)
-    known = np.zeros(shape, dtype=np.float32)
+    known = np.zeros(shape, dtype=bool)
     for i in range(shape[0]):
-        rows = slice(i * sa, (i + 1) * sa)
-        block = np.asarray(image[rows, :shape[1] * sb, :shape[2] * sc], dtype=np.float32)
-        block = np.nan_to_num(block, nan=0.0, posinf=0.0, neginf=0.0)
-        seen = (block != 0) & ~np.asarray(hole[rows, :shape[1] * sb, :shape[2] * sc], dtype=bool)
-        means[i] = block.reshape(sa, shape[1], sb, shape[2], sc).mean(axis=(0, 2, 4))
-        known[i] = seen.reshape(sa, shape[1], sb, shape[2], sc).mean(axis=(0, 2, 4))
-    return means, known > 0.5
+        rows = (slice(i * sa, (i + 1) * sa), slice(0, shape[1] * sb), slice(0, shape[2] * sc))
+        block = np.asarray(image[rows], dtype=np.float32)
+        seen = np.isfinite(block) & ~np.asarray(hole[rows], dtype=bool)
+        block = np.where(seen, block, np.float32(0)).reshape(sa, shape[1], sb, shape[2], sc)
+        count = seen.reshape(sa, shape[1], sb, shape[2], sc).sum(axis=(0, 2, 4))
+        means[i] = block.sum(axis=(0, 2, 4)) / np.maximum(count, 1)
+        known[i] = (count > 0.5 * sa * sb * sc) & (means[i] != 0)
+    return means, known
 
 
 def find_reflection(image: np.ndarray, hole: np.ndarray, spacing: Sequence[float], axis: int) -> Reflection:
     """Register `image` flipped along `axis` rigidly onto itself on a coarse grid, hole voxels left out.
 
     The coarse grid holds block means of about COARSE_MM (read a slab at a time: no whole-volume
-    copy); non-finite voxels count as 0.
+    copy); non-finite voxels count as 0. Raises NoReflection when the volume is too small, the
+    registration fails or the registered hemispheres correlate below MIN_CORRELATION.
     """
     spacing = np.asarray(spacing, dtype=np.float64)
     step = np.maximum(1, np.round(COARSE_MM / spacing)).astype(int)
     small, known = _block_means(image, hole, step)
+    if known.sum() < MIN_BLOCKS:
+        raise NoReflection(f"too little known tissue to find the mid-sagittal plane ({int(known.sum())} blocks "
+                           f"of {COARSE_MM:g} mm, {MIN_BLOCKS} needed)")
     flip = [slice(None)] * 3
     flip[axis] = slice(None, None, -1)
     coarse = spacing * step
@@ -101,7 +113,16 @@ def find_reflection(image: np.ndarray, hole: np.ndarray, spacing: Sequence[float
     start = sitk.CenteredTransformInitializer(images[0], images[1], sitk.Euler3DTransform(),
                                               sitk.CenteredTransformInitializerFilter.MOMENTS)
     reg.SetInitialTransform(start, inPlace=False)
-    transform = reg.Execute(images[0], images[1])
+    try:
+        transform = reg.Execute(images[0], images[1])
+    except RuntimeError as exc:
+        raise NoReflection(f"the mid-sagittal registration failed ({str(exc).strip().splitlines()[-1][:120]})") from None
+    moved = _array(sitk.Resample(images[1], images[0], transform, sitk.sitkLinear, 0.0))
+    overlap = known & (_array(sitk.Resample(images[3], images[0], transform, sitk.sitkNearestNeighbor, 0)) > 0)
+    correlation = float(np.corrcoef(small[overlap], moved[overlap])[0, 1]) if overlap.sum() >= MIN_BLOCKS else 0.0
+    if not correlation >= MIN_CORRELATION:
+        raise NoReflection(f"the hemispheres do not match (correlation {correlation:.2f} after registration, "
+                           f"{MIN_CORRELATION} needed)")
     # point x (mm from voxel 0) -> T(x) in the flipped image -> the same tissue in the image
     extent = (np.array(small.shape) - 1) * coarse
     points = np.vstack([np.zeros(3), np.eye(3)])
@@ -111,16 +132,17 @@ def find_reflection(image: np.ndarray, hole: np.ndarray, spacing: Sequence[float
     matrix = np.zeros((3, 4))
     matrix[:, :3] = (linear * spacing[None, :]) / spacing[:, None]
     matrix[:, 3] = mapped[0] / spacing
-    return Reflection(matrix=matrix)
+    return Reflection(matrix=matrix, correlation=correlation)
 
 
 def mirrored_box(image: np.ndarray, hole: np.ndarray, reflection: Reflection, box: tuple[slice, ...]) -> np.ndarray:
     """The mirrored image on `box` (float32); NaN where the mirror falls on a hole, outside the volume or on a non-finite voxel."""
     coords = reflection.source_voxels(box)
     values = ndimage.map_coordinates(image, coords, order=1, mode="constant", cval=np.nan, output=np.float32)
-    on_hole = ndimage.map_coordinates(np.asarray(hole, dtype=bool).view(np.uint8), coords, order=0,
-                                      mode="constant", cval=1)
-    unknown = ndimage.binary_dilation(on_hole > 0) | ~np.isfinite(values)
+    # any hole voxel in a value's interpolation footprint: unknown (the lesion's values never enter)
+    on_hole = ndimage.map_coordinates(np.asarray(hole, dtype=bool).view(np.uint8), coords, order=1,
+                                      mode="constant", cval=1, output=np.float32)
+    unknown = (on_hole > 0) | ~np.isfinite(values)
     values[unknown] = np.nan
     return values
 

@@ -15,7 +15,7 @@ PYTHON=${PYTHON:-python}
 CASES=${CASES:-3}
 DATA=../shared/data
 FAMILIES=blob6,blob10,blob16,cube16,cube32,large,cube8,cube16_wm,blob
-METHODS=default,slices2d,poisson3d,border-mean,biharmonic,harmonic-3d,biharmonic-3d,fsl-style
+METHODS=default,refine3d-nomirror,slices2d,poisson3d,border-mean,biharmonic,harmonic-3d,biharmonic-3d,fsl-style
 MODEL="$(cat resources/models/DEFAULT)"
 mkdir -p docs/results
 export OMP_NUM_THREADS=1
@@ -29,7 +29,7 @@ for brain in heldout_subject:heldout colin27:colin27; do
 done
 "$PYTHON" scripts/make_1mm.py "$DATA/heldout_subject/t1_2mm.nii.gz" "$DATA/heldout_subject/brainmask_2mm.nii.gz" runs/data
 "$PYTHON" -m core.cli bench --image runs/data/t1_1mm.nii.gz --brainmask runs/data/brainmask_1mm.nii.gz \
-    --methods default,harmonic-3d,biharmonic-3d --models "$MODEL" --families blob6,blob10,blob16,cube16,large \
+    --methods default,refine3d-nomirror,harmonic-3d,biharmonic-3d --models "$MODEL" --families blob6,blob10,blob16,cube16,large \
     --cases "$CASES" --speed-cases 0 --out docs/results/heldout_1mm --quiet > docs/results/heldout_1mm.log 2>&1
 wait "${pids[@]}"
 "$PYTHON" -m core.cli bench --downstream --out docs/results/downstream --quiet > docs/results/downstream.log 2>&1

@@ -50,8 +50,9 @@ def test_default_fill_is_the_3d_refiner_and_the_sidecar_says_so(brain_files, tmp
     assert side["method"]["name"] == "refine3d" == side["parameters"]["method"]
     assert len(side["method"]["refiner"]["sha256"]) == 64
     assert side["parameters"]["mirror"] == 0.5
-    reflection = np.array(side["method"]["refiner"]["reflection"])  # the mid-sagittal map, voxel to voxel
-    assert reflection.shape == (3, 4) and reflection[0, 0] < -0.9
+    mirror = side["method"]["refiner"]["mirror"]  # the mid-sagittal map, voxel to voxel
+    assert np.array(mirror["reflection"]).shape == (3, 4) and mirror["reflection"][0][0] < -0.9
+    assert mirror["correlation"] >= 0.5
 
 
 def test_mirror_zero_leaves_the_other_hemisphere_out(brain_files, tmp_path, capsys) -> None:
@@ -60,7 +61,7 @@ def test_mirror_zero_leaves_the_other_hemisphere_out(brain_files, tmp_path, caps
     code, err = _run(capsys, "fill", image_path, mask_path, "-o", out, "--quiet", "--mirror", "0")
     assert code == 0, err
     side = json.loads((tmp_path / "filled.json").read_text())
-    assert side["parameters"]["mirror"] == 0 and "reflection" not in side["method"]["refiner"]
+    assert side["parameters"]["mirror"] == 0 and "mirror" not in side["method"]["refiner"]
 
 
 def test_reference_records_metrics_and_dilate_grows_the_hole(brain_files, tiny_vae, tmp_path, capsys) -> None:

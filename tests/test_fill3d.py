@@ -153,7 +153,7 @@ def test_the_mirrored_detail_changes_only_the_hole_and_is_recorded(tiny_vae: Pat
     mirrored = fill_volume(image, affine, hole, model, FillSettings(mirror=0.5), refiner=refiner)
     assert np.array_equal(mirrored.filled[~hole], image[~hole]) and np.isfinite(mirrored.filled).all()
     assert not np.allclose(mirrored.filled[hole], plain.filled[hole])
-    assert "reflection" in mirrored.refiner and "reflection" not in plain.refiner
+    assert "reflection" in mirrored.refiner["mirror"] and "mirror" not in plain.refiner
 
 
 @pytest.mark.parametrize("share", [-0.1, 1.5, float("nan"), True, "0.5"])

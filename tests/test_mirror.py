@@ -7,7 +7,7 @@ import pytest
 from scipy import ndimage
 
 from core.blend3d import biharmonic_fill_3d
-from core.mirror import find_reflection, lateral_axis, mirror_detail, mirrored_box
+from core.mirror import NoReflection, find_reflection, lateral_axis, mirror_detail, mirrored_box
 
 SPACING = (2.0, 2.0, 2.0)
 
@@ -49,7 +49,7 @@ def test_the_mirror_is_unknown_where_it_falls_on_a_lesion() -> None:
     image = _symmetric_brain(21.5)
     hole = np.zeros(image.shape, dtype=bool)
     hole[10:16, 16:22, 14:20] = True     # left lesion
-    hole[27:33, 16:22, 14:20] = True     # its mirror image on the right (2 * 21.5 - x)
+    hole[28:34, 16:22, 14:20] = True     # its mirror image on the right (x -> 2 * 21.5 - x)
     reflection = find_reflection(np.where(hole, 0, image), hole, SPACING, axis=0)
     box = (slice(4, 20), slice(10, 28), slice(8, 26))
     mirror = mirrored_box(image, hole, reflection, box)
@@ -70,3 +70,23 @@ def test_the_mirrored_detail_brings_a_fill_closer_to_the_truth() -> None:
     error_smooth = np.abs(smooth - truth[box])[hole[box]].mean()
     error_mirror = np.abs(smooth + detail - truth[box])[hole[box]].mean()
     assert error_mirror < 0.6 * error_smooth
+
+
+def test_no_reflection_for_a_volume_too_small_or_hemispheres_that_do_not_match() -> None:
+    small = _symmetric_brain(7.5, shape=(16, 14, 12))
+    with pytest.raises(NoReflection, match="too little known tissue"):
+        find_reflection(small, np.zeros(small.shape, dtype=bool), SPACING, axis=0)
+    rng = np.random.default_rng(0)
+    noise = ndimage.gaussian_filter(rng.standard_normal((44, 40, 36)), 3.0).astype(np.float32) * 100 + 500
+    with pytest.raises(NoReflection, match="do not match"):
+        find_reflection(noise, np.zeros(noise.shape, dtype=bool), SPACING, axis=0)
+
+
+def test_a_lesions_own_values_never_reach_the_mirror() -> None:
+    image = _symmetric_brain(21.5)
+    hole = np.zeros(image.shape, dtype=bool)
+    hole[27:33, 16:22, 14:20] = True
+    lesioned = np.where(hole, np.float32(1e6), image)          # a bright lesion on the right
+    reflection = find_reflection(lesioned, hole, SPACING, axis=0)
+    mirror = mirrored_box(lesioned, hole, reflection, (slice(0, 44), slice(0, 40), slice(0, 36)))
+    assert np.nanmax(mirror) < 1e5

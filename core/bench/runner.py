@@ -7,7 +7,8 @@ third array axis whatever the file's order). Methods:
   ablations `no-prior`, `no-weighting`, `no-blend`, and `reference` (the original
   authors' search budget: 1000 iterations, 64 restarts, random start) for the speed
   comparison, run only on the speed cases;
-- `refine3d`: the learned 3D refiner, which needs no slice model;
+- `refine3d`: the learned 3D refiner with the mirrored detail, which needs no slice model, and
+  `refine3d-nomirror`, the refiner alone (`--mirror 0`);
 - baselines `border-mean`, `biharmonic` (axial slices), `harmonic-3d`, `biharmonic-3d`, `fsl-style`.
 Each fill is timed (after one untimed warm-up fill per model); seconds per slice divides by
 the number of slices the method filled (the model's plane for models, axial slices touching
@@ -40,6 +41,7 @@ PIPELINES: dict[str, dict] = {
     "slices2d": {"method": "slices2d"},
     "poisson3d": {"method": "poisson3d"},
     "refine3d": {"method": "refine3d"},
+    "refine3d-nomirror": {"method": "refine3d", "mirror": 0.0},   # ablation: the refiner alone
     "no-prior": {"method": "slices2d", "prior": False},
     "no-weighting": {"method": "slices2d", "weighting": False},
     "no-blend": {"method": "slices2d", "blend": False},
@@ -73,13 +75,17 @@ class Method:
         return self.model is None
 
 
+def _model_free(pipeline: str) -> bool:
+    return PIPELINES.get(pipeline, {"method": pipeline})["method"] in MODEL_FREE
+
+
 def model_methods(model: str, pipelines) -> list[Method]:
-    return [Method(f"{model}/{p}", model=model, pipeline=p) for p in pipelines if p not in MODEL_FREE]
+    return [Method(f"{model}/{p}", model=model, pipeline=p) for p in pipelines if not _model_free(p)]
 
 
 def model_free_methods(model: str, pipelines) -> list[Method]:
     """Pipelines that need no slice model (`model` is only passed along to `fill_volume`)."""
-    return [Method(p, model=model, pipeline=p) for p in pipelines if p in MODEL_FREE]
+    return [Method(p, model=model, pipeline=p) for p in pipelines if _model_free(p)]
 
 
 def default_method_name(model: str) -> str:
