@@ -181,3 +181,11 @@ def test_reference_runs_only_on_speed_cases_and_figures_show_only_methods_that_r
     with Image.open(out / "fig_cube8.png") as with_reference, Image.open(out / "fig_large.png") as without:
         column = with_reference.width - without.width
         assert column > 0 and without.width == pytest.approx(4 * column, abs=5)  # original, masked and two fills
+
+
+def test_the_refiner_alone_is_a_model_free_ablation_of_the_default():
+    methods = runner.model_free_methods("tiny", ["refine3d", "refine3d-nomirror", "slices2d"])
+    assert [m.name for m in methods] == ["refine3d", "refine3d-nomirror"]
+    assert [m.name for m in runner.model_methods("tiny", ["refine3d-nomirror", "slices2d"])] == ["tiny/slices2d"]
+    assert runner.PIPELINES["refine3d-nomirror"] == {"method": "refine3d", "mirror": 0.0}
+    assert FillSettings().mirror > 0  # the default fill uses the mirror; the ablation turns it off
