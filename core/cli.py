@@ -172,6 +172,10 @@ def _run_fill(args: argparse.Namespace) -> int:
     if done.nonfinite_voxels:
         print(f"inpaint: note: {done.nonfinite_voxels} voxels of {args.image} are NaN or infinite; the fill treated "
               "them as background (0) and wrote them back unchanged (recorded in the sidecar).", file=sys.stderr)
+    mirror = (done.record["method"].get("refiner") or {}).get("mirror")
+    if isinstance(mirror, str):
+        print(f"inpaint: note: the other hemisphere was {mirror}; the fill is the refiner's alone "
+              "(recorded in the sidecar).", file=sys.stderr)
     if not args.quiet:
         print(f"filled {done.hole_voxels} voxels in {done.slices} {done.axis} slices in "
               f"{done.seconds:.1f} s on {done.device}; wrote {done.output} and {done.sidecar}", file=sys.stderr)

@@ -104,6 +104,8 @@ class FillSession(QObject):
         self.layerShown.emit("blended")
         left = f" {doc.lesion_text(self._left)} painted on other slices were left (scope: current slice)." \
             if self._left else ""
+        mirror = (fill.refiner or {}).get("mirror")
+        left += f" Other hemisphere {mirror}." if isinstance(mirror, str) else ""  # why the mirror was skipped
         self.panel.show_result(result, len(slices), doc.lesion_text(int(fill.hole.sum())), left)
         self.changed.emit()
         self.message.emit(f"Fill done in {fill.seconds:.1f} s; T toggles before/after, X shows the difference."

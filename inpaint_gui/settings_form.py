@@ -25,6 +25,16 @@ def _int(lo: int, hi: int, step: int, value: int, tip: str) -> QSpinBox:
     return box
 
 
+def _real(hi: float, decimals: int, step: float, value: float, tip: str) -> QDoubleSpinBox:
+    box = QDoubleSpinBox()
+    box.setRange(0.0, hi)
+    box.setDecimals(decimals)
+    box.setSingleStep(step)
+    box.setValue(value)
+    box.setToolTip(tip)
+    return box
+
+
 class SettingsForm(QGroupBox):
     """Thin widget over FillSettings plus the app's own choices (scope, dilation, threads)."""
 
@@ -44,13 +54,8 @@ class SettingsForm(QGroupBox):
             self.method.setItemData(self.method.count() - 1, description, Qt.ItemDataRole.ToolTipRole)
         self.method.setCurrentIndex(max(0, self.method.findData(defaults.method)))
         self.method.setToolTip("Fill method of the engine (hover an entry for what it does).")
-        self.lam = QDoubleSpinBox()
-        self.lam.setRange(0.0, 10.0)
-        self.lam.setDecimals(4)
-        self.lam.setSingleStep(0.001)
-        self.lam.setValue(defaults.lam)
-        self.lam.setToolTip("Lambda: weight of the prior loss (how much realism counts against matching the "
-                            "context). Paper value 0.003.")
+        self.lam = _real(10.0, 4, 0.001, defaults.lam, "Lambda: weight of the prior loss (how much realism counts "
+                         "against matching the context). Paper value 0.003.")
         self.iterations = _int(1, 100000, 10, defaults.iterations,
                                "Adam steps on the latent code per restart; more is slower and usually better.")
         self.restarts = _int(1, 256, 1, defaults.restarts,
@@ -62,13 +67,9 @@ class SettingsForm(QGroupBox):
         self.blend.setChecked(defaults.blend)
         self.blend.setToolTip("Blend the generated content into the surrounding tissue (gradient-domain). "
                               "Off: paste the generator's output as is.")
-        self.mirror = QDoubleSpinBox()
-        self.mirror.setRange(0.0, 1.0)
-        self.mirror.setDecimals(2)
-        self.mirror.setSingleStep(0.05)
-        self.mirror.setValue(defaults.mirror)
-        self.mirror.setToolTip("refine3d: share of the other hemisphere's mirrored detail added to the fill "
-                               "(inpaint fill --mirror). 0 when the hemispheres differ, e.g. a midline shift.")
+        self.mirror = _real(1.0, 2, 0.05, defaults.mirror, "refine3d: share of the other hemisphere's mirrored detail "
+                            "added to the fill (inpaint fill --mirror). 0 when the hemispheres differ, e.g. a midline "
+                            "shift.")
         self.dilate = _int(0, 3, 1, 0, "Grow the mask by this many voxels in 3D before filling (like inpaint fill "
                                        "--dilate; lesion-filling practice: 1-2), so the lesion's rim is filled too.")
         self.dilate.setSuffix(" vox")

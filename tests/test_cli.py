@@ -138,3 +138,21 @@ def test_command_runs_as_a_module_and_lists_models() -> None:
     out = subprocess.run([sys.executable, "-m", "core.cli", "models"], capture_output=True, text=True, cwd=root)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip()
+
+
+def test_a_skipped_mirror_is_one_note(brain_files, tmp_path, capsys, monkeypatch) -> None:
+    import core.fill
+    from core.mirror import NoReflection
+
+    def no_reflection(*_args):
+        raise NoReflection("too little known tissue to find the mid-sagittal plane (12 blocks of 4 mm, 200 needed)")
+
+    monkeypatch.setattr(core.fill, "find_reflection", no_reflection)
+    image_path, mask_path, _ = brain_files
+    code, err = _run(capsys, "fill", image_path, mask_path, "-o", tmp_path / "f.nii.gz", "--quiet")
+    assert code == 0
+    assert err.strip() == ("inpaint: note: the other hemisphere was not used: too little known tissue to find the "
+                           "mid-sagittal plane (12 blocks of 4 mm, 200 needed); the fill is the refiner's alone "
+                           "(recorded in the sidecar).")
+    side = json.loads((tmp_path / "f.json").read_text())
+    assert side["method"]["refiner"]["mirror"].startswith("not used: too little known tissue")

@@ -234,3 +234,18 @@ def test_warm_up_prepares_the_model_in_the_background(qtbot, window, tiny_vae):
     assert key in window.jobs._models
     window.jobs.warm_up(key)
     assert window.jobs._warm[key] is worker  # once per model
+
+
+def test_a_skipped_mirror_is_said_with_its_reason(qtbot, window, monkeypatch):
+    import core.fill
+    from core.mirror import NoReflection
+
+    def no_reflection(*_args):
+        raise NoReflection("the hemispheres do not match (correlation 0.31 after registration, 0.5 needed)")
+
+    monkeypatch.setattr(core.fill, "find_reflection", no_reflection)
+    window.panel.form.method.setCurrentIndex(window.panel.form.method.findData("refine3d"))
+    with qtbot.waitSignal(window.jobs.succeeded, timeout=60000):
+        window.act["run"].trigger()
+    assert "Other hemisphere not used: the hemispheres do not match" in window.panel.eta.text()
+    assert window.doc.result.fill.refiner["mirror"].startswith("not used:")
