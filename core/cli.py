@@ -100,7 +100,7 @@ def _add_method_options(p: argparse.ArgumentParser) -> None:
                    help="; ".join(f"{k}: {v}" for k, v in METHODS.items()) + f" (default {d.method})")
     p.add_argument("--model", default=None,
                    help="shipped slice model name or checkpoint path for slices2d/poisson3d (default: see 'inpaint models')")
-    p.add_argument("--mirror", type=_share, default=d.mirror,
+    p.add_argument("--mirror", type=_share, default=d.mirror, metavar="W",
                    help=f"refine3d: share of the other hemisphere's mirrored detail added to the fill, 0 to 1 "
                         f"(default {d.mirror:g}; 0 when the hemispheres differ, e.g. a midline shift)")
     p.add_argument("--axis", choices=["axial", "coronal", "sagittal"], default=None,
