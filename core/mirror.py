@@ -39,6 +39,7 @@ class Reflection:
 
     matrix: np.ndarray   # 3x4
     correlation: float   # of the image and its registered mirror, on the coarse grid
+
     def source_voxels(self, box: tuple[slice, ...]) -> np.ndarray:
         """Voxel coordinates (3, *box shape) whose values mirror the voxels of `box`."""
         grid = np.indices([s.stop - s.start for s in box], dtype=np.float64)
@@ -151,7 +152,8 @@ def mirror_detail(filled: np.ndarray, mirror: np.ndarray, hole: np.ndarray, spac
     """What the mirror adds inside `hole` of a crop: the locally aligned mirror minus its biharmonic fill.
 
     `filled`: the crop with the hole filled smoothly (the alignment target); `mirror`: `mirrored_box`
-    of the crop in the same units (NaN: unknown). Zero where the mirror is unknown.
+    of the crop in the same units (NaN: unknown). Unknown mirror voxels are filled smoothly first,
+    so they add little detail; zero outside the hole, and everywhere when nothing is known.
     """
     unknown = ~np.isfinite(mirror)
     if unknown.all():
