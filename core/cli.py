@@ -45,6 +45,15 @@ def _int_range(low: int, high: int):
     return parse
 
 
+def _real_range(low: float, high: float):
+    def parse(text: str) -> float:
+        value = _real(text)
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be from {low:g} to {high:g}, not {text}")
+        return value
+    return parse
+
+
 def _positive_int(text: str) -> int:
     value = _whole(text)
     if value < 1:
@@ -75,32 +84,16 @@ def _learning_rate(text: str) -> float:
     return value
 
 
-def _prior_weight(text: str) -> float:
-    from .search import LAMBDA_MAX
-
-    value = _real(text)
-    if not 0 <= value <= LAMBDA_MAX:
-        raise argparse.ArgumentTypeError(f"must be from 0 to {LAMBDA_MAX:g}, not {text}")
-    return value
-
-
-def _share(text: str) -> float:
-    value = _real(text)
-    if not 0 <= value <= 1:
-        raise argparse.ArgumentTypeError(f"must be from 0 to 1, not {text}")
-    return value
-
-
 def _add_method_options(p: argparse.ArgumentParser) -> None:
     from .fill import METHODS, FillSettings
-    from .search import LIMITS
+    from .search import LAMBDA_MAX, LIMITS
 
     d = FillSettings()
     p.add_argument("--method", choices=list(METHODS), default=d.method,
                    help="; ".join(f"{k}: {v}" for k, v in METHODS.items()) + f" (default {d.method})")
     p.add_argument("--model", default=None,
                    help="shipped slice model name or checkpoint path for slices2d/poisson3d (default: see 'inpaint models')")
-    p.add_argument("--mirror", type=_share, default=d.mirror, metavar="W",
+    p.add_argument("--mirror", type=_real_range(0.0, 1.0), default=d.mirror, metavar="W",
                    help=f"refine3d: share of the other hemisphere's mirrored detail added to the fill, 0 to 1 "
                         f"(default {d.mirror:g}; 0 when the hemispheres differ, e.g. a midline shift)")
     p.add_argument("--axis", choices=["axial", "coronal", "sagittal"], default=None,
@@ -108,7 +101,7 @@ def _add_method_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--iterations", type=_int_range(*LIMITS["iterations"]), default=d.iterations, help=f"Adam steps on z (default {d.iterations})")
     p.add_argument("--restarts", type=_int_range(*LIMITS["restarts"]), default=d.restarts, help=f"candidates per slice (default {d.restarts})")
     p.add_argument("--lr", type=_learning_rate, default=d.lr, help=f"Adam learning rate on z (default {d.lr})")
-    p.add_argument("--lambda", dest="lam", type=_prior_weight, default=d.lam,
+    p.add_argument("--lambda", dest="lam", type=_real_range(0.0, LAMBDA_MAX), default=d.lam,
                    help=f"weight of the prior loss (default {d.lam})")
     p.add_argument("--window", type=_odd_window, default=d.window, help=f"context-weight window (default {d.window})")
     p.add_argument("--dilate", type=_int_range(0, 100), default=0,

@@ -31,8 +31,7 @@ from .errors import InpaintError
 from .job import CancelToken, Progress, ProgressCallback
 from .modelspace import Reorientation, SliceGrid, plane_axes, put_slice, take_slice, voxel_sizes
 from .normalize import IntensityScale, estimate_brain, intensity_scale
-from .mirror import WEIGHT as MIRROR_WEIGHT
-from .mirror import NoReflection, find_reflection, lateral_axis, mirrored_box
+from .mirror import WEIGHT as MIRROR_WEIGHT, NoReflection, find_reflection, lateral_axis, mirrored_box
 from .refine3d import MARGIN_MM, Refiner, default_refiner, refine_fill
 from .search import SearchSettings, latent_search, select_device
 from .inputs import check_filled, hole_box, hole_slab, prepare_fill_inputs, volume_context
@@ -66,10 +65,6 @@ class FillSettings(SearchSettings):
         if self.method not in METHODS:
             raise InpaintError(f"The setting method (--method) must be one of {', '.join(METHODS)}, not "
                                f"{self.method!r}; choose one of those.")
-        if isinstance(self.mirror, bool) or not isinstance(self.mirror, (int, float)) \
-                or not 0.0 <= float(self.mirror) <= 1.0:
-            raise InpaintError(f"The setting mirror (--mirror) must be a number from 0 to 1, not {self.mirror!r}; "
-                               f"use 0 to leave the other hemisphere out.")
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -227,21 +227,16 @@ def refine_fill(voided: np.ndarray, hole: np.ndarray, spacing: Sequence[float], 
         if native_grid:
             smooth = biharmonic_fill_3d(known, unknown)
             pred = run_network(refiner, clip_base(smooth), unknown, device)
-            if mirror is not None and mirror_weight:
-                pred += mirror_weight * mirror_detail(smooth, scale.to_model(mirror[crop]), unknown, spacing)
-            region[part] = scale.from_model(pred)[part]
-            continue
-        shape = [max(2, int(math.floor((n - 1) / f)) + 1) for n, f in zip(part.shape, factors)]
-        small_hole = resample(unknown.astype(np.float32), factors, shape) > 1e-3
-        small_known = np.where(small_hole, -1.0, resample(known, factors, shape)).astype(np.float32)
-        small_base = clip_base(biharmonic_fill_3d(small_known, small_hole))
-        correction = run_network(refiner, small_base, small_hole, device) - small_base
-        coords = np.meshgrid(*[np.arange(n) / f for n, f in zip(part.shape, factors)], indexing="ij")
-        native = biharmonic_fill_3d(known, unknown, spacing)
+        else:
+            shape = [max(2, int(math.floor((n - 1) / f)) + 1) for n, f in zip(part.shape, factors)]
+            small_hole = resample(unknown.astype(np.float32), factors, shape) > 1e-3
+            small_known = np.where(small_hole, -1.0, resample(known, factors, shape)).astype(np.float32)
+            small_base = clip_base(biharmonic_fill_3d(small_known, small_hole))
+            correction = run_network(refiner, small_base, small_hole, device) - small_base
+            coords = np.meshgrid(*[np.arange(n) / f for n, f in zip(part.shape, factors)], indexing="ij")
+            smooth = biharmonic_fill_3d(known, unknown, spacing)
+            pred = smooth + ndimage.map_coordinates(correction, coords, order=1, mode="nearest")
         if mirror is not None and mirror_weight:
-            detail = mirror_detail(native, scale.to_model(mirror[crop]), unknown, spacing)
-        native += ndimage.map_coordinates(correction, coords, order=1, mode="nearest")
-        if mirror is not None and mirror_weight:
-            native += mirror_weight * detail
-        region[part] = scale.from_model(native)[part]
+            pred += mirror_weight * mirror_detail(smooth, scale.to_model(mirror[crop]), unknown, spacing)
+        region[part] = scale.from_model(pred)[part]
     return filled

@@ -55,6 +55,9 @@ def _rule_text(name: str, value: Any) -> Optional[str]:
     if name == "lam":
         ok = _real(value) and math.isfinite(value) and 0 <= value <= LAMBDA_MAX
         return None if ok else f"must be a finite number from 0 to {LAMBDA_MAX:g}"
+    if name == "mirror":
+        ok = _real(value) and math.isfinite(value) and 0 <= value <= 1
+        return None if ok else "must be a finite number from 0 to 1 (0 leaves the other hemisphere out)"
     if name == "seed":
         return None if _whole(value) and 0 <= value <= SEED_MAX else f"must be a whole number from 0 to 2**63-1 ({SEED_MAX})"
     if name in ("prior", "weighting", "encoder_start", "blend"):

@@ -102,14 +102,14 @@ class FillSession(QObject):
         self.viewer.show_point(doc.first_filled_point(fill.hole, fill.axis), fill.axis)  # all three views show it
         self.viewer.set_layer("blended")
         self.layerShown.emit("blended")
-        left = f" {doc.lesion_text(self._left)} painted on other slices were left (scope: current slice)." \
+        note = f" {doc.lesion_text(self._left)} painted on other slices were left (scope: current slice)." \
             if self._left else ""
         mirror = (fill.refiner or {}).get("mirror")
-        left += f" Other hemisphere {mirror}." if isinstance(mirror, str) else ""  # why the mirror was skipped
-        self.panel.show_result(result, len(slices), doc.lesion_text(int(fill.hole.sum())), left)
+        note += f" Other hemisphere {mirror}." if isinstance(mirror, str) else ""  # why the mirror was skipped
+        self.panel.show_result(result, len(slices), doc.lesion_text(int(fill.hole.sum())), note)
         self.changed.emit()
         self.message.emit(f"Fill done in {fill.seconds:.1f} s; T toggles before/after, X shows the difference."
-                          + left)
+                          + note)
 
     def _measured(self, result: JobResult, metrics: dict) -> None:
         doc = self._document()

@@ -22,11 +22,9 @@ sys.path.insert(0, str(ROOT))
 
 from core.baselines import biharmonic_3d_fill  # noqa: E402
 from core.bench.masks import make_cases  # noqa: E402
-from core.bench.runner import BenchData, Method, fill_case, score  # noqa: E402
+from core.bench.runner import BenchData, Method, fill_case, read_brain, score  # noqa: E402
 from core.fill import FillSettings  # noqa: E402
-from core.modelspace import Reorientation  # noqa: E402
 from core.registry import resolve_model  # noqa: E402
-from core.volume import load_mask, load_volume  # noqa: E402
 
 DATA = ROOT / ".." / "shared" / "data" / "robex_subject"
 FAMILIES = "blob6,blob10,blob16,cube16,cube32,large"
@@ -34,15 +32,10 @@ HELD_OUT = ("heldout_subject", "colin27")
 
 
 def training_brain(image_path: Path, mask_path: Path) -> BenchData:
-    """A training brain, skull-stripped, in RAS voxel order (`load_bench_data` refuses training brains)."""
+    """A training brain as the bench reads its brains (`load_bench_data` refuses training brains)."""
     if any(name in str(image_path) for name in HELD_OUT):
         raise SystemExit(f"{image_path} is a held-out brain: validate on training data only.")
-    volume = load_volume(image_path)
-    brain = load_mask(mask_path, volume)
-    reo = Reorientation.of(volume.affine, volume.data.shape)
-    image = reo.apply(np.where(brain, volume.data, 0).astype(np.float32))
-    return BenchData(image=image, brain=reo.apply(brain), affine=reo.ras_affine, image_path=image_path,
-                     brainmask_path=mask_path)
+    return read_brain(image_path, mask_path)
 
 
 def main() -> None:

@@ -120,6 +120,11 @@ def load_bench_data(image_path: Path, brainmask_path: Optional[Path]) -> BenchDa
         if training.is_file() and image_path.is_file() and file_checksum(image_path) == file_checksum(training):
             raise InpaintError(f"{image_path} is one of the training brains; benchmark on a brain the models "
                                f"were not trained on (the default is the held-out subject).")
+    return read_brain(image_path, brainmask_path)
+
+
+def read_brain(image_path: Path, brainmask_path: Optional[Path]) -> BenchData:
+    """`load_bench_data` without the training-brain check (validation scripts use training brains)."""
     volume = load_volume(image_path)
     brain = load_mask(brainmask_path, volume) if brainmask_path else volume.data != 0
     if brain.sum() < 1000:
