@@ -8,7 +8,6 @@ directory when its `config.json` lies beside it.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
@@ -23,6 +22,7 @@ from safetensors.torch import load_file, save_file
 from .atomic import write_atomically
 from .errors import InpaintError
 from .networks import Architecture, build_networks
+from .volume import sha256_file
 
 FORMAT = "brain-inpaint-model"
 FORMAT_VERSION = 1
@@ -75,14 +75,6 @@ def save_model(directory: Union[str, Path], arch: Architecture, networks: dict[s
     write_atomically(directory / WEIGHTS, lambda tmp: save_file(tensors, str(tmp)))
     write_atomically(directory / CONFIG, lambda tmp: tmp.write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8"))
     return directory
-
-
-def file_checksum(path: Union[str, Path]) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _resolve(path: Path) -> tuple[Path, Path]:
@@ -177,4 +169,4 @@ def load_model(path: Union[str, Path], name: str | None = None) -> Model:
         for p in net.parameters():
             p.requires_grad_(False)
     return Model(name=name or _default_name(path), arch=arch, networks=networks,
-                 spacing=spacing, axis=axis, config=config, path=path, checksum=file_checksum(weights))
+                 spacing=spacing, axis=axis, config=config, path=path, checksum=sha256_file(weights))

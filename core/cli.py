@@ -36,22 +36,22 @@ def _real(text: str) -> float:
     return value
 
 
-def _int_range(low: int, high: int):
-    def parse(text: str) -> int:
-        value = _whole(text)
+def _ranged(read, low, high, what: str = ""):
+    """An argparse type: `read(text)` (a number) from `low` to `high`; `what` names the kind in the message."""
+    def parse(text: str):
+        value = read(text)
         if not low <= value <= high:
-            raise argparse.ArgumentTypeError(f"must be a whole number from {low} to {high}, not {text}")
+            raise argparse.ArgumentTypeError(f"must be {what}from {low:g} to {high:g}, not {text}")
         return value
     return parse
+
+
+def _int_range(low: int, high: int):
+    return _ranged(_whole, low, high, "a whole number ")
 
 
 def _real_range(low: float, high: float):
-    def parse(text: str) -> float:
-        value = _real(text)
-        if not low <= value <= high:
-            raise argparse.ArgumentTypeError(f"must be from {low:g} to {high:g}, not {text}")
-        return value
-    return parse
+    return _ranged(_real, low, high)
 
 
 def _positive_int(text: str) -> int:

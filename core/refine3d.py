@@ -139,7 +139,7 @@ def save_refiner(folder: Union[str, Path], network: Refiner3D, extra: Optional[d
 
 def load_refiner(path: Union[str, Path], name: Optional[str] = None) -> Refiner:
     """Load a refiner folder (`model.safetensors` + `config.json`); never unpickles anything."""
-    from .checkpoint import file_checksum
+    from .volume import sha256_file
 
     folder = Path(path)
     weights, cfg_path = folder / "model.safetensors", folder / "config.json"
@@ -161,7 +161,7 @@ def load_refiner(path: Union[str, Path], name: Optional[str] = None) -> Refiner:
         raise InpaintError(f"{weights} holds non-finite weights; restore the model from the release.")
     network.eval()
     return Refiner(network=network, config=config, name=name or folder.name, path=folder,
-                   checksum=file_checksum(weights))
+                   checksum=sha256_file(weights))
 
 
 SHIPPED = Path(__file__).resolve().parents[1] / "resources" / "refiner3d"

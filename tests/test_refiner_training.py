@@ -11,7 +11,7 @@ import torch
 
 from conftest import synthetic_brain
 from core.refine3d import RefinerConfig, load_refiner
-from core.training.refiner import hole_mse, random_hole, train
+from core.training.refiner import Brain, deformation, hole_mse, random_hole, sample, train
 
 
 def test_random_holes_stay_inside_the_brain() -> None:
@@ -61,3 +61,28 @@ def test_a_run_can_start_from_another_runs_weights(tmp_path: Path) -> None:
         assert torch.equal(value, second.network.state_dict()[key])  # learning rate 0: the initial weights
     record = json.loads((tmp_path / "second" / "config.json").read_text())["training"]
     assert record["init"]["sha256"] == first.checksum and record["loss"] == "lesion"
+
+
+def test_deformation_rotates_scales_and_warps_within_its_bounds() -> None:
+    coords = deformation(np.random.default_rng(3), 16)
+    grid = np.indices((16,) * 3, dtype=np.float64) - 7.5
+    shift = np.linalg.norm(coords - grid, axis=0)
+    assert shift.max() > 0.5                                  # not the identity
+    corner = np.linalg.norm(grid[:, 0, 0, 0])                 # farthest point from the centre
+    # rotation keeps distances, scaling changes them by <= 10%, the warp adds <= 1.5 voxels per axis
+    assert np.linalg.norm(coords, axis=0).max() <= corner * 1.1 + 1.5 * np.sqrt(3) + 1e-9
+
+
+def test_deformed_patches_are_brain_tissue_from_the_source() -> None:
+    image = np.full((48, 48, 48), -1.0, dtype=np.float32)
+    brain = np.zeros(image.shape, dtype=bool)
+    brain[4:44, 4:44, 4:44] = True
+    image[brain] = 0.25
+    source = Brain(image=image, brain=brain, centres=np.array([[24, 24, 24]]))
+    rng = np.random.default_rng(0)
+    for _ in range(5):
+        base, hole, truth = sample(rng, [source], np.array([1.0]), deform=1.0)
+        assert truth.shape == (32, 32, 32) and hole.any()
+        inside = truth > -1.0
+        assert inside.mean() > 0.5 and np.all(np.abs(truth[inside]) <= 1.0)
+        assert not (hole.astype(bool) & ~inside).any()        # holes stay inside the (deformed) brain

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from core.bench.runner import default_method_name
-from core.checkpoint import file_checksum
+from core.volume import sha256_file
 from core.fill import FillSettings
 from core.refine3d import SHIPPED as REFINER
 from core.registry import default_model_name, list_models
@@ -32,7 +32,7 @@ def collect():
 def test_every_run_scored_the_shipped_weights(collect):
     runs = collect.load_runs()
     assert runs, "no committed benchmark results under docs/results/"
-    shipped = {m.name: file_checksum(m.path / "model.safetensors") for m in list_models()}
+    shipped = {m.name: sha256_file(m.path / "model.safetensors") for m in list_models()}
     scored = set()
     for run, report in runs.items():
         assert "models" in report, f"docs/results/{run} predates weight checksums; rerun the benchmark"
@@ -50,7 +50,7 @@ def test_both_held_out_brains_compare_the_app_default_with_every_classical_fill(
     assert set(collect.CLASSICAL) <= set(report["summary"])
     assert set(collect.LESION_SIZED) <= set(report["families"])
     if FillSettings().method == "refine3d":
-        shipped = file_checksum(REFINER / "model.safetensors")
+        shipped = sha256_file(REFINER / "model.safetensors")
         assert report["refiner"]["sha256"] == shipped, f"the refiner changed after docs/results/{brain} was made"
 
 

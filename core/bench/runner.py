@@ -26,7 +26,7 @@ from typing import Callable, Optional
 import numpy as np
 
 from ..baselines import biharmonic_3d_fill, biharmonic_fill, border_mean_fill, fsl_style_fill, harmonic_3d_fill
-from ..checkpoint import Model, file_checksum
+from ..checkpoint import Model
 from ..errors import InpaintError
 from ..fill import MODEL_FREE, FillSettings, fill_volume
 from ..job import Progress
@@ -34,7 +34,7 @@ from ..metrics import hole_metrics, slice_metrics
 from ..modelspace import Reorientation, voxel_sizes
 from ..registry import RESOURCES
 from ..roughness import stripe_metrics
-from ..volume import load_mask, load_volume
+from ..volume import load_mask, load_volume, sha256_file
 from .masks import AXIAL, Case
 
 PIPELINES: dict[str, dict] = {
@@ -117,7 +117,7 @@ def load_bench_data(image_path: Path, brainmask_path: Optional[Path]) -> BenchDa
     """Read the evaluation image, skull-strip it with the mask (default: its nonzero voxels), reorient to RAS."""
     image_path = Path(image_path)
     for training in TRAINING_BRAINS:
-        if training.is_file() and image_path.is_file() and file_checksum(image_path) == file_checksum(training):
+        if training.is_file() and image_path.is_file() and sha256_file(image_path) == sha256_file(training):
             raise InpaintError(f"{image_path} is one of the training brains; benchmark on a brain the models "
                                f"were not trained on (the default is the held-out subject).")
     return read_brain(image_path, brainmask_path)

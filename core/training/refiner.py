@@ -95,17 +95,51 @@ def random_hole(rng: np.random.Generator, brain: np.ndarray, kind: Optional[str]
     return hole
 
 
+DEFORM_MAX_DEGREES = 15.0   # random rotation about each axis
+DEFORM_SCALE = 0.1          # random scale 1 +/- this per axis
+DEFORM_WARP_VOXELS = 1.5    # amplitude of the smooth random displacement field
+DEFORM_WARP_SMOOTH = 4.0    # its Gaussian smoothing, in voxels
+
+
+def deformation(rng: np.random.Generator, size: int) -> np.ndarray:
+    """Sampling coordinates (3, size, size, size) around the patch centre: a random rotation, scale and smooth warp.
+
+    Two training brains hold little anatomical variety; deformed patches show the network brains
+    shaped and oriented a little differently (the held-out brains are).
+    """
+    angles = np.deg2rad(rng.uniform(-DEFORM_MAX_DEGREES, DEFORM_MAX_DEGREES, size=3))
+    matrix = np.diag(rng.uniform(1 - DEFORM_SCALE, 1 + DEFORM_SCALE, size=3))
+    for axis, angle in enumerate(angles):
+        a, b = [i for i in range(3) if i != axis]
+        turn = np.eye(3)
+        turn[a, a] = turn[b, b] = np.cos(angle)
+        turn[a, b], turn[b, a] = -np.sin(angle), np.sin(angle)
+        matrix = turn @ matrix
+    grid = np.indices((size,) * 3, dtype=np.float64).reshape(3, -1) - (size - 1) / 2.0
+    coords = (matrix @ grid).reshape(3, size, size, size)
+    for axis in range(3):
+        noise = ndimage.gaussian_filter(rng.standard_normal((size,) * 3), DEFORM_WARP_SMOOTH)
+        coords[axis] += noise / max(float(np.abs(noise).max()), 1e-6) * DEFORM_WARP_VOXELS
+    return coords
+
+
 def sample(rng: np.random.Generator, brains: Sequence[Brain], weights: np.ndarray,
-           hole_kind: Optional[str] = None) -> tuple[np.ndarray, ...]:
-    """One augmented (base, hole, truth) patch triple in model range."""
+           hole_kind: Optional[str] = None, deform: float = 0.0) -> tuple[np.ndarray, ...]:
+    """One augmented (base, hole, truth) patch triple in model range; `deform`: share of deformed patches."""
     source = brains[int(rng.choice(len(brains), p=weights))]
+    shape = np.array(source.image.shape)
     while True:
         c = source.centres[int(rng.integers(len(source.centres)))]
         lo = c - PATCH // 2
-        if np.all(lo >= 0) and np.all(lo + PATCH <= np.array(source.image.shape)):
+        if np.all(lo >= 0) and np.all(lo + PATCH <= shape):
             break
-    box = tuple(slice(int(a), int(a) + PATCH) for a in lo)
-    truth, brain = source.image[box].copy(), source.brain[box].copy()
+    if deform and rng.random() < deform:
+        coords = deformation(rng, PATCH) + (lo + (PATCH - 1) / 2.0)[:, None, None, None]
+        truth = ndimage.map_coordinates(source.image, coords, order=1, mode="constant", cval=-1.0).astype(np.float32)
+        brain = ndimage.map_coordinates(source.brain.astype(np.float32), coords, order=1, mode="constant") > 0.5
+    else:
+        box = tuple(slice(int(a), int(a) + PATCH) for a in lo)
+        truth, brain = source.image[box].copy(), source.brain[box].copy()
     order = rng.permutation(3)
     truth, brain = truth.transpose(order), brain.transpose(order)
     for axis in range(3):
@@ -121,8 +155,8 @@ def sample(rng: np.random.Generator, brains: Sequence[Brain], weights: np.ndarra
 
 
 def batch(rng: np.random.Generator, brains, weights, size: int,
-          hole_kind: Optional[str] = None) -> tuple[torch.Tensor, ...]:
-    parts = [sample(rng, brains, weights, hole_kind) for _ in range(size)]
+          hole_kind: Optional[str] = None, deform: float = 0.0) -> tuple[torch.Tensor, ...]:
+    parts = [sample(rng, brains, weights, hole_kind, deform) for _ in range(size)]
     return tuple(torch.from_numpy(np.stack([p[i] for p in parts])[:, None].copy()) for i in range(3))
 
 
@@ -217,10 +251,12 @@ def hole_mse(pred: torch.Tensor, truth: torch.Tensor, hole: torch.Tensor, loss: 
 
 def train(data: Sequence[tuple[Path, Optional[Path], float]], out: Path, *, minutes: float, steps: int,
           batch_size: int = 6, lr: float = 5e-4, seed: int = 0, resume: bool = False, loss_kind: str = "voxel",
-          init: Optional[Path] = None, config: RefinerConfig = RefinerConfig(), log_every: int = 50) -> None:
+          init: Optional[Path] = None, config: RefinerConfig = RefinerConfig(), log_every: int = 50,
+          deform: float = 0.0) -> None:
     """Train (or resume) a refiner on `data` = [(image, brain mask or None, sampling weight)].
 
-    `init`: a run folder whose weights start this run (fresh optimiser and schedule).
+    `init`: a run folder whose weights start this run (fresh optimiser and schedule); `deform`: the
+    share of patches randomly rotated, scaled and warped (`deformation`).
     """
     if loss_kind not in LOSSES:
         raise ValueError(f"loss must be one of {LOSSES}, not {loss_kind!r}")
@@ -232,7 +268,7 @@ def train(data: Sequence[tuple[Path, Optional[Path], float]], out: Path, *, minu
     optimiser = torch.optim.Adam(network.parameters(), lr=lr)
     step = 0
     meta = {"data": [str(p) for p, _, _ in data], "weights": weights.tolist(), "batch_size": batch_size,
-            "lr": lr, "seed": seed, "patch": PATCH, "loss": loss_kind, "torch": torch.__version__,
+            "lr": lr, "seed": seed, "patch": PATCH, "loss": loss_kind, "deform": deform, "torch": torch.__version__,
             "wall_time_s": 0.0}
     if init is not None and not resume:
         start_from = load_refiner(init)
@@ -260,7 +296,7 @@ def train(data: Sequence[tuple[Path, Optional[Path], float]], out: Path, *, minu
     running = []
     while step < steps and spent + time.perf_counter() - start < minutes * 60:
         rng = np.random.default_rng([seed, step])
-        base, hole, truth = batch(rng, brains, weights, batch_size)
+        base, hole, truth = batch(rng, brains, weights, batch_size, deform=deform)
         pred = network(base, hole)
         loss = hole_mse(pred, truth, hole, loss_kind)
         base_loss = hole_mse(base, truth, hole, loss_kind)
@@ -299,6 +335,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--loss", choices=LOSSES, default="voxel",
                    help="average the hole error over all hole voxels of a batch, or per lesion (default voxel)")
     p.add_argument("--init", type=Path, default=None, help="start from this run folder's weights (fresh optimiser)")
+    p.add_argument("--deform", type=float, default=0.0,
+                   help="share of patches randomly rotated (+/-15 deg), scaled (+/-10%%) and warped (default 0)")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     data = []
@@ -307,7 +345,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         image, _, mask = spec.partition(":")
         data.append((Path(image), Path(mask) if mask else None, float(weight or 1.0)))
     train(data, args.out, minutes=args.minutes, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
-          seed=args.seed, resume=args.resume, loss_kind=args.loss, init=args.init)
+          seed=args.seed, resume=args.resume, loss_kind=args.loss, init=args.init, deform=args.deform)
     return 0
 
 

@@ -31,7 +31,8 @@ from torch.nn import functional as F
 from torch.nn.parallel import DistributedDataParallel
 
 from ..atomic import write_atomically
-from ..checkpoint import WEIGHTS, file_checksum, save_model
+from ..checkpoint import WEIGHTS, save_model
+from ..volume import sha256_file
 from ..errors import InpaintError
 from ..networks import Architecture, build_networks
 from ..progress import ProgressBar
@@ -222,7 +223,7 @@ class Trainer:
     # ---- state ----------------------------------------------------------------------------
     def record(self) -> dict[str, Any]:
         """The training record stored in the model config's `extra`."""
-        data = [{"path": _shown(str(src.path)), "sha256": file_checksum(src.path)} for src in self.data.sources]
+        data = [{"path": _shown(str(src.path)), "sha256": sha256_file(src.path)} for src in self.data.sources]
         record: dict[str, Any] = {"latent_prior": "uniform" if self.s.kind == "gan" else "normal"}
         if self.s.kind == "vae":
             record["encoder_input"] = "image with random holes zeroed + known mask; decoder reconstructs the full slice"
