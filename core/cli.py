@@ -41,7 +41,8 @@ def _ranged(read, low, high, what: str = ""):
     def parse(text: str):
         value = read(text)
         if not low <= value <= high:
-            raise argparse.ArgumentTypeError(f"must be {what}from {low:g} to {high:g}, not {text}")
+            shown = [str(v) if isinstance(v, int) else f"{v:g}" for v in (low, high)]
+            raise argparse.ArgumentTypeError(f"must be {what}from {shown[0]} to {shown[1]}, not {text}")
         return value
     return parse
 
