@@ -86,3 +86,19 @@ def test_deformed_patches_are_brain_tissue_from_the_source() -> None:
         inside = truth > -1.0
         assert inside.mean() > 0.5 and np.all(np.abs(truth[inside]) <= 1.0)
         assert not (hole.astype(bool) & ~inside).any()        # holes stay inside the (deformed) brain
+
+
+def test_the_card_names_every_earlier_run_and_the_deformation(tmp_path: Path) -> None:
+    image = tmp_path / "brain.nii.gz"
+    nib.save(nib.Nifti1Image(synthetic_brain((44, 48, 44)), np.diag([2.0, 2.0, 2.0, 1.0])), image)
+    config = RefinerConfig(width=2)
+    train([(image, None, 1.0)], tmp_path / "first", minutes=5, steps=1, batch_size=2, config=config, log_every=1)
+    train([(image, None, 1.0)], tmp_path / "second", minutes=5, steps=1, batch_size=2, config=config,
+          init=tmp_path / "first", deform=0.5, log_every=1)
+    train([(image, None, 1.0)], tmp_path / "third", minutes=5, steps=1, batch_size=2, config=config,
+          init=tmp_path / "second", log_every=1)
+    card = (tmp_path / "third" / "MODEL_CARD.md").read_text()
+    assert f"`{tmp_path / 'second'}`" in card and f"which started from `{tmp_path / 'first'}`" in card
+    assert "50% of patches deformed" in card                        # the second run's setting, in its stage
+    assert "of the patches are also rotated" not in card             # the third run itself did not deform
+    assert "50% of the patches are also rotated" in (tmp_path / "second" / "MODEL_CARD.md").read_text()

@@ -176,7 +176,7 @@ The ICBM 2009a template: Copyright (C) 1993-2009 Louis Collins, McConnell Brain 
 Neurological Institute, McGill University (see resources/mni152/NOTICE.md). The ROBEX subject:
 `ROBEX/ref_vols/atlas.nii.gz` with its expert brain mask, ROBEX v1.2 (Iglesias et al., IEEE TMI 2011),
 BSD license, Copyright (c) 2010 Juan Eugenio Iglesias.
-Augmentation: random axis order and flips, gamma (log SD 0.2), contrast x0.85-1.1, Gaussian noise in the brain.
+Augmentation: random axis order and flips, gamma (log SD 0.2), contrast x0.85-1.1, Gaussian noise in the brain.{deform}
 Holes: irregular blobs (50%), boxes (30%) and thin slabs of 1-4 voxels (20%) inside the brain.
 
 ## Training run
@@ -191,7 +191,7 @@ The last 100 logged steps: MSE {mse:.5f} against {base:.5f} for the biharmonic f
 In `docs/results.md` (`inpaint bench` on the held-out subject and Colin27), against every classical fill.
 
 ## Limitations
-Two training brains (one an average template) and under two hours of CPU training: the correction is small
+Two training brains (one an average template) and a few CPU-hours of training: the correction is small
 (`python scripts/refiner_validation.py resources/refiner3d` gives it per hole kind on fresh training-brain patches),
 and the fill stays close to the biharmonic fill, smooth inside large holes (no texture).
 """
@@ -200,16 +200,25 @@ and the fill stays close to the biharmonic fill, smooth inside large holes (no t
 AVERAGING = {"voxel": "over all hole voxels of a batch", "lesion": "per hole, then over the batch"}
 
 
-def _history(meta: dict) -> str:
-    """The card's sentence on the run this one started from, if any."""
-    init = meta.get("init")
-    if not init:
-        return ""
+def _stage(init: dict) -> str:
+    """One earlier run as the card names it: path, checksum and its training settings."""
     before = init.get("training") or {}
-    return (f"\nIt started from the weights of `{init['path']}` (sha256 {init['sha256'][:12]}...: "
-            f"{before.get('steps', '?')} steps, lr {before.get('lr', '?')}, error averaged "
-            f"{AVERAGING.get(before.get('loss', 'voxel'), '?')}, "
-            f"{float(before.get('wall_time_s', 0.0)) / 60:.0f} min), with a fresh optimiser and schedule.")
+    deform = f"{float(before['deform']):.0%} of patches deformed, " if before.get("deform") else ""
+    return (f"`{init['path']}` (sha256 {init['sha256'][:12]}...: {before.get('steps', '?')} steps, "
+            f"lr {before.get('lr', '?')}, error averaged {AVERAGING.get(before.get('loss', 'voxel'), '?')}, "
+            f"{deform}{float(before.get('wall_time_s', 0.0)) / 60:.0f} min)")
+
+
+def _history(meta: dict) -> str:
+    """The card's sentence on the runs this one started from (each from the one before), if any."""
+    stages, init = [], meta.get("init")
+    while init:
+        stages.append(_stage(init))
+        init = (init.get("training") or {}).get("init")
+    if not stages:
+        return ""
+    return ("\nIt started from the weights of " + ", which started from ".join(stages)
+            + ", each time with a fresh optimiser and schedule.")
 
 
 def write_card(out: Path, network: Refiner3D, meta: dict, step: int) -> None:
@@ -224,7 +233,11 @@ def write_card(out: Path, network: Refiner3D, meta: dict, step: int) -> None:
                        batch=meta["batch_size"], lr=meta["lr"], seed=meta["seed"],
                        minutes=meta["wall_time_s"] / 60, torch=meta["torch"],
                        mse=float(np.mean([float(r[1]) for r in last])), base=float(np.mean([float(r[2]) for r in last])),
-                       averaging=AVERAGING[meta.get("loss", "voxel")], history=_history(meta))
+                       averaging=AVERAGING[meta.get("loss", "voxel")], history=_history(meta),
+                       deform=(f"\n{float(meta['deform']):.0%} of the patches are also rotated (+/-{DEFORM_MAX_DEGREES:g} deg "
+                               f"about each axis), scaled (x{1 - DEFORM_SCALE:g}-{1 + DEFORM_SCALE:g}) and warped "
+                               f"(smooth displacements up to {DEFORM_WARP_VOXELS:g} voxels)."
+                               if meta.get("deform") else ""))
     write_atomically(out / "MODEL_CARD.md", lambda p: p.write_text(text, encoding="utf-8"))
 
 
