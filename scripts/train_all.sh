@@ -24,17 +24,28 @@ fi
 
 if [[ "${1:-}" == "refiner" ]]; then
     # The 3D refiner of the default fill (refine3d): MNI152 template and the ROBEX subject (skull-stripped
-    # with its expert mask), one thread, in two phases:
+    # with its expert mask), one thread, in three phases:
     #   scripts/train_all.sh refiner [resume]   phase 1: error averaged over hole voxels, lr 5e-4 decaying over
     #                                           2000 planned steps (the shipped run was stopped by hand at 1400)
     #   scripts/train_all.sh refiner finetune   phase 2: from phase 1's weights, error averaged per lesion,
-    #                                           lr 3e-4 over 1000 steps (the shipped refiner is its last step)
-    # Then: cp runs/refiner3d_finetune/{model.safetensors,config.json} resources/refiner3d/
-    #       and compare with `python scripts/refiner_validation.py resources/refiner3d runs/refiner3d_finetune`.
+    #                                           lr 3e-4 over 1000 steps
+    #   scripts/train_all.sh refiner deform     phase 3: from phase 2's weights, 70% of the patches rotated, scaled
+    #                                           and warped (--deform 0.7), lr 3e-4 over 1200 steps (the shipped
+    #                                           refiner is its last step; the shipped run started from
+    #                                           resources/refiner3d while it held phase 2's weights, sha256 48b1674c)
+    # Then: cp runs/refiner3d_deform/{model.safetensors,config.json} resources/refiner3d/
+    #       and compare with `python scripts/refiner_validation.py resources/refiner3d runs/refiner3d_deform`
+    #       (training-brain patches) and on the held-out brains with `inpaint bench`.
     REFINER_MINUTES=${REFINER_MINUTES:-52}
     DATA_ARGS="resources/mni152/t1.nii.gz@0.35
         ../shared/data/robex_subject/t1_1p5mm.nii.gz:../shared/data/robex_subject/brainmask_1p5mm.nii.gz@0.65"
     mkdir -p runs/logs
+    if [[ "${2:-}" == "deform" ]]; then
+        OMP_NUM_THREADS=1 "$PYTHON" -m core.training.refiner --init runs/refiner3d_finetune --loss lesion --lr 3e-4 \
+            --deform 0.7 --out runs/refiner3d_deform --minutes "$REFINER_MINUTES" --steps 1200 --batch-size 6 \
+            --threads 1 --data $DATA_ARGS 2>&1 | tee -a runs/logs/refiner3d_deform.log
+        exit 0
+    fi
     if [[ "${2:-}" == "finetune" ]]; then
         OMP_NUM_THREADS=1 "$PYTHON" -m core.training.refiner --init runs/refiner3d --loss lesion --lr 3e-4 \
             --out runs/refiner3d_finetune --minutes "$REFINER_MINUTES" --steps 1000 --batch-size 6 --threads 1 \
