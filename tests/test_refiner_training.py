@@ -7,6 +7,7 @@ from pathlib import Path
 
 import nibabel as nib
 import numpy as np
+import pytest
 import torch
 
 from conftest import synthetic_brain
@@ -102,3 +103,5 @@ def test_the_card_names_every_earlier_run_and_the_deformation(tmp_path: Path) ->
     assert "50% of patches deformed" in card                        # the second run's setting, in its stage
     assert "of the patches are also rotated" not in card             # the third run itself did not deform
     assert "50% of the patches are also rotated" in (tmp_path / "second" / "MODEL_CARD.md").read_text()
+    with pytest.raises(ValueError, match="share of patches"):
+        train([(image, None, 1.0)], tmp_path / "fourth", minutes=5, steps=1, config=config, deform=1.5)

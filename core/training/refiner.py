@@ -273,6 +273,8 @@ def train(data: Sequence[tuple[Path, Optional[Path], float]], out: Path, *, minu
     """
     if loss_kind not in LOSSES:
         raise ValueError(f"loss must be one of {LOSSES}, not {loss_kind!r}")
+    if not 0.0 <= deform <= 1.0:
+        raise ValueError(f"deform is a share of patches, from 0 to 1, not {deform}")
     torch.manual_seed(seed)
     brains = [load_brain(img, msk, config.spacing_mm) for img, msk, _ in data]
     weights = np.array([w for _, _, w in data], dtype=np.float64)
