@@ -151,18 +151,21 @@ def hole_metrics(prediction: np.ndarray, reference: np.ndarray, hole: np.ndarray
     """BraTS in-hole metrics: dict(ssim=, psnr_brats=, psnr_01=, psnr= (same as psnr_01), mse=, mae=, ssim_3d=)."""
     hole = _check(prediction, reference, hole, voided)
     lo, hi = percentile_range(voided)
-    pred = _scale(np.where(hole, prediction, 0.0), lo, hi)
-    ref = _scale(np.where(hole, reference, 0.0), lo, hi)
-    # Outside the hole both images hold the same constant, so the SSIM map of a box reaching
-    # one window radius beyond the hole equals the whole image's map at every hole voxel.
+    # Outside the hole both images hold the same constant (0), so every metric can be computed on
+    # the box reaching one SSIM window radius beyond the hole: the SSIM maps at hole voxels equal
+    # the whole image's, and the box holds a voxel outside the hole (the data range's 0) unless it
+    # is the whole image. No whole-volume copy is made.
     box = _ssim_box(hole)
-    _, ssim_map = ssim(pred[box], ref[box], full=True)
-    diff = pred[hole] - ref[hole]
+    inside = hole[box]
+    pred = _scale(np.where(inside, prediction[box], 0.0), lo, hi)
+    ref = _scale(np.where(inside, reference[box], 0.0), lo, hi)
+    _, ssim_map = ssim(pred, ref, full=True)
+    diff = pred[inside] - ref[inside]
     mse = float(np.mean(diff ** 2))
     psnr_01 = psnr_from_mse(mse)
-    return {"ssim": brats_ssim(pred, ref, hole), "psnr_brats": psnr_reference_range(pred[hole], ref[hole]),
+    return {"ssim": brats_ssim(pred, ref, inside), "psnr_brats": psnr_reference_range(pred[inside], ref[inside]),
             "psnr_01": psnr_01, "psnr": psnr_01, "mse": mse, "mae": float(np.mean(np.abs(diff))),
-            "ssim_3d": float(ssim_map[hole[box]].mean())}
+            "ssim_3d": float(ssim_map[inside].mean())}
 
 
 def slice_metrics(prediction: np.ndarray, reference: np.ndarray, hole: np.ndarray, voided: np.ndarray,

@@ -174,3 +174,22 @@ def test_agrees_with_the_official_brats_package_when_installed():
         for mine, name in (("ssim", "ssim"), ("psnr_brats", "psnr"), ("psnr_01", "psnr_01"), ("mse", "mse"),
                            ("mae", "mae")):
             assert ours[mine] == pytest.approx(theirs[name], abs=1e-4), name
+
+
+def test_the_box_computation_equals_the_whole_volume_at_the_volume_edge():
+    # hole_metrics works on the hole's box plus one SSIM radius; a hole in a corner clips that box
+    rng = np.random.default_rng(5)
+    shape = (20, 24, 18)
+    reference = ndimage.gaussian_filter(rng.uniform(0, 300, shape), 1.5).astype(np.float32)
+    hole = np.zeros(shape, dtype=bool)
+    hole[:6, -7:, :5] = True
+    prediction = (reference + rng.normal(0, 25, shape)).astype(np.float32)
+    voided = np.where(hole, 0, reference).astype(np.float32)
+    lo, hi = np.percentile(voided.astype(np.float64), [0.5, 99.5])
+    lo = max(lo, 0.0)
+
+    def whole(a):
+        return (np.clip(np.where(hole, a, 0.0).astype(np.float64), lo, hi) - lo) / (hi - lo)
+
+    got = hole_metrics(prediction, reference, hole, voided)
+    assert got["ssim"] == pytest.approx(brats_ssim(whole(prediction), whole(reference), hole), abs=1e-12)
