@@ -154,7 +154,7 @@ def hole_metrics(prediction: np.ndarray, reference: np.ndarray, hole: np.ndarray
     # Outside the hole both images hold the same constant (0), so every metric can be computed on
     # the box reaching one SSIM window radius beyond the hole: the SSIM maps at hole voxels equal
     # the whole image's, and the box holds a voxel outside the hole (the data range's 0) unless it
-    # is the whole image. No whole-volume copy is made.
+    # is the whole image. Prediction and reference are never copied whole (the percentiles read `voided`).
     box = _ssim_box(hole)
     inside = hole[box]
     pred = _scale(np.where(inside, prediction[box], 0.0), lo, hi)

@@ -105,3 +105,11 @@ def test_the_card_names_every_earlier_run_and_the_deformation(tmp_path: Path) ->
     assert "50% of the patches are also rotated" in (tmp_path / "second" / "MODEL_CARD.md").read_text()
     with pytest.raises(ValueError, match="share of patches"):
         train([(image, None, 1.0)], tmp_path / "fourth", minutes=5, steps=1, config=config, deform=1.5)
+
+
+def test_the_training_command_explains_its_options(capsys) -> None:
+    from core.training.refiner import main
+
+    with pytest.raises(SystemExit) as stop:
+        main(["--help"])
+    assert stop.value.code == 0 and "--deform" in capsys.readouterr().out

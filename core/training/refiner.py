@@ -351,7 +351,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                    help="average the hole error over all hole voxels of a batch, or per lesion (default voxel)")
     p.add_argument("--init", type=Path, default=None, help="start from this run folder's weights (fresh optimiser)")
     p.add_argument("--deform", type=float, default=0.0,
-                   help="share of patches randomly rotated (+/-15 deg), scaled (+/-10%%) and warped (default 0)")
+                   help=f"share of patches randomly rotated (+/-{DEFORM_MAX_DEGREES:g} deg), scaled "
+                        f"(+/-{DEFORM_SCALE * 100:g}%%) and warped (default 0)")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     data = []
