@@ -113,3 +113,47 @@ def test_the_training_command_explains_its_options(capsys) -> None:
     with pytest.raises(SystemExit) as stop:
         main(["--help"])
     assert stop.value.code == 0 and "--deform" in capsys.readouterr().out
+
+
+def test_intensity_remap_keeps_the_order_and_the_ends_and_moves_tissue_contrast() -> None:
+    from core.training.refiner import REMAP_SHIFT, intensity_remap
+
+    unit = np.linspace(0.0, 1.0, 1001, dtype=np.float32)
+    moved = []
+    for seed in range(20):
+        out = intensity_remap(np.random.default_rng(seed), unit)
+        assert out.dtype == unit.dtype and out[0] == 0.0 and out[-1] == 1.0
+        assert np.all(np.diff(out) >= 0)                               # tissues keep their order
+        assert np.abs(out - unit).max() <= REMAP_SHIFT + 1e-6
+        moved.append(np.abs(out - unit).max())
+    assert max(moved) > REMAP_SHIFT / 2                                 # it does change the contrast
+
+
+def test_remapped_patches_stay_in_model_range_and_the_card_says_so(tmp_path: Path) -> None:
+    image = np.full((48, 48, 48), -1.0, dtype=np.float32)
+    brain = np.zeros(image.shape, dtype=bool)
+    brain[4:44, 4:44, 4:44] = True
+    image[brain] = np.linspace(-0.9, 0.9, int(brain.sum()), dtype=np.float32)
+    source = Brain(image=image, brain=brain, centres=np.array([[24, 24, 24]]))
+    rng = np.random.default_rng(1)
+    for _ in range(3):
+        _, _, truth = sample(rng, [source], np.array([1.0]), remap=1.0)
+        assert np.all(np.abs(truth) <= 1.0) and (truth > -1.0).any()
+    path = tmp_path / "brain.nii.gz"
+    nib.save(nib.Nifti1Image(synthetic_brain((44, 48, 44)), np.diag([2.0, 2.0, 2.0, 1.0])), path)
+    config = RefinerConfig(width=2)
+    train([(path, None, 1.0)], tmp_path / "run", minutes=5, steps=1, batch_size=2, config=config, remap=0.4,
+          log_every=1)
+    assert "40% of the patches get a random tissue contrast" in (tmp_path / "run" / "MODEL_CARD.md").read_text()
+    train([(path, None, 1.0)], tmp_path / "next", minutes=5, steps=1, batch_size=2, config=config,
+          init=tmp_path / "run", log_every=1)
+    assert "40% with a random tissue contrast" in (tmp_path / "next" / "MODEL_CARD.md").read_text()
+
+
+def test_the_training_command_refuses_a_share_outside_0_to_1(capsys) -> None:
+    from core.training.refiner import main
+
+    for option in ("--deform", "--remap"):
+        with pytest.raises(SystemExit) as stop:
+            main(["--data", "x.nii.gz", "--out", "unused", option, "1.5"])
+        assert stop.value.code == 2 and "give a number from 0 to 1" in capsys.readouterr().err

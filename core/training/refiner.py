@@ -123,9 +123,28 @@ def deformation(rng: np.random.Generator, size: int) -> np.ndarray:
     return coords
 
 
+REMAP_KNOTS = (0.2, 0.4, 0.6, 0.8)   # intensities (unit range) whose image is moved by a random remap
+REMAP_SHIFT = 0.08                   # largest move of a knot
+
+
+def intensity_remap(rng: np.random.Generator, unit: np.ndarray) -> np.ndarray:
+    """`unit` (0..1) through a random increasing piecewise-linear curve that keeps 0 and 1.
+
+    Each knot of REMAP_KNOTS moves by up to REMAP_SHIFT, so the contrast between tissues (CSF, grey
+    and white matter) changes differently from one patch to the next, as it does between scanners.
+    """
+    knots = np.array(REMAP_KNOTS)
+    moved = np.clip(np.sort(knots + rng.uniform(-REMAP_SHIFT, REMAP_SHIFT, size=knots.size)), 0.0, 1.0)
+    return np.interp(unit, np.r_[0.0, knots, 1.0], np.r_[0.0, moved, 1.0]).astype(unit.dtype)
+
+
 def sample(rng: np.random.Generator, brains: Sequence[Brain], weights: np.ndarray,
-           hole_kind: Optional[str] = None, deform: float = 0.0) -> tuple[np.ndarray, ...]:
-    """One augmented (base, hole, truth) patch triple in model range; `deform`: share of deformed patches."""
+           hole_kind: Optional[str] = None, deform: float = 0.0, remap: float = 0.0) -> tuple[np.ndarray, ...]:
+    """One augmented (base, hole, truth) patch triple in model range.
+
+    `deform`: share of deformed patches (`deformation`); `remap`: share of patches whose tissue
+    contrast is changed (`intensity_remap`).
+    """
     source = brains[int(rng.choice(len(brains), p=weights))]
     shape = np.array(source.image.shape)
     while True:
@@ -146,6 +165,8 @@ def sample(rng: np.random.Generator, brains: Sequence[Brain], weights: np.ndarra
         if rng.random() < 0.5:
             truth, brain = np.flip(truth, axis), np.flip(brain, axis)
     unit = np.clip((truth + 1.0) / 2.0, 0.0, None)
+    if remap and rng.random() < remap:
+        unit = intensity_remap(rng, np.clip(unit, 0.0, 1.0))
     unit = unit ** float(np.exp(rng.normal(0.0, 0.2))) * rng.uniform(0.85, 1.1)
     unit = unit + brain * rng.normal(0.0, rng.uniform(0.0, 0.03), size=unit.shape)
     truth = np.where(brain, np.clip(unit, 0.0, 1.0) * 2.0 - 1.0, -1.0).astype(np.float32)
@@ -155,8 +176,8 @@ def sample(rng: np.random.Generator, brains: Sequence[Brain], weights: np.ndarra
 
 
 def batch(rng: np.random.Generator, brains, weights, size: int,
-          hole_kind: Optional[str] = None, deform: float = 0.0) -> tuple[torch.Tensor, ...]:
-    parts = [sample(rng, brains, weights, hole_kind, deform) for _ in range(size)]
+          hole_kind: Optional[str] = None, deform: float = 0.0, remap: float = 0.0) -> tuple[torch.Tensor, ...]:
+    parts = [sample(rng, brains, weights, hole_kind, deform, remap) for _ in range(size)]
     return tuple(torch.from_numpy(np.stack([p[i] for p in parts])[:, None].copy()) for i in range(3))
 
 
@@ -176,7 +197,7 @@ The ICBM 2009a template: Copyright (C) 1993-2009 Louis Collins, McConnell Brain 
 Neurological Institute, McGill University (see resources/mni152/NOTICE.md). The ROBEX subject:
 `ROBEX/ref_vols/atlas.nii.gz` with its expert brain mask, ROBEX v1.2 (Iglesias et al., IEEE TMI 2011),
 BSD license, Copyright (c) 2010 Juan Eugenio Iglesias.
-Augmentation: random axis order and flips, gamma (log SD 0.2), contrast x0.85-1.1, Gaussian noise in the brain.{deform}
+Augmentation: random axis order and flips, gamma (log SD 0.2), contrast x0.85-1.1, Gaussian noise in the brain.{deform}{remap}
 Holes: irregular blobs (50%), boxes (30%) and thin slabs of 1-4 voxels (20%) inside the brain.
 
 ## Training run
@@ -204,6 +225,7 @@ def _stage(init: dict) -> str:
     """One earlier run as the card names it: path, checksum and its training settings."""
     before = init.get("training") or {}
     deform = f"{float(before['deform']):.0%} of patches deformed, " if before.get("deform") else ""
+    deform += f"{float(before['remap']):.0%} with a random tissue contrast, " if before.get("remap") else ""
     return (f"`{init['path']}` (sha256 {init['sha256'][:12]}...: {before.get('steps', '?')} steps, "
             f"lr {before.get('lr', '?')}, error averaged {AVERAGING.get(before.get('loss', 'voxel'), '?')}, "
             f"{deform}{float(before.get('wall_time_s', 0.0)) / 60:.0f} min)")
@@ -237,7 +259,10 @@ def write_card(out: Path, network: Refiner3D, meta: dict, step: int) -> None:
                        deform=(f"\n{float(meta['deform']):.0%} of the patches are also rotated (+/-{DEFORM_MAX_DEGREES:g} deg "
                                f"about each axis), scaled (x{1 - DEFORM_SCALE:g}-{1 + DEFORM_SCALE:g}) and warped "
                                f"(smooth displacements up to {DEFORM_WARP_VOXELS:g} voxels)."
-                               if meta.get("deform") else ""))
+                               if meta.get("deform") else ""),
+                       remap=(f"\n{float(meta['remap']):.0%} of the patches get a random tissue contrast: intensities "
+                              f"{', '.join(f'{k:g}' for k in REMAP_KNOTS)} (of 0..1) moved by up to {REMAP_SHIFT:g} on an "
+                              f"increasing curve." if meta.get("remap") else ""))
     write_atomically(out / "MODEL_CARD.md", lambda p: p.write_text(text, encoding="utf-8"))
 
 
@@ -265,16 +290,18 @@ def hole_mse(pred: torch.Tensor, truth: torch.Tensor, hole: torch.Tensor, loss: 
 def train(data: Sequence[tuple[Path, Optional[Path], float]], out: Path, *, minutes: float, steps: int,
           batch_size: int = 6, lr: float = 5e-4, seed: int = 0, resume: bool = False, loss_kind: str = "voxel",
           init: Optional[Path] = None, config: RefinerConfig = RefinerConfig(), log_every: int = 50,
-          deform: float = 0.0) -> None:
+          deform: float = 0.0, remap: float = 0.0) -> None:
     """Train (or resume) a refiner on `data` = [(image, brain mask or None, sampling weight)].
 
     `init`: a run folder whose weights start this run (fresh optimiser and schedule); `deform`: the
-    share of patches randomly rotated, scaled and warped (`deformation`).
+    share of patches randomly rotated, scaled and warped (`deformation`); `remap`: the share whose
+    tissue contrast is changed (`intensity_remap`).
     """
     if loss_kind not in LOSSES:
         raise ValueError(f"loss must be one of {LOSSES}, not {loss_kind!r}")
-    if not 0.0 <= deform <= 1.0:
-        raise ValueError(f"deform is a share of patches, from 0 to 1, not {deform}")
+    for name, share in (("deform", deform), ("remap", remap)):
+        if not 0.0 <= share <= 1.0:
+            raise ValueError(f"{name} is a share of patches, from 0 to 1, not {share}")
     torch.manual_seed(seed)
     brains = [load_brain(img, msk, config.spacing_mm) for img, msk, _ in data]
     weights = np.array([w for _, _, w in data], dtype=np.float64)
@@ -283,7 +310,7 @@ def train(data: Sequence[tuple[Path, Optional[Path], float]], out: Path, *, minu
     optimiser = torch.optim.Adam(network.parameters(), lr=lr)
     step = 0
     meta = {"data": [str(p) for p, _, _ in data], "weights": weights.tolist(), "batch_size": batch_size,
-            "lr": lr, "seed": seed, "patch": PATCH, "loss": loss_kind, "deform": deform, "torch": torch.__version__,
+            "lr": lr, "seed": seed, "patch": PATCH, "loss": loss_kind, "deform": deform, "remap": remap, "torch": torch.__version__,
             "wall_time_s": 0.0}
     if init is not None and not resume:
         start_from = load_refiner(init)
@@ -311,7 +338,7 @@ def train(data: Sequence[tuple[Path, Optional[Path], float]], out: Path, *, minu
     running = []
     while step < steps and spent + time.perf_counter() - start < minutes * 60:
         rng = np.random.default_rng([seed, step])
-        base, hole, truth = batch(rng, brains, weights, batch_size, deform=deform)
+        base, hole, truth = batch(rng, brains, weights, batch_size, deform=deform, remap=remap)
         pred = network(base, hole)
         loss = hole_mse(pred, truth, hole, loss_kind)
         base_loss = hole_mse(base, truth, hole, loss_kind)
@@ -335,6 +362,17 @@ def train(data: Sequence[tuple[Path, Optional[Path], float]], out: Path, *, minu
     _save(out, network, optimiser, step, meta)
 
 
+def _share(text: str) -> float:
+    """A share of patches from the command line: a number from 0 to 1."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a share of patches; give a number from 0 to 1")
+    return value
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     p = argparse.ArgumentParser(description="Train the 3D refiner on healthy brain-extracted T1 volumes.")
     p.add_argument("--data", nargs="+", required=True,
@@ -350,9 +388,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--loss", choices=LOSSES, default="voxel",
                    help="average the hole error over all hole voxels of a batch, or per lesion (default voxel)")
     p.add_argument("--init", type=Path, default=None, help="start from this run folder's weights (fresh optimiser)")
-    p.add_argument("--deform", type=float, default=0.0,
+    p.add_argument("--deform", type=_share, default=0.0,
                    help=f"share of patches randomly rotated (+/-{DEFORM_MAX_DEGREES:g} deg), scaled "
                         f"(+/-{DEFORM_SCALE * 100:g}%%) and warped (default 0)")
+    p.add_argument("--remap", type=_share, default=0.0,
+                   help=f"share of patches whose tissue contrast changes: intensities {REMAP_KNOTS} move by up to "
+                        f"{REMAP_SHIFT:g} on a random increasing curve (default 0)")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     data = []
@@ -361,7 +402,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         image, _, mask = spec.partition(":")
         data.append((Path(image), Path(mask) if mask else None, float(weight or 1.0)))
     train(data, args.out, minutes=args.minutes, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
-          seed=args.seed, resume=args.resume, loss_kind=args.loss, init=args.init, deform=args.deform)
+          seed=args.seed, resume=args.resume, loss_kind=args.loss, init=args.init, deform=args.deform,
+          remap=args.remap)
     return 0
 
 
