@@ -14,6 +14,7 @@ weights now shipped. Also rewrites the held-out section of each shipped slice mo
 from __future__ import annotations
 
 import json
+import math
 import re
 import sys
 from pathlib import Path
@@ -90,17 +91,39 @@ def _mean(values: list[float]) -> float:
     return sum(values) / len(values)
 
 
+def paired_differences(report: dict, family: str, method: str, other: str) -> list[float]:
+    """Per-case in-hole PSNR of `method` minus `other` on the cases of `family` (the same lesions)."""
+    return [case["results"][method]["psnr_hole"] - case["results"][other]["psnr_hole"]
+            for case in report["cases"] if case["family"] == family
+            and method in case["results"] and other in case["results"]]
+
+
+def standard_error(values: list[float]) -> float:
+    """Standard error of the mean of `values` (sample SD / sqrt n); nan for fewer than two."""
+    n = len(values)
+    if n < 2:
+        return math.nan
+    mean = _mean(values)
+    return math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1) / n)
+
+
 def target_check(report: dict) -> dict:
-    """The default against the best classical method of each lesion-sized family (issue targets)."""
+    """The default against the best classical method of each lesion-sized family (issue targets).
+
+    `se`: the standard error of each PSNR difference over the family's cases (paired: the same
+    lesions), and of the mean over families.
+    """
     default = report["default_method"]
     rows = {}
     for family in lesion_families(report):
         best = best_classical(report, family)
         mine, theirs = report["summary"][default][family], report["summary"][best][family]
         rows[family] = {"best": best, "dpsnr": mine["psnr_hole"] - theirs["psnr_hole"],
+                        "se": standard_error(paired_differences(report, family, default, best)),
                         "dssim": mine["ssim_hole"] - theirs["ssim_hole"], "stripe": mine.get("stripe_ratio"),
                         "texture": mine.get("texture_ratio")}
     return {"families": rows, "dpsnr": _mean([r["dpsnr"] for r in rows.values()]),
+            "se": math.sqrt(sum(r["se"] ** 2 for r in rows.values())) / len(rows),
             "dssim": _mean([r["dssim"] for r in rows.values()])}
 
 
@@ -145,16 +168,18 @@ def stripe_table(report: dict) -> list[str]:
 def verdict(report: dict, name: str) -> list[str]:
     check = target_check(report)
     rows = check["families"]
-    below = [f"{f} ({r['dpsnr']:+.2f} dB vs {r['best']})" for f, r in rows.items() if r["dpsnr"] < 0]
+    below = [f"{f} ({r['dpsnr']:+.2f} +/- {r['se']:.2f} dB vs {r['best']})" for f, r in rows.items() if r["dpsnr"] < 0]
     stripes_out = [f"{f} ({r['stripe']:.2f})" for f, r in rows.items()
                    if r["stripe"] is not None and abs(r["stripe"] - 1.0) > STRIPE_BAND]
     met = check["dpsnr"] >= 1.0 and check["dssim"] > 0 and not below
-    lines = [f"- {name}: the default (`{report['default_method']}`) is {check['dpsnr']:+.2f} dB in PSNR and "
+    lines = [f"- {name}: the default (`{report['default_method']}`) is {check['dpsnr']:+.2f} +/- {check['se']:.2f} dB "
+             f"in PSNR and "
              f"{check['dssim']:+.4f} in SSIM from the best classical method of each lesion-sized family, on average "
              f"(target: at least +1.0 dB and above in SSIM, never below on a family: "
              f"{'met' if met else 'missed'}). Per family: "
-             + ", ".join(f"{f} {r['dpsnr']:+.2f} dB / {r['dssim']:+.4f} vs {r['best']}" for f, r in rows.items())
-             + "."]
+             + ", ".join(f"{f} {r['dpsnr']:+.2f} +/- {r['se']:.2f} dB / {r['dssim']:+.4f} vs {r['best']}"
+                         for f, r in rows.items())
+             + " (+/-: standard error over the family's cases, paired on the same lesions)."]
     lines.append(f"  Below the best classical method on: {', '.join(below) if below else 'no family'}. "
                  f"Stripe ratio outside 1 +/- {STRIPE_BAND}: {', '.join(stripes_out) if stripes_out else 'no family'}.")
     return lines
@@ -261,8 +286,8 @@ def replace_block(text: str, block: str) -> str:
     return text[:start] + block + text[end:]
 
 
-def main() -> None:
-    by_name = load_runs()
+def results_markdown(by_name: dict[str, dict]) -> str:
+    """docs/results.md: every figure, from the committed runs."""
     runs = [(run, title, by_name[run]) for run, title in RUNS if run in by_name]
     parts = ["# Results", "",
              "Every figure here comes from brains no model was trained on: the held-out subject and Colin27 of "
@@ -281,7 +306,12 @@ def main() -> None:
         if path.is_file():
             parts += [f"## {title}", "", f"Raw: `docs/results/{run}/results.json`.", "",
                       _demote(path.read_text(encoding="utf-8"), run), ""]
-    (ROOT / "docs" / "results.md").write_text("\n".join(parts), encoding="utf-8")
+    return "\n".join(parts)
+
+
+def main() -> None:
+    by_name = load_runs()
+    (ROOT / "docs" / "results.md").write_text(results_markdown(by_name), encoding="utf-8")
     README.write_text(replace_block(README.read_text(encoding="utf-8"), readme_block(by_name, load_downstream())),
                       encoding="utf-8")
     write_cards(by_name)

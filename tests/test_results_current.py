@@ -8,6 +8,7 @@ with `python scripts/collect_results.py`.
 from __future__ import annotations
 
 import importlib.util
+import math
 from pathlib import Path
 
 import pytest
@@ -61,6 +62,12 @@ def test_readme_quotes_the_committed_results(collect):
     assert readme[start:start + len(expected)] == expected, "README results are stale: run scripts/collect_results.py"
 
 
+def test_the_results_page_is_what_the_committed_runs_give(collect):
+    page = (ROOT / "docs" / "results.md").read_text(encoding="utf-8")
+    assert page == collect.results_markdown(collect.load_runs()), \
+        "docs/results.md is stale or edited by hand: edit docs/results/downstream/README.md or the runs, then run scripts/collect_results.py"
+
+
 def test_model_cards_quote_the_committed_results(collect):
     runs = collect.load_runs()
     checked = 0
@@ -71,3 +78,16 @@ def test_model_cards_quote_the_committed_results(collect):
             assert section == collect.card_section(model, runs[run], run, runs), f"{model}'s card is stale"
             checked += 1
     assert checked == len(list_models())
+
+
+def test_the_stated_spread_comes_from_the_same_cases_as_the_stated_difference(collect):
+    for run, report in collect.load_runs().items():
+        if run not in ("heldout", "colin27", "heldout_1mm"):
+            continue
+        check = collect.target_check(report)
+        for family, row in check["families"].items():
+            diffs = collect.paired_differences(report, family, report["default_method"], row["best"])
+            assert len(diffs) == report["summary"][row["best"]][family]["n"] >= 2
+            assert abs(sum(diffs) / len(diffs) - row["dpsnr"]) < 1e-9, f"{run} {family}: cases and summary disagree"
+            assert 0.0 < row["se"] < 10.0
+    assert collect.standard_error([1.0, 3.0]) == 1.0 and math.isnan(collect.standard_error([2.0]))
