@@ -252,7 +252,7 @@ def card_section(model: str, report: dict, run: str, current: dict[str, dict]) -
         else:
             lines.append(f"this model was not rerun on the {name}; the default slice model's figures are in "
                          f"`docs/results.md`.")
-    lines += ["", "A few cases per family is a small sample: read differences under about 0.5 dB as ties.", ""]
+    lines += ["", "A few cases per family is a small sample: `docs/results.md` gives the default's differences with their standard errors.", ""]
     return "\n".join(lines)
 
 
