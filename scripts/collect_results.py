@@ -173,8 +173,7 @@ def verdict(report: dict, name: str) -> list[str]:
                    if r["stripe"] is not None and abs(r["stripe"] - 1.0) > STRIPE_BAND]
     met = check["dpsnr"] >= 1.0 and check["dssim"] > 0 and not below
     lines = [f"- {name}: the default (`{report['default_method']}`) is {check['dpsnr']:+.2f} +/- {check['se']:.2f} dB "
-             f"in PSNR and "
-             f"{check['dssim']:+.4f} in SSIM from the best classical method of each lesion-sized family, on average "
+             f"in PSNR and {check['dssim']:+.4f} in SSIM from the best classical method of each lesion-sized family, on average "
              f"(target: at least +1.0 dB and above in SSIM, never below on a family: "
              f"{'met' if met else 'missed'}). Per family: "
              + ", ".join(f"{f} {r['dpsnr']:+.2f} +/- {r['se']:.2f} dB / {r['dssim']:+.4f} vs {r['best']}"

@@ -224,11 +224,11 @@ AVERAGING = {"voxel": "over all hole voxels of a batch", "lesion": "per hole, th
 def _stage(init: dict) -> str:
     """One earlier run as the card names it: path, checksum and its training settings."""
     before = init.get("training") or {}
-    deform = f"{float(before['deform']):.0%} of patches deformed, " if before.get("deform") else ""
-    deform += f"{float(before['remap']):.0%} with a random tissue contrast, " if before.get("remap") else ""
+    shares = f"{float(before['deform']):.0%} of patches deformed, " if before.get("deform") else ""
+    shares += f"{float(before['remap']):.0%} with a random tissue contrast, " if before.get("remap") else ""
     return (f"`{init['path']}` (sha256 {init['sha256'][:12]}...: {before.get('steps', '?')} steps, "
             f"lr {before.get('lr', '?')}, error averaged {AVERAGING.get(before.get('loss', 'voxel'), '?')}, "
-            f"{deform}{float(before.get('wall_time_s', 0.0)) / 60:.0f} min)")
+            f"{shares}{float(before.get('wall_time_s', 0.0)) / 60:.0f} min)")
 
 
 def _history(meta: dict) -> str:
