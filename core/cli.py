@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
 from . import __version__
+from .argtypes import number_range, real, whole
 from .errors import InpaintError
 
 
@@ -19,58 +19,22 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}; run '{self.prog} --help' for the options.\n")
 
 
-def _whole(text: str) -> int:
-    try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a whole number, not {text!r}") from None
-
-
-def _real(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number, not {text!r}") from None
-    if not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"must be a finite number, not {text}")
-    return value
-
-
-def _ranged(read, low, high, what: str = ""):
-    """An argparse type: `read(text)` (a number) from `low` to `high`; `what` names the kind in the message."""
-    def parse(text: str):
-        value = read(text)
-        if not low <= value <= high:
-            shown = [str(v) if isinstance(v, int) else f"{v:g}" for v in (low, high)]
-            raise argparse.ArgumentTypeError(f"must be {what}from {shown[0]} to {shown[1]}, not {text}")
-        return value
-    return parse
-
-
-def _int_range(low: int, high: int):
-    return _ranged(_whole, low, high, "a whole number ")
-
-
-def _real_range(low: float, high: float):
-    return _ranged(_real, low, high)
-
-
 def _positive_int(text: str) -> int:
-    value = _whole(text)
+    value = whole(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, not {text}")
     return value
 
 
 def _non_negative_int(text: str) -> int:
-    value = _whole(text)
+    value = whole(text)
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be a whole number of at least 0, not {text}")
     return value
 
 
 def _odd_window(text: str) -> int:
-    value = _whole(text)
+    value = whole(text)
     if value < 1 or value % 2 == 0 or value > 255:
         raise argparse.ArgumentTypeError(f"must be an odd number of pixels such as 3 or 7, not {text}")
     return value
@@ -79,7 +43,7 @@ def _odd_window(text: str) -> int:
 def _learning_rate(text: str) -> float:
     from .search import LR_MAX
 
-    value = _real(text)
+    value = real(text)
     if not 0 < value <= LR_MAX:
         raise argparse.ArgumentTypeError(f"must be greater than 0 and at most {LR_MAX:g}, not {text}")
     return value
@@ -94,18 +58,18 @@ def _add_method_options(p: argparse.ArgumentParser) -> None:
                    help="; ".join(f"{k}: {v}" for k, v in METHODS.items()) + f" (default {d.method})")
     p.add_argument("--model", default=None,
                    help="shipped slice model name or checkpoint path for slices2d/poisson3d (default: see 'inpaint models')")
-    p.add_argument("--mirror", type=_real_range(0.0, 1.0), default=d.mirror, metavar="W",
+    p.add_argument("--mirror", type=number_range(0.0, 1.0), default=d.mirror, metavar="W",
                    help=f"refine3d: share of the other hemisphere's mirrored detail added to the fill, 0 to 1 "
                         f"(default {d.mirror:g}; 0 when the hemispheres differ, e.g. a midline shift)")
     p.add_argument("--axis", choices=["axial", "coronal", "sagittal"], default=None,
                    help="plane of the slices to fill (default: the model's plane)")
-    p.add_argument("--iterations", type=_int_range(*LIMITS["iterations"]), default=d.iterations, help=f"Adam steps on z (default {d.iterations})")
-    p.add_argument("--restarts", type=_int_range(*LIMITS["restarts"]), default=d.restarts, help=f"candidates per slice (default {d.restarts})")
+    p.add_argument("--iterations", type=number_range(*LIMITS["iterations"]), default=d.iterations, help=f"Adam steps on z (default {d.iterations})")
+    p.add_argument("--restarts", type=number_range(*LIMITS["restarts"]), default=d.restarts, help=f"candidates per slice (default {d.restarts})")
     p.add_argument("--lr", type=_learning_rate, default=d.lr, help=f"Adam learning rate on z (default {d.lr})")
-    p.add_argument("--lambda", dest="lam", type=_real_range(0.0, LAMBDA_MAX), default=d.lam,
+    p.add_argument("--lambda", dest="lam", type=number_range(0.0, LAMBDA_MAX), default=d.lam,
                    help=f"weight of the prior loss (default {d.lam})")
     p.add_argument("--window", type=_odd_window, default=d.window, help=f"context-weight window (default {d.window})")
-    p.add_argument("--dilate", type=_int_range(0, 100), default=0,
+    p.add_argument("--dilate", type=number_range(0, 100), default=0,
                    help="dilate the mask by N voxels in 3D first")
 
 
@@ -114,7 +78,7 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     from .search import SEED_MAX
 
     d = FillSettings()
-    p.add_argument("--seed", type=_int_range(0, SEED_MAX), default=d.seed, help="random seed (same seed on CPU: same output)")
+    p.add_argument("--seed", type=number_range(0, SEED_MAX), default=d.seed, help="random seed (same seed on CPU: same output)")
     p.add_argument("--device", default=d.device, help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:1, mps")
     p.add_argument("--no-prior", action="store_true", help="ablation: context loss only")
     p.add_argument("--no-weighting", action="store_true", help="ablation: binary mask instead of context weights")

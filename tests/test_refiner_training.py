@@ -156,4 +156,4 @@ def test_the_training_command_refuses_a_share_outside_0_to_1(capsys) -> None:
     for option in ("--deform", "--remap"):
         with pytest.raises(SystemExit) as stop:
             main(["--data", "x.nii.gz", "--out", "unused", option, "1.5"])
-        assert stop.value.code == 2 and "give a number from 0 to 1" in capsys.readouterr().err
+        assert stop.value.code == 2 and "must be a share of patches from 0 to 1, not 1.5" in capsys.readouterr().err

@@ -27,6 +27,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from scipy import ndimage
 
+from ..argtypes import number_range
 from ..atomic import write_atomically
 from ..blend3d import biharmonic_fill_3d
 from ..modelspace import Reorientation, voxel_sizes
@@ -362,17 +363,6 @@ def train(data: Sequence[tuple[Path, Optional[Path], float]], out: Path, *, minu
     _save(out, network, optimiser, step, meta)
 
 
-def _share(text: str) -> float:
-    """A share of patches from the command line: a number from 0 to 1."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a share of patches; give a number from 0 to 1")
-    return value
-
-
 def main(argv: Optional[Sequence[str]] = None) -> int:
     p = argparse.ArgumentParser(description="Train the 3D refiner on healthy brain-extracted T1 volumes.")
     p.add_argument("--data", nargs="+", required=True,
@@ -388,10 +378,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--loss", choices=LOSSES, default="voxel",
                    help="average the hole error over all hole voxels of a batch, or per lesion (default voxel)")
     p.add_argument("--init", type=Path, default=None, help="start from this run folder's weights (fresh optimiser)")
-    p.add_argument("--deform", type=_share, default=0.0,
+    p.add_argument("--deform", type=number_range(0.0, 1.0, "a share of patches "), default=0.0,
                    help=f"share of patches randomly rotated (+/-{DEFORM_MAX_DEGREES:g} deg), scaled "
                         f"(+/-{DEFORM_SCALE * 100:g}%%) and warped (default 0)")
-    p.add_argument("--remap", type=_share, default=0.0,
+    p.add_argument("--remap", type=number_range(0.0, 1.0, "a share of patches "), default=0.0,
                    help=f"share of patches whose tissue contrast changes: intensities {REMAP_KNOTS} move by up to "
                         f"{REMAP_SHIFT:g} on a random increasing curve (default 0)")
     args = p.parse_args(argv)
