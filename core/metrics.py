@@ -52,10 +52,23 @@ def ssim(a: np.ndarray, b: np.ndarray, full: bool = False):
 
 
 def percentile_range(voided: np.ndarray) -> tuple[float, float]:
-    """(lo, hi) of the normalisation: 0.5/99.5 percentiles of the voided input, lo >= 0."""
-    lo, hi = np.percentile(np.asarray(voided, dtype=np.float64), [LOWER_PERCENTILE, UPPER_PERCENTILE])
-    lo = max(float(lo), 0.0)
-    hi = float(hi)
+    """(lo, hi) of the normalisation: 0.5/99.5 percentiles of the voided input, lo >= 0.
+
+    The same values as `np.percentile` of the input as float64 (its linear method), from one
+    partitioned copy in the input's own type instead of a float64 copy of the whole volume.
+    """
+    flat = np.asarray(voided).ravel()
+    positions = (flat.size - 1) * (np.array([LOWER_PERCENTILE, UPPER_PERCENTILE], dtype=np.float64) / 100)
+    below = np.floor(positions).astype(np.intp)
+    above = np.minimum(below + 1, flat.size - 1)
+    ordered = np.partition(flat, np.unique(np.concatenate([below, above])))
+    if np.isnan(ordered[above.max():]).any():   # NaN sorts last; np.percentile gives NaN then
+        raise ValueError("the voided image holds NaN voxels; it has no intensity range to normalise by")
+    a, b = ordered[below].astype(np.float64), ordered[above].astype(np.float64)
+    t = positions - below
+    # numpy's linear interpolation, exactly: from the lower value below t = 0.5, from the upper one above
+    values = np.where(t >= 0.5, b - (b - a) * (1 - t), a + (b - a) * t)
+    lo, hi = max(float(values[0]), 0.0), float(values[1])
     if not hi > lo:
         raise ValueError("the voided image has no intensity range to normalise by (its 99.5th percentile is <= 0)")
     return lo, hi
@@ -154,7 +167,8 @@ def hole_metrics(prediction: np.ndarray, reference: np.ndarray, hole: np.ndarray
     # Outside the hole both images hold the same constant (0), so every metric can be computed on
     # the box reaching one SSIM window radius beyond the hole: the SSIM maps at hole voxels equal
     # the whole image's, and the box holds a voxel outside the hole (the data range's 0) unless it
-    # is the whole image. Prediction and reference are never copied whole (the percentiles read `voided`).
+    # is the whole image. Prediction and reference are never copied whole; the percentiles partition one
+    # copy of `voided` in its own type.
     box = _ssim_box(hole)
     inside = hole[box]
     pred = _scale(np.where(inside, prediction[box], 0.0), lo, hi)

@@ -5,7 +5,8 @@ import pytest
 from scipy import ndimage
 from skimage.metrics import structural_similarity
 
-from core.metrics import brats_ssim, hole_metrics, psnr_reference_range, slice_metrics
+from core.metrics import (LOWER_PERCENTILE, UPPER_PERCENTILE, brats_ssim, hole_metrics, percentile_range,
+                          psnr_reference_range, slice_metrics)
 
 
 def _case(seed=0, shape=(24, 26, 22)):
@@ -193,3 +194,26 @@ def test_the_box_computation_equals_the_whole_volume_at_the_volume_edge():
 
     got = hole_metrics(prediction, reference, hole, voided)
     assert got["ssim"] == pytest.approx(brats_ssim(whole(prediction), whole(reference), hole), abs=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int16, np.uint8])
+def test_the_normalisation_range_equals_numpy_percentiles_of_a_float64_copy(dtype):
+    # the range is taken from one partitioned copy in the input's own type; the figures must not move
+    rng = np.random.default_rng(5)
+    for n in [1, 2, 3, 199, 200, 201, 1000, 4097]:
+        values = rng.gamma(2.0, 300.0, size=n)
+        values[: n // 3] = 0
+        image = values.astype(dtype).reshape(-1, 1, 1)
+        lo, hi = np.percentile(image.astype(np.float64), [LOWER_PERCENTILE, UPPER_PERCENTILE])
+        if not hi > max(lo, 0.0):
+            with pytest.raises(ValueError):
+                percentile_range(image)
+            continue
+        assert percentile_range(image) == (max(float(lo), 0.0), float(hi))
+
+
+def test_a_voided_image_with_nan_has_no_normalisation_range():
+    image = np.linspace(0.0, 1.0, 1000, dtype=np.float32)
+    image[10] = np.nan
+    with pytest.raises(ValueError):
+        percentile_range(image)
