@@ -153,7 +153,38 @@ def test_remapped_patches_stay_in_model_range_and_the_card_says_so(tmp_path: Pat
 def test_the_training_command_refuses_a_share_outside_0_to_1(capsys) -> None:
     from core.training.refiner import main
 
-    for option in ("--deform", "--remap"):
+    for option in ("--deform", "--remap", "--blur"):
         with pytest.raises(SystemExit) as stop:
             main(["--data", "x.nii.gz", "--out", "unused", option, "1.5"])
         assert stop.value.code == 2 and "must be a share of patches from 0 to 1, not 1.5" in capsys.readouterr().err
+
+
+def test_random_blur_smooths_each_axis_by_its_own_amount_and_keeps_the_mean() -> None:
+    from core.training.refiner import random_blur
+
+    unit = np.random.default_rng(0).uniform(0.2, 0.8, size=(24, 24, 24)).astype(np.float32)
+    rough = [np.abs(np.diff(unit, 2, axis=a)).mean() for a in range(3)]
+    ratios = []
+    for seed in range(8):
+        out = random_blur(np.random.default_rng(seed), unit)
+        assert out.dtype == unit.dtype and out.shape == unit.shape
+        assert abs(float(out.mean()) - float(unit.mean())) < 1e-3      # smoothing, not a change of level
+        assert out.min() >= unit.min() - 1e-6 and out.max() <= unit.max() + 1e-6
+        ratios.append([np.abs(np.diff(out, 2, axis=a)).mean() / rough[a] for a in range(3)])
+    ratios = np.array(ratios)
+    assert ratios.max() <= 1.0 + 1e-6 and ratios.min() < 0.5             # never sharper; some axes much smoother
+    assert np.ptp(ratios, axis=1).max() > 0.2                            # axes drawn separately (anisotropic)
+
+
+def test_blurred_patches_and_the_card(tmp_path: Path) -> None:
+    path = tmp_path / "brain.nii.gz"
+    nib.save(nib.Nifti1Image(synthetic_brain((44, 48, 44)), np.diag([2.0, 2.0, 2.0, 1.0])), path)
+    config = RefinerConfig(width=2)
+    train([(path, None, 1.0)], tmp_path / "run", minutes=5, steps=1, batch_size=2, config=config, blur=0.3,
+          log_every=1)
+    assert "30% of the patches are smoothed by a Gaussian of 0-1 voxels" in (tmp_path / "run" / "MODEL_CARD.md").read_text()
+    train([(path, None, 1.0)], tmp_path / "next", minutes=5, steps=1, batch_size=2, config=config,
+          init=tmp_path / "run", log_every=1)
+    assert "30% smoothed" in (tmp_path / "next" / "MODEL_CARD.md").read_text()
+    with pytest.raises(ValueError, match="share of patches"):
+        train([(path, None, 1.0)], tmp_path / "bad", minutes=5, steps=1, config=config, blur=-0.1)

@@ -139,12 +139,26 @@ def intensity_remap(rng: np.random.Generator, unit: np.ndarray) -> np.ndarray:
     return np.interp(unit, np.r_[0.0, knots, 1.0], np.r_[0.0, moved, 1.0]).astype(unit.dtype)
 
 
+BLUR_MAX_SIGMA = 1.0   # voxels: the largest Gaussian smoothing along an axis
+
+
+def random_blur(rng: np.random.Generator, unit: np.ndarray) -> np.ndarray:
+    """`unit` smoothed by a Gaussian of 0..BLUR_MAX_SIGMA voxels drawn for each axis.
+
+    Scans differ in sharpness: thick slices, resampling into a template space, smoothing by the
+    scanner. Blurred patches show the network neighbourhoods as smooth along some axes as those.
+    """
+    sigma = rng.uniform(0.0, BLUR_MAX_SIGMA, size=3)
+    return ndimage.gaussian_filter(unit, sigma, mode="nearest", truncate=3.0).astype(unit.dtype)
+
+
 def sample(rng: np.random.Generator, brains: Sequence[Brain], weights: np.ndarray,
-           hole_kind: Optional[str] = None, deform: float = 0.0, remap: float = 0.0) -> tuple[np.ndarray, ...]:
+           hole_kind: Optional[str] = None, deform: float = 0.0, remap: float = 0.0,
+           blur: float = 0.0) -> tuple[np.ndarray, ...]:
     """One augmented (base, hole, truth) patch triple in model range.
 
     `deform`: share of deformed patches (`deformation`); `remap`: share of patches whose tissue
-    contrast is changed (`intensity_remap`).
+    contrast is changed (`intensity_remap`); `blur`: share of smoothed patches (`random_blur`).
     """
     source = brains[int(rng.choice(len(brains), p=weights))]
     shape = np.array(source.image.shape)
@@ -166,6 +180,8 @@ def sample(rng: np.random.Generator, brains: Sequence[Brain], weights: np.ndarra
         if rng.random() < 0.5:
             truth, brain = np.flip(truth, axis), np.flip(brain, axis)
     unit = np.clip((truth + 1.0) / 2.0, 0.0, None)
+    if blur and rng.random() < blur:
+        unit = random_blur(rng, unit)
     if remap and rng.random() < remap:
         unit = intensity_remap(rng, np.clip(unit, 0.0, 1.0))
     unit = unit ** float(np.exp(rng.normal(0.0, 0.2))) * rng.uniform(0.85, 1.1)
@@ -177,8 +193,9 @@ def sample(rng: np.random.Generator, brains: Sequence[Brain], weights: np.ndarra
 
 
 def batch(rng: np.random.Generator, brains, weights, size: int,
-          hole_kind: Optional[str] = None, deform: float = 0.0, remap: float = 0.0) -> tuple[torch.Tensor, ...]:
-    parts = [sample(rng, brains, weights, hole_kind, deform, remap) for _ in range(size)]
+          hole_kind: Optional[str] = None, deform: float = 0.0, remap: float = 0.0,
+          blur: float = 0.0) -> tuple[torch.Tensor, ...]:
+    parts = [sample(rng, brains, weights, hole_kind, deform, remap, blur) for _ in range(size)]
     return tuple(torch.from_numpy(np.stack([p[i] for p in parts])[:, None].copy()) for i in range(3))
 
 
@@ -198,7 +215,7 @@ The ICBM 2009a template: Copyright (C) 1993-2009 Louis Collins, McConnell Brain 
 Neurological Institute, McGill University (see resources/mni152/NOTICE.md). The ROBEX subject:
 `ROBEX/ref_vols/atlas.nii.gz` with its expert brain mask, ROBEX v1.2 (Iglesias et al., IEEE TMI 2011),
 BSD license, Copyright (c) 2010 Juan Eugenio Iglesias.
-Augmentation: random axis order and flips, gamma (log SD 0.2), contrast x0.85-1.1, Gaussian noise in the brain.{deform}{remap}
+Augmentation: random axis order and flips, gamma (log SD 0.2), contrast x0.85-1.1, Gaussian noise in the brain.{deform}{remap}{blur}
 Holes: irregular blobs (50%), boxes (30%) and thin slabs of 1-4 voxels (20%) inside the brain.
 
 ## Training run
@@ -227,6 +244,7 @@ def _stage(init: dict) -> str:
     before = init.get("training") or {}
     shares = f"{float(before['deform']):.0%} of patches deformed, " if before.get("deform") else ""
     shares += f"{float(before['remap']):.0%} with a random tissue contrast, " if before.get("remap") else ""
+    shares += f"{float(before['blur']):.0%} smoothed, " if before.get("blur") else ""
     return (f"`{init['path']}` (sha256 {init['sha256'][:12]}...: {before.get('steps', '?')} steps, "
             f"lr {before.get('lr', '?')}, error averaged {AVERAGING.get(before.get('loss', 'voxel'), '?')}, "
             f"{shares}{float(before.get('wall_time_s', 0.0)) / 60:.0f} min)")
@@ -263,7 +281,9 @@ def write_card(out: Path, network: Refiner3D, meta: dict, step: int) -> None:
                                if meta.get("deform") else ""),
                        remap=(f"\n{float(meta['remap']):.0%} of the patches get a random tissue contrast: intensities "
                               f"{', '.join(f'{k:g}' for k in REMAP_KNOTS)} (of 0..1) moved by up to {REMAP_SHIFT:g} on an "
-                              f"increasing curve." if meta.get("remap") else ""))
+                              f"increasing curve." if meta.get("remap") else ""),
+                       blur=(f"\n{float(meta['blur']):.0%} of the patches are smoothed by a Gaussian of 0-{BLUR_MAX_SIGMA:g} "
+                             f"voxels drawn for each axis." if meta.get("blur") else ""))
     write_atomically(out / "MODEL_CARD.md", lambda p: p.write_text(text, encoding="utf-8"))
 
 
@@ -291,16 +311,16 @@ def hole_mse(pred: torch.Tensor, truth: torch.Tensor, hole: torch.Tensor, loss: 
 def train(data: Sequence[tuple[Path, Optional[Path], float]], out: Path, *, minutes: float, steps: int,
           batch_size: int = 6, lr: float = 5e-4, seed: int = 0, resume: bool = False, loss_kind: str = "voxel",
           init: Optional[Path] = None, config: RefinerConfig = RefinerConfig(), log_every: int = 50,
-          deform: float = 0.0, remap: float = 0.0) -> None:
+          deform: float = 0.0, remap: float = 0.0, blur: float = 0.0) -> None:
     """Train (or resume) a refiner on `data` = [(image, brain mask or None, sampling weight)].
 
     `init`: a run folder whose weights start this run (fresh optimiser and schedule); `deform`: the
     share of patches randomly rotated, scaled and warped (`deformation`); `remap`: the share whose
-    tissue contrast is changed (`intensity_remap`).
+    tissue contrast is changed (`intensity_remap`); `blur`: the share smoothed (`random_blur`).
     """
     if loss_kind not in LOSSES:
         raise ValueError(f"loss must be one of {LOSSES}, not {loss_kind!r}")
-    for name, share in (("deform", deform), ("remap", remap)):
+    for name, share in (("deform", deform), ("remap", remap), ("blur", blur)):
         if not 0.0 <= share <= 1.0:
             raise ValueError(f"{name} is a share of patches, from 0 to 1, not {share}")
     torch.manual_seed(seed)
@@ -311,7 +331,7 @@ def train(data: Sequence[tuple[Path, Optional[Path], float]], out: Path, *, minu
     optimiser = torch.optim.Adam(network.parameters(), lr=lr)
     step = 0
     meta = {"data": [str(p) for p, _, _ in data], "weights": weights.tolist(), "batch_size": batch_size,
-            "lr": lr, "seed": seed, "patch": PATCH, "loss": loss_kind, "deform": deform, "remap": remap, "torch": torch.__version__,
+            "lr": lr, "seed": seed, "patch": PATCH, "loss": loss_kind, "deform": deform, "remap": remap, "blur": blur, "torch": torch.__version__,
             "wall_time_s": 0.0}
     if init is not None and not resume:
         start_from = load_refiner(init)
@@ -339,7 +359,7 @@ def train(data: Sequence[tuple[Path, Optional[Path], float]], out: Path, *, minu
     running = []
     while step < steps and spent + time.perf_counter() - start < minutes * 60:
         rng = np.random.default_rng([seed, step])
-        base, hole, truth = batch(rng, brains, weights, batch_size, deform=deform, remap=remap)
+        base, hole, truth = batch(rng, brains, weights, batch_size, deform=deform, remap=remap, blur=blur)
         pred = network(base, hole)
         loss = hole_mse(pred, truth, hole, loss_kind)
         base_loss = hole_mse(base, truth, hole, loss_kind)
@@ -384,6 +404,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--remap", type=number_range(0.0, 1.0, "a share of patches "), default=0.0,
                    help=f"share of patches whose tissue contrast changes: intensities {REMAP_KNOTS} move by up to "
                         f"{REMAP_SHIFT:g} on a random increasing curve (default 0)")
+    p.add_argument("--blur", type=number_range(0.0, 1.0, "a share of patches "), default=0.0,
+                   help=f"share of patches smoothed by a Gaussian of 0-{BLUR_MAX_SIGMA:g} voxels drawn for each axis "
+                        f"(default 0)")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     data = []
@@ -393,7 +416,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         data.append((Path(image), Path(mask) if mask else None, float(weight or 1.0)))
     train(data, args.out, minutes=args.minutes, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
           seed=args.seed, resume=args.resume, loss_kind=args.loss, init=args.init, deform=args.deform,
-          remap=args.remap)
+          remap=args.remap, blur=args.blur)
     return 0
 
 
