@@ -99,7 +99,8 @@ def _settings(args: argparse.Namespace):
 
 def _add_fill(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("fill", help="fill the lesion of a brain MRI volume",
-                       description="Fill the voxels of MASK in IMAGE with a generative model and Poisson blending. "
+                       description="Fill the voxels of MASK in IMAGE with healthy-looking tissue learned from healthy brains "
+                                   "(--method: the default 3D refiner or the original study's latent search). "
                                    "IMAGE should be brain-extracted (or pass --brainmask), like the training data.")
     p.add_argument("image", type=Path, help="brain MRI volume (NIfTI, NRRD, MHA/MHD or a DICOM series folder)")
     p.add_argument("mask", type=Path, help="lesion mask on the same grid; nonzero voxels are filled")
