@@ -129,7 +129,7 @@ def test_intensity_remap_keeps_the_order_and_the_ends_and_moves_tissue_contrast(
     assert max(moved) > REMAP_SHIFT / 2                                 # it does change the contrast
 
 
-def test_remapped_patches_stay_in_model_range_and_the_card_says_so(tmp_path: Path) -> None:
+def test_remapped_patches_stay_in_model_range() -> None:
     image = np.full((48, 48, 48), -1.0, dtype=np.float32)
     brain = np.zeros(image.shape, dtype=bool)
     brain[4:44, 4:44, 4:44] = True
@@ -139,15 +139,25 @@ def test_remapped_patches_stay_in_model_range_and_the_card_says_so(tmp_path: Pat
     for _ in range(3):
         _, _, truth = sample(rng, [source], np.array([1.0]), remap=1.0)
         assert np.all(np.abs(truth) <= 1.0) and (truth > -1.0).any()
+
+
+@pytest.mark.parametrize("option, share, own, later", [
+    ("remap", 0.4, "40% of the patches get a random tissue contrast", "40% with a random tissue contrast"),
+    ("blur", 0.3, "30% of the patches are smoothed by a Gaussian of 0-1 voxels", "30% smoothed"),
+])
+def test_the_card_names_an_augmentation_in_its_run_and_in_later_stages(tmp_path: Path, option, share, own,
+                                                                      later) -> None:
     path = tmp_path / "brain.nii.gz"
     nib.save(nib.Nifti1Image(synthetic_brain((44, 48, 44)), np.diag([2.0, 2.0, 2.0, 1.0])), path)
     config = RefinerConfig(width=2)
-    train([(path, None, 1.0)], tmp_path / "run", minutes=5, steps=1, batch_size=2, config=config, remap=0.4,
-          log_every=1)
-    assert "40% of the patches get a random tissue contrast" in (tmp_path / "run" / "MODEL_CARD.md").read_text()
+    train([(path, None, 1.0)], tmp_path / "run", minutes=5, steps=1, batch_size=2, config=config,
+          log_every=1, **{option: share})
+    assert own in (tmp_path / "run" / "MODEL_CARD.md").read_text()
     train([(path, None, 1.0)], tmp_path / "next", minutes=5, steps=1, batch_size=2, config=config,
           init=tmp_path / "run", log_every=1)
-    assert "40% with a random tissue contrast" in (tmp_path / "next" / "MODEL_CARD.md").read_text()
+    assert later in (tmp_path / "next" / "MODEL_CARD.md").read_text()
+    with pytest.raises(ValueError, match="share of patches"):
+        train([(path, None, 1.0)], tmp_path / "bad", minutes=5, steps=1, config=config, **{option: -0.1})
 
 
 def test_the_training_command_refuses_a_share_outside_0_to_1(capsys) -> None:
@@ -175,16 +185,3 @@ def test_random_blur_smooths_each_axis_by_its_own_amount_and_keeps_the_mean() ->
     assert ratios.max() <= 1.0 + 1e-6 and ratios.min() < 0.5             # never sharper; some axes much smoother
     assert np.ptp(ratios, axis=1).max() > 0.2                            # axes drawn separately (anisotropic)
 
-
-def test_blurred_patches_and_the_card(tmp_path: Path) -> None:
-    path = tmp_path / "brain.nii.gz"
-    nib.save(nib.Nifti1Image(synthetic_brain((44, 48, 44)), np.diag([2.0, 2.0, 2.0, 1.0])), path)
-    config = RefinerConfig(width=2)
-    train([(path, None, 1.0)], tmp_path / "run", minutes=5, steps=1, batch_size=2, config=config, blur=0.3,
-          log_every=1)
-    assert "30% of the patches are smoothed by a Gaussian of 0-1 voxels" in (tmp_path / "run" / "MODEL_CARD.md").read_text()
-    train([(path, None, 1.0)], tmp_path / "next", minutes=5, steps=1, batch_size=2, config=config,
-          init=tmp_path / "run", log_every=1)
-    assert "30% smoothed" in (tmp_path / "next" / "MODEL_CARD.md").read_text()
-    with pytest.raises(ValueError, match="share of patches"):
-        train([(path, None, 1.0)], tmp_path / "bad", minutes=5, steps=1, config=config, blur=-0.1)
