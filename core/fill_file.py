@@ -110,6 +110,6 @@ def _metrics(result: FillResult, reference: np.ndarray, image) -> dict[str, Opti
     voided = np.where(result.hole, np.float32(0), image.data)
     values = dict(hole_metrics(result.filled, reference, result.hole, voided))
     reo = Reorientation.of(image.affine, image.data.shape)
-    values.update(slice_metrics(reo.apply(result.filled), reo.apply(reference), reo.apply(result.hole),
-                                reo.apply(voided), result.axis))
+    values.update(slice_metrics(reo.view(result.filled), reo.view(reference), reo.view(result.hole),
+                                reo.view(voided), result.axis))  # views: no whole-volume copies
     return {k: float(v) if np.isfinite(v) else None for k, v in values.items()}

@@ -40,6 +40,10 @@ class Reorientation:
     def apply(self, data: np.ndarray) -> np.ndarray:
         return np.ascontiguousarray(apply_orientation(data, self.to_ras))
 
+    def view(self, data: np.ndarray) -> np.ndarray:
+        """`data` in closest-RAS order without a copy (flipped / permuted strides), for reading only."""
+        return apply_orientation(data, self.to_ras)
+
     def undo(self, data: np.ndarray) -> np.ndarray:
         return np.ascontiguousarray(apply_orientation(data, self.from_ras))
 
