@@ -38,7 +38,7 @@ class Reorientation:
         return cls(to_ras=to_ras, from_ras=from_ras, ras_affine=ras_affine)
 
     def apply(self, data: np.ndarray) -> np.ndarray:
-        return np.ascontiguousarray(apply_orientation(data, self.to_ras))
+        return np.ascontiguousarray(self.view(data))
 
     def view(self, data: np.ndarray) -> np.ndarray:
         """`data` in closest-RAS order without a copy (flipped / permuted strides), for reading only."""
