@@ -130,7 +130,7 @@ def save_refiner(folder: Union[str, Path], network: Refiner3D, extra: Optional[d
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().contiguous() for k, v in network.state_dict().items()}
+    state = {k: v.detach().cpu().contiguous() for k, v in network.state_dict().items()}
     write_atomically(folder / "model.safetensors", lambda p: save_file(state, str(p)))
     text = json.dumps(config_to_json(network.config, extra), indent=2)
     write_atomically(folder / "config.json", lambda p: p.write_text(text, encoding="utf-8"))

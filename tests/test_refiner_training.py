@@ -185,3 +185,30 @@ def test_random_blur_smooths_each_axis_by_its_own_amount_and_keeps_the_mean() ->
     assert ratios.max() <= 1.0 + 1e-6 and ratios.min() < 0.5             # never sharper; some axes much smoother
     assert np.ptp(ratios, axis=1).max() > 0.2                            # axes drawn separately (anisotropic)
 
+
+
+def test_patch_making_processes_give_the_batches_of_the_training_process(tmp_path: Path) -> None:
+    from core.training.refiner import batch_stream
+
+    image = synthetic_brain((44, 48, 44))
+    brain = image > 0
+    source = Brain(image=np.where(brain, image / image.max() * 2 - 1, -1).astype(np.float32), brain=brain,
+                   centres=np.array([[22, 24, 22], [21, 23, 22]]))
+    args = ([source], np.array([1.0]), 2, 7, 3, 6)
+    serial = list(batch_stream(*args, workers=0, deform=0.5, blur=0.5))
+    ahead = list(batch_stream(*args, workers=2, deform=0.5, blur=0.5))
+    assert len(serial) == len(ahead) == 3
+    for one, other in zip(serial, ahead):
+        for a, b in zip(one, other):
+            assert torch.equal(a, b)
+    assert not torch.equal(serial[0][2], serial[1][2])                  # each step draws its own patches
+
+
+def test_a_run_with_patch_making_processes_says_so_on_its_card(tmp_path: Path) -> None:
+    path = tmp_path / "brain.nii.gz"
+    nib.save(nib.Nifti1Image(synthetic_brain((44, 48, 44)), np.diag([2.0, 2.0, 2.0, 1.0])), path)
+    train([(path, None, 1.0)], tmp_path / "run", minutes=5, steps=2, batch_size=2, config=RefinerConfig(width=2),
+          log_every=1, workers=1)
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["training"]["steps"] == 2
+    card = (tmp_path / "run" / "MODEL_CARD.md").read_text()
+    assert "thread, with 1 patch-making process (torch" in card

@@ -15,12 +15,14 @@ Runs stop cleanly at a wall-clock budget, write `model.safetensors` + `config.js
 from __future__ import annotations
 
 import argparse
+import collections
 import json
 import math
+import multiprocessing
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Iterator, Optional, Sequence
 
 import numpy as np
 import torch
@@ -195,8 +197,44 @@ def sample(rng: np.random.Generator, brains: Sequence[Brain], weights: np.ndarra
 def batch(rng: np.random.Generator, brains, weights, size: int,
           hole_kind: Optional[str] = None, deform: float = 0.0, remap: float = 0.0,
           blur: float = 0.0) -> tuple[torch.Tensor, ...]:
+    """`size` patch triples stacked as (base, hole, truth) tensors of shape (size, 1, 32, 32, 32)."""
     parts = [sample(rng, brains, weights, hole_kind, deform, remap, blur) for _ in range(size)]
     return tuple(torch.from_numpy(np.stack([p[i] for p in parts])[:, None].copy()) for i in range(3))
+
+
+_WORKER: dict = {}   # what each worker process of `batch_stream` draws batches from
+
+
+def _worker_setup(brains: Sequence[Brain], weights: np.ndarray, size: int, shares: dict) -> None:
+    _WORKER.update(brains=brains, weights=weights, size=size, shares=shares)
+
+
+def _worker_batch(key: tuple[int, int]) -> tuple[torch.Tensor, ...]:
+    w = _WORKER
+    return batch(np.random.default_rng(list(key)), w["brains"], w["weights"], w["size"], **w["shares"])
+
+
+def batch_stream(brains: Sequence[Brain], weights: np.ndarray, size: int, seed: int, first: int, last: int,
+                 workers: int = 0, **shares: float) -> Iterator[tuple[torch.Tensor, ...]]:
+    """The batches of steps `first`..`last - 1` in order, each drawn from its own seed [seed, step].
+
+    With `workers` > 0 they are made ahead in that many processes (patch making is the cost on a
+    GPU); the batches are the same with any number of workers. `shares`: deform, remap, blur.
+    """
+    keys = ((seed, step) for step in range(first, last))
+    if workers <= 0:
+        for key in keys:
+            yield batch(np.random.default_rng(list(key)), brains, weights, size, **shares)
+        return
+    context = multiprocessing.get_context("spawn")   # no fork of a process that may hold a GPU
+    with context.Pool(workers, _worker_setup, (brains, weights, size, shares)) as pool:
+        ahead: collections.deque = collections.deque()   # at most 2 batches a worker wait in memory
+        for key in keys:
+            ahead.append(pool.apply_async(_worker_batch, (key,)))
+            if len(ahead) > 2 * workers:
+                yield ahead.popleft().get()
+        while ahead:
+            yield ahead.popleft().get()
 
 
 CARD = """# Model card: 3D refiner (`refine3d`, the default fill)
@@ -220,8 +258,8 @@ Holes: irregular blobs (50%), boxes (30%) and thin slabs of 1-4 voxels (20%) ins
 
 ## Training run
 Command: `scripts/train_all.sh refiner` (phases in the script). {steps} steps of batch {batch}, Adam lr {lr} with cosine decay over the
-planned steps, gradient norm clipped at 1, seed {seed}; {minutes:.0f} min on one CPU thread (torch {torch}),
-with other work sharing the 2-core machine. Objective: mean squared error inside the hole (model units [-1, 1]),
+planned steps, gradient norm clipped at 1, seed {seed}; {minutes:.0f} min on {hardware} (torch {torch}).
+Objective: mean squared error inside the hole (model units [-1, 1]),
 averaged {averaging}.{history}
 The last 100 logged steps: MSE {mse:.5f} against {base:.5f} for the biharmonic fill alone
 (`loss.csv` of the run: step, MSE, biharmonic MSE, seconds).
@@ -273,6 +311,7 @@ def write_card(out: Path, network: Refiner3D, meta: dict, step: int) -> None:
                        weights=", ".join(f"{x:.2f}" for x in meta["weights"]), steps=step,
                        batch=meta["batch_size"], lr=meta["lr"], seed=meta["seed"],
                        minutes=meta["wall_time_s"] / 60, torch=meta["torch"],
+                       hardware=meta.get("hardware", "one CPU thread"),
                        mse=float(np.mean([float(r[1]) for r in last])), base=float(np.mean([float(r[2]) for r in last])),
                        averaging=AVERAGING[meta.get("loss", "voxel")], history=_history(meta),
                        deform=(f"\n{float(meta['deform']):.0%} of the patches are also rotated (+/-{DEFORM_MAX_DEGREES:g} deg "
@@ -291,7 +330,7 @@ def _save(out: Path, network: Refiner3D, optimiser: torch.optim.Optimizer, step:
     save_refiner(out, network, {"training": {**meta, "steps": step}})
     write_card(out, network, meta, step)
     opt = optimiser.state_dict()
-    tensors = {f"{i}.{k}": v.contiguous() for i, s in opt["state"].items() for k, v in s.items()
+    tensors = {f"{i}.{k}": v.detach().cpu().contiguous() for i, s in opt["state"].items() for k, v in s.items()
                if isinstance(v, torch.Tensor)}
     write_atomically(out / "optimizer.safetensors", lambda p: save_file(tensors, str(p)))
 
@@ -311,12 +350,15 @@ def hole_mse(pred: torch.Tensor, truth: torch.Tensor, hole: torch.Tensor, loss: 
 def train(data: Sequence[tuple[Path, Optional[Path], float]], out: Path, *, minutes: float, steps: int,
           batch_size: int = 6, lr: float = 5e-4, seed: int = 0, resume: bool = False, loss_kind: str = "voxel",
           init: Optional[Path] = None, config: RefinerConfig = RefinerConfig(), log_every: int = 50,
-          deform: float = 0.0, remap: float = 0.0, blur: float = 0.0) -> None:
+          deform: float = 0.0, remap: float = 0.0, blur: float = 0.0, device: str = "cpu",
+          workers: int = 0) -> None:
     """Train (or resume) a refiner on `data` = [(image, brain mask or None, sampling weight)].
 
     `init`: a run folder whose weights start this run (fresh optimiser and schedule); `deform`: the
     share of patches randomly rotated, scaled and warped (`deformation`); `remap`: the share whose
     tissue contrast is changed (`intensity_remap`); `blur`: the share smoothed (`random_blur`).
+    `device`: where the network trains (a torch device name); `workers`: processes making the
+    patches ahead (`batch_stream`; the same patches with any number).
     """
     if loss_kind not in LOSSES:
         raise ValueError(f"loss must be one of {LOSSES}, not {loss_kind!r}")
@@ -327,12 +369,13 @@ def train(data: Sequence[tuple[Path, Optional[Path], float]], out: Path, *, minu
     brains = [load_brain(img, msk, config.spacing_mm) for img, msk, _ in data]
     weights = np.array([w for _, _, w in data], dtype=np.float64)
     weights /= weights.sum()
-    network = Refiner3D(config)
+    target = torch.device(device)
+    network = Refiner3D(config).to(target)
     optimiser = torch.optim.Adam(network.parameters(), lr=lr)
     step = 0
     meta = {"data": [str(p) for p, _, _ in data], "weights": weights.tolist(), "batch_size": batch_size,
             "lr": lr, "seed": seed, "patch": PATCH, "loss": loss_kind, "deform": deform, "remap": remap, "blur": blur, "torch": torch.__version__,
-            "wall_time_s": 0.0}
+            "hardware": _hardware(target, workers), "wall_time_s": 0.0}
     if init is not None and not resume:
         start_from = load_refiner(init)
         network.load_state_dict(start_from.network.state_dict())
@@ -357,9 +400,12 @@ def train(data: Sequence[tuple[Path, Optional[Path], float]], out: Path, *, minu
     log = (out / "loss.csv")
     out.mkdir(parents=True, exist_ok=True)
     running = []
-    while step < steps and spent + time.perf_counter() - start < minutes * 60:
-        rng = np.random.default_rng([seed, step])
-        base, hole, truth = batch(rng, brains, weights, batch_size, deform=deform, remap=remap, blur=blur)
+    stream = batch_stream(brains, weights, batch_size, seed, step, steps, workers,
+                          deform=deform, remap=remap, blur=blur)
+    for tensors in stream:
+        if spent + time.perf_counter() - start >= minutes * 60:
+            break
+        base, hole, truth = (t.to(target) for t in tensors)
         pred = network(base, hole)
         loss = hole_mse(pred, truth, hole, loss_kind)
         base_loss = hole_mse(base, truth, hole, loss_kind)
@@ -379,8 +425,19 @@ def train(data: Sequence[tuple[Path, Optional[Path], float]], out: Path, *, minu
             print(f"step {step} mse {m[0]:.5f} biharmonic {m[1]:.5f}", flush=True)
             meta["wall_time_s"] = spent + time.perf_counter() - start
             _save(out, network, optimiser, step, meta)
+    stream.close()
     meta["wall_time_s"] = spent + time.perf_counter() - start
     _save(out, network, optimiser, step, meta)
+
+
+def _hardware(device: torch.device, workers: int) -> str:
+    """What a run trains on, as its card says it."""
+    if device.type == "cuda":
+        where = f"one {torch.cuda.get_device_name(device)} GPU"
+    else:
+        threads = torch.get_num_threads()
+        where = "one CPU thread" if threads == 1 else f"{threads} CPU threads"
+    return where + (f", with {workers} patch-making process{'es' if workers > 1 else ''}" if workers > 0 else "")
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -394,6 +451,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--lr", type=float, default=5e-4)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu",
+                   help="torch device to train on (default: cuda when a GPU is present, else cpu)")
+    p.add_argument("--workers", type=number_range(0, 64, "a number of processes "), default=0,
+                   help="processes making the patches ahead of the network (default 0: the training process)")
     p.add_argument("--resume", action="store_true")
     p.add_argument("--loss", choices=LOSSES, default="voxel",
                    help="average the hole error over all hole voxels of a batch, or per lesion (default voxel)")
@@ -416,7 +477,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         data.append((Path(image), Path(mask) if mask else None, float(weight or 1.0)))
     train(data, args.out, minutes=args.minutes, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
           seed=args.seed, resume=args.resume, loss_kind=args.loss, init=args.init, deform=args.deform,
-          remap=args.remap, blur=args.blur)
+          remap=args.remap, blur=args.blur, device=args.device, workers=args.workers)
     return 0
 
 
