@@ -212,3 +212,19 @@ def test_a_run_with_patch_making_processes_says_so_on_its_card(tmp_path: Path) -
     assert json.loads((tmp_path / "run" / "config.json").read_text())["training"]["steps"] == 2
     card = (tmp_path / "run" / "MODEL_CARD.md").read_text()
     assert "thread, with 1 patch-making process (torch" in card
+
+
+def test_a_run_keeps_its_starting_runs_width_and_refuses_another_in_one_sentence(tmp_path: Path, capsys) -> None:
+    from core.training.refiner import main
+
+    path = tmp_path / "brain.nii.gz"
+    nib.save(nib.Nifti1Image(synthetic_brain((44, 48, 44)), np.diag([2.0, 2.0, 2.0, 1.0])), path)
+    base = ["--data", str(path), "--steps", "1", "--batch-size", "2"]
+    assert main(base + ["--out", str(tmp_path / "first"), "--width", "3"]) == 0
+    assert main(base + ["--out", str(tmp_path / "second"), "--init", str(tmp_path / "first")]) == 0
+    assert load_refiner(tmp_path / "second").config.width == 3                   # taken from --init
+    assert main(base + ["--out", str(tmp_path / "third"), "--init", str(tmp_path / "first"), "--width", "4"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"error: {tmp_path / 'first'} holds a refiner of width 3 on a 2 mm grid, not width 4 on 2 mm; "
+                   "leave out --width."]
+    assert not (tmp_path / "third").exists()

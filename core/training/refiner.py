@@ -19,6 +19,7 @@ import collections
 import json
 import math
 import multiprocessing
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +33,7 @@ from scipy import ndimage
 from ..argtypes import number_range
 from ..atomic import write_atomically
 from ..blend3d import biharmonic_fill_3d
+from ..errors import InpaintError
 from ..modelspace import Reorientation, voxel_sizes
 from ..normalize import intensity_scale
 from ..refine3d import Refiner3D, RefinerConfig, clip_base, load_refiner, resample, save_refiner
@@ -349,7 +351,7 @@ def hole_mse(pred: torch.Tensor, truth: torch.Tensor, hole: torch.Tensor, loss: 
 
 def train(data: Sequence[tuple[Path, Optional[Path], float]], out: Path, *, minutes: float, steps: int,
           batch_size: int = 6, lr: float = 5e-4, seed: int = 0, resume: bool = False, loss_kind: str = "voxel",
-          init: Optional[Path] = None, config: RefinerConfig = RefinerConfig(), log_every: int = 50,
+          init: Optional[Path] = None, config: Optional[RefinerConfig] = None, log_every: int = 50,
           deform: float = 0.0, remap: float = 0.0, blur: float = 0.0, device: str = "cpu",
           workers: int = 0) -> None:
     """Train (or resume) a refiner on `data` = [(image, brain mask or None, sampling weight)].
@@ -358,13 +360,22 @@ def train(data: Sequence[tuple[Path, Optional[Path], float]], out: Path, *, minu
     share of patches randomly rotated, scaled and warped (`deformation`); `remap`: the share whose
     tissue contrast is changed (`intensity_remap`); `blur`: the share smoothed (`random_blur`).
     `device`: where the network trains (a torch device name); `workers`: processes making the
-    patches ahead (`batch_stream`; the same patches with any number).
+    patches ahead (`batch_stream`; the same patches with any number). `config`: the architecture
+    (default: the resumed or `init` run's, else `RefinerConfig()`); one that differs from theirs is refused.
     """
     if loss_kind not in LOSSES:
         raise ValueError(f"loss must be one of {LOSSES}, not {loss_kind!r}")
     for name, share in (("deform", deform), ("remap", remap), ("blur", blur)):
         if not 0.0 <= share <= 1.0:
             raise ValueError(f"{name} is a share of patches, from 0 to 1, not {share}")
+    earlier = out if resume else init
+    if earlier is not None:
+        found = load_refiner(earlier).config
+        if config is not None and config != found:
+            raise InpaintError(f"{earlier} holds a refiner of width {found.width} on a {found.spacing_mm:g} mm grid, "
+                               f"not width {config.width} on {config.spacing_mm:g} mm; leave out --width.")
+        config = found
+    config = config or RefinerConfig()
     torch.manual_seed(seed)
     brains = [load_brain(img, msk, config.spacing_mm) for img, msk, _ in data]
     weights = np.array([w for _, _, w in data], dtype=np.float64)
@@ -448,6 +459,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--minutes", type=float, default=30.0)
     p.add_argument("--steps", type=int, default=2000, help="planned steps (the learning rate decays over them)")
     p.add_argument("--batch-size", type=int, default=6)
+    p.add_argument("--width", type=number_range(1, 64), default=None,
+                   help=f"channels of the U-Net's first level, the others 2x and 4x (default: the --init or resumed "
+                        f"run's, else {RefinerConfig.width})")
     p.add_argument("--lr", type=float, default=5e-4)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
@@ -475,9 +489,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         spec, _, weight = item.partition("@")
         image, _, mask = spec.partition(":")
         data.append((Path(image), Path(mask) if mask else None, float(weight or 1.0)))
-    train(data, args.out, minutes=args.minutes, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
-          seed=args.seed, resume=args.resume, loss_kind=args.loss, init=args.init, deform=args.deform,
-          remap=args.remap, blur=args.blur, device=args.device, workers=args.workers)
+    try:
+        train(data, args.out, minutes=args.minutes, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
+              seed=args.seed, resume=args.resume, loss_kind=args.loss, init=args.init, deform=args.deform,
+              remap=args.remap, blur=args.blur, device=args.device, workers=args.workers,
+              config=RefinerConfig(width=args.width) if args.width else None)
+    except InpaintError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 
