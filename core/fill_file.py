@@ -104,12 +104,12 @@ def _check_image_content(data: np.ndarray, hole: np.ndarray, brain: Optional[np.
 
 
 def _metrics(result: FillResult, reference: np.ndarray, image) -> dict[str, Optional[float]]:
-    from .metrics import hole_metrics, slice_metrics
+    from .metrics import hole_metrics, slice_metrics, voided_range
     from .modelspace import Reorientation
 
-    voided = np.where(result.hole, np.float32(0), image.data)
-    values = dict(hole_metrics(result.filled, reference, result.hole, voided))
+    value_range = voided_range(image.data, result.hole)   # one transient copy, no voided volume kept
+    values = dict(hole_metrics(result.filled, reference, result.hole, value_range=value_range))
     reo = Reorientation.of(image.affine, image.data.shape)
-    values.update(slice_metrics(reo.view(result.filled), reo.view(reference), reo.view(result.hole),
-                                reo.view(voided), result.axis))  # views: no whole-volume copies
+    values.update(slice_metrics(reo.view(result.filled), reo.view(reference), reo.view(result.hole), None,
+                                result.axis, value_range=value_range))  # views: no whole-volume copies
     return {k: float(v) if np.isfinite(v) else None for k, v in values.items()}

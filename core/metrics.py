@@ -28,7 +28,7 @@ reference is constant inside the hole (no data range), as in the challenge's cod
 from __future__ import annotations
 
 import math
-from typing import Union
+from typing import Optional, Union
 
 import numpy as np
 import torch
@@ -51,17 +51,23 @@ def ssim(a: np.ndarray, b: np.ndarray, full: bool = False):
                                  use_sample_covariance=False, full=full)
 
 
-def percentile_range(voided: np.ndarray) -> tuple[float, float]:
+def percentile_range(voided: np.ndarray, overwrite: bool = False) -> tuple[float, float]:
     """(lo, hi) of the normalisation: 0.5/99.5 percentiles of the voided input, lo >= 0.
 
     The same values as `np.percentile` of the input as float64 (its linear method), from one
-    partitioned copy in the input's own type instead of a float64 copy of the whole volume.
+    partitioned copy in the input's own type instead of a float64 copy of the whole volume;
+    with `overwrite`, the input itself is partitioned (its values reordered) instead.
     """
     flat = np.asarray(voided).ravel()
     positions = (flat.size - 1) * (np.array([LOWER_PERCENTILE, UPPER_PERCENTILE], dtype=np.float64) / 100)
     below = np.floor(positions).astype(np.intp)
     above = np.minimum(below + 1, flat.size - 1)
-    ordered = np.partition(flat, np.unique(np.concatenate([below, above])))
+    kth = np.unique(np.concatenate([below, above]))
+    if overwrite or not np.may_share_memory(flat, voided):   # the input may be reordered, or ravel copied it
+        flat.partition(kth)
+        ordered = flat
+    else:
+        ordered = np.partition(flat, kth)
     if np.isnan(ordered[above.max():]).any():   # NaN sorts last; np.percentile gives NaN then
         raise ValueError("the voided image holds NaN voxels; it has no intensity range to normalise by")
     a, b = ordered[below].astype(np.float64), ordered[above].astype(np.float64)
@@ -74,6 +80,17 @@ def percentile_range(voided: np.ndarray) -> tuple[float, float]:
     return lo, hi
 
 
+def voided_range(image: np.ndarray, hole: np.ndarray) -> tuple[float, float]:
+    """`percentile_range` of `image` with the `hole` voided (0), from one copy partitioned in place."""
+    return percentile_range(np.where(hole, np.zeros((), dtype=image.dtype), image), overwrite=True)
+
+
+def _range(voided: Optional[np.ndarray], value_range: Optional[tuple[float, float]]) -> tuple[float, float]:
+    if (voided is None) == (value_range is None):
+        raise ValueError("give either the voided image or its value range (voided_range), not both or neither")
+    return percentile_range(voided) if value_range is None else value_range
+
+
 def _scale(values: np.ndarray, lo: float, hi: float) -> np.ndarray:
     return (np.clip(np.asarray(values, dtype=np.float64), lo, hi) - lo) / (hi - lo)
 
@@ -83,10 +100,11 @@ def psnr_from_mse(mse: float) -> float:
     return math.inf if mse <= 0.0 else 10.0 * math.log10(1.0 / mse)
 
 
-def _check(prediction: np.ndarray, reference: np.ndarray, hole: np.ndarray, voided: np.ndarray) -> np.ndarray:
+def _check(prediction: np.ndarray, reference: np.ndarray, hole: np.ndarray,
+           voided: Optional[np.ndarray]) -> np.ndarray:
     hole = np.asarray(hole, dtype=bool)
     for name, array in (("prediction", prediction), ("reference", reference), ("voided", voided)):
-        if np.shape(array) != hole.shape:
+        if array is not None and np.shape(array) != hole.shape:
             raise ValueError(f"{name} has shape {np.shape(array)}, the hole has {hole.shape}")
     if not hole.any():
         raise ValueError("the hole is empty: there is nothing to measure")
@@ -160,10 +178,15 @@ def psnr_reference_range(prediction: np.ndarray, reference: np.ndarray) -> float
 
 
 def hole_metrics(prediction: np.ndarray, reference: np.ndarray, hole: np.ndarray,
-                 voided: np.ndarray) -> dict[str, float]:
-    """BraTS in-hole metrics: dict(ssim=, psnr_brats=, psnr_01=, psnr= (same as psnr_01), mse=, mae=, ssim_3d=)."""
+                 voided: Optional[np.ndarray] = None, *,
+                 value_range: Optional[tuple[float, float]] = None) -> dict[str, float]:
+    """BraTS in-hole metrics: dict(ssim=, psnr_brats=, psnr_01=, psnr= (same as psnr_01), mse=, mae=, ssim_3d=).
+
+    Intensities are normalised by the percentiles of `voided` (the input with the hole set to 0),
+    or by its `value_range` computed once before (`voided_range`).
+    """
     hole = _check(prediction, reference, hole, voided)
-    lo, hi = percentile_range(voided)
+    lo, hi = _range(voided, value_range)
     # Outside the hole both images hold the same constant (0), so every metric can be computed on
     # the box reaching one SSIM window radius beyond the hole: the SSIM maps at hole voxels equal
     # the whole image's, and the box holds a voxel outside the hole (the data range's 0) unless it
@@ -182,20 +205,22 @@ def hole_metrics(prediction: np.ndarray, reference: np.ndarray, hole: np.ndarray
             "ssim_3d": float(ssim_map[inside].mean())}
 
 
-def slice_metrics(prediction: np.ndarray, reference: np.ndarray, hole: np.ndarray, voided: np.ndarray,
-                  axis: Union[int, str]) -> dict[str, float]:
+def slice_metrics(prediction: np.ndarray, reference: np.ndarray, hole: np.ndarray,
+                  voided: Optional[np.ndarray], axis: Union[int, str], *,
+                  value_range: Optional[tuple[float, float]] = None) -> dict[str, float]:
     """Whole-slice PSNR/SSIM averaged over the slices along `axis` that touch the hole.
 
     `axis` is an array axis, or a plane name ('axial', 'coronal', 'sagittal') of a volume in
-    RAS voxel order.
+    RAS voxel order. Normalised as `hole_metrics` (`voided` or its `value_range`).
     """
     if hole.ndim != 3:
         raise ValueError("slice metrics need 3D volumes")
     hole = np.asarray(hole, dtype=bool)
     k = PLANES[axis] if isinstance(axis, str) else int(axis)
-    if np.shape(prediction) != hole.shape or np.shape(reference) != hole.shape or np.shape(voided) != hole.shape:
+    if np.shape(prediction) != hole.shape or np.shape(reference) != hole.shape or (
+            voided is not None and np.shape(voided) != hole.shape):
         raise ValueError("prediction, reference, voided and hole must have the same shape")
-    lo, hi = percentile_range(voided)
+    lo, hi = _range(voided, value_range)
     indices = np.flatnonzero(hole.any(axis=tuple(a for a in range(3) if a != k)))
     if indices.size == 0:
         raise ValueError("the hole is empty: there is nothing to measure")
