@@ -228,3 +228,16 @@ def test_a_run_keeps_its_starting_runs_width_and_refuses_another_in_one_sentence
     assert err == [f"error: {tmp_path / 'first'} holds a refiner of width 3 on a 2 mm grid, not width 4 on 2 mm; "
                    "leave out --width."]
     assert not (tmp_path / "third").exists()
+
+
+@pytest.mark.parametrize("device, says", [
+    ("gpu", "must be a torch device such as cpu or cuda, not 'gpu'"),
+    pytest.param("cuda", "cuda needs a GPU that torch can use, and it sees none; use cpu",
+                 marks=pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")),
+])
+def test_the_training_command_refuses_a_device_it_cannot_use_in_one_sentence(device, says, capsys) -> None:
+    from core.training.refiner import main
+
+    with pytest.raises(SystemExit) as stop:
+        main(["--data", "x.nii.gz", "--out", "unused", "--device", device])
+    assert stop.value.code == 2 and says in capsys.readouterr().err

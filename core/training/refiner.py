@@ -451,6 +451,17 @@ def _hardware(device: torch.device, workers: int) -> str:
     return where + (f", with {workers} patch-making process{'es' if workers > 1 else ''}" if workers > 0 else "")
 
 
+def _device(text: str) -> str:
+    """An argparse type: a torch device this machine has."""
+    try:
+        device = torch.device(text)
+    except (RuntimeError, ValueError):
+        raise argparse.ArgumentTypeError(f"must be a torch device such as cpu or cuda, not {text!r}") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise argparse.ArgumentTypeError(f"{text} needs a GPU that torch can use, and it sees none; use cpu")
+    return text
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     p = argparse.ArgumentParser(description="Train the 3D refiner on healthy brain-extracted T1 volumes.")
     p.add_argument("--data", nargs="+", required=True,
@@ -465,7 +476,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--lr", type=float, default=5e-4)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu",
+    p.add_argument("--device", type=_device, default="cuda" if torch.cuda.is_available() else "cpu",
                    help="torch device to train on (default: cuda when a GPU is present, else cpu)")
     p.add_argument("--workers", type=number_range(0, 64, "a number of processes "), default=0,
                    help="processes making the patches ahead of the network (default 0: the training process)")
