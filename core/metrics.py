@@ -226,8 +226,9 @@ def slice_metrics(prediction: np.ndarray, reference: np.ndarray, hole: np.ndarra
         raise ValueError("the hole is empty: there is nothing to measure")
     psnrs, ssims = [], []
     for i in indices:
-        pred = _scale(np.take(prediction, i, axis=k), lo, hi)
-        ref = _scale(np.take(reference, i, axis=k), lo, hi)
+        plane = tuple(int(i) if a == k else slice(None) for a in range(3))   # a view: np.take would copy a
+        pred = _scale(prediction[plane], lo, hi)                           # strided volume whole, per slice
+        ref = _scale(reference[plane], lo, hi)
         psnrs.append(psnr_from_mse(float(np.mean((pred - ref) ** 2))))
         ssims.append(float(ssim(pred, ref)))
     return {"psnr_slice": float(np.mean(psnrs)), "ssim_slice": float(np.mean(ssims))}

@@ -129,3 +129,14 @@ def test_a_fill_with_reference_metrics_reads_its_volumes_in_ras_order_without_co
     # image, reference, result, hole and one transient voided copy partitioned in place (about 4.3); a kept
     # voided volume plus a partitioned copy of it made 6.3, reoriented copies for the slice metrics 8.6
     assert peak < 4.75
+
+
+def test_slice_metrics_read_the_slices_of_reoriented_views_without_copying_the_volume(case) -> None:
+    from core.metrics import slice_metrics, voided_range
+
+    image, hole = case["image"], case["hole"]
+    flipped = image[::-1, :, ::-1]                      # a view with negative strides, as Reorientation.view gives
+    value_range = voided_range(image, hole)
+    peak = _peak(lambda: slice_metrics(flipped, flipped, hole[::-1, :, ::-1], None, 2, value_range=value_range),
+                 image.nbytes)
+    assert peak < 0.25  # slice-sized temporaries; np.take copied the whole strided volume (1.0) for every slice
