@@ -160,3 +160,18 @@ def test_the_mirrored_detail_changes_only_the_hole_and_is_recorded(tiny_vae: Pat
 def test_a_bad_mirror_share_is_one_sentence(share) -> None:
     with pytest.raises(InpaintError, match="mirror"):
         FillSettings(mirror=share)
+
+
+def test_the_iterative_biharmonic_solve_of_larger_holes_agrees_with_the_direct_one(monkeypatch) -> None:
+    import core.blend3d as blend3d
+
+    rng = np.random.default_rng(4)
+    known = (np.indices((26, 24, 22)).sum(axis=0) * 3.0 + rng.normal(0.0, 5.0, (26, 24, 22))).astype(np.float32)
+    hole = np.zeros(known.shape, dtype=bool)
+    hole[5:19, 6:18, 4:17] = True                                    # 2184 voxels: above the direct limit
+    assert hole.sum() > blend3d.DIRECT_LIMIT
+    iterative = biharmonic_fill_3d(known, hole, (1.0, 1.0, 1.2))
+    monkeypatch.setattr(blend3d, "DIRECT_LIMIT", 10 ** 6)
+    direct = biharmonic_fill_3d(known, hole, (1.0, 1.0, 1.2))
+    assert np.array_equal(iterative[~hole], known[~hole])
+    assert np.abs(iterative - direct).max() <= 1e-5 * np.ptp(known)   # float32 rounding of the output
