@@ -174,4 +174,4 @@ def test_the_iterative_biharmonic_solve_of_larger_holes_agrees_with_the_direct_o
     monkeypatch.setattr(blend3d, "DIRECT_LIMIT", 10 ** 6)
     direct = biharmonic_fill_3d(known, hole, (1.0, 1.0, 1.2))
     assert np.array_equal(iterative[~hole], known[~hole])
-    assert np.abs(iterative - direct).max() <= 1e-5 * np.ptp(known)   # float32 rounding of the output
+    assert np.abs(iterative - direct).max() <= 1e-5 * np.ptp(known)   # seen: 1.5e-5 of 214 (float32 output)
