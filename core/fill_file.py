@@ -56,7 +56,7 @@ def fill_file(image_path: Path, mask_path: Path, output_path: Path, settings: Fi
     """
     from .registry import resolve_model
     from .sidecar import build_sidecar
-    from .volume import check_outputs, dilate_mask, load_mask, load_volume, on_image_grid, save_volume, sidecar_path
+    from .volume import check_grid, check_outputs, dilate_mask, load_mask, load_volume, save_volume, sidecar_path
 
     inputs = [image_path, mask_path, brainmask, reference]
     for path in inputs:
@@ -69,13 +69,14 @@ def fill_file(image_path: Path, mask_path: Path, output_path: Path, settings: Fi
     if dilate:
         hole = dilate_mask(hole, dilate)
     brain = load_mask(brainmask, image, kind="brain") if brainmask else None
-    truth = on_image_grid(load_volume(reference), image, "reference") if reference else None
+    if reference:
+        check_grid(reference, image, "reference")   # from its header: a wrong grid is refused before the fill
     if not isinstance(model, Model):
         model = resolve_model(model)
     nonfinite = _check_image_content(image.data, hole, brain, image_path, mask_path, brainmask, dilate)
     result = fill_volume(image.data, image.affine, hole, model, settings, brain=brain, progress=progress,
                          refiner=refiner)
-    metrics = _metrics(result, truth, image) if truth is not None else None
+    metrics = _metrics(result, reference, image) if reference else None
     record = build_sidecar(result, model, image_path=image_path, mask_path=mask_path, output_path=output_path,
                            dilate=dilate, brainmask_path=brainmask, keep_dtype=keep_dtype, metrics=metrics,
                            reference_path=reference, extra=describe(result) if describe else None)
@@ -103,11 +104,14 @@ def _check_image_content(data: np.ndarray, hole: np.ndarray, brain: Optional[np.
     return nonfinite
 
 
-def _metrics(result: FillResult, reference: np.ndarray, image) -> dict[str, Optional[float]]:
+def _metrics(result: FillResult, reference_path: Path, image) -> dict[str, Optional[float]]:
+    """In-hole and slice metrics of the fill against the reference, read only now (after the fill)."""
     from .metrics import hole_metrics, slice_metrics, voided_range
     from .modelspace import Reorientation
+    from .volume import load_volume, on_image_grid
 
-    value_range = voided_range(image.data, result.hole)   # one transient copy, no voided volume kept
+    value_range = voided_range(image.data, result.hole)   # its transient copy is gone before the reference comes
+    reference = on_image_grid(load_volume(reference_path), image, "reference")
     values = dict(hole_metrics(result.filled, reference, result.hole, value_range=value_range))
     reo = Reorientation.of(image.affine, image.data.shape)
     values.update(slice_metrics(reo.view(result.filled), reo.view(reference), reo.view(result.hole), None,

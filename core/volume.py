@@ -16,7 +16,7 @@ import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any, Iterable, Iterator, Optional, Sequence
 
 import nibabel as nib
 import numpy as np
@@ -180,29 +180,71 @@ _MASK_ROLES = {
 }
 
 
+def read_grid(path: str | os.PathLike) -> tuple[tuple[int, ...], np.ndarray]:
+    """(shape, affine) of a volume from its header alone (a DICOM folder is read whole); InpaintError if unusable."""
+    path = Path(path)
+    suffix = _suffix(path)
+    if path.is_dir() or suffix not in NIFTI_SUFFIXES + ITK_SUFFIXES:
+        volume = load_volume(path)
+        return volume.shape, volume.affine
+    try:
+        if suffix in NIFTI_SUFFIXES:
+            header = nib.load(str(path))
+            shape, affine = tuple(int(n) for n in header.shape), np.asarray(header.affine, dtype=float)
+        else:
+            reader = sitk.ImageFileReader()
+            reader.SetFileName(str(path))
+            reader.ReadImageInformation()
+            shape, affine = tuple(int(n) for n in reader.GetSize()), _itk_affine(reader)
+    except Exception as exc:  # nibabel/SimpleITK raise many types for broken headers
+        raise InpaintError(f"Could not read {path}: the file is corrupt, truncated or not an image.") from exc
+    if len(shape) < 3 or any(n != 1 for n in shape[3:]):
+        raise InpaintError(f"{path} has shape {'x'.join(map(str, shape))}, but only 3D volumes (or 4D with a single "
+                           "frame) are supported; extract one 3D volume first.")
+    return shape[:3], affine
+
+
+def _voxel_order(shape: Sequence[int], affine: np.ndarray, path: Path | None, image: Volume,
+                 what: str) -> Optional[np.ndarray]:
+    """The orientation transform that puts a grid of `shape`/`affine` on `image`'s (None: already the same grid).
+
+    Raises InpaintError, naming `what` and both files, when the grids differ otherwise (that needs resampling).
+    """
+    if tuple(shape) == image.shape and float(np.abs(affine - image.affine).max()) <= AFFINE_TOLERANCE:
+        return None
+    try:
+        transform = ornt_transform(io_orientation(affine), io_orientation(image.affine))
+        reordered_shape = apply_orientation(np.broadcast_to(np.float32(0), tuple(shape)), transform).shape
+        reordered_affine = affine @ inv_ornt_aff(transform, tuple(shape))
+    except Exception:  # degenerate affine: no voxel order to compare
+        transform, reordered_shape, reordered_affine = None, tuple(shape), affine
+    if reordered_shape == image.shape and float(np.abs(reordered_affine - image.affine).max()) <= AFFINE_TOLERANCE:
+        return transform
+    name = f"The {what} {path}"
+    if reordered_shape != image.shape:
+        raise InpaintError(f"{name} has shape {'x'.join(map(str, shape))} but the image {image.path} has "
+                           f"shape {'x'.join(map(str, image.shape))}; the {what} must be drawn on the image's "
+                           "voxel grid.")
+    difference = float(np.abs(reordered_affine - image.affine).max())
+    raise InpaintError(f"{name} and the image {image.path} have the same shape but their affines differ by up to "
+                       f"{difference:.4g} mm; resample the {what} onto the image grid.")
+
+
+def check_grid(path: str | os.PathLike, image: Volume, what: str) -> None:
+    """Refuse, from its header alone, a volume that `on_image_grid` would refuse (InpaintError naming `what`)."""
+    shape, affine = read_grid(path)
+    _voxel_order(shape, affine, Path(path), image, what)
+
+
 def on_image_grid(volume: Volume, image: Volume, what: str = "mask") -> np.ndarray:
     """`volume`'s data on `image`'s voxel grid, reordered exactly (flips/permutations) if only the voxel order differs.
 
     Raises InpaintError, naming `what` and both files, when the grids differ otherwise (that needs resampling).
     """
-    name = f"The {what} {volume.path}"
-    if volume.shape == image.shape and float(np.abs(volume.affine - image.affine).max()) <= AFFINE_TOLERANCE:
+    transform = _voxel_order(volume.shape, volume.affine, volume.path, image, what)
+    if transform is None:
         return volume.data
-    try:
-        transform = ornt_transform(io_orientation(volume.affine), io_orientation(image.affine))
-        reordered = apply_orientation(volume.data, transform)
-        affine = volume.affine @ inv_ornt_aff(transform, volume.shape)
-    except Exception:  # degenerate affine: no voxel order to compare
-        reordered, affine = volume.data, volume.affine
-    if reordered.shape == image.shape and float(np.abs(affine - image.affine).max()) <= AFFINE_TOLERANCE:
-        return reordered  # same grid, other voxel order: a view with flipped/permuted axes, values untouched
-    if reordered.shape != image.shape:
-        raise InpaintError(f"{name} has shape {'x'.join(map(str, volume.shape))} but the image {image.path} has "
-                           f"shape {'x'.join(map(str, image.shape))}; the {what} must be drawn on the image's "
-                           "voxel grid.")
-    difference = float(np.abs(affine - image.affine).max())
-    raise InpaintError(f"{name} and the image {image.path} have the same shape but their affines differ by up to "
-                       f"{difference:.4g} mm; resample the {what} onto the image grid.")
+    return apply_orientation(volume.data, transform)  # a view with flipped/permuted axes, values untouched
 
 
 def load_mask(path: str | os.PathLike, image: Volume, *, kind: str = "lesion") -> np.ndarray:

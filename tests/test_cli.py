@@ -156,3 +156,21 @@ def test_a_skipped_mirror_is_one_note(brain_files, tmp_path, capsys, monkeypatch
                            "(recorded in the sidecar).")
     side = json.loads((tmp_path / "f.json").read_text())
     assert side["method"]["refiner"]["mirror"].startswith("not used: too little known tissue")
+
+
+def test_a_reference_on_another_grid_is_refused_before_the_fill_runs(brain_files, tmp_path, capsys,
+                                                                     monkeypatch) -> None:
+    import core.fill_file
+
+    image_path, mask_path, _ = brain_files
+    img = nib.load(image_path)
+    nib.save(nib.Nifti1Image(np.asanyarray(img.dataobj)[:-1], img.affine), tmp_path / "ref.nii.gz")
+
+    def must_not_run(*args, **kwargs):
+        raise AssertionError("the fill ran before the reference's grid was checked")
+
+    monkeypatch.setattr(core.fill_file, "fill_volume", must_not_run)
+    code, err = _run(capsys, "fill", image_path, mask_path, "-o", tmp_path / "out.nii.gz",
+                     "--reference", tmp_path / "ref.nii.gz")
+    assert code == 2 and "The reference" in err and "the reference must be drawn on the image's voxel grid" in err
+    assert not (tmp_path / "out.nii.gz").exists()

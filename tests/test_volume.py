@@ -563,3 +563,48 @@ def test_failed_atomic_write_keeps_the_old_file(tmp_path):
         write_atomically(target, broken)
     assert target.read_text(encoding="utf-8") == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["out.json"]
+
+
+def test_the_grid_read_from_a_header_is_the_grid_of_the_loaded_volume(tmp_path):
+    data = np.arange(5 * 6 * 7, dtype=np.float32).reshape(5, 6, 7)
+    nifti = tmp_path / "a.nii.gz"
+    nib.save(nib.Nifti1Image(data[..., None], _affine("oblique", (0.9, 1.1, 2.5))), nifti)   # 4D, one frame
+    itk = sitk.GetImageFromArray(data.transpose())
+    itk.SetSpacing((0.9, 1.1, 3.0))
+    itk.SetOrigin((10.0, -20.0, 30.0))
+    itk.SetDirection(tuple(_rotation(0.2, 0.1, -0.4).ravel()))
+    mha = tmp_path / "a.mha"
+    sitk.WriteImage(itk, str(mha))
+    for path in (nifti, mha):
+        shape, affine = V.read_grid(path)
+        loaded = V.load_volume(path)
+        assert shape == loaded.shape and np.array_equal(affine, loaded.affine)
+    nib.save(nib.Nifti1Image(np.zeros((5, 6, 7, 2), np.float32), np.eye(4)), tmp_path / "two.nii.gz")
+    with pytest.raises(InpaintError, match="only 3D volumes"):
+        V.read_grid(tmp_path / "two.nii.gz")
+    (tmp_path / "bad.nii.gz").write_bytes(b"not an image")
+    with pytest.raises(InpaintError, match="corrupt, truncated or not an image"):
+        V.read_grid(tmp_path / "bad.nii.gz")
+
+
+@pytest.mark.parametrize("change, says", [("shape", "has shape 5x6x8 but the image"),
+                                          ("shift", "their affines differ by up to 3 mm")])
+def test_a_grid_is_refused_from_its_header_as_the_loaded_volume_would_be(tmp_path, change, says):
+    image_path = tmp_path / "image.nii.gz"
+    nib.save(nib.Nifti1Image(np.ones((5, 6, 7), np.float32), _affine("LAS")), image_path)
+    image = V.load_volume(image_path)
+    flipped = tmp_path / "flipped.nii.gz"                             # the same grid in another voxel order
+    nib.save(nib.Nifti1Image(np.ones((5, 6, 7), np.float32)[::-1], _affine("LAS") @ np.array(
+        [[-1, 0, 0, 4], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]], dtype=float)), flipped)
+    V.check_grid(flipped, image, "reference")
+    assert V.on_image_grid(V.load_volume(flipped), image, "reference").shape == image.shape
+    other = tmp_path / "other.nii.gz"
+    affine = _affine("LAS")
+    if change == "shift":
+        affine[0, 3] += 3.0
+    nib.save(nib.Nifti1Image(np.ones((5, 6, 8) if change == "shape" else (5, 6, 7), np.float32), affine), other)
+    with pytest.raises(InpaintError, match=says) as header:
+        V.check_grid(other, image, "reference")
+    with pytest.raises(InpaintError) as loaded:
+        V.on_image_grid(V.load_volume(other), image, "reference")
+    assert str(header.value) == str(loaded.value)
