@@ -241,3 +241,19 @@ def test_the_training_command_refuses_a_device_it_cannot_use_in_one_sentence(dev
     with pytest.raises(SystemExit) as stop:
         main(["--data", "x.nii.gz", "--out", "unused", "--device", device])
     assert stop.value.code == 2 and says in capsys.readouterr().err
+
+
+def test_the_card_gives_the_command_that_started_the_run_and_a_resume_keeps_it(tmp_path: Path) -> None:
+    from core.training.refiner import main
+
+    path = tmp_path / "brain.nii.gz"
+    nib.save(nib.Nifti1Image(synthetic_brain((44, 48, 44)), np.diag([2.0, 2.0, 2.0, 1.0])), path)
+    first = ["--data", str(path), "--out", str(tmp_path / "run"), "--steps", "1", "--batch-size", "2", "--width", "2"]
+    assert main(first) == 0
+    started = f"Command: `python -m core.training.refiner --data {path} --out {tmp_path / 'run'} --steps 1"
+    assert started in (tmp_path / "run" / "MODEL_CARD.md").read_text()
+    assert main(["--data", str(path), "--out", str(tmp_path / "run"), "--steps", "2", "--batch-size", "2",
+                 "--resume"]) == 0
+    assert started in (tmp_path / "run" / "MODEL_CARD.md").read_text()
+    train([(path, None, 1.0)], tmp_path / "api", minutes=5, steps=1, batch_size=2, config=RefinerConfig(width=2))
+    assert "Command: not recorded" in (tmp_path / "api" / "MODEL_CARD.md").read_text()

@@ -19,6 +19,7 @@ import collections
 import json
 import math
 import multiprocessing
+import shlex
 import sys
 import time
 from dataclasses import dataclass
@@ -259,7 +260,7 @@ Augmentation: random axis order and flips, gamma (log SD 0.2), contrast x0.85-1.
 Holes: irregular blobs (50%), boxes (30%) and thin slabs of 1-4 voxels (20%) inside the brain.
 
 ## Training run
-Command: `scripts/train_all.sh refiner` (phases in the script). {steps} steps of batch {batch}, Adam lr {lr} with cosine decay over the
+{command} {steps} steps of batch {batch}, Adam lr {lr} with cosine decay over the
 planned steps, gradient norm clipped at 1, seed {seed}; {minutes:.0f} min on {hardware} (torch {torch}).
 Objective: mean squared error inside the hole (model units [-1, 1]),
 averaged {averaging}.{history}
@@ -314,6 +315,8 @@ def write_card(out: Path, network: Refiner3D, meta: dict, step: int) -> None:
                        batch=meta["batch_size"], lr=meta["lr"], seed=meta["seed"],
                        minutes=meta["wall_time_s"] / 60, torch=meta["torch"],
                        hardware=meta.get("hardware", "one CPU thread"),
+                       command=(f"Command: `{meta['command']}`." if meta.get("command") else
+                                "Command: not recorded (trained through `core.training.refiner.train`)."),
                        mse=float(np.mean([float(r[1]) for r in last])), base=float(np.mean([float(r[2]) for r in last])),
                        averaging=AVERAGING[meta.get("loss", "voxel")], history=_history(meta),
                        deform=(f"\n{float(meta['deform']):.0%} of the patches are also rotated (+/-{DEFORM_MAX_DEGREES:g} deg "
@@ -353,7 +356,7 @@ def train(data: Sequence[tuple[Path, Optional[Path], float]], out: Path, *, minu
           batch_size: int = 6, lr: float = 5e-4, seed: int = 0, resume: bool = False, loss_kind: str = "voxel",
           init: Optional[Path] = None, config: Optional[RefinerConfig] = None, log_every: int = 50,
           deform: float = 0.0, remap: float = 0.0, blur: float = 0.0, device: str = "cpu",
-          workers: int = 0) -> None:
+          workers: int = 0, command: Optional[str] = None) -> None:
     """Train (or resume) a refiner on `data` = [(image, brain mask or None, sampling weight)].
 
     `init`: a run folder whose weights start this run (fresh optimiser and schedule); `deform`: the
@@ -362,6 +365,7 @@ def train(data: Sequence[tuple[Path, Optional[Path], float]], out: Path, *, minu
     `device`: where the network trains (a torch device name); `workers`: processes making the
     patches ahead (`batch_stream`; the same patches with any number). `config`: the architecture
     (default: the resumed or `init` run's, else `RefinerConfig()`); one that differs from theirs is refused.
+    `command`: the command line that started the run, for its card (a resumed run keeps its first).
     """
     if loss_kind not in LOSSES:
         raise ValueError(f"loss must be one of {LOSSES}, not {loss_kind!r}")
@@ -386,7 +390,7 @@ def train(data: Sequence[tuple[Path, Optional[Path], float]], out: Path, *, minu
     step = 0
     meta = {"data": [str(p) for p, _, _ in data], "weights": weights.tolist(), "batch_size": batch_size,
             "lr": lr, "seed": seed, "patch": PATCH, "loss": loss_kind, "deform": deform, "remap": remap, "blur": blur, "torch": torch.__version__,
-            "hardware": _hardware(target, workers), "wall_time_s": 0.0}
+            "hardware": _hardware(target, workers), "command": command, "wall_time_s": 0.0}
     if init is not None and not resume:
         start_from = load_refiner(init)
         network.load_state_dict(start_from.network.state_dict())
@@ -399,6 +403,7 @@ def train(data: Sequence[tuple[Path, Optional[Path], float]], out: Path, *, minu
         if "init" in record["training"]:
             meta["init"] = record["training"]["init"]
         meta["wall_time_s"] = float(record["training"].get("wall_time_s", 0.0))
+        meta["command"] = record["training"].get("command") or command
         saved = load_file(str(out / "optimizer.safetensors"))
         if saved:
             opt = optimiser.state_dict()
@@ -504,7 +509,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         train(data, args.out, minutes=args.minutes, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
               seed=args.seed, resume=args.resume, loss_kind=args.loss, init=args.init, deform=args.deform,
               remap=args.remap, blur=args.blur, device=args.device, workers=args.workers,
-              config=RefinerConfig(width=args.width) if args.width else None)
+              config=RefinerConfig(width=args.width) if args.width else None,
+              command=shlex.join(["python", "-m", "core.training.refiner",
+                                  *(sys.argv[1:] if argv is None else argv)]))
     except InpaintError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
