@@ -72,8 +72,35 @@ def _squeeze_3d(array: np.ndarray, path: Path) -> np.ndarray:
 
 def _read_nifti(path: Path) -> tuple[np.ndarray, float, float, nib.Nifti1Image]:
     image = nib.load(str(path), mmap=False)
-    raw = np.asarray(image.dataobj.get_unscaled())
-    return raw, float(image.dataobj.slope), float(image.dataobj.inter), image
+    proxy = image.dataobj
+    shape = tuple(int(n) for n in proxy.shape)
+    if len(shape) >= 3 and all(n == 1 for n in shape[3:]) and getattr(proxy, "order", None) == "F":
+        raw = _read_c_order(path, proxy.offset, np.dtype(proxy.dtype), shape)
+    else:  # not a 3D volume (refused by the caller) or an unusual proxy: nibabel's own reader
+        raw = np.asarray(proxy.get_unscaled())
+    return raw, float(proxy.slope), float(proxy.inter), image
+
+
+def _read_c_order(path: Path, offset: int, stored: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """A NIfTI volume's stored values in C order, read slab by slab (no whole-volume Fortran-order copy).
+
+    NIfTI stores x fastest; nibabel hands that over in Fortran order, where the parts of `chunks`
+    (first-axis slabs) are strided. Read here into a C-order array instead.
+    """
+    from nibabel.openers import ImageOpener
+
+    nx, ny, nz = shape[0], shape[1], int(np.prod(shape[2:]))
+    raw = np.empty((nx, ny, nz), dtype=stored.newbyteorder("="))
+    step = max(1, CHUNK_VOXELS // max(1, nx * ny))
+    with ImageOpener(str(path)) as stream:
+        stream.seek(offset)
+        for z in range(0, nz, step):
+            n = min(step, nz - z)
+            block = stream.read(nx * ny * n * stored.itemsize)
+            if len(block) != nx * ny * n * stored.itemsize:
+                raise ValueError("the file ends before its voxel data does")
+            raw[:, :, z:z + n] = np.frombuffer(block, dtype=stored).reshape(n, ny, nx).transpose(2, 1, 0)
+    return raw.reshape(shape)
 
 
 def _itk_affine(itk: sitk.Image) -> np.ndarray:

@@ -608,3 +608,21 @@ def test_a_grid_is_refused_from_its_header_as_the_loaded_volume_would_be(tmp_pat
     with pytest.raises(InpaintError) as loaded:
         V.on_image_grid(V.load_volume(other), image, "reference")
     assert str(header.value) == str(loaded.value)
+
+
+@pytest.mark.parametrize("stored", [">i2", "<f4", ">f8", "<u1"])
+def test_nifti_values_are_read_in_c_order_exactly_as_stored(tmp_path, stored):
+    rng = np.random.default_rng(2)
+    values = rng.uniform(0, 200, size=(7, 9, 11, 1)).astype(np.dtype(stored))
+    header = nib.Nifti1Header(endianness=stored[0])
+    image = nib.Nifti1Image(values, _affine("oblique"), header)
+    if stored == ">i2":
+        image.header.set_slope_inter(0.5, 3.0)
+    path = tmp_path / "v.nii.gz"
+    nib.save(image, path)
+    assert nib.load(path).header.endianness == stored[0]
+    volume = V.load_volume(path)
+    on_disk = nib.load(path, mmap=False).dataobj
+    assert volume.raw.shape == (7, 9, 11) and volume.data.flags["C_CONTIGUOUS"]
+    assert np.array_equal(volume.raw, np.asarray(on_disk.get_unscaled())[..., 0])
+    assert np.array_equal(volume.data, np.asarray(on_disk, dtype=np.float64)[..., 0].astype(np.float32))
