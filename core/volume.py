@@ -62,26 +62,37 @@ def _suffix(path: Path) -> str:
     return ""
 
 
-def _squeeze_3d(array: np.ndarray, path: Path) -> np.ndarray:
-    if array.ndim >= 3 and all(n == 1 for n in array.shape[3:]):
-        return array.reshape(array.shape[:3])
-    shape = "x".join(str(n) for n in array.shape)
-    raise InpaintError(f"{path} has shape {shape}, but only 3D volumes (or 4D with a single frame) are supported; "
+def _volume_shape(shape: Sequence[int], path: Path) -> tuple[int, int, int]:
+    """The 3D shape of a volume stored with `shape` (4D with a single frame allowed); InpaintError otherwise."""
+    if len(shape) >= 3 and all(n == 1 for n in shape[3:]):
+        return int(shape[0]), int(shape[1]), int(shape[2])
+    shown = "x".join(str(n) for n in shape)
+    raise InpaintError(f"{path} has shape {shown}, but only 3D volumes (or 4D with a single frame) are supported; "
                        "extract one 3D volume first.")
+
+
+def _squeeze_3d(array: np.ndarray, path: Path) -> np.ndarray:
+    return array.reshape(_volume_shape(array.shape, path))
+
+
+def _unreadable(path: Path, exc: Exception) -> InpaintError:
+    """The sentence for a file nibabel/SimpleITK/zlib cannot read, with the first line of their reason."""
+    lines = str(exc).strip().splitlines()
+    detail = f" ({lines[0]})" if lines and "SimpleITK" not in lines[0] else ""  # ITK's text is a source location
+    return InpaintError(f"Could not read {path}: the file is corrupt, truncated or not an image{detail}.")
 
 
 def _read_nifti(path: Path) -> tuple[np.ndarray, float, float, nib.Nifti1Image]:
     image = nib.load(str(path), mmap=False)
     proxy = image.dataobj
-    shape = tuple(int(n) for n in proxy.shape)
-    if len(shape) >= 3 and all(n == 1 for n in shape[3:]) and getattr(proxy, "order", None) == "F":
-        raw = _read_c_order(path, proxy.offset, np.dtype(proxy.dtype), shape)
-    else:  # not a 3D volume (refused by the caller) or an unusual proxy: nibabel's own reader
+    if getattr(proxy, "order", None) == "F":
+        raw = _read_c_order(path, proxy.offset, np.dtype(proxy.dtype), _volume_shape(proxy.shape, path))
+    else:  # an unusual proxy: nibabel's own reader
         raw = np.asarray(proxy.get_unscaled())
     return raw, float(proxy.slope), float(proxy.inter), image
 
 
-def _read_c_order(path: Path, offset: int, stored: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+def _read_c_order(path: Path, offset: int, stored: np.dtype, shape: tuple[int, int, int]) -> np.ndarray:
     """A NIfTI volume's stored values in C order, read slab by slab (no whole-volume Fortran-order copy).
 
     NIfTI stores x fastest; nibabel hands that over in Fortran order, where the parts of `chunks`
@@ -89,8 +100,8 @@ def _read_c_order(path: Path, offset: int, stored: np.ndarray, shape: tuple[int,
     """
     from nibabel.openers import ImageOpener
 
-    nx, ny, nz = shape[0], shape[1], int(np.prod(shape[2:]))
-    raw = np.empty((nx, ny, nz), dtype=stored.newbyteorder("="))
+    nx, ny, nz = shape
+    raw = np.empty(shape, dtype=stored.newbyteorder("="))
     step = max(1, CHUNK_VOXELS // max(1, nx * ny))
     with ImageOpener(str(path)) as stream:
         stream.seek(offset)
@@ -100,7 +111,7 @@ def _read_c_order(path: Path, offset: int, stored: np.ndarray, shape: tuple[int,
             if len(block) != nx * ny * n * stored.itemsize:
                 raise ValueError("the file ends before its voxel data does")
             raw[:, :, z:z + n] = np.frombuffer(block, dtype=stored).reshape(n, ny, nx).transpose(2, 1, 0)
-    return raw.reshape(shape)
+    return raw
 
 
 def _itk_affine(itk: sitk.Image) -> np.ndarray:
@@ -169,9 +180,7 @@ def _read_raw(path: Path) -> tuple[np.ndarray, float, float, nib.Nifti1Image]:
     except InpaintError:
         raise
     except Exception as exc:  # nibabel/SimpleITK/zlib raise many types for broken files
-        lines = str(exc).strip().splitlines()
-        detail = f" ({lines[0]})" if lines and "SimpleITK" not in lines[0] else ""  # ITK's text is a source location
-        raise InpaintError(f"Could not read {path}: the file is corrupt, truncated or not an image{detail}.") from exc
+        raise _unreadable(path, exc) from exc
     if raw.dtype.kind not in "biuf":
         raise InpaintError(f"{path} stores {raw.dtype} values; only integer or real-valued volumes are supported.")
     return _squeeze_3d(raw, path), slope, inter, image
@@ -224,11 +233,8 @@ def read_grid(path: str | os.PathLike) -> tuple[tuple[int, ...], np.ndarray]:
             reader.ReadImageInformation()
             shape, affine = tuple(int(n) for n in reader.GetSize()), _itk_affine(reader)
     except Exception as exc:  # nibabel/SimpleITK raise many types for broken headers
-        raise InpaintError(f"Could not read {path}: the file is corrupt, truncated or not an image.") from exc
-    if len(shape) < 3 or any(n != 1 for n in shape[3:]):
-        raise InpaintError(f"{path} has shape {'x'.join(map(str, shape))}, but only 3D volumes (or 4D with a single "
-                           "frame) are supported; extract one 3D volume first.")
-    return shape[:3], affine
+        raise _unreadable(path, exc) from exc
+    return _volume_shape(shape, path), affine
 
 
 def _voxel_order(shape: Sequence[int], affine: np.ndarray, path: Path | None, image: Volume,

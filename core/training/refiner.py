@@ -213,8 +213,13 @@ def _worker_setup(brains: Sequence[Brain], weights: np.ndarray, size: int, share
 
 
 def _worker_batch(key: tuple[int, int]) -> tuple[torch.Tensor, ...]:
-    w = _WORKER
-    return batch(np.random.default_rng(list(key)), w["brains"], w["weights"], w["size"], **w["shares"])
+    return _step_batch(key, **_WORKER)
+
+
+def _step_batch(key: tuple[int, int], brains: Sequence[Brain], weights: np.ndarray, size: int,
+                shares: dict) -> tuple[torch.Tensor, ...]:
+    """The batch of step `key` = (seed, step): drawn from that seed alone."""
+    return batch(np.random.default_rng(list(key)), brains, weights, size, **shares)
 
 
 def batch_stream(brains: Sequence[Brain], weights: np.ndarray, size: int, seed: int, first: int, last: int,
@@ -227,7 +232,7 @@ def batch_stream(brains: Sequence[Brain], weights: np.ndarray, size: int, seed: 
     keys = ((seed, step) for step in range(first, last))
     if workers <= 0:
         for key in keys:
-            yield batch(np.random.default_rng(list(key)), brains, weights, size, **shares)
+            yield _step_batch(key, brains, weights, size, shares)
         return
     context = multiprocessing.get_context("spawn")   # no fork of a process that may hold a GPU
     with context.Pool(workers, _worker_setup, (brains, weights, size, shares)) as pool:
