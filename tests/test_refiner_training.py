@@ -231,16 +231,16 @@ def test_a_run_keeps_its_starting_runs_width_and_refuses_another_in_one_sentence
 
 
 @pytest.mark.parametrize("device, says", [
-    ("gpu", "must be a torch device such as cpu or cuda, not 'gpu'"),
-    pytest.param("cuda", "cuda needs a GPU that torch can use, and it sees none; use cpu",
+    ("gpu", "error: --device 'gpu' is not a device name; use auto, cpu, cuda, cuda:N or mps."),
+    pytest.param("cuda", "error: --device 'cuda' is not available on this machine; use auto or cpu.",
                  marks=pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")),
 ])
-def test_the_training_command_refuses_a_device_it_cannot_use_in_one_sentence(device, says, capsys) -> None:
+def test_the_training_command_refuses_a_device_it_cannot_use_in_one_sentence(device, says, tmp_path, capsys) -> None:
     from core.training.refiner import main
 
-    with pytest.raises(SystemExit) as stop:
-        main(["--data", "x.nii.gz", "--out", "unused", "--device", device])
-    assert stop.value.code == 2 and says in capsys.readouterr().err
+    assert main(["--data", "x.nii.gz", "--out", str(tmp_path / "run"), "--device", device]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [says]
+    assert not (tmp_path / "run").exists()
 
 
 def test_the_card_gives_the_command_that_started_the_run_and_a_resume_keeps_it(tmp_path: Path) -> None:

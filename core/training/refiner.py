@@ -38,6 +38,7 @@ from ..errors import InpaintError
 from ..modelspace import Reorientation, voxel_sizes
 from ..normalize import intensity_scale
 from ..refine3d import Refiner3D, RefinerConfig, clip_base, load_refiner, resample, save_refiner
+from ..search import select_device
 from ..volume import load_mask, load_volume
 
 PATCH = 32
@@ -461,17 +462,6 @@ def _hardware(device: torch.device, workers: int) -> str:
     return where + (f", with {workers} patch-making process{'es' if workers > 1 else ''}" if workers > 0 else "")
 
 
-def _device(text: str) -> str:
-    """An argparse type: a torch device this machine has."""
-    try:
-        device = torch.device(text)
-    except (RuntimeError, ValueError):
-        raise argparse.ArgumentTypeError(f"must be a torch device such as cpu or cuda, not {text!r}") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise argparse.ArgumentTypeError(f"{text} needs a GPU that torch can use, and it sees none; use cpu")
-    return text
-
-
 def main(argv: Optional[Sequence[str]] = None) -> int:
     p = argparse.ArgumentParser(description="Train the 3D refiner on healthy brain-extracted T1 volumes.")
     p.add_argument("--data", nargs="+", required=True,
@@ -486,8 +476,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--lr", type=float, default=5e-4)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--device", type=_device, default="cuda" if torch.cuda.is_available() else "cpu",
-                   help="torch device to train on (default: cuda when a GPU is present, else cpu)")
+    p.add_argument("--device", default="auto",
+                   help="torch device to train on: auto (CUDA, then MPS, then the CPU), cpu, cuda, cuda:N or mps")
     p.add_argument("--workers", type=number_range(0, 64, "a number of processes "), default=0,
                    help="processes making the patches ahead of the network (default 0: the training process)")
     p.add_argument("--resume", action="store_true")
@@ -511,9 +501,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         image, _, mask = spec.partition(":")
         data.append((Path(image), Path(mask) if mask else None, float(weight or 1.0)))
     try:
+        device = str(select_device(args.device))
         train(data, args.out, minutes=args.minutes, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
               seed=args.seed, resume=args.resume, loss_kind=args.loss, init=args.init, deform=args.deform,
-              remap=args.remap, blur=args.blur, device=args.device, workers=args.workers,
+              remap=args.remap, blur=args.blur, device=device, workers=args.workers,
               config=RefinerConfig(width=args.width) if args.width else None,
               command=shlex.join(["python", "-m", "core.training.refiner",
                                   *(sys.argv[1:] if argv is None else argv)]))
