@@ -280,8 +280,10 @@ def on_image_grid(volume: Volume, image: Volume, what: str = "mask") -> np.ndarr
     return apply_orientation(volume.data, transform)  # a view with flipped/permuted axes, values untouched
 
 
-def load_mask(path: str | os.PathLike, image: Volume, *, kind: str = "lesion") -> np.ndarray:
-    """Read a mask (nonzero = inside) that must lie on `image`'s voxel grid; `kind` is "lesion" or "brain".
+def load_mask(path: str | os.PathLike, image: Volume, *, kind: str = "lesion",
+              threshold: Optional[float] = None) -> np.ndarray:
+    """Read a mask (nonzero = inside; with `threshold`, values above it: a probability map) that must lie on
+    `image`'s voxel grid; `kind` is "lesion" or "brain".
 
     A mask on the same physical grid in another voxel order (e.g. flipped axes) is reordered exactly.
     """
@@ -293,7 +295,7 @@ def load_mask(path: str | os.PathLike, image: Volume, *, kind: str = "lesion") -
     for part in chunks(raw.shape):
         values = _scaled(raw[part], slope, inter)
         bad += int(values.size - np.count_nonzero(np.isfinite(values)))
-        nonzero[part] = values != 0
+        nonzero[part] = values != 0 if threshold is None else values > threshold
     if bad == raw.size:
         raise _no_finite_value(path)
     if bad:
@@ -303,6 +305,8 @@ def load_mask(path: str | os.PathLike, image: Volume, *, kind: str = "lesion") -
                   image=header_image)
     hole = np.ascontiguousarray(on_image_grid(mask, image, what))
     if not hole.any():
+        if threshold is not None:
+            raise InpaintError(f"No voxel of {path.name} is above {threshold:g}; choose a lower threshold.")
         raise InpaintError(f"The {what} {path} contains no nonzero voxel; {todo}.")
     return hole
 
@@ -394,7 +398,7 @@ def output_files(path: str | os.PathLike) -> list[Path]:
     return [path.with_name(path.name[: -len(suffix)] + companion), path]
 
 
-def _same_path(a: Path, b: Path) -> bool:
+def same_path(a: Path, b: Path) -> bool:
     """Same file by resolved path or, where both exist, by device and inode (hard links, case-folding file systems)."""
     if a.resolve() == b.resolve():
         return True
@@ -421,7 +425,7 @@ def check_target(path: Path, *, protected: Iterable[tuple[Path, str]] = (), forc
     if path.is_dir():
         raise InpaintError(f"Cannot write {path}: it is a folder; give a file name.")
     for source, description in protected:
-        if _same_path(path, source):
+        if same_path(path, source):
             raise InpaintError(f"Refusing to write {path}: it is {description} (inputs and their sidecars are "
                                "never overwritten, not even with --force); choose another output name.")
         if source.is_dir() and _inside(path, source):

@@ -25,7 +25,7 @@ from core.metrics import hole_metrics
 from core.modelspace import PLANES, Reorientation, voxel_sizes
 from core.normalize import estimate_brain
 from core.volume import (ITK_SUFFIXES, NIFTI_SUFFIXES, Volume, derived_name, dilate_mask, load_mask, load_volume,
-                         save_mask, save_volume)
+                         same_path, save_mask, save_volume)
 
 LAYERS = ("original", "masked", "generated", "blended")
 SKULL_ML = 2500.0  # tissue volume above which an image still holds skull and scalp (brains: 1.1-2.0 l)
@@ -84,7 +84,8 @@ class Document:
         self.shape: tuple[int, int, int] = tuple(self.original.shape)  # type: ignore[assignment]
         self.spacing = voxel_sizes(self.reo.ras_affine)
         self.editor = MaskEditor(self.shape, self.spacing)
-        self.mask_path: Optional[Path] = None
+        self.mask_path: Optional[Path] = None   # where Save mask writes without asking
+        self.sources: list[Path] = []           # imported masks and brain masks, never written by an export
         self.brain: Optional[np.ndarray] = None  # brain mask in file order, or None: estimated by the engine
         self.brain_path: Optional[Path] = None
         self.voxel_ml = float(np.prod(self.spacing)) / 1000.0
@@ -162,18 +163,26 @@ class Document:
 
         Nonzero voxels form the mask; with `threshold`, voxels above it (for probability maps).
         """
-        hole = load_mask(path, self.volume)
-        if threshold is not None:
-            hole &= load_volume(path).data > threshold
-            if not hole.any():
-                raise InpaintError(f"No voxel of {Path(path).name} is above {threshold:g}; choose a lower threshold.")
+        hole = load_mask(path, self.volume, threshold=threshold)
         self.editor.replace(self.reo.apply(hole.astype(np.uint8)), label="import mask")
-        self.mask_path = Path(path)
+        self.sources.append(Path(path))
+        # Save mask writes back only to a file of 0s and 1s: labels or probabilities would be lost
+        self.mask_path = Path(path) if threshold is None and holds_only_0_and_1(path) else None
 
     def load_brain_mask(self, path: str | os.PathLike) -> None:
         """Use a brain mask on the image grid for the next fills (the model sees only tissue inside it)."""
         self.brain = load_mask(path, self.volume)
         self.brain_path = Path(path)
+        self.sources.append(Path(path))
+
+    def protects(self, path: str | os.PathLike) -> bool:
+        """True when an export must not write `path` (one of `protected()`)."""
+        return any(same_path(Path(path), source) for source in self.protected())
+
+    def protected(self) -> list[Path]:
+        """Files an export never writes: the image, every mask imported or brain mask loaded, and the mask's own file."""
+        return self.sources + ([self.mask_path] if self.mask_path is not None else []) + \
+            ([self.path] if self.path is not None else [])
 
     def mask_in_file_order(self) -> np.ndarray:
         return self.reo.undo(self.editor.mask) != 0
@@ -253,7 +262,8 @@ class Document:
 
         The sidecar's `metrics` are the fill's in-hole metrics (the CLI's keys); the 3D biharmonic
         baseline's go under `baseline_metrics`. A mask written equal to the editor's mask counts
-        as the saved mask.
+        as saved, but the export's mask file belongs to the export (its sidecar holds the file's
+        checksum): Save mask never writes it afterwards.
         """
         if self.result is None:
             raise InpaintError("There is no fill result to export; run a fill first.")
@@ -262,11 +272,11 @@ class Document:
         fill = self.result.fill
         if not self.result.metrics:  # exported before the worker measured it
             self.result.metrics = compare_metrics(self.original, self.blended, self.reo.apply(fill.hole))
-        written = [save_volume(path, fill.filled, self.volume, force=True)]
+        written = [save_volume(path, fill.filled, self.volume, force=True, inputs=self.protected())]
         if mask_path is not None:
-            written.append(save_mask(mask_path, fill.hole.astype(np.uint8), self.volume, force=True))
+            written.append(save_mask(mask_path, fill.hole.astype(np.uint8), self.volume, force=True,
+                                     inputs=self.protected()))
             if self.result_state == self.editor.state:
-                self.mask_path = written[-1]
                 self.editor.mark_saved()
         metrics = self.result.metrics
         extra: dict[str, Any] = {"app": "inpaint-gui", "scope": self.result.scope, "torch_threads": self.result.threads,
@@ -289,6 +299,11 @@ class Document:
             return bool(np.array_equal(load_mask(path, self.volume), self.result.fill.hole))
         except InpaintError:
             return False
+
+
+def holds_only_0_and_1(path: str | os.PathLike) -> bool:
+    """True when every voxel of the file is 0 or 1 (a mask that a saved binary mask replaces without loss)."""
+    return bool(np.isin(load_volume(path).data, (0, 1)).all())
 
 
 def probability_range(path: str | os.PathLike) -> Optional[tuple[float, float]]:

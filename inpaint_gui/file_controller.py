@@ -206,8 +206,10 @@ class FileController(QObject):
         assert doc is not None and doc.result is not None
         path = nifti_path(path, keep_itk=True)
         mask_path = path.parent / doc.default_name("mask")
-        if mask_path.exists() and not doc.mask_file_matches_result(mask_path):
-            beside = path.parent / derived_name(path, "mask")
+        beside = path.parent / derived_name(path, "mask")
+        if doc.protects(mask_path):  # the export's mask never replaces a file the document read or saves to
+            mask_path = beside
+        elif mask_path.exists() and not doc.mask_file_matches_result(mask_path):
             answer = self.dialogs.ask(f"{mask_path.name} next to the export holds another mask; replace it with the "
                                       f"mask of this fill (No keeps it and writes {beside.name} instead)?",
                                       Button.Yes | Button.No | Button.Cancel, Button.No)

@@ -260,17 +260,22 @@ def test_save_mask_and_export_then_reload(qtbot, window, tmp_path, tiny_vae):
     qtbot.mouseClick(view.viewport(), LEFT, NONE, viewport_point(view, (20, 24, z)))
     out = tmp_path / "out"
     out.mkdir()
-    assert window.files.save_mask_to(out / doc.default_name("mask")) and not doc.editor.modified
+    saved = out / doc.default_name("mask")
+    assert window.files.save_mask_to(saved) and not doc.editor.modified
     assert np.array_equal(load_mask(out / "sub-01_label-lesion_mask.nii.gz", doc.volume), doc.mask_in_file_order())
+    saved_bytes = saved.read_bytes()
     filled = fake_result(window, value=33.0, model=load_model(tiny_vae))
     assert window.isWindowModified()
     assert window.files.export_to(out / "sub-01_desc-inpainted_T1w")  # no extension typed: NIfTI
-    assert not window.questions and not window.isWindowModified()  # the saved mask is the fill's: no question
+    assert not window.questions and not window.isWindowModified()
     reloaded = load_volume(out / "sub-01_desc-inpainted_T1w.nii.gz")
     assert np.array_equal(reloaded.data, filled) and np.allclose(reloaded.affine, doc.volume.affine)
     sidecar = json.loads((out / "sub-01_desc-inpainted_T1w.json").read_text())
     assert sidecar["hole_voxels"] == 9 and sidecar["app"] == "inpaint-gui"
-    assert sidecar["mask"]["path"] == str((out / "sub-01_label-lesion_mask.nii.gz").resolve())
+    # the export writes its own mask: the mask's file (Ctrl+S writes it again later) is not the export's
+    beside = out / "sub-01_desc-inpainted_label-lesion_mask.nii.gz"
+    assert sidecar["mask"]["path"] == str(beside.resolve()) and saved.read_bytes() == saved_bytes
+    assert np.array_equal(load_mask(beside, doc.volume), doc.result.fill.hole)
 
 
 def test_export_beside_a_different_saved_mask_asks_and_keeps_it(qtbot, window, tmp_path, tiny_vae):
@@ -280,8 +285,8 @@ def test_export_beside_a_different_saved_mask_asks_and_keeps_it(qtbot, window, t
     qtbot.mouseClick(view.viewport(), LEFT, NONE, viewport_point(view, (20, 24, z)))
     fake_result(window, value=33.0, model=load_model(tiny_vae))
     qtbot.mouseClick(view.viewport(), LEFT, NONE, viewport_point(view, (10, 24, z)))  # painted after the fill
-    saved = tmp_path / doc.default_name("mask")
-    assert window.files.save_mask_to(saved)
+    saved = tmp_path / doc.default_name("mask")   # a mask saved by another session, not this document's file
+    nib.save(nib.Nifti1Image(doc.mask_in_file_order().astype(np.uint8), doc.volume.affine), saved)
     window.answers.append(QMessageBox.StandardButton.No)
     assert window.files.export_to(tmp_path / doc.default_name("inpainted"))
     assert "holds another mask" in window.questions[-1]

@@ -159,6 +159,77 @@ def test_save_save_as_and_export_from_the_menu_and_keys_write_correct_files(qtbo
     assert Path(sidecar["mask"]["path"]).parent == out.resolve()
 
 
+def test_save_after_an_export_never_overwrites_the_mask_the_exports_sidecar_names(qtbot, window, tiny_vae, tmp_path):
+    """Painted from scratch, filled, exported; then one more stroke and Ctrl+S: the app asks where, and the
+    export's mask keeps the checksum its sidecar recorded (it used to be the mask's file from then on)."""
+    from core.volume import sha256_file
+
+    script, doc = window.script, window.doc
+    z = int(window.viewer.point[AXIAL])
+    paint(qtbot, window, (20, 24, z))
+    fake_result(window, model=load_model(tiny_vae))
+    out = tmp_path / "out"
+    out.mkdir()
+    script.paths.append(out / "filled.nii.gz")
+    window.act["export"].trigger()
+    assert not script.paths and not window.isWindowModified()  # nothing unsaved after the export
+    sidecar = json.loads((out / "filled.json").read_text())
+    exported_mask = Path(sidecar["mask"]["path"])
+    assert sha256_file(exported_mask) == sidecar["mask"]["sha256"]
+    paint(qtbot, window, (8, 24, z))
+    assert window.isWindowModified()
+    script.paths.append(out / "edited.nii.gz")
+    qtbot.keyClick(window, Qt.Key.Key_S, Qt.KeyboardModifier.ControlModifier)
+    assert not script.paths and script.starts[-1] == str(out / doc.default_name("mask"))  # a dialog asked where
+    assert sha256_file(exported_mask) == sidecar["mask"]["sha256"]
+    assert np.array_equal(load_mask(out / "edited.nii.gz", doc.volume), doc.mask_in_file_order())
+    assert not window.isWindowModified()
+
+
+def test_an_export_never_rewrites_an_imported_label_mask_and_save_then_asks(qtbot, window, brain_files, tiny_vae):
+    """A BIDS lesion mask with labels 1 and 2 beside the image, imported, filled and exported into the same
+    folder: the export's default mask name is that file's, and it used to be rewritten as 0/1 uint8."""
+    from core.volume import sha256_file
+
+    image, _, hole = brain_files
+    source = nib.load(image)
+    labels = np.where(hole, 1, 0).astype(np.int16)
+    labels[hole.nonzero()[0].min()] *= 2                      # a second label on the first slab of the lesion
+    imported = image.parent / "sub-01_label-lesion_mask.nii.gz"
+    nib.save(nib.Nifti1Image(labels, source.affine), imported)
+    before = sha256_file(imported)
+    script, doc = window.script, window.doc
+    script.paths.append(imported)
+    window.act["import_mask"].trigger()
+    assert np.array_equal(doc.mask_in_file_order(), hole)
+    fake_result(window, model=load_model(tiny_vae))
+    script.paths.append(image.parent / doc.default_name("inpainted"))
+    window.act["export"].trigger()
+    assert not script.errors and not script.questions and not window.isWindowModified()
+    assert sha256_file(imported) == before
+    sidecar = json.loads((image.parent / "sub-01_desc-inpainted_T1w.json").read_text())
+    assert sidecar["mask"]["path"] == str((image.parent / "sub-01_desc-inpainted_label-lesion_mask.nii.gz").resolve())
+    paint(qtbot, window, (8, 24, int(window.viewer.point[AXIAL])))
+    script.paths.append(image.parent / "edited.nii.gz")     # Ctrl+S asks: saving 0/1 over labels would lose them
+    qtbot.keyClick(window, Qt.Key.Key_S, Qt.KeyboardModifier.ControlModifier)
+    assert not script.paths and (image.parent / "edited.nii.gz").is_file() and sha256_file(imported) == before
+
+
+def test_a_probability_map_in_another_voxel_order_imports_the_voxels_above_the_threshold(window, brain_files,
+                                                                                       tmp_path):
+    image, _, hole = brain_files
+    source = nib.load(image)
+    probability = np.where(hole, 0.9, 0.0).astype(np.float32)
+    flip = source.affine @ np.array([[-1, 0, 0, hole.shape[0] - 1], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]])
+    path = tmp_path / "lesion_prob_flipped.nii.gz"
+    nib.save(nib.Nifti1Image(probability[::-1].copy(), flip), path)
+    window.script.paths.append(path)
+    window.script.numbers.append(0.5)
+    window.act["import_mask"].trigger()
+    assert not window.script.errors and np.array_equal(window.doc.mask_in_file_order(), hole)
+    assert window.doc.mask_path is None  # Save mask asks where: it never writes 0/1 over the probabilities
+
+
 def test_import_over_unsaved_painting_asks_and_probability_maps_ask_for_a_threshold(qtbot, window, brain_files,
                                                                                     tmp_path):
     image, mask, hole = brain_files

@@ -242,6 +242,20 @@ def test_mask_in_flipped_and_permuted_voxel_order_is_reordered_exactly(tmp_path:
         assert np.array_equal(load_mask(tmp_path / name, like), labels > 0)
 
 
+def test_a_probability_map_in_another_voxel_order_is_thresholded_on_its_own_voxels(tmp_path: Path) -> None:
+    """The threshold applies before the reordering (the app thresholded the file's voxel order against the image's)."""
+    like = _volume(tmp_path)
+    probability = np.zeros(like.shape, np.float32)
+    probability[1:3, 2:6, 4] = 0.9
+    probability[4:6, 2:6, 4] = 0.3
+    flip = LAS @ np.array([[-1, 0, 0, like.shape[0] - 1], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]])
+    nib.save(nib.Nifti1Image(probability[::-1].copy(), flip), tmp_path / "flipped_prob.nii.gz")
+    assert np.array_equal(load_mask(tmp_path / "flipped_prob.nii.gz", like, threshold=0.5), probability > 0.5)
+    assert np.array_equal(load_mask(tmp_path / "flipped_prob.nii.gz", like), probability > 0)
+    with pytest.raises(InpaintError, match=r"^No voxel of flipped_prob.nii.gz is above 0.95; choose a lower threshold.$"):
+        load_mask(tmp_path / "flipped_prob.nii.gz", like, threshold=0.95)
+
+
 @pytest.mark.parametrize("name, is_ours", [
     (".inpaint-tmp-abcd1234", True), (".inpaint-tmp-abcd12345", False), (".inpaint-tmp-ABCD1234", False),
     (".out.json.0123456789ab.tmp.json", True), (".out.nii.gz.0123456789ab.tmp.gz", True),
