@@ -71,6 +71,9 @@ def _add_method_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--window", type=_odd_window, default=d.window, help=f"context-weight window (default {d.window})")
     p.add_argument("--dilate", type=number_range(0, 100), default=0,
                    help="dilate the mask by N voxels in 3D first")
+    p.add_argument("--threshold", type=real, default=None, metavar="T",
+                   help="the mask is a probability map: fill the voxels above T (e.g. 0.5); without it a mask "
+                        "of fractional values is refused")
 
 
 def _add_run_options(p: argparse.ArgumentParser) -> None:
@@ -123,7 +126,7 @@ def _run_fill(args: argparse.Namespace) -> int:
     bar = None if args.quiet else ProgressBar("fill")
     try:
         done = fill_file(args.image, args.mask, args.output, settings, model=args.model, brainmask=args.brainmask,
-                         dilate=args.dilate, reference=args.reference, keep_dtype=args.keep_dtype, force=args.force,
+                         dilate=args.dilate, threshold=args.threshold, reference=args.reference, keep_dtype=args.keep_dtype, force=args.force,
                          progress=bar.report if bar else None)
     finally:
         if bar:
@@ -192,7 +195,7 @@ def _run_bids(args: argparse.Namespace) -> int:
     options = CohortOptions(bids_dir=args.bids_dir, out_dir=args.out_dir, masks_dir=args.masks,
                             settings=_settings(args), participants=tuple(args.participant_label),
                             sessions=tuple(args.session), mask_entities=args.mask_entity, model=args.model,
-                            dilate=args.dilate, keep_dtype=args.keep_dtype, jobs=args.jobs,
+                            dilate=args.dilate, threshold=args.threshold, keep_dtype=args.keep_dtype, jobs=args.jobs,
                             scheduler=args.scheduler, threads=args.threads, quiet=args.quiet)
     try:
         summary = run_cohort(options)

@@ -45,6 +45,7 @@ def voxel_ml(affine: np.ndarray) -> float:
 
 def fill_file(image_path: Path, mask_path: Path, output_path: Path, settings: FillSettings, *,
               model: Union[Model, str, None] = None, brainmask: Optional[Path] = None, dilate: int = 0,
+              threshold: Optional[float] = None,
               reference: Optional[Path] = None, keep_dtype: bool = False, force: bool = False,
               refiner: Optional[Refiner] = None, progress: Optional[ProgressCallback] = None,
               describe: Optional[Describe] = None) -> FileFill:
@@ -65,7 +66,7 @@ def fill_file(image_path: Path, mask_path: Path, output_path: Path, settings: Fi
     check_outputs(output_path, inputs=inputs, force=force)  # before reading anything large
     image = load_volume(image_path)
     check_outputs(output_path, inputs=inputs, force=force, like=image, keep_dtype=keep_dtype)
-    hole = load_mask(mask_path, image)
+    hole = load_mask(mask_path, image, threshold=threshold)
     if dilate:
         hole = dilate_mask(hole, dilate)
     brain = load_mask(brainmask, image, kind="brain") if brainmask else None
@@ -78,7 +79,7 @@ def fill_file(image_path: Path, mask_path: Path, output_path: Path, settings: Fi
                          refiner=refiner)
     metrics = _metrics(result, reference, image) if reference else None
     record = build_sidecar(result, model, image_path=image_path, mask_path=mask_path, output_path=output_path,
-                           dilate=dilate, brainmask_path=brainmask, keep_dtype=keep_dtype, metrics=metrics,
+                           dilate=dilate, threshold=threshold, brainmask_path=brainmask, keep_dtype=keep_dtype, metrics=metrics,
                            reference_path=reference, extra=describe(result) if describe else None)
     out = save_volume(output_path, result.filled, image, keep_dtype=keep_dtype, force=force, changed=result.hole,
                       sidecar=record, inputs=inputs)

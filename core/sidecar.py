@@ -30,7 +30,8 @@ def _file_record(path: Optional[Path]) -> Optional[dict[str, str]]:
 
 
 def build_sidecar(result: FillResult, model: Model, *, image_path: Optional[Path], mask_path: Optional[Path],
-                  output_path: Path, dilate: int = 0, brainmask_path: Optional[Path] = None,
+                  output_path: Path, dilate: int = 0, threshold: Optional[float] = None,
+                  brainmask_path: Optional[Path] = None,
                   keep_dtype: bool = False, metrics: Optional[dict[str, Any]] = None,
                   extra: Optional[dict[str, Any]] = None, reference_path: Optional[Path] = None) -> dict[str, Any]:
     """Everything needed to know how `output_path` was made."""
@@ -42,6 +43,7 @@ def build_sidecar(result: FillResult, model: Model, *, image_path: Optional[Path
         "input": _file_record(image_path),
         "mask": _file_record(mask_path),
         "brainmask": _file_record(brainmask_path),
+        "mask_threshold": threshold,
         "mask_dilation_voxels": dilate,
         "hole_voxels": int(result.hole.sum()),
         "nonfinite_input_voxels": int(getattr(result, "nonfinite_voxels", 0)),

@@ -292,15 +292,31 @@ def load_mask(path: str | os.PathLike, image: Volume, *, kind: str = "lesion",
     raw, slope, inter, header_image = _read_raw(path)
     nonzero = np.empty(raw.shape, dtype=bool)  # the mask's values are never held as a float volume
     bad = 0
+    # a lesion mask of fractions is a probability map: every voxel above 0 is rarely what was meant
+    check_fractions = kind == "lesion" and threshold is None and not (raw.dtype.kind in "iub" and slope == 1.0
+                                                                      and inter == 0.0)
+    fractions = []
     for part in chunks(raw.shape):
         values = _scaled(raw[part], slope, inter)
-        bad += int(values.size - np.count_nonzero(np.isfinite(values)))
+        finite = np.isfinite(values)
+        bad += int(values.size - np.count_nonzero(finite))
         nonzero[part] = values != 0 if threshold is None else values > threshold
+        if check_fractions:
+            fractional = values[finite & (values != np.round(values))]
+            if fractional.size:
+                fractions += [float(fractional.min()), float(fractional.max())]
     if bad == raw.size:
         raise _no_finite_value(path)
     if bad:
         raise InpaintError(f"The {what} {path} has {bad} NaN or infinite voxels; a {what} must be {meaning}, "
                            "so rewrite it with 0 and 1.")
+    if fractions:
+        low, high = min(fractions), max(fractions)
+        if 0.0 <= low and high <= 1.0:
+            raise InpaintError(f"The {what} {path} holds fractional values ({low:.3g} to {high:.3g}), like a "
+                               "probability map; pass --threshold T to fill the voxels above T (e.g. 0.5), or binarise it.")
+        raise InpaintError(f"The {what} {path} holds fractional values ({low:.3g} to {high:.3g}) where a {what} holds "
+                           f"labels; check that it is the {what}, or pass --threshold T to fill the voxels above T.")
     mask = Volume(data=nonzero, affine=np.asarray(header_image.affine, dtype=float), path=path, dtype=raw.dtype,
                   image=header_image)
     hole = np.ascontiguousarray(on_image_grid(mask, image, what))

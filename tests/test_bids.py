@@ -241,6 +241,11 @@ def test_sessions_filter_and_a_changed_mask_is_filled_again(copy, tmp_path, caps
     code, err = _bids(capsys, bids, out, masks, "--seed", "3", "--participant-label", "01", "--quiet")
     assert {r["source"]: r for r in _table(out)}["sub-01/anat/sub-01_T1w.nii.gz"]["message"] == \
         "Filled again: the fill settings changed."
+    code, err = _bids(capsys, bids, out, masks, "--seed", "3", "--participant-label", "01", "--threshold", "0.5",
+                      "--quiet")
+    row = {r["source"]: r for r in _table(out)}["sub-01/anat/sub-01_T1w.nii.gz"]
+    assert code == 0 and row["message"] == "Filled again: the mask threshold changed."
+    assert json.loads((out / "sub-01/anat/sub-01_desc-filled_T1w.json").read_text())["mask_threshold"] == 0.5
 
 
 def test_output_folders_that_would_mix_with_inputs_or_other_data_are_refused(copy, tmp_path, capsys) -> None:

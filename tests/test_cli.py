@@ -75,6 +75,32 @@ def test_reference_records_metrics_and_dilate_grows_the_hole(brain_files, tiny_v
     assert {"ssim", "psnr", "mse", "mae", "psnr_slice", "ssim_slice"} <= set(side["metrics"])
 
 
+def test_a_probability_map_needs_a_threshold_and_the_sidecar_records_it(brain_files, tmp_path, capsys) -> None:
+    """A lesion probability map (as LST writes) used to be filled wherever it was above 0: here 27 times the lesion."""
+    from scipy import ndimage
+
+    image_path, _, hole = brain_files
+    source = nib.load(image_path)
+    probability = ndimage.gaussian_filter(hole.astype(np.float32), 2.0)   # smooth, with long tails
+    probability /= probability.max()
+    path = tmp_path / "sub-01_label-lesion_probseg.nii.gz"
+    nib.save(nib.Nifti1Image(probability, source.affine), path)
+    out = tmp_path / "filled.nii.gz"
+    code, err = _run(capsys, "fill", image_path, path, "-o", out, "--quiet", "--mirror", "0")
+    assert code == 2 and not out.exists()
+    fractions = probability[(probability > 0) & (probability < 1)]
+    assert err.strip().splitlines() == [f"inpaint: error: The mask {path} holds fractional values "
+                                        f"({fractions.min():.3g} to {fractions.max():.3g}), like a probability map; "
+                                        "pass --threshold T to fill the voxels above T (e.g. 0.5), or binarise it."]
+    code, err = _run(capsys, "fill", image_path, path, "-o", out, "--quiet", "--mirror", "0", "--threshold", "0.5")
+    assert code == 0, err
+    filled = nib.load(out).get_fdata(dtype=np.float32)
+    changed = filled != source.get_fdata(dtype=np.float32)
+    assert not changed[probability <= 0.5].any() and changed.sum() == (probability > 0.5).sum() < 2 * hole.sum()
+    side = json.loads((tmp_path / "filled.json").read_text())
+    assert side["mask_threshold"] == 0.5 and side["hole_voxels"] == int((probability > 0.5).sum())
+
+
 def test_keep_dtype_writes_the_input_type(tmp_path, tiny_vae, capsys) -> None:
     from conftest import synthetic_brain
 

@@ -251,7 +251,10 @@ def test_a_probability_map_in_another_voxel_order_is_thresholded_on_its_own_voxe
     flip = LAS @ np.array([[-1, 0, 0, like.shape[0] - 1], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]])
     nib.save(nib.Nifti1Image(probability[::-1].copy(), flip), tmp_path / "flipped_prob.nii.gz")
     assert np.array_equal(load_mask(tmp_path / "flipped_prob.nii.gz", like, threshold=0.5), probability > 0.5)
-    assert np.array_equal(load_mask(tmp_path / "flipped_prob.nii.gz", like), probability > 0)
+    with pytest.raises(InpaintError, match=r"holds fractional values \(0.3 to 0.9\), like a probability map; pass "
+                                           r"--threshold T to fill the voxels above T \(e.g. 0.5\), or binarise it.$"):
+        load_mask(tmp_path / "flipped_prob.nii.gz", like)   # every voxel above 0 is rarely what was meant
+    assert load_mask(tmp_path / "flipped_prob.nii.gz", like, kind="brain").sum() == 16  # a brain mask: nonzero
     with pytest.raises(InpaintError, match=r"^No voxel of flipped_prob.nii.gz is above 0.95; choose a lower threshold.$"):
         load_mask(tmp_path / "flipped_prob.nii.gz", like, threshold=0.95)
 

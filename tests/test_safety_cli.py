@@ -158,7 +158,7 @@ def _cases() -> dict[str, Case]:
         # no known brain voxels: which file, what to do
         "mask_all_ones": Case([img, "ones.nii.gz", "-o", "out.nii.gz"] + FAST, 2, "ones.nii.gz"),
         "image_all_zero": Case(["zero.nii.gz", les, "-o", "out.nii.gz"] + FAST, 2, "zero.nii.gz"),
-        "mask_is_the_image": Case([img, img, "-o", "out.nii.gz"] + FAST, 2, "covers"),
+        "mask_is_the_image": Case([img, img, "-o", "out.nii.gz"] + FAST, 2, "check that it is the mask"),
         "brainmask_is_the_lesion": Case(base + ["out.nii.gz", "--brainmask", les] + FAST, 2, "brain mask"),
         "probability_mask_everywhere": Case([img, "prob.nii.gz", "-o", "out.nii.gz"] + FAST, 2, "prob.nii.gz"),
         # misleading messages

@@ -306,7 +306,7 @@ def test_dicom_series_folder_loads(tmp_path):
 def test_mask_nonzero_is_hole_and_four_d_single_frame_ok(tmp_path):
     vol = V.load_volume(_write_nifti(tmp_path / "img.nii.gz", _values(), _affine("LPS", (0.9, 0.9, 3.0))))
     labels = np.zeros(SHAPE, np.float32)
-    labels[1, 2, 3], labels[4, 4, 4], labels[0, 6, 0] = 2.0, -1.0, 0.5
+    labels[1, 2, 3], labels[4, 4, 4], labels[0, 6, 0] = 2.0, -1.0, 3.0  # any whole label (fractions: test_safety_api)
     mask = V.load_mask(_write_nifti(tmp_path / "m.nii.gz", labels[..., None], vol.affine), vol)
     assert mask.dtype == bool
     np.testing.assert_array_equal(mask, labels != 0)

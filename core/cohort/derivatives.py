@@ -151,6 +151,7 @@ def fingerprint(record: dict[str, Any]) -> dict[str, Any]:
         "mask": (record.get("mask") or {}).get("sha256"),
         "brainmask": (record.get("brainmask") or {}).get("sha256"),
         "dilate": record.get("mask_dilation_voxels"),
+        "threshold": record.get("mask_threshold"),
         "keep_dtype": record.get("keep_dtype"),
         "parameters": record.get("parameters"),
         "model": None if model_free else (record.get("model") or {}).get("sha256"),
@@ -159,7 +160,7 @@ def fingerprint(record: dict[str, Any]) -> dict[str, Any]:
 
 
 _CHANGES = {"image": "the image changed", "mask": "the lesion mask changed", "brainmask": "the brain mask changed",
-            "dilate": "the mask dilation changed", "keep_dtype": "the output data type changed",
+            "dilate": "the mask dilation changed", "threshold": "the mask threshold changed", "keep_dtype": "the output data type changed",
             "parameters": "the fill settings changed", "model": "the slice model changed",
             "refiner": "the 3D refiner changed"}
 

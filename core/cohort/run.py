@@ -42,6 +42,7 @@ class CohortOptions:
     mask_entities: str = "label-lesion"
     model: Optional[str] = None
     dilate: int = 0
+    threshold: Optional[float] = None
     keep_dtype: bool = False
     jobs: int = 1
     scheduler: Optional[str] = None
@@ -146,7 +147,7 @@ def _expected(options: CohortOptions) -> dict:
 
     model = load_model(options.model)  # a wrong --model is one error before any work, not one per scan
     refine = options.settings.method == "refine3d"
-    return {"dilate": options.dilate, "keep_dtype": options.keep_dtype,
+    return {"dilate": options.dilate, "threshold": options.threshold, "keep_dtype": options.keep_dtype,
             "parameters": json.loads(json.dumps(options.settings.to_dict())),
             "model": None if options.settings.method in MODEL_FREE else model.checksum,
             "refiner": default_refiner().checksum if refine else None}
@@ -155,7 +156,7 @@ def _expected(options: CohortOptions) -> dict:
 def _settings_text(options: CohortOptions) -> str:
     values = ", ".join(f"{k}={v}" for k, v in options.settings.to_dict().items())
     return (f"inpaint bids: lesion filling with {values}, model={options.model or 'default'}, "
-            f"dilate={options.dilate}, keep_dtype={options.keep_dtype}, mask entities {options.mask_entities}")
+            f"dilate={options.dilate}, threshold={options.threshold}, keep_dtype={options.keep_dtype}, mask entities {options.mask_entities}")
 
 
 def _plan(scan: Scan, options: CohortOptions, common: dict) -> Row | Task:
@@ -200,7 +201,8 @@ def _plan(scan: Scan, options: CohortOptions, common: dict) -> Row | Task:
         force, note = True, f"Filled again: {', '.join(differ)}."
     output.parent.mkdir(parents=True, exist_ok=True)
     return Task(image=image, mask=mask, brainmask=brain, output=output, settings=options.settings,
-                model=options.model, dilate=options.dilate, keep_dtype=options.keep_dtype, force=force,
+                model=options.model, dilate=options.dilate, threshold=options.threshold,
+                keep_dtype=options.keep_dtype, force=force,
                 sources=tuple(sources(scan.image, scan.mask, scan.brainmask)), threads=options.threads,
                 row=dataclasses.replace(row, message=note))
 

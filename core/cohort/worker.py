@@ -32,6 +32,7 @@ class Task:
     settings: FillSettings
     model: Optional[str]
     dilate: int
+    threshold: Optional[float]
     keep_dtype: bool
     force: bool
     sources: tuple[str, ...]
@@ -77,7 +78,8 @@ def fill_scan(task: Task) -> Row:
 
     try:
         done = fill_file(task.image, task.mask, task.output, task.settings, model=load_model(task.model),
-                         brainmask=task.brainmask, dilate=task.dilate, keep_dtype=task.keep_dtype,
+                         brainmask=task.brainmask, dilate=task.dilate, threshold=task.threshold,
+                         keep_dtype=task.keep_dtype,
                          force=task.force, describe=describe)
     except Exception as exc:  # one scan's failure is recorded and the cohort goes on
         return dataclasses.replace(row, status=FAILED, message=one_sentence(exc))
