@@ -7,7 +7,8 @@ with x_j = y_j for known neighbours and w_ij = 1 / h_ij^2 (h: voxel size along t
 the pair, so anisotropic voxels are handled). The Dirichlet boundary comes from every known
 neighbour, including those in the slices above and below. With g = 0 this is the harmonic
 (Laplace) fill. A hole component with no known neighbour keeps the guide unchanged.
-Each 6-connected component is solved on its own bounding box (direct sparse solve).
+Each 6-connected component is solved on its own bounding box (a direct sparse solve, conjugate
+gradients for large holes).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from scipy.sparse.linalg import cg, spsolve
 
 _FACE = ndimage.generate_binary_structure(3, 1)
 DIRECT_LIMIT = 1000  # hole voxels up to which the biharmonic system is solved directly (CG is faster above)
+HARMONIC_DIRECT_LIMIT = 20000  # the same for the 7-point system: its direct solve fills in too much memory above
 
 
 def _checked(known: np.ndarray, hole: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -51,7 +53,10 @@ def poisson_blend_3d(known: np.ndarray, hole: np.ndarray, guide: Optional[np.nda
     return _by_component(known, hole, 1, lambda box, part, crop: _solve(box, part, guide[crop], weights))
 
 
-def _solve(known: np.ndarray, hole: np.ndarray, guide: np.ndarray, weights: np.ndarray) -> np.ndarray:
+def _solve(known: np.ndarray, hole: np.ndarray, guide: np.ndarray, weights: np.ndarray,
+           rtol: float = 0.0) -> np.ndarray:
+    """The 7-point system: a direct solve up to HARMONIC_DIRECT_LIMIT hole voxels with `rtol` 0, else
+    conjugate gradients to `rtol` (1e-10 for 0) from the mean of the box's known voxels."""
     coords = np.nonzero(hole)
     n = coords[0].size
     index = -np.ones(hole.shape, dtype=np.int64)
@@ -82,7 +87,12 @@ def _solve(known: np.ndarray, hole: np.ndarray, guide: np.ndarray, weights: np.n
     matrix = sparse.csc_matrix((np.concatenate([diag, *vals]),
                                 (np.concatenate([np.arange(n), *rows]), np.concatenate([np.arange(n), *cols]))),
                                shape=(n, n))
-    return spsolve(matrix, rhs)
+    if rtol == 0.0 and n <= HARMONIC_DIRECT_LIMIT:
+        return spsolve(matrix, rhs)
+    # symmetric positive definite (every component has a known neighbour)
+    start = np.full(n, float(known[~hole].mean()) + float(guide[coords].mean()))
+    values, _ = cg(matrix.tocsr(), rhs, x0=start, rtol=rtol or 1e-10, maxiter=5000)
+    return values
 
 
 def biharmonic_fill_3d(known: np.ndarray, hole: np.ndarray, spacing: Sequence[float] = (1.0, 1.0, 1.0)) -> np.ndarray:
@@ -128,7 +138,7 @@ def _solve_biharmonic(known: np.ndarray, hole: np.ndarray, weights: np.ndarray) 
         return spsolve(system.tocsc(), rhs)
     # large holes: conjugate gradients (the system is symmetric positive definite), started at the
     # harmonic fill; a direct solve of the 25-point stencil would fill in far too much memory
-    start = _solve(known, hole, np.zeros(hole.shape), weights)
+    start = _solve(known, hole, np.zeros(hole.shape), weights, rtol=1e-6)
     scale = max(float(np.abs(rhs).max()), 1e-12)
     values, _ = cg(system, rhs / scale, x0=start / scale, rtol=1e-8, maxiter=5000)
     return values * scale
