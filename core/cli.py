@@ -131,6 +131,10 @@ def _run_fill(args: argparse.Namespace) -> int:
     finally:
         if bar:
             bar.close()
+    if done.skull_on:
+        print(f"inpaint: note: {args.image} holds {done.brain_ml / 1000:.1f} l of tissue, more than a brain: it looks "
+              "skull-on, and the models know brain-extracted images only; pass --brainmask or a skull-stripped "
+              "image.", file=sys.stderr)
     if done.nonfinite_voxels:
         print(f"inpaint: note: {done.nonfinite_voxels} voxels of {args.image} are NaN or infinite; the fill treated "
               "them as background (0) and wrote them back unchanged (recorded in the sidecar).", file=sys.stderr)

@@ -34,7 +34,7 @@ from .normalize import IntensityScale, estimate_brain, intensity_scale
 from .mirror import WEIGHT as MIRROR_WEIGHT, NoReflection, find_reflection, lateral_axis, mirrored_box
 from .refine3d import MARGIN_MM, Refiner, default_refiner, refine_fill
 from .search import SearchSettings, latent_search, select_device
-from .inputs import check_filled, hole_box, hole_slab, prepare_fill_inputs, volume_context
+from .inputs import VolumeContext, check_filled, hole_box, hole_slab, prepare_fill_inputs, volume_context
 
 METHODS: dict[str, str] = {
     "slices2d": "the original study's pipeline: 2D latent search and 2D Poisson blending slice by slice",
@@ -86,6 +86,7 @@ class FillResult:
     nonfinite_voxels: int = 0  # NaN/infinite input voxels outside the hole, treated as background (0)
     slices: list[int] = field(default_factory=list)  # slices of the plane `axis` (closest-RAS numbers) with hole
     refiner: Optional[dict] = None  # name, path and SHA-256 of the 3D refiner (refine3d)
+    brain_voxels: int = 0  # the brain the fill scaled intensities in (the brain mask, or the estimate) with the hole
 
     @property
     def generated(self) -> np.ndarray:
@@ -117,7 +118,7 @@ class Prepared:
 
 def prepare(image: np.ndarray, affine: np.ndarray, hole: np.ndarray, model: Model, axis: str,
             brain: Optional[np.ndarray], extra_slices: int = 0,
-            context: Optional[tuple[IntensityScale, tuple[float, float]]] = None, search: bool = True) -> Prepared:
+            context: Optional[VolumeContext] = None, search: bool = True) -> Prepared:
     """Reorient, void the hole, scale, and cut the model-space slices touching the hole (+ `extra_slices` each side).
 
     `context` (intensity scale, grid centre) comes from the whole volume when `image` is a slab of it.
@@ -133,7 +134,7 @@ def prepare(image: np.ndarray, affine: np.ndarray, hole: np.ndarray, model: Mode
         scale = intensity_scale(voided, region, hole_r)
         grid = SliceGrid.for_volume(region, reo.ras_affine, axis, model.arch.size, model.spacing)
     else:
-        scale, centre = context
+        scale, centre = context.scale, context.centre
         _, a, b = plane_axes(axis)
         vox = voxel_sizes(reo.ras_affine)
         grid = SliceGrid(size=model.arch.size, spacing=float(model.spacing),
@@ -224,7 +225,8 @@ def fill_volume(image: np.ndarray, affine: np.ndarray, hole: np.ndarray, model: 
                       seconds=done - start, device=slab.device, settings=settings,
                       timings={"prepare": slab.prepared - start, "search": slab.searched - slab.prepared,
                                "blend": done - slab.searched},
-                      nonfinite_voxels=nonfinite, slices=slab.searched_slices, refiner=slab.refiner)
+                      nonfinite_voxels=nonfinite, slices=slab.searched_slices, refiner=slab.refiner,
+                      brain_voxels=slab.brain_voxels)
 
 
 @dataclass
@@ -241,6 +243,7 @@ class _SlabFill:
     losses: np.ndarray
     device: str
     refiner: Optional[dict]
+    brain_voxels: int
     prepared: float
     searched: float
 
@@ -326,5 +329,5 @@ def _fill_slab(image: np.ndarray, affine: np.ndarray, hole: np.ndarray, model: M
     return _SlabFill(box=box, hole=slab_hole, filled=filled, generated=generated, slices=slices,
                      searched_slices=[first + s for s in searched_slices],
                      final_loss={first + s: float(v) for s, v in zip(prep.slices, losses) if s in searched_slices},
-                     losses=losses, device=str(device), refiner=refiner_record, prepared=prepared,
-                     searched=searched)
+                     losses=losses, device=str(device), refiner=refiner_record,
+                     brain_voxels=context.brain_voxels, prepared=prepared, searched=searched)

@@ -16,6 +16,7 @@ from .checkpoint import Model
 from .errors import InpaintError
 from .fill import FillResult, FillSettings, fill_volume
 from .job import ProgressCallback
+from .normalize import MAX_BRAIN_ML
 from .refine3d import Refiner
 
 Describe = Callable[[FillResult], dict[str, Any]]
@@ -36,6 +37,8 @@ class FileFill:
     nonfinite_voxels: int
     metrics: Optional[dict[str, Optional[float]]]
     record: dict[str, Any]
+    brain_ml: float  # the brain mask's volume, or the estimate's (with the hole)
+    skull_on: bool   # no brain mask, and more tissue than a brain holds: the skull was not removed
 
 
 def voxel_ml(affine: np.ndarray) -> float:
@@ -78,16 +81,17 @@ def fill_file(image_path: Path, mask_path: Path, output_path: Path, settings: Fi
     result = fill_volume(image.data, image.affine, hole, model, settings, brain=brain, progress=progress,
                          refiner=refiner)
     metrics = _metrics(result, reference, image) if reference else None
+    brain_ml = result.brain_voxels * voxel_ml(image.affine)
     record = build_sidecar(result, model, image_path=image_path, mask_path=mask_path, output_path=output_path,
                            dilate=dilate, threshold=threshold, brainmask_path=brainmask, keep_dtype=keep_dtype, metrics=metrics,
-                           reference_path=reference, extra=describe(result) if describe else None)
+                           reference_path=reference, extra={"brain_ml": round(brain_ml, 1), **(describe(result) if describe else {})})
     out = save_volume(output_path, result.filled, image, keep_dtype=keep_dtype, force=force, changed=result.hole,
                       sidecar=record, inputs=inputs)
     voxels = int(result.hole.sum())
     return FileFill(output=out, sidecar=sidecar_path(out), hole_voxels=voxels,
                     hole_ml=voxels * voxel_ml(image.affine), slices=len(result.slices), axis=result.axis,
                     seconds=result.seconds, device=result.device, nonfinite_voxels=nonfinite, metrics=metrics,
-                    record=record)
+                    record=record, brain_ml=brain_ml, skull_on=brainmask is None and brain_ml > MAX_BRAIN_ML)
 
 
 def _check_image_content(data: np.ndarray, hole: np.ndarray, brain: Optional[np.ndarray], image_path: Path,

@@ -13,7 +13,7 @@ copies; whole-volume checks go part by part (`core.volume.chunks`).
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any, NamedTuple, Optional
 
 import numpy as np
 from nibabel.orientations import io_orientation
@@ -187,10 +187,19 @@ def _extent(hole: np.ndarray, axis: int, margin: int) -> slice:
     return slice(max(0, int(touched[0]) - margin), min(hole.shape[axis], int(touched[-1]) + 1 + margin))
 
 
+class VolumeContext(NamedTuple):
+    """What a fill of part of a volume needs from the whole of it."""
+
+    scale: Any                      # core.normalize.IntensityScale
+    centre: tuple[float, float]     # the model grid's centre (closest-RAS in-plane voxel indices)
+    brain_voxels: int               # the brain (the brain mask, or the estimate) with the hole
+
+
 def volume_context(image: np.ndarray, affine: np.ndarray, hole: np.ndarray, axis: str,
-                   brain: Optional[np.ndarray] = None) -> tuple[Any, tuple[float, float]]:
-    """What a fill needs from the whole volume, without whole-volume float copies: the intensity scale and
-    the model grid's centre (closest-RAS in-plane voxel indices of the brain's bounding box).
+                   brain: Optional[np.ndarray] = None) -> VolumeContext:
+    """What a fill needs from the whole volume, without whole-volume float copies: the intensity scale,
+    the model grid's centre (closest-RAS in-plane voxel indices of the brain's bounding box) and the
+    brain's size.
 
     Equal to `core.fill.prepare`'s `intensity_scale(voided, brain_r, hole_r)` and
     `SliceGrid.for_volume(brain_r, ...).center`, so a fill run on `image[hole_slab(...)]` with these
@@ -221,6 +230,7 @@ def volume_context(image: np.ndarray, affine: np.ndarray, hole: np.ndarray, axis
     del values
     scale = IntensityScale(lo=lo, hi=hi if hi > lo else lo + 1.0)
     region |= hole  # brain_r = brain | hole
+    brain_voxels = int(np.count_nonzero(region))
     reo = Reorientation.of(affine, image.shape)
     _, a, b = plane_axes(axis)
     ras = reo.apply(region)
@@ -228,4 +238,4 @@ def volume_context(image: np.ndarray, affine: np.ndarray, hole: np.ndarray, axis
     for ax in (a, b):
         present = np.nonzero(ras.any(axis=tuple(x for x in range(3) if x != ax)))[0]
         extent.append((present.min() + present.max()) / 2.0)
-    return scale, (float(extent[0]), float(extent[1]))
+    return VolumeContext(scale, (float(extent[0]), float(extent[1])), brain_voxels)

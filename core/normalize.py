@@ -16,6 +16,7 @@ import numpy as np
 from .errors import InpaintError
 
 UPPER_PERCENTILE = 99.5
+MAX_BRAIN_ML = 2500.0  # more tissue than this is a head with skull and scalp (adult brains: 1.1-2.0 l)
 LOWER_PERCENTILE = 0.5
 
 

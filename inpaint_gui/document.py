@@ -23,12 +23,11 @@ from core.fill import FillResult
 from core.mask_editor import MaskEditor
 from core.metrics import hole_metrics
 from core.modelspace import PLANES, Reorientation, voxel_sizes
-from core.normalize import estimate_brain
+from core.normalize import MAX_BRAIN_ML, estimate_brain
 from core.volume import (ITK_SUFFIXES, NIFTI_SUFFIXES, Volume, derived_name, dilate_mask, load_mask, load_volume,
                          same_path, save_mask, save_volume)
 
 LAYERS = ("original", "masked", "generated", "blended")
-SKULL_ML = 2500.0  # tissue volume above which an image still holds skull and scalp (brains: 1.1-2.0 l)
 
 
 @dataclass
@@ -155,7 +154,7 @@ class Document:
     @cached_property
     def skull_on(self) -> bool:
         """True when the image holds more tissue than a brain: skull and scalp were not removed."""
-        return float(np.count_nonzero(estimate_brain(self.volume.data))) * self.voxel_ml > SKULL_ML
+        return float(np.count_nonzero(estimate_brain(self.volume.data))) * self.voxel_ml > MAX_BRAIN_ML
 
     # mask --------------------------------------------------------------------------------------
     def import_mask(self, path: str | os.PathLike, threshold: Optional[float] = None) -> None:

@@ -101,6 +101,30 @@ def test_a_probability_map_needs_a_threshold_and_the_sidecar_records_it(brain_fi
     assert side["mask_threshold"] == 0.5 and side["hole_voxels"] == int((probability > 0.5).sum())
 
 
+def test_a_skull_on_image_without_a_brain_mask_gets_a_note_and_the_sidecar_the_brain_volume(tmp_path, capsys) -> None:
+    rng = np.random.default_rng(0)
+    head = (100 + 10 * rng.standard_normal((80, 80, 80))).astype(np.float32)  # 4.1 l of "tissue" at 2 mm
+    affine = np.diag([2.0, 2.0, 2.0, 1.0])
+    image = tmp_path / "head.nii.gz"
+    nib.save(nib.Nifti1Image(head, affine), image)
+    hole = np.zeros(head.shape, np.uint8)
+    hole[40:44, 40:44, 40:44] = 1
+    nib.save(nib.Nifti1Image(hole, affine), tmp_path / "lesion.nii.gz")
+    brain = np.zeros(head.shape, np.uint8)
+    brain[20:60, 20:60, 20:60] = 1                                            # 0.5 l
+    nib.save(nib.Nifti1Image(brain, affine), tmp_path / "brain.nii.gz")
+    out = tmp_path / "filled.nii.gz"
+    code, err = _run(capsys, "fill", image, tmp_path / "lesion.nii.gz", "-o", out, "--quiet", "--mirror", "0")
+    assert code == 0 and err.strip().splitlines() == [
+        f"inpaint: note: {image} holds 4.1 l of tissue, more than a brain: it looks skull-on, and the models know "
+        "brain-extracted images only; pass --brainmask or a skull-stripped image."]
+    assert json.loads((tmp_path / "filled.json").read_text())["brain_ml"] == pytest.approx(4096.0, abs=0.1)
+    code, err = _run(capsys, "fill", image, tmp_path / "lesion.nii.gz", "-o", out, "--quiet", "--mirror", "0",
+                     "--force", "--brainmask", tmp_path / "brain.nii.gz")
+    assert code == 0 and err == ""
+    assert json.loads((tmp_path / "filled.json").read_text())["brain_ml"] == pytest.approx(512.0, abs=0.1)
+
+
 def test_keep_dtype_writes_the_input_type(tmp_path, tiny_vae, capsys) -> None:
     from conftest import synthetic_brain
 
