@@ -307,7 +307,8 @@ def _fill_slab(image: np.ndarray, affine: np.ndarray, hole: np.ndarray, model: M
                 refiner_record["mirror"] = {"reflection": np.round(reflection.matrix, 5).tolist(),
                                             "correlation": round(reflection.correlation, 4)}
         filled_r = refine_fill(prep.voided, prep.hole, spacing, prep.scale, refiner, device, cancel,
-                               mirror=mirror_r, mirror_weight=float(settings.mirror))
+                               mirror=mirror_r, mirror_weight=float(settings.mirror),
+                               on_lesion=lambda done, total: report(done, total, losses, None))
         generated_r = filled_r
         searched = time.perf_counter()
     else:

@@ -18,7 +18,7 @@ import json
 import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Optional, Sequence, Union
+from typing import Callable, Optional, Sequence, Union
 
 import numpy as np
 import torch
@@ -200,7 +200,7 @@ def run_network(refiner: Refiner, base: np.ndarray, hole: np.ndarray, device: to
 
 def refine_fill(voided: np.ndarray, hole: np.ndarray, spacing: Sequence[float], scale: IntensityScale,
                 refiner: Refiner, device: torch.device, cancel=None, mirror: Optional[np.ndarray] = None,
-                mirror_weight: float = 0.0) -> np.ndarray:
+                mirror_weight: float = 0.0, on_lesion: Optional[Callable[[int, int], None]] = None) -> np.ndarray:
     """Fill `hole` of `voided` (RAS voxel order, hole zeroed) lesion by lesion; returns the filled volume.
 
     Each lesion (26-connected) is filled on its bounding box plus MARGIN_MM, where every hole voxel
@@ -208,14 +208,17 @@ def refine_fill(voided: np.ndarray, hole: np.ndarray, spacing: Sequence[float], 
     biharmonic fill is computed at native resolution and the network's correction (its output minus
     its biharmonic input, on the refiner's grid) is interpolated back and added. With `mirror` (the
     mirrored image on the same voxels, `core.mirror.mirrored_box`), `mirror_weight` times its
-    detail (`core.mirror.mirror_detail`) is added as well.
+    detail (`core.mirror.mirror_detail`) is added as well. `on_lesion(done, total)` is called before
+    the first lesion and after each one.
     """
     spacing = np.asarray(spacing, dtype=np.float64)
     factors = refiner.config.spacing_mm / spacing           # native voxels per model voxel
     native_grid = bool(np.all(np.abs(factors - 1.0) < 0.05))
     margin = np.ceil(MARGIN_MM / spacing).astype(int)
     filled = np.array(voided, dtype=np.float32, copy=True)
-    labels, _ = ndimage.label(hole, structure=_FULL)
+    labels, count = ndimage.label(hole, structure=_FULL)
+    if on_lesion is not None:
+        on_lesion(0, count)
     for index, box in enumerate(ndimage.find_objects(labels), start=1):
         if cancel is not None:
             cancel.raise_if_cancelled()
@@ -239,4 +242,6 @@ def refine_fill(voided: np.ndarray, hole: np.ndarray, spacing: Sequence[float], 
         if mirror is not None and mirror_weight:
             pred += mirror_weight * mirror_detail(smooth, scale.to_model(mirror[crop]), unknown, spacing)
         region[part] = scale.from_model(pred)[part]
+        if on_lesion is not None:
+            on_lesion(index, count)
     return filled

@@ -278,7 +278,8 @@ class Document:
             if self.result_state == self.editor.state:
                 self.editor.mark_saved()
         metrics = self.result.metrics
-        extra: dict[str, Any] = {"app": "inpaint-gui", "scope": self.result.scope, "torch_threads": self.result.threads,
+        extra: dict[str, Any] = {"brain_ml": round(fill.brain_voxels * self.voxel_ml, 1),
+                                 "app": "inpaint-gui", "scope": self.result.scope, "torch_threads": self.result.threads,
                                  "slice_numbering": "final_loss_per_slice keys are 0-based slice indices in RAS "
                                                     "order along the axis, as in the app's views",
                                  "metrics_reference": "input image (the mask was painted over it)",

@@ -159,6 +159,20 @@ def test_the_mirrored_detail_changes_only_the_hole_and_is_recorded(tiny_vae: Pat
     assert "reflection" in mirrored.refiner["mirror"] and "mirror" not in plain.refiner
 
 
+def test_the_3d_refiner_reports_progress_lesion_by_lesion(tiny_vae: Path, tmp_path: Path) -> None:
+    """Many small lesions (an MS scan) took many seconds with the progress at 0 until the end."""
+    image = synthetic_brain()
+    affine = np.diag([-2.0, 2.0, 2.0, 1.0])
+    hole = np.zeros(image.shape, dtype=bool)
+    for x in (10, 18, 26):
+        hole[x:x + 3, 20:23, 15:18] = True
+    reports = []
+    fill_volume(image, affine, hole, load_model(tiny_vae), FillSettings(mirror=0.0),
+                refiner=load_refiner(_tiny_refiner(tmp_path / "r")), progress=reports.append)
+    steps = [(p.step, p.total) for p in reports if p.stage == "search"]
+    assert steps[-4:] == [(0, 3), (1, 3), (2, 3), (3, 3)] and reports[-1].stage == "done"
+
+
 @pytest.mark.parametrize("share", [-0.1, 1.5, float("nan"), True, "0.5"])
 def test_a_bad_mirror_share_is_one_sentence(share) -> None:
     with pytest.raises(InpaintError, match="mirror"):
