@@ -240,6 +240,8 @@ def refine_fill(voided: np.ndarray, hole: np.ndarray, spacing: Sequence[float], 
             smooth = biharmonic_fill_3d(known, unknown, spacing)
             pred = smooth + ndimage.map_coordinates(correction, coords, order=1, mode="nearest")
         if mirror is not None and mirror_weight:
+            if cancel is not None:  # the alignment costs as much as the rest of a lesion: stop before it
+                cancel.raise_if_cancelled()
             pred += mirror_weight * mirror_detail(smooth, scale.to_model(mirror[crop]), unknown, spacing)
         region[part] = scale.from_model(pred)[part]
         if on_lesion is not None:

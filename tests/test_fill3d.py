@@ -173,6 +173,29 @@ def test_the_3d_refiner_reports_progress_lesion_by_lesion(tiny_vae: Path, tmp_pa
     assert steps[-4:] == [(0, 3), (1, 3), (2, 3), (3, 3)] and reports[-1].stage == "done"
 
 
+def test_a_cancel_during_a_lesion_stops_before_its_mirror_alignment(tiny_vae: Path, tmp_path: Path,
+                                                                    monkeypatch) -> None:
+    import core.refine3d as refine3d
+    from core.job import CancelToken, Cancelled
+
+    image = synthetic_brain()
+    hole = np.zeros(image.shape, dtype=bool)
+    hole[10:16, 20:26, 15:19] = True
+    token, aligned = CancelToken(), []
+    network = refine3d.run_network
+
+    def network_then_cancel(*args, **kwargs):
+        token.cancel()                       # the user presses Cancel while the network runs
+        return network(*args, **kwargs)
+
+    monkeypatch.setattr(refine3d, "run_network", network_then_cancel)
+    monkeypatch.setattr(refine3d, "mirror_detail", lambda *args: aligned.append(1))
+    with pytest.raises(Cancelled):
+        fill_volume(image, np.diag([-2.0, 2.0, 2.0, 1.0]), hole, load_model(tiny_vae), FillSettings(mirror=0.5),
+                    refiner=load_refiner(_tiny_refiner(tmp_path / "r")), cancel=token)
+    assert not aligned
+
+
 @pytest.mark.parametrize("share", [-0.1, 1.5, float("nan"), True, "0.5"])
 def test_a_bad_mirror_share_is_one_sentence(share) -> None:
     with pytest.raises(InpaintError, match="mirror"):
