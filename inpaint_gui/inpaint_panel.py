@@ -9,6 +9,7 @@ from PySide6.QtCore import QEvent, QObject, Qt, Signal
 from PySide6.QtWidgets import (QAbstractItemView, QAbstractSpinBox, QComboBox, QHBoxLayout, QHeaderView, QLabel,
                                QProgressBar, QPushButton, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
+from core.fill import MODEL_FREE
 from core.job import EtaClock, Progress
 
 from .document import JobResult
@@ -131,7 +132,7 @@ class InpaintPanel(QWidget):
             self._eta = EtaClock()
             self.progress.setValue(0)
             self.eta.setText("Starting...")
-            self._set_curve([], [], running=True)
+            self._set_curve([], [], running=self.form.method.currentData() not in MODEL_FREE)  # no curve without a search
 
     def _set_curve(self, x: list[float], y: list[float], running: bool = False) -> None:
         """Show a loss curve on fresh axes; the plot is hidden when there is none (methods without a search)."""

@@ -249,3 +249,21 @@ def test_a_skipped_mirror_is_said_with_its_reason(qtbot, window, monkeypatch):
         window.act["run"].trigger()
     assert "Other hemisphere not used: the hemispheres do not match" in window.panel.eta.text()
     assert window.doc.result.fill.refiner["mirror"].startswith("not used:")
+
+
+def test_the_3d_refiner_shows_lesion_progress_and_no_empty_loss_plot(qtbot, window):
+    panel = window.panel
+    panel.form.method.setCurrentIndex(panel.form.method.findData("refine3d"))
+    steps = []
+    window.jobs.progressed.connect(lambda p: steps.append((p.stage, p.step, p.total)))
+    with qtbot.waitSignal(window.jobs.succeeded, timeout=60000):
+        window.session.run()
+        assert not panel.loss_plot.isVisible()       # a method without a latent search has no loss curve
+    assert ("search", 1, 1) in steps                 # one lesion: 0 of 1, then 1 of 1
+    assert not panel.loss_plot.isVisible() and panel.progress.value() == 1000
+    qtbot.waitUntil(lambda: window.jobs.idle, timeout=5000)
+    panel.form.method.setCurrentIndex(panel.form.method.findData(SEARCH))
+    panel.form.iterations.setValue(2)
+    with qtbot.waitSignal(window.jobs.succeeded, timeout=60000):
+        window.session.run()
+        assert panel.loss_plot.isVisible()
