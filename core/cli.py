@@ -126,7 +126,8 @@ def _run_fill(args: argparse.Namespace) -> int:
     bar = None if args.quiet else ProgressBar("fill")
     try:
         done = fill_file(args.image, args.mask, args.output, settings, model=args.model, brainmask=args.brainmask,
-                         dilate=args.dilate, threshold=args.threshold, reference=args.reference, keep_dtype=args.keep_dtype, force=args.force,
+                         dilate=args.dilate, threshold=args.threshold, reference=args.reference,
+                         keep_dtype=args.keep_dtype, force=args.force,
                          progress=bar.report if bar else None)
     finally:
         if bar:

@@ -82,9 +82,10 @@ def fill_file(image_path: Path, mask_path: Path, output_path: Path, settings: Fi
                          refiner=refiner)
     metrics = _metrics(result, reference, image) if reference else None
     brain_ml = result.brain_voxels * voxel_ml(image.affine)
+    extra = {"brain_ml": round(brain_ml, 1), **(describe(result) if describe else {})}
     record = build_sidecar(result, model, image_path=image_path, mask_path=mask_path, output_path=output_path,
-                           dilate=dilate, threshold=threshold, brainmask_path=brainmask, keep_dtype=keep_dtype, metrics=metrics,
-                           reference_path=reference, extra={"brain_ml": round(brain_ml, 1), **(describe(result) if describe else {})})
+                           dilate=dilate, threshold=threshold, brainmask_path=brainmask, keep_dtype=keep_dtype,
+                           metrics=metrics, reference_path=reference, extra=extra)
     out = save_volume(output_path, result.filled, image, keep_dtype=keep_dtype, force=force, changed=result.hole,
                       sidecar=record, inputs=inputs)
     voxels = int(result.hole.sum())

@@ -314,7 +314,8 @@ def load_mask(path: str | os.PathLike, image: Volume, *, kind: str = "lesion",
         low, high = min(fractions), max(fractions)
         if 0.0 <= low and high <= 1.0:
             raise InpaintError(f"The {what} {path} holds fractional values ({low:.3g} to {high:.3g}), like a "
-                               "probability map; pass --threshold T to fill the voxels above T (e.g. 0.5), or binarise it.")
+                               "probability map; pass --threshold T to fill the voxels above T (e.g. 0.5), or "
+                               "binarise it.")
         raise InpaintError(f"The {what} {path} holds fractional values ({low:.3g} to {high:.3g}) where a {what} holds "
                            f"labels; check that it is the {what}, or pass --threshold T to fill the voxels above T.")
     mask = Volume(data=nonzero, affine=np.asarray(header_image.affine, dtype=float), path=path, dtype=raw.dtype,

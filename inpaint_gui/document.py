@@ -179,7 +179,7 @@ class Document:
         return any(same_path(Path(path), source) for source in self.protected())
 
     def protected(self) -> list[Path]:
-        """Files an export never writes: the image, every mask imported or brain mask loaded, and the mask's own file."""
+        """Files an export never writes: the image, every imported mask, the brain mask and the mask's own file."""
         return self.sources + ([self.mask_path] if self.mask_path is not None else []) + \
             ([self.path] if self.path is not None else [])
 

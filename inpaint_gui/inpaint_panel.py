@@ -132,7 +132,8 @@ class InpaintPanel(QWidget):
             self._eta = EtaClock()
             self.progress.setValue(0)
             self.eta.setText("Starting...")
-            self._set_curve([], [], running=self.form.method.currentData() not in MODEL_FREE)  # no curve without a search
+            search = self.form.method.currentData() not in MODEL_FREE  # no loss curve without a latent search
+            self._set_curve([], [], running=search)
 
     def _set_curve(self, x: list[float], y: list[float], running: bool = False) -> None:
         """Show a loss curve on fresh axes; the plot is hidden when there is none (methods without a search)."""

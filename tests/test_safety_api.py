@@ -255,7 +255,8 @@ def test_a_probability_map_in_another_voxel_order_is_thresholded_on_its_own_voxe
                                            r"--threshold T to fill the voxels above T \(e.g. 0.5\), or binarise it.$"):
         load_mask(tmp_path / "flipped_prob.nii.gz", like)   # every voxel above 0 is rarely what was meant
     assert load_mask(tmp_path / "flipped_prob.nii.gz", like, kind="brain").sum() == 16  # a brain mask: nonzero
-    with pytest.raises(InpaintError, match=r"^No voxel of flipped_prob.nii.gz is above 0.95; choose a lower threshold.$"):
+    with pytest.raises(InpaintError, match=r"^No voxel of flipped_prob.nii.gz is above 0.95; choose a lower "
+                                           r"threshold.$"):
         load_mask(tmp_path / "flipped_prob.nii.gz", like, threshold=0.95)
 
 

@@ -160,7 +160,8 @@ def fingerprint(record: dict[str, Any]) -> dict[str, Any]:
 
 
 _CHANGES = {"image": "the image changed", "mask": "the lesion mask changed", "brainmask": "the brain mask changed",
-            "dilate": "the mask dilation changed", "threshold": "the mask threshold changed", "keep_dtype": "the output data type changed",
+            "dilate": "the mask dilation changed", "threshold": "the mask threshold changed",
+            "keep_dtype": "the output data type changed",
             "parameters": "the fill settings changed", "model": "the slice model changed",
             "refiner": "the 3D refiner changed"}
 

@@ -156,7 +156,8 @@ def _expected(options: CohortOptions) -> dict:
 def _settings_text(options: CohortOptions) -> str:
     values = ", ".join(f"{k}={v}" for k, v in options.settings.to_dict().items())
     return (f"inpaint bids: lesion filling with {values}, model={options.model or 'default'}, "
-            f"dilate={options.dilate}, threshold={options.threshold}, keep_dtype={options.keep_dtype}, mask entities {options.mask_entities}")
+            f"dilate={options.dilate}, threshold={options.threshold}, keep_dtype={options.keep_dtype}, "
+            f"mask entities {options.mask_entities}")
 
 
 def _plan(scan: Scan, options: CohortOptions, common: dict) -> Row | Task:
