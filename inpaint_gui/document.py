@@ -170,7 +170,7 @@ class Document:
 
     def load_brain_mask(self, path: str | os.PathLike) -> None:
         """Use a brain mask on the image grid for the next fills (the model sees only tissue inside it)."""
-        self.brain = load_mask(path, self.volume)
+        self.brain = load_mask(path, self.volume, kind="brain")
         self.brain_path = Path(path)
         self.sources.append(Path(path))
 

@@ -168,3 +168,13 @@ def test_masks_are_saved_as_nifti_whatever_the_name(tmp_path):
     assert nifti_path(tmp_path / "a.nii") == tmp_path / "a.nii"
     assert nifti_path(tmp_path / "a.nrrd", keep_itk=True) == tmp_path / "a.nrrd"
     assert nifti_path(tmp_path / "a.v2") == tmp_path / "a.v2.nii.gz"
+
+
+def test_a_probabilistic_brain_mask_loads_as_its_nonzero_voxels_as_with_brainmask(tmp_path):
+    """Only lesion masks of fractions need a threshold; File > Load brain mask took the lesion mask's rules."""
+    path, data = oblique_order_file(tmp_path)
+    doc = Document.open(path)
+    brain = np.where(data > 20, 0.8, 0.0).astype(np.float32)
+    nib.save(nib.Nifti1Image(brain, nib.load(path).affine), tmp_path / "brain_prob.nii.gz")
+    doc.load_brain_mask(tmp_path / "brain_prob.nii.gz")
+    assert np.array_equal(doc.brain, data > 20) and doc.protects(tmp_path / "brain_prob.nii.gz")

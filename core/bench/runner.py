@@ -126,7 +126,7 @@ def load_bench_data(image_path: Path, brainmask_path: Optional[Path]) -> BenchDa
 def read_brain(image_path: Path, brainmask_path: Optional[Path]) -> BenchData:
     """`load_bench_data` without the training-brain check (validation scripts use training brains)."""
     volume = load_volume(image_path)
-    brain = load_mask(brainmask_path, volume) if brainmask_path else volume.data != 0
+    brain = load_mask(brainmask_path, volume, kind="brain") if brainmask_path else volume.data != 0
     if brain.sum() < 1000:
         raise InpaintError(f"{brainmask_path or image_path} gives only {int(brain.sum())} brain voxels; pass a "
                            f"brain-extracted image or its --brainmask.")

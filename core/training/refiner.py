@@ -57,7 +57,7 @@ class Brain:
 def load_brain(image_path: Path, mask_path: Optional[Path], spacing_mm: float) -> Brain:
     """Skull-strip with the mask (default: nonzero voxels), reorient to RAS, resample to the model grid."""
     volume = load_volume(image_path)
-    brain = load_mask(mask_path, volume) if mask_path else volume.data > 0
+    brain = load_mask(mask_path, volume, kind="brain") if mask_path else volume.data > 0
     reo = Reorientation.of(volume.affine, volume.data.shape)
     data = reo.apply(np.where(brain, volume.data, 0).astype(np.float32))
     brain = reo.apply(brain)
