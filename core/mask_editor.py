@@ -286,3 +286,17 @@ class MaskEditor:
     @property
     def voxel_count(self) -> int:
         return int(np.count_nonzero(self.mask))
+
+
+def lesions(mask: np.ndarray) -> list[tuple[tuple[int, int, int], int]]:
+    """The 26-connected parts of `mask`: (the part's voxel nearest its centroid, its voxel count), ordered by
+    that voxel's index along the last axis, then the second, then the first (slice by slice)."""
+    from scipy import ndimage
+
+    labels, _ = ndimage.label(np.asarray(mask) != 0, structure=np.ones((3, 3, 3), dtype=bool))
+    found = []
+    for index, box in enumerate(ndimage.find_objects(labels), start=1):
+        voxels = np.argwhere(labels[box] == index)
+        nearest = voxels[np.argmin(((voxels - voxels.mean(axis=0)) ** 2).sum(axis=1))]
+        found.append((tuple(int(v + s.start) for v, s in zip(nearest, box)), len(voxels)))
+    return sorted(found, key=lambda part: part[0][::-1])

@@ -73,6 +73,9 @@ MENUS: dict[str, tuple[Spec | str, ...]] = {
         Spec("slice_prev", "Previous slice", ("PgDown", "Down"), "Move the active view one slice down."),
         Spec("slice_next5", "Next 5 slices", ("Shift+PgUp", "Shift+Up"), "Move the active view five slices up."),
         Spec("slice_prev5", "Previous 5 slices", ("Shift+PgDown", "Shift+Down"), "Move five slices down."),
+        Spec("lesion_next", "&Next lesion", ("N",), "Move the crosshair to the next lesion (a 26-connected part of "
+             "the mask), slice by slice; the status bar says which and how large."),
+        Spec("lesion_prev", "Previous lesion", ("Shift+N",), "Move the crosshair to the previous lesion."),
         "-",
         Spec("max_axial", "Maximise &axial", ("1",), "Show the axial view alone (again: all views)."),
         Spec("max_coronal", "Maximise &coronal", ("2",), "Show the coronal view alone (again: all views)."),

@@ -105,6 +105,7 @@ class MainWindow(QMainWindow):
             "opacity_down": lambda: c.opacity(-1), "opacity_up": lambda: c.opacity(1),
             "slice_next": lambda: v.step_slice(1), "slice_prev": lambda: v.step_slice(-1),
             "slice_next5": lambda: v.step_slice(5), "slice_prev5": lambda: v.step_slice(-5),
+            "lesion_next": lambda: c.step_lesion(1), "lesion_prev": lambda: c.step_lesion(-1),
             "max_axial": lambda: v.toggle_maximised(2), "max_coronal": lambda: v.toggle_maximised(1),
             "max_sagittal": lambda: v.toggle_maximised(0), "max_none": lambda: v.toggle_maximised(None),
             "reset_zoom": v.reset_zoom, "radiological": c.convention_changed,

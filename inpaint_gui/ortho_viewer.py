@@ -27,6 +27,7 @@ HINT = ("<b>Window/level</b>: drag the histogram's bounds, type them, <b>W</b> a
         "<b>Left drag</b> paint &nbsp; <b>Right drag</b> erase<br>"
         "<b>[ ]</b> or <b>Shift+wheel</b> brush size<br>"
         "<b>Wheel</b>, <b>PgUp/PgDn</b> slice (Shift: 5)<br>"
+        "<b>N</b> / <b>Shift+N</b> next / previous lesion<br>"
         "<b>Ctrl+click</b> move crosshair<br>"
         "<b>Ctrl+wheel</b> zoom, <b>middle drag</b> pan, <b>Home</b> reset<br>"
         "<b>1 2 3</b> maximise a view, <b>0</b> all views<br>"

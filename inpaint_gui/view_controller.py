@@ -7,7 +7,7 @@ from typing import Callable, Optional
 from PySide6.QtCore import QObject, QSettings, Signal
 from PySide6.QtGui import QAction
 
-from core.mask_editor import EditRefused
+from core.mask_editor import EditRefused, lesions
 
 from .document import Document
 from .ortho_viewer import OrthoViewer
@@ -63,6 +63,26 @@ class ViewController(QObject):
 
     def opacity(self, direction: int) -> None:
         self.message.emit(f"Mask overlay opacity {self.viewer.change_opacity(0.1 * direction):.0%}")
+
+    # lesions -------------------------------------------------------------------------------------
+    def step_lesion(self, direction: int) -> None:
+        """Move the crosshair to the next (+1) or previous (-1) lesion after the crosshair, in slice order."""
+        doc = self._document()
+        if doc is None:
+            return
+        parts = lesions(doc.editor.mask)
+        if not parts:
+            self.message.emit("No lesion is painted.")
+            return
+        here = tuple(int(v) for v in self.viewer.point[::-1])
+        keys = [voxel[::-1] for voxel, _ in parts]
+        if direction > 0:
+            index = next((i for i, key in enumerate(keys) if key > here), 0)
+        else:
+            index = next((i for i in reversed(range(len(keys))) if keys[i] < here), len(keys) - 1)
+        voxel, size = parts[index]
+        self.viewer.show_point(voxel, ("sagittal", "coronal", "axial")[self.viewer.active])
+        self.message.emit(f"Lesion {index + 1} of {len(parts)}: {doc.lesion_text(size)}")
 
     # clearing ------------------------------------------------------------------------------------
     def clear_slice(self) -> None:

@@ -306,3 +306,24 @@ def test_no_image_open_shows_a_hint_and_skull_on_images_warn(qtbot, tmp_path, di
     assert not w.viewer.empty.isVisible() and w.panel.image_note.isVisible()
     assert "skull" in w.panel.image_note.text()
     w.forget_changes()
+
+
+def test_next_and_previous_lesion_walk_the_lesions_in_slice_order_and_wrap(qtbot, window):
+    script, viewer = window.script, window.viewer
+    z = int(viewer.point[AXIAL])
+    paint(qtbot, window, (20, 24, z))
+    viewer.show_slice("axial", z + 4)
+    paint(qtbot, window, (10, 14, z + 4))
+    viewer.show_slice("axial", z - 6)
+    visited = []
+    for _ in range(3):
+        qtbot.keyClick(window, Qt.Key.Key_N)
+        visited.append((tuple(int(v) for v in viewer.point), window.statusBar().currentMessage()))
+    assert [p[2] for p, _ in visited] == [z, z + 4, z]                # slice order, then back to the first
+    assert window.doc.editor.mask[visited[0][0]] and window.doc.editor.mask[visited[1][0]]
+    assert visited[0][1].startswith("Lesion 1 of 2: ") and visited[1][1].startswith("Lesion 2 of 2: ")
+    qtbot.keyClick(window, Qt.Key.Key_N, Qt.KeyboardModifier.ShiftModifier)
+    assert int(viewer.point[AXIAL]) == z + 4                           # previous, wrapping past the first
+    window.act["clear_all"].trigger()
+    window.act["lesion_next"].trigger()
+    assert window.statusBar().currentMessage() == "No lesion is painted." and not script.errors

@@ -219,3 +219,16 @@ def test_undo_clear_or_lock_during_a_stroke_closes_it_first():
     ed.unlock()
     ed.undo()
     assert ed.voxel_count == 5
+
+
+def test_lesions_are_the_26_connected_parts_in_slice_order() -> None:
+    from core.mask_editor import lesions
+
+    mask = np.zeros((20, 20, 12), np.uint8)
+    mask[2:5, 2:5, 8] = 1                      # 9 voxels on slice 8
+    mask[10:13, 10:13, 2:4] = 1                # 18 voxels on slices 2-3
+    mask[13, 13, 4] = 1                        # touches the second part at a corner only: the same lesion
+    mask[15, 3, 2] = 1                         # one voxel on slice 2, lower along the second axis: first
+    # each lesion's voxel nearest its centroid (the second's centroid is (11.05, 11.05, 2.58))
+    assert lesions(mask) == [((15, 3, 2), 1), ((11, 11, 3), 19), ((3, 3, 8), 9)]
+    assert lesions(np.zeros((4, 4, 4))) == []
