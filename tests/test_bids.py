@@ -325,3 +325,21 @@ def test_models_are_loaded_once_per_process_not_per_scan(copy, tmp_path, capsys,
     code, err = _bids(capsys, bids, tmp_path / "out", masks, "--jobs", "1")
     assert code == 0 and "4 scans: 4 filled" in err, err
     assert loads == {"model": 1, "refiner": 1}
+
+
+def test_with_a_threshold_a_lesion_probability_map_is_taken_before_the_binary_mask(copy, tmp_path, capsys) -> None:
+    bids, masks = copy
+    lesion = masks / "sub-01" / "anat" / "sub-01_label-lesion_mask.nii.gz"
+    binary = nib.load(lesion)
+    probability = np.asarray(binary.dataobj).astype(np.float32) * 0.9
+    probability[tuple(np.argwhere(probability)[0])] = 0.3          # one voxel below the threshold
+    probseg = lesion.with_name("sub-01_label-lesion_probseg.nii.gz")
+    nib.save(nib.Nifti1Image(probability, binary.affine), probseg)
+    by_default = {s.subject: s for s in find_scans(bids, masks, participants=["01"])}
+    assert by_default["01"].mask.endswith("sub-01_label-lesion_mask.nii.gz")   # no threshold: the binary mask
+    out = tmp_path / "out"
+    code, err = _bids(capsys, bids, out, masks, "--participant-label", "01", "--threshold", "0.5", "--quiet")
+    assert code == 0, err
+    sidecar = json.loads((out / "sub-01/anat/sub-01_desc-filled_T1w.json").read_text())
+    assert sidecar["mask"]["path"] == str(probseg.resolve()) and sidecar["mask_threshold"] == 0.5
+    assert sidecar["hole_voxels"] == int((probability > 0.5).sum()) == int(np.asarray(binary.dataobj).sum()) - 1

@@ -3,7 +3,9 @@
 A lesion mask belongs to a T1w scan when it lies in the masks dataset, carries the mask entities
 (default `label-lesion`), has the suffix `mask` or `roi`, and has exactly the scan's identifying
 entities (sub, ses, acq, ce, rec, run, ...); derivative entities (`space`, `desc`, `res`, `den`)
-may be added. A brain mask is a `desc-brain_mask` file with the scan's identifying entities.
+may be added. With `probabilities` (a threshold was given), a `probseg` file of the same kind
+(a lesion probability map) is taken first. A brain mask is a `desc-brain_mask` file with the
+scan's identifying entities.
 """
 
 from __future__ import annotations
@@ -74,8 +76,10 @@ def _matches(scan: dict[str, str], candidate: dict[str, str], wanted: dict[str, 
 
 
 def find_scans(bids_dir: Path, masks_dir: Path, *, participants: Sequence[str] = (),
-               sessions: Sequence[str] = (), mask_entities: str = "label-lesion") -> list[Scan]:
-    """Every T1w scan of `bids_dir` (filtered by participant and session labels) with its masks in `masks_dir`."""
+               sessions: Sequence[str] = (), mask_entities: str = "label-lesion",
+               probabilities: bool = False) -> list[Scan]:
+    """Every T1w scan of `bids_dir` (filtered by participant and session labels) with its masks in `masks_dir`
+    (with `probabilities`, a lesion `probseg` map before a `mask` or `roi`)."""
     wanted = parse_entities(mask_entities)
     raw = _open(bids_dir, "BIDS dataset", derivative=False)
     derivs = _open(masks_dir, "masks dataset", derivative=True)
@@ -91,10 +95,12 @@ def find_scans(bids_dir: Path, masks_dir: Path, *, participants: Sequence[str] =
     if sessions:
         query["session"] = [_strip(s, "ses-") for s in sessions]
     masks = [f for f in derivs.get(extension=NIFTI, suffix=["mask", "roi"])]
+    maps = [f for f in derivs.get(extension=NIFTI, suffix="probseg")] if probabilities else []
     scans = []
     for image in sorted(raw.get(**query), key=lambda f: f.relpath):
         entities = name_entities(image.filename)
-        lesion = sorted(f.relpath for f in masks if _matches(entities, name_entities(f.filename), wanted))
+        lesion = sorted(f.relpath for f in maps if _matches(entities, name_entities(f.filename), wanted)) or \
+            sorted(f.relpath for f in masks if _matches(entities, name_entities(f.filename), wanted))
         brain = sorted(f.relpath for f in masks if f.entities["suffix"] == "mask"
                        and _matches(entities, name_entities(f.filename), {"desc": "brain"}))
         problem = None

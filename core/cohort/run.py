@@ -70,7 +70,8 @@ def run_cohort(options: CohortOptions, stream: Optional[TextIO] = None) -> Summa
     began = time.monotonic()
     options = _absolute(options)
     scans = find_scans(options.bids_dir, options.masks_dir, participants=options.participants,
-                       sessions=options.sessions, mask_entities=options.mask_entities)
+                       sessions=options.sessions, mask_entities=options.mask_entities,
+                       probabilities=options.threshold is not None)
     check_out_dir(options.out_dir, options.bids_dir, options.masks_dir)
     expected = _expected(options)
     client = _connect(options.scheduler) if options.scheduler else None  # before anything is written
