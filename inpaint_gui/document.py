@@ -24,8 +24,8 @@ from core.mask_editor import MaskEditor
 from core.metrics import hole_metrics
 from core.modelspace import PLANES, Reorientation, voxel_sizes
 from core.normalize import MAX_BRAIN_ML, estimate_brain
-from core.volume import (ITK_SUFFIXES, NIFTI_SUFFIXES, Volume, derived_name, dilate_mask, load_mask, load_volume,
-                         same_path, save_mask, save_volume)
+from core.volume import (ITK_SUFFIXES, NIFTI_SUFFIXES, Volume, check_outputs, derived_name, dilate_mask, load_mask,
+                         load_volume, same_path, save_mask, save_volume, sidecar_path)
 
 LAYERS = ("original", "masked", "generated", "blended")
 
@@ -266,17 +266,17 @@ class Document:
         """
         if self.result is None:
             raise InpaintError("There is no fill result to export; run a fill first.")
-        from core.sidecar import build_sidecar, write_sidecar
+        from core.sidecar import build_sidecar
 
         fill = self.result.fill
         if not self.result.metrics:  # exported before the worker measured it
             self.result.metrics = compare_metrics(self.original, self.blended, self.reo.apply(fill.hole))
-        written = [save_volume(path, fill.filled, self.volume, force=True, inputs=self.protected())]
+        # every target is checked before anything is written; the volume and its sidecar then appear together
+        check_outputs(path, inputs=self.protected(), force=True, like=self.volume)
         if mask_path is not None:
-            written.append(save_mask(mask_path, fill.hole.astype(np.uint8), self.volume, force=True,
-                                     inputs=self.protected()))
-            if self.result_state == self.editor.state:
-                self.editor.mark_saved()
+            check_outputs(mask_path, inputs=self.protected(), force=True, sidecar=False)
+            mask_path = save_mask(mask_path, fill.hole.astype(np.uint8), self.volume, force=True,
+                                  inputs=self.protected())
         metrics = self.result.metrics
         extra: dict[str, Any] = {"brain_ml": round(fill.brain_voxels * self.voxel_ml, 1),
                                  "app": "inpaint-gui", "scope": self.result.scope, "torch_threads": self.result.threads,
@@ -285,9 +285,12 @@ class Document:
                                  "metrics_reference": "input image (the mask was painted over it)",
                                  "baseline_metrics": {"biharmonic-3d": metrics.get("biharmonic-3d")}}
         record = build_sidecar(fill, self.result.model, image_path=self.path, mask_path=mask_path,
-                               output_path=written[0], dilate=self.result.dilate, brainmask_path=self.brain_path,
+                               output_path=Path(path), dilate=self.result.dilate, brainmask_path=self.brain_path,
                                metrics=metrics.get("model"), extra=extra)
-        written.insert(1, write_sidecar(written[0], record))
+        volume = save_volume(path, fill.filled, self.volume, force=True, sidecar=record, inputs=self.protected())
+        written = [volume, sidecar_path(volume)] + ([mask_path] if mask_path is not None else [])
+        if mask_path is not None and self.result_state == self.editor.state:
+            self.editor.mark_saved()
         self.result_saved = True
         return written
 

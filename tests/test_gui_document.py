@@ -178,3 +178,22 @@ def test_a_probabilistic_brain_mask_loads_as_its_nonzero_voxels_as_with_brainmas
     nib.save(nib.Nifti1Image(brain, nib.load(path).affine), tmp_path / "brain_prob.nii.gz")
     doc.load_brain_mask(tmp_path / "brain_prob.nii.gz")
     assert np.array_equal(doc.brain, data > 20) and doc.protects(tmp_path / "brain_prob.nii.gz")
+
+
+def test_an_export_refused_for_one_of_its_files_writes_none_of_them(tmp_path, tiny_vae):
+    """The volume used to be written before the mask was refused, leaving a filled image without its sidecar."""
+    path, data = oblique_order_file(tmp_path)
+    doc = Document.open(path)
+    doc.editor.begin_stroke((3, 2, 2), 2)
+    doc.editor.end_stroke()
+    hole = doc.mask_in_file_order()
+    fill = FillResult(filled=np.where(hole, np.float32(7), data), generated_hole=np.zeros(int(hole.sum()), np.float32),
+                      hole=hole, axis="axial", final_loss={}, seconds=0.1, device="cpu", settings=FillSettings())
+    doc.set_result(JobResult(fill=fill, model=load_model(tiny_vae), scope="all",
+                             metrics={"model": None, "biharmonic-3d": None}), doc.editor.state)
+    saved = doc.save_mask(tmp_path / "lesion.nii.gz")           # the mask's own file: never the export's
+    before = saved.read_bytes()
+    with pytest.raises(InpaintError, match="Refusing to write"):
+        doc.export(tmp_path / "filled.nii.gz", saved)
+    assert not (tmp_path / "filled.nii.gz").exists() and not (tmp_path / "filled.json").exists()
+    assert saved.read_bytes() == before
