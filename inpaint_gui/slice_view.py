@@ -161,7 +161,9 @@ class SliceView(pg.GraphicsView):
         for item in (self.image, self.overlay, self.difference):
             item.setImage(np.zeros((rows, cols), dtype=np.uint8), autoLevels=False, levels=(0, 1))
             item.setRect(rect)  # scales by the current image's size: set after an image of the right shape
-        self.box.setLimits(xMin=-rect.width(), xMax=2 * rect.width(), yMin=-rect.height(), yMax=2 * rect.height())
+        # panning room of the larger side on every side: a slab one voxel thick is not zoomed to fill the view
+        room = max(rect.width(), rect.height())
+        self.box.setLimits(xMin=-room, xMax=rect.width() + room, yMin=-room, yMax=rect.height() + room)
         self.reset_zoom()
 
     def reset_zoom(self) -> None:

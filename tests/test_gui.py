@@ -582,3 +582,14 @@ def test_views_keep_their_space_in_a_small_window(qtbot, window):
     axial, coronal = viewer.views[AXIAL], viewer.views[1]
     assert axial.height() >= 0.45 * viewer.height() and coronal.height() >= 0.45 * viewer.height()
     assert axial.width() >= 0.45 * viewer.width()
+
+
+def test_a_single_slice_image_shows_as_a_thin_slab_in_the_other_views(qtbot, window, tmp_path):
+    """Its side views were zoomed until the one-voxel slab filled them (the pan limits were 3 voxels tall)."""
+    image = nib.load(window.doc.path)
+    one = tmp_path / "one_slice.nii.gz"
+    nib.save(nib.Nifti1Image(np.asarray(image.dataobj)[:, :, 20:21].astype(np.float32), image.affine), one)
+    assert window.files.open_image(one)
+    for axis in (0, 1):                                  # sagittal and coronal: the slab is one row
+        (x0, x1), (y0, y1) = window.viewer.views[axis].box.viewRange()
+        assert y1 - y0 > 20 * 2.0 and (x1 - x0) / (y1 - y0) < 5   # many voxels tall, aspect kept
