@@ -272,11 +272,11 @@ class Document:
         if not self.result.metrics:  # exported before the worker measured it
             self.result.metrics = compare_metrics(self.original, self.blended, self.reo.apply(fill.hole))
         # every target is checked before anything is written; the volume and its sidecar then appear together
-        check_outputs(path, inputs=self.protected(), force=True, like=self.volume)
+        protected = self.protected()
+        check_outputs(path, inputs=protected, force=True, like=self.volume)
         if mask_path is not None:
-            check_outputs(mask_path, inputs=self.protected(), force=True, sidecar=False)
-            mask_path = save_mask(mask_path, fill.hole.astype(np.uint8), self.volume, force=True,
-                                  inputs=self.protected())
+            check_outputs(mask_path, inputs=protected, force=True, sidecar=False)
+            mask_path = save_mask(mask_path, fill.hole.astype(np.uint8), self.volume, force=True, inputs=protected)
         metrics = self.result.metrics
         extra: dict[str, Any] = {"brain_ml": round(fill.brain_voxels * self.voxel_ml, 1),
                                  "app": "inpaint-gui", "scope": self.result.scope, "torch_threads": self.result.threads,
@@ -287,7 +287,7 @@ class Document:
         record = build_sidecar(fill, self.result.model, image_path=self.path, mask_path=mask_path,
                                output_path=Path(path), dilate=self.result.dilate, brainmask_path=self.brain_path,
                                metrics=metrics.get("model"), extra=extra)
-        volume = save_volume(path, fill.filled, self.volume, force=True, sidecar=record, inputs=self.protected())
+        volume = save_volume(path, fill.filled, self.volume, force=True, sidecar=record, inputs=protected)
         written = [volume, sidecar_path(volume)] + ([mask_path] if mask_path is not None else [])
         if mask_path is not None and self.result_state == self.editor.state:
             self.editor.mark_saved()
