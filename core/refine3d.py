@@ -164,7 +164,7 @@ def load_refiner(path: Union[str, Path], name: Optional[str] = None) -> Refiner:
                    checksum=sha256_file(weights))
 
 
-SHIPPED = Path(__file__).resolve().parents[1] / "resources" / "refiner3d"
+from .resources import REFINER as SHIPPED  # noqa: E402  (the shipped refiner's folder)
 _CACHE: dict[str, Refiner] = {}
 
 

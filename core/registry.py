@@ -1,4 +1,4 @@
-"""Shipped models in `resources/models/` and resolution of a `--model NAME|PATH` argument."""
+"""Shipped models (`core.resources.MODELS`) and resolution of a `--model NAME|PATH` argument."""
 
 from __future__ import annotations
 
@@ -8,11 +8,9 @@ from pathlib import Path
 
 from .checkpoint import CONFIG, WEIGHTS, Model, check_config, load_model
 from .errors import InpaintError
+from .resources import MODELS as MODELS_DIR
 
-RESOURCES = Path(__file__).resolve().parents[1] / "resources"
-MODELS_DIR = RESOURCES / "models"
 DEFAULT_FILE = MODELS_DIR / "DEFAULT"
-DEMO_BRAIN = RESOURCES / "demo" / "sub-demo_T1w_brain.nii.gz"
 
 
 @dataclass(frozen=True)
@@ -54,7 +52,7 @@ def list_models(models_dir: Path = MODELS_DIR) -> list[ModelInfo]:
 
 
 def default_model_name() -> str:
-    """Name of the default model (best held-out quality, recorded in resources/models/DEFAULT)."""
+    """Name of the default model (best held-out quality, recorded in models/DEFAULT)."""
     if DEFAULT_FILE.is_file():
         name = DEFAULT_FILE.read_text(encoding="utf-8").strip()
         if (MODELS_DIR / name / WEIGHTS).is_file():

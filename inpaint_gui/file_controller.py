@@ -15,7 +15,7 @@ from PySide6.QtWidgets import QMenu
 
 from core.errors import InpaintError
 from core.mask_editor import EditRefused
-from core.registry import DEMO_BRAIN
+from core.resources import DEMO_BRAIN
 from core.volume import derived_name
 
 from .actions import connect_action

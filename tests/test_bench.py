@@ -16,7 +16,7 @@ from core.checkpoint import load_model
 from core.cli import main
 from core.errors import InpaintError
 from core.fill import FillSettings
-from core.registry import RESOURCES
+from core.resources import MNI152_T1
 
 SHAPE = (48, 56, 44)
 
@@ -162,7 +162,7 @@ def test_bench_refuses_unknown_families_and_the_training_template(tmp_path, caps
     assert main(["bench", "--image", str(_write_brain(tmp_path)), "--families", "cube9", "--quiet"]) == 2
     assert "cube9" in capsys.readouterr().err
     with pytest.raises(InpaintError):
-        load_bench_data(RESOURCES / "mni152" / "t1.nii.gz", None)
+        load_bench_data(MNI152_T1, None)
 
 
 def test_reference_runs_only_on_speed_cases_and_figures_show_only_methods_that_ran(tmp_path, monkeypatch):

@@ -14,7 +14,8 @@ from ..errors import InpaintError
 from ..fill import FillSettings
 from ..progress import ProgressBar
 from ..refine3d import default_refiner
-from ..registry import DEMO_BRAIN, default_model_name, list_models, resolve_model
+from ..registry import default_model_name, list_models, resolve_model
+from ..resources import DEMO_BRAIN
 from ..search import select_device
 from .masks import FAMILIES, make_cases
 from .views import write_ortho_figures

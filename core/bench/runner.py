@@ -32,7 +32,7 @@ from ..fill import MODEL_FREE, FillSettings, fill_volume
 from ..job import Progress
 from ..metrics import hole_metrics, slice_metrics
 from ..modelspace import Reorientation, voxel_sizes
-from ..registry import RESOURCES
+from ..resources import MNI152_T1
 from ..roughness import stripe_metrics
 from ..volume import load_mask, load_volume, sha256_file
 from .masks import AXIAL, Case
@@ -57,7 +57,7 @@ BASELINES: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
 }
 SLICE_AXIS = "axial"
 SHARED_DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
-TRAINING_BRAINS = (RESOURCES / "mni152" / "t1.nii.gz", SHARED_DATA / "robex_subject" / "t1_1p5mm.nii.gz")
+TRAINING_BRAINS = (MNI152_T1, SHARED_DATA / "robex_subject" / "t1_1p5mm.nii.gz")
 
 ProgressFn = Callable[[float, str], None]
 

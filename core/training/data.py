@@ -19,11 +19,12 @@ from scipy import ndimage
 from ..errors import InpaintError
 from ..modelspace import Reorientation, SliceGrid, plane_axes, voxel_sizes
 from ..normalize import estimate_brain, intensity_scale
+from ..resources import MNI152_T1
 from ..volume import load_volume
 from .augment import (AugmentConfig, intensity_augment, synthesize_contrast, tissue_weights,
                       to_model_range, warp_offsets)
 
-TEMPLATE = Path(__file__).resolve().parents[2] / "resources" / "mni152" / "t1.nii.gz"
+TEMPLATE = MNI152_T1
 TISSUE_FILES = ("gm.nii.gz", "wm.nii.gz")
 MIN_BRAIN_FRACTION = 0.15  # a slice is used when its brain area is >= this share of the largest slice's
 
