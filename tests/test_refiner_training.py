@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from conftest import synthetic_brain
+from core.errors import InpaintError
 from core.refine3d import RefinerConfig, load_refiner
 from core.training.refiner import Brain, deformation, hole_mse, random_hole, sample, train
 
@@ -226,7 +227,7 @@ def test_a_run_keeps_its_starting_runs_width_and_refuses_another_in_one_sentence
     assert main(base + ["--out", str(tmp_path / "third"), "--init", str(tmp_path / "first"), "--width", "4"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [f"error: {tmp_path / 'first'} holds a refiner of width 3 on a 2 mm grid, not width 4 on 2 mm; "
-                   "leave out --width."]
+                   "leave out --width and --spacing."]
     assert not (tmp_path / "third").exists()
 
 
@@ -257,3 +258,61 @@ def test_the_card_gives_the_command_that_started_the_run_and_a_resume_keeps_it(t
     assert started in (tmp_path / "run" / "MODEL_CARD.md").read_text()
     train([(path, None, 1.0)], tmp_path / "api", minutes=5, steps=1, batch_size=2, config=RefinerConfig(width=2))
     assert "Command: not recorded" in (tmp_path / "api" / "MODEL_CARD.md").read_text()
+
+
+def _cohort(root: Path, counts: dict[str, int]) -> None:
+    """Cohort folders of tiny scans with brain masks (one subfolder per dataset)."""
+    for dataset, count in counts.items():
+        (root / dataset).mkdir(parents=True)
+        for i in range(1, count + 1):
+            image = synthetic_brain((30, 34, 30))
+            nib.save(nib.Nifti1Image(image, np.diag([1.0, 1.33, 1.33, 1.0])), root / dataset / f"sub-{i:02d}_T1w.nii.gz")
+            nib.save(nib.Nifti1Image((image > 0).astype(np.uint8), np.diag([1.0, 1.33, 1.33, 1.0])),
+                     root / dataset / f"sub-{i:02d}_brainmask.nii.gz")
+
+
+def test_cohort_split_keeps_a_tenth_of_each_dataset_aside_and_never_trains_on_it(tmp_path: Path) -> None:
+    from core.training.cohort import find_scans, split
+
+    _cohort(tmp_path, {"big": 30, "small": 5})
+    training, validation = split(find_scans(tmp_path))
+    assert [(s.dataset, s.image.name) for s in validation] == [
+        ("big", "sub-06_T1w.nii.gz"), ("big", "sub-16_T1w.nii.gz"), ("big", "sub-26_T1w.nii.gz"),
+        ("small", "sub-02_T1w.nii.gz"), ("small", "sub-04_T1w.nii.gz")]
+    assert len(training) == 30 and not {s.image for s in training} & {s.image for s in validation}
+    assert all(s.brainmask.name == s.image.name.replace("T1w", "brainmask") for s in training + validation)
+
+
+def test_cohort_scan_without_brain_mask_is_refused_in_one_sentence(tmp_path: Path) -> None:
+    from core.training.cohort import find_scans
+
+    _cohort(tmp_path, {"a": 2})
+    (tmp_path / "a" / "sub-02_brainmask.nii.gz").unlink()
+    with pytest.raises(InpaintError, match=r"sub-02_T1w.nii.gz has no brain mask beside it"):
+        find_scans(tmp_path)
+
+
+def test_trainer_takes_a_cohort_on_a_1mm_grid_and_records_its_validation_scans(tmp_path: Path) -> None:
+    from core.training.refiner import main
+
+    _cohort(tmp_path / "cohort", {"ds": 4})
+    out = tmp_path / "run"
+    assert main(["--cohort", str(tmp_path / "cohort"), "--spacing", "1.0", "--patch", "16", "--width", "2",
+                 "--steps", "2", "--batch-size", "1", "--out", str(out)]) == 0
+    record = json.loads((out / "config.json").read_text())
+    assert record["architecture"] == {"width": 2, "spacing_mm": 1.0}
+    assert [Path(p).name for p in record["training"]["validation"]] == ["sub-02_T1w.nii.gz", "sub-04_T1w.nii.gz"]
+    assert sorted(Path(p).name for p in record["training"]["data"]) == ["sub-01_T1w.nii.gz", "sub-03_T1w.nii.gz"]
+    assert record["training"]["patch"] == 16
+
+
+def test_holes_keep_their_size_in_millimetres_on_a_finer_grid() -> None:
+    from core.training.refiner import random_hole
+
+    def mean_ml(size: int, scale: float, voxel_mm: float) -> float:
+        rng = np.random.default_rng(3)
+        brain = np.ones((size,) * 3, bool)
+        return float(np.mean([random_hole(rng, brain, "box", scale).sum() for _ in range(40)])) * voxel_mm ** 3 / 1000
+
+    coarse, fine = mean_ml(32, 1.0, 2.0), mean_ml(64, 2.0, 1.0)
+    assert 0.7 < fine / coarse < 1.3

@@ -40,6 +40,7 @@ from ..normalize import intensity_scale
 from ..refine3d import Refiner3D, RefinerConfig, clip_base, load_refiner, resample, save_refiner
 from ..search import select_device
 from ..volume import load_mask, load_volume
+from .cohort import find_scans, split
 
 PATCH = 32
 CLIP_NORM = 1.0
@@ -68,31 +69,38 @@ def load_brain(image_path: Path, mask_path: Optional[Path], spacing_mm: float) -
     scale = intensity_scale(small, small_brain)
     image = np.where(small_brain, scale.to_model(small), -1.0).astype(np.float32)
     deep = ndimage.binary_erosion(small_brain, iterations=3)
-    return Brain(image=image, brain=small_brain, centres=np.argwhere(deep))
+    return Brain(image=image, brain=small_brain, centres=np.argwhere(deep).astype(np.int16))
 
 
 HOLE_KINDS = {"blob": 0.5, "box": 0.3, "slab": 0.2}   # kind: share of the training holes
 
 
-def random_hole(rng: np.random.Generator, brain: np.ndarray, kind: Optional[str] = None) -> np.ndarray:
-    """A lesion-like hole inside the patch's brain: irregular blob, box or thin slab (default: drawn)."""
+def random_hole(rng: np.random.Generator, brain: np.ndarray, kind: Optional[str] = None,
+                scale: float = 1.0) -> np.ndarray:
+    """A lesion-like hole inside the patch's brain: irregular blob, box or thin slab (default: drawn).
+
+    Sizes are drawn in 2 mm voxels and multiplied by `scale` (2.0 / the grid's spacing), so a hole
+    has the same size in millimetres on every grid.
+    """
     n = brain.shape[0]
-    centre = np.array([n // 2] * 3) + rng.integers(-3, 4, size=3)
+    jitter = max(1, round(3 * scale))
+    centre = np.array([n // 2] * 3) + rng.integers(-jitter, jitter + 1, size=3)
     grid = np.indices(brain.shape).astype(np.float32)
     if kind is None:
         kind = rng.choice(list(HOLE_KINDS), p=list(HOLE_KINDS.values()))
     if kind == "blob":
-        radius = rng.uniform(1.5, 8.0, size=3)
+        radius = rng.uniform(1.5, 8.0, size=3) * scale
         dist = sum(((grid[a] - centre[a]) / radius[a]) ** 2 for a in range(3))
-        noise = ndimage.gaussian_filter(rng.standard_normal(brain.shape).astype(np.float32), 1.5)
+        noise = ndimage.gaussian_filter(rng.standard_normal(brain.shape).astype(np.float32), 1.5 * scale)
+        noise *= scale ** 1.5   # white noise smoothed over `scale` times more voxels: the 2 mm field's spread
         hole = dist + noise * rng.uniform(0.5, 2.5) < 1.0
     elif kind == "box":
-        half = rng.integers(1, 9, size=3)
+        half = np.round(rng.integers(1, 9, size=3) * scale)
         hole = np.all([np.abs(grid[a] - centre[a]) < half[a] for a in range(3)], axis=0)
     else:
         axis = int(rng.integers(3))
-        thick = int(rng.integers(1, 5))
-        extent = rng.integers(6, n // 2, size=3)
+        thick = max(1, round(int(rng.integers(1, 5)) * scale))
+        extent = rng.integers(round(6 * scale), n // 2, size=3)
         extent[axis] = thick
         lo = centre - extent // 2
         hole = np.all([(grid[a] >= lo[a]) & (grid[a] < lo[a] + extent[a]) for a in range(3)], axis=0)
@@ -160,25 +168,26 @@ def random_blur(rng: np.random.Generator, unit: np.ndarray) -> np.ndarray:
 
 def sample(rng: np.random.Generator, brains: Sequence[Brain], weights: np.ndarray,
            hole_kind: Optional[str] = None, deform: float = 0.0, remap: float = 0.0,
-           blur: float = 0.0) -> tuple[np.ndarray, ...]:
-    """One augmented (base, hole, truth) patch triple in model range.
+           blur: float = 0.0, patch: int = PATCH, hole_scale: float = 1.0) -> tuple[np.ndarray, ...]:
+    """One augmented (base, hole, truth) patch triple in model range, `patch` voxels a side.
 
     `deform`: share of deformed patches (`deformation`); `remap`: share of patches whose tissue
-    contrast is changed (`intensity_remap`); `blur`: share of smoothed patches (`random_blur`).
+    contrast is changed (`intensity_remap`); `blur`: share of smoothed patches (`random_blur`);
+    `hole_scale`: hole sizes in voxels relative to the 2 mm grid (`random_hole`).
     """
     source = brains[int(rng.choice(len(brains), p=weights))]
     shape = np.array(source.image.shape)
     while True:
         c = source.centres[int(rng.integers(len(source.centres)))]
-        lo = c - PATCH // 2
-        if np.all(lo >= 0) and np.all(lo + PATCH <= shape):
+        lo = c.astype(np.int64) - patch // 2
+        if np.all(lo >= 0) and np.all(lo + patch <= shape):
             break
     if deform and rng.random() < deform:
-        coords = deformation(rng, PATCH) + (lo + (PATCH - 1) / 2.0)[:, None, None, None]
+        coords = deformation(rng, patch) + (lo + (patch - 1) / 2.0)[:, None, None, None]
         truth = ndimage.map_coordinates(source.image, coords, order=1, mode="constant", cval=-1.0).astype(np.float32)
         brain = ndimage.map_coordinates(source.brain.astype(np.float32), coords, order=1, mode="constant") > 0.5
     else:
-        box = tuple(slice(int(a), int(a) + PATCH) for a in lo)
+        box = tuple(slice(int(a), int(a) + patch) for a in lo)
         truth, brain = source.image[box].copy(), source.brain[box].copy()
     order = rng.permutation(3)
     truth, brain = truth.transpose(order), brain.transpose(order)
@@ -193,24 +202,24 @@ def sample(rng: np.random.Generator, brains: Sequence[Brain], weights: np.ndarra
     unit = unit ** float(np.exp(rng.normal(0.0, 0.2))) * rng.uniform(0.85, 1.1)
     unit = unit + brain * rng.normal(0.0, rng.uniform(0.0, 0.03), size=unit.shape)
     truth = np.where(brain, np.clip(unit, 0.0, 1.0) * 2.0 - 1.0, -1.0).astype(np.float32)
-    hole = random_hole(rng, brain, hole_kind)
+    hole = random_hole(rng, brain, hole_kind, hole_scale)
     base = clip_base(biharmonic_fill_3d(np.where(hole, 0.0, truth).astype(np.float32), hole))
     return base, hole.astype(np.float32), truth
 
 
 def batch(rng: np.random.Generator, brains, weights, size: int,
           hole_kind: Optional[str] = None, deform: float = 0.0, remap: float = 0.0,
-          blur: float = 0.0) -> tuple[torch.Tensor, ...]:
-    """`size` patch triples stacked as (base, hole, truth) tensors of shape (size, 1, 32, 32, 32)."""
-    parts = [sample(rng, brains, weights, hole_kind, deform, remap, blur) for _ in range(size)]
+          blur: float = 0.0, patch: int = PATCH, hole_scale: float = 1.0) -> tuple[torch.Tensor, ...]:
+    """`size` patch triples stacked as (base, hole, truth) tensors of shape (size, 1, patch, patch, patch)."""
+    parts = [sample(rng, brains, weights, hole_kind, deform, remap, blur, patch, hole_scale) for _ in range(size)]
     return tuple(torch.from_numpy(np.stack([p[i] for p in parts])[:, None].copy()) for i in range(3))
 
 
 _WORKER: dict = {}   # what each worker process of `batch_stream` draws batches from
 
 
-def _worker_setup(brains: Sequence[Brain], weights: np.ndarray, size: int, shares: dict) -> None:
-    _WORKER.update(brains=brains, weights=weights, size=size, shares=shares)
+def _worker_setup(brains: Sequence[Brain], weights: np.ndarray, size: int, options: dict) -> None:
+    _WORKER.update(brains=brains, weights=weights, size=size, options=options)
 
 
 def _worker_batch(key: tuple[int, int]) -> tuple[torch.Tensor, ...]:
@@ -218,25 +227,25 @@ def _worker_batch(key: tuple[int, int]) -> tuple[torch.Tensor, ...]:
 
 
 def _step_batch(key: tuple[int, int], brains: Sequence[Brain], weights: np.ndarray, size: int,
-                shares: dict) -> tuple[torch.Tensor, ...]:
+                options: dict) -> tuple[torch.Tensor, ...]:
     """The batch of step `key` = (seed, step): drawn from that seed alone."""
-    return batch(np.random.default_rng(list(key)), brains, weights, size, **shares)
+    return batch(np.random.default_rng(list(key)), brains, weights, size, **options)
 
 
 def batch_stream(brains: Sequence[Brain], weights: np.ndarray, size: int, seed: int, first: int, last: int,
-                 workers: int = 0, **shares: float) -> Iterator[tuple[torch.Tensor, ...]]:
+                 workers: int = 0, **options: float) -> Iterator[tuple[torch.Tensor, ...]]:
     """The batches of steps `first`..`last - 1` in order, each drawn from its own seed [seed, step].
 
     With `workers` > 0 they are made ahead in that many processes (patch making is the cost on a
-    GPU); the batches are the same with any number of workers. `shares`: deform, remap, blur.
+    GPU); the batches are the same with any number of workers. `options`: `batch`'s keywords.
     """
     keys = ((seed, step) for step in range(first, last))
     if workers <= 0:
         for key in keys:
-            yield _step_batch(key, brains, weights, size, shares)
+            yield _step_batch(key, brains, weights, size, options)
         return
     context = multiprocessing.get_context("spawn")   # no fork of a process that may hold a GPU
-    with context.Pool(workers, _worker_setup, (brains, weights, size, shares)) as pool:
+    with context.Pool(workers, _worker_setup, (brains, weights, size, options)) as pool:
         ahead: collections.deque = collections.deque()   # at most 2 batches a worker wait in memory
         for key in keys:
             ahead.append(pool.apply_async(_worker_batch, (key,)))
@@ -362,7 +371,8 @@ def train(data: Sequence[tuple[Path, Optional[Path], float]], out: Path, *, minu
           batch_size: int = 6, lr: float = 5e-4, seed: int = 0, resume: bool = False, loss_kind: str = "voxel",
           init: Optional[Path] = None, config: Optional[RefinerConfig] = None, log_every: int = 50,
           deform: float = 0.0, remap: float = 0.0, blur: float = 0.0, device: str = "cpu",
-          workers: int = 0, command: Optional[str] = None) -> None:
+          workers: int = 0, command: Optional[str] = None, patch: int = PATCH,
+          validation: Sequence[Path] = ()) -> None:
     """Train (or resume) a refiner on `data` = [(image, brain mask or None, sampling weight)].
 
     `init`: a run folder whose weights start this run (fresh optimiser and schedule); `deform`: the
@@ -372,6 +382,8 @@ def train(data: Sequence[tuple[Path, Optional[Path], float]], out: Path, *, minu
     patches ahead (`batch_stream`; the same patches with any number). `config`: the architecture
     (default: the resumed or `init` run's, else `RefinerConfig()`); one that differs from theirs is refused.
     `command`: the command line that started the run, for its card (a resumed run keeps its first).
+    `patch`: voxels a side of the training patches (holes keep their size in mm on every grid);
+    `validation`: scans kept aside for choosing between runs, recorded in the config.
     """
     if loss_kind not in LOSSES:
         raise ValueError(f"loss must be one of {LOSSES}, not {loss_kind!r}")
@@ -383,7 +395,7 @@ def train(data: Sequence[tuple[Path, Optional[Path], float]], out: Path, *, minu
         found = load_refiner(earlier).config
         if config is not None and config != found:
             raise InpaintError(f"{earlier} holds a refiner of width {found.width} on a {found.spacing_mm:g} mm grid, "
-                               f"not width {config.width} on {config.spacing_mm:g} mm; leave out --width.")
+                               f"not width {config.width} on {config.spacing_mm:g} mm; leave out --width and --spacing.")
         config = found
     config = config or RefinerConfig()
     torch.manual_seed(seed)
@@ -395,8 +407,9 @@ def train(data: Sequence[tuple[Path, Optional[Path], float]], out: Path, *, minu
     optimiser = torch.optim.Adam(network.parameters(), lr=lr)
     step = 0
     meta = {"data": [str(p) for p, _, _ in data], "weights": weights.tolist(), "batch_size": batch_size,
-            "lr": lr, "seed": seed, "patch": PATCH, "loss": loss_kind, "deform": deform, "remap": remap, "blur": blur, "torch": torch.__version__,
-            "hardware": _hardware(target, workers), "command": command, "wall_time_s": 0.0}
+            "lr": lr, "seed": seed, "patch": patch, "loss": loss_kind, "deform": deform, "remap": remap, "blur": blur, "torch": torch.__version__,
+            "hardware": _hardware(target, workers), "command": command, "wall_time_s": 0.0,
+            "validation": [str(v) for v in validation]}
     if init is not None and not resume:
         start_from = load_refiner(init)
         network.load_state_dict(start_from.network.state_dict())
@@ -422,8 +435,8 @@ def train(data: Sequence[tuple[Path, Optional[Path], float]], out: Path, *, minu
     log = (out / "loss.csv")
     out.mkdir(parents=True, exist_ok=True)
     running = []
-    stream = batch_stream(brains, weights, batch_size, seed, step, steps, workers,
-                          deform=deform, remap=remap, blur=blur)
+    stream = batch_stream(brains, weights, batch_size, seed, step, steps, workers, deform=deform, remap=remap,
+                          blur=blur, patch=patch, hole_scale=2.0 / config.spacing_mm)
     for tensors in stream:
         if spent + time.perf_counter() - start >= minutes * 60:
             break
@@ -464,8 +477,11 @@ def _hardware(device: torch.device, workers: int) -> str:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     p = argparse.ArgumentParser(description="Train the 3D refiner on healthy brain-extracted T1 volumes.")
-    p.add_argument("--data", nargs="+", required=True,
+    p.add_argument("--data", nargs="+", default=[],
                    help="IMAGE[:BRAINMASK][@WEIGHT] for each training brain (mask default: nonzero voxels)")
+    p.add_argument("--cohort", type=Path, nargs="+", default=[],
+                   help="cohort folders of *_T1w scans with their *_brainmask (core.training.cohort): their training "
+                        "split is added to --data, each scan with weight 1; the validation split is never drawn from")
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--minutes", type=float, default=30.0)
     p.add_argument("--steps", type=int, default=2000, help="planned steps (the learning rate decays over them)")
@@ -473,6 +489,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--width", type=number_range(1, 64), default=None,
                    help=f"channels of the U-Net's first level, the others 2x and 4x (default: the --init or resumed "
                         f"run's, else {RefinerConfig.width})")
+    p.add_argument("--spacing", type=float, default=None,
+                   help=f"grid of a new refiner in mm (default: the --init or resumed run's, else "
+                        f"{RefinerConfig.spacing_mm:g})")
+    p.add_argument("--patch", type=number_range(16, 128), default=PATCH,
+                   help=f"voxels a side of the training patches (default {PATCH}; holes keep their size in mm)")
     p.add_argument("--lr", type=float, default=5e-4)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
@@ -480,6 +501,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                    help="torch device to train on: auto (CUDA, then MPS, then the CPU), cpu, cuda, cuda:N or mps")
     p.add_argument("--workers", type=number_range(0, 64, "a number of processes "), default=0,
                    help="processes making the patches ahead of the network (default 0: the training process)")
+    p.add_argument("--log-every", type=number_range(1, 100000), default=50,
+                   help="steps between loss log lines and checkpoints (default 50)")
     p.add_argument("--resume", action="store_true")
     p.add_argument("--loss", choices=LOSSES, default="voxel",
                    help="average the hole error over all hole voxels of a batch, or per lesion (default voxel)")
@@ -495,17 +518,30 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                         f"(default 0)")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
-    data = []
+    data, validation = [], []
     for item in args.data:
         spec, _, weight = item.partition("@")
         image, _, mask = spec.partition(":")
         data.append((Path(image), Path(mask) if mask else None, float(weight or 1.0)))
     try:
+        config = None
+        if args.width or args.spacing:   # what is not given comes from the run this one continues
+            earlier = args.out if args.resume else args.init
+            found = load_refiner(earlier).config if earlier is not None else RefinerConfig()
+            config = RefinerConfig(width=args.width or found.width, spacing_mm=args.spacing or found.spacing_mm)
+        for folder in args.cohort:
+            training, kept = split(find_scans(folder))
+            data += [(s.image, s.brainmask, 1.0) for s in training]
+            validation += [s.image for s in kept]
+        if not data:
+            raise InpaintError("no training data; pass --data IMAGE[:BRAINMASK] or --cohort FOLDER.")
+        if config is not None:
+            config.validate("--width/--spacing")
         device = str(select_device(args.device))
         train(data, args.out, minutes=args.minutes, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
               seed=args.seed, resume=args.resume, loss_kind=args.loss, init=args.init, deform=args.deform,
               remap=args.remap, blur=args.blur, device=device, workers=args.workers,
-              config=RefinerConfig(width=args.width) if args.width else None,
+              config=config, patch=args.patch, validation=validation, log_every=args.log_every,
               command=shlex.join(["python", "-m", "core.training.refiner",
                                   *(sys.argv[1:] if argv is None else argv)]))
     except InpaintError as exc:

@@ -1,0 +1,64 @@
+"""Training cohorts: folders of `*_T1w` scans with their `*_brainmask`, and the validation split.
+
+A cohort folder holds one subfolder per dataset (e.g. `ds002748/`, `ds000011/`), each with
+`sub-XX_T1w.nii.gz` and `sub-XX_brainmask.nii.gz` on the same grid. Every choice made while
+training (architecture, grid, phases, the mirror's share, the default) is made on the validation
+scans, which the training never draws a patch from; the held-out brains stay for the final check.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+from ..errors import InpaintError
+
+VALIDATION_SHARE = 0.1   # of each dataset's scans, at least VALIDATION_MIN of them
+VALIDATION_MIN = 2
+
+
+@dataclass(frozen=True)
+class Scan:
+    """One cohort scan: the image, its brain mask and the dataset (folder) it belongs to."""
+
+    image: Path
+    brainmask: Path
+    dataset: str
+
+
+def find_scans(folder: Path) -> list[Scan]:
+    """Every `*_T1w.nii[.gz]` under `folder` with its `*_brainmask` beside it, sorted by path."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise InpaintError(f"{folder} is not a folder; pass a cohort folder of *_T1w.nii.gz scans with their "
+                           f"*_brainmask.nii.gz.")
+    scans = []
+    for image in sorted(folder.rglob("*_T1w.nii*")):
+        stem = image.name.split("_T1w")[0]
+        masks = sorted(image.parent.glob(f"{stem}_brainmask.nii*"))
+        if not masks:
+            raise InpaintError(f"{image} has no brain mask beside it ({stem}_brainmask.nii.gz); add one or move "
+                               f"the scan out of the cohort folder.")
+        scans.append(Scan(image=image, brainmask=masks[0], dataset=image.parent.relative_to(folder).as_posix()))
+    if not scans:
+        raise InpaintError(f"{folder} holds no *_T1w.nii.gz scan; pass a cohort folder.")
+    return scans
+
+
+def split(scans: Sequence[Scan]) -> tuple[list[Scan], list[Scan]]:
+    """(training, validation): in each dataset, evenly spaced scans of the sorted list are kept aside.
+
+    VALIDATION_SHARE of each dataset's scans (at least VALIDATION_MIN, never all) go to validation,
+    taken at even steps through the sorted names so that the split does not depend on anything
+    but the file names.
+    """
+    training, validation = [], []
+    for dataset in sorted({s.dataset for s in scans}):
+        members = [s for s in scans if s.dataset == dataset]
+        count = min(len(members) - 1, max(VALIDATION_MIN, round(VALIDATION_SHARE * len(members))))
+        step = len(members) / max(count, 1)
+        chosen = {int(step * i + step / 2) for i in range(count)}
+        for index, scan in enumerate(members):
+            (validation if index in chosen else training).append(scan)
+    return training, validation
