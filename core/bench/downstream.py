@@ -39,7 +39,7 @@ from ..volume import dilate_mask
 from .lesions import LesionSet, simulate_lesions
 from .masks import Case
 from .runner import (BASELINES, MODEL_FREE, PIPELINES, BenchData, Method, baseline_methods, default_method_name,
-                     fill_case, load_bench_data, model_free_methods, model_methods)
+                     fill_case, load_bench_data, model_free_methods, model_methods, shown_path)
 
 TISSUES = ("csf", "gm", "wm")  # labels 1, 2, 3; 0 is outside the brain
 NO_FILL = "no fill"
@@ -230,7 +230,7 @@ def run_brain(name: str, data: BenchData, methods: list[Method], models: dict, s
         shown[segmenter.name] = {k: v for k, v in labels.items() if k in keep}
     voxel_ml = float(np.prod(data.voxel_mm)) / 1000.0
     record = {
-        "data": {"image": str(data.image_path), "brainmask": str(data.brainmask_path),
+        "data": {"image": shown_path(data.image_path), "brainmask": shown_path(data.brainmask_path),
                  "shape": list(data.image.shape), "voxel_mm": [round(float(v), 4) for v in data.voxel_mm]},
         "lesions": [les.record() for les in lesions.lesions],
         "lesion_voxels": int(lesions.mask.sum()), "lesion_ml": float(lesions.mask.sum()) * voxel_ml,

@@ -25,7 +25,7 @@ from PIL import Image, ImageDraw, ImageFont
 from ..search import select_device
 from ..volume import write_json
 from .masks import Case
-from .runner import BenchData, CaseResult, preview_index
+from .runner import BenchData, CaseResult, preview_index, shown_path
 
 METRICS = ("psnr_hole", "ssim_hole", "mse_hole", "mae_hole", "psnr_slice", "ssim_slice", "seconds_per_slice")
 # in-hole metrics a run may also carry (core.metrics.hole_metrics names): the BraTS headline PSNR
@@ -119,7 +119,7 @@ def build_report(*, data: BenchData, cases: list[Case], results: list[CaseResult
         "machine": machine_info(device),
         "settings": settings,
         "seeds": {"masks": seed, "fill": settings["default"]["seed"]},
-        "data": {"image": str(data.image_path), "brainmask": str(data.brainmask_path) if data.brainmask_path else None,
+        "data": {"image": shown_path(data.image_path), "brainmask": shown_path(data.brainmask_path),
                  "shape": list(data.image.shape), "voxel_mm": [round(float(v), 4) for v in data.voxel_mm]},
         "quick": quick,
         "notes": notes,

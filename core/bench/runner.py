@@ -18,6 +18,7 @@ the hole for baselines).
 from __future__ import annotations
 
 import dataclasses
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,10 +57,20 @@ BASELINES: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
     "fsl-style": fsl_style_fill,
 }
 SLICE_AXIS = "axial"
-SHARED_DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
+REPO = Path(__file__).resolve().parents[2]
+SHARED_DATA = REPO.parent / "shared" / "data"
 TRAINING_BRAINS = (MNI152_T1, SHARED_DATA / "robex_subject" / "t1_1p5mm.nii.gz")
 
 ProgressFn = Callable[[float, str], None]
+
+
+def shown_path(path: Path | str | None) -> str | None:
+    """How results name an input: relative to the repository when beside it (`../shared/data/...`), else as given."""
+    if path is None:
+        return None
+    if Path(path).resolve().is_relative_to(REPO.parent):
+        return os.path.relpath(Path(path).resolve(), REPO)
+    return str(path)
 
 
 @dataclass(frozen=True)
