@@ -13,10 +13,11 @@ from ..baselines import estimate_white_matter
 from ..errors import InpaintError
 from ..fill import FillSettings
 from ..progress import ProgressBar
-from ..refine3d import default_refiner
+from ..refine3d import default_refiner, load_refiner
 from ..registry import default_model_name, list_models, resolve_model
 from ..resources import DEMO_BRAIN
 from ..search import select_device
+from .cohort import COHORT_FAMILIES, SPLITS, run_cohort
 from .masks import FAMILIES, make_cases
 from .views import write_ortho_figures
 from .report import build_report, write_figures, write_markdown, write_results_json
@@ -58,6 +59,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the masks and of the fills")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, mps")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--cohort", type=Path, default=None,
+                   help="bench every scan of this cohort folder (*_T1w with *_brainmask, one subfolder per dataset) "
+                        f"at its native voxel size, figures +/- their standard error over scans (default families "
+                        f"{','.join(COHORT_FAMILIES)}, 3 cases each)")
+    p.add_argument("--split", choices=SPLITS, default="all",
+                   help="with --cohort: all scans (a held-out cohort), or the validation / training part that "
+                        "core.training.cohort keeps aside (for choosing between training runs)")
+    p.add_argument("--refiner", type=Path, default=None,
+                   help="3D refiner folder for refine3d (default: the shipped one)")
     p.add_argument("--downstream", action="store_true",
                    help="downstream test instead: simulated lesions in both held-out brains, filled by every baseline "
                         "and model, tissue-segmented (GMM, HMRF) and compared with the original's segmentation; "
@@ -128,6 +138,8 @@ def run(args: argparse.Namespace) -> int:
     if args.json is not None and not args.json.parent.is_dir():
         raise InpaintError(f"cannot write {args.json}: the folder {args.json.parent} does not exist; create it first.")
     select_device(args.device)  # an unavailable device fails now, not after loading everything
+    if args.cohort is not None:
+        return _run_cohort(args, notes)
     image_path, mask_path = _data_paths(args)
     data = load_bench_data(image_path, mask_path)
     families = _choose(args.families, FAMILIES, QUICK_FAMILIES if args.quick else FAMILIES, "mask family")
@@ -162,7 +174,8 @@ def run(args: argparse.Namespace) -> int:
             bar.update(fraction, label, eta, force=fraction >= 1.0)
 
     try:
-        results = run_bench(data, cases, methods, models, settings, set(speed_cases), progress)
+        results = run_bench(data, cases, methods, models, settings, set(speed_cases), progress,
+                            refiner=load_refiner(args.refiner) if args.refiner else None)
     finally:
         if bar is not None:
             bar.close()
@@ -176,7 +189,7 @@ def run(args: argparse.Namespace) -> int:
                                     "slice_axis": "axial"},
                           seed=args.seed, device=args.device, quick=args.quick, notes=notes)
     if any(m.pipeline == "refine3d" for m in methods):
-        refiner = default_refiner()
+        refiner = load_refiner(args.refiner) if args.refiner else default_refiner()
         report["refiner"] = {"name": refiner.name, "sha256": refiner.checksum}
     if args.json is not None:
         write_results_json(args.json, report)
@@ -186,6 +199,40 @@ def run(args: argparse.Namespace) -> int:
         write_results_json(args.out / "results.json", report)
         write_markdown(args.out / "results.md", report, figures)
     _print_summary(report)
+    return 0
+
+
+def _run_cohort(args: argparse.Namespace, notes: list[str]) -> int:
+    """`--cohort`: every scan of the folder, summarised over scans."""
+    families = _choose(args.families, FAMILIES, COHORT_FAMILIES, "mask family")
+    methods, models, _ = _methods(args, notes)
+    methods = [m for m in methods if m.pipeline != "reference"]
+    if not methods:
+        raise InpaintError("no method left to run; check --methods and --models.")
+    bar = None if args.quiet else ProgressBar("bench")
+    clock = time.perf_counter()
+
+    def progress(fraction: float, label: str) -> None:
+        if bar is not None:
+            elapsed = time.perf_counter() - clock
+            bar.update(fraction, label, elapsed * (1 - fraction) / fraction if fraction > 0.01 else None,
+                       force=fraction >= 1.0)
+
+    try:
+        report = run_cohort(args.cohort, args.split, methods, models, FillSettings(seed=args.seed, device=args.device),
+                            families, args.cases or 3, args.seed, args.out,
+                            refiner=load_refiner(args.refiner) if args.refiner else None, progress=progress)
+    finally:
+        if bar is not None:
+            bar.close()
+    block = report["summary"]["all"]
+    print(f"{'method':<28} {'lesion-sized PSNR':>20} {'vs biharmonic-3d':>18} {'scans':>5}")
+    for method in report["methods"]:
+        cell = block[method]["lesion-sized"]
+        mean, se = cell["psnr_hole"]
+        diff = cell.get("psnr_vs_biharmonic-3d")
+        print(f"{method:<28} {mean:>11.2f} +/- {se:<5.2f} "
+              f"{'' if diff is None else f'{diff[0]:+.2f} +/- {diff[1]:.2f}':>18} {cell['scans']:>5}")
     return 0
 
 

@@ -33,6 +33,7 @@ from ..fill import MODEL_FREE, FillSettings, fill_volume
 from ..job import Progress
 from ..metrics import hole_metrics, slice_metrics
 from ..modelspace import Reorientation, voxel_sizes
+from ..refine3d import Refiner
 from ..resources import MNI152_T1
 from ..roughness import stripe_metrics
 from ..volume import load_mask, load_volume, sha256_file
@@ -191,8 +192,12 @@ def score(filled: np.ndarray, data: BenchData, hole: np.ndarray) -> dict[str, fl
 
 
 def fill_case(method: Method, data: BenchData, case: Case, model: Optional[Model], settings: FillSettings,
-              progress: Optional[Callable[[Progress], None]] = None) -> tuple[np.ndarray, float, int]:
-    """(filled volume, seconds, slices filled) of one method on one case; the hole's truth is never shown."""
+              progress: Optional[Callable[[Progress], None]] = None,
+              refiner: Optional[Refiner] = None) -> tuple[np.ndarray, float, int]:
+    """(filled volume, seconds, slices filled) of one method on one case; the hole's truth is never shown.
+
+    `refiner`: the 3D refiner of `refine3d` (default: the shipped one).
+    """
     voided = np.where(case.hole, np.float32(0), data.image)
     if method.is_baseline:
         start = time.perf_counter()
@@ -200,7 +205,8 @@ def fill_case(method: Method, data: BenchData, case: Case, model: Optional[Model
         slices = int(case.hole.any(axis=(0, 1)).sum())
         return filled, time.perf_counter() - start, slices
     run = dataclasses.replace(settings, **PIPELINES[method.pipeline])
-    result = fill_volume(voided, data.affine, case.hole, model, run, brain=data.brain, progress=progress)
+    result = fill_volume(voided, data.affine, case.hole, model, run, brain=data.brain, progress=progress,
+                         refiner=refiner)
     return result.filled, result.seconds, len(result.slices)
 
 
@@ -215,7 +221,8 @@ def warm_up(data: BenchData, case: Case, models: list[Model], settings: FillSett
 
 
 def run_bench(data: BenchData, cases: list[Case], methods: list[Method], models: dict[str, Model],
-              settings: FillSettings, speed_cases: set[str], progress: Optional[ProgressFn] = None) -> list[CaseResult]:
+              settings: FillSettings, speed_cases: set[str], progress: Optional[ProgressFn] = None,
+              refiner: Optional[Refiner] = None) -> list[CaseResult]:
     """Fill and score every (case, method); `reference` pipelines run only on `speed_cases`."""
     jobs = [(case, m) for case in cases for m in methods if m.pipeline != "reference" or case.id in speed_cases]
     if cases:
@@ -230,7 +237,7 @@ def run_bench(data: BenchData, cases: list[Case], methods: list[Method], models:
                 progress((done + p.fraction) / len(jobs), label)
 
         inner(Progress(stage="start", step=0, total=1, elapsed=0.0))
-        filled, seconds, slices = fill_case(method, data, case, models.get(method.model), settings, inner)
+        filled, seconds, slices = fill_case(method, data, case, models.get(method.model), settings, inner, refiner)
         if not np.array_equal(filled[~case.hole], data.image[~case.hole]):
             raise RuntimeError(f"{method.name} changed voxels outside the hole of {case.id}")
         results.append(CaseResult(method=method.name, family=case.family, case=case.id,

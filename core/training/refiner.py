@@ -266,13 +266,9 @@ Filling lesion masks in brain-extracted adult T1-weighted MRI with `inpaint fill
 use only; not a medical device. Filled voxels are synthetic.
 
 ## Training data
-Never the held-out brains. Patches of 32^3 voxels at {spacing:g} mm from: {data}. Sampling weights {weights}.
-The ICBM 2009a template: Copyright (C) 1993-2009 Louis Collins, McConnell Brain Imaging Centre, Montreal
-Neurological Institute, McGill University (see resources/mni152/NOTICE.md). The ROBEX subject:
-`ROBEX/ref_vols/atlas.nii.gz` with its expert brain mask, ROBEX v1.2 (Iglesias et al., IEEE TMI 2011),
-BSD license, Copyright (c) 2010 Juan Eugenio Iglesias.
+Never the held-out brains. Patches of {patch}^3 voxels at {spacing:g} mm from {data}.{licences}{validation}
 Augmentation: random axis order and flips, gamma (log SD 0.2), contrast x0.85-1.1, Gaussian noise in the brain.{deform}{remap}{blur}
-Holes: irregular blobs (50%), boxes (30%) and thin slabs of 1-4 voxels (20%) inside the brain.
+Holes: irregular blobs (50%), boxes (30%) and thin slabs 2-8 mm thick (20%) inside the brain, sized in mm on every grid.
 
 ## Training run
 {command} {steps} steps of batch {batch}, Adam lr {lr} with cosine decay over the
@@ -286,10 +282,42 @@ The last 100 logged steps: MSE {mse:.5f} against {base:.5f} for the biharmonic f
 In `docs/results.md` (`inpaint bench` on the held-out subject and Colin27), against every classical fill.
 
 ## Limitations
-Two training brains (one an average template) and a few CPU-hours of training: the correction is small
-(`python scripts/refiner_validation.py resources/refiner3d` gives it per hole kind on fresh training-brain patches),
-and the fill stays close to the biharmonic fill, smooth inside large holes (no texture).
+{count} training brains and a few CPU-hours of training: the correction is small, and the fill stays close to
+the biharmonic fill, smooth inside large holes (no texture).
 """
+
+SOURCES = {   # path fragment: what the card says of the scans' source and licence
+    "mni152": "The ICBM 2009a template: Copyright (C) 1993-2009 Louis Collins, McConnell Brain Imaging Centre, "
+              "Montreal Neurological Institute, McGill University (see resources/mni152/NOTICE.md).",
+    "robex": "The ROBEX subject: `ROBEX/ref_vols/atlas.nii.gz` with its expert brain mask, ROBEX v1.2 (Iglesias et "
+             "al., IEEE TMI 2011), BSD license, Copyright (c) 2010 Juan Eugenio Iglesias.",
+    "ds002748": "ds002748: OpenNeuro ds002748 v1.0.5 (Bezmaternykh, Melnikov, Savelov, Petrovskii; "
+                "doi:10.18112/openneuro.ds002748.v1.0.5; Bezmaternykh et al., Neural Plasticity 2021, 8846097), "
+                "CC0, skull-stripped by the dataset's authors.",
+    "ds000011": "ds000011: OpenfMRI ds000011 (Foerde, Knowlton, Poldrack; PNAS 2006, 103(31):11778-83), Public "
+                "Domain Dedication and License 1.0; we acknowledge the OpenfMRI project and NSF grant OCI-1131441. "
+                "Skull-stripped with brain masks made by deepbet 1.0.2.",
+}
+
+
+def _subjects(paths: Sequence[str]) -> str:
+    """Scans grouped by folder: `folder` (N: sub-01, sub-02, ...)."""
+    groups: dict[str, list[str]] = {}
+    for path in paths:
+        groups.setdefault(str(Path(path).parent), []).append(Path(path).name.split("_T1w")[0].split(".nii")[0])
+    return "; ".join(f"`{folder}` ({len(names)}: {', '.join(names)})" if len(names) > 1 else f"`{folder}/{names[0]}`"
+                     for folder, names in groups.items())
+
+
+def _data_text(meta: dict) -> dict[str, str]:
+    """The card's training-data fields: scans with their weights, their sources' licences, the validation scans."""
+    weights = sorted(set(round(w, 4) for w in meta["weights"]))
+    data = _subjects(meta["data"]) + (f", each scan with sampling weight {weights[0]:.4f}" if len(weights) == 1 else
+                                      f", sampling weights {', '.join(f'{x:.2f}' for x in meta['weights'])}")
+    licences = "".join(f"\n{text}" for key, text in SOURCES.items() if any(key in p.lower() for p in meta["data"]))
+    kept = meta.get("validation") or []
+    validation = (f"\nValidation scans, never drawn from and used for every choice: {_subjects(kept)}." if kept else "")
+    return {"data": data, "licences": licences, "validation": validation, "count": str(len(meta["data"]))}
 
 
 AVERAGING = {"voxel": "over all hole voxels of a batch", "lesion": "per hole, then over the batch"}
@@ -325,8 +353,8 @@ def write_card(out: Path, network: Refiner3D, meta: dict, step: int) -> None:
     last = [r for r in rows[-2:]] or [["0", "nan", "nan", "0"]]
     w = network.config.width
     text = CARD.format(width=w, w2=2 * w, w4=4 * w, params=sum(p.numel() for p in network.parameters()),
-                       spacing=network.config.spacing_mm, data=", ".join(f"`{d}`" for d in meta["data"]),
-                       weights=", ".join(f"{x:.2f}" for x in meta["weights"]), steps=step,
+                       spacing=network.config.spacing_mm, patch=meta.get("patch", PATCH), **_data_text(meta),
+                       steps=step,
                        batch=meta["batch_size"], lr=meta["lr"], seed=meta["seed"],
                        minutes=meta["wall_time_s"] / 60, torch=meta["torch"],
                        hardware=meta.get("hardware", "one CPU thread"),

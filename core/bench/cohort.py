@@ -1,0 +1,178 @@
+"""`inpaint bench --cohort FOLDER`: the bench on every scan of a cohort at its native voxel size.
+
+Each scan (`*_T1w` with its `*_brainmask`, `core.training.cohort`) gets its own seeded holes of
+each family and is filled by every method, exactly as `inpaint bench` fills one brain. Figures
+are per scan first (the mean over its lesions), then over scans: the standard error is over
+scans, so it says how much a figure would move with other people, not other lesions.
+`--split validation` runs on the scans the training keeps aside (for choices); the default,
+`all`, is for a held-out cohort.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Callable, Optional, Sequence
+
+import numpy as np
+
+from ..atomic import write_atomically
+from ..checkpoint import Model
+from ..fill import FillSettings
+from ..refine3d import Refiner
+from ..training.cohort import Scan, find_scans, split
+from ..volume import write_json
+from .masks import make_cases
+from .runner import Method, load_bench_data, run_bench
+
+COHORT_FAMILIES = ("blob6", "blob10", "blob16", "cube16")   # lesion-sized holes that a 1 mm CPU run can afford
+METRICS = ("psnr_hole", "ssim_hole", "stripe_ratio")
+BASELINE = "biharmonic-3d"   # the strongest classical fill: every difference is taken against it
+SPLITS = ("all", "validation", "training")
+
+
+def cohort_scans(folder: Path, which: str) -> list[Scan]:
+    """The scans of `folder` in split `which` (`all`, or the `validation` / `training` part)."""
+    scans = find_scans(folder)
+    if which == "all":
+        return scans
+    training, validation = split(scans)
+    return validation if which == "validation" else training
+
+
+def mean_se(values: Sequence[float]) -> tuple[float, float]:
+    """Mean and its standard error (NaN error for fewer than two values)."""
+    data = np.asarray(values, dtype=np.float64)
+    se = float(data.std(ddof=1) / math.sqrt(data.size)) if data.size > 1 else math.nan
+    return float(data.mean()), se
+
+
+def _scan_means(records: list[dict], method: str, families: Sequence[str], metric: str) -> dict[str, float]:
+    """scan -> mean of `metric` over the scan's lesions of `families` for `method`."""
+    per_scan: dict[str, list[float]] = {}
+    for r in records:
+        if r["method"] == method and r["family"] in families and r.get(metric) is not None:
+            per_scan.setdefault(r["scan"], []).append(float(r[metric]))
+    return {scan: float(np.mean(v)) for scan, v in per_scan.items()}
+
+
+def summarize(records: list[dict], methods: Sequence[str], families: Sequence[str]) -> dict:
+    """Per dataset (and `all`), method and family (and `lesion-sized`, their mean): mean +/- SE over scans."""
+    datasets = ["all"] + sorted({r["dataset"] for r in records})
+    summary: dict = {}
+    for dataset in datasets:
+        rows = [r for r in records if dataset == "all" or r["dataset"] == dataset]
+        for method in methods:
+            for family in list(families) + ["lesion-sized"]:
+                chosen = families if family == "lesion-sized" else [family]
+                entry = {}
+                for metric in METRICS:
+                    means = _scan_means(rows, method, chosen, metric)
+                    if means:
+                        entry[metric] = mean_se(list(means.values()))
+                    if metric == "psnr_hole" and method != BASELINE:
+                        base = _scan_means(rows, BASELINE, chosen, metric)
+                        diffs = [means[s] - base[s] for s in means if s in base]
+                        if diffs:
+                            entry["psnr_vs_" + BASELINE] = mean_se(diffs)
+                entry["scans"] = len(_scan_means(rows, method, chosen, "psnr_hole"))
+                summary.setdefault(dataset, {}).setdefault(method, {})[family] = entry
+    return summary
+
+
+def per_scan(records: list[dict], methods: Sequence[str], families: Sequence[str]) -> dict:
+    """scan -> method -> mean in-hole PSNR over its lesions, and its difference from the baseline."""
+    table: dict = {}
+    base = _scan_means(records, BASELINE, families, "psnr_hole")
+    for method in methods:
+        for scan, value in _scan_means(records, method, families, "psnr_hole").items():
+            cell = {"psnr_hole": value}
+            if scan in base and method != BASELINE:
+                cell["vs_" + BASELINE] = value - base[scan]
+            table.setdefault(scan, {})[method] = cell
+    return table
+
+
+def _fmt(pair: Optional[tuple[float, float]], digits: int = 2, sign: bool = False) -> str:
+    if pair is None:
+        return "-"
+    mean, se = pair
+    text = f"{mean:+.{digits}f}" if sign else f"{mean:.{digits}f}"
+    return text if math.isnan(se) else f"{text} +/- {se:.{digits}f}"
+
+
+def write_markdown(path: Path, report: dict) -> Path:
+    """The cohort's tables: per dataset and family, then per scan."""
+    methods, families = report["methods"], report["families"]
+    lines = [f"# Cohort bench: {report['cohort']} ({report['split']} scans)", "",
+             f"{len(report['scans'])} scans, {report['cases_per_family']} lesions per family and scan, seed "
+             f"{report['seed']}. Each figure is the mean over scans of the scan's mean over its lesions, +/- the "
+             f"standard error over scans; differences are paired per scan against {BASELINE}.", ""]
+    for dataset, block in report["summary"].items():
+        lines += [f"## {dataset}", "",
+                  "| method | " + " | ".join(f"{f} PSNR" for f in families + ["lesion-sized"])
+                  + f" | lesion-sized vs {BASELINE} (dB) | lesion-sized SSIM | stripe ratio |",
+                  "| --- |" + " ---: |" * (len(families) + 4)]
+        for method in methods:
+            cells = block[method]
+            lesion = cells["lesion-sized"]
+            lines.append(f"| {method} | " + " | ".join(_fmt(cells[f].get("psnr_hole")) for f in families + ["lesion-sized"])
+                         + f" | {_fmt(lesion.get('psnr_vs_' + BASELINE), sign=True)} | "
+                         f"{_fmt(lesion.get('ssim_hole'), 3)} | {_fmt(lesion.get('stripe_ratio'))} |")
+        lines.append("")
+    lines += ["## Per scan (mean over its lesions, in-hole PSNR dB)", "",
+              "| scan | " + " | ".join(methods) + " |", "| --- |" + " ---: |" * len(methods)]
+    for scan, cells in report["per_scan"].items():
+        row = []
+        for m in methods:
+            cell = cells.get(m, {})
+            diff = cell.get("vs_" + BASELINE)
+            row.append("-" if not cell else f"{cell['psnr_hole']:.2f}" + ("" if diff is None else f" ({diff:+.2f})"))
+        lines.append(f"| {scan} | " + " | ".join(row) + " |")
+    lines.append("")
+    text = "\n".join(lines)
+    return write_atomically(path, lambda p: p.write_text(text, encoding="utf-8"))
+
+
+def run_cohort(folder: Path, which: str, methods: list[Method], models: dict[str, Model], settings: FillSettings,
+               families: Sequence[str], per_family: int, seed: int, out: Optional[Path],
+               refiner: Optional[Refiner] = None, progress: Optional[Callable[[float, str], None]] = None) -> dict:
+    """Bench every scan of the cohort; writes `results.json` and `results.md` to `out` after each scan."""
+    scans = cohort_scans(folder, which)
+    records: list[dict] = []
+    names = [m.name for m in methods]
+    report: dict = {}
+    for index, scan in enumerate(scans):
+        label = f"{scan.dataset}/{scan.image.name.split('_T1w')[0]}"
+        data = load_bench_data(scan.image, scan.brainmask)
+        cases = make_cases(data.brain, data.voxel_mm, families, per_family, seed)
+
+        def inner(fraction: float, text: str, index=index, label=label) -> None:
+            if progress is not None:
+                progress((index + fraction) / len(scans), f"{label} {text}")
+
+        results = run_bench(data, cases, methods, models, settings, set(), inner, refiner=refiner)
+        voxels = {c.id: c.voxels for c in cases}
+        records += [{"scan": label, "dataset": scan.dataset, "voxel_mm": [round(float(v), 3) for v in data.voxel_mm],
+                     "voxels": voxels[r.case], **r.record()} for r in results]
+        report = {"cohort": folder.name, "split": which, "scans": sorted({r["scan"] for r in records}),
+                  "methods": names, "families": list(families), "cases_per_family": per_family, "seed": seed,
+                  "refiner": None if refiner is None else {"name": refiner.name, "sha256": refiner.checksum},
+                  "summary": summarize(records, names, families), "per_scan": per_scan(records, names, families),
+                  "cases": records}
+        if out is not None:
+            out.mkdir(parents=True, exist_ok=True)
+            write_json(out / "results.json", _finite(report))
+            write_markdown(out / "results.md", report)
+    return report
+
+
+def _finite(value):
+    """JSON without infinities or NaN (null instead)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value

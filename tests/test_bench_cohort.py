@@ -1,0 +1,56 @@
+"""`inpaint bench --cohort`: every scan of a cohort benched at its voxel size, figures over scans."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from conftest import synthetic_brain
+from core.bench.cohort import mean_se, per_scan, summarize
+from core.cli import main
+
+
+def _record(scan: str, dataset: str, method: str, family: str, psnr: float) -> dict:
+    return {"scan": scan, "dataset": dataset, "method": method, "family": family, "psnr_hole": psnr,
+            "ssim_hole": 0.9, "stripe_ratio": 1.0}
+
+
+def test_figures_are_per_scan_means_with_the_standard_error_over_scans() -> None:
+    records = [_record("a/1", "a", "refine3d", "blob6", 20.0), _record("a/1", "a", "refine3d", "blob6", 22.0),
+               _record("a/1", "a", "biharmonic-3d", "blob6", 20.0), _record("a/1", "a", "biharmonic-3d", "blob6", 20.0),
+               _record("b/2", "b", "refine3d", "blob6", 30.0), _record("b/2", "b", "biharmonic-3d", "blob6", 29.0)]
+    summary = summarize(records, ["refine3d", "biharmonic-3d"], ["blob6"])
+    cell = summary["all"]["refine3d"]["blob6"]
+    assert cell["psnr_hole"] == pytest.approx((25.5, 4.5))                 # scans 21 and 30: SE = 9 / 2
+    assert cell["psnr_vs_biharmonic-3d"] == pytest.approx((1.0, 0.0))      # +1 on each scan
+    assert cell["scans"] == 2 and summary["a"]["refine3d"]["blob6"]["scans"] == 1
+    assert math.isnan(summary["a"]["refine3d"]["blob6"]["psnr_hole"][1])   # one scan: no error
+    assert per_scan(records, ["refine3d"], ["blob6"])["b/2"]["refine3d"] == {"psnr_hole": 30.0,
+                                                                              "vs_biharmonic-3d": 1.0}
+    assert mean_se([1.0, 3.0]) == (2.0, 1.0)
+
+
+def test_cohort_bench_runs_every_scan_at_its_voxel_size(tmp_path: Path, capsys) -> None:
+    for dataset, zooms in (("iso", (1.0, 1.0, 1.0)), ("aniso", (1.0, 1.33, 1.33))):
+        (tmp_path / "cohort" / dataset).mkdir(parents=True)
+        for i in (1, 2):
+            image = synthetic_brain((48, 40, 40), seed=i)
+            affine = np.diag([*zooms, 1.0])
+            nib.save(nib.Nifti1Image(image, affine), tmp_path / "cohort" / dataset / f"sub-{i}_T1w.nii.gz")
+            nib.save(nib.Nifti1Image((image > 0).astype(np.uint8), affine),
+                     tmp_path / "cohort" / dataset / f"sub-{i}_brainmask.nii.gz")
+    out = tmp_path / "out"
+    assert main(["bench", "--cohort", str(tmp_path / "cohort"), "--methods", "harmonic-3d,biharmonic-3d",
+                 "--families", "cube8", "--cases", "2", "--out", str(out), "--quiet"]) == 0
+    report = json.loads((out / "results.json").read_text())
+    assert report["scans"] == ["aniso/sub-1", "aniso/sub-2", "iso/sub-1", "iso/sub-2"]
+    assert {tuple(r["voxel_mm"]) for r in report["cases"]} == {(1.0, 1.0, 1.0), (1.0, 1.33, 1.33)}
+    assert len(report["cases"]) == 4 * 2 * 2
+    assert report["summary"]["all"]["harmonic-3d"]["lesion-sized"]["scans"] == 4
+    assert "| harmonic-3d |" in (out / "results.md").read_text()
+    assert "harmonic-3d" in capsys.readouterr().out
