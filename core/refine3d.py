@@ -31,6 +31,7 @@ from .blend3d import biharmonic_fill_3d
 from .errors import InpaintError
 from .mirror import mirror_detail
 from .normalize import IntensityScale
+from .resources import REFINER as SHIPPED   # the shipped refiner's folder
 
 FORMAT = "brain-inpaint-refiner3d"
 FORMAT_VERSION = 1
@@ -164,7 +165,6 @@ def load_refiner(path: Union[str, Path], name: Optional[str] = None) -> Refiner:
                    checksum=sha256_file(weights))
 
 
-from .resources import REFINER as SHIPPED  # noqa: E402  (the shipped refiner's folder)
 _CACHE: dict[str, Refiner] = {}
 
 
