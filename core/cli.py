@@ -212,14 +212,14 @@ def _run_bids(args: argparse.Namespace) -> int:
 
 
 def _run_group(args: argparse.Namespace) -> int:
-    """Rebuild the scans table of OUT_DIR (status 0: the failures it lists are the participant runs' own)."""
-    from .cohort.group import run_group
+    """Rebuild the scans table of OUT_DIR (status 1 only when recorded outputs are missing or damaged; the failures
+    it lists are the participant runs' own)."""
+    from .cohort.group import damaged, run_group
 
     if args.participant_label or args.session:
         raise InpaintError("--participant-label and --session choose scans to fill at the participant level; the "
                            "group level always tabulates every scan in OUT_DIR, so drop them.")
-    run_group(args.out_dir, args.bids_dir, quiet=args.quiet)
-    return 0
+    return 1 if damaged(run_group(args.out_dir, args.bids_dir, quiet=args.quiet)) else 0
 
 
 def _add_models(sub: argparse._SubParsersAction) -> None:

@@ -201,6 +201,7 @@ def test_a_failing_scan_is_recorded_and_kept_by_later_runs_of_other_participants
     assert rows["sub-03/anat/sub-03_T1w.nii.gz"]["status"] == "no_mask"
     assert not (out / "sub-02/ses-1").exists() or not any((out / "sub-02/ses-1").rglob("*.nii.gz"))
     assert not (out / "sub-01").exists()  # participant filter
+    assert rows["sub-01/anat/sub-01_T1w.nii.gz"]["status"] == "pending"  # the table lists every scan of the dataset
     assert "4 scans: 1 filled, 0 skipped, 2 failed, 1 no mask" in err
     code, err = _bids(capsys, bids, out, masks, "--participant-label", "01", "--quiet")
     assert code == 0 and err == ""  # the other participants' failures are recorded, not this run's
@@ -211,11 +212,12 @@ def test_a_failing_scan_is_recorded_and_kept_by_later_runs_of_other_participants
     assert code == 0 and "5 scans: 2 filled, 2 failed, 1 no mask;" in err and f"{failed['source']}: " in err
     assert {r["source"]: r for r in _table(out)} == later
     records = sorted(p.name for p in (out / "logs").glob("*.json"))
-    assert records == ["sub-02_ses-1_desc-filled_T1w.json", "sub-02_ses-3_desc-filled_T1w.json", "sub-03_desc-filled_T1w.json"]
-    shutil.copy(cohort[1] / bad.relative_to(masks), bad)  # the mask fixed: filled, and its failure record goes
+    assert records == [f"{name}_desc-filled_T1w.json"
+                       for name in ("sub-01", "sub-02_ses-1", "sub-02_ses-2", "sub-02_ses-3", "sub-03")]
+    shutil.copy(cohort[1] / bad.relative_to(masks), bad)  # the mask fixed: filled, and its record says so
     code, err = _bids(capsys, bids, out, masks, "--participant-label", "02", "--session", "1", "--quiet")
     assert code == 0 and {r["source"]: r["status"] for r in _table(out)}[failed["source"]] == "filled"
-    assert not (out / "logs" / records[0]).exists() and len(list((out / "logs").glob("*.json"))) == 2
+    assert json.loads((out / "logs" / records[1]).read_text())["status"] == "filled"
 
 
 def test_sessions_filter_and_a_changed_mask_is_filled_again(copy, tmp_path, capsys) -> None:
@@ -223,7 +225,8 @@ def test_sessions_filter_and_a_changed_mask_is_filled_again(copy, tmp_path, caps
     out = tmp_path / "out"
     code, err = _bids(capsys, bids, out, masks, "--session", "ses-2", "--quiet")
     assert code == 0 and err == ""
-    assert [r["source"] for r in _table(out)] == ["sub-02/ses-2/anat/sub-02_ses-2_T1w.nii.gz"]
+    assert {r["source"]: r["status"] for r in _table(out) if r["status"] != "pending"} == \
+        {"sub-02/ses-2/anat/sub-02_ses-2_T1w.nii.gz": "filled"}
     mask_path = masks / "sub-02/ses-2/anat/sub-02_ses-2_label-lesion_mask.nii.gz"
     mask = nib.load(mask_path)
     data = np.asarray(mask.dataobj).copy()
@@ -288,7 +291,7 @@ def test_masks_match_by_entities_and_ambiguity_is_a_failure(copy, tmp_path) -> N
     lesion = masks / "sub-03" / "anat"
     shutil.copy(lesion / "sub-03_label-lesion_mask.nii.gz", lesion / "sub-03_acq-fast_run-1_space-orig_label-lesion_roi.nii.gz")
     shutil.copy(lesion / "sub-03_label-lesion_mask.nii.gz", lesion / "sub-03_label-lesion_roi.nii.gz")
-    scans = {s.image.split("/")[-1]: s for s in find_scans(bids, masks, participants=["03"])}
+    scans = {s.image.split("/")[-1]: s for s in find_scans(bids, masks, participants=["03"]).scans}
     assert scans["sub-03_acq-fast_run-1_T1w.nii.gz"].mask.endswith("sub-03_acq-fast_run-1_space-orig_label-lesion_roi.nii.gz")
     assert scans["sub-03_acq-fast_run-2_T1w.nii.gz"].mask is None
     assert scans["sub-03_T1w.nii.gz"].mask is None and "2 masks with label-lesion match" in scans["sub-03_T1w.nii.gz"].problem
@@ -335,7 +338,7 @@ def test_with_a_threshold_a_lesion_probability_map_is_taken_before_the_binary_ma
     probability[tuple(np.argwhere(probability)[0])] = 0.3          # one voxel below the threshold
     probseg = lesion.with_name("sub-01_label-lesion_probseg.nii.gz")
     nib.save(nib.Nifti1Image(probability, binary.affine), probseg)
-    by_default = {s.subject: s for s in find_scans(bids, masks, participants=["01"])}
+    by_default = {s.subject: s for s in find_scans(bids, masks, participants=["01"]).scans}
     assert by_default["01"].mask.endswith("sub-01_label-lesion_mask.nii.gz")   # no threshold: the binary mask
     out = tmp_path / "out"
     code, err = _bids(capsys, bids, out, masks, "--participant-label", "01", "--threshold", "0.5", "--quiet")
@@ -343,3 +346,143 @@ def test_with_a_threshold_a_lesion_probability_map_is_taken_before_the_binary_ma
     sidecar = json.loads((out / "sub-01/anat/sub-01_desc-filled_T1w.json").read_text())
     assert sidecar["mask"]["path"] == str(probseg.resolve()) and sidecar["mask_threshold"] == 0.5
     assert sidecar["hole_voxels"] == int((probability > 0.5).sum()) == int(np.asarray(binary.dataobj).sum()) - 1
+
+
+def _statuses(out: Path) -> dict[str, str]:
+    return {r["source"]: r["status"] for r in _table(out)}
+
+
+def test_an_overlapping_run_leaves_the_scans_another_run_holds_to_it_and_takes_over_those_of_dead_runs(
+        copy, tmp_path, capsys, monkeypatch) -> None:
+    import fcntl
+
+    import core.fill_file
+
+    bids, masks = copy
+    out = tmp_path / "out"
+    real_fill, second = core.fill_file.fill_file, []
+
+    def fill_while_another_run_starts(*args, **kwargs):
+        if not second:  # while this run fills its first scan, a second run into the same OUT_DIR starts and ends
+            second.append(None)
+            second[0] = _bids(capsys, bids, out, masks)
+        return real_fill(*args, **kwargs)
+
+    monkeypatch.setattr(core.fill_file, "fill_file", fill_while_another_run_starts)
+    code, err = _bids(capsys, bids, out, masks)
+    (second_code, second_err), = second
+    first = "sub-01/anat/sub-01_T1w.nii.gz"
+    assert second_code == 0 and f"{first}: Being filled by another run (pid {os.getpid()} on host" in second_err
+    assert "4 scans: 3 filled, 0 skipped, 0 failed, 0 no mask, 1 running" in second_err
+    assert code == 0 and "4 scans: 1 filled, 3 skipped, 0 failed, 0 no mask" in err and "--force" not in err
+    assert set(_statuses(out).values()) == {"filled", "skipped"}
+    _check_dataset(out, bids, masks)
+    monkeypatch.undo()
+
+    lock = out / "logs" / "sub-01_desc-filled_T1w.lock"
+    lock.write_text("pid 999999 on host gone\n")  # left by a killed run: its flock died with it
+    (out / output_name(first)).unlink()
+    with open(lock, "r+") as held:  # held by a live run
+        fcntl.flock(held, fcntl.LOCK_EX)
+        code, err = _group(capsys, bids, out)
+        assert _statuses(out)[first] == "running" and "Being filled by another run (pid 999999 on host gone)" in err
+    code, err = _bids(capsys, bids, out, masks, "--quiet")
+    assert code == 0 and err == "" and _statuses(out)[first] == "filled" and (out / output_name(first)).is_file()
+
+
+def test_deleted_or_changed_outputs_and_records_are_listed_as_missing_or_damaged_and_group_fails(
+        copy, tmp_path, capsys) -> None:
+    bids, masks = copy
+    out = tmp_path / "out"
+    assert _bids(capsys, bids, out, masks, "--quiet")[0] == 0
+    (out / "sub-01/anat/sub-01_desc-filled_T1w.nii.gz").unlink()
+    sidecar = out / "sub-02/ses-1/anat/sub-02_ses-1_desc-filled_T1w.json"
+    sidecar.write_bytes(sidecar.read_bytes()[:100])
+    record = out / "logs/sub-03_desc-filled_T1w.json"
+    record.write_text("{")
+    code, err = _group(capsys, bids, out)
+    rows = {r["source"]: r for r in _table(out)}
+    assert code == 1 and len(rows) == 4, err
+    assert rows["sub-01/anat/sub-01_T1w.nii.gz"]["status"] == "missing"
+    assert rows["sub-01/anat/sub-01_T1w.nii.gz"]["message"] == (
+        "The file sub-01/anat/sub-01_desc-filled_T1w.nii.gz is missing; run the participant level again for sub-01 to "
+        "fill it again.")
+    damaged = rows["sub-02/ses-1/anat/sub-02_ses-1_T1w.nii.gz"]
+    assert damaged["status"] == "damaged" and "no longer matches the SHA-256 recorded" in damaged["message"]
+    unreadable = rows["sub-03/anat/sub-03_T1w.nii.gz"]
+    assert unreadable["status"] == "damaged"
+    assert "logs/sub-03_desc-filled_T1w.json cannot be read" in unreadable["message"]
+    assert rows["sub-02/ses-2/anat/sub-02_ses-2_T1w.nii.gz"]["status"] == "filled"
+    assert "4 scans: 1 filled, 0 failed, 0 no mask, 2 damaged, 1 missing;" in err
+    assert "3 scans of" in err and err.count("\n") == 5
+    code, err = _bids(capsys, bids, out, masks)
+    assert code == 0 and "4 scans: 3 filled, 1 skipped" in err, err
+    rows = {r["source"]: r["message"] for r in _table(out)}
+    assert rows["sub-01/anat/sub-01_T1w.nii.gz"] == ("Filled again: the file sub-01/anat/sub-01_desc-filled_T1w.nii.gz "
+                                                     "is missing.")
+    assert rows["sub-03/anat/sub-03_T1w.nii.gz"].startswith("Filled again: the record logs/sub-03_desc-filled_T1w.json "
+                                                            "cannot be read")
+    assert _group(capsys, bids, out)[0] == 0
+    _check_dataset(out, bids, masks)
+
+
+def test_a_rerun_fills_again_a_filled_image_that_was_truncated_or_swapped(copy, by_fill, tmp_path, capsys) -> None:
+    bids, masks = copy
+    out = tmp_path / "out"
+    assert _bids(capsys, bids, out, masks, "--quiet")[0] == 0
+    one, two = out / "sub-01/anat/sub-01_desc-filled_T1w.nii.gz", out / "sub-03/anat/sub-03_desc-filled_T1w.nii.gz"
+    swapped = one.read_bytes()
+    one.write_bytes(two.read_bytes())           # a valid image of the same grid, but another scan's
+    two.write_bytes(swapped[:len(swapped) // 2])  # truncated
+    code, err = _bids(capsys, bids, out, masks)
+    assert code == 0 and "4 scans: 2 filled, 2 skipped" in err, err
+    rows = {r["output"]: r for r in _table(out)}
+    for path in (one, two):
+        name = str(path.relative_to(out))
+        assert rows[name]["message"] == (f"Filled again: the file {name} no longer matches the SHA-256 recorded when it was "
+                                         "written (it was truncated, changed or replaced).")
+        assert np.array_equal(_filled(out)[name], by_fill[name])
+
+
+def test_links_inside_the_output_folder_are_refused_and_nothing_is_written_through_them(copy, tmp_path,
+                                                                                           capsys) -> None:
+    bids, masks = copy
+    out, elsewhere = tmp_path / "out", tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    assert _bids(capsys, bids, out, masks, "--participant-label", "03", "--quiet")[0] == 0
+    (out / "sub-01").symlink_to(bids / "sub-01")
+    (out / "sub-02").mkdir()
+    (out / "sub-02" / "ses-1").symlink_to(masks / "sub-02" / "ses-1")
+    before = _digests(bids, masks)
+    code, err = _bids(capsys, bids, out, masks, "--quiet")
+    assert code == 1 and _digests(bids, masks) == before
+    rows = {r["source"]: r for r in _table(out)}
+    for source, link in [("sub-01/anat/sub-01_T1w.nii.gz", out / "sub-01"),
+                         ("sub-02/ses-1/anat/sub-02_ses-1_T1w.nii.gz", out / "sub-02" / "ses-1")]:
+        assert rows[source]["status"] == "failed" and rows[source]["message"].startswith(
+            f"Refused to write {output_name(source)}: {link} is a symbolic link (to ")
+        assert f"inpaint: {source}: Refused to write" in err
+    assert rows["sub-02/ses-2/anat/sub-02_ses-2_T1w.nii.gz"]["status"] == "filled"
+    for name in ("logs", "desc-filled_scans.tsv"):
+        shutil.move(out / name, elsewhere / name)
+        (out / name).symlink_to(elsewhere / name)
+        inside = _digests(elsewhere)
+        code, err = _bids(capsys, bids, out, masks)
+        assert code == 2 and err.count("\n") == 1 and f"{out / name} is a symbolic link" in err, err
+        code, err = _group(capsys, bids, out)
+        assert code == 2 and f"{out / name} is a symbolic link" in err
+        assert _digests(elsewhere) == inside and _digests(bids, masks) == before
+        (out / name).unlink()
+        shutil.move(elsewhere / name, out / name)
+
+
+def test_an_invalid_dataset_description_is_named_and_said_what_is_wrong(copy, tmp_path, capsys) -> None:
+    bids, masks = copy
+    description = bids / "dataset_description.json"
+    for text, words in [('{"Name": "x",', f"{description} is not valid JSON (Expecting"),
+                        ('{"Name": "x"}', f"{description} lacks the required field BIDSVersion; add it"),
+                        ("[]", f"{description} lacks the required fields Name and BIDSVersion; add them")]:
+        description.write_text(text)
+        code, err = _bids(capsys, bids, tmp_path / "out", masks)
+        assert code == 2 and words in err and err.count("\n") == 1, err
+    assert not (tmp_path / "out").exists()

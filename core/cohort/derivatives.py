@@ -7,8 +7,10 @@ Layout of OUT_DIR:
   (the `inpaint fill` sidecar plus `Sources`);
 - `desc-filled_scans.tsv` with one row per scan, described by `desc-filled_scans.json`, rebuilt from
   the per-scan records (`records`);
-- `logs/` with a record per scan that failed or has no mask, and the table's lock file (listed in
-  `.bidsignore`).
+- `logs/` with each scan's record and lock and the table's lock (listed in `.bidsignore`), see `records`
+  and `claims`.
+
+Nothing is written through a symbolic link inside OUT_DIR (`link_within`).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import json
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Iterable, Optional
 
 from .. import __version__
 from ..atomic import is_temp_name, write_atomically
@@ -34,6 +36,11 @@ FILLED = "filled"      # filled by this run
 SKIPPED = "skipped"    # already filled from the same inputs with the same settings
 FAILED = "failed"      # could not be filled; `message` says why in one sentence
 NO_MASK = "no_mask"    # no lesion mask was found for the scan; nothing to fill
+RUNNING = "running"    # another live run holds the scan (is filling it now)
+PENDING = "pending"    # a scan of the BIDS dataset that no run has handled yet
+MISSING = "missing"    # recorded as filled, but its image or sidecar is gone
+DAMAGED = "damaged"    # its files differ from what was recorded, or exist without a readable record
+DAMAGE = (MISSING, DAMAGED)
 
 
 @dataclass
@@ -63,16 +70,20 @@ COLUMNS = {
     "mask": "The lesion mask, relative to the masks dataset.",
     "brainmask": "The brain mask used (desc-brain_mask), relative to the masks dataset; n/a: estimated.",
     "output": "The filled image, relative to this dataset.",
-    "status": "filled (the filled image is in this dataset), skipped (the participant run that wrote this table "
-              "found it already filled from the same inputs with the same settings), failed (see message) or "
-              "no_mask (no lesion mask found; not filled).",
+    "status": "filled (the filled image and its sidecar are in this dataset as they were written), skipped (the "
+              "participant run that wrote this table found it already filled from the same inputs with the same "
+              "settings), failed (see message), no_mask (no lesion mask found; not filled), running (another run "
+              "was filling it when this table was written), pending (no run has handled it yet), missing (its "
+              "filled image or sidecar was deleted) or damaged (its files no longer match the SHA-256 recorded "
+              "when they were written, or exist without a record; see message).",
     "image_sha256": "SHA-256 of the T1w image.",
     "mask_sha256": "SHA-256 of the lesion mask.",
     "lesion_voxels": "Voxels filled (the lesion mask after --dilate).",
     "lesion_ml": "Volume filled, in millilitres.",
     "slices": "Slices of the fill plane that touch the lesion.",
     "seconds": "Time the fill took, in seconds.",
-    "message": "Why a scan failed or was filled again (by the run that wrote this table), in one sentence.",
+    "message": "Why a scan is not filled, is damaged or was filled again (by the run that wrote this table), in one "
+               "sentence.",
 }
 
 
@@ -106,6 +117,37 @@ def check_out_dir(out_dir: Path, bids_dir: Path, masks_dir: Optional[Path] = Non
     if _occupied(out_dir) and not is_ours(out_dir):
         raise InpaintError(f"The output folder {out_dir} is not empty and is not a dataset written by "
                            "'inpaint bids'; choose an empty or new folder.")
+
+
+def link_within(out_dir: Path, relative: str | Path) -> Optional[Path]:
+    """The first path from OUT_DIR down to `out_dir / relative` that is a symbolic link (None: none is)."""
+    path = out_dir
+    for part in Path(relative).parts:
+        path = path / part
+        if path.is_symlink():
+            return path
+    return None
+
+
+def link_refusal(out_dir: Path, relatives: Iterable[str | Path]) -> Optional[str]:
+    """One sentence refusing to write `relatives` when a path to one of them passes a symbolic link.
+
+    `relatives` hold no `..`, so a path without links inside OUT_DIR (a resolved folder) stays inside it.
+    """
+    for relative in relatives:
+        link = link_within(out_dir, relative)
+        if link is not None:
+            return (f"Refused to write {relative}: {link} is a symbolic link (to {os.readlink(link)}) inside the "
+                    "output folder, and 'inpaint bids' writes only inside it; replace the link by a real folder "
+                    "or file.")
+    return None
+
+
+def check_dataset_links(out_dir: Path, relatives: Iterable[str]) -> None:
+    """Refuse the whole run when a dataset-level file or folder of OUT_DIR is a symbolic link."""
+    refusal = link_refusal(out_dir, relatives)
+    if refusal:
+        raise InpaintError(refusal)
 
 
 def _occupied(out_dir: Path) -> bool:

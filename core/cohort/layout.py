@@ -10,6 +10,7 @@ scan's identifying entities.
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +19,7 @@ from typing import Optional, Sequence
 from ..errors import InpaintError
 
 NIFTI = [".nii", ".nii.gz"]
+REQUIRED_FIELDS = ("Name", "BIDSVersion")  # of dataset_description.json, as pybids validates them
 DERIVATIVE_KEYS = {"space", "desc", "res", "den", "label"}
 _PAIR = re.compile(r"^[a-zA-Z0-9]+-[a-zA-Z0-9]+$")
 
@@ -53,19 +55,41 @@ def _strip(label: str, prefix: str) -> str:
     return label[len(prefix):] if label.startswith(prefix) else label
 
 
+def check_description(root: Path, what: str) -> None:
+    """Refuse a dataset whose dataset_description.json is missing, unreadable, not JSON or lacks a required field."""
+    path = root / "dataset_description.json"
+    if not path.is_file():
+        raise InpaintError(f"The {what} {root} has no dataset_description.json; a BIDS dataset needs one at its "
+                           "top level.")
+    try:
+        description = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise InpaintError(f"{path} cannot be read ({exc.strerror or exc}); check its permissions.") from None
+    except ValueError as exc:  # also a file that is not UTF-8
+        raise InpaintError(f"{path} is not valid JSON ({exc}); fix it (a BIDS dataset_description.json is an "
+                           'object such as {"Name": "my study", "BIDSVersion": "1.10.0"}).') from None
+    lacking = [key for key in REQUIRED_FIELDS if not isinstance(description, dict) or key not in description]
+    if lacking:
+        raise InpaintError(f"{path} lacks the required field{'s' if len(lacking) > 1 else ''} "
+                           f"{' and '.join(lacking)}; add {'them' if len(lacking) > 1 else 'it'} "
+                           '(e.g. "Name": "my study", "BIDSVersion": "1.10.0").')
+
+
 def _open(root: Path, what: str, derivative: bool):
     from bids import BIDSLayout
     from bids.exceptions import BIDSValidationError
 
     if not root.is_dir():
         raise InpaintError(f"The {what} {root} is not a folder; check the path.")
+    if not derivative:
+        check_description(root, what)
     try:
         if derivative:
             return BIDSLayout(root, validate=False, config=["bids", "derivatives"])
         return BIDSLayout(root, validate=True)
-    except BIDSValidationError:
-        raise InpaintError(f"The {what} {root} has no dataset_description.json; a BIDS dataset needs one at its "
-                           "top level.") from None
+    except BIDSValidationError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else "invalid"
+        raise InpaintError(f"The {what} {root} is not a valid BIDS dataset ({first}); fix it.") from None
 
 
 def _matches(scan: dict[str, str], candidate: dict[str, str], wanted: dict[str, str]) -> bool:
@@ -75,11 +99,28 @@ def _matches(scan: dict[str, str], candidate: dict[str, str], wanted: dict[str, 
     return all(scan.get(k) == candidate.get(k) for k in keys)
 
 
+@dataclass(frozen=True)
+class Found:
+    """The scans chosen to fill, and every T1w scan of the dataset (relative paths), which the table lists."""
+
+    scans: list[Scan]
+    sources: list[str]
+
+
+def _t1w(raw, **query) -> list:
+    return sorted(raw.get(suffix="T1w", extension=NIFTI, **query), key=lambda f: f.relpath)
+
+
+def dataset_sources(bids_dir: Path) -> list[str]:
+    """Every T1w scan of the BIDS dataset, relative to it."""
+    return [image.relpath for image in _t1w(_open(bids_dir, "BIDS dataset", derivative=False))]
+
+
 def find_scans(bids_dir: Path, masks_dir: Path, *, participants: Sequence[str] = (),
                sessions: Sequence[str] = (), mask_entities: str = "label-lesion",
-               probabilities: bool = False) -> list[Scan]:
+               probabilities: bool = False) -> Found:
     """Every T1w scan of `bids_dir` (filtered by participant and session labels) with its masks in `masks_dir`
-    (with `probabilities`, a lesion `probseg` map before a `mask` or `roi`)."""
+    (with `probabilities`, a lesion `probseg` map before a `mask` or `roi`), and all its T1w scans."""
     wanted = parse_entities(mask_entities)
     raw = _open(bids_dir, "BIDS dataset", derivative=False)
     derivs = _open(masks_dir, "masks dataset", derivative=True)
@@ -89,7 +130,7 @@ def find_scans(bids_dir: Path, masks_dir: Path, *, participants: Sequence[str] =
     if missing:
         raise InpaintError(f"The participant label(s) {', '.join(missing)} are not in {bids_dir}; "
                            f"choose from {', '.join(sorted(known)) or 'none'}.")
-    query: dict = {"suffix": "T1w", "extension": NIFTI}
+    query: dict = {}
     if subjects:
         query["subject"] = subjects
     if sessions:
@@ -97,7 +138,7 @@ def find_scans(bids_dir: Path, masks_dir: Path, *, participants: Sequence[str] =
     masks = [f for f in derivs.get(extension=NIFTI, suffix=["mask", "roi"])]
     maps = [f for f in derivs.get(extension=NIFTI, suffix="probseg")] if probabilities else []
     scans = []
-    for image in sorted(raw.get(**query), key=lambda f: f.relpath):
+    for image in _t1w(raw, **query):
         entities = name_entities(image.filename)
         lesion = sorted(f.relpath for f in maps if _matches(entities, name_entities(f.filename), wanted)) or \
             sorted(f.relpath for f in masks if _matches(entities, name_entities(f.filename), wanted))
@@ -114,4 +155,4 @@ def find_scans(bids_dir: Path, masks_dir: Path, *, participants: Sequence[str] =
     if not scans:
         chosen = " for the chosen participants and sessions" if subjects or sessions else ""
         raise InpaintError(f"No T1w scan (*_T1w.nii[.gz]) found in {bids_dir}{chosen}; check the dataset.")
-    return scans
+    return Found(scans=scans, sources=[image.relpath for image in _t1w(raw)])

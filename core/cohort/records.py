@@ -1,123 +1,200 @@
 """Per-scan records in OUT_DIR and the scans table rebuilt from them, safe for runs into one OUT_DIR at once.
 
-Every scan's outcome is a file of its own, written atomically by the run that handled the scan:
-- filled: its sidecar `sub-<label>/[ses-<label>/]anat/<stem>_desc-filled_T1w.json` beside the image;
-- failed or no_mask: `logs/<stem>_desc-filled_T1w.json`, the table row as JSON (removed once the
-  scan is filled or skipped; while it exists it wins over an older filled image).
-The table is always rebuilt from all records, holding an exclusive lock on
-`logs/desc-filled_scans.lock` (`fcntl.flock`), so the last run to write it lists every scan.
+Every scan a run handled has one record, `logs/<stem>_desc-filled_T1w.json`, written atomically
+by that run while it holds the scan's claim (`claims`): the scan's table row as it ended (filled,
+failed or no_mask) and, for each file written for it (the filled image and its sidecar), its
+SHA-256, size and modification time as written. A failure keeps the file entries of an earlier fill.
+
+The table is always rebuilt from every record, holding the table's lock, and lists every T1w scan
+of the BIDS dataset: a scan recorded as filled is `filled` only while its files match the record
+(else `missing` or `damaged`), a scan another live run holds is `running`, a scan without a record
+is `pending` (or `damaged` when files of it exist). A quick check compares size and modification
+time and hashes a file only when they differ; a thorough one (`group`, resume) always hashes.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
-from contextlib import contextmanager
-from dataclasses import asdict, fields
+import os
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import Any, Iterable, Optional
 
 from ..atomic import write_atomically
-from ..volume import write_json
-from .derivatives import FAILED, FILLED, NO_MASK, Row, output_name, read_sidecar, write_table
+from ..volume import sha256_file, sidecar_path, write_json
+from .claims import LOGS, TABLE_LOCK, holder, table_lock
+from .derivatives import (DAMAGED, DESCRIPTION, FAILED, FILLED, MISSING, NO_MASK, PENDING, RUNNING, SKIPPED, TABLE, Row,
+                          output_name, write_table)
 from .layout import name_entities
 
-try:
-    import fcntl
-except ImportError:  # Windows: no lock; each run still rebuilds the whole table from the records
-    fcntl = None
-
-LOGS = "logs"
-LOCK = "desc-filled_scans.lock"
 BIDSIGNORE = ".bidsignore"
+SHARED_FILES = (DESCRIPTION, TABLE, str(Path(TABLE).with_suffix(".json")), BIDSIGNORE, f"{LOGS}/{TABLE_LOCK}")
+_ROW_FIELDS = {f.name for f in fields(Row)}
+_STAMP_KEYS = {"sha256": str, "size": int, "mtime_ns": int}
 
 
-def _record_path(out_dir: Path, output: str) -> Path:
-    """Where the record of a scan that failed or has no mask lives (`output`: the filled image's name)."""
+@dataclass(frozen=True)
+class Record:
+    """A scan's last outcome and the files written for it (OUT_DIR-relative path -> sha256, size, mtime_ns)."""
+
+    row: Row
+    files: dict[str, dict[str, Any]]
+
+
+def record_path(out_dir: Path, output: str) -> Path:
+    """Where the record of the scan whose filled image is `output` (relative to OUT_DIR) lives."""
     return out_dir / LOGS / (Path(output).name.split(".", 1)[0] + ".json")
 
 
-def record_outcome(out_dir: Path, row: Row) -> None:
-    """Keep a failed or no_mask row as the scan's record; a filled or skipped scan's record is its sidecar."""
-    path = _record_path(out_dir, row.output)
-    if row.status in (FAILED, NO_MASK):
-        path.parent.mkdir(exist_ok=True)
-        write_json(path, asdict(row))
-    else:
-        path.unlink(missing_ok=True)
+def written_files(output: str) -> list[str]:
+    """The files a fill writes for a scan, relative to OUT_DIR: the filled image and its sidecar."""
+    return [output, str(sidecar_path(Path(output)))]
 
 
-def _row_from_sidecar(out_dir: Path, image: Path, record: dict[str, Any]) -> Optional[Row]:
-    """The `filled` row of a filled image and its sidecar record (None: unreadable image or no Sources)."""
-    import nibabel
-    from nibabel.filebasedimages import ImageFileError
+def _stamp(path: Path) -> dict[str, Any]:
+    stat = path.stat()
+    return {"sha256": sha256_file(path), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
 
-    from ..fill_file import voxel_ml
 
+def read_record(out_dir: Path, output: str) -> Optional[Record]:
+    """The scan's record, or None when it has none; ValueError (what is wrong with the file) when it is unusable."""
+    path = record_path(out_dir, output)
+    if not os.path.lexists(path):
+        return None
     try:
-        affine = nibabel.load(image).affine  # the header only
-    except (OSError, EOFError, ValueError, ImageFileError):
-        return None
-    found = [str(s).split(":", 2) for s in record.get("Sources") or []]
-    raw = [s[2] for s in found if s[:2] == ["bids", "raw"] and len(s) == 3]
-    masks = [s[2] for s in found if s[:2] == ["bids", "masks"] and len(s) == 3]
-    entities = name_entities(Path(raw[0]).name) if raw else {}
-    if not masks or "sub" not in entities:
-        return None
-    voxels = int(record.get("hole_voxels", 0))
-    return Row(participant_id=f"sub-{entities['sub']}",
-               session_id=f"ses-{entities['ses']}" if "ses" in entities else "", source=raw[0], mask=masks[0],
-               brainmask=masks[1] if len(masks) > 1 else "", output=str(image.relative_to(out_dir)), status=FILLED,
-               image_sha256=str((record.get("input") or {}).get("sha256", "")),
-               mask_sha256=str((record.get("mask") or {}).get("sha256", "")), lesion_voxels=str(voxels),
-               lesion_ml=f"{voxels * voxel_ml(affine):.3f}",
-               slices=str(record.get("filled_slices", "")), seconds=f"{float(record.get('seconds', 0)):.2f}")
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"{path.relative_to(out_dir)} cannot be read ({exc})") from None
+    return _parse(data, path.relative_to(out_dir))
 
 
-def _filled_rows(out_dir: Path) -> dict[str, Row]:
-    rows = {}
-    for sidecar in out_dir.glob("sub-*/**/*_desc-filled_T1w.json"):
-        image = sidecar.with_name(sidecar.name[:-len(".json")] + ".nii.gz")
-        record = read_sidecar(sidecar)
-        row = _row_from_sidecar(out_dir, image, record) if record and image.is_file() else None
-        if row and row.output == output_name(row.source):  # not a copy being written (staging folder)
-            rows[row.output] = row
-    return rows
+def _parse(data: Any, where: Path) -> Record:
+    """A record from its JSON, or ValueError naming the file."""
+    files = data.pop("files", {}) if isinstance(data, dict) else None
+    valid = (isinstance(data, dict) and set(data) == _ROW_FIELDS and data["status"] in (FILLED, FAILED, NO_MASK)
+             and isinstance(files, dict)
+             and all(isinstance(s, dict) and all(isinstance(s.get(k), t) for k, t in _STAMP_KEYS.items())
+                     for s in files.values()))
+    if not valid:
+        raise ValueError(f"{where} is not a record written by 'inpaint bids'")
+    return Record(row=Row(**{k: str(v) for k, v in data.items()}), files=files)
 
 
-def _recorded_rows(out_dir: Path) -> dict[str, Row]:
-    names = {f.name for f in fields(Row)}
-    rows = {}
-    for path in (out_dir / LOGS).glob("*_desc-filled_T1w.json"):
+def record_outcome(out_dir: Path, row: Row) -> None:
+    """Write the record of a scan this run handled (a skipped scan keeps its record).
+
+    A filled scan's files are hashed now; a failed or no_mask record keeps the file entries of the
+    scan's earlier record, so a later run can still recognise (and skip) an intact earlier fill.
+    """
+    if row.status == SKIPPED:
+        return
+    if row.status == FILLED:
+        files = {name: _stamp(out_dir / name) for name in written_files(row.output)}
+    else:
         try:
-            record = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+            earlier = read_record(out_dir, row.output)
+        except ValueError:
+            earlier = None
+        files = earlier.files if earlier else {}
+    (out_dir / LOGS).mkdir(exist_ok=True)
+    write_json(record_path(out_dir, row.output), {**asdict(row), "files": files})
+
+
+def files_problem(out_dir: Path, files: dict[str, dict[str, Any]], *,
+                  thorough: bool) -> Optional[tuple[str, str]]:
+    """(MISSING or DAMAGED, what is wrong) for the first recorded file that is gone or changed, else None."""
+    for name, stamp in sorted(files.items()):
+        path = out_dir / name
+        if path.is_symlink() or not path.is_file():
+            return MISSING, f"the file {name} is missing"
+        stat = path.stat()
+        if not thorough and (stat.st_size, stat.st_mtime_ns) == (stamp["size"], stamp["mtime_ns"]):
             continue
-        if isinstance(record, dict) and set(record) == names and record["status"] in (FAILED, NO_MASK):
-            rows[record["output"]] = Row(**{k: str(v) for k, v in record.items()})
+        if stat.st_size != stamp["size"] or sha256_file(path) != stamp["sha256"]:
+            return DAMAGED, (f"the file {name} no longer matches the SHA-256 recorded when it was written (it was "
+                             "truncated, changed or replaced)")
+    return None
+
+
+def _base_row(source: str) -> Row:
+    """The row of a scan known only by its source image (relative to the BIDS dataset)."""
+    entities = name_entities(Path(source).name)
+    return Row(participant_id=f"sub-{entities.get('sub', '')}",
+               session_id=f"ses-{entities['ses']}" if "ses" in entities else "", source=source, mask="",
+               brainmask="", output=output_name(source), status=PENDING)
+
+
+def _again(row: Row) -> str:
+    return f"run the participant level again for {row.participant_id} to fill it again"
+
+
+def _recorded_row(out_dir: Path, record: Record, thorough: bool) -> Row:
+    """The row of a recorded scan: as recorded, unless it was filled and its files changed since."""
+    row = record.row
+    if row.status != FILLED:
+        return row
+    problem = files_problem(out_dir, record.files, thorough=thorough)
+    if problem is None:
+        return dataclasses.replace(row, message="")
+    status, what = problem
+    return dataclasses.replace(row, status=status, message=f"{what[0].upper()}{what[1:]}; {_again(row)}.")
+
+
+def _unrecorded_row(out_dir: Path, source: str) -> Row:
+    """The row of a scan of the BIDS dataset without a record: pending, or damaged when files of it exist."""
+    row = _base_row(source)
+    present = [name for name in written_files(row.output) if os.path.lexists(out_dir / name)]
+    if not present:
+        return dataclasses.replace(row, message="No run has handled this scan yet; run the participant level for "
+                                                f"{row.participant_id}.")
+    return dataclasses.replace(row, status=DAMAGED, message=f"{present[0]} exists without a record of what was written "
+                                                            f"(a run was stopped while writing it); {_again(row)}.")
+
+
+def _scan_row(out_dir: Path, output: str, source: Optional[str], thorough: bool) -> Optional[Row]:
+    """The true row of one scan (`source` None: not in the BIDS dataset; None when it has no readable record)."""
+    try:
+        record = read_record(out_dir, output)
+    except ValueError as exc:
+        row = _base_row(source) if source else None
+        return row and dataclasses.replace(row, status=DAMAGED, message=f"Its record {exc}; {_again(row)}.")
+    if record is not None:
+        row = _recorded_row(out_dir, record, thorough)
+    elif source is not None:
+        row = _unrecorded_row(out_dir, source)
+    else:
+        return None
+    running = holder(out_dir, output)
+    if running:
+        return dataclasses.replace(row, status=RUNNING, message=f"Being filled by another run ({running}).")
+    return row
+
+
+def table_rows(out_dir: Path, sources: Iterable[str], *, thorough: bool = False) -> dict[str, Row]:
+    """Every scan of the BIDS dataset (`sources`) and every recorded scan, by output name, with its true status."""
+    by_output: dict[str, Optional[str]] = {output_name(source): source for source in sources}
+    known = {record_path(out_dir, output).name for output in by_output}
+    for path in (out_dir / LOGS).glob("*_desc-filled_T1w.json"):
+        if path.name not in known:  # a scan no longer in the dataset (unreadable: nothing to list it by)
+            try:
+                by_output[_parse(json.loads(path.read_text(encoding="utf-8")), path).row.output] = None
+            except (OSError, ValueError):
+                continue
+    rows = {}
+    for output, source in by_output.items():
+        row = _scan_row(out_dir, output, source, thorough)
+        if row is not None:
+            rows[output] = row
     return rows
 
 
-def collect_rows(out_dir: Path) -> dict[str, Row]:
-    """Every scan recorded in `out_dir`, by output name (a failure record wins over a filled image)."""
-    return _filled_rows(out_dir) | _recorded_rows(out_dir)
-
-
-@contextmanager
-def _locked(out_dir: Path) -> Iterator[None]:
-    """Hold the exclusive lock of the scans table (released when the block ends or the process dies)."""
-    (out_dir / LOGS).mkdir(exist_ok=True)
-    with open(out_dir / LOGS / LOCK, "a") as handle:
-        if fcntl is not None:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-        yield
-
-
-def update_table(out_dir: Path, rows: list[Row]) -> list[Row]:
-    """Rebuild the scans table from every record, with `rows` (this run's) in place of theirs; returns its rows."""
-    with _locked(out_dir):
-        merged = collect_rows(out_dir) | {row.output: row for row in rows}
+def update_table(out_dir: Path, rows: list[Row], sources: Iterable[str], *, thorough: bool = False) -> list[Row]:
+    """Rebuild the scans table from every record and `sources`, with this run's finished `rows` in their place."""
+    with table_lock(out_dir):
+        merged = table_rows(out_dir, sources, thorough=thorough)
+        merged.update({row.output: row for row in rows if row.status != RUNNING})
         write_table(out_dir, list(merged.values()))
         if not (out_dir / BIDSIGNORE).exists():
             write_atomically(out_dir / BIDSIGNORE, lambda temp: temp.write_text(f"{LOGS}/\n", encoding="utf-8"))
     return sorted(merged.values(), key=lambda row: row.source)
-

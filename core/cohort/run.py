@@ -3,13 +3,17 @@
 Scans are filled in this process (`jobs=1`), on a pool of `jobs` spawned processes, or on the
 workers of a Dask distributed scheduler (`scheduler=ADDRESS`); every scan is written by the
 worker that filled it, atomically, and only this process writes the scans' records and the
-dataset's shared files. Several runs (one per participant) may write into one OUT_DIR at once.
+dataset's shared files. Several runs may write into one OUT_DIR at once: each scan is claimed
+(`claims`) just before it is planned and released once its record is written, so a scan is
+handled by one run at a time and a run leaves the scans another live run holds to it.
 """
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 import json
+import os
 import sys
 import time
 from dataclasses import dataclass
@@ -20,10 +24,13 @@ from ..errors import InpaintError
 from ..fill import MODEL_FREE, FillSettings
 from ..progress import ProgressBar
 from ..threads import choose_threads, cpu_count
-from .derivatives import (FAILED, NO_MASK, SKIPPED, TABLE, Row, changes, check_out_dir, fingerprint, output_name,
-                          read_sidecar, sources, write_description)
-from .records import record_outcome, update_table
-from .layout import Scan, find_scans
+from .claims import LOGS, claim_scan, lock_path
+from .derivatives import (FAILED, FILLED, NO_MASK, RUNNING, SKIPPED, TABLE, Row, changes, check_dataset_links,
+                          check_out_dir, fingerprint, link_refusal, output_name, read_sidecar, sources,
+                          write_description)
+from .layout import Found, Scan, find_scans
+from .records import (SHARED_FILES, Record, files_problem, read_record, record_outcome, record_path, update_table,
+                      written_files)
 from .worker import Task, fill_scan, load_model, one_sentence, set_threads
 
 OnDone = Callable[[Row], None]
@@ -60,6 +67,12 @@ class Summary:
     def count(self, status: str) -> int:
         return sum(row.status == status for row in self.rows)
 
+    def counts(self, always: tuple[str, ...]) -> str:
+        """'4 scans: 3 filled, 1 failed' for the statuses `always`, then every other status present."""
+        present = sorted({row.status for row in self.rows} - set(always))
+        counts = ", ".join(f"{self.count(s)} {s.replace('_', ' ')}" for s in (*always, *present))
+        return f"{len(self.rows)} scan{'s' if len(self.rows) != 1 else ''}: {counts}"
+
 
 def run_cohort(options: CohortOptions, stream: Optional[TextIO] = None) -> Summary:
     """Fill every scan that needs it; InpaintError (one sentence) for a problem with the run as a whole.
@@ -69,56 +82,53 @@ def run_cohort(options: CohortOptions, stream: Optional[TextIO] = None) -> Summa
     stream = stream or sys.stderr
     began = time.monotonic()
     options = _absolute(options)
-    scans = find_scans(options.bids_dir, options.masks_dir, participants=options.participants,
+    found = find_scans(options.bids_dir, options.masks_dir, participants=options.participants,
                        sessions=options.sessions, mask_entities=options.mask_entities,
                        probabilities=options.threshold is not None)
     check_out_dir(options.out_dir, options.bids_dir, options.masks_dir)
+    check_dataset_links(options.out_dir, SHARED_FILES)
     expected = _expected(options)
     client = _connect(options.scheduler) if options.scheduler else None  # before anything is written
     try:
-        return _run(scans, options, expected, client, stream, began)
+        return _run(found, options, expected, client, stream, began)
     finally:
         if client is not None:
             client.close()
 
 
-def _run(scans: list[Scan], options: CohortOptions, expected: dict, client, stream: TextIO,
-         began: float) -> Summary:
-    """Write the dataset: plan every scan, fill those that need it, record each outcome, then rebuild the table."""
+def _run(found: Found, options: CohortOptions, expected: dict, client, stream: TextIO, began: float) -> Summary:
+    """Write the dataset: handle each scan under its claim, record each outcome, then rebuild the table."""
     out_dir = options.out_dir
-    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / LOGS).mkdir(parents=True, exist_ok=True)
     write_description(out_dir, options.bids_dir, options.masks_dir, _settings_text(options))
-    planned = [_plan(scan, options, expected) for scan in scans]
-    tasks = [item for item in planned if isinstance(item, Task)]
-    rows = {item.output: item for item in planned if isinstance(item, Row)}
-    for row in rows.values():
-        record_outcome(out_dir, row)
-    bar = _ScanBar(len(tasks), len(rows), stream) if tasks and not options.quiet else None
+    rows: dict[str, Row] = {}
+    bar = _ScanBar(len(found.scans), stream) if not options.quiet else None
 
     def done(row: Row) -> None:
         rows[row.output] = row
-        record_outcome(out_dir, row)
+        if row.status != RUNNING:
+            record_outcome(out_dir, row)
         if bar:
             bar.advance(row)
 
     try:
-        _execute(tasks, options, client, done)
+        _execute(found.scans, options, expected, client, done)
     finally:
         if bar:
             bar.close()
-        update_table(out_dir, list(rows.values()))
+        update_table(out_dir, list(rows.values()), found.sources)
     summary = Summary(rows=sorted(rows.values(), key=lambda row: row.source), table=out_dir / TABLE)
     _report(summary, time.monotonic() - began, options.quiet, stream)
     return summary
 
 
 class _ScanBar:
-    """A progress bar over the scans to fill, with the ETA from the scans done so far."""
+    """A progress bar over the scans of the run, with the ETA from the scans handled so far."""
 
-    def __init__(self, total: int, settled: int, stream: TextIO) -> None:
+    def __init__(self, total: int, stream: TextIO) -> None:
         self.total, self.finished, self.start = total, 0, time.monotonic()
         self.bar = ProgressBar("bids", stream=stream)
-        self.bar.update(0.0, f"0/{total} scans to fill, {settled} skipped or not fillable", force=True)
+        self.bar.update(0.0, f"0/{total} scans", force=True)
 
     def advance(self, row: Row) -> None:
         self.finished += 1
@@ -161,16 +171,17 @@ def _settings_text(options: CohortOptions) -> str:
             f"mask entities {options.mask_entities}")
 
 
-def _plan(scan: Scan, options: CohortOptions, common: dict) -> Row | Task:
-    """A finished row (skipped, failed, no mask) or the task that fills the scan."""
-    import nibabel
+def _row(scan: Scan) -> Row:
+    """The scan's row before anything is known about it (status failed until decided)."""
+    return Row(participant_id=f"sub-{scan.subject}", session_id=f"ses-{scan.session}" if scan.session else "",
+               source=scan.image, mask=scan.mask or "", brainmask=scan.brainmask or "",
+               output=output_name(scan.image), status=FAILED)
 
-    from ..fill_file import voxel_ml
-    from ..volume import sha256_file, sidecar_path
 
-    row = Row(participant_id=f"sub-{scan.subject}", session_id=f"ses-{scan.session}" if scan.session else "",
-              source=scan.image, mask=scan.mask or "", brainmask=scan.brainmask or "",
-              output=output_name(scan.image), status=FAILED)
+def _plan(scan: Scan, row: Row, options: CohortOptions, common: dict) -> Row | Task:
+    """A finished row (skipped, failed, no mask) or the task that fills the scan; run holding the scan's claim."""
+    from ..volume import sha256_file
+
     if scan.problem:
         return dataclasses.replace(row, message=f"{scan.problem[0].upper()}{scan.problem[1:]}.")
     if scan.mask is None:
@@ -184,71 +195,200 @@ def _plan(scan: Scan, options: CohortOptions, common: dict) -> Row | Task:
     except (InpaintError, OSError) as exc:  # e.g. a broken link to data not fetched yet (DataLad)
         return dataclasses.replace(row, message=one_sentence(exc))
     row = dataclasses.replace(row, image_sha256=expected["image"], mask_sha256=expected["mask"])
+    earlier = _earlier(options.out_dir, row.output, expected)
+    if earlier.refusal:
+        return dataclasses.replace(row, message=earlier.refusal)
+    if earlier.intact is not None:
+        done = earlier.intact.row
+        return dataclasses.replace(row, status=SKIPPED, lesion_voxels=done.lesion_voxels, lesion_ml=done.lesion_ml,
+                                   slices=done.slices, seconds=done.seconds,
+                                   message="Already filled from the same inputs with the same settings.")
     output = options.out_dir / row.output
-    sidecar = sidecar_path(output)
-    force, note = False, ""
-    if output.exists() or sidecar.exists():
-        record = read_sidecar(sidecar)
-        if record is None:
-            return dataclasses.replace(row, message=f"{output if output.exists() else sidecar} exists but was not "
-                                                    "written by brain-inpaint; move it away to fill this scan.")
-        differ = changes(fingerprint(record), expected) if output.exists() else ["the filled image was missing"]
-        if not differ:
-            voxels = int(record.get("hole_voxels", 0))
-            return dataclasses.replace(row, status=SKIPPED, lesion_voxels=str(voxels),
-                                       lesion_ml=f"{voxels * voxel_ml(nibabel.load(image).affine):.3f}",
-                                       slices=str(record.get("filled_slices", "")),
-                                       seconds=f"{float(record.get('seconds', 0)):.2f}",
-                                       message="Already filled from the same inputs with the same settings.")
-        force, note = True, f"Filled again: {', '.join(differ)}."
     output.parent.mkdir(parents=True, exist_ok=True)
     return Task(image=image, mask=mask, brainmask=brain, output=output, settings=options.settings,
                 model=options.model, dilate=options.dilate, threshold=options.threshold,
-                keep_dtype=options.keep_dtype, force=force,
+                keep_dtype=options.keep_dtype, force=earlier.present,
                 sources=tuple(sources(scan.image, scan.mask, scan.brainmask)), threads=options.threads,
-                row=dataclasses.replace(row, message=note))
+                row=dataclasses.replace(row, message=f"Filled again: {earlier.why}." if earlier.why else ""))
 
 
-def _execute(tasks: list[Task], options: CohortOptions, client, done: OnDone) -> None:
-    if not tasks:
-        return
-    if client is not None:
-        _run_dask(tasks, client, done)
-        return
-    jobs = min(options.jobs, len(tasks))
-    threads = options.threads or max(1, min(cpu_count() // jobs, choose_threads() // jobs))
-    tasks = [dataclasses.replace(task, threads=threads) for task in tasks]
-    if jobs == 1:
-        _run_here(tasks, done)
-    else:
-        _run_pool(tasks, jobs, done)
+@dataclass(frozen=True)
+class _Earlier:
+    """What an earlier fill left of a scan: intact and the same fill (skip it), refused, or to be replaced."""
+
+    present: bool                    # some of its files exist (the new fill replaces them)
+    intact: Optional[Record] = None  # its record, when its files match it and the fill would be the same
+    refusal: str = ""                # why the scan is not filled (files that are not ours)
+    why: str = ""                    # why it is filled again
 
 
-def _run_here(tasks: Iterable[Task], done: OnDone) -> None:
-    """Fill the scans in this process, one after the other (torch threads restored afterwards)."""
-    import torch
-
-    previous = torch.get_num_threads()
+def _earlier(out_dir: Path, output: str, expected: dict) -> _Earlier:
+    """Check a scan's earlier files against its record (SHA-256 of each) and its sidecar against this fill."""
+    present = any(os.path.lexists(out_dir / name) for name in written_files(output))
     try:
-        for task in tasks:
-            done(fill_scan(task))
-    finally:
-        set_threads(previous)
+        record = read_record(out_dir, output)
+    except ValueError as exc:
+        record, unreadable = None, f"the record {exc}"
+    else:
+        unreadable = ""
+    if record is None or not record.files:
+        if not present:
+            return _Earlier(present=False, why=unreadable)
+        if read_sidecar(out_dir / written_files(output)[1]) is None:
+            name = next(name for name in written_files(output) if os.path.lexists(out_dir / name))
+            return _Earlier(present=True, refusal=f"{out_dir / name} exists but was not written by brain-inpaint; "
+                                                  "move it away to fill this scan.")
+        return _Earlier(present=True, why=unreadable or "no record of what was written was kept (a run was "
+                                                        "stopped while writing it)")
+    problem = files_problem(out_dir, record.files, thorough=True)
+    if problem:
+        return _Earlier(present=present, why=problem[1])
+    differ = changes(fingerprint(read_sidecar(out_dir / written_files(output)[1]) or {}), expected)
+    if differ:
+        return _Earlier(present=True, why=", ".join(differ))
+    return _Earlier(present=True, intact=record)
 
 
-def _run_pool(tasks: list[Task], jobs: int, done: OnDone) -> None:
-    """Fill the scans on `jobs` fresh (spawned) processes; each loads the models once."""
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor, as_completed
-
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
-        futures = {pool.submit(fill_scan, task): task for task in tasks}
+def _execute(scans: list[Scan], options: CohortOptions, expected: dict, client, done: OnDone) -> None:
+    """Claim, plan and fill the scans, as many at once as the workers take; a scan held by another run is left to it."""
+    waiting = list(reversed(scans))
+    in_flight: dict = {}  # future -> (task, claim)
+    with _workers(options, client, len(scans)) as workers:
         try:
-            for future in as_completed(futures):
-                done(_result(future, futures[future], "worker process"))
-        except BaseException:
-            pool.shutdown(wait=True, cancel_futures=True)
-            raise
+            while waiting or in_flight:
+                while waiting and len(in_flight) < workers.width:
+                    started = _start(waiting.pop(), options, expected, workers, done)
+                    if started:
+                        in_flight[started[0]] = started[1:]
+                for future in workers.finished(list(in_flight)) if in_flight else ():
+                    task, claim = in_flight.pop(future)
+                    try:
+                        done(workers.result(future, task))
+                    finally:
+                        claim.release()
+        finally:
+            for _, claim in in_flight.values():
+                claim.release()
+
+
+def _start(scan: Scan, options: CohortOptions, expected: dict, workers: "_Workers", done: OnDone):
+    """Claim the scan and plan it: (future, task, claim) when it is being filled, else None (its row is done)."""
+    out_dir, row = options.out_dir, _row(scan)
+    refusal = link_refusal(out_dir, [*written_files(row.output), record_path(out_dir, row.output).relative_to(out_dir),
+                                     lock_path(out_dir, row.output).relative_to(out_dir)])
+    if refusal:
+        done(dataclasses.replace(row, message=refusal))
+        return None
+    try:
+        claim = claim_scan(out_dir, row.output)
+    except OSError as exc:
+        done(dataclasses.replace(row, message=f"Cannot lock {lock_path(out_dir, row.output)} ({exc.strerror or exc}); "
+                                              "check that the output folder is writable."))
+        return None
+    if isinstance(claim, str):
+        done(dataclasses.replace(row, status=RUNNING, message=f"Being filled by another run ({claim}); left to it."))
+        return None
+    try:
+        item = _plan(scan, row, options, expected)
+        if isinstance(item, Task):
+            return workers.submit(item), item, claim
+        done(item)
+    except BaseException:
+        claim.release()
+        raise
+    claim.release()
+    return None
+
+
+class _Workers:
+    """Where scans are filled: `width` at once; `submit` a task, wait for `finished` ones, read each `result`."""
+
+    width = 1
+
+    def __enter__(self) -> "_Workers":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        return None
+
+    def submit(self, task: Task):
+        raise NotImplementedError
+
+    def finished(self, futures: list) -> Iterable:
+        return concurrent.futures.wait(futures, return_when=concurrent.futures.FIRST_COMPLETED).done
+
+    def result(self, future, task: Task) -> Row:
+        return _result(future, task, "worker process")
+
+
+class _Here(_Workers):
+    """Fills each scan in this process as it is submitted (torch threads restored afterwards)."""
+
+    def __init__(self, threads: int) -> None:
+        self.threads = threads
+
+    def __enter__(self) -> "_Here":
+        import torch
+
+        self.previous = torch.get_num_threads()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        set_threads(self.previous)
+
+    def submit(self, task: Task) -> concurrent.futures.Future:
+        future: concurrent.futures.Future = concurrent.futures.Future()
+        future.set_result(fill_scan(dataclasses.replace(task, threads=self.threads)))
+        return future
+
+
+class _Pool(_Workers):
+    """Fills scans on `jobs` fresh (spawned) processes, started with the first scan to fill; each loads the models
+    once."""
+
+    def __init__(self, jobs: int, threads: int) -> None:
+        self.width, self.threads, self.pool = jobs, threads, None
+
+    def __exit__(self, kind, *exc) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=kind is not None)
+
+    def submit(self, task: Task) -> concurrent.futures.Future:
+        import multiprocessing
+
+        if self.pool is None:
+            self.pool = concurrent.futures.ProcessPoolExecutor(max_workers=self.width,
+                                                               mp_context=multiprocessing.get_context("spawn"))
+        return self.pool.submit(fill_scan, dataclasses.replace(task, threads=self.threads))
+
+
+class _Dask(_Workers):
+    """Fills scans on the workers of the Dask scheduler `client` is connected to, one per worker thread."""
+
+    def __init__(self, client) -> None:
+        self.client = client
+        self.slots = _slots_per_host(client.scheduler_info()["workers"].values())
+        self.width = max(1, sum(self.slots.values()))
+
+    def submit(self, task: Task):
+        return self.client.submit(_dask_fill, task, self.slots, pure=False)
+
+    def finished(self, futures: list) -> Iterable:
+        from distributed import wait
+
+        return wait(futures, return_when="FIRST_COMPLETED").done
+
+    def result(self, future, task: Task) -> Row:
+        return _result(future, task, "Dask worker")
+
+
+def _workers(options: CohortOptions, client, scans: int) -> _Workers:
+    """The workers of this run: a Dask cluster, a pool of `--jobs` processes, or this process."""
+    if client is not None:
+        return _Dask(client)
+    jobs = max(1, min(options.jobs, scans))
+    threads = options.threads or max(1, min(cpu_count() // jobs, choose_threads() // jobs))
+    return _Here(threads) if jobs == 1 else _Pool(jobs, threads)
 
 
 def _connect(address: str):
@@ -260,17 +400,6 @@ def _connect(address: str):
     except (OSError, TimeoutError, ValueError) as exc:
         raise InpaintError(f"Could not connect to the Dask scheduler at {address} ({exc}); start it first or "
                            "check the address.") from None
-
-
-def _run_dask(tasks: list[Task], client, done: OnDone) -> None:
-    """Fill the scans on the workers of the Dask scheduler `client` is connected to."""
-    from distributed import as_completed
-
-    slots = _slots_per_host(client.scheduler_info()["workers"].values())
-    futures = client.map(_dask_fill, tasks, [slots] * len(tasks), pure=False)
-    by_key = {future.key: task for future, task in zip(futures, tasks)}
-    for future in as_completed(futures):
-        done(_result(future, by_key[future.key], "Dask worker"))
 
 
 def _slots_per_host(workers: Iterable[dict]) -> dict[str, int]:
@@ -303,10 +432,8 @@ def _result(future, task: Task, where: str) -> Row:
 
 def _report(summary: Summary, seconds: float, quiet: bool, stream: TextIO) -> None:
     for row in summary.rows:
-        if row.status == FAILED:
+        if row.status == FAILED or (row.status == RUNNING and not quiet):
             print(f"inpaint: {row.source}: {row.message}", file=stream)
-    if quiet:
-        return
-    counts = ", ".join(f"{summary.count(s)} {s.replace('_', ' ')}" for s in ("filled", SKIPPED, FAILED, NO_MASK))
-    scans = f"{len(summary.rows)} scan" + ("s" if len(summary.rows) != 1 else "")
-    print(f"{scans}: {counts} in {seconds:.1f} s; wrote {summary.table}", file=stream)
+    if not quiet:
+        print(f"{summary.counts((FILLED, SKIPPED, FAILED, NO_MASK))} in {seconds:.1f} s; wrote {summary.table}",
+              file=stream)
