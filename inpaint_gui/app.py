@@ -1,4 +1,4 @@
-"""Entry point of `inpaint-gui [IMAGE] [--mask MASK]`."""
+"""Entry point of `inpaint-gui [IMAGE] [--mask MASK]` and `inpaint-gui --review OUT_DIR`."""
 
 from __future__ import annotations
 
@@ -18,6 +18,9 @@ def build_parser() -> argparse.ArgumentParser:
                                                  "generative model. Without IMAGE, opens the bundled demo brain.")
     parser.add_argument("image", nargs="?", type=Path, help="volume to open (NIfTI, NRRD, MHA/MHD, DICOM folder)")
     parser.add_argument("--mask", type=Path, default=None, help="lesion mask on the image's grid to load with it")
+    parser.add_argument("--review", type=Path, default=None, metavar="OUT_DIR",
+                        help="review the filled scans of an 'inpaint bids' output folder (rate them pass / fail / "
+                             "unsure; ratings go to OUT_DIR/desc-qc_scans.tsv)")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     return parser
 
@@ -38,6 +41,8 @@ def main(argv: Optional[Sequence[str]] = None) -> NoReturn:
     args = build_parser().parse_args(argv)
     if args.mask is not None and args.image is None:
         build_parser().error("--mask needs an IMAGE")
+    if args.review is not None and args.image is not None:
+        build_parser().error("--review opens a cohort; give no IMAGE with it")
     from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QApplication
 
@@ -49,7 +54,10 @@ def main(argv: Optional[Sequence[str]] = None) -> NoReturn:
     window = MainWindow()
     install_excepthook(window)
     window.show()
-    QTimer.singleShot(0, lambda: window.files.open_initial(args.image, args.mask))
+    if args.review is not None:
+        QTimer.singleShot(0, lambda: window.review.open(args.review))
+    else:
+        QTimer.singleShot(0, lambda: window.files.open_initial(args.image, args.mask))
     status = int(app.exec())
     # Every file was written (atomically) and closed before the window could close; the interpreter's teardown
     # of torch, Qt and the volumes only takes seconds, so it is skipped.

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Optional
 
 from PySide6.QtCore import QSettings
-from PySide6.QtWidgets import QFileDialog, QInputDialog, QMessageBox, QWidget
+from PySide6.QtWidgets import QFileDialog, QInputDialog, QLineEdit, QMessageBox, QWidget
 
 TITLE = "inpaint-gui"
 Button = QMessageBox.StandardButton
@@ -36,6 +36,11 @@ class Dialogs:
         """A number from the user, or None when cancelled."""
         number, ok = QInputDialog.getDouble(self.parent, title, label, value, lo, hi, decimals)
         return float(number) if ok else None
+
+    def text(self, title: str, label: str, value: str) -> Optional[str]:
+        """A line of text from the user, or None when cancelled."""
+        text, ok = QInputDialog.getText(self.parent, title, label, QLineEdit.EchoMode.Normal, value)
+        return str(text) if ok else None
 
     # files -------------------------------------------------------------------------------------
     @property

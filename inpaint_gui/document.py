@@ -19,15 +19,18 @@ import numpy as np
 from core.baselines import biharmonic_3d_fill
 from core.checkpoint import Model
 from core.errors import InpaintError
-from core.fill import FillResult
+from core.fill import FillResult, FillSettings
+from core.live_preview import PreviewLayer
 from core.mask_editor import MaskEditor
 from core.metrics import hole_metrics
 from core.modelspace import PLANES, Reorientation, voxel_sizes
 from core.normalize import MAX_BRAIN_ML, estimate_brain
+from core.review_scan import ScanFiles
 from core.volume import (ITK_SUFFIXES, NIFTI_SUFFIXES, Volume, check_outputs, derived_name, dilate_mask, load_mask,
                          load_volume, same_path, save_mask, save_volume, sidecar_path)
 
 LAYERS = ("original", "masked", "generated", "blended")
+REVIEW_LOCK = "Reviewing a cohort: the mask is the one the cohort was filled with and cannot be edited."
 
 
 @dataclass
@@ -95,6 +98,10 @@ class Document:
         self.generated: Optional[np.ndarray] = None
         self.blended: Optional[np.ndarray] = None
         self.preview: Optional[np.ndarray] = None
+        self.live: Optional[PreviewLayer] = None        # live preview of the painted lesions (not a result)
+        self.uncertainty: Optional[np.ndarray] = None   # a fill's uncertainty map (review)
+        self.uncertainty_range = 0.0
+        self.reviewed = False                           # a scan of a cohort under review, read-only
         self._file_shape = np.array(volume.shape)
         self._ornt = self.reo.to_ras
 
@@ -104,6 +111,25 @@ class Document:
         if mask is not None:
             doc.import_mask(mask)
             doc.editor.mark_saved()
+        return doc
+
+    @classmethod
+    def for_review(cls, files: ScanFiles) -> "Document":
+        """A read-only document of a reviewed scan: its source, the mask it was filled with and the filled image
+        as the result (Generated and Blended both show it)."""
+        doc = cls(files.source)
+        doc.editor.replace(doc.reo.apply(files.hole.astype(np.uint8)), label="cohort mask")
+        doc.editor.mark_saved()
+        fill = FillResult(filled=files.filled, generated_hole=files.filled[files.hole], hole=files.hole, axis="axial",
+                          final_loss={}, seconds=0.0, device="", settings=FillSettings())
+        doc.set_result(JobResult(fill=fill, model=None, scope="all"), doc.editor.state)  # type: ignore[arg-type]
+        doc.result_saved = True
+        if files.uncertainty is not None:
+            doc.uncertainty = doc.reo.apply(files.uncertainty)
+            finite = files.uncertainty[np.isfinite(files.uncertainty)]
+            doc.uncertainty_range = float(finite.max()) if finite.size else 0.0
+        doc.editor.lock(REVIEW_LOCK)
+        doc.reviewed = True
         return doc
 
     @property
@@ -125,12 +151,15 @@ class Document:
 
     # layers ------------------------------------------------------------------------------------
     def available_layers(self) -> list[str]:
-        return list(LAYERS) if self.blended is not None else ["original", "masked"]
+        live = ["live"] if self.live is not None and len(self.live) else []
+        return ["original", "masked"] + live + (["generated", "blended"] if self.blended is not None else [])
 
     def layer_slice(self, layer: str, axis: int, index: int) -> np.ndarray:
         """2D slice (first in-plane axis, second in-plane axis) of a display layer."""
         if layer == "preview" and self.preview is not None:
             return np.take(self.preview, index, axis=axis)
+        if layer == "live" and self.live is not None:
+            return self.live.draw(np.take(self.original, index, axis=axis), axis, index)
         if layer == "masked":
             mask = np.take(self.editor.mask, index, axis=axis)
             return np.where(mask != 0, np.float32(0), np.take(self.original, index, axis=axis))
@@ -140,6 +169,9 @@ class Document:
     def layer_value(self, layer: str, ras_index: Sequence[int]) -> float:
         """Value of one RAS voxel in a display layer."""
         voxel = tuple(int(v) for v in ras_index)
+        if layer == "live" and self.live is not None:
+            value = self.live.value(voxel)  # type: ignore[arg-type]
+            return float(self.original[voxel]) if value is None else value
         if layer == "masked":
             return 0.0 if self.editor.mask[voxel] else float(self.original[voxel])
         source = {"preview": self.preview, "generated": self.generated, "blended": self.blended}.get(layer)
@@ -150,6 +182,15 @@ class Document:
         if self.blended is None:
             return None
         return np.take(self.blended, index, axis=axis) - np.take(self.original, index, axis=axis)
+
+    def uncertainty_slice(self, axis: int, index: int) -> Optional[np.ndarray]:
+        return None if self.uncertainty is None else np.take(self.uncertainty, index, axis=axis)
+
+    def live_layer(self) -> PreviewLayer:
+        """The live preview's layer, made on first use."""
+        if self.live is None:
+            self.live = PreviewLayer(self.shape)
+        return self.live
 
     @cached_property
     def skull_on(self) -> bool:
@@ -255,6 +296,7 @@ class Document:
         self.blended = self.reo.apply(result.fill.filled)
         self.result_saved = False
         self.preview = None
+        self.live = None  # the full fill supersedes the live preview
 
     def export(self, path: str | os.PathLike, mask_path: Optional[str | os.PathLike] = None) -> list[Path]:
         """Write the filled volume (input geometry, float32), the job's mask and the sidecar `inpaint fill` writes.

@@ -86,6 +86,16 @@ class FileController(QObject):
             self.dialogs.error(mask_error)
         return True
 
+    def show_document(self, doc: Document) -> None:
+        """Make `doc` (already read, e.g. a reviewed scan) the open document."""
+        self.doc = doc
+        self.opened.emit()
+
+    def close_document(self) -> None:
+        """No open document (the caller has asked about unsaved work)."""
+        self.doc = None
+        self.changed.emit()
+
     def open_recent(self, text: str) -> bool:
         """Open a recent file; one that has disappeared is dropped from the list."""
         if not Path(text).exists():

@@ -24,6 +24,9 @@ from .fill_controller import FillController
 from .fill_session import FillSession
 from .inpaint_panel import InpaintPanel
 from .ortho_viewer import OrthoViewer
+from .preview_controller import PreviewController
+from .review_controller import ReviewController
+from .review_panel import ReviewPanel
 from .view_controller import ViewController
 
 PANEL_WIDTH = 300
@@ -60,6 +63,13 @@ class MainWindow(QMainWindow):
         dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable)
         self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, dock)
         self.resizeDocks([dock], [PANEL_WIDTH], Qt.Orientation.Horizontal)  # the views take the rest
+        self.review_panel = ReviewPanel(self)
+        self.review_dock = QDockWidget("Cohort review", self)
+        self.review_dock.setObjectName("review")
+        self.review_dock.setWidget(self.review_panel)
+        self.review_dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable)
+        self.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, self.review_dock)
+        self.review_dock.hide()
         self.cursor_label = QLabel("")
         self.brush_label = QLabel("")
         separator = QFrame()
@@ -69,10 +79,16 @@ class MainWindow(QMainWindow):
         self.act, self.recent_menu = build_actions(self)  # QAction by name
         self.toolbar = build_toolbar(self, self.act)
         self.act["radiological"].setChecked(self.settings.value("radiological", True, type=bool))
+        self.act["live_preview"].setChecked(self.settings.value("livePreview", True, type=bool))
         self.files = FileController(self.dialogs, self.settings, self.recent_menu, lambda: self.jobs.running)
         self.session = FillSession(self.jobs, self.viewer, self.panel, self.dialogs, lambda: self.doc)
         self.display = ViewController(self.act, self.viewer, self.settings, lambda: self.doc, lambda: self.jobs.running,
                                     lambda: self.session.layer_before)
+        self.preview = PreviewController(self.viewer, lambda: self.doc, self._model_loader,
+                                         self.panel.form.dilate.value, lambda: self.jobs.running)
+        self.preview.set_enabled(self.act["live_preview"].isChecked())
+        self.review = ReviewController(self.files, self.viewer, self.dialogs, self.review_dock, self.review_panel,
+                                       lambda: self.display.step_lesion(1))
         self._connect()
         self.setAcceptDrops(True)
         for view in self.findChildren(QGraphicsView):  # a file dropped anywhere reaches the window
@@ -113,6 +129,12 @@ class MainWindow(QMainWindow):
             "help_panel": lambda: v.set_help_visible(a["help_panel"].isChecked()), "auto_levels": v.auto_levels,
             "run": self.session.run, "cancel": self.session.cancel, "load_checkpoint": self.load_checkpoint_dialog,
             "shortcuts": self.show_shortcuts, "about": self.show_about,
+            "live_preview": self._live_preview_toggled,
+            "uncertainty": lambda: v.set_uncertainty_visible(a["uncertainty"].isChecked()),
+            "review": self.review.open_dialog, "scan_next": lambda: self.review.step(1),
+            "scan_prev": lambda: self.review.step(-1), "rate_pass": lambda: self.review.rate("pass"),
+            "rate_fail": lambda: self.review.rate("fail"), "rate_unsure": lambda: self.review.rate("unsure"),
+            "rate_comment": self.review.comment,
         }
         for name, slot in slots.items():
             connect_action(a[name], slot)
@@ -121,6 +143,14 @@ class MainWindow(QMainWindow):
         v.message.connect(self.show_message)
         v.cursorInfo.connect(self.cursor_label.setText)
         v.maskEdited.connect(self._update_state)
+        v.painter.edited.connect(self.preview.request)
+        v.painter.strokeStarted.connect(self.preview.cancel)
+        self.preview.message.connect(self.show_message)
+        self.files.maskReplaced.connect(self.preview.reset)
+        c.cleared.connect(self.preview.reset)
+        self.jobs.idleChanged.connect(lambda: self.jobs.running and self.preview.reset())
+        self.review.message.connect(self.show_message)
+        self.review.changed.connect(self._update_state)
         v.brushChanged.connect(self._update_brush_label)
         self.panel.runRequested.connect(self.session.run)
         self.panel.cancelRequested.connect(self.session.cancel)
@@ -135,7 +165,7 @@ class MainWindow(QMainWindow):
         c.message.connect(self.show_message)
         c.changed.connect(self._update_state)
         self.session.changed.connect(self._update_state)
-        self.session.layerShown.connect(lambda layer: self.act[f"layer_{layer}"].setChecked(True))
+        self.session.layerShown.connect(c.check_layer)
         self.jobs.idleChanged.connect(self._update_state)
 
     def show_message(self, text: str) -> None:
@@ -163,8 +193,13 @@ class MainWindow(QMainWindow):
         for name in ("save_mask", "save_mask_as", "undo", "redo", "cycle_layer", "layer_original", "layer_masked",
                      "auto_levels"):
             self.act[name].setEnabled(has_doc)
-        for name in ("layer_generated", "layer_blended", "difference", "export"):
+        for name in ("layer_generated", "layer_blended", "difference"):
             self.act[name].setEnabled(bool(has_result))
+        self.act["export"].setEnabled(bool(has_result) and not doc.reviewed)
+        reviewing = self.review.cohort is not None
+        for name in ("scan_next", "scan_prev", "rate_pass", "rate_fail", "rate_unsure", "rate_comment"):
+            self.act[name].setEnabled(reviewing)
+        self.act["review"].setEnabled(not running)
         self.act["open"].setEnabled(not running)
         self.act["open_dicom"].setEnabled(not running)
         can_run = has_doc and self.jobs.idle and self.panel.model_choice() is not None
@@ -183,9 +218,12 @@ class MainWindow(QMainWindow):
         """Show a newly opened document with the current tool and view settings."""
         doc = self.doc
         assert doc is not None
+        self.preview.reset()
         self.viewer.set_document(doc)
         self.panel.clear_result()
         self.display.apply_to(doc)
+        if doc.reviewed:  # a reviewed scan opens on its fill
+            self.display.set_layer("blended")
         self._update_state()
         if self.panel.model_choice() is None:
             self.show_message("No model is installed: Inpaint > Load checkpoint... chooses one.")
@@ -206,6 +244,7 @@ class MainWindow(QMainWindow):
             event.ignore()
             return
         self.jobs.wait()
+        self.preview.wait()
         event.accept()
 
     # drops -------------------------------------------------------------------------------------
@@ -240,7 +279,22 @@ class MainWindow(QMainWindow):
         choice = self.panel.model_choice()
         if self._warm_up and choice is not None:
             self.jobs.warm_up(choice[0])
+            if self.act["live_preview"].isChecked():
+                self.preview.warm_up()
 
+    def _model_loader(self) -> Optional[Callable[[], object]]:
+        """A loader of the selected model for the live preview (None: no model installed)."""
+        choice = self.panel.model_choice()
+        return None if choice is None else (lambda key=choice[0]: self.jobs.model(key))
+
+    def _live_preview_toggled(self) -> None:
+        on = self.act["live_preview"].isChecked()
+        self.settings.setValue("livePreview", on)
+        self.preview.set_enabled(on)
+        if on and self._warm_up:
+            self.preview.warm_up()
+        self.show_message("Live preview on: each finished stroke shows its lesion filled (refine3d, no mirrored "
+                          "detail)." if on else "Live preview off: Run (Ctrl+R) fills.")
     def load_checkpoint_dialog(self) -> None:
         path = self.dialogs.open_file("Load checkpoint", "Model weights (*.safetensors);;Model config (config.json)")
         if path is not None:

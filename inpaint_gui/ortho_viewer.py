@@ -20,7 +20,7 @@ from .painting import Painter
 from .slice_view import SliceView
 
 LAYER_TITLES = {"original": "Original", "masked": "Masked", "generated": "Generated", "blended": "Blended",
-                "preview": "Preview"}
+                "preview": "Preview", "live": "Live preview (Run makes the full fill)"}
 EMPTY = ("<h3>No image open</h3>File &gt; Open image (<b>Ctrl+O</b>), Open DICOM folder (<b>Ctrl+Shift+O</b>) "
          "or drop a file here.<br>Painting starts once an image is open.")
 HINT = ("<b>Window/level</b>: drag the histogram's bounds, type them, <b>W</b> auto.<br><br>"
@@ -33,11 +33,14 @@ HINT = ("<b>Window/level</b>: drag the histogram's bounds, type them, <b>W</b> a
         "<b>1 2 3</b> maximise a view, <b>0</b> all views<br>"
         "<b>S</b> mask overlay, <b>A / D</b> opacity<br>"
         "<b>T</b> Original / Masked / Generated / Blended<br>"
-        "<b>X</b> difference map<br>"
+        "<b>X</b> difference map, <b>Shift+U</b> uncertainty<br>"
+        "<b>L</b> live preview on/off (a finished stroke shows its lesion filled)<br>"
         "<b>Ctrl+Z</b> undo, <b>Ctrl+Shift+Z</b> redo<br>"
         "<b>Ctrl+R</b> run fill, <b>Esc</b> cancel<br>"
+        "<b>Ctrl+Shift+R</b> review a cohort: <b>Ctrl+N</b> / <b>Ctrl+Shift+N</b> next / previous scan, "
+        "<b>P</b> pass, <b>F</b> fail, <b>U</b> unsure, <b>Shift+C</b> comment<br>"
         "<b>F1</b> all shortcuts, <b>F2</b> hide this help")
-OUTLINED = ("masked", "preview", "generated", "blended")  # layers where the mask is drawn as an outline
+OUTLINED = ("masked", "preview", "live", "generated", "blended")  # layers where the mask is drawn as an outline
 
 
 def _help_panel() -> QScrollArea:
@@ -70,6 +73,7 @@ class OrthoViewer(QWidget):
         self.point = np.zeros(3, dtype=int)
         self.layer = "original"
         self.show_difference = False
+        self.show_uncertainty = True
         self.opacity = 0.5
         self.levels = (0.0, 1.0)
         self.active = 2
@@ -125,6 +129,7 @@ class OrthoViewer(QWidget):
 
     # document ----------------------------------------------------------------------------------
     def set_document(self, doc: Document) -> None:
+        self.empty.setText(EMPTY)
         self.doc = doc
         self.layer = "original"
         self.show_difference = False
@@ -139,6 +144,14 @@ class OrthoViewer(QWidget):
             view.set_brush(doc.editor.brush_size, float(doc.spacing.min()))
         self.levels_box.set_values(np.ascontiguousarray(doc.original[::step, ::step, ::step]))
         self.refresh_all()
+
+    def clear_document(self, text: str) -> None:
+        """No document: the views give way to `text` (e.g. why a reviewed scan cannot be shown)."""
+        self.doc = None
+        self._hover = None
+        self.empty.setText(text)
+        self._show_views(False)
+        self.cursorInfo.emit("")
 
     def auto_levels(self) -> None:
         self.levels_box.apply_auto()
@@ -167,6 +180,7 @@ class OrthoViewer(QWidget):
         view.set_slice_image(doc.layer_slice(self.layer, view.axis, view.index), self.levels)
         self._refresh_mask_view(view)
         self._refresh_difference(view)
+        self._refresh_uncertainty(view)
         for other in self.views.values():
             other.set_crosshair(self.point)
         self._set_title(view)
@@ -192,6 +206,20 @@ class OrthoViewer(QWidget):
         doc = self.doc
         values = doc.difference_slice(view.axis, view.index) if (doc is not None and self.show_difference) else None
         view.set_difference(values, self._difference_limit())
+
+    def _refresh_uncertainty(self, view: SliceView) -> None:
+        doc = self.doc
+        values = doc.uncertainty_slice(view.axis, view.index) if (doc is not None and self.show_uncertainty) else None
+        view.set_uncertainty(values, self._uncertainty_limit())
+
+    def _uncertainty_limit(self) -> float:
+        """Colour scale of the uncertainty map: its largest finite value."""
+        return max(1e-6, self.doc.uncertainty_range if self.doc is not None else 0.0)
+
+    def set_uncertainty_visible(self, visible: bool) -> None:
+        self.show_uncertainty = visible
+        for view in self.views.values():
+            self._refresh_uncertainty(view)
 
     def _difference_limit(self) -> float:
         """Colour scale of the difference map: the largest change the fill made."""

@@ -18,6 +18,8 @@ class Painter(QObject):
 
     message = Signal(str)     # why a stroke or an undo was refused
     maskEdited = Signal()     # a stroke ended, or an undo/redo
+    strokeStarted = Signal()  # a stroke began to change the mask
+    edited = Signal(object)   # flat RAS indices of the voxels a finished stroke, undo or redo changed
     brushChanged = Signal()
 
     def __init__(self, views: dict[int, SliceView], document: Callable[[], Optional[Document]],
@@ -52,6 +54,7 @@ class Painter(QObject):
         except EditRefused as exc:
             self.message.emit(str(exc))
             return
+        self.strokeStarted.emit()
         self._redraw(changed)
 
     def _moved(self, view: SliceView, voxel: np.ndarray) -> None:
@@ -69,8 +72,10 @@ class Painter(QObject):
 
     def _ended(self) -> None:
         doc = self._document()
-        if doc is not None and doc.editor.end_stroke() is not None:
+        edit = doc.editor.end_stroke() if doc is not None else None
+        if edit is not None:
             self.maskEdited.emit()
+            self.edited.emit(edit.indices)
 
     def apply_history(self, undo: bool) -> None:
         """Undo or redo one mask edit, whichever slice it was on."""
@@ -88,3 +93,4 @@ class Painter(QObject):
         self._redraw(edit.indices)
         self.message.emit(f"{'Undid' if undo else 'Redid'} {edit.label} ({edit.count} voxels)")
         self.maskEdited.emit()
+        self.edited.emit(edit.indices)

@@ -35,6 +35,17 @@ def difference_lut() -> np.ndarray:
     return lut
 
 
+def uncertainty_lut() -> np.ndarray:
+    """Transparent (no uncertainty) to opaque yellow (the colour scale's top)."""
+    t = np.linspace(0.0, 1.0, 256)
+    lut = np.zeros((256, 4), dtype=np.uint8)
+    lut[:, 0] = 255
+    lut[:, 1] = (255 * np.sqrt(t)).astype(np.uint8)
+    lut[:, 2] = 0
+    lut[:, 3] = (220 * np.minimum(1.0, 2 * t)).astype(np.uint8)
+    return lut
+
+
 class _PaintViewBox(pg.ViewBox):
     """ViewBox whose left/right drags paint/erase, middle drag pans, wheel steps slices."""
 
@@ -124,9 +135,11 @@ class SliceView(pg.GraphicsView):
         self.image = pg.ImageItem(axisOrder="row-major", autoDownsample=False)
         self.overlay = pg.ImageItem(axisOrder="row-major", autoDownsample=False, lut=MASK_LUT, levels=(0, 1))
         self.difference = pg.ImageItem(axisOrder="row-major", autoDownsample=False, lut=difference_lut())
+        self.uncertainty = pg.ImageItem(axisOrder="row-major", autoDownsample=False, lut=uncertainty_lut())
         self.overlay.setOpacity(0.5)
         self.difference.setVisible(False)
-        for item in (self.image, self.overlay, self.difference):
+        self.uncertainty.setVisible(False)
+        for item in (self.image, self.overlay, self.difference, self.uncertainty):
             self.box.addItem(item)
         pen = pg.mkPen(QColor(0, 200, 255, 140), width=1)
         self.vline = pg.InfiniteLine(angle=90, movable=False, pen=pen)
@@ -158,7 +171,7 @@ class SliceView(pg.GraphicsView):
         self._spacing = np.asarray(spacing, dtype=float)
         rows, cols = shape[self.row_axis], shape[self.col_axis]
         rect = QRectF(0, 0, cols * spacing[self.col_axis], rows * spacing[self.row_axis])
-        for item in (self.image, self.overlay, self.difference):
+        for item in (self.image, self.overlay, self.difference, self.uncertainty):
             item.setImage(np.zeros((rows, cols), dtype=np.uint8), autoLevels=False, levels=(0, 1))
             item.setRect(rect)  # scales by the current image's size: set after an image of the right shape
         # panning room of the larger side on every side: a slab one voxel thick is not zoomed to fill the view
@@ -212,6 +225,14 @@ class SliceView(pg.GraphicsView):
             return
         self.difference.setImage(np.ascontiguousarray(values.T), autoLevels=False, levels=(-limit, limit))
         self.difference.setVisible(True)
+
+    def set_uncertainty(self, values: Optional[np.ndarray], limit: float) -> None:
+        """Overlay an uncertainty map slice on a 0..`limit` scale (None: hidden)."""
+        if values is None:
+            self.uncertainty.setVisible(False)
+            return
+        self.uncertainty.setImage(np.ascontiguousarray(values.T), autoLevels=False, levels=(0.0, limit))
+        self.uncertainty.setVisible(True)
 
     def set_crosshair(self, point: np.ndarray) -> None:
         self.vline.setPos((point[self.col_axis] + 0.5) * self._spacing[self.col_axis])

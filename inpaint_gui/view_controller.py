@@ -20,6 +20,7 @@ class ViewController(QObject):
 
     message = Signal(str)
     changed = Signal()  # the mask or the tool changed: update labels and actions
+    cleared = Signal()  # a clear changed the mask
 
     def __init__(self, act: dict[str, QAction], viewer: OrthoViewer, settings: QSettings,
                  document: Callable[[], Optional[Document]], running: Callable[[], bool],
@@ -107,19 +108,25 @@ class ViewController(QObject):
             return
         self.viewer.refresh_mask(edit.indices)
         self.message.emit(f"{edit.label.capitalize()}: {edit.count} voxels (Ctrl+Z to undo)")
+        self.cleared.emit()
         self.changed.emit()
 
     # layers --------------------------------------------------------------------------------------
+    def check_layer(self, layer: str) -> None:
+        """Check the layer's action (the live preview has none: Ctrl+1..4 leave it)."""
+        if f"layer_{layer}" in self.act:
+            self.act[f"layer_{layer}"].setChecked(True)
+
     def set_layer(self, layer: str) -> None:
         if self._running():
-            self.act[f"layer_{self._layer_before_job()}"].setChecked(True)  # a toolbar click must not stick
+            self.check_layer(self._layer_before_job())  # a toolbar click must not stick
             self.message.emit(LAYERS_LOCKED)
             return
         doc = self._document()
         if doc is None or layer not in doc.available_layers():
             return
         self.viewer.set_layer(layer)
-        self.act[f"layer_{layer}"].setChecked(True)
+        self.check_layer(layer)
         self.message.emit(f"Showing {layer}")
 
     def cycle_layer(self) -> None:
@@ -128,5 +135,5 @@ class ViewController(QObject):
             return
         if self._document() is not None:
             layer = self.viewer.cycle_layer()
-            self.act[f"layer_{layer}"].setChecked(True)
+            self.check_layer(layer)
             self.message.emit(f"Showing {layer}")

@@ -31,6 +31,7 @@ class ScriptedDialogs:
         self.answers: list[QMessageBox.StandardButton] = []
         self.paths: list[Optional[Path]] = []
         self.numbers: list[Optional[float]] = []
+        self.texts: list[Optional[str]] = []
         self.starts: list[str] = []  # folder or file each file dialog started at
         for name in ("warning", "critical"):
             monkeypatch.setattr(QMessageBox, name, lambda parent, title, text, *a: self.errors.append(text))
@@ -41,6 +42,7 @@ class ScriptedDialogs:
         monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda parent, title, start, *a: (self._path(start), ""))
         monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda parent, title, start, *a: self._path(start))
         monkeypatch.setattr(QInputDialog, "getDouble", self._number)
+        monkeypatch.setattr(QInputDialog, "getText", self._text)
 
     def _question(self, parent, title, text, buttons=None, default=None) -> QMessageBox.StandardButton:
         self.questions.append(text)
@@ -55,6 +57,11 @@ class ScriptedDialogs:
         self.questions.append(label)
         number = self.numbers.pop(0) if self.numbers else None
         return (value, False) if number is None else (number, True)
+
+    def _text(self, parent, title, label, mode, value, *a) -> tuple[str, bool]:
+        self.questions.append(label)
+        text = self.texts.pop(0) if self.texts else None
+        return (value, False) if text is None else (text, True)
 
     def unexpected(self) -> list[str]:
         return [text for text in self.errors if text.startswith("Unexpected error")]
@@ -88,7 +95,9 @@ class ScriptedWindow(MainWindow):
     def forget_changes(self) -> None:
         """Let the window close without prompts (test teardown)."""
         self.session.cancel()
+        self.preview.reset()
         self.jobs.wait()
+        self.preview.wait()
         if self.doc is not None:
             self.doc.editor.mark_saved()
             self.doc.result_saved = True

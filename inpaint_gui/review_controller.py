@@ -1,0 +1,140 @@
+"""Cohort review: open an `inpaint bids` output, show its scans one by one, record the reviewer's ratings.
+
+The model is `core.review.CohortReview` (ratings written atomically at every key press); a scan is
+read with `core.review_scan.load_scan` and shown as a read-only document whose result is the filled
+image, so the comparison keys (T, Ctrl+1..4, X) and N / Shift+N work on it as on a fill.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Callable, Optional
+
+from PySide6.QtCore import QObject, Signal
+from PySide6.QtWidgets import QDockWidget
+
+from core.errors import InpaintError
+from core.review import CohortReview
+from core.review_scan import load_scan
+
+from .dialogs import Dialogs
+from .document import Document
+from .file_controller import FileController
+from .ortho_viewer import OrthoViewer
+from .review_panel import ReviewPanel
+
+
+class ReviewController(QObject):
+    """The cohort under review, the scan shown, and the rating keys."""
+
+    message = Signal(str)
+    changed = Signal()   # a cohort opened or closed, a scan shown: update the actions
+
+    def __init__(self, files: FileController, viewer: OrthoViewer, dialogs: Dialogs, dock: QDockWidget,
+                 panel: ReviewPanel, first_lesion: Callable[[], None]) -> None:
+        super().__init__()
+        self.files, self.viewer, self.dialogs, self.dock, self.panel = files, viewer, dialogs, dock, panel
+        self._first_lesion = first_lesion
+        self.cohort: Optional[CohortReview] = None
+        self.index = 0
+        panel.scanRequested.connect(self.show)
+        files.opened.connect(self._document_opened)
+
+    def open_dialog(self) -> None:
+        path = self.dialogs.folder("Review cohort: the output folder of 'inpaint bids'")
+        if path is not None:
+            self.open(path)
+
+    def open(self, out_dir: os.PathLike | str) -> bool:
+        """Open a cohort and show its first unrated scan; False when refused or unreadable."""
+        if not self.files.confirm_discard():
+            return False
+        try:
+            cohort = CohortReview(Path(out_dir))
+        except InpaintError as exc:
+            self.dialogs.error(str(exc))
+            return False
+        if not cohort.scans:
+            self.dialogs.error(f"{out_dir} lists no scans in its table; run 'inpaint bids' into it first.")
+            return False
+        self.cohort = cohort
+        self.panel.show_cohort(cohort)
+        self.dock.show()
+        self.show(cohort.first_unrated())
+        return True
+
+    def close(self) -> None:
+        self.cohort = None
+        self.dock.hide()
+        self.changed.emit()
+
+    def show(self, index: int) -> None:
+        """Show scan `index`: the source with its fill, or why it cannot be shown."""
+        cohort = self.cohort
+        if cohort is None:
+            return
+        self.index = index
+        scan = cohort.scans[index]
+        self.panel.select(index)
+        where = f"Scan {index + 1} of {len(cohort.scans)} ({cohort.progress()})"
+        try:
+            files = load_scan(cohort.out_dir, scan)
+        except InpaintError as exc:
+            self.files.close_document()
+            self.viewer.clear_document(f"<h3>{scan.source}</h3>{exc}<br><br>Rate it (P / F / U) or go on "
+                                       "(Ctrl+N).")
+            self.message.emit(f"{where}: {exc}")
+            self.changed.emit()
+            return
+        self.files.show_document(Document.for_review(files))
+        self._first_lesion()
+        notes = " ".join(files.notes)
+        self.message.emit(f"{where}: {scan.source}. N / Shift+N lesions, T compare, P / F / U rate. {notes}".strip())
+        self.changed.emit()
+
+    def step(self, direction: int) -> None:
+        cohort = self.cohort
+        if cohort is None:
+            return
+        index = self.index + direction
+        if not 0 <= index < len(cohort.scans):
+            self.message.emit(f"{'Last' if direction > 0 else 'First'} scan of the cohort ({cohort.progress()}).")
+            return
+        self.show(index)
+
+    def rate(self, rating: str) -> None:
+        cohort = self.cohort
+        if cohort is None:
+            return
+        try:
+            cohort.rate(self.index, rating)
+        except OSError as exc:
+            self.dialogs.error(f"The rating could not be written to {cohort.out_dir} ({exc}); check that the folder "
+                               "is writable.")
+            return
+        self.panel.show_rating(cohort, self.index)
+        self.message.emit(f"Rated {cohort.scans[self.index].source} {rating} ({cohort.progress()}); Ctrl+N: next "
+                          "scan.")
+
+    def comment(self) -> None:
+        cohort = self.cohort
+        if cohort is None:
+            return
+        old = cohort.rating(self.index)
+        text = self.dialogs.text("Comment", f"Comment on {cohort.scans[self.index].source}:",
+                                 old.comment if old else "")
+        if text is None:
+            return
+        try:
+            cohort.comment(self.index, text)
+        except OSError as exc:
+            self.dialogs.error(f"The comment could not be written to {cohort.out_dir} ({exc}); check that the folder "
+                               "is writable.")
+            return
+        self.panel.show_rating(cohort, self.index)
+
+    def _document_opened(self) -> None:
+        doc = self.files.doc
+        if self.cohort is not None and doc is not None and not doc.reviewed:  # an image opened: the review ends
+            self.close()

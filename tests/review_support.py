@@ -1,0 +1,70 @@
+"""A tiny synthetic `inpaint bids` output for the review tests: raw and masks datasets, filled scans, the table."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+
+from conftest import synthetic_brain
+from core.cohort.derivatives import DESCRIPTION, FAILED, FILLED, TABLE, TOOL, Row, output_name, write_table
+
+SHAPE = (16, 18, 14)
+AFFINE = np.diag([2.0, 2.0, 2.0, 1.0])
+LESIONS = ((slice(4, 6), slice(5, 7), slice(4, 6)), (slice(9, 12), slice(10, 12), slice(8, 10)))  # two per scan
+
+
+def _save(data: np.ndarray, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nib.save(nib.Nifti1Image(data, AFFINE), path)
+
+
+def write_cohort(root: Path, scans: int, failed: int = 0, missing: int = 0, uncertainty: bool = False) -> Path:
+    """OUT_DIR of `scans` scans (two lesions each): the last `failed` failed, the `missing` before them lost their
+    filled image; with `uncertainty`, every filled scan has a desc-uncertainty map and the table its column."""
+    raw, masks, out = root / "raw", root / "masks", root / "out"
+    rows = []
+    for index in range(scans):
+        name = f"sub-{index + 1:02d}"
+        source = f"{name}/anat/{name}_T1w.nii.gz"
+        mask_name = f"{name}/anat/{name}_label-lesion_mask.nii.gz"
+        image = synthetic_brain(SHAPE, seed=index)
+        hole = np.zeros(SHAPE, dtype=np.uint8)
+        for box in LESIONS:
+            hole[box] = 1
+        _save(image, raw / source)
+        _save(hole, masks / mask_name)
+        output = output_name(source)
+        row = Row(participant_id=name, session_id="", source=source, mask=mask_name, brainmask="", output=output,
+                  status=FILLED, lesion_voxels=str(int(hole.sum())))
+        if index >= scans - failed:
+            row.status, row.output, row.message = FAILED, output, "The lesion mask is empty; draw the lesion."
+        elif index < scans - failed - missing:
+            filled = np.where(hole > 0, np.float32(55.0 + index), image).astype(np.float32)
+            _save(filled, out / output)
+            sidecar = {"tool": TOOL, "mask_dilation_voxels": 0, "hole_voxels": int(hole.sum()),
+                       "Sources": [f"bids:raw:{source}", f"bids:masks:{mask_name}"]}
+            (out / output).with_name(output.rsplit("/", 1)[-1].replace(".nii.gz", ".json")).write_text(
+                json.dumps(sidecar))
+            if uncertainty:
+                _save(hole * np.float32(0.1 * (index + 1)),
+                      out / output.replace("_desc-filled_", "_desc-uncertainty_"))
+        rows.append(row)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / DESCRIPTION).write_text(json.dumps({
+        "Name": "review test", "BIDSVersion": "1.10.0", "DatasetType": "derivative", "GeneratedBy": [{"Name": TOOL}],
+        "DatasetLinks": {"raw": raw.resolve().as_uri(), "masks": masks.resolve().as_uri()}}))
+    write_table(out, rows)
+    if uncertainty:
+        lines = (out / TABLE).read_text().splitlines()
+        values = ["uncertainty"] + [f"{0.1 * (i + 1):.2f}" for i in range(scans)]
+        (out / TABLE).write_text("".join(f"{line}\t{value}\n" for line, value in zip(lines, values)))
+    return out
+
+
+def checksums(*folders: Path) -> dict[str, str]:
+    return {str(p): hashlib.sha256(p.read_bytes()).hexdigest() for f in folders for p in sorted(f.rglob("*"))
+            if p.is_file()}

@@ -1,0 +1,108 @@
+"""Live preview while painting, through the real strokes and the View > Live preview action (pytest-qt)."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+from PySide6.QtCore import Qt  # noqa: E402
+from PySide6.QtWidgets import QApplication  # noqa: E402
+
+from core.checkpoint import load_model  # noqa: E402
+from core.live_preview import preview_fill  # noqa: E402
+from test_gui_support import ScriptedWindow, dialogs, fake_result, viewport_point  # noqa: E402,F401
+
+AXIAL = 2
+
+
+@pytest.fixture
+def window(qtbot, tmp_path, brain_files, tiny_vae, dialogs):
+    w = ScriptedWindow(tmp_path / "settings.ini", dialogs)
+    qtbot.addWidget(w)
+    w.resize(1200, 800)
+    w.show()
+    qtbot.waitExposed(w)
+    w.activateWindow()
+    qtbot.waitUntil(lambda: QApplication.activeWindow() is w, timeout=5000)
+    assert w.files.open_image(brain_files[0]) and w.load_checkpoint(tiny_vae)
+    w.doc.editor.brush_size = 3
+    yield w
+    w.forget_changes()
+
+
+def paint(qtbot, window, voxel) -> None:
+    view = window.viewer.views[AXIAL]
+    qtbot.mouseClick(view.viewport(), Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier,
+                     viewport_point(view, voxel))
+
+
+def settle(qtbot, window) -> None:
+    qtbot.waitUntil(lambda: not window.preview._threads, timeout=60000)
+    qtbot.wait(10)
+
+
+def test_a_finished_stroke_shows_its_lesion_filled_in_every_view(qtbot, window, tiny_vae):
+    doc, viewer = window.doc, window.viewer
+    z = int(viewer.point[AXIAL])
+    with qtbot.waitSignal(window.preview.shown, timeout=60000) as shown:
+        paint(qtbot, window, (20, 24, z))
+    assert 0 < shown.args[0] < 60
+    hole = np.flatnonzero(doc.editor.mask)
+    expected = preview_fill(doc.volume.data, doc.volume.affine, hole, load_model(tiny_vae))
+    assert np.array_equal(np.sort(doc.live.indices), hole) and np.allclose(
+        doc.live.values[np.argsort(doc.live.indices)], expected)
+    assert viewer.layer == "live" and all("Live preview" in v.title.text() for v in viewer.views.values())
+    voxel = np.unravel_index(hole[0], doc.shape)
+    for axis, view in viewer.views.items():  # every view shows the preview on its slice through the lesion
+        viewer.set_point(voxel)
+        rows = doc.layer_slice("live", axis, int(voxel[axis]))
+        assert np.array_equal(view.image.image, np.ascontiguousarray(rows.T))
+    assert "Run (Ctrl+R) makes the full fill" in window.statusBar().currentMessage()
+    fake_result(window)  # a full fill supersedes the preview
+    assert doc.live is None and "live" not in doc.available_layers()
+
+
+def test_a_newer_stroke_drops_the_stale_preview_and_the_next_one_fills_both_lesions(qtbot, window):
+    doc, viewer, preview = window.doc, window.viewer, window.preview
+    z = int(viewer.point[AXIAL])
+    shown = []
+    preview.shown.connect(shown.append)
+    view = viewer.views[AXIAL]
+    paint(qtbot, window, (8, 10, z))              # stroke A ends: its preview starts on the worker
+    first = preview.generation
+    qtbot.mousePress(view.viewport(), Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier,
+                     viewport_point(view, (26, 30, z)))
+    qtbot.mouseMove(view.viewport(), viewport_point(view, (28, 31, z)))  # stroke B begins: A's preview is stale
+    assert preview.generation > first and doc.editor.stroke_active  # painting went on at once
+    settle(qtbot, window)
+    assert not shown and doc.live is None          # A's result was dropped
+    with qtbot.waitSignal(preview.shown, timeout=60000):
+        qtbot.mouseRelease(view.viewport(), Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier,
+                           viewport_point(view, (28, 31, z)))
+    assert np.array_equal(np.sort(doc.live.indices), np.flatnonzero(doc.editor.mask))  # A and B together
+    qtbot.keyClick(window, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)  # undo B: B's preview goes
+    settle(qtbot, window)
+    assert np.array_equal(np.sort(doc.live.indices), np.flatnonzero(doc.editor.mask))
+
+
+def test_view_live_preview_turns_it_off_and_on(qtbot, window):
+    doc, viewer, action = window.doc, window.viewer, window.act["live_preview"]
+    z = int(viewer.point[AXIAL])
+    with qtbot.waitSignal(window.preview.shown, timeout=60000):
+        paint(qtbot, window, (20, 24, z))
+    settle(qtbot, window)
+    qtbot.keyClick(window, Qt.Key.Key_L)
+    assert not action.isChecked() and doc.live is None and viewer.layer == "original"
+    assert window.settings.value("livePreview", type=bool) is False
+    paint(qtbot, window, (10, 14, z))
+    assert not window.preview._threads and doc.live is None  # nothing runs
+    action.trigger()
+    assert action.isChecked()
+    with qtbot.waitSignal(window.preview.shown, timeout=60000):
+        paint(qtbot, window, (8, 30, z))
+    assert doc.live is not None and viewer.layer == "live"
+    window.act["clear_all"].trigger()  # a clear forgets the preview
+    assert doc.live is None and viewer.layer == "original"

@@ -1,0 +1,146 @@
+"""Cohort review in the app, through its QActions and keys (pytest-qt): open, step, rate, quit, reopen."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+from PySide6.QtCore import Qt  # noqa: E402
+from PySide6.QtWidgets import QApplication  # noqa: E402
+
+from core.review import QC_TABLE, read_ratings  # noqa: E402
+from inpaint_gui.app import build_parser  # noqa: E402
+from review_support import checksums, write_cohort  # noqa: E402
+from test_gui_support import ScriptedWindow, dialogs  # noqa: E402,F401
+
+CTRL, SHIFT = Qt.KeyboardModifier.ControlModifier, Qt.KeyboardModifier.ShiftModifier
+KEYS = {"pass": Qt.Key.Key_P, "fail": Qt.Key.Key_F, "unsure": Qt.Key.Key_U}
+
+
+def _window(qtbot, tmp_path: Path, dialogs) -> ScriptedWindow:
+    w = ScriptedWindow(tmp_path / "settings.ini", dialogs)
+    qtbot.addWidget(w)
+    w.resize(1200, 800)
+    w.show()
+    qtbot.waitExposed(w)
+    w.activateWindow()  # shortcuts reach only the active window
+    qtbot.waitUntil(lambda: QApplication.activeWindow() is w, timeout=5000)
+    return w
+
+
+def _open_with_keys(qtbot, window, out: Path) -> None:
+    window.script.paths.append(out)
+    qtbot.keyClick(window, Qt.Key.Key_R, CTRL | SHIFT)  # File > Review cohort..., the folder dialog answered
+    assert window.review.cohort is not None and window.review_dock.isVisible()
+
+
+def _review(qtbot, window, scans: range, verdicts: list[str]) -> None:
+    """Step through the lesions of each scan with N / Shift+N, rate it by key, go on with Ctrl+N."""
+    review = window.review
+    for index in scans:
+        assert review.index == index
+        scan = review.cohort.scans[index]
+        if window.doc is not None:
+            seen = set()
+            for _ in range(2):
+                qtbot.keyClick(window, Qt.Key.Key_N)
+                seen.add(tuple(int(v) for v in window.viewer.point))
+                assert window.statusBar().currentMessage().startswith("Lesion ")
+                assert window.doc.editor.mask[tuple(window.viewer.point)]
+            assert len(seen) == 2  # both lesions of the scan were visited
+            qtbot.keyClick(window, Qt.Key.Key_N, SHIFT)
+            assert window.viewer.layer == "blended" and window.doc.reviewed
+        else:  # a failed or missing scan: its message instead of the views
+            assert window.viewer.empty.isVisible() and scan.source in window.viewer.empty.text()
+        qtbot.keyClick(window, KEYS[verdicts[index]])
+        assert review.cohort.rating(index).rating == verdicts[index]
+        qtbot.keyClick(window, Qt.Key.Key_N, CTRL)
+
+
+def test_a_cohort_is_reviewed_with_keys_only_and_its_ratings_survive_a_restart(qtbot, tmp_path, dialogs):
+    out = write_cohort(tmp_path, 22, failed=1, missing=1)  # 20 filled scans, one lost its image, one failed
+    cohort = (tmp_path / "raw", tmp_path / "masks", out)
+    before = checksums(*cohort)
+    verdicts = [("pass", "fail", "unsure")[i % 3] for i in range(22)]
+    window = _window(qtbot, tmp_path, dialogs)
+    _open_with_keys(qtbot, window, out)
+    assert window.review.index == 0 and window.review_panel.table.rowCount() == 22
+    _review(qtbot, window, range(0, 5), verdicts)
+    dialogs.texts.append("a rim is left unfilled")
+    qtbot.keyClick(window, Qt.Key.Key_C, SHIFT)  # a comment on scan 6, which it rates unsure until P / F / U
+    assert window.review.cohort.rating(5).comment == "a rim is left unfilled"
+    qtbot.keyClick(window, Qt.Key.Key_Q, CTRL)
+    assert not window.isVisible() and not dialogs.errors
+
+    window = _window(qtbot, tmp_path, dialogs)
+    _open_with_keys(qtbot, window, out)
+    assert window.review.index == 6  # resumes at the first unrated scan
+    qtbot.keyClick(window, Qt.Key.Key_N, CTRL | SHIFT)  # back to the commented one, rated for real now
+    _review(qtbot, window, range(5, 22), verdicts)
+    assert "Last scan" in window.statusBar().currentMessage() and window.review.index == 21
+    qtbot.keyClick(window, Qt.Key.Key_Q, CTRL)
+    assert not window.isVisible() and not dialogs.errors
+
+    window = _window(qtbot, tmp_path, dialogs)
+    _open_with_keys(qtbot, window, out)
+    ratings = read_ratings(out)
+    assert [ratings[s.output].rating for s in window.review.cohort.scans] == verdicts
+    assert ratings[window.review.cohort.scans[5].output].comment == "a rim is left unfilled"
+    assert [window.review_panel.table.item(i, 3).text() for i in range(22)] == verdicts
+    after = checksums(*cohort)
+    assert {k for k in after if k not in before} == {str(out / QC_TABLE), str(out / "desc-qc_scans.json")}
+    assert all(after[k] == v for k, v in before.items())  # nothing else in the cohort changed
+    window.close()
+
+
+def test_the_uncertainty_column_and_overlay_and_the_review_keys_as_actions(qtbot, tmp_path, dialogs):
+    out = write_cohort(tmp_path, 3, uncertainty=True)
+    window = _window(qtbot, tmp_path, dialogs)
+    assert not window.act["rate_pass"].isEnabled()  # no cohort yet
+    assert window.review.open(out)
+    table = window.review_panel.table
+    assert [table.item(i, 2).text() for i in range(3)] == ["0.10", "0.20", "0.30"]
+    window.act["lesion_next"].trigger()
+    axial = window.viewer.views[2]
+    assert axial.uncertainty.isVisible() and not window.act["export"].isEnabled()
+    window.act["uncertainty"].trigger()  # Shift+U: off
+    assert not axial.uncertainty.isVisible()
+    window.act["uncertainty"].trigger()
+    window.act["rate_fail"].trigger()
+    window.act["scan_next"].trigger()
+    window.act["rate_unsure"].trigger()
+    window.act["scan_prev"].trigger()
+    assert window.review.index == 0
+    window.act["rate_pass"].trigger()
+    dialogs.texts.append("ok")
+    window.act["rate_comment"].trigger()
+    ratings = read_ratings(out)
+    assert [r.rating for r in ratings.values()] == ["pass", "unsure"]
+    assert ratings[window.review.cohort.scans[0].output].comment == "ok"
+    # painting is refused on a reviewed scan, and opening an image ends the review
+    assert window.doc.editor.locked
+    window.files.open_image(tmp_path / "raw" / window.review.cohort.scans[0].source)
+    assert window.review.cohort is None and not window.review_dock.isVisible()
+    assert not window.act["rate_pass"].isEnabled() and not dialogs.errors
+    window.forget_changes()
+
+
+def test_without_an_uncertainty_column_the_list_says_n_a_and_a_wrong_folder_is_refused(qtbot, tmp_path, dialogs):
+    out = write_cohort(tmp_path, 2)
+    window = _window(qtbot, tmp_path, dialogs)
+    assert not window.review.open(tmp_path) and "has no desc-filled_scans.tsv" in dialogs.errors[-1]
+    assert window.review.open(out)
+    assert window.review_panel.table.item(0, 2).text() == "n/a"
+    assert not window.viewer.views[2].uncertainty.isVisible()
+    window.forget_changes()
+
+
+def test_review_is_a_command_line_option():
+    assert build_parser().parse_args(["--review", "out"]).review == Path("out")
+    with pytest.raises(SystemExit):
+        from inpaint_gui.app import main
+        main(["image.nii.gz", "--review", "out"])

@@ -1,0 +1,83 @@
+"""The Qt-free cohort review: the scans table, ratings written atomically beside it, and one scan's files."""
+
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from core.cohort.derivatives import TABLE, Row, write_table
+from core.errors import InpaintError
+from core.review import QC_TABLE, CohortReview, read_ratings
+from core.review_scan import load_scan
+from review_support import LESIONS, checksums, write_cohort
+
+
+def test_ratings_survive_a_rewritten_table_and_a_restart_and_resume_at_the_first_unrated(tmp_path):
+    out = write_cohort(tmp_path, 5, failed=1)
+    review = CohortReview(out)
+    assert [s.status for s in review.scans] == ["filled"] * 4 + ["failed"]
+    assert review.first_unrated() == 0 and review.scans[0].uncertainty is None
+    before = checksums(out)
+    review.rate(0, "pass")
+    review.rate(1, "fail", "the fill is too bright")
+    review.rate(1, "unsure")  # the comment is kept
+    after = checksums(out)
+    assert {k for k in after if k not in before} == {str(out / QC_TABLE), str(out / "desc-qc_scans.json")}
+    assert all(after[k] == v for k, v in before.items())  # nothing else in the cohort changed
+    assert not [p for p in os.listdir(out) if p.startswith(".")]  # no temporary file left
+    # a rerun of `inpaint bids` rewrites the scans table in its own order, with a scan fewer
+    rows = [Row(participant_id="x", session_id="", source=s.source, mask=s.mask, brainmask="", output=s.output,
+                status=s.status) for s in review.scans[1:]]
+    write_table(out, list(reversed(rows)))
+    again = CohortReview(out)
+    assert again.rating(0).rating == "unsure" and again.rating(0).comment == "the fill is too bright"
+    assert again.first_unrated() == 1  # sub-01 was dropped from the table; sub-03 is the first unrated
+    assert set(read_ratings(out)) == {review.scans[0].output, review.scans[1].output}  # sub-01's rating is kept
+    with open(out / QC_TABLE, encoding="utf-8") as stream:
+        table = list(csv.DictReader(stream, delimiter="\t"))
+    assert [r["rating"] for r in table] == ["pass", "unsure"] and table[0]["comment"] == "n/a"
+    for index in range(len(again.scans)):
+        again.rate(index, "pass")
+    assert again.first_unrated() == 0 and again.progress() == "4 of 4 rated"
+    with pytest.raises(ValueError):
+        again.rate(0, "maybe")
+
+
+def test_the_table_must_exist_and_its_uncertainty_column_is_read(tmp_path):
+    with pytest.raises(InpaintError, match="has no desc-filled_scans.tsv"):
+        CohortReview(tmp_path)
+    out = write_cohort(tmp_path, 3, uncertainty=True)
+    assert [s.uncertainty for s in CohortReview(out).scans] == ["0.10", "0.20", "0.30"]
+
+
+def test_a_scan_is_read_with_its_mask_and_uncertainty_and_failed_or_missing_ones_say_why(tmp_path):
+    out = write_cohort(tmp_path, 4, failed=1, missing=1, uncertainty=True)
+    review = CohortReview(out)
+    files = load_scan(out, review.scans[0])
+    expected = np.zeros(files.hole.shape, bool)
+    for box in LESIONS:
+        expected[box] = True
+    assert np.array_equal(files.hole, expected) and not files.notes
+    assert np.all(files.filled[expected] == 55.0) and np.array_equal(files.filled[~expected],
+                                                                      files.source.data[~expected])
+    assert files.uncertainty is not None and files.uncertainty.max() == pytest.approx(0.1)
+    with pytest.raises(InpaintError, match="The filled image .* is missing"):
+        load_scan(out, review.scans[2])
+    with pytest.raises(InpaintError, match="its status is failed: The lesion mask is empty"):
+        load_scan(out, review.scans[3])
+    (tmp_path / "masks" / review.scans[1].mask).unlink()  # a moved masks dataset: the changed voxels stand in
+    files = load_scan(out, review.scans[1])
+    assert np.array_equal(files.hole, expected) and "cannot be read" in files.notes[0]
+    (tmp_path / "raw" / review.scans[1].source).unlink()
+    with pytest.raises(InpaintError, match="source image .* is not found"):
+        load_scan(out, review.scans[1])
+
+
+def test_a_table_without_the_columns_is_refused(tmp_path):
+    (tmp_path / TABLE).write_text("a\tb\n1\t2\n")
+    with pytest.raises(InpaintError, match="lacks the output"):
+        CohortReview(Path(tmp_path))
