@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 import torch.multiprocessing as mp
+import nibabel as nib
 from safetensors.torch import load_file, save_file
 
 from core.checkpoint import load_model
@@ -19,6 +20,7 @@ from core.training.data import TrainingData
 from core.training.distributed import Context, setup, teardown
 from core.training.card import write_card
 from core.training.trainer import STATE_JSON, Trainer, TrainSettings, describe_command, step_generators
+from conftest import synthetic_brain
 from test_augment import write_brain
 
 CPU = Context(rank=0, world=1, device=torch.device("cpu"))
@@ -172,3 +174,21 @@ def test_model_card_from_record_keeps_held_out_section(brain, tmp_path):
 def test_describe_command_spells_out_modules():
     assert describe_command(["/x/core/cli.py", "train", "--kind", "gan"]) == "python -m core.cli train --kind gan"
     assert describe_command(["/usr/bin/inpaint", "train"]) == "inpaint train"
+
+
+def test_slice_training_takes_a_cohort_split_skull_stripped_with_its_masks(tmp_path: Path) -> None:
+    from core.training.cohort import find_scans, split
+
+    for i in range(1, 4):
+        folder = tmp_path / "ds000011"
+        folder.mkdir(exist_ok=True)
+        image = synthetic_brain((40, 48, 36), seed=i)
+        head = image + 30.0 * (image == 0)                       # "skull": nonzero outside the brain
+        nib.save(nib.Nifti1Image(head, np.diag([2.0, 2.0, 2.0, 1.0])), folder / f"sub-0{i}_T1w.nii.gz")
+        nib.save(nib.Nifti1Image((image > 0).astype(np.uint8), np.diag([2.0, 2.0, 2.0, 1.0])),
+                 folder / f"sub-0{i}_brainmask.nii.gz")
+    data = TrainingData.load(None, "axial", 32, 2.0, cohorts=[tmp_path])
+    training, _ = split(find_scans(tmp_path))
+    assert [s.path for s in data.sources] == [s.image for s in training]
+    assert all(s.brainmask is not None for s in data.sources)
+    assert all(float(s.unit[:, 0, 0].max()) == 0.0 for s in data.sources)   # the skull is gone

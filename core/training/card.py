@@ -10,6 +10,8 @@ import json
 import sys
 from pathlib import Path
 
+from .cohort import licences
+
 HELD_OUT = "## Held-out quality"
 TEMPLATE_NOTE = ("ICBM 2009a non-linear symmetric T1 template (brain-extracted average of 152 adults; "
                  "Fonov et al. 2009/2011, Collins et al. 1999; see resources/mni152/NOTICE.md), "
@@ -57,7 +59,9 @@ def model_card(name: str, config: dict) -> str:
         "Slices of the chosen plane with at least 15% of the largest slice's brain area, mapped exactly as "
         "inference maps them (closest-RAS reorientation, grid centred on the brain bounding box, in-plane "
         "anti-aliasing, intensities 0 -> -1 and the 99.5th brain percentile -> +1 by `core.normalize`). "
-        "A single template brain: the augmentation below is what lets it generalise to other brains.", "",
+        + ("A single template brain: the augmentation below is what lets it generalise to other brains."
+           if len(rec.get("data", [])) == 1 else f"{len(rec.get('data', []))} brains."),
+        *licences(d["path"] for d in rec.get("data", [])), "",
         "## Augmentation", *_augmentation(rec.get("augmentation", {})), "",
     ]
     if arch["kind"] == "vae":

@@ -14,6 +14,25 @@ from typing import Sequence
 
 from ..errors import InpaintError
 
+SOURCES = {   # path fragment: what model cards say of the scans' source and licence
+    "mni152": "The ICBM 2009a template: Copyright (C) 1993-2009 Louis Collins, McConnell Brain Imaging Centre, "
+              "Montreal Neurological Institute, McGill University (see resources/mni152/NOTICE.md).",
+    "robex": "The ROBEX subject: `ROBEX/ref_vols/atlas.nii.gz` with its expert brain mask, ROBEX v1.2 (Iglesias et "
+             "al., IEEE TMI 2011), BSD license, Copyright (c) 2010 Juan Eugenio Iglesias.",
+    "ds002748": "ds002748: OpenNeuro ds002748 v1.0.5 (Bezmaternykh, Melnikov, Savelov, Petrovskii; "
+                "doi:10.18112/openneuro.ds002748.v1.0.5; Bezmaternykh et al., Neural Plasticity 2021, 8846097), "
+                "CC0, skull-stripped by the dataset's authors.",
+    "ds000011": "ds000011: OpenfMRI ds000011 (Foerde, Knowlton, Poldrack; PNAS 2006, 103(31):11778-83), Public "
+                "Domain Dedication and License 1.0; we acknowledge the OpenfMRI project and NSF grant OCI-1131441. "
+                "Skull-stripped with brain masks made by deepbet 1.0.2.",
+}
+
+
+def licences(paths) -> list[str]:
+    """The SOURCES sentences of every known source among `paths`."""
+    return [text for key, text in SOURCES.items() if any(key in str(p).lower() for p in paths)]
+
+
 VALIDATION_SHARE = 0.1   # of each dataset's scans, at least VALIDATION_MIN of them
 VALIDATION_MIN = 2
 

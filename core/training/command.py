@@ -35,6 +35,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", nargs="+", metavar="PATH",
                    help="NIfTI files or folders of them (brain-extracted healthy T1); gm.nii.gz/wm.nii.gz "
                         "beside an image enable tissue contrast synthesis (default: bundled MNI152 template)")
+    p.add_argument("--cohort", nargs="+", metavar="FOLDER",
+                   help="cohort folders of *_T1w scans with their *_brainmask (one subfolder per dataset): their "
+                        "training split (core.training.cohort keeps a tenth of each dataset aside) is added, "
+                        "skull-stripped with the masks")
     p.add_argument("--axis", choices=("axial", "coronal", "sagittal"), default=d.axis, help="slice plane")
     p.add_argument("--size", type=int, default=d.size, help="model grid size in pixels (default: %(default)s)")
     p.add_argument("--spacing", type=float, default=d.spacing, help="model pixel size in mm (default: %(default)s)")
@@ -72,6 +76,7 @@ def settings_from_args(args: argparse.Namespace, out: Path) -> TrainSettings:
         raise InpaintError(f"{out} already holds a training run: pass --resume to continue it or choose another --out.")
     values = {f.name: getattr(args, f.name) for f in fields(TrainSettings) if getattr(args, f.name, None) is not None}
     values["data"] = [str(Path(p).resolve()) for p in (args.data or [])]
+    values["cohort"] = [str(Path(p).resolve()) for p in (args.cohort or [])]
     settings = TrainSettings(**values)
     for name in ("steps", "batch_size", "checkpoint_every", "size", "latent", "width"):
         if getattr(settings, name) < 1:
@@ -91,7 +96,8 @@ def run(args: argparse.Namespace) -> int:
     settings = settings_from_args(args, out)
     ctx = setup()
     try:
-        data = TrainingData.load(settings.data or None, settings.axis, settings.size, settings.spacing)
+        data = TrainingData.load(settings.data or None, settings.axis, settings.size, settings.spacing,
+                                 settings.cohort)
         trainer = Trainer(settings, data, out, ctx, command=describe_command(), threads=torch.get_num_threads())
         if args.resume:
             trainer.load()

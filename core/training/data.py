@@ -20,9 +20,10 @@ from ..errors import InpaintError
 from ..modelspace import Reorientation, SliceGrid, plane_axes, voxel_sizes
 from ..normalize import estimate_brain, intensity_scale
 from ..resources import MNI152_T1
-from ..volume import load_volume
+from ..volume import load_mask, load_volume
 from .augment import (AugmentConfig, intensity_augment, synthesize_contrast, tissue_weights,
                       to_model_range, warp_offsets)
+from .cohort import find_scans, split
 
 TEMPLATE = MNI152_T1
 TISSUE_FILES = ("gm.nii.gz", "wm.nii.gz")
@@ -39,6 +40,7 @@ class SliceSource:
     tissue_sample: np.ndarray | None  # (3, m) raw tissue values at random brain voxels (for the scale)
     grid: SliceGrid
     slices: np.ndarray               # indices of slices with enough brain
+    brainmask: Path | None = None    # the mask it was skull-stripped with, if any
 
     def sample(self, rng: np.random.Generator, cfg: AugmentConfig) -> np.ndarray:
         """One augmented slice in model space [-1, 1], shape (size, size)."""
@@ -79,12 +81,16 @@ def _tissue_maps(path: Path, shape: tuple[int, ...], reo: Reorientation) -> np.n
     return np.stack(maps)
 
 
-def load_source(path: Path, axis: str, size: int, spacing: float) -> SliceSource:
-    """Prepare one brain-extracted T1 volume for slice sampling."""
+def load_source(path: Path, axis: str, size: int, spacing: float, brainmask: Path | None = None) -> SliceSource:
+    """Prepare one T1 volume for slice sampling: brain-extracted, or skull-stripped with `brainmask`."""
     volume = load_volume(path)
     reo = Reorientation.of(volume.affine, volume.data.shape)
     data = reo.apply(np.nan_to_num(volume.data.astype(np.float32)))
-    brain = estimate_brain(data)
+    if brainmask is not None:
+        brain = reo.apply(load_mask(brainmask, volume, kind="brain"))
+        data = np.where(brain, data, 0.0).astype(np.float32)
+    else:
+        brain = estimate_brain(data)
     if brain.sum() < 1000:
         raise InpaintError(f"{path} has almost no brain voxels: training needs brain-extracted T1 images.")
     scale = intensity_scale(data, brain)
@@ -103,7 +109,8 @@ def load_source(path: Path, axis: str, size: int, spacing: float) -> SliceSource
         pick = np.random.default_rng(0).choice(np.flatnonzero(brain), size=min(20000, int(brain.sum())), replace=False)
         sample = stack.reshape(3, -1)[:, pick]
         tissues = np.stack([_smooth_in_plane(np.transpose(m, order), grid) for m in stack])
-    return SliceSource(path=path, unit=unit, tissues=tissues, tissue_sample=sample, grid=grid, slices=slices)
+    return SliceSource(path=path, unit=unit, tissues=tissues, tissue_sample=sample, grid=grid, slices=slices,
+                       brainmask=brainmask)
 
 
 def expand_paths(paths: Sequence[str | Path]) -> list[Path]:
@@ -132,9 +139,14 @@ class TrainingData:
         self.weights = counts / counts.sum()
 
     @classmethod
-    def load(cls, paths: Sequence[str | Path] | None, axis: str, size: int, spacing: float) -> "TrainingData":
-        files = expand_paths(paths) if paths else [TEMPLATE]
-        return cls([load_source(f, axis, size, spacing) for f in files])
+    def load(cls, paths: Sequence[str | Path] | None, axis: str, size: int, spacing: float,
+             cohorts: Sequence[str | Path] = ()) -> "TrainingData":
+        """`paths` (files or folders; the bundled template when neither they nor `cohorts` are given) and the
+        training split of each cohort folder (`core.training.cohort`), skull-stripped with their brain masks."""
+        scans = [s for folder in cohorts for s in split(find_scans(Path(folder)))[0]]
+        files = expand_paths(paths) if paths else ([] if scans else [TEMPLATE])
+        return cls([load_source(f, axis, size, spacing) for f in files]
+                   + [load_source(s.image, axis, size, spacing, s.brainmask) for s in scans])
 
     @property
     def has_tissues(self) -> bool:

@@ -41,6 +41,7 @@ from ..refine3d import Refiner3D, RefinerConfig, clip_base, load_refiner, resamp
 from ..search import select_device
 from ..volume import load_mask, load_volume
 from .cohort import find_scans, split
+from .cohort import licences as source_licences
 
 PATCH = 32
 CLIP_NORM = 1.0
@@ -286,20 +287,6 @@ In `docs/results.md` (`inpaint bench` on the held-out subject and Colin27), agai
 the biharmonic fill, smooth inside large holes (no texture).
 """
 
-SOURCES = {   # path fragment: what the card says of the scans' source and licence
-    "mni152": "The ICBM 2009a template: Copyright (C) 1993-2009 Louis Collins, McConnell Brain Imaging Centre, "
-              "Montreal Neurological Institute, McGill University (see resources/mni152/NOTICE.md).",
-    "robex": "The ROBEX subject: `ROBEX/ref_vols/atlas.nii.gz` with its expert brain mask, ROBEX v1.2 (Iglesias et "
-             "al., IEEE TMI 2011), BSD license, Copyright (c) 2010 Juan Eugenio Iglesias.",
-    "ds002748": "ds002748: OpenNeuro ds002748 v1.0.5 (Bezmaternykh, Melnikov, Savelov, Petrovskii; "
-                "doi:10.18112/openneuro.ds002748.v1.0.5; Bezmaternykh et al., Neural Plasticity 2021, 8846097), "
-                "CC0, skull-stripped by the dataset's authors.",
-    "ds000011": "ds000011: OpenfMRI ds000011 (Foerde, Knowlton, Poldrack; PNAS 2006, 103(31):11778-83), Public "
-                "Domain Dedication and License 1.0; we acknowledge the OpenfMRI project and NSF grant OCI-1131441. "
-                "Skull-stripped with brain masks made by deepbet 1.0.2.",
-}
-
-
 def _subjects(paths: Sequence[str]) -> str:
     """Scans grouped by folder: `folder` (N: sub-01, sub-02, ...)."""
     groups: dict[str, list[str]] = {}
@@ -314,7 +301,7 @@ def _data_text(meta: dict) -> dict[str, str]:
     weights = sorted(set(round(w, 4) for w in meta["weights"]))
     data = _subjects(meta["data"]) + (f", each scan with sampling weight {weights[0]:.4f}" if len(weights) == 1 else
                                       f", sampling weights {', '.join(f'{x:.2f}' for x in meta['weights'])}")
-    licences = "".join(f"\n{text}" for key, text in SOURCES.items() if any(key in p.lower() for p in meta["data"]))
+    licences = "".join(f"\n{text}" for text in source_licences(meta["data"]))
     kept = meta.get("validation") or []
     validation = (f"\nValidation scans, never drawn from and used for every choice: {_subjects(kept)}." if kept else "")
     return {"data": data, "licences": licences, "validation": validation, "count": str(len(meta["data"]))}

@@ -64,6 +64,7 @@ class TrainSettings:
     seed: int = 0
     augment: str = "all"
     data: list[str] = field(default_factory=list)
+    cohort: list[str] = field(default_factory=list)   # cohort folders: their training split, with brain masks
     checkpoint_every: int = 250
     minutes: float | None = None
 
@@ -223,7 +224,8 @@ class Trainer:
     # ---- state ----------------------------------------------------------------------------
     def record(self) -> dict[str, Any]:
         """The training record stored in the model config's `extra`."""
-        data = [{"path": _shown(str(src.path)), "sha256": sha256_file(src.path)} for src in self.data.sources]
+        data = [{"path": _shown(str(src.path)), "sha256": sha256_file(src.path),
+                 **({"brainmask": _shown(str(src.brainmask))} if src.brainmask else {})} for src in self.data.sources]
         record: dict[str, Any] = {"latent_prior": "uniform" if self.s.kind == "gan" else "normal"}
         if self.s.kind == "vae":
             record["encoder_input"] = "image with random holes zeroed + known mask; decoder reconstructs the full slice"
