@@ -1,10 +1,12 @@
-"""Speed check: fill a 16 mm white-matter cube (8 axial slices) in the held-out subject.
+"""Speed check: fill a 16 mm white-matter cube in the held-out subject (2 mm) or another scan.
 
-Writes the skull-stripped subject and the cube mask (file voxel order, subject's geometry) to
+Writes the skull-stripped scan and the cube mask (file voxel order, the scan's geometry) to
 a folder, runs `inpaint fill` at default settings as a separate process, checks geometry and
 outside-mask identity of the output, and prints wall time and the child's peak memory.
 
     python scripts/measure_fill.py [--method NAME] [--model NAME] [--out DIR]
+    python scripts/measure_fill.py --image ../shared/data/heldout_cohort/ds002748/sub-09_T1w.nii.gz \
+        --brainmask ../shared/data/heldout_cohort/ds002748/sub-09_brainmask.nii.gz     # a 1 mm scan
 """
 
 from __future__ import annotations
@@ -36,18 +38,22 @@ def main() -> int:
     parser.add_argument("--model", default=None)
     parser.add_argument("--method", default=None, help="fill method (default: the app's)")
     parser.add_argument("--out", type=Path, default=Path("/tmp/inpaint-measure"))
+    parser.add_argument("--image", type=Path, default=SUBJECT / "t1_2mm.nii.gz", help="scan (default: held-out subject)")
+    parser.add_argument("--brainmask", type=Path, default=SUBJECT / "brainmask_2mm.nii.gz", help="its brain mask")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
 
-    t1 = nib.load(SUBJECT / "t1_2mm.nii.gz")
-    data = load_bench_data(SUBJECT / "t1_2mm.nii.gz", SUBJECT / "brainmask_2mm.nii.gz")
+    t1 = nib.load(args.image)
+    data = load_bench_data(args.image, args.brainmask)
     case = make_cases(data.brain, data.voxel_mm, families=("cube16_wm",), per_family=1,
                       wm=estimate_white_matter(data.image, ~data.brain))[0]
     reo = Reorientation.of(t1.affine, t1.shape)
     brain_file = reo.undo(data.image)
     hole_file = reo.undo(case.hole).astype(np.uint8)
     image_path, mask_path, out_path = args.out / "sub_T1w_brain.nii.gz", args.out / "cube16_wm.nii.gz", args.out / "filled.nii.gz"
-    nib.save(nib.Nifti1Image(brain_file, t1.affine, t1.header), image_path)
+    header = t1.header.copy()
+    header.set_data_dtype(np.float32)   # the skull-stripped scan as floats, whatever the source stored
+    nib.save(nib.Nifti1Image(brain_file.astype(np.float32), t1.affine, header), image_path)
     mask_img = nib.Nifti1Image(hole_file, t1.affine, t1.header)
     mask_img.set_data_dtype(np.uint8)
     nib.save(mask_img, mask_path)
