@@ -31,6 +31,7 @@ from .layout import name_entities
 BIDSIGNORE = ".bidsignore"
 SHARED_FILES = (DESCRIPTION, TABLE, str(Path(TABLE).with_suffix(".json")), BIDSIGNORE, f"{LOGS}/{TABLE_LOCK}")
 _ROW_FIELDS = {f.name for f in fields(Row)}
+_REQUIRED = {f.name for f in fields(Row) if f.default is dataclasses.MISSING}  # columns added later may be absent
 _STAMP_KEYS = {"sha256": str, "size": int, "mtime_ns": int}
 
 
@@ -72,7 +73,8 @@ def read_record(out_dir: Path, output: str) -> Optional[Record]:
 def _parse(data: Any, where: Path) -> Record:
     """A record from its JSON, or ValueError naming the file."""
     files = data.pop("files", {}) if isinstance(data, dict) else None
-    valid = (isinstance(data, dict) and set(data) == _ROW_FIELDS and data["status"] in (FILLED, FAILED, NO_MASK)
+    valid = (isinstance(data, dict) and _REQUIRED <= set(data) <= _ROW_FIELDS
+             and data["status"] in (FILLED, FAILED, NO_MASK)
              and isinstance(files, dict)
              and all(isinstance(s, dict) and all(isinstance(s.get(k), t) for k, t in _STAMP_KEYS.items())
                      for s in files.values()))
