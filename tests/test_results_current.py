@@ -57,7 +57,7 @@ def test_both_held_out_brains_compare_the_app_default_with_every_classical_fill(
 
 def test_readme_quotes_the_committed_results(collect):
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    expected = collect.readme_block(collect.load_runs(), collect.load_downstream())
+    expected = collect.readme_block(collect.load_runs(), collect.load_downstream(), collect.load_cohort())
     start = readme.index(collect.BEGIN)
     assert readme[start:start + len(expected)] == expected, "README results are stale: run scripts/collect_results.py"
 
