@@ -20,7 +20,7 @@ from .painting import Painter
 from .slice_view import SliceView
 
 LAYER_TITLES = {"original": "Original", "masked": "Masked", "generated": "Generated", "blended": "Blended",
-                "preview": "Preview", "live": "Live preview (Run makes the full fill)"}
+                "preview": "Preview", "live": "Live preview"}
 EMPTY = ("<h3>No image open</h3>File &gt; Open image (<b>Ctrl+O</b>), Open DICOM folder (<b>Ctrl+Shift+O</b>) "
          "or drop a file here.<br>Painting starts once an image is open.")
 HINT = ("<b>Window/level</b>: drag the histogram's bounds, type them, <b>W</b> auto.<br><br>"

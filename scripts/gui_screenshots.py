@@ -12,8 +12,12 @@ what the screen shows to docs/screenshots/:
     04_compare.png     the axial view as Original / Masked / Generated / Blended (the T key)
     05_difference.png  difference map (filled - original) with its colour scale
     06_skull_on.png    with --skull-on IMAGE: the warning for an image with skull, log histogram
+    07_live_preview.png  one more stroke with View > Live preview on (L): its lesion filled in the three views
+    08_review.png      with --cohort OUT_DIR: a copy of an `inpaint bids` output under review (Ctrl+Shift+R),
+                       two scans rated with P and F, the third on its first lesion (N)
 
-    python scripts/gui_screenshots.py [--model NAME_OR_PATH] [--iterations N] [--skull-on IMAGE] [--out DIR]
+    python scripts/gui_screenshots.py [--model NAME_OR_PATH] [--iterations N] [--skull-on IMAGE] [--cohort OUT_DIR]
+                                      [--out DIR]
 """
 
 from __future__ import annotations
@@ -49,6 +53,7 @@ def main() -> int:
     parser.add_argument("--iterations", type=int, default=None, help="default: the app's")
     parser.add_argument("--restarts", type=int, default=None, help="default: the app's")
     parser.add_argument("--skull-on", type=Path, default=None, help="an image with skull for 06_skull_on.png")
+    parser.add_argument("--cohort", type=Path, default=None, help="an 'inpaint bids' output for 08_review.png")
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "screenshots")
     args = parser.parse_args()
     if not os.environ.get("DISPLAY") and not os.environ.get("GUI_SCREENSHOTS_XVFB"):
@@ -130,7 +135,13 @@ def main() -> int:
                 settle(0.02)
         QTest.mouseRelease(viewport, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, at(view, points[-1]))
 
-    # a periventricular "lesion" in the right hemisphere, painted on three axial slices
+    def live_preview(on: bool) -> None:
+        """L until View > Live preview is `on` (the app remembers the choice between runs)."""
+        if window.act["live_preview"].isChecked() != on:
+            QTest.keyClick(window, Qt.Key.Key_L)
+
+    # a periventricular "lesion" in the right hemisphere, painted on three axial slices (live preview off)
+    live_preview(False)
     centre = (58, 62, 50)
     viewer.set_point(centre)
     axial = viewer.views[2]
@@ -144,6 +155,22 @@ def main() -> int:
     viewer.set_point(centre)
     QTest.mouseMove(axial.viewport(), at(axial, (centre[0] - 14, centre[1] + 10, centre[2])))
     shoot("01_painting.png")
+
+    # live preview on: one more stroke, and its lesion (the one painted above) is filled in the three views
+    live_preview(True)
+    shown: list[float] = []
+    window.preview.shown.connect(shown.append)
+    stroke(axial, [(centre[0] - 2, centre[1] + 3, centre[2]), (centre[0] + 2, centre[1] + 4, centre[2])])
+    end = time.monotonic() + 60
+    while not shown and time.monotonic() < end:
+        settle(0.05)
+    if viewer.layer != "live":
+        print("gui_screenshots: the live preview was not shown", file=sys.stderr)
+        return 1
+    print(f"live preview shown {1000 * shown[0]:.0f} ms after the stroke ended")
+    QTest.mouseMove(axial.viewport(), at(axial, (centre[0] - 14, centre[1] + 10, centre[2])))
+    shoot("07_live_preview.png")
+    live_preview(False)  # the fills below are the subject
 
     panel = window.panel
     if args.iterations is not None:
@@ -248,6 +275,21 @@ def main() -> int:
             return 1
         window.viewer.levels_box.log.setChecked(True)
         shoot("06_skull_on.png")
+    if args.cohort is not None:
+        with tempfile.TemporaryDirectory() as tmp:
+            copy = Path(shutil.copytree(args.cohort, Path(tmp) / args.cohort.name))
+            QFileDialog.getExistingDirectory = staticmethod(lambda *a, **k: str(copy))
+            review_keys = Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier
+            QTest.keyClick(window, Qt.Key.Key_R, review_keys)
+            if window.review.cohort is None:
+                print(f"gui_screenshots: {args.cohort} did not open for review", file=sys.stderr)
+                return 1
+            for key in (Qt.Key.Key_P, Qt.Key.Key_F):
+                QTest.keyClick(window, key)
+                QTest.keyClick(window, Qt.Key.Key_N, Qt.KeyboardModifier.ControlModifier)
+            QTest.keyClick(window, Qt.Key.Key_N)
+            settle()
+            shoot("08_review.png")
     window.close()
     return 0
 
