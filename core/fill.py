@@ -34,7 +34,8 @@ from .normalize import IntensityScale, estimate_brain, intensity_scale
 from .mirror import WEIGHT as MIRROR_WEIGHT, NoReflection, find_reflection, lateral_axis, mirrored_box
 from .refine3d import MARGIN_MM, Refiner, default_refiner, refine_fill
 from .search import SearchSettings, latent_search, select_device
-from .inputs import VolumeContext, check_filled, hole_box, hole_slab, prepare_fill_inputs, volume_context
+from .inputs import (VolumeContext, check_filled, check_lesion_boxes, hole_box, hole_slab, prepare_fill_inputs,
+                     volume_context)
 
 METHODS: dict[str, str] = {
     "slices2d": "the original study's pipeline: 2D latent search and 2D Poisson blending slice by slice",
@@ -220,7 +221,7 @@ def fill_volume(image: np.ndarray, affine: np.ndarray, hole: np.ndarray, model: 
     if progress is not None:
         progress(Progress(stage="done", step=1, total=1, elapsed=done - start, slices=slab.slices,
                           best_loss=slab.losses))
-    check_filled(filled, hole, model)
+    check_filled(filled, hole, model, settings.method, slab.refiner)
     return FillResult(filled=filled, generated_hole=slab.generated, hole=hole, axis=axis, final_loss=slab.final_loss,
                       seconds=done - start, device=slab.device, settings=settings,
                       timings={"prepare": slab.prepared - start, "search": slab.searched - slab.prepared,
@@ -254,6 +255,9 @@ def _fill_slab(image: np.ndarray, affine: np.ndarray, hole: np.ndarray, model: M
     """The fill of `fill_volume` on the part of the volume it needs; every part-sized array is freed on return."""
     device = select_device(settings.device)
     in_3d = settings.method == "poisson3d"
+    if settings.method == "refine3d":  # its work per lesion is bounded before any of it starts
+        refiner = refiner or default_refiner()
+        check_lesion_boxes(hole, voxel_sizes(affine), MARGIN_MM, refiner.config.spacing_mm)
     # the intensity scale and the model grid's centre come from the whole volume
     context = volume_context(image, affine, hole, axis, brain)
     if settings.method == "refine3d":  # each lesion's box plus MARGIN_MM (and, for the mirror, its reflection)
@@ -293,7 +297,6 @@ def _fill_slab(image: np.ndarray, affine: np.ndarray, hole: np.ndarray, model: M
             progress(Progress(stage="search", step=0, total=1, elapsed=time.perf_counter() - start,
                               slices=slices))
         losses = np.zeros(0)
-        refiner = refiner or default_refiner()
         refiner_record = {"name": refiner.name, "path": str(refiner.path) if refiner.path else None,
                           "sha256": refiner.checksum}
         mirror_r = None

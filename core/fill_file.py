@@ -66,6 +66,8 @@ def fill_file(image_path: Path, mask_path: Path, output_path: Path, settings: Fi
     for path in inputs:
         if path is not None and not path.exists():
             raise InpaintError(f"{path} does not exist; check the path.")
+    if isinstance(model, str) and Path(model).is_dir():  # a checkpoint folder: protected from the first check
+        inputs.append(Path(model))
     check_outputs(output_path, inputs=inputs, force=force)  # before reading anything large
     image = load_volume(image_path)
     check_outputs(output_path, inputs=inputs, force=force, like=image, keep_dtype=keep_dtype)
@@ -77,6 +79,8 @@ def fill_file(image_path: Path, mask_path: Path, output_path: Path, settings: Fi
         check_grid(reference, image, "reference")   # from its header: a wrong grid is refused before the fill
     if not isinstance(model, Model):
         model = resolve_model(model)
+    inputs += _network_folders(model, refiner, settings)  # their files are read too: never written
+    check_outputs(output_path, inputs=inputs, force=force, like=image, keep_dtype=keep_dtype)
     nonfinite = _check_image_content(image.data, hole, brain, image_path, mask_path, brainmask, dilate)
     result = fill_volume(image.data, image.affine, hole, model, settings, brain=brain, progress=progress,
                          refiner=refiner)
@@ -95,15 +99,27 @@ def fill_file(image_path: Path, mask_path: Path, output_path: Path, settings: Fi
                     record=record, brain_ml=brain_ml, skull_on=brainmask is None and brain_ml > MAX_BRAIN_ML)
 
 
+def _network_folders(model: Model, refiner: Optional[Refiner], settings: FillSettings) -> list[Path]:
+    """The folders of the networks a fill reads: the slice model's and, for refine3d, the 3D refiner's."""
+    from .refine3d import SHIPPED
+
+    folders = [model.path] if model.path is not None else []
+    if settings.method == "refine3d":
+        folders.append(refiner.path if refiner is not None else SHIPPED)
+    return [Path(folder) for folder in folders if folder is not None]
+
+
 def _check_image_content(data: np.ndarray, hole: np.ndarray, brain: Optional[np.ndarray], image_path: Path,
                          mask_path: Path, brainmask: Optional[Path], dilate: int) -> int:
-    """Count the image's non-finite known voxels and make sure known brain tissue is left, naming the files.
+    """Count the image's non-finite known voxels, refuse absurd values and make sure known brain tissue is left,
+    naming the files.
 
     Works part by part (no whole-volume copy); non-finite voxels count as background.
     """
-    from .inputs import check_known_brain, count_nonfinite_known
+    from .inputs import check_intensities, check_known_brain, count_nonfinite_known
 
     nonfinite = count_nonfinite_known(data, hole)
+    check_intensities(data, hole, f"the image {image_path}")
     dilated = f" (dilated by {dilate} voxels)" if dilate else ""
     check_known_brain(data, hole, brain, image_name=f"the image {image_path}",
                       mask_name=f"the mask {mask_path}{dilated}", brain_name=f"the brain mask {brainmask}")

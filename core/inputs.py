@@ -17,17 +17,44 @@ from typing import Any, NamedTuple, Optional
 
 import numpy as np
 from nibabel.orientations import io_orientation
+from scipy import ndimage
 
 from .errors import InpaintError
 from .search import PLANE_NAMES, SearchSettings, check_settings
 from .volume import chunks
 
+MIN_VOXEL_MM, MAX_VOXEL_MM = 0.05, 20.0  # supported voxel sizes (see `affine_problem`)
+MAX_INTENSITY = 1e30  # largest magnitude of a known voxel (see `check_intensities`)
+MAX_HOLE_VOXELS = 1 << 20  # voxels one fill may fill (1 l at 1 mm): the solves grow with them
+MAX_CROP_VOXELS = 1 << 25  # refine3d: one lesion's box plus margin, native voxels
+MAX_GRID_VOXELS = 1 << 21  # refine3d: the same box on the refiner's grid (a 256 mm cube at 2 mm)
 MIN_KNOWN_BRAIN = 10  # core.normalize.intensity_scale needs at least this many known brain voxels
 _BRAIN_FRACTION = 0.05  # core.normalize.estimate_brain: tissue is above 5% of the 99th percentile
 
 
+def affine_problem(matrix: np.ndarray) -> Optional[str]:
+    """What makes a 4x4 voxel-to-mm matrix unusable, as the end of a sentence about it (None: usable).
+
+    Voxel sizes (column lengths) must lie within MIN_VOXEL_MM..MAX_VOXEL_MM: beyond them the fill's
+    resampling to the refiner's 2 mm grid or the mirror's 4 mm blocks makes unbounded work.
+    """
+    if not np.isfinite(matrix).all():
+        return "contains NaN or infinite values"
+    if not np.allclose(matrix[3], [0.0, 0.0, 0.0, 1.0]):
+        return f"has the last row {matrix[3].tolist()}, not [0, 0, 0, 1]"
+    sizes = np.linalg.norm(matrix[:3, :3], axis=0)
+    if not sizes.min() > 0 or not np.linalg.svd(matrix[:3, :3] / sizes, compute_uv=False).min() > 1e-6:
+        return "is singular (a voxel axis has zero length or two axes coincide)"
+    if not ((sizes >= MIN_VOXEL_MM) & (sizes <= MAX_VOXEL_MM)).all():
+        shown = " x ".join(f"{v:.3g}" for v in sizes)
+        return (f"gives voxels of {shown} mm, outside the {MIN_VOXEL_MM:g}-{MAX_VOXEL_MM:g} mm this tool supports "
+                "(a wrong unit or scale in the header?)")
+    return None
+
+
 def check_affine(affine: Any) -> np.ndarray:
-    """The 4x4 voxel-to-mm matrix as float64; InpaintError if it is not 4x4, not finite or singular."""
+    """The 4x4 voxel-to-mm matrix as float64; InpaintError if it is not 4x4, not finite, singular or its
+    voxel sizes lie outside MIN_VOXEL_MM..MAX_VOXEL_MM."""
     try:
         matrix = np.asarray(affine, dtype=np.float64)
     except (TypeError, ValueError):
@@ -36,17 +63,29 @@ def check_affine(affine: Any) -> np.ndarray:
     if matrix.shape != (4, 4):
         raise InpaintError(f"The affine has shape {'x'.join(map(str, matrix.shape)) or 'scalar'}, not 4x4; pass the "
                            "image's 4x4 voxel-to-millimetre matrix (Volume.affine or nibabel's img.affine).")
-    if not np.isfinite(matrix).all():
-        raise InpaintError("The affine contains NaN or infinite values; pass the image's 4x4 voxel-to-millimetre "
-                           "matrix as read from its file.")
-    if not np.allclose(matrix[3], [0.0, 0.0, 0.0, 1.0]):
-        raise InpaintError(f"The affine's last row is {matrix[3].tolist()}, not [0, 0, 0, 1]; pass the image's "
-                           "4x4 voxel-to-millimetre matrix.")
-    singular = np.linalg.svd(matrix[:3, :3], compute_uv=False)
-    if not singular.min() > 1e-6 * max(1.0, float(singular.max())):
-        raise InpaintError("The affine is singular (a voxel axis has zero length or two axes coincide); pass the "
-                           "image's 4x4 voxel-to-millimetre matrix as read from its file.")
+    problem = affine_problem(matrix)
+    if problem:
+        raise InpaintError(f"The affine {problem}; pass the image's 4x4 voxel-to-millimetre matrix as read from "
+                           "its file.")
     return matrix
+
+
+def check_intensities(image: np.ndarray, hole: np.ndarray, name: str = "the image") -> None:
+    """InpaintError, naming `name`, when a finite known voxel's magnitude exceeds MAX_INTENSITY (part by part).
+
+    Beyond it float32 sums, ranges and moments overflow (the mirror's registration spun forever on
+    values near 1e38); no scanner or normalisation gives such values.
+    """
+    peak = 0.0
+    for part in chunks(image.shape):
+        values = np.abs(image[part][~hole[part]])
+        finite = values[values < np.inf]
+        if finite.size:
+            peak = max(peak, float(finite.max()))
+    if peak > MAX_INTENSITY:
+        raise InpaintError(f"{_sentence(name)} has values up to {peak:.3g}, beyond the {MAX_INTENSITY:g} this tool "
+                           "accepts (no MRI scale reaches it: a wrong scale factor?); rescale the image, e.g. divide "
+                           "it by a power of ten, and fill again.")
 
 
 def _sentence(text: str) -> str:
@@ -109,8 +148,9 @@ def prepare_fill_inputs(image: Any, affine: Any, hole: Any, model: Any, settings
     background (0) and leaves unchanged.
 
     Raises InpaintError with one sentence for: settings out of range, an image that is not a real 3D
-    array, an affine that is not an invertible 4x4 matrix, a hole or brain of another shape, an
-    empty hole, and no known brain tissue outside the hole.
+    array, an affine that is not an invertible 4x4 matrix with voxels of MIN_VOXEL_MM..MAX_VOXEL_MM, a hole
+    or brain of another shape, an empty hole, known values beyond MAX_INTENSITY, and no known brain tissue
+    outside the hole.
     """
     if not isinstance(settings, SearchSettings):
         raise InpaintError(f"settings must be a FillSettings, not {type(settings).__name__}; "
@@ -138,10 +178,33 @@ def prepare_fill_inputs(image: Any, affine: Any, hole: Any, model: Any, settings
     hole = hole.astype(bool, copy=False)
     if not hole.any():
         raise InpaintError("The hole is empty: there is nothing to fill; paint or choose the lesion mask.")
+    count = sum(int(np.count_nonzero(hole[part])) for part in chunks(hole.shape))
+    if count > MAX_HOLE_VOXELS:
+        raise InpaintError(f"The hole has {count:,} voxels, more than the {MAX_HOLE_VOXELS:,} one fill handles in "
+                           "bounded time and memory; fill a smaller mask, or the image resampled to larger voxels.")
     array = array.astype(np.float32, copy=False)
     nonfinite = count_nonfinite_known(array, hole)
+    check_intensities(array, hole)
     check_known_brain(array, hole, brain)
     return array, nonfinite
+
+
+def check_lesion_boxes(hole: np.ndarray, spacing: Any, margin_mm: float, grid_mm: float) -> None:
+    """InpaintError when a lesion (26-connected) with `margin_mm` around it spans more than MAX_CROP_VOXELS
+    native voxels or MAX_GRID_VOXELS on a `grid_mm` grid: the work of `core.refine3d.refine_fill` per lesion."""
+    spacing = np.asarray(spacing, dtype=np.float64)
+    margin = np.ceil(margin_mm / spacing).astype(int)
+    labels, _ = ndimage.label(hole, structure=ndimage.generate_binary_structure(3, 3))
+    for box in ndimage.find_objects(labels):
+        native = [min(n, s.stop + m) - max(0, s.start - m) for s, n, m in zip(box, hole.shape, margin)]
+        grid = [int(np.floor((n - 1) * h / grid_mm)) + 1 for n, h in zip(native, spacing)]
+        if np.prod(native, dtype=np.float64) > MAX_CROP_VOXELS or np.prod(grid, dtype=np.float64) > MAX_GRID_VOXELS:
+            shown = " x ".join(f"{n * h:.0f}" for n, h in zip(native, spacing))
+            raise InpaintError(f"A lesion of the hole spans {shown} mm with its {margin_mm:g} mm margin, "
+                               f"{np.prod(native, dtype=np.float64):.3g} voxels ({np.prod(grid, dtype=np.float64):.3g} on "
+                               f"the refiner's {grid_mm:g} mm grid), more than the {MAX_CROP_VOXELS:.3g} "
+                               f"({MAX_GRID_VOXELS:.3g}) refine3d handles in bounded time and memory; split the mask, "
+                               "or use --method slices2d.")
 
 
 def count_nonfinite_known(image: np.ndarray, hole: np.ndarray) -> int:
@@ -149,14 +212,22 @@ def count_nonfinite_known(image: np.ndarray, hole: np.ndarray) -> int:
     return sum(int(np.count_nonzero(~np.isfinite(image[part]) & ~hole[part])) for part in chunks(image.shape))
 
 
-def check_filled(filled: np.ndarray, hole: np.ndarray, model: Any) -> None:
-    """Last step of a fill: InpaintError naming the model if a hole voxel is not finite."""
+def check_filled(filled: np.ndarray, hole: np.ndarray, model: Any, method: str = "slices2d",
+                 refiner: Optional[dict] = None) -> None:
+    """Last step of a fill: InpaintError naming what produced the hole's values (`method`'s network: the
+    3D refiner's record for refine3d, else the slice model) if a hole voxel is not finite."""
     bad = int(np.count_nonzero(~np.isfinite(filled[np.asarray(hole, dtype=bool)])))
-    if bad:
-        name = getattr(model, "name", "?")
-        raise InpaintError(f"The model {name} ({getattr(model, 'path', None) or 'in memory'}) produced {bad} NaN or "
-                           "infinite values in the hole, so nothing was written; its weights or the settings are "
-                           "unusable: choose another model or smaller --lr/--lambda.")
+    if not bad:
+        return
+    if method == "refine3d":
+        refiner = refiner or {}
+        raise InpaintError(f"The 3D refiner {refiner.get('name', '?')} ({refiner.get('path') or 'in memory'}) "
+                           f"produced {bad} NaN or infinite values in the hole, so nothing was written; its weights "
+                           "are unusable: restore it from the release, or fill with --method slices2d.")
+    name = getattr(model, "name", "?")
+    raise InpaintError(f"The model {name} ({getattr(model, 'path', None) or 'in memory'}) produced {bad} NaN or "
+                       "infinite values in the hole, so nothing was written; its weights or the settings are "
+                       "unusable: choose another model or smaller --lr/--lambda.")
 
 
 def hole_slab(hole: np.ndarray, affine: np.ndarray, axis: str, margin: int = 0) -> tuple[slice, slice, slice]:

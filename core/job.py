@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
-from typing import Callable, Optional
+from typing import Callable, Optional, TypeVar
 
 import numpy as np
+
+T = TypeVar("T")
 
 
 class Cancelled(Exception):
@@ -87,3 +89,25 @@ class EtaClock:
             return None
         rate = (progress.elapsed - elapsed) / (progress.step - step)
         return max(0.0, rate * (progress.total - progress.step))
+
+
+def run_interruptibly(work: Callable[[], T]) -> T:
+    """`work()` on a helper thread while this thread waits in short steps, so that Ctrl+C (KeyboardInterrupt)
+    reaches the caller within a tenth of a second even when `work` is a long call into C++ that releases the
+    GIL (SimpleITK). After an interrupt the helper (a daemon thread) is left to finish and its result dropped.
+    """
+    outcome: dict[str, object] = {}
+
+    def target() -> None:
+        try:
+            outcome["value"] = work()
+        except BaseException as exc:  # handed to the caller below
+            outcome["error"] = exc
+
+    helper = threading.Thread(target=target, name="inpaint-interruptible", daemon=True)
+    helper.start()
+    while helper.is_alive():
+        helper.join(0.1)
+    if "error" in outcome:
+        raise outcome["error"]  # type: ignore[misc]
+    return outcome["value"]  # type: ignore[return-value]

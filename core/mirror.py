@@ -20,12 +20,14 @@ import SimpleITK as sitk
 from scipy import ndimage
 
 from .blend3d import biharmonic_fill_3d
+from .job import run_interruptibly
 
 COARSE_MM = 4.0          # grid of the global registration
 DEMONS_ITERATIONS = 50
 DEMONS_SIGMA_MM = 1.5    # smoothing of the local displacement field
 WEIGHT = 0.5             # share of the mirrored detail added to the fill (chosen on the ROBEX training brain)
 MIN_BLOCKS = 200         # known coarse blocks needed to register the hemispheres
+MAX_BLOCKS = 1 << 18     # largest coarse grid registered (a 256 mm cube of 1 mm voxels in 4 mm blocks)
 MIN_CORRELATION = 0.5    # below it the two hemispheres do not match: no mirror
 
 
@@ -66,7 +68,7 @@ def _array(image: sitk.Image) -> np.ndarray:
 
 def _block_means(image: np.ndarray, hole: np.ndarray, step: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Means of the known voxels of `step`-sized blocks (hole and non-finite voxels left out; a slab at a
-    time) and whether most of each block is known brain."""
+    time), scaled by a power of two to a peak of at most 1, and whether most of each block is known brain."""
     shape = np.array(image.shape) // step
     sa, sb, sc = (int(v) for v in step)
     means = np.zeros(shape, dtype=np.float32)
@@ -77,20 +79,27 @@ def _block_means(image: np.ndarray, hole: np.ndarray, step: np.ndarray) -> tuple
         seen = np.isfinite(block) & ~np.asarray(hole[rows], dtype=bool)
         block = np.where(seen, block, np.float32(0)).reshape(sa, shape[1], sb, shape[2], sc)
         count = seen.reshape(sa, shape[1], sb, shape[2], sc).sum(axis=(0, 2, 4))
-        means[i] = block.sum(axis=(0, 2, 4)) / np.maximum(count, 1)
+        means[i] = block.sum(axis=(0, 2, 4), dtype=np.float64) / np.maximum(count, 1)  # no float32 overflow
         known[i] = (count > 0.5 * sa * sb * sc) & (means[i] != 0)
+    peak = float(np.abs(means[known]).max()) if known.any() else 0.0
+    if peak > 0:  # near 1 for the registration (exactly: a power of two); correlation does not see the scale
+        means *= np.float32(2.0 ** -np.ceil(np.log2(peak)))
     return means, known
 
 
 def find_reflection(image: np.ndarray, hole: np.ndarray, spacing: Sequence[float], axis: int) -> Reflection:
     """Register `image` flipped along `axis` rigidly onto itself on a coarse grid, hole voxels left out.
 
-    The coarse grid holds block means of about COARSE_MM (read a slab at a time: no whole-volume
-    copy); non-finite voxels count as 0. Raises NoReflection when the volume is too small, the
-    registration fails or the registered hemispheres correlate below MIN_CORRELATION.
+    The coarse grid holds block means of about COARSE_MM (coarser when that gives more than MAX_BLOCKS;
+    read a slab at a time: no whole-volume copy); non-finite voxels count as 0. The SimpleITK calls
+    run interruptibly (`core.job.run_interruptibly`): Ctrl+C stops them. Raises NoReflection when the
+    volume is too small, the registration fails or the registered hemispheres correlate below MIN_CORRELATION.
     """
     spacing = np.asarray(spacing, dtype=np.float64)
     step = np.maximum(1, np.round(COARSE_MM / spacing)).astype(int)
+    blocks = float(np.prod(np.array(image.shape) // step, dtype=np.float64))
+    if blocks > MAX_BLOCKS:  # a huge field of view: coarser blocks keep the registration's work bounded
+        step *= int(np.ceil(np.cbrt(blocks / MAX_BLOCKS)))
     small, known = _block_means(image, hole, step)
     if known.sum() < MIN_BLOCKS:
         raise NoReflection(f"too little known tissue to find the mid-sagittal plane ({int(known.sum())} blocks "
@@ -111,11 +120,11 @@ def find_reflection(image: np.ndarray, hole: np.ndarray, spacing: Sequence[float
     reg.SetOptimizerScalesFromPhysicalShift()
     reg.SetShrinkFactorsPerLevel([2, 1])
     reg.SetSmoothingSigmasPerLevel([1, 0])
-    start = sitk.CenteredTransformInitializer(images[0], images[1], sitk.Euler3DTransform(),
-                                              sitk.CenteredTransformInitializerFilter.MOMENTS)
+    start = run_interruptibly(lambda: sitk.CenteredTransformInitializer(
+        images[0], images[1], sitk.Euler3DTransform(), sitk.CenteredTransformInitializerFilter.MOMENTS))
     reg.SetInitialTransform(start, inPlace=False)
     try:
-        transform = reg.Execute(images[0], images[1])
+        transform = run_interruptibly(lambda: reg.Execute(images[0], images[1]))
     except RuntimeError as exc:
         raise NoReflection(f"the mid-sagittal registration failed ({str(exc).strip().splitlines()[-1][:120]})") from None
     moved = _array(sitk.Resample(images[1], images[0], transform, sitk.sitkLinear, 0.0))
@@ -166,7 +175,7 @@ def mirror_detail(filled: np.ndarray, mirror: np.ndarray, hole: np.ndarray, spac
     demons.SetNumberOfIterations(DEMONS_ITERATIONS)
     demons.SetStandardDeviations(DEMONS_SIGMA_MM)
     fixed, moving = _itk(np.asarray(filled, dtype=np.float32), spacing), _itk(mirror, spacing)
-    field = demons.Execute(fixed, moving)
+    field = run_interruptibly(lambda: demons.Execute(fixed, moving))
     warp = sitk.DisplacementFieldTransform(sitk.Cast(field, sitk.sitkVectorFloat64))
     aligned = _array(sitk.Resample(moving, fixed, warp, sitk.sitkLinear, 0.0))
     smooth = biharmonic_fill_3d(np.where(hole, 0.0, aligned).astype(np.float32), hole, spacing)

@@ -14,7 +14,9 @@ import torch
 from . import __version__
 from .checkpoint import Model
 from .fill import METHODS, FillResult
-from .volume import check_target, input_files, sha256_file, sidecar_path, write_json
+from .volume import check_target, has_undecodable, input_files, sha256_file, sidecar_path, write_json
+
+ESCAPED = "bytes of file names that are not UTF-8 are written as \\xNN"
 
 __all__ = ["build_sidecar", "sidecar_path", "write_sidecar"]
 
@@ -34,7 +36,8 @@ def build_sidecar(result: FillResult, model: Model, *, image_path: Optional[Path
                   brainmask_path: Optional[Path] = None,
                   keep_dtype: bool = False, metrics: Optional[dict[str, Any]] = None,
                   extra: Optional[dict[str, Any]] = None, reference_path: Optional[Path] = None) -> dict[str, Any]:
-    """Everything needed to know how `output_path` was made."""
+    """Everything needed to know how `output_path` was made (file names that are not UTF-8 are escaped when
+    written, and `escaped_file_names` says so)."""
     record: dict[str, Any] = {
         "tool": "brain-inpaint",
         "version": __version__,
@@ -68,6 +71,8 @@ def build_sidecar(result: FillResult, model: Model, *, image_path: Optional[Path
         record["metrics"] = metrics
     if extra:
         record.update(extra)
+    if has_undecodable(record):  # the writer escapes them (core.volume.json_safe); say so in the record
+        record["escaped_file_names"] = ESCAPED
     return record
 
 

@@ -24,7 +24,7 @@ import SimpleITK as sitk
 from nibabel.orientations import apply_orientation, inv_ornt_aff, io_orientation, ornt_transform
 from scipy import ndimage
 
-from core.atomic import commit_files, make_staging, write_atomically
+from core.atomic import check_writable, commit_files, make_staging, recover_commits, write_atomically
 from core.errors import InpaintError
 
 NIFTI_SUFFIXES = (".nii.gz", ".nii")
@@ -186,6 +186,19 @@ def _read_raw(path: Path) -> tuple[np.ndarray, float, float, nib.Nifti1Image]:
     return _squeeze_3d(raw, path), slope, inter, image
 
 
+def _check_geometry(affine: np.ndarray, path: Path) -> np.ndarray:
+    """The file's voxel-to-mm matrix as float64; InpaintError naming `path` if it is unusable
+    (`core.inputs.affine_problem`: not finite, singular, voxels outside 0.05-20 mm)."""
+    from core.inputs import affine_problem
+
+    matrix = np.asarray(affine, dtype=np.float64)
+    problem = affine_problem(matrix)
+    if problem:
+        raise InpaintError(f"The voxel-to-millimetre matrix (sform/qform) of {path} {problem}; fix the geometry in "
+                           "its header (e.g. copy it from the scan it was made from) or choose another file.")
+    return matrix
+
+
 def _no_finite_value(path: Path) -> InpaintError:
     return InpaintError(f"{path} contains no finite value (all voxels are NaN or infinite); choose another image.")
 
@@ -197,6 +210,7 @@ def load_volume(path: str | os.PathLike) -> Volume:
     """
     path = Path(path)
     raw, slope, inter, image = _read_raw(path)
+    affine = _check_geometry(image.affine, path)
     if raw.dtype == np.float32 and slope == 1.0 and inter == 0.0:
         data = raw  # no second copy of a float32 file
     else:
@@ -205,7 +219,7 @@ def load_volume(path: str | os.PathLike) -> Volume:
             data[part] = _scaled(raw[part], slope, inter)
     if not any(np.isfinite(data[part]).any() for part in chunks(data.shape)):
         raise _no_finite_value(path)
-    return Volume(data=data, affine=np.asarray(image.affine, dtype=float), path=path, dtype=raw.dtype,
+    return Volume(data=data, affine=affine, path=path, dtype=raw.dtype,
                   image=image, raw=raw, slope=slope, inter=inter)
 
 
@@ -234,7 +248,7 @@ def read_grid(path: str | os.PathLike) -> tuple[tuple[int, ...], np.ndarray]:
             shape, affine = tuple(int(n) for n in reader.GetSize()), _itk_affine(reader)
     except Exception as exc:  # nibabel/SimpleITK raise many types for broken headers
         raise _unreadable(path, exc) from exc
-    return _volume_shape(shape, path), affine
+    return _volume_shape(shape, path), _check_geometry(affine, path)
 
 
 def _voxel_order(shape: Sequence[int], affine: np.ndarray, path: Path | None, image: Volume,
@@ -290,6 +304,7 @@ def load_mask(path: str | os.PathLike, image: Volume, *, kind: str = "lesion",
     what, meaning, todo = _MASK_ROLES[kind]
     path = Path(path)
     raw, slope, inter, header_image = _read_raw(path)
+    affine = _check_geometry(header_image.affine, path)
     nonzero = np.empty(raw.shape, dtype=bool)  # the mask's values are never held as a float volume
     bad = 0
     # a lesion mask of fractions is a probability map: every voxel above 0 is rarely what was meant
@@ -318,7 +333,7 @@ def load_mask(path: str | os.PathLike, image: Volume, *, kind: str = "lesion",
                                "binarise it.")
         raise InpaintError(f"The {what} {path} holds fractional values ({low:.3g} to {high:.3g}) where a {what} holds "
                            f"labels; check that it is the {what}, or pass --threshold T to fill the voxels above T.")
-    mask = Volume(data=nonzero, affine=np.asarray(header_image.affine, dtype=float), path=path, dtype=raw.dtype,
+    mask = Volume(data=nonzero, affine=affine, path=path, dtype=raw.dtype,
                   image=header_image)
     hole = np.ascontiguousarray(on_image_grid(mask, image, what))
     if not hole.any():
@@ -375,33 +390,67 @@ def sidecar_path(output: str | os.PathLike) -> Path:
     return output.with_name(stem + ".json")
 
 
-def _header_data_file(path: Path) -> Path | None:
-    """The separate data file a .mhd/.nhdr header names (None for inline data or anything unreadable)."""
-    suffix = _suffix(path)
-    if suffix not in ITK_COMPANIONS or not path.is_file():
-        return None
-    separator, keys = ("=", {"elementdatafile"}) if suffix == ".mhd" else (":", {"data file", "datafile"})
+MAX_LISTED_FILES = 100_000  # data files of one header's pattern form considered (no volume has more slices)
+_ANALYZE_PAIRS = {".hdr": ".img", ".img": ".hdr", ".hdr.gz": ".img.gz", ".img.gz": ".hdr.gz"}
+
+
+def _header_text(path: Path) -> list[str]:
+    """The text lines of a header: an .mhd/.mha up to 1 MB, an .nrrd/.nhdr up to its first blank line."""
     try:
         with open(path, "rb") as stream:
-            text = stream.read(1 << 16).decode("latin-1")
+            lines = stream.read(1 << 20).decode("latin-1").splitlines()
     except OSError:
-        return None
-    for line in text.splitlines():
+        return []
+    if _suffix(path) in (".nrrd", ".nhdr") and "" in (line.strip() for line in lines):
+        lines = lines[:[line.strip() for line in lines].index("")]
+    return lines
+
+
+def _pattern_files(folder: Path, fields: list[str]) -> list[Path]:
+    """The files of a printf-style data file form `name%03d.raw min max step` (MetaImage and NRRD alike)."""
+    try:
+        low, high, step = (int(v) for v in fields[1:4])
+        names = range(low, high + (1 if step > 0 else -1), step)
+        return [folder / (fields[0] % i) for i in names[:MAX_LISTED_FILES]]
+    except (ValueError, TypeError, IndexError):
+        return []
+
+
+def _header_data_files(path: Path) -> list[Path]:
+    """Every separate data file an .mhd/.mha/.nhdr/.nrrd header names, in each form the format allows: one
+    file, `LIST` (the names on the lines after it) or a `%d` pattern with min, max and step; [] for inline
+    data or anything unreadable. Relative names are relative to the header's folder."""
+    suffix = _suffix(path)
+    if suffix not in ITK_SUFFIXES or not path.is_file():
+        return []
+    separator, keys = ("=", {"elementdatafile"}) if suffix in (".mhd", ".mha") else (":", {"data file", "datafile"})
+    lines = _header_text(path)
+    for index, line in enumerate(lines):
         name, found, value = line.partition(separator)
         value = value.strip()
-        if found and name.strip().lower() in keys and value.upper() not in ("", "LOCAL", "LIST") and "%" not in value:
-            return path.parent / value
-    return None
+        if not found or name.strip().lower() not in keys or value.upper() in ("", "LOCAL"):
+            continue
+        fields = value.split()
+        if fields[0].upper() == "LIST":
+            listed = (item.strip() for item in lines[index + 1:])
+            return [path.parent / item for item in listed if item]
+        if "%" in fields[0] and len(fields) >= 4:
+            return _pattern_files(path.parent, fields)
+        return [path.parent / value]
+    return []
 
 
 def input_files(path: str | os.PathLike) -> list[tuple[Path, str]]:
-    """Everything that belongs to an input, each with how to name it: the file (or DICOM folder), the data file
-    its header names (.mhd/.nhdr), and its sidecar `<stem>.json` (e.g. a BIDS sidecar)."""
+    """Every file that belongs to an input, each with how to name it: the file (or DICOM folder), every data
+    file its header names (.mhd/.mha/.nhdr/.nrrd, `_header_data_files`), the other half of an Analyze-style
+    .hdr/.img pair, and its sidecar `<stem>.json` (e.g. a BIDS sidecar)."""
     path = Path(path)
     files = [(path, f"the input {path}"), (sidecar_path(path), f"the sidecar of the input {path}")]
-    data_file = _header_data_file(path)
-    if data_file is not None:
-        files.append((data_file, f"the data file of the input {path}"))
+    files += [(data, f"a data file of the input {path}") for data in _header_data_files(path)]
+    for suffix, partner in _ANALYZE_PAIRS.items():
+        if path.name.lower().endswith(suffix):
+            files.append((path.with_name(path.name[: -len(suffix)] + partner), f"the other half of the input {path}"))
+            break
     return files
 
 
@@ -461,9 +510,11 @@ def check_outputs(path: str | os.PathLike, *, inputs: Iterable[str | os.PathLike
                   like: Volume | None = None, keep_dtype: bool = False, sidecar: bool = True) -> list[Path]:
     """Check, before any work, every file an output will create; returns them (data files, volume, sidecar).
 
-    Refused: an unsupported extension, a missing folder, a folder in the way, any input or input
-    sidecar (by path and by inode, with or without `force`), an existing file without `force`, and
-    keeping a scaled data type in a format without slope/intercept.
+    Refused: an unsupported extension, a missing folder, a folder in the way, any file an input
+    reads (`input_files`, by path and by inode, with or without `force`), an existing file without
+    `force`, a folder where nothing can be created, and keeping a scaled data type in a format
+    without slope/intercept. A pair a killed run left half placed there is completed first
+    (`core.atomic.recover_commits`).
     """
     path = Path(path)
     suffix = _suffix(path)
@@ -475,8 +526,14 @@ def check_outputs(path: str | os.PathLike, *, inputs: Iterable[str | os.PathLike
                            "slope/intercept); write .nii.gz instead or do not keep the data type.")
     protected = _protected(like, inputs)
     targets = output_files(path) + ([sidecar_path(path)] if sidecar else [])
+    recover_commits(path.parent)  # a pair half placed by a killed run is completed first
     for target in targets:
         check_target(target, protected=protected, force=force)
+    try:
+        check_writable(path.parent)
+    except OSError as exc:
+        raise InpaintError(f"Cannot write {path}: the folder {path.parent} is not writable "
+                           f"({exc.strerror or exc}); choose a writable folder or change its permissions.") from None
     return targets
 
 
@@ -520,7 +577,7 @@ def _atomic_write(path: Path, like: Volume, force: bool, write, sidecar: dict | 
         moves = [(item, path.parent / item.name) for item in written]
         if sidecar is not None:
             side = sidecar_path(path)
-            text = json.dumps(sidecar, indent=2, default=_json_default) + "\n"
+            text = json_text(sidecar)
             (staging / side.name).write_text(text, encoding="utf-8")
             moves.insert(len(moves) - 1, (staging / side.name, side))
         for _, target in moves:
@@ -575,6 +632,45 @@ def save_mask(path: str | os.PathLike, mask: np.ndarray, like: Volume, *, force:
     return _save(path, mask.astype(bool).astype(np.uint8), like, 1.0, 0.0, force, None, inputs)
 
 
+def utf8_text(text: str) -> str:
+    """`text` as valid Unicode: the bytes of a file name that are not UTF-8 (Python's lone surrogates, which
+    strict JSON readers reject) written as `\\xNN`; other text unchanged."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        try:
+            raw = os.fsencode(text)
+        except UnicodeEncodeError:  # a surrogate that no file name gave
+            raw = text.encode("utf-8", "backslashreplace")
+        return raw.decode("utf-8", "backslashreplace")
+
+
+def json_safe(value: Any) -> Any:
+    """`value` with every string (keys too) and path passed through `utf8_text`, numpy values as Python's."""
+    if isinstance(value, dict):
+        return {json_safe(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    if isinstance(value, (str, Path)):
+        return utf8_text(str(value))
+    return _json_default(value) if isinstance(value, (np.generic, np.ndarray)) else value
+
+
+def has_undecodable(value: Any) -> bool:
+    """True when `json_safe` would escape a string somewhere in `value`."""
+    if isinstance(value, dict):
+        return any(has_undecodable(k) or has_undecodable(v) for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return any(has_undecodable(v) for v in value)
+    return isinstance(value, (str, Path)) and utf8_text(str(value)) != str(value)
+
+
+def json_text(obj: Any) -> str:
+    """Indented JSON of `obj` that strict readers accept (see `json_safe`), with a final newline."""
+    return json.dumps(json_safe(obj), indent=2, default=_json_default) + "\n"
+
+
 def _json_default(value: Any) -> Any:
     if isinstance(value, np.generic):
         return value.item()
@@ -592,7 +688,7 @@ def write_json(path: str | os.PathLike, obj: Any, *, force: bool = True) -> Path
         raise InpaintError(f"Cannot write {path}: the folder {path.parent} does not exist.")
     if path.exists() and not force:
         raise InpaintError(f"{path} already exists; pass --force to overwrite it or choose another output name.")
-    text = json.dumps(obj, indent=2, default=_json_default) + "\n"
+    text = json_text(obj)
     write_atomically(path, lambda temp: temp.write_text(text, encoding="utf-8"))
     return path
 
