@@ -113,6 +113,9 @@ def _add_fill(sub: argparse._SubParsersAction) -> None:
     _add_run_options(p)
     p.add_argument("--force", action="store_true", help="overwrite an existing output and its sidecar (never an input)")
     p.add_argument("--reference", type=Path, default=None, help="ground truth on the same grid: record metrics")
+    p.add_argument("--uncertainty", type=Path, default=None, metavar="PATH",
+                   help="also write the fill's predicted error (one SD per voxel, in the image's intensity units, "
+                        "zero outside the mask; refine3d)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_run_fill)
 
@@ -128,7 +131,7 @@ def _run_fill(args: argparse.Namespace) -> int:
         done = fill_file(args.image, args.mask, args.output, settings, model=args.model, brainmask=args.brainmask,
                          dilate=args.dilate, threshold=args.threshold, reference=args.reference,
                          keep_dtype=args.keep_dtype, force=args.force,
-                         progress=bar.report if bar else None)
+                         progress=bar.report if bar else None, uncertainty=args.uncertainty)
     finally:
         if bar:
             bar.close()
@@ -146,6 +149,9 @@ def _run_fill(args: argparse.Namespace) -> int:
     if not args.quiet:
         print(f"filled {done.hole_voxels} voxels in {done.slices} {done.axis} slices in "
               f"{done.seconds:.1f} s on {done.device}; wrote {done.output} and {done.sidecar}", file=sys.stderr)
+        if done.uncertainty is not None:
+            print(f"wrote {done.uncertainty}: predicted error, mean SD {done.uncertainty_mean:.4g} over the filled "
+                  "voxels", file=sys.stderr)
         if done.metrics:
             print("metrics vs reference: " + ", ".join(f"{k} {v:.4f}" for k, v in done.metrics.items()
                                                        if v is not None), file=sys.stderr)

@@ -34,6 +34,7 @@ from .normalize import IntensityScale, estimate_brain, intensity_scale
 from .mirror import WEIGHT as MIRROR_WEIGHT, NoReflection, find_reflection, lateral_axis, mirrored_box
 from .refine3d import MARGIN_MM, Refiner, default_refiner, refine_fill
 from .search import SearchSettings, latent_search, select_device
+from .uncertainty import FEATURES
 from .inputs import (VolumeContext, check_filled, check_lesion_boxes, hole_box, hole_slab, prepare_fill_inputs,
                      volume_context)
 
@@ -88,6 +89,8 @@ class FillResult:
     slices: list[int] = field(default_factory=list)  # slices of the plane `axis` (closest-RAS numbers) with hole
     refiner: Optional[dict] = None  # name, path and SHA-256 of the 3D refiner (refine3d)
     brain_voxels: int = 0  # the brain the fill scaled intensities in (the brain mask, or the estimate) with the hole
+    uncertainty: Optional[np.ndarray] = None  # predicted SD of the hole voxels, in `filled[hole]` order (refine3d
+    #                                           with a refiner that has an uncertainty.json; `core.uncertainty`)
 
     @property
     def generated(self) -> np.ndarray:
@@ -227,7 +230,7 @@ def fill_volume(image: np.ndarray, affine: np.ndarray, hole: np.ndarray, model: 
                       timings={"prepare": slab.prepared - start, "search": slab.searched - slab.prepared,
                                "blend": done - slab.searched},
                       nonfinite_voxels=nonfinite, slices=slab.searched_slices, refiner=slab.refiner,
-                      brain_voxels=slab.brain_voxels)
+                      brain_voxels=slab.brain_voxels, uncertainty=slab.uncertainty)
 
 
 @dataclass
@@ -247,6 +250,7 @@ class _SlabFill:
     brain_voxels: int
     prepared: float
     searched: float
+    uncertainty: Optional[np.ndarray] = None  # predicted SD of the hole voxels (refine3d)
 
 
 def _fill_slab(image: np.ndarray, affine: np.ndarray, hole: np.ndarray, model: Model, settings: FillSettings,
@@ -291,7 +295,7 @@ def _fill_slab(image: np.ndarray, affine: np.ndarray, hole: np.ndarray, model: M
                           slices=slices, best_loss=best, preview=preview))
 
     spacing = voxel_sizes(prep.reo.ras_affine)
-    refiner_record = None
+    refiner_record = features_r = None
     if settings.method == "refine3d":
         if progress is not None:
             progress(Progress(stage="search", step=0, total=1, elapsed=time.perf_counter() - start,
@@ -309,9 +313,11 @@ def _fill_slab(image: np.ndarray, affine: np.ndarray, hole: np.ndarray, model: M
                 mirror_r = prep.reo.apply(mirrored_box(image, hole, reflection, box))
                 refiner_record["mirror"] = {"reflection": np.round(reflection.matrix, 5).tolist(),
                                             "correlation": round(reflection.correlation, 4)}
+        features_r = (np.zeros((len(FEATURES),) + prep.hole.shape, dtype=np.float32)
+                      if refiner.uncertainty is not None else None)
         filled_r = refine_fill(prep.voided, prep.hole, spacing, prep.scale, refiner, device, cancel,
                                mirror=mirror_r, mirror_weight=float(settings.mirror),
-                               on_lesion=lambda done, total: report(done, total, losses, None))
+                               on_lesion=lambda done, total: report(done, total, losses, None), features=features_r)
         generated_r = filled_r
         searched = time.perf_counter()
     else:
@@ -329,9 +335,12 @@ def _fill_slab(image: np.ndarray, affine: np.ndarray, hole: np.ndarray, model: M
     slab_hole = hole[box]
     filled = prep.reo.undo(filled_r)[slab_hole]
     generated = filled if generated_r is filled_r else prep.reo.undo(generated_r)[slab_hole]
+    uncertainty = None if features_r is None else refiner.uncertainty.predict(
+        np.stack([prep.reo.undo(f)[slab_hole] for f in features_r], axis=1))
     searched_slices = [s for s in prep.slices if take_slice(prep.hole, axis, s).any()]
     return _SlabFill(box=box, hole=slab_hole, filled=filled, generated=generated, slices=slices,
                      searched_slices=[first + s for s in searched_slices],
                      final_loss={first + s: float(v) for s, v in zip(prep.slices, losses) if s in searched_slices},
                      losses=losses, device=str(device), refiner=refiner_record,
-                     brain_voxels=context.brain_voxels, prepared=prepared, searched=searched)
+                     brain_voxels=context.brain_voxels, prepared=prepared, searched=searched,
+                     uncertainty=uncertainty)

@@ -39,6 +39,8 @@ class FileFill:
     record: dict[str, Any]
     brain_ml: float  # the brain mask's volume, or the estimate's (with the hole)
     skull_on: bool   # no brain mask, and more tissue than a brain holds: the skull was not removed
+    uncertainty: Optional[Path] = None         # the predicted-error map written, if asked for
+    uncertainty_mean: Optional[float] = None   # its mean over the filled voxels (image intensity units, one SD)
 
 
 def voxel_ml(affine: np.ndarray) -> float:
@@ -51,11 +53,13 @@ def fill_file(image_path: Path, mask_path: Path, output_path: Path, settings: Fi
               threshold: Optional[float] = None,
               reference: Optional[Path] = None, keep_dtype: bool = False, force: bool = False,
               refiner: Optional[Refiner] = None, progress: Optional[ProgressCallback] = None,
-              describe: Optional[Describe] = None) -> FileFill:
+              describe: Optional[Describe] = None, uncertainty: Optional[Path] = None) -> FileFill:
     """Fill `mask_path`'s voxels of `image_path` and write `output_path` plus its sidecar (both or neither).
 
     `model` is a loaded slice model, or a shipped name / checkpoint path (None: the default),
-    loaded after the inputs are checked. `describe(result)` adds entries to the sidecar.
+    loaded after the inputs are checked. `describe(result)` adds entries to the sidecar. `uncertainty`: where
+    to write the fill's predicted error (`core.uncertainty`: one SD per voxel in the image's units, float32,
+    zero outside the hole), checked with the other targets and written after the volume and its sidecar.
     Inputs are never written; every user error is an InpaintError of one sentence.
     """
     from .registry import resolve_model
@@ -69,6 +73,8 @@ def fill_file(image_path: Path, mask_path: Path, output_path: Path, settings: Fi
     if isinstance(model, str) and Path(model).is_dir():  # a checkpoint folder: protected from the first check
         inputs.append(Path(model))
     check_outputs(output_path, inputs=inputs, force=force)  # before reading anything large
+    if uncertainty is not None:
+        _check_uncertainty_target(uncertainty, output_path, inputs, settings, refiner, force)
     image = load_volume(image_path)
     check_outputs(output_path, inputs=inputs, force=force, like=image, keep_dtype=keep_dtype)
     hole = load_mask(mask_path, image, threshold=threshold)
@@ -87,16 +93,44 @@ def fill_file(image_path: Path, mask_path: Path, output_path: Path, settings: Fi
     metrics = _metrics(result, reference, image) if reference else None
     brain_ml = result.brain_voxels * voxel_ml(image.affine)
     extra = {"brain_ml": round(brain_ml, 1), **(describe(result) if describe else {})}
+    sd_mean = None
+    if uncertainty is not None:
+        sd_mean = float(np.mean(result.uncertainty, dtype=np.float64))
+        extra["uncertainty"] = {"path": str(uncertainty), "mean_sd": float(f"{sd_mean:.6g}")}
     record = build_sidecar(result, model, image_path=image_path, mask_path=mask_path, output_path=output_path,
                            dilate=dilate, threshold=threshold, brainmask_path=brainmask, keep_dtype=keep_dtype,
                            metrics=metrics, reference_path=reference, extra=extra)
     out = save_volume(output_path, result.filled, image, keep_dtype=keep_dtype, force=force, changed=result.hole,
                       sidecar=record, inputs=inputs)
+    if uncertainty is not None:
+        sd = np.zeros(image.shape, dtype=np.float32)
+        sd[result.hole] = result.uncertainty
+        save_volume(uncertainty, sd, image, force=force, inputs=[*inputs, out])
     voxels = int(result.hole.sum())
     return FileFill(output=out, sidecar=sidecar_path(out), hole_voxels=voxels,
                     hole_ml=voxels * voxel_ml(image.affine), slices=len(result.slices), axis=result.axis,
                     seconds=result.seconds, device=result.device, nonfinite_voxels=nonfinite, metrics=metrics,
-                    record=record, brain_ml=brain_ml, skull_on=brainmask is None and brain_ml > MAX_BRAIN_ML)
+                    record=record, brain_ml=brain_ml, skull_on=brainmask is None and brain_ml > MAX_BRAIN_ML,
+                    uncertainty=uncertainty, uncertainty_mean=sd_mean)
+
+
+def _check_uncertainty_target(path: Path, output_path: Path, inputs: list, settings: FillSettings,
+                              refiner: Optional[Refiner], force: bool) -> None:
+    """Refuse an uncertainty map the fill cannot give, or a target that may not be written, before any work."""
+    from .refine3d import default_refiner
+    from .volume import check_outputs, output_files, same_path, sidecar_path
+
+    if settings.method != "refine3d":
+        raise InpaintError(f"Only the refine3d method predicts its error, not {settings.method}; drop --uncertainty "
+                           "or use --method refine3d.")
+    refiner = refiner or default_refiner()
+    if refiner.uncertainty is None:
+        raise InpaintError(f"The 3D refiner {refiner.path} has no uncertainty.json fitted for its weights; run "
+                           "scripts/calibrate_uncertainty.py for it, or drop --uncertainty.")
+    if any(same_path(Path(path), target) for target in output_files(output_path) + [sidecar_path(output_path)]):
+        raise InpaintError(f"The uncertainty map {path} would overwrite the filled output or its sidecar; choose "
+                           "another name.")
+    check_outputs(path, inputs=inputs, force=force, sidecar=False)
 
 
 def _network_folders(model: Model, refiner: Optional[Refiner], settings: FillSettings) -> list[Path]:

@@ -31,6 +31,7 @@ from .blend3d import biharmonic_fill_3d
 from .errors import InpaintError
 from .mirror import mirror_detail
 from .normalize import IntensityScale
+from .uncertainty import UncertaintyModel, lesion_features, load_uncertainty
 from .resources import REFINER as SHIPPED   # the shipped refiner's folder
 
 FORMAT = "brain-inpaint-refiner3d"
@@ -100,6 +101,7 @@ class Refiner:
     name: str
     path: Optional[Path]
     checksum: str
+    uncertainty: Optional[UncertaintyModel] = None  # its folder's uncertainty.json (`core.uncertainty`)
 
 
 def config_from_json(raw: dict, source: str) -> RefinerConfig:
@@ -161,8 +163,9 @@ def load_refiner(path: Union[str, Path], name: Optional[str] = None) -> Refiner:
     if not all(torch.isfinite(t).all() for t in state.values()):
         raise InpaintError(f"{weights} holds non-finite weights; restore the model from the release.")
     network.eval()
-    return Refiner(network=network, config=config, name=name or folder.name, path=folder,
-                   checksum=sha256_file(weights))
+    checksum = sha256_file(weights)
+    return Refiner(network=network, config=config, name=name or folder.name, path=folder, checksum=checksum,
+                   uncertainty=load_uncertainty(folder, checksum))
 
 
 _CACHE: dict[str, Refiner] = {}
@@ -200,7 +203,8 @@ def run_network(refiner: Refiner, base: np.ndarray, hole: np.ndarray, device: to
 
 def refine_fill(voided: np.ndarray, hole: np.ndarray, spacing: Sequence[float], scale: IntensityScale,
                 refiner: Refiner, device: torch.device, cancel=None, mirror: Optional[np.ndarray] = None,
-                mirror_weight: float = 0.0, on_lesion: Optional[Callable[[int, int], None]] = None) -> np.ndarray:
+                mirror_weight: float = 0.0, on_lesion: Optional[Callable[[int, int], None]] = None,
+                features: Optional[np.ndarray] = None) -> np.ndarray:
     """Fill `hole` of `voided` (RAS voxel order, hole zeroed) lesion by lesion; returns the filled volume.
 
     Each lesion (26-connected) is filled on its bounding box plus MARGIN_MM, where every hole voxel
@@ -209,7 +213,8 @@ def refine_fill(voided: np.ndarray, hole: np.ndarray, spacing: Sequence[float], 
     its biharmonic input, on the refiner's grid) is interpolated back and added. With `mirror` (the
     mirrored image on the same voxels, `core.mirror.mirrored_box`), `mirror_weight` times its
     detail (`core.mirror.mirror_detail`) is added as well. `on_lesion(done, total)` is called before
-    the first lesion and after each one.
+    the first lesion and after each one. `features` (shape (len(core.uncertainty.FEATURES),) + hole.shape),
+    when given, receives each lesion's `core.uncertainty.lesion_features`.
     """
     spacing = np.asarray(spacing, dtype=np.float64)
     factors = refiner.config.spacing_mm / spacing           # native voxels per model voxel
@@ -244,6 +249,9 @@ def refine_fill(voided: np.ndarray, hole: np.ndarray, spacing: Sequence[float], 
                 cancel.raise_if_cancelled()
             pred += mirror_weight * mirror_detail(smooth, scale.to_model(mirror[crop]), unknown, spacing)
         region[part] = scale.from_model(pred)[part]
+        if features is not None:
+            features[(slice(None),) + crop][:, part] = lesion_features(
+                voided[crop], unknown, part, scale.from_model(smooth), region, spacing)[:, part]
         if on_lesion is not None:
             on_lesion(index, count)
     return filled

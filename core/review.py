@@ -42,7 +42,7 @@ class Scan:
     mask: str
     status: str
     message: str
-    uncertainty: Optional[str]  # the table's per-scan summary; None when the table has no such column
+    uncertainty: Optional[str]  # the table's per-scan summary; None when the table or the scan has none (n/a)
 
 
 @dataclass(frozen=True)
@@ -77,7 +77,7 @@ def read_scans(out_dir: Path) -> list[Scan]:
                            "rebuild it.")
     return [Scan(output=row["output"], source=row["source"], mask=_value(row.get("mask")), status=row["status"],
                  message=_value(row.get("message")),
-                 uncertainty=row[UNCERTAINTY_COLUMN] if UNCERTAINTY_COLUMN in row else None) for row in rows]
+                 uncertainty=_value(row.get(UNCERTAINTY_COLUMN)) or None) for row in rows]
 
 
 def read_ratings(out_dir: Path) -> dict[str, Rating]:

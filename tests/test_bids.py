@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from core.cli import main
-from core.cohort.derivatives import COLUMNS, Row, output_name
+from core.cohort.derivatives import COLUMNS, Row, output_name, uncertainty_name
 from core.cohort.layout import find_scans, name_entities
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -77,7 +77,8 @@ def _filled(out: Path) -> dict[str, np.ndarray]:
 
 @pytest.fixture(scope="module")
 def by_fill(cohort, tmp_path_factory) -> dict[str, np.ndarray]:
-    """Every scan filled by `inpaint fill` (same default settings and seed), named like the derivatives."""
+    """Every scan filled by `inpaint fill` (same default settings and seed) with its uncertainty map, named like the
+    derivatives."""
     bids, masks = cohort
     out = tmp_path_factory.mktemp("fill")
     for scan in SCANS:
@@ -87,6 +88,7 @@ def by_fill(cohort, tmp_path_factory) -> dict[str, np.ndarray]:
         target.parent.mkdir(parents=True, exist_ok=True)
         code = main(["fill", str(bids / folder / f"{scan}_T1w.nii.gz"),
                      str(masks / folder / f"{scan}_label-lesion_mask.nii.gz"), "-o", str(target), "--quiet",
+                     "--uncertainty", str(out / uncertainty_name(str(target.relative_to(out)))),
                      *(["--brainmask", str(brain)] if brain.exists() else [])])
         assert code == 0
     return _filled(out)
@@ -95,7 +97,7 @@ def by_fill(cohort, tmp_path_factory) -> dict[str, np.ndarray]:
 def _check_dataset(out: Path, bids: Path, masks: Path) -> None:
     """Structure, names, dataset_description, sidecars and the scans table of a complete run."""
     expected = {f"{'/'.join(s.split('_'))}/anat/{s}_desc-filled_T1w.nii.gz" for s in SCANS}
-    assert set(_filled(out)) == expected
+    assert set(_filled(out)) == expected | {uncertainty_name(name) for name in expected}
     description = json.loads((out / "dataset_description.json").read_text())
     assert description["DatasetType"] == "derivative" and description["BIDSVersion"]
     generated = description["GeneratedBy"][0]
@@ -114,6 +116,8 @@ def _check_dataset(out: Path, bids: Path, masks: Path) -> None:
         assert int(row["lesion_voxels"]) == side["hole_voxels"] > 0
         assert float(row["lesion_ml"]) == pytest.approx(side["hole_voxels"] * 8 / 1000, abs=1e-3)  # 2 mm voxels
         assert int(row["slices"]) == side["filled_slices"] > 0 and float(row["seconds"]) >= 0
+        assert float(row["uncertainty"]) == pytest.approx(side["uncertainty"]["mean_sd"], rel=1e-3)
+        assert float(row["uncertainty"]) > 0
         assert row["participant_id"] == "sub-" + name_entities(Path(row["source"]).name)["sub"]
         assert (row["brainmask"] != "n/a") == (side["brainmask"] is not None)
     assert sorted(r["session_id"] for r in rows) == ["n/a", "n/a", "ses-1", "ses-2"]

@@ -80,6 +80,30 @@ def summarize(records: list[dict], methods: Sequence[str], families: Sequence[st
     return summary
 
 
+def uncertainty_summary(records: list[dict], methods: Sequence[str], families: Sequence[str]) -> dict:
+    """Per dataset (and `all`), method with a predicted error and family (and `lesion-sized`): over lesions, the
+    Spearman correlation of predicted RMS SD with actual RMS error, and the share of hole voxels within one SD."""
+    from scipy.stats import spearmanr
+
+    summary: dict = {}
+    for dataset in ["all"] + sorted({r["dataset"] for r in records}):
+        for method in methods:
+            for family in list(families) + ["lesion-sized"]:
+                chosen = families if family == "lesion-sized" else [family]
+                rows = [r for r in records if (dataset == "all" or r["dataset"] == dataset) and r["method"] == method
+                        and r["family"] in chosen and r.get("sd_rms") is not None]
+                if not rows:
+                    continue
+                voxels = np.array([r["voxels"] for r in rows], dtype=np.float64)
+                predicted, actual = [r["sd_rms"] for r in rows], [r["error_rms"] for r in rows]
+                entry = {"lesions": len(rows),
+                         "spearman": float(spearmanr(predicted, actual)[0]) if len(rows) > 2 else math.nan,
+                         "one_sigma_share": float(np.dot([r["one_sigma_share"] for r in rows], voxels) / voxels.sum()),
+                         "sd_rms": float(np.mean(predicted)), "error_rms": float(np.mean(actual))}
+                summary.setdefault(dataset, {}).setdefault(method, {})[family] = entry
+    return summary
+
+
 def per_scan(records: list[dict], methods: Sequence[str], families: Sequence[str]) -> dict:
     """scan -> method -> mean in-hole PSNR over its lesions, and its difference from the baseline."""
     table: dict = {}
@@ -120,6 +144,7 @@ def write_markdown(path: Path, report: dict) -> Path:
                          + f" | {_fmt(lesion.get('psnr_vs_' + BASELINE), sign=True)} | "
                          f"{_fmt(lesion.get('ssim_hole'), 3)} | {_fmt(lesion.get('stripe_ratio'))} |")
         lines.append("")
+    lines += _uncertainty_lines(report.get("uncertainty", {}))
     lines += ["## Per scan (mean over its lesions, in-hole PSNR dB)", "",
               "| scan | " + " | ".join(methods) + " |", "| --- |" + " ---: |" * len(methods)]
     for scan, cells in report["per_scan"].items():
@@ -132,6 +157,24 @@ def write_markdown(path: Path, report: dict) -> Path:
     lines.append("")
     text = "\n".join(lines)
     return write_atomically(path, lambda p: p.write_text(text, encoding="utf-8"))
+
+
+def _uncertainty_lines(summary: dict) -> list[str]:
+    """The predicted-error table: per dataset, method and family, over lesions (empty without one)."""
+    if not summary:
+        return []
+    lines = ["## Predicted error (uncertainty map)", "",
+             "Over lesions: Spearman correlation of the predicted RMS SD with the actual RMS error in the hole (goal "
+             ">= 0.6); share of all hole voxels whose actual error lies within one predicted SD (goal 60-76%); mean "
+             "predicted RMS SD and mean actual RMS error (image intensity units).", "",
+             "| dataset | method | family | lesions | Spearman | one-sigma share | predicted SD | actual error |",
+             "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: |"]
+    for dataset, block in summary.items():
+        for method, cells in block.items():
+            for family, c in cells.items():
+                lines.append(f"| {dataset} | {method} | {family} | {c['lesions']} | {c['spearman']:.2f} | "
+                             f"{100 * c['one_sigma_share']:.1f}% | {c['sd_rms']:.2f} | {c['error_rms']:.2f} |")
+    return lines + [""]
 
 
 def run_cohort(folder: Path, which: str, methods: list[Method], models: dict[str, Model], settings: FillSettings,
@@ -159,6 +202,7 @@ def run_cohort(folder: Path, which: str, methods: list[Method], models: dict[str
                   "methods": names, "families": list(families), "cases_per_family": per_family, "seed": seed,
                   "refiner": None if refiner is None else {"name": refiner.name, "sha256": refiner.checksum},
                   "summary": summarize(records, names, families), "per_scan": per_scan(records, names, families),
+                  "uncertainty": uncertainty_summary(records, names, families),
                   "cases": records}
         if out is not None:
             out.mkdir(parents=True, exist_ok=True)

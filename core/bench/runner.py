@@ -36,6 +36,7 @@ from ..modelspace import Reorientation, voxel_sizes
 from ..refine3d import Refiner
 from ..resources import MNI152_T1
 from ..roughness import stripe_metrics
+from ..uncertainty import one_sigma_share
 from ..volume import load_mask, load_volume, sha256_file
 from .masks import AXIAL, Case
 
@@ -198,16 +199,31 @@ def fill_case(method: Method, data: BenchData, case: Case, model: Optional[Model
 
     `refiner`: the 3D refiner of `refine3d` (default: the shipped one).
     """
+    return _fill(method, data, case, model, settings, progress, refiner)[:3]
+
+
+def _fill(method: Method, data: BenchData, case: Case, model: Optional[Model], settings: FillSettings,
+          progress: Optional[Callable[[Progress], None]], refiner: Optional[Refiner]
+          ) -> tuple[np.ndarray, float, int, Optional[np.ndarray]]:
+    """`fill_case` plus the fill's predicted SD of the hole voxels (None when the method predicts none)."""
     voided = np.where(case.hole, np.float32(0), data.image)
     if method.is_baseline:
         start = time.perf_counter()
         filled = BASELINES[method.name](voided, case.hole)
         slices = int(case.hole.any(axis=(0, 1)).sum())
-        return filled, time.perf_counter() - start, slices
+        return filled, time.perf_counter() - start, slices, None
     run = dataclasses.replace(settings, **PIPELINES[method.pipeline])
     result = fill_volume(voided, data.affine, case.hole, model, run, brain=data.brain, progress=progress,
                          refiner=refiner)
-    return result.filled, result.seconds, len(result.slices)
+    return result.filled, result.seconds, len(result.slices), result.uncertainty
+
+
+def uncertainty_scores(filled: np.ndarray, data: BenchData, hole: np.ndarray, sd: np.ndarray) -> dict[str, float]:
+    """The predicted error against the actual one in the hole: RMS of each and the one-sigma share."""
+    error = filled[hole] - data.image[hole]
+    return {"sd_rms": float(np.sqrt(np.mean(np.square(sd, dtype=np.float64)))),
+            "error_rms": float(np.sqrt(np.mean(np.square(error, dtype=np.float64)))),
+            "one_sigma_share": one_sigma_share(sd, error)}
 
 
 def warm_up(data: BenchData, case: Case, models: list[Model], settings: FillSettings) -> None:
@@ -237,11 +253,14 @@ def run_bench(data: BenchData, cases: list[Case], methods: list[Method], models:
                 progress((done + p.fraction) / len(jobs), label)
 
         inner(Progress(stage="start", step=0, total=1, elapsed=0.0))
-        filled, seconds, slices = fill_case(method, data, case, models.get(method.model), settings, inner, refiner)
+        filled, seconds, slices, sd = _fill(method, data, case, models.get(method.model), settings, inner, refiner)
         if not np.array_equal(filled[~case.hole], data.image[~case.hole]):
             raise RuntimeError(f"{method.name} changed voxels outside the hole of {case.id}")
+        metrics = score(filled, data, case.hole)
+        if sd is not None:
+            metrics.update(uncertainty_scores(filled, data, case.hole, sd))
         results.append(CaseResult(method=method.name, family=case.family, case=case.id,
-                                  metrics=score(filled, data, case.hole), seconds=seconds, slices=slices,
+                                  metrics=metrics, seconds=seconds, slices=slices,
                                   preview=filled[:, :, preview_index(case.hole)].copy(),
                                   ortho=ortho_slices(filled, hole_centre(case.hole))))
     if progress is not None:

@@ -4,7 +4,8 @@ Layout of OUT_DIR:
 - `dataset_description.json` (DatasetType "derivative", GeneratedBy with version and settings,
   SourceDatasets and DatasetLinks `raw` and `masks` for the `bids:` URIs of the sidecars);
 - `sub-<label>/[ses-<label>/]anat/<source entities>_desc-filled_T1w.nii.gz` and its `.json` sidecar
-  (the `inpaint fill` sidecar plus `Sources`);
+  (the `inpaint fill` sidecar plus `Sources`), and beside it the fill's predicted error
+  `<source entities>_desc-uncertainty_T1w.nii.gz` (refine3d with a calibrated refiner, `core.uncertainty`);
 - `desc-filled_scans.tsv` with one row per scan, described by `desc-filled_scans.json`, rebuilt from
   the per-scan records (`records`);
 - `logs/` with each scan's record and lock and the table's lock (listed in `.bidsignore`), see `records`
@@ -60,6 +61,7 @@ class Row:
     lesion_ml: str = ""
     slices: str = ""
     seconds: str = ""
+    uncertainty: str = ""
     message: str = ""
 
 
@@ -82,6 +84,8 @@ COLUMNS = {
     "lesion_ml": "Volume filled, in millilitres.",
     "slices": "Slices of the fill plane that touch the lesion.",
     "seconds": "Time the fill took, in seconds.",
+    "uncertainty": "Mean predicted error of the fill over the filled voxels (one standard deviation, in the image's "
+                   "intensity units; its map is the desc-uncertainty image beside the filled one); n/a: not predicted.",
     "message": "Why a scan is not filled, is damaged or was filled again (by the run that wrote this table), in one "
                "sentence.",
 }
@@ -93,6 +97,12 @@ def output_name(source: str) -> str:
     stem = path.name.split(".", 1)[0]
     head, _, suffix = stem.rpartition("_")
     return str(path.parent / f"{head}_desc-filled_{suffix}.nii.gz")
+
+
+def uncertainty_name(output: str) -> str:
+    """Relative path of a filled image's predicted-error map: `desc-uncertainty` instead of `desc-filled`."""
+    path = Path(output)
+    return str(path.with_name(path.name.replace("_desc-filled_", "_desc-uncertainty_")))
 
 
 def _inside(path: Path, folder: Path) -> bool:

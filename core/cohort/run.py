@@ -201,7 +201,7 @@ def _plan(scan: Scan, row: Row, options: CohortOptions, common: dict) -> Row | T
     if earlier.intact is not None:
         done = earlier.intact.row
         return dataclasses.replace(row, status=SKIPPED, lesion_voxels=done.lesion_voxels, lesion_ml=done.lesion_ml,
-                                   slices=done.slices, seconds=done.seconds,
+                                   slices=done.slices, seconds=done.seconds, uncertainty=done.uncertainty,
                                    message="Already filled from the same inputs with the same settings.")
     output = options.out_dir / row.output
     output.parent.mkdir(parents=True, exist_ok=True)

@@ -15,7 +15,7 @@ from typing import Optional
 from ..checkpoint import Model
 from ..errors import InpaintError
 from ..fill import FillResult, FillSettings
-from .derivatives import FAILED, FILLED, Row
+from .derivatives import FAILED, FILLED, Row, uncertainty_name
 
 _MODELS: dict[Optional[str], Model] = {}
 _THREADS: list[int] = []  # the torch thread count this process was set to
@@ -69,6 +69,7 @@ def one_sentence(exc: BaseException) -> str:
 def fill_scan(task: Task) -> Row:
     """Fill one scan and return its table row (status filled or failed); never raises for a scan's problem."""
     from ..fill_file import fill_file
+    from ..refine3d import default_refiner
 
     set_threads(task.threads)
     row = task.row
@@ -77,13 +78,15 @@ def fill_scan(task: Task) -> Row:
         return {"Sources": list(task.sources), "filled_slices": len(result.slices)}
 
     try:
+        predicts = task.settings.method == "refine3d" and default_refiner().uncertainty is not None
         done = fill_file(task.image, task.mask, task.output, task.settings, model=load_model(task.model),
                          brainmask=task.brainmask, dilate=task.dilate, threshold=task.threshold,
-                         keep_dtype=task.keep_dtype,
-                         force=task.force, describe=describe)
+                         keep_dtype=task.keep_dtype, force=task.force, describe=describe,
+                         uncertainty=Path(uncertainty_name(str(task.output))) if predicts else None)
     except Exception as exc:  # one scan's failure is recorded and the cohort goes on
         return dataclasses.replace(row, status=FAILED, message=one_sentence(exc))
     return dataclasses.replace(row, status=FILLED, image_sha256=done.record["input"]["sha256"],
                                mask_sha256=done.record["mask"]["sha256"], lesion_voxels=str(done.hole_voxels),
                                lesion_ml=f"{done.hole_ml:.3f}", slices=str(done.slices),
-                               seconds=f"{float(done.record['seconds']):.2f}")  # as a rebuilt table reads it
+                               seconds=f"{float(done.record['seconds']):.2f}",  # as a rebuilt table reads it
+                               uncertainty="" if done.uncertainty_mean is None else f"{done.uncertainty_mean:.4g}")
