@@ -99,7 +99,7 @@ class Document:
         self.blended: Optional[np.ndarray] = None
         self.preview: Optional[np.ndarray] = None
         self.live: Optional[PreviewLayer] = None        # live preview of the painted lesions (not a result)
-        self.uncertainty: Optional[np.ndarray] = None   # a fill's uncertainty map (review)
+        self.uncertainty: Optional[np.ndarray] = None   # a fill's uncertainty map (the app's refine3d fill, review)
         self.uncertainty_range = 0.0
         self.reviewed = False                           # a scan of a cohort under review, read-only
         self._file_shape = np.array(volume.shape)
@@ -294,6 +294,11 @@ class Document:
         self.difference_range = float(np.percentile(change, 95)) if change.size else 0.0
         self.generated = self.reo.apply(result.fill.generated)
         self.blended = self.reo.apply(result.fill.filled)
+        self.uncertainty, self.uncertainty_range = None, 0.0
+        if fill.uncertainty is not None and fill.uncertainty.size:  # refine3d's predicted error (core.uncertainty)
+            sd = np.zeros(fill.filled.shape, dtype=np.float32)
+            sd[fill.hole] = fill.uncertainty
+            self.uncertainty, self.uncertainty_range = self.reo.apply(sd), float(fill.uncertainty.max())
         self.result_saved = False
         self.preview = None
         self.live = None  # the full fill supersedes the live preview

@@ -1,4 +1,5 @@
-"""Window/level beside the views: histogram (linear or log counts), numeric bounds, auto; the difference map's scale."""
+"""Window/level beside the views: histogram (linear or log counts), numeric bounds, auto; the difference and
+uncertainty maps' scales."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (QCheckBox, QDoubleSpinBox, QGridLayout, QHBoxLayout, QLabel, QPushButton, QSizePolicy,
                                QVBoxLayout, QWidget)
 
-from .slice_view import difference_lut
+from .slice_view import difference_lut, uncertainty_lut
 
 
 def auto_levels(values: np.ndarray) -> tuple[float, float]:
@@ -21,12 +22,12 @@ def auto_levels(values: np.ndarray) -> tuple[float, float]:
     return lo, (hi if hi > lo else lo + 1.0)
 
 
-class DifferenceScale(QWidget):
-    """Colour bar of the difference map: blue (filled darker) to red (filled brighter), with its limits."""
+class ColourScale(QWidget):
+    """Colour bar of an overlay: `lut` under `title`, with its limits (-limit..+limit when `signed`, else 0..limit)."""
 
-    def __init__(self) -> None:
+    def __init__(self, lut: np.ndarray, title: str, tooltip: str, signed: bool) -> None:
         super().__init__()
-        lut = difference_lut()
+        self.signed = signed
         stops = ", ".join(f"stop:{i / 255:.3f} rgba({r}, {g}, {b}, {a})" for i, (r, g, b, a)
                           in enumerate(lut) if i % 32 == 0 or i == 255)
         bar = QLabel()
@@ -37,16 +38,15 @@ class DifferenceScale(QWidget):
         layout = QGridLayout(self)
         layout.setContentsMargins(2, 0, 2, 0)
         layout.setSpacing(0)
-        layout.addWidget(QLabel("filled - original"), 0, 0, 1, 2)
+        layout.addWidget(QLabel(title), 0, 0, 1, 2)
         layout.addWidget(bar, 1, 0, 1, 2)
         layout.addWidget(self.low, 2, 0)
         layout.addWidget(self.high, 2, 1)
-        self.setToolTip("Colour scale of the difference map (X): red where the fill is brighter than the original, "
-                        "blue where darker; full colour at the 95th percentile of the change.")
+        self.setToolTip(tooltip)
 
     def set_limit(self, limit: float) -> None:
-        self.low.setText(f"-{limit:.3g}")
-        self.high.setText(f"+{limit:.3g}")
+        self.low.setText(f"-{limit:.3g}" if self.signed else "0")
+        self.high.setText(f"+{limit:.3g}" if self.signed else f"{limit:.3g}")
 
 
 class LevelsBox(QWidget):
@@ -76,8 +76,16 @@ class LevelsBox(QWidget):
         self.log = QCheckBox("Log")
         self.log.setToolTip("Histogram counts on a log scale (on skull-on images the brain's peaks are small).")
         self.log.toggled.connect(self._draw_histogram)
-        self.difference = DifferenceScale()
+        self.difference = ColourScale(difference_lut(), "filled - original",
+                                      "Colour scale of the difference map (X): red where the fill is brighter than "
+                                      "the original, blue where darker; full colour at the 95th percentile of the "
+                                      "change.", signed=True)
         self.difference.hide()
+        self.uncertainty = ColourScale(uncertainty_lut(), "predicted error (SD)",
+                                       "Colour scale of the uncertainty map (Shift+U): the fill's predicted error, one "
+                                       "standard deviation per voxel in the image's intensity units; full colour at "
+                                       "its largest value.", signed=False)
+        self.uncertainty.hide()
         fields = QHBoxLayout()
         for widget in (self.low, self.high):
             fields.addWidget(widget)
@@ -90,6 +98,7 @@ class LevelsBox(QWidget):
         layout.addLayout(fields)
         layout.addLayout(switches)
         layout.addWidget(self.difference)
+        layout.addWidget(self.uncertainty)
         self.setMaximumWidth(190)
         self.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Ignored)
 

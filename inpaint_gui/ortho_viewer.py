@@ -211,6 +211,8 @@ class OrthoViewer(QWidget):
         doc = self.doc
         values = doc.uncertainty_slice(view.axis, view.index) if (doc is not None and self.show_uncertainty) else None
         view.set_uncertainty(values, self._uncertainty_limit())
+        self.levels_box.uncertainty.set_limit(self._uncertainty_limit())
+        self.levels_box.uncertainty.setVisible(values is not None)
 
     def _uncertainty_limit(self) -> float:
         """Colour scale of the uncertainty map: its largest finite value."""

@@ -1,0 +1,48 @@
+"""The app's own refine3d fill shows its predicted error: the overlay, its colour bar with units, Shift+U."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+import numpy as np  # noqa: E402
+
+from test_gui_support import ScriptedWindow, dialogs  # noqa: E402,F401
+
+AXIAL = 2
+
+
+def test_a_refine3d_fill_in_the_app_shows_its_uncertainty_with_a_colour_bar(qtbot, tmp_path, brain_files, tiny_vae,
+                                                                             dialogs):
+    window = ScriptedWindow(tmp_path / "settings.ini", dialogs)
+    qtbot.addWidget(window)
+    window.show()
+    qtbot.waitExposed(window)
+    assert window.files.open_image(brain_files[0]) and window.load_checkpoint(tiny_vae)
+    z = int(window.viewer.point[AXIAL])
+    window.doc.editor.brush_size = 5
+    for dz in (0, 1):
+        window.doc.editor.begin_stroke((20, 24, z + dz), AXIAL)
+        window.doc.editor.end_stroke()
+    form = window.panel.form
+    form.scope.setCurrentIndex(form.scope.findData("all"))
+    form.method.setCurrentIndex(form.method.findData("refine3d"))
+    axial, scale = window.viewer.views[AXIAL], window.viewer.levels_box.uncertainty
+    assert not axial.uncertainty.isVisible() and not scale.isVisible()
+    with qtbot.waitSignal(window.jobs.succeeded, timeout=60000):
+        window.session.run()
+    qtbot.waitUntil(lambda: window.jobs.idle, timeout=5000)
+    doc = window.doc
+    hole = doc.editor.mask.astype(bool)
+    assert doc.uncertainty is not None and (doc.uncertainty[hole] > 0).all() and not doc.uncertainty[~hole].any()
+    assert doc.uncertainty_range == float(doc.uncertainty.max())
+    assert axial.uncertainty.isVisible() and scale.isVisible()
+    assert scale.high.text() == f"{doc.uncertainty_range:.3g}" and scale.low.text() == "0"
+    assert "SD" in scale.findChildren(type(scale.low))[0].text() and "intensity units" in scale.toolTip()
+    window.act["uncertainty"].trigger()   # Shift+U: off
+    assert not axial.uncertainty.isVisible() and not scale.isVisible()
+    window.act["uncertainty"].trigger()
+    assert axial.uncertainty.isVisible() and scale.isVisible()
+    assert np.isfinite(doc.uncertainty).all()
+    window.forget_changes()
