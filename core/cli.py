@@ -235,14 +235,14 @@ def _add_models(sub: argparse._SubParsersAction) -> None:
 
 def _run_models(args: argparse.Namespace) -> int:
     from .fill import FillSettings
-    from .refine3d import SHIPPED, default_refiner
+    from .refine3d import shipped_refiners
     from .registry import MODELS_DIR, default_model_name, list_models
 
     method = FillSettings().method
     print(f"default fill method: {method}")
-    if SHIPPED.is_dir():
-        refiner = default_refiner()
-        print(f"3D refiner (refine3d): {refiner.path} (sha256 {refiner.checksum[:12]}...)")
+    for refiner in shipped_refiners():
+        print(f"3D refiner (refine3d) on a {refiner.config.spacing_mm:g} mm grid: {refiner.path} "
+              f"(sha256 {refiner.checksum[:12]}...)")
     models = list_models()
     if not models:
         print(f"no shipped model in {MODELS_DIR}; pass --model PATH to a checkpoint folder")

@@ -260,7 +260,7 @@ def _fill_slab(image: np.ndarray, affine: np.ndarray, hole: np.ndarray, model: M
     device = select_device(settings.device)
     in_3d = settings.method == "poisson3d"
     if settings.method == "refine3d":  # its work per lesion is bounded before any of it starts
-        refiner = refiner or default_refiner()
+        refiner = refiner or default_refiner(voxel_sizes(affine))   # the shipped grid nearest the voxels
         check_lesion_boxes(hole, voxel_sizes(affine), MARGIN_MM, refiner.config.spacing_mm)
     # the intensity scale and the model grid's centre come from the whole volume
     context = volume_context(image, affine, hole, axis, brain)

@@ -117,16 +117,16 @@ def fill_file(image_path: Path, mask_path: Path, output_path: Path, settings: Fi
 def _check_uncertainty_target(path: Path, output_path: Path, inputs: list, settings: FillSettings,
                               refiner: Optional[Refiner], force: bool) -> None:
     """Refuse an uncertainty map the fill cannot give, or a target that may not be written, before any work."""
-    from .refine3d import default_refiner
+    from .refine3d import shipped_refiners
     from .volume import check_outputs, output_files, same_path, sidecar_path
 
     if settings.method != "refine3d":
         raise InpaintError(f"Only the refine3d method predicts its error, not {settings.method}; drop --uncertainty "
                            "or use --method refine3d.")
-    refiner = refiner or default_refiner()
-    if refiner.uncertainty is None:
-        raise InpaintError(f"The 3D refiner {refiner.path} has no uncertainty.json fitted for its weights; run "
-                           "scripts/calibrate_uncertainty.py for it, or drop --uncertainty.")
+    for refiner in [refiner] if refiner is not None else shipped_refiners():   # the fill picks one by voxel size
+        if refiner.uncertainty is None:
+            raise InpaintError(f"The 3D refiner {refiner.path} has no uncertainty.json fitted for its weights; "
+                               "run scripts/calibrate_uncertainty.py for it, or drop --uncertainty.")
     if any(same_path(Path(path), target) for target in output_files(output_path) + [sidecar_path(output_path)]):
         raise InpaintError(f"The uncertainty map {path} would overwrite the filled output or its sidecar; choose "
                            "another name.")
@@ -135,11 +135,11 @@ def _check_uncertainty_target(path: Path, output_path: Path, inputs: list, setti
 
 def _network_folders(model: Model, refiner: Optional[Refiner], settings: FillSettings) -> list[Path]:
     """The folders of the networks a fill reads: the slice model's and, for refine3d, the 3D refiner's."""
-    from .refine3d import SHIPPED
+    from .resources import REFINERS
 
     folders = [model.path] if model.path is not None else []
     if settings.method == "refine3d":
-        folders.append(refiner.path if refiner is not None else SHIPPED)
+        folders += [refiner.path] if refiner is not None else list(REFINERS)
     return [Path(folder) for folder in folders if folder is not None]
 
 

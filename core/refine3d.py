@@ -32,7 +32,8 @@ from .errors import InpaintError
 from .mirror import mirror_detail
 from .normalize import IntensityScale
 from .uncertainty import UncertaintyModel, lesion_features, load_uncertainty
-from .resources import REFINER as SHIPPED   # the shipped refiner's folder
+from .resources import REFINER as SHIPPED   # the shipped 2 mm refiner's folder
+from .resources import REFINERS
 
 FORMAT = "brain-inpaint-refiner3d"
 FORMAT_VERSION = 1
@@ -171,11 +172,26 @@ def load_refiner(path: Union[str, Path], name: Optional[str] = None) -> Refiner:
 _CACHE: dict[str, Refiner] = {}
 
 
-def default_refiner() -> Refiner:
-    """The shipped refiner (`resources/refiner3d`), loaded once per process."""
-    if "default" not in _CACHE:
-        _CACHE["default"] = load_refiner(SHIPPED, name="refiner3d")
-    return _CACHE["default"]
+def shipped_refiners() -> list[Refiner]:
+    """Every shipped refiner (`resources/refiner3d*`, one per grid), each loaded once per process."""
+    for folder in REFINERS:
+        if folder.name not in _CACHE and (folder.is_dir() or folder == SHIPPED):
+            _CACHE[folder.name] = load_refiner(folder, name=folder.name)
+    return [_CACHE[f.name] for f in REFINERS if f.name in _CACHE]
+
+
+def default_refiner(spacing: Optional[Sequence[float]] = None) -> Refiner:
+    """The shipped refiner for voxels of `spacing` mm: the one whose grid is nearest their median size.
+
+    Nearest on a log scale, so that 1.41 mm lies between a 1 mm and a 2 mm grid: a scan of about
+    1 mm (0.87 mm, or 1 x 1.33 x 1.33 mm) gets the 1 mm refiner, a 2 mm scan the 2 mm one. Without
+    `spacing`, the 2 mm refiner (`resources/refiner3d`).
+    """
+    found = shipped_refiners()
+    if spacing is None:
+        return next(r for r in found if r.path == SHIPPED)
+    size = float(np.median(np.asarray(spacing, dtype=np.float64)))
+    return min(found, key=lambda r: abs(math.log(r.config.spacing_mm / size)))
 
 
 def resample(volume: np.ndarray, factors: np.ndarray, shape: Sequence[int], order: int = 1) -> np.ndarray:

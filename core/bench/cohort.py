@@ -19,7 +19,7 @@ import numpy as np
 from ..atomic import write_atomically
 from ..checkpoint import Model
 from ..fill import FillSettings
-from ..refine3d import Refiner
+from ..refine3d import Refiner, shipped_refiners
 from ..training.cohort import Scan, find_scans, split
 from ..volume import write_json
 from .masks import make_cases
@@ -200,7 +200,8 @@ def run_cohort(folder: Path, which: str, methods: list[Method], models: dict[str
                      "voxels": voxels[r.case], **r.record()} for r in results]
         report = {"cohort": folder.name, "split": which, "scans": sorted({r["scan"] for r in records}),
                   "methods": names, "families": list(families), "cases_per_family": per_family, "seed": seed,
-                  "refiner": None if refiner is None else {"name": refiner.name, "sha256": refiner.checksum},
+                  "refiners": [{"name": r.name, "sha256": r.checksum, "spacing_mm": r.config.spacing_mm}
+                               for r in ([refiner] if refiner is not None else shipped_refiners())],
                   "summary": summarize(records, names, families), "per_scan": per_scan(records, names, families),
                   "uncertainty": uncertainty_summary(records, names, families),
                   "cases": records}

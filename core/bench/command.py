@@ -189,7 +189,7 @@ def run(args: argparse.Namespace) -> int:
                                     "slice_axis": "axial"},
                           seed=args.seed, device=args.device, quick=args.quick, notes=notes)
     if any(m.pipeline == "refine3d" for m in methods):
-        refiner = load_refiner(args.refiner) if args.refiner else default_refiner()
+        refiner = load_refiner(args.refiner) if args.refiner else default_refiner(data.voxel_mm)
         report["refiner"] = {"name": refiner.name, "sha256": refiner.checksum}
     if args.json is not None:
         write_results_json(args.json, report)

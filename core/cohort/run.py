@@ -154,14 +154,14 @@ def _absolute(options: CohortOptions) -> CohortOptions:
 
 def _expected(options: CohortOptions) -> dict:
     """The fingerprint parts that are the same for every scan (settings and model checksums)."""
-    from ..refine3d import default_refiner
+    from ..refine3d import shipped_refiners
 
     model = load_model(options.model)  # a wrong --model is one error before any work, not one per scan
     refine = options.settings.method == "refine3d"
     return {"dilate": options.dilate, "threshold": options.threshold, "keep_dtype": options.keep_dtype,
             "parameters": json.loads(json.dumps(options.settings.to_dict())),
             "model": None if options.settings.method in MODEL_FREE else model.checksum,
-            "refiner": default_refiner().checksum if refine else None}
+            "refiner": [r.checksum for r in shipped_refiners()] if refine else None}
 
 
 def _settings_text(options: CohortOptions) -> str:

@@ -1,7 +1,7 @@
 """Filling one scan of a cohort inside a worker process (local pool, Dask worker or the main process).
 
 The slice model is loaded once per process and kept (the 3D refiner is cached by
-`core.refine3d.default_refiner`); the torch thread count is set once per process. A scan's
+`core.refine3d.shipped_refiners`); the torch thread count is set once per process. A scan's
 failure never escapes: it comes back as a `failed` row with a one-sentence message.
 """
 
@@ -69,7 +69,7 @@ def one_sentence(exc: BaseException) -> str:
 def fill_scan(task: Task) -> Row:
     """Fill one scan and return its table row (status filled or failed); never raises for a scan's problem."""
     from ..fill_file import fill_file
-    from ..refine3d import default_refiner
+    from ..refine3d import shipped_refiners
 
     set_threads(task.threads)
     row = task.row
@@ -78,7 +78,7 @@ def fill_scan(task: Task) -> Row:
         return {"Sources": list(task.sources), "filled_slices": len(result.slices)}
 
     try:
-        predicts = task.settings.method == "refine3d" and default_refiner().uncertainty is not None
+        predicts = task.settings.method == "refine3d" and all(r.uncertainty is not None for r in shipped_refiners())
         done = fill_file(task.image, task.mask, task.output, task.settings, model=load_model(task.model),
                          brainmask=task.brainmask, dilate=task.dilate, threshold=task.threshold,
                          keep_dtype=task.keep_dtype, force=task.force, describe=describe,
