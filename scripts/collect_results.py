@@ -20,6 +20,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from core.bench.cohort import uncertainty_table  # noqa: E402
 from core.bench.downstream_report import headline_table  # noqa: E402
 from core.training.card import HELD_OUT  # noqa: E402
 
@@ -143,6 +144,9 @@ def cohort_block(report: dict, datasets: bool) -> list[str]:
                 f"{cells[m]['psnr_hole']:.2f}" + (f" ({cells[m]['vs_biharmonic-3d']:+.2f})"
                                                    if "vs_biharmonic-3d" in cells[m] else "")
                 for m in report["methods"]) + " |")
+    predicted = uncertainty_table(report.get("uncertainty", {}))   # cohort runs made since fills predict their error
+    if predicted:
+        lines += ["", "**The fill's predicted error** (docs/uncertainty.md):", "", *predicted[:-1]]
     return lines + ["", "Against the targets on the held-out cohort:", ""] + cohort_verdict(report)
 
 

@@ -13,7 +13,7 @@ from scipy import ndimage
 from scipy.stats import spearmanr
 
 from conftest import synthetic_brain
-from core.bench.cohort import _uncertainty_lines, uncertainty_summary
+from core.bench.cohort import uncertainty_summary, uncertainty_table
 from core.checkpoint import load_model
 from core.errors import InpaintError
 from core.fill import FillSettings, fill_volume
@@ -161,5 +161,12 @@ def test_the_cohort_bench_summarises_the_predicted_error_per_dataset_and_family(
     assert cell["one_sigma_share"] == pytest.approx((60 + 240 + 70) / 500)
     assert summary["all"]["refine3d"]["lesion-sized"]["lesions"] == 4
     assert "biharmonic-3d" not in summary["a"] and np.isnan(summary["b"]["refine3d"]["blob6"]["spearman"])
-    table = "\n".join(_uncertainty_lines(summary))
+    table = "\n".join(uncertainty_table(summary))
     assert "| a | refine3d | blob6 | 3 | 0.50 | 74.0% |" in table
+
+
+def test_every_shipped_refiner_predicts_its_error() -> None:
+    from core.refine3d import shipped_refiners
+
+    for refiner in shipped_refiners():   # an uncertainty.json fitted for exactly these weights
+        assert refiner.uncertainty is not None, f"run scripts/calibrate_uncertainty.py --refiner {refiner.path}"

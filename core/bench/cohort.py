@@ -144,7 +144,8 @@ def write_markdown(path: Path, report: dict) -> Path:
                          + f" | {_fmt(lesion.get('psnr_vs_' + BASELINE), sign=True)} | "
                          f"{_fmt(lesion.get('ssim_hole'), 3)} | {_fmt(lesion.get('stripe_ratio'))} |")
         lines.append("")
-    lines += _uncertainty_lines(report.get("uncertainty", {}))
+    table = uncertainty_table(report.get("uncertainty", {}))
+    lines += ["## Predicted error (uncertainty map)", "", *table] if table else []
     lines += ["## Per scan (mean over its lesions, in-hole PSNR dB)", "",
               "| scan | " + " | ".join(methods) + " |", "| --- |" + " ---: |" * len(methods)]
     for scan, cells in report["per_scan"].items():
@@ -159,12 +160,11 @@ def write_markdown(path: Path, report: dict) -> Path:
     return write_atomically(path, lambda p: p.write_text(text, encoding="utf-8"))
 
 
-def _uncertainty_lines(summary: dict) -> list[str]:
+def uncertainty_table(summary: dict) -> list[str]:
     """The predicted-error table: per dataset, method and family, over lesions (empty without one)."""
     if not summary:
         return []
-    lines = ["## Predicted error (uncertainty map)", "",
-             "Over lesions: Spearman correlation of the predicted RMS SD with the actual RMS error in the hole (goal "
+    lines = ["Over lesions: Spearman correlation of the predicted RMS SD with the actual RMS error in the hole (goal "
              ">= 0.6); share of all hole voxels whose actual error lies within one predicted SD (goal 60-76%); mean "
              "predicted RMS SD and mean actual RMS error (image intensity units).", "",
              "| dataset | method | family | lesions | Spearman | one-sigma share | predicted SD | actual error |",
