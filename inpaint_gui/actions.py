@@ -69,7 +69,8 @@ MENUS: dict[str, tuple[Spec | str, ...]] = {
         Spec("live_preview", "&Live preview", ("L",), "When a stroke ends, fill the lesion it touched in the "
              "background (refine3d without mirrored detail) and show it; Run makes the full fill.", True, True),
         Spec("uncertainty", "&Uncertainty overlay", ("Shift+U",),
-             "Show the fill's uncertainty map (desc-uncertainty, reviewed cohorts) over the views.", True, True),
+             "Show the fill's predicted error (refine3d fills made here; desc-uncertainty maps of reviewed "
+             "cohorts) over the views, with its colour bar.", True, True),
         "-",
         Spec("overlay", "Mask &overlay", ("S",), "Show or hide the painted mask.", True, True),
         Spec("opacity_down", "Overlay more transparent", ("A",), "Lower the mask overlay's opacity."),

@@ -8,7 +8,8 @@ what the screen shows to docs/screenshots/:
     00_start.png       the window before an image is open: how to open one
     01_painting.png    lesion painted on three axial slices, brush outline under the cursor
     02_running.png     a latent-search fill (slices2d) running: progress, ETA, loss curve, live preview
-    03_result.png      the result of the default method, first filled slice, metrics, lesion volume
+    03_result.png      the result of the default method, first filled slice, metrics, lesion volume, its
+                       predicted error as the yellow uncertainty overlay with its colour bar (Shift+U)
     04_compare.png     the axial view as Original / Masked / Generated / Blended (the T key)
     05_difference.png  difference map (filled - original) with its colour scale
     06_skull_on.png    with --skull-on IMAGE: the warning for an image with skull, log histogram
@@ -135,6 +136,11 @@ def main() -> int:
                 settle(0.02)
         QTest.mouseRelease(viewport, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, at(view, points[-1]))
 
+    def uncertainty(on: bool) -> None:
+        """Shift+U until the uncertainty overlay is `on`."""
+        if window.act["uncertainty"].isChecked() != on:
+            QTest.keyClick(window, Qt.Key.Key_U, Qt.KeyboardModifier.ShiftModifier)
+
     def live_preview(on: bool) -> None:
         """L until View > Live preview is `on` (the app remembers the choice between runs)."""
         if window.act["live_preview"].isChecked() != on:
@@ -213,6 +219,7 @@ def main() -> int:
         return 1
     print(f"fill ({default_method}): {panel.eta.text()}")
     shoot("03_result.png")
+    uncertainty(False)  # the comparisons show the tissue itself
 
     # export with Ctrl+E; the save dialog is answered here (a native dialog cannot be scripted)
     with tempfile.TemporaryDirectory() as tmp:
@@ -267,6 +274,7 @@ def main() -> int:
     QTest.keyClick(window, Qt.Key.Key_0)
     QTest.keyClick(window, Qt.Key.Key_X)
     shoot("05_difference.png")
+    uncertainty(True)
     doc.editor.mark_saved()
     doc.result_saved = True
     if args.skull_on is not None:
