@@ -5,11 +5,14 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import TYPE_CHECKING, Optional, Sequence
 
 from . import __version__
 from .argtypes import number_range, real, whole
 from .errors import InpaintError
+
+if TYPE_CHECKING:
+    from .methods import Parameter
 
 
 class _Parser(argparse.ArgumentParser):
@@ -33,47 +36,37 @@ def _non_negative_int(text: str) -> int:
     return value
 
 
-def _odd_window(text: str) -> int:
-    value = whole(text)
-    if value < 1 or value % 2 == 0 or value > 255:
-        raise argparse.ArgumentTypeError(f"must be an odd number of pixels such as 3 or 7, not {text}")
-    return value
-
-
-def _learning_rate(text: str) -> float:
-    from .search import LR_MAX
-
-    value = real(text)
-    if not 0 < value <= LR_MAX:
-        raise argparse.ArgumentTypeError(f"must be greater than 0 and at most {LR_MAX:g}, not {text}")
-    return value
-
-
 def _add_method_options(p: argparse.ArgumentParser) -> None:
-    from .fill import METHODS, FillSettings
-    from .search import LAMBDA_MAX, LIMITS
+    """--method, --model, every registered method's parameters (`core.methods`), --axis, --dilate, --threshold."""
+    from .fill import FillSettings
+    from .methods import METHODS, parameters, users
 
     d = FillSettings()
     p.add_argument("--method", choices=list(METHODS), default=d.method,
-                   help="; ".join(f"{k}: {v}" for k, v in METHODS.items()) + f" (default {d.method})")
+                   help="; ".join(f"{k}: {m.description}" for k, m in METHODS.items()) + f" (default {d.method})")
+    slice_methods = "/".join(k for k, m in METHODS.items() if m.needs_model)
     p.add_argument("--model", default=None,
-                   help="shipped slice model name or checkpoint path for slices2d/poisson3d (default: see 'inpaint models')")
-    p.add_argument("--mirror", type=number_range(0.0, 1.0), default=d.mirror, metavar="W",
-                   help=f"refine3d: share of the other hemisphere's mirrored detail added to the fill, 0 to 1 "
-                        f"(default {d.mirror:g}; 0 when the hemispheres differ, e.g. a midline shift)")
+                   help=f"shipped slice model name or checkpoint path for {slice_methods} (default: see 'inpaint models')")
+    for parameter in parameters().values():
+        _add_parameter(p, parameter, "/".join(users(parameter.name)))
     p.add_argument("--axis", choices=["axial", "coronal", "sagittal"], default=None,
                    help="plane of the slices to fill (default: the model's plane)")
-    p.add_argument("--iterations", type=number_range(*LIMITS["iterations"]), default=d.iterations, help=f"Adam steps on z (default {d.iterations})")
-    p.add_argument("--restarts", type=number_range(*LIMITS["restarts"]), default=d.restarts, help=f"candidates per slice (default {d.restarts})")
-    p.add_argument("--lr", type=_learning_rate, default=d.lr, help=f"Adam learning rate on z (default {d.lr})")
-    p.add_argument("--lambda", dest="lam", type=number_range(0.0, LAMBDA_MAX), default=d.lam,
-                   help=f"weight of the prior loss (default {d.lam})")
-    p.add_argument("--window", type=_odd_window, default=d.window, help=f"context-weight window (default {d.window})")
     p.add_argument("--dilate", type=number_range(0, 100), default=0,
                    help="dilate the mask by N voxels in 3D first")
     p.add_argument("--threshold", type=real, default=None, metavar="T",
                    help="the mask is a probability map: fill the voxels above T (e.g. 0.5); without it a mask "
                         "of fractional values is refused")
+
+
+def _add_parameter(p: argparse.ArgumentParser, parameter: Parameter, methods: str) -> None:
+    """One method parameter as an option: a number, or a switch (`--no-NAME` when it is on by default)."""
+    if isinstance(parameter.default, bool):
+        p.add_argument(parameter.flag, dest=parameter.name, action="store_false" if parameter.default else "store_true",
+                       help=f"{methods}: {'do not ' if parameter.default else ''}{parameter.help}")
+    else:
+        p.add_argument(parameter.flag, dest=parameter.name, type=parameter.parse, default=parameter.default,
+                       metavar=parameter.flag[2:].upper(),
+                       help=f"{methods}: {parameter.help} (default {parameter.default:g})")
 
 
 def _add_run_options(p: argparse.ArgumentParser) -> None:
@@ -83,21 +76,19 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     d = FillSettings()
     p.add_argument("--seed", type=number_range(0, SEED_MAX), default=d.seed, help="random seed (same seed on CPU: same output)")
     p.add_argument("--device", default=d.device, help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:1, mps")
-    p.add_argument("--no-prior", action="store_true", help="ablation: context loss only")
-    p.add_argument("--no-weighting", action="store_true", help="ablation: binary mask instead of context weights")
-    p.add_argument("--no-blend", action="store_true", help="ablation: paste G(z) into the hole without Poisson blending")
-    p.add_argument("--no-encoder-start", action="store_true", help="VAE: start every restart at random")
     p.add_argument("--keep-dtype", action="store_true", help="write the input's data type (rounded and clipped)")
 
 
 def _settings(args: argparse.Namespace):
-    """The FillSettings of the fill options shared by `fill` and `bids`."""
+    """The FillSettings of the fill options shared by `fill` and `bids` (every option of a FillSettings field, as
+    always recorded; the chosen method's own parameters in `extra`)."""
     from .fill import FillSettings
+    from .methods import METHODS, parameters
 
-    return FillSettings(iterations=args.iterations, restarts=args.restarts, lr=args.lr, lam=args.lam,
-                        window=args.window, prior=not args.no_prior, weighting=not args.no_weighting,
-                        blend=not args.no_blend, encoder_start=not args.no_encoder_start, axis=args.axis,
-                        seed=args.seed, device=args.device, method=args.method, mirror=args.mirror)
+    fields = {name: getattr(args, name) for name in parameters() if hasattr(FillSettings, name)}
+    extra = tuple((p.name, getattr(args, p.name)) for p in METHODS[args.method].parameters
+                  if not hasattr(FillSettings, p.name))
+    return FillSettings(axis=args.axis, seed=args.seed, device=args.device, method=args.method, extra=extra, **fields)
 
 
 def _add_fill(sub: argparse._SubParsersAction) -> None:

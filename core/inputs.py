@@ -20,7 +20,7 @@ from nibabel.orientations import io_orientation
 from scipy import ndimage
 
 from .errors import InpaintError
-from .search import PLANE_NAMES, SearchSettings, check_settings
+from .search import DEFAULT_AXIS, PLANE_NAMES, SearchSettings, check_settings
 from .volume import chunks
 
 MIN_VOXEL_MM, MAX_VOXEL_MM = 0.05, 20.0  # supported voxel sizes (see `affine_problem`)
@@ -143,9 +143,9 @@ def check_known_brain(image: np.ndarray, hole: np.ndarray, brain: Optional[np.nd
 
 def prepare_fill_inputs(image: Any, affine: Any, hole: Any, model: Any, settings: Any, *,
                         brain: Any = None) -> tuple[np.ndarray, int]:
-    """Validate `fill_volume`'s arguments; returns the image as float32 (itself when it already is, never
-    cleaned in place) and the number of its non-finite voxels outside the hole, which the fill treats as
-    background (0) and leaves unchanged.
+    """Validate `fill_volume`'s arguments (`model` may be None); returns the image as float32 (itself when it
+    already is, never cleaned in place) and the number of its non-finite voxels outside the hole, which the
+    fill treats as background (0) and leaves unchanged.
 
     Raises InpaintError with one sentence for: settings out of range, an image that is not a real 3D
     array, an affine that is not an invertible 4x4 matrix with voxels of MIN_VOXEL_MM..MAX_VOXEL_MM, a hole
@@ -156,7 +156,7 @@ def prepare_fill_inputs(image: Any, affine: Any, hole: Any, model: Any, settings
         raise InpaintError(f"settings must be a FillSettings, not {type(settings).__name__}; "
                            "pass core.fill.FillSettings(...).")
     check_settings(settings)
-    axis = getattr(settings, "axis", None) or getattr(model, "axis", None)
+    axis = getattr(settings, "axis", None) or getattr(model, "axis", DEFAULT_AXIS)
     if axis not in PLANE_NAMES:
         raise InpaintError(f"The plane {axis!r} is not one of {', '.join(PLANE_NAMES)}; choose one of them.")
     array = np.asarray(image)

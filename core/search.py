@@ -29,6 +29,7 @@ LR_MAX = 10.0  # Adam's step on z is about lr per iteration; beyond this the lat
 LAMBDA_MAX = 1000.0
 SEED_MAX = 2 ** 63 - 1  # torch.Generator.manual_seed and numpy both take 0..2**63-1
 PLANE_NAMES = ("axial", "coronal", "sagittal")
+DEFAULT_AXIS = "axial"  # the plane of a fill that names none and uses no slice model (the shipped models' plane)
 LIMITS = {"iterations": (1, 1_000_000), "restarts": (1, 1024), "batch": (1, 65536)}  # whole-number fields
 WINDOW_MAX = 255
 

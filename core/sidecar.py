@@ -13,7 +13,8 @@ import torch
 
 from . import __version__
 from .checkpoint import Model
-from .fill import METHODS, FillResult
+from .fill import FillResult
+from .methods import METHODS
 from .volume import check_target, has_undecodable, input_files, sha256_file, sidecar_path, write_json
 
 ESCAPED = "bytes of file names that are not UTF-8 are written as \\xNN"
@@ -54,7 +55,7 @@ def build_sidecar(result: FillResult, model: Model, *, image_path: Optional[Path
         "model": {"name": model.name, "path": str(model.path) if model.path else None,
                   "sha256": model.checksum, "kind": model.arch.kind, "kernel": model.arch.kernel,
                   "architecture": model.arch.to_dict(), "spacing_mm": model.spacing},
-        "method": {"name": result.settings.method, "description": METHODS[result.settings.method],
+        "method": {"name": result.settings.method, "description": METHODS[result.settings.method].description,
                    "refiner": result.refiner},
         "parameters": result.settings.to_dict(),
         "device": result.device,

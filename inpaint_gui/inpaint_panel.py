@@ -9,7 +9,6 @@ from PySide6.QtCore import QEvent, QObject, Qt, Signal
 from PySide6.QtWidgets import (QAbstractItemView, QAbstractSpinBox, QComboBox, QHBoxLayout, QHeaderView, QLabel,
                                QProgressBar, QPushButton, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
-from core.fill import MODEL_FREE
 from core.job import EtaClock, Progress
 
 from .document import JobResult
@@ -132,7 +131,7 @@ class InpaintPanel(QWidget):
             self._eta = EtaClock()
             self.progress.setValue(0)
             self.eta.setText("Starting...")
-            search = self.form.method.currentData() not in MODEL_FREE  # no loss curve without a latent search
+            search = self.form.uses_latent_search()  # no loss curve without a latent search
             self._set_curve([], [], running=search)
 
     def _set_curve(self, x: list[float], y: list[float], running: bool = False) -> None:

@@ -1,19 +1,22 @@
-"""The fill settings of the side panel: model, method, search parameters, mask dilation, scope, torch threads."""
+"""The fill settings of the side panel: model, method, the chosen method's parameters (`core.methods`), mask
+dilation, scope, torch threads."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QGroupBox, QSpinBox
+from PySide6.QtWidgets import QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QGroupBox, QSpinBox, QWidget
 
-from core.fill import METHODS, MODEL_FREE, FillSettings
+from core.fill import FillSettings
+from core.methods import METHODS, FillMethod, Parameter, parameters
 from core.registry import ModelInfo
 from core.threads import AUTO, cpu_count
 
 LOAD_CHECKPOINT = "Load checkpoint..."
 AXIS_ROLE = Qt.ItemDataRole.UserRole + 1
+SPIN_MAX = 2 ** 31 - 1  # a QSpinBox holds a C int
 
 
 def _int(lo: int, hi: int, step: int, value: int, tip: str) -> QSpinBox:
@@ -25,9 +28,9 @@ def _int(lo: int, hi: int, step: int, value: int, tip: str) -> QSpinBox:
     return box
 
 
-def _real(hi: float, decimals: int, step: float, value: float, tip: str) -> QDoubleSpinBox:
+def _real(lo: float, hi: float, decimals: int, step: float, value: float, tip: str) -> QDoubleSpinBox:
     box = QDoubleSpinBox()
-    box.setRange(0.0, hi)
+    box.setRange(lo, hi)
     box.setDecimals(decimals)
     box.setSingleStep(step)
     box.setValue(value)
@@ -35,8 +38,39 @@ def _real(hi: float, decimals: int, step: float, value: float, tip: str) -> QDou
     return box
 
 
+def parameter_widget(parameter: Parameter) -> QWidget:
+    """A check box (a switch) or a spin box over the parameter's range, its help as the tooltip."""
+    tip = parameter.help[:1].upper() + parameter.help[1:] + "."
+    if isinstance(parameter.default, bool):
+        box = QCheckBox(parameter.label)
+        box.setChecked(parameter.default)
+        box.setToolTip(tip)
+        return box
+    if isinstance(parameter.default, int):
+        box = _int(int(parameter.low if parameter.low is not None else -SPIN_MAX),
+                   int(min(parameter.high if parameter.high is not None else SPIN_MAX, SPIN_MAX)),
+                   int(parameter.step), parameter.default, tip)
+        if parameter.odd:
+            box.editingFinished.connect(lambda: box.setValue(box.value() | 1))
+        return box
+    low = parameter.low if parameter.low is not None else -1e30
+    if parameter.above_low:
+        low += 10.0 ** -parameter.decimals
+    return _real(low, parameter.high if parameter.high is not None else 1e30, parameter.decimals, parameter.step,
+                 parameter.default, tip)
+
+
+def _value(widget: QWidget) -> Any:
+    return widget.isChecked() if isinstance(widget, QCheckBox) else widget.value()
+
+
 class SettingsForm(QGroupBox):
-    """Thin widget over FillSettings plus the app's own choices (scope, dilation, threads)."""
+    """Thin widget over FillSettings plus the app's own choices (scope, dilation, threads).
+
+    Every registered method's parameters shown in the app get a row; only the chosen method's rows (and the
+    model's, when it needs a slice model) are shown. A parameter's widget is also the attribute of its name
+    (`form.iterations`).
+    """
 
     checkpointRequested = Signal()
 
@@ -49,27 +83,16 @@ class SettingsForm(QGroupBox):
         self.model.activated.connect(self._model_activated)
         self._last_model = 0
         self.method = QComboBox()
-        for name, description in METHODS.items():
+        for name, method in METHODS.items():
             self.method.addItem(name, name)
-            self.method.setItemData(self.method.count() - 1, description, Qt.ItemDataRole.ToolTipRole)
+            self.method.setItemData(self.method.count() - 1, method.description, Qt.ItemDataRole.ToolTipRole)
         self.method.setCurrentIndex(max(0, self.method.findData(defaults.method)))
         self.method.setToolTip("Fill method of the engine (hover an entry for what it does).")
-        self.lam = _real(10.0, 4, 0.001, defaults.lam, "Lambda: weight of the prior loss (how much realism counts "
-                         "against matching the context). Paper value 0.003.")
-        self.iterations = _int(1, 100000, 10, defaults.iterations,
-                               "Adam steps on the latent code per restart; more is slower and usually better.")
-        self.restarts = _int(1, 256, 1, defaults.restarts,
-                             "Random starting points per slice; the restart with the lowest final loss wins.")
-        self.window = _int(1, 31, 2, defaults.window,
-                           "Context-weight window in model pixels (odd): known pixels near the hole count more.")
-        self.window.editingFinished.connect(lambda: self.window.setValue(self.window.value() | 1))
-        self.blend = QCheckBox("Poisson blending")
-        self.blend.setChecked(defaults.blend)
-        self.blend.setToolTip("Blend the generated content into the surrounding tissue (gradient-domain). "
-                              "Off: paste the generator's output as is.")
-        self.mirror = _real(1.0, 2, 0.05, defaults.mirror, "refine3d: share of the other hemisphere's mirrored detail "
-                            "added to the fill (inpaint fill --mirror). 0 when the hemispheres differ, e.g. a midline "
-                            "shift.")
+        self.parameters: dict[str, QWidget] = {}
+        for parameter in parameters().values():
+            if parameter.app:
+                self.parameters[parameter.name] = widget = parameter_widget(parameter)
+                setattr(self, parameter.name, widget)
         self.dilate = _int(0, 3, 1, 0, "Grow the mask by this many voxels in 3D before filling (like inpaint fill "
                                        "--dilate; lesion-filling practice: 1-2), so the lesion's rim is filled too.")
         self.dilate.setSuffix(" vox")
@@ -82,18 +105,17 @@ class SettingsForm(QGroupBox):
                             "Torch threads of the fill. Auto: all cores when the machine is idle, else one (on a "
                             "busy CPU one thread is 2-3 times faster than two).")
         self.threads.setSpecialValueText("Auto")
-        form = QFormLayout(self)
-        for label, widget in (("Model", self.model), ("Method", self.method), ("Mirror detail", self.mirror),
-                              ("Lambda", self.lam),
-                              ("Iterations", self.iterations), ("Restarts", self.restarts), ("Window", self.window),
-                              ("", self.blend), ("Dilate mask", self.dilate), ("Scope", self.scope),
-                              ("Threads", self.threads)):
+        self._form = form = QFormLayout(self)
+        labels = {name: "" if isinstance(widget, QCheckBox) else parameters()[name].label
+                  for name, widget in self.parameters.items()}
+        rows = [("Model", self.model), ("Method", self.method)]
+        rows += [(labels[name], widget) for name, widget in self.parameters.items()]
+        rows += [("Dilate mask", self.dilate), ("Scope", self.scope), ("Threads", self.threads)]
+        for label, widget in rows:
             form.addRow(label, widget)
-        self.fields = (self.model, self.method, self.mirror, self.lam, self.iterations, self.restarts, self.window, self.blend,
-                       self.dilate, self.scope, self.threads)
-        self.search_fields = (self.model, self.lam, self.iterations, self.restarts, self.window, self.blend)
-        self.method.currentIndexChanged.connect(lambda _index: self._enable_search_fields())
-        self._enable_search_fields()
+        self.fields = tuple(widget for _, widget in rows)
+        self.method.currentIndexChanged.connect(lambda _index: self._show_method_fields())
+        self._show_method_fields()
 
     # models ----------------------------------------------------------------------------------------
     def set_models(self, models: list[ModelInfo], default: Optional[str]) -> None:
@@ -125,24 +147,33 @@ class SettingsForm(QGroupBox):
         key = self.model.currentData()
         return None if key is None else (key, self.model.currentData(AXIS_ROLE))
 
-    # settings --------------------------------------------------------------------------------------
+    # settings ---------------------------------------------------------------------------------------
+    def chosen(self) -> FillMethod:
+        """The chosen fill method."""
+        return METHODS[self.method.currentData()]
+
     def fill_settings(self, preview_every: int) -> FillSettings:
-        return FillSettings(iterations=self.iterations.value(), restarts=self.restarts.value(),
-                            lam=self.lam.value(), window=self.window.value() | 1, blend=self.blend.isChecked(),
-                            method=self.method.currentData(), mirror=self.mirror.value(),
-                            preview_every=preview_every)
+        """The form's settings: every field's value (as always recorded), the chosen method's own in `extra`."""
+        declared = parameters()
+        values = {name: _value(widget) | 1 if declared[name].odd else _value(widget)
+                  for name, widget in self.parameters.items()}
+        extra = tuple((p.name, values[p.name]) for p in self.chosen().parameters
+                      if p.name in values and not hasattr(FillSettings, p.name))
+        fields = {name: value for name, value in values.items() if hasattr(FillSettings, name)}
+        return FillSettings(method=self.method.currentData(), preview_every=preview_every, extra=extra, **fields)
 
     def set_enabled(self, enabled: bool) -> None:
         for widget in self.fields:
             widget.setEnabled(enabled)
-        if enabled:
-            self._enable_search_fields()
 
     def uses_latent_search(self) -> bool:
-        """Whether the chosen method searches a slice model's latent space (refine3d does not)."""
-        return self.method.currentData() not in MODEL_FREE
+        """Whether the chosen method searches a slice model's latent space (it needs a slice model)."""
+        return self.chosen().needs_model
 
-    def _enable_search_fields(self) -> None:
-        for widget in self.search_fields:
-            widget.setEnabled(self.uses_latent_search())
-        self.mirror.setEnabled(self.method.currentData() == "refine3d")
+    def _show_method_fields(self) -> None:
+        """Show the model's row only for a method that needs a slice model, and only the chosen method's parameters."""
+        method = self.chosen()
+        own = {p.name for p in method.parameters}
+        self._form.setRowVisible(self.model, method.needs_model)
+        for name, widget in self.parameters.items():
+            self._form.setRowVisible(widget, name in own)

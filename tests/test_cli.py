@@ -191,13 +191,13 @@ def test_command_runs_as_a_module_and_lists_models() -> None:
 
 
 def test_a_skipped_mirror_is_one_note(brain_files, tmp_path, capsys, monkeypatch) -> None:
-    import core.fill
+    import core.methods.refine3d
     from core.mirror import NoReflection
 
     def no_reflection(*_args):
         raise NoReflection("too little known tissue to find the mid-sagittal plane (12 blocks of 4 mm, 200 needed)")
 
-    monkeypatch.setattr(core.fill, "find_reflection", no_reflection)
+    monkeypatch.setattr(core.methods.refine3d, "find_reflection", no_reflection)
     image_path, mask_path, _ = brain_files
     code, err = _run(capsys, "fill", image_path, mask_path, "-o", tmp_path / "f.nii.gz", "--quiet")
     assert code == 0

@@ -459,13 +459,18 @@ def test_model_list_selects_the_default_and_offers_checkpoints(window, tiny_vae)
     assert not window.load_checkpoint(tiny_vae.parent / "missing") and "missing" in window.errors[-1]
 
 
-def test_latent_search_fields_are_enabled_only_for_latent_search_methods(qtbot, window):
+def test_only_the_chosen_methods_fields_are_shown(qtbot, window):
     form = window.panel.form
     form.method.setCurrentIndex(form.method.findData("refine3d"))
-    assert not form.iterations.isEnabled() and not form.model.isEnabled() and form.dilate.isEnabled()
+    assert form.mirror.isVisibleTo(form) and form.dilate.isVisibleTo(form)
+    assert not any(w.isVisibleTo(form) for w in (form.iterations, form.lam, form.restarts, form.window, form.blend,
+                                                  form.model))
     form.method.setCurrentIndex(form.method.findData("slices2d"))
-    assert form.iterations.isEnabled() and form.model.isEnabled() and form.blend.isEnabled()
-    assert form.fill_settings(0).method == "slices2d"
+    assert all(w.isVisibleTo(form) for w in (form.iterations, form.lam, form.restarts, form.window, form.blend,
+                                              form.model))
+    assert not form.mirror.isVisibleTo(form) and form.fill_settings(0).method == "slices2d"
+    form.method.setCurrentIndex(form.method.findData("poisson3d"))
+    assert form.iterations.isVisibleTo(form) and not form.blend.isVisibleTo(form)
 
 
 def test_focused_fields_keep_their_arrow_keys(qtbot, window):

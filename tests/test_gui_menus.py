@@ -277,7 +277,7 @@ def test_dilate_brain_mask_method_and_threads_reach_the_fill(qtbot, window, brai
     form.dilate.setValue(1)
     form.threads.setValue(1)
     form.iterations.setValue(2)
-    assert form.mirror.isEnabled() == (form.method.currentData() == "refine3d")
+    assert form.mirror.isVisibleTo(form) == (form.method.currentData() == "refine3d")
     form.mirror.setValue(0.25)
     with qtbot.waitSignal(window.jobs.succeeded, timeout=60000):
         window.act["run"].trigger()

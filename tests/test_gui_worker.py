@@ -237,13 +237,13 @@ def test_warm_up_prepares_the_model_in_the_background(qtbot, window, tiny_vae):
 
 
 def test_a_skipped_mirror_is_said_with_its_reason(qtbot, window, monkeypatch):
-    import core.fill
+    import core.methods.refine3d
     from core.mirror import NoReflection
 
     def no_reflection(*_args):
         raise NoReflection("the hemispheres do not match (correlation 0.31 after registration, 0.5 needed)")
 
-    monkeypatch.setattr(core.fill, "find_reflection", no_reflection)
+    monkeypatch.setattr(core.methods.refine3d, "find_reflection", no_reflection)
     window.panel.form.method.setCurrentIndex(window.panel.form.method.findData("refine3d"))
     with qtbot.waitSignal(window.jobs.succeeded, timeout=60000):
         window.act["run"].trigger()

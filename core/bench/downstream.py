@@ -38,8 +38,8 @@ from ..metrics import hole_metrics
 from ..volume import dilate_mask
 from .lesions import LesionSet, simulate_lesions
 from .masks import Case
-from .runner import (BASELINES, MODEL_FREE, PIPELINES, BenchData, Method, baseline_methods, default_method_name,
-                     fill_case, load_bench_data, model_free_methods, model_methods, shown_path)
+from .runner import (BASELINES, PIPELINES, BenchData, Method, baseline_methods, default_method_name,
+                     fill_case, load_bench_data, model_free, model_free_methods, model_methods, shown_path)
 
 TISSUES = ("csf", "gm", "wm")  # labels 1, 2, 3; 0 is outside the brain
 NO_FILL = "no fill"
@@ -164,7 +164,7 @@ class BrainResult:
 def model_pipeline() -> str:
     """The pipeline every shipped model runs: the app's fill method, or slices2d when that needs no slice model."""
     method = FillSettings().method
-    return method if method in PIPELINES and method not in MODEL_FREE else "slices2d"
+    return method if method in PIPELINES and not model_free(method) else "slices2d"
 
 
 def fill_methods(models: list[str], baselines: list[str], default_model: Optional[str] = None) -> list[Method]:

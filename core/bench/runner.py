@@ -29,8 +29,9 @@ import numpy as np
 from ..baselines import biharmonic_3d_fill, biharmonic_fill, border_mean_fill, fsl_style_fill, harmonic_3d_fill
 from ..checkpoint import Model
 from ..errors import InpaintError
-from ..fill import MODEL_FREE, FillSettings, fill_volume
+from ..fill import FillSettings, fill_volume
 from ..job import Progress
+from ..methods import METHODS
 from ..metrics import hole_metrics, slice_metrics
 from ..modelspace import Reorientation, voxel_sizes
 from ..refine3d import Refiner
@@ -88,23 +89,24 @@ class Method:
         return self.model is None
 
 
-def _model_free(pipeline: str) -> bool:
-    return PIPELINES.get(pipeline, {"method": pipeline})["method"] in MODEL_FREE
+def model_free(pipeline: str) -> bool:
+    """Whether the pipeline's fill method needs no slice model."""
+    return not METHODS[PIPELINES.get(pipeline, {"method": pipeline})["method"]].needs_model
 
 
 def model_methods(model: str, pipelines) -> list[Method]:
-    return [Method(f"{model}/{p}", model=model, pipeline=p) for p in pipelines if not _model_free(p)]
+    return [Method(f"{model}/{p}", model=model, pipeline=p) for p in pipelines if not model_free(p)]
 
 
 def model_free_methods(model: str, pipelines) -> list[Method]:
     """Pipelines that need no slice model (`model` is only passed along to `fill_volume`)."""
-    return [Method(p, model=model, pipeline=p) for p in pipelines if _model_free(p)]
+    return [Method(p, model=model, pipeline=p) for p in pipelines if model_free(p)]
 
 
 def default_method_name(model: str) -> str:
     """Bench name of the app's default fill (`FillSettings()`) with the default slice model `model`."""
     method = FillSettings().method
-    return method if method in MODEL_FREE else f"{model}/{method}"
+    return method if model_free(method) else f"{model}/{method}"
 
 
 def baseline_methods(names=tuple(BASELINES)) -> list[Method]:

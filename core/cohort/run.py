@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import Callable, Iterable, Optional, TextIO
 
 from ..errors import InpaintError
-from ..fill import MODEL_FREE, FillSettings
+from ..fill import FillSettings
+from ..methods import METHODS
 from ..progress import ProgressBar
 from ..threads import choose_threads, cpu_count
 from .claims import LOGS, claim_scan, lock_path
@@ -160,7 +161,7 @@ def _expected(options: CohortOptions) -> dict:
     refine = options.settings.method == "refine3d"
     return {"dilate": options.dilate, "threshold": options.threshold, "keep_dtype": options.keep_dtype,
             "parameters": json.loads(json.dumps(options.settings.to_dict())),
-            "model": None if options.settings.method in MODEL_FREE else model.checksum,
+            "model": model.checksum if METHODS[options.settings.method].needs_model else None,
             "refiner": [r.checksum for r in shipped_refiners()] if refine else None}
 
 
