@@ -1,4 +1,4 @@
-"""Speed check: fill a 16 mm white-matter cube in the held-out subject (2 mm) or another scan.
+"""Speed check: fill a 16 mm white-matter cube (or six deep blobs) in the held-out subject (2 mm) or another scan.
 
 Writes the skull-stripped scan and the cube mask (file voxel order, the scan's geometry) to
 a folder, runs `inpaint fill` at default settings as a separate process, checks geometry and
@@ -40,17 +40,26 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=Path("/tmp/inpaint-measure"))
     parser.add_argument("--image", type=Path, default=SUBJECT / "t1_2mm.nii.gz", help="scan (default: held-out subject)")
     parser.add_argument("--brainmask", type=Path, default=SUBJECT / "brainmask_2mm.nii.gz", help="its brain mask")
+    parser.add_argument("--lesions", choices=("cube16_wm", "six"), default="cube16_wm",
+                        help="one 16 mm white-matter cube, or six deep blobs of 6, 6, 6, 10, 10 and 16 mm radius")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
 
     t1 = nib.load(args.image)
     data = load_bench_data(args.image, args.brainmask)
-    case = make_cases(data.brain, data.voxel_mm, families=("cube16_wm",), per_family=1,
-                      wm=estimate_white_matter(data.image, ~data.brain))[0]
+    if args.lesions == "six":
+        cases = make_cases(data.brain, data.voxel_mm, families=("blob12",), per_family=3) \
+            + make_cases(data.brain, data.voxel_mm, families=("blob20",), per_family=2) \
+            + make_cases(data.brain, data.voxel_mm, families=("blob32",), per_family=1)
+        hole = np.any([c.hole for c in cases], axis=0)
+    else:
+        hole = make_cases(data.brain, data.voxel_mm, families=("cube16_wm",), per_family=1,
+                          wm=estimate_white_matter(data.image, ~data.brain))[0].hole
     reo = Reorientation.of(t1.affine, t1.shape)
     brain_file = reo.undo(data.image)
-    hole_file = reo.undo(case.hole).astype(np.uint8)
-    image_path, mask_path, out_path = args.out / "sub_T1w_brain.nii.gz", args.out / "cube16_wm.nii.gz", args.out / "filled.nii.gz"
+    hole_file = reo.undo(hole).astype(np.uint8)
+    image_path, mask_path, out_path = (args.out / "sub_T1w_brain.nii.gz", args.out / f"{args.lesions}.nii.gz",
+                                       args.out / "filled.nii.gz")
     header = t1.header.copy()
     header.set_data_dtype(np.float32)   # the skull-stripped scan as floats, whatever the source stored
     nib.save(nib.Nifti1Image(brain_file.astype(np.float32), t1.affine, header), image_path)

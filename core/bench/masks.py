@@ -11,8 +11,8 @@ Families (every hole lies inside the brain mask):
   seed, the threshold set by bisection to reach the target volume;
 - `blob6`, `blob10`, `blob16`: the same irregular blobs in deep tissue (centre at least
   15 mm from the brain's edge), with the volume of a sphere of 6, 10 or 16 mm diameter
-  (within 35%): lesion-sized holes deep in the brain; `blob20`, `blob32`: the same with
-  20 and 32 mm (large lesions: radii of 10 and 16 mm);
+  (within 35%): lesion-sized holes deep in the brain; `blob12`, `blob20`, `blob32`: the same
+  with 12, 20 and 32 mm (lesions of 6, 10 and 16 mm radius);
 - `large`: a disc, 6 mm thick, covering at least 30% of the brain in each of its slices.
 Cases of a family are spread over axial levels from the lowest brain slice (cerebellum) to
 the highest (vertex): case i of n aims at level (i + 0.5) / n of the brain's axial extent
@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-FAMILIES = ("cube8", "cube16", "cube32", "cube16_wm", "blob", "blob6", "blob10", "blob16", "large", "blob20", "blob32")
+FAMILIES = ("cube8", "cube16", "cube32", "cube16_wm", "blob", "blob6", "blob10", "blob16", "large", "blob12", "blob20", "blob32")
 CUBE_MM = {"cube8": 8.0, "cube16": 16.0, "cube32": 32.0, "cube16_wm": 16.0}
 WM_FRACTION = 0.8
 BLOB_ML = (0.5, 10.0)
@@ -36,7 +36,8 @@ BLOB_SIGMA_MM = 3.0
 BLOB_BOX_MM = 64.0
 BLOB_DEPTH_MM = 6.0
 BLOB_ROUGHNESS = 0.25
-DEEP_BLOB_MM = {"blob6": 6.0, "blob10": 10.0, "blob16": 16.0, "blob20": 20.0, "blob32": 32.0}  # sphere diameter
+DEEP_BLOB_MM = {"blob6": 6.0, "blob10": 10.0, "blob16": 16.0, "blob12": 12.0, "blob20": 20.0,
+                "blob32": 32.0}  # equivalent-sphere diameter
 DEEP_DEPTH_MM = 15.0
 DEEP_TOLERANCE = 0.35  # accepted relative deviation from the sphere's volume
 LARGE_COVER = 0.30
