@@ -1,0 +1,145 @@
+"""Fill methods as plug-ins: the registry, declared parameters, a new method through the fill, the command line,
+the sidecar and the app's settings form, and the Python API's default fill without a slice model."""
+
+import json
+
+import numpy as np
+import pytest
+from scipy import ndimage
+
+from conftest import synthetic_brain
+from core.checkpoint import load_model
+from core.cli import build_parser, main
+from core.errors import InpaintError
+from core.fill import FillSettings, fill_volume
+from core.inputs import hole_box
+from core.methods import METHODS, FillMethod, MethodFill, Parameter, Run, Slab, register
+
+LAS = np.array([[-2.0, 0, 0, 40], [0, 2, 0, -48], [0, 0, 2, -36], [0, 0, 0, 1]])
+
+
+class Mean3D(FillMethod):
+    """The example of docs/ARCHITECTURE.md: each lesion filled with the mean of the known shell around it."""
+
+    name = "mean3d"
+    description = "each lesion filled with the mean of the known voxels around it"
+    parameters = (Parameter("shell", 1, "Shell", "width in voxels of the shell of known voxels averaged",
+                            low=1, high=3),)
+
+    def box(self, hole, affine, axis):
+        return hole_box(hole, margin=3)  # room for the widest shell
+
+    def fill(self, slab: Slab, run: Run) -> MethodFill:
+        filled = slab.voided.copy()
+        labels, count = ndimage.label(slab.hole, structure=np.ones((3, 3, 3)))
+        for lesion in range(1, count + 1):
+            inside = labels == lesion
+            shell = ndimage.binary_dilation(inside, iterations=run.value("shell")) & ~slab.hole
+            filled[inside] = slab.voided[shell].mean()
+        return MethodFill(filled=filled)
+
+
+@pytest.fixture
+def mean3d():
+    register(Mean3D())
+    yield METHODS["mean3d"]
+    del METHODS["mean3d"]
+
+
+def _hole(shape):
+    hole = np.zeros(shape, bool)
+    hole[14:20, 18:24, 15:18] = True
+    hole[28:31, 30:33, 20:23] = True  # a second lesion
+    return hole
+
+
+def _expected_mean3d(image, hole, shell):
+    """Each lesion's known shell mean, computed on the whole volume in file order."""
+    expected = image.copy()
+    labels, count = ndimage.label(hole, structure=np.ones((3, 3, 3)))
+    for lesion in range(1, count + 1):
+        inside = labels == lesion
+        around = ndimage.binary_dilation(inside, iterations=shell) & ~hole
+        expected[inside] = image[around].mean()
+    return expected
+
+
+def test_declared_defaults_are_the_settings_defaults_and_every_field_parameter_is_checked() -> None:
+    defaults = FillSettings()
+    for method in METHODS.values():
+        for parameter in method.parameters:
+            assert parameter.default == getattr(defaults, parameter.name), (method.name, parameter.name)
+            assert type(parameter.default) is type(getattr(defaults, parameter.name))
+    assert set(METHODS) == {"slices2d", "poisson3d", "refine3d"}
+    assert METHODS["refine3d"].needs_refiner and not METHODS["refine3d"].needs_model
+    assert all(METHODS[m].needs_model for m in ("slices2d", "poisson3d"))
+
+
+def test_a_registered_method_fills_through_fill_volume(mean3d) -> None:
+    image = synthetic_brain()
+    hole = _hole(image.shape)
+    for shell in (1, 2):
+        result = fill_volume(image, LAS, hole, settings=FillSettings(method="mean3d", extra=(("shell", shell),)))
+        expected = _expected_mean3d(image, hole, shell)
+        assert np.allclose(result.filled, expected, rtol=1e-6)
+        assert np.array_equal(result.filled[~hole], image[~hole])
+        assert np.array_equal(result.generated_hole, result.filled[hole])
+        assert result.refiner is None and result.uncertainty is None and result.final_loss == {}
+        assert result.settings.value("shell") == shell and result.settings.to_dict()["shell"] == shell
+    assert FillSettings(method="mean3d").value("shell") == 1  # the declared default
+    with pytest.raises(InpaintError, match="shell"):
+        FillSettings(method="mean3d", extra=(("shell", 9),))
+    with pytest.raises(InpaintError, match="no parameter 'shell'"):
+        FillSettings(method="slices2d", extra=(("shell", 2),))
+
+
+def test_a_registered_method_gets_its_options_and_sidecar(mean3d, brain_files, tmp_path, capsys) -> None:
+    image_path, mask_path, hole = brain_files
+    parser = build_parser()
+    args = parser.parse_args(["fill", str(image_path), str(mask_path), "-o", "x.nii.gz", "--method", "mean3d",
+                              "--shell", "2"])
+    assert args.shell == 2
+    with pytest.raises(SystemExit):
+        parser.parse_args(["fill", "--help"])
+    assert "--shell SHELL mean3d: width in voxels" in " ".join(capsys.readouterr().out.split())
+    with pytest.raises(SystemExit) as exit_info:
+        parser.parse_args(["fill", str(image_path), str(mask_path), "-o", "x.nii.gz", "--shell", "9"])
+    assert exit_info.value.code == 2
+    out = tmp_path / "filled.nii.gz"
+    assert main(["fill", str(image_path), str(mask_path), "-o", str(out), "--method", "mean3d", "--shell", "2",
+                 "--quiet"]) == 0
+    sidecar = json.loads(out.with_name("filled.json").read_text())
+    assert sidecar["method"] == {"name": "mean3d", "description": Mean3D.description, "refiner": None}
+    assert sidecar["parameters"]["shell"] == 2 and sidecar["parameters"]["method"] == "mean3d"
+
+
+def test_the_settings_form_shows_only_the_chosen_methods_fields(mean3d, qtbot) -> None:
+    from inpaint_gui.settings_form import SettingsForm
+
+    form = SettingsForm()
+    qtbot.addWidget(form)
+    form.method.setCurrentIndex(form.method.findData("mean3d"))
+    assert form.shell.isVisibleTo(form)
+    assert not any(w.isVisibleTo(form) for w in (form.model, form.mirror, form.iterations, form.blend))
+    form.shell.setValue(3)
+    settings = form.fill_settings(0)
+    assert settings.method == "mean3d" and settings.extra == (("shell", 3),)
+    form.method.setCurrentIndex(form.method.findData("refine3d"))
+    assert form.mirror.isVisibleTo(form) and not form.shell.isVisibleTo(form)
+    assert form.fill_settings(0).extra == ()
+
+
+def test_the_api_fills_with_the_default_method_without_a_slice_model(tiny_vae, monkeypatch) -> None:
+    import core.registry
+
+    image = synthetic_brain()
+    hole = _hole(image.shape)
+    with_model = fill_volume(image, LAS, hole, load_model(tiny_vae), FillSettings())
+    monkeypatch.setattr(core.registry, "resolve_model", lambda *a: pytest.fail("refine3d loaded a slice model"))
+    default = fill_volume(image, LAS, hole)
+    assert default.settings == FillSettings() and default.axis == "axial"
+    assert np.array_equal(default.filled, with_model.filled) and default.refiner == with_model.refiner
+    monkeypatch.setattr(core.registry, "resolve_model", lambda *a: load_model(tiny_vae))  # loaded when needed
+    lazily = fill_volume(image, LAS, hole, settings=FillSettings(method="slices2d", iterations=2, restarts=1))
+    assert np.array_equal(lazily.filled, fill_volume(image, LAS, hole, load_model(tiny_vae),
+                                                     FillSettings(method="slices2d", iterations=2, restarts=1)).filled)
