@@ -134,11 +134,12 @@ def _check_uncertainty_target(path: Path, output_path: Path, inputs: list, setti
 
 
 def _network_folders(model: Model, refiner: Optional[Refiner], settings: FillSettings) -> list[Path]:
-    """The folders of the networks a fill reads: the slice model's and, for refine3d, the 3D refiner's."""
+    """The folders of the networks a fill reads: the slice model's and (a method with a refiner) the 3D refiner's."""
+    from .methods import METHODS
     from .resources import REFINERS
 
     folders = [model.path] if model.path is not None else []
-    if settings.method == "refine3d":
+    if METHODS[settings.method].needs_refiner:
         folders += [refiner.path] if refiner is not None else list(REFINERS)
     return [Path(folder) for folder in folders if folder is not None]
 
