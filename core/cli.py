@@ -46,7 +46,8 @@ def _add_method_options(p: argparse.ArgumentParser) -> None:
                    help="; ".join(f"{k}: {m.description}" for k, m in METHODS.items()) + f" (default {d.method})")
     slice_methods = "/".join(k for k, m in METHODS.items() if m.needs_model)
     p.add_argument("--model", default=None,
-                   help=f"shipped slice model name or checkpoint path for {slice_methods} (default: see 'inpaint models')")
+                   help=f"shipped slice model name or checkpoint path for {slice_methods} "
+                        "(default: see 'inpaint models')")
     for parameter in parameters().values():
         _add_parameter(p, parameter, "/".join(users(parameter.name)))
     p.add_argument("--axis", choices=["axial", "coronal", "sagittal"], default=None,
