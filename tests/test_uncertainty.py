@@ -170,3 +170,28 @@ def test_every_shipped_refiner_predicts_its_error() -> None:
 
     for refiner in shipped_refiners():   # an uncertainty.json fitted for exactly these weights
         assert refiner.uncertainty is not None, f"run scripts/calibrate_uncertainty.py --refiner {refiner.path}"
+
+
+def test_the_single_brain_bench_reports_the_predicted_error(tmp_path: Path) -> None:
+    from core.bench.masks import Case
+    from core.bench.report import build_report, write_markdown
+    from core.bench.runner import BenchData, CaseResult
+
+    holes = [np.zeros((4, 4, 4), bool) for _ in range(3)]
+    for i, hole in enumerate(holes):
+        hole[: i + 1] = True
+    cases = [Case("blob6", f"blob6-0{i}", hole, 0.5) for i, hole in enumerate(holes)]
+    metrics = {"psnr_hole": 20.0, "ssim_hole": 0.9, "mse_hole": 0.1, "mae_hole": 0.1, "psnr_slice": 30.0,
+               "ssim_slice": 0.99}
+    results = [CaseResult("refine3d", "blob6", c.id, {**metrics, "sd_rms": sd, "error_rms": error,
+                                                      "one_sigma_share": share}, 1.0, 1)
+               for c, sd, error, share in zip(cases, (1.0, 2.0, 3.0), (1.0, 3.0, 2.0), (0.2, 0.5, 0.8))]
+    data = BenchData(image=np.zeros((4, 4, 4), np.float32), brain=np.ones((4, 4, 4), bool), affine=np.eye(4),
+                     image_path=tmp_path / "brain" / "t1.nii.gz", brainmask_path=None)
+    report = build_report(data=data, cases=cases, results=results, methods=["refine3d"], families=["blob6"],
+                          default_method="refine3d", models={}, settings={"default": {"seed": 0}}, seed=0,
+                          device="cpu", quick=True, notes=[])
+    cell = report["uncertainty"]["refine3d"]["all"]
+    assert cell["spearman"] == pytest.approx(0.5) and cell["one_sigma_share"] == pytest.approx((3.2 + 16 + 38.4) / 96)
+    text = write_markdown(tmp_path / "results.md", report, {}).read_text()
+    assert "## Predicted error" in text and "| brain | refine3d | all | 3 | 0.50 | 60.0% | 2 | 2 |" in text

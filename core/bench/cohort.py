@@ -80,16 +80,17 @@ def summarize(records: list[dict], methods: Sequence[str], families: Sequence[st
     return summary
 
 
-def uncertainty_summary(records: list[dict], methods: Sequence[str], families: Sequence[str]) -> dict:
-    """Per dataset (and `all`), method with a predicted error and family (and `lesion-sized`): over lesions, the
-    Spearman correlation of predicted RMS SD with actual RMS error, and the share of hole voxels within one SD."""
+def uncertainty_summary(records: list[dict], methods: Sequence[str], families: Sequence[str],
+                        overall: str = "lesion-sized") -> dict:
+    """Per dataset (and `all`), method with a predicted error and family (and `overall`, all of them): over lesions,
+    the Spearman correlation of predicted RMS SD with actual RMS error, and the share of hole voxels within one SD."""
     from scipy.stats import spearmanr
 
     summary: dict = {}
     for dataset in ["all"] + sorted({r["dataset"] for r in records}):
         for method in methods:
-            for family in list(families) + ["lesion-sized"]:
-                chosen = families if family == "lesion-sized" else [family]
+            for family in list(families) + [overall]:
+                chosen = families if family == overall else [family]
                 rows = [r for r in records if (dataset == "all" or r["dataset"] == dataset) and r["method"] == method
                         and r["family"] in chosen and r.get("sd_rms") is not None]
                 if not rows:
@@ -173,7 +174,7 @@ def uncertainty_table(summary: dict) -> list[str]:
         for method, cells in block.items():
             for family, c in cells.items():
                 lines.append(f"| {dataset} | {method} | {family} | {c['lesions']} | {c['spearman']:.2f} | "
-                             f"{100 * c['one_sigma_share']:.1f}% | {c['sd_rms']:.2f} | {c['error_rms']:.2f} |")
+                             f"{100 * c['one_sigma_share']:.1f}% | {c['sd_rms']:.3g} | {c['error_rms']:.3g} |")
     return lines + [""]
 
 

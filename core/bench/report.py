@@ -24,6 +24,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from ..search import select_device
 from ..volume import write_json
+from .cohort import uncertainty_summary, uncertainty_table
 from .masks import Case
 from .runner import BenchData, CaseResult, preview_index, shown_path
 
@@ -106,8 +107,12 @@ def build_report(*, data: BenchData, cases: list[Case], results: list[CaseResult
         per_case.setdefault(r.case, {})[r.method] = {k: v for k, v in r.record().items()
                                                      if k not in ("method", "family", "case")}
     voxel_ml = float(np.prod(data.voxel_mm)) / 1000.0
+    voxels = {c.id: c.voxels for c in cases}
+    predicted = uncertainty_summary([{"dataset": "all", "voxels": voxels[r.case], **r.record()} for r in results],
+                                    methods, families, overall=ALL)
     return {
         "summary": summarize(results),
+        "uncertainty": predicted.get("all", {}),   # method -> family -> Spearman and one-sigma share over lesions
         "default_method": default_method,
         "methods": methods,
         "families": families,
@@ -173,6 +178,9 @@ def write_markdown(path: Path, report: dict[str, Any], figures: dict[str, str]) 
         lines += _table(summary, family, methods, report["default_method"]) + [""]
         if family in figures:
             lines += [f"![{family}]({figures[family]})", ""]
+    predicted = uncertainty_table({Path(report["data"]["image"]).parent.name: report.get("uncertainty")}
+                                  if report.get("uncertainty") else {})
+    lines += ["## Predicted error (uncertainty map)", "", *predicted] if predicted else []
     lines += ["## Speed: default settings vs the reference implementation's", ""]
     if report["speed"]:
         lines += ["| model | cases | default s/slice | reference s/slice | speed-up | default PSNR / SSIM hole | "
