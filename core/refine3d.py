@@ -31,7 +31,7 @@ from .blend3d import biharmonic_fill_3d
 from .errors import InpaintError
 from .mirror import mirror_detail
 from .normalize import IntensityScale
-from .uncertainty import UncertaintyModel, lesion_features, load_uncertainty
+from .uncertainty import Predictor, lesion_features, load_uncertainty
 from .resources import REFINER as SHIPPED   # the shipped 2 mm refiner's folder
 from .resources import REFINERS
 
@@ -102,7 +102,7 @@ class Refiner:
     name: str
     path: Optional[Path]
     checksum: str
-    uncertainty: Optional[UncertaintyModel] = None  # its folder's uncertainty.json (`core.uncertainty`)
+    uncertainty: Optional[Predictor] = None  # its folder's uncertainty.json (`core.uncertainty.UncertaintyModel`)
 
 
 def config_from_json(raw: dict, source: str) -> RefinerConfig:
