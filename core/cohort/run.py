@@ -155,14 +155,21 @@ def _absolute(options: CohortOptions) -> CohortOptions:
 
 def _expected(options: CohortOptions) -> dict:
     """The fingerprint parts that are the same for every scan (settings and model checksums)."""
-    from ..refine3d import shipped_refiners
-
     model = load_model(options.model)  # a wrong --model is one error before any work, not one per scan
     refine = options.settings.method == "refine3d"
     return {"dilate": options.dilate, "threshold": options.threshold, "keep_dtype": options.keep_dtype,
             "parameters": json.loads(json.dumps(options.settings.to_dict())),
             "model": model.checksum if METHODS[options.settings.method].needs_model else None,
-            "refiner": [r.checksum for r in shipped_refiners()] if refine else None}
+            "refine": refine}
+
+
+def _refiner_checksum(image: Path) -> str:
+    """The checksum of the shipped refiner that fills `image` (the grid nearest its voxels, from its header)."""
+    from ..modelspace import voxel_sizes
+    from ..refine3d import default_refiner
+    from ..volume import read_grid
+
+    return default_refiner(voxel_sizes(read_grid(image)[1])).checksum
 
 
 def _settings_text(options: CohortOptions) -> str:
@@ -192,7 +199,8 @@ def _plan(scan: Scan, row: Row, options: CohortOptions, common: dict) -> Row | T
     brain = options.masks_dir / scan.brainmask if scan.brainmask else None
     try:
         expected = dict(common, image=sha256_file(image), mask=sha256_file(mask),
-                        brainmask=sha256_file(brain) if brain else None)
+                        brainmask=sha256_file(brain) if brain else None,
+                        refiner=_refiner_checksum(image) if common["refine"] else None)
     except (InpaintError, OSError) as exc:  # e.g. a broken link to data not fetched yet (DataLad)
         return dataclasses.replace(row, message=one_sentence(exc))
     row = dataclasses.replace(row, image_sha256=expected["image"], mask_sha256=expected["mask"])
