@@ -9,6 +9,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 import torch
+from scipy import ndimage
 
 from conftest import synthetic_brain
 from core.errors import InpaintError
@@ -316,3 +317,14 @@ def test_holes_keep_their_size_in_millimetres_on_a_finer_grid() -> None:
 
     coarse, fine = mean_ml(32, 1.0, 2.0), mean_ml(64, 2.0, 1.0)
     assert 0.7 < fine / coarse < 1.3
+
+
+def test_patches_can_be_centred_deep_in_the_brain(tmp_path: Path) -> None:
+    from core.training.refiner import load_brain
+
+    path = tmp_path / "brain.nii.gz"
+    nib.save(nib.Nifti1Image(synthetic_brain((44, 48, 44)), np.diag([1.0, 1.0, 1.0, 1.0])), path)
+    shallow, deep = load_brain(path, None, 1.0), load_brain(path, None, 1.0, centre_depth_mm=10.0)
+    assert 0 < len(deep.centres) < len(shallow.centres)
+    outside = ~ndimage.binary_erosion(deep.brain, iterations=10)
+    assert not outside[tuple(deep.centres.T.astype(int))].any()

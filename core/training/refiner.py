@@ -56,8 +56,12 @@ class Brain:
     centres: np.ndarray   # voxels deep enough in the brain to centre a patch on
 
 
-def load_brain(image_path: Path, mask_path: Optional[Path], spacing_mm: float) -> Brain:
-    """Skull-strip with the mask (default: nonzero voxels), reorient to RAS, resample to the model grid."""
+def load_brain(image_path: Path, mask_path: Optional[Path], spacing_mm: float,
+               centre_depth_mm: Optional[float] = None) -> Brain:
+    """Skull-strip with the mask (default: nonzero voxels), reorient to RAS, resample to the model grid.
+
+    Patches are centred at least `centre_depth_mm` inside the brain (default: 3 grid voxels).
+    """
     volume = load_volume(image_path)
     brain = load_mask(mask_path, volume, kind="brain") if mask_path else volume.data > 0
     reo = Reorientation.of(volume.affine, volume.data.shape)
@@ -69,7 +73,8 @@ def load_brain(image_path: Path, mask_path: Optional[Path], spacing_mm: float) -
     small_brain = resample(brain.astype(np.float32), factors, shape) > 0.5
     scale = intensity_scale(small, small_brain)
     image = np.where(small_brain, scale.to_model(small), -1.0).astype(np.float32)
-    deep = ndimage.binary_erosion(small_brain, iterations=3)
+    depth = 3 if centre_depth_mm is None else max(1, round(centre_depth_mm / spacing_mm))
+    deep = ndimage.binary_erosion(small_brain, iterations=depth)
     return Brain(image=image, brain=small_brain, centres=np.argwhere(deep).astype(np.int16))
 
 
@@ -269,7 +274,7 @@ use only; not a medical device. Filled voxels are synthetic.
 ## Training data
 Never the held-out brains. Patches of {patch}^3 voxels at {spacing:g} mm from {data}.{licences}{validation}
 Augmentation: random axis order and flips, gamma (log SD 0.2), contrast x0.85-1.1, Gaussian noise in the brain.{deform}{remap}{blur}
-Holes: irregular blobs (50%), boxes (30%) and thin slabs 2-8 mm thick (20%) inside the brain, sized in mm on every grid.
+Holes: irregular blobs (50%), boxes (30%) and thin slabs 2-8 mm thick (20%) inside the brain, sized in mm on every grid.{centre}
 
 ## Training run
 {command} {steps} steps of batch {batch}, Adam lr {lr} with cosine decay over the
@@ -341,7 +346,9 @@ def write_card(out: Path, network: Refiner3D, meta: dict, step: int) -> None:
     w = network.config.width
     text = CARD.format(width=w, w2=2 * w, w4=4 * w, params=sum(p.numel() for p in network.parameters()),
                        spacing=network.config.spacing_mm, patch=meta.get("patch", PATCH), **_data_text(meta),
-                       steps=step,
+                       steps=step, centre=(f" Patches and their holes are centred at least {meta['centre_depth_mm']:g} mm "
+                                           "inside the brain, where deep white-matter lesions lie."
+                                           if meta.get("centre_depth_mm") else ""),
                        batch=meta["batch_size"], lr=meta["lr"], seed=meta["seed"],
                        minutes=meta["wall_time_s"] / 60, torch=meta["torch"],
                        hardware=meta.get("hardware", "one CPU thread"),
@@ -387,7 +394,7 @@ def train(data: Sequence[tuple[Path, Optional[Path], float]], out: Path, *, minu
           init: Optional[Path] = None, config: Optional[RefinerConfig] = None, log_every: int = 50,
           deform: float = 0.0, remap: float = 0.0, blur: float = 0.0, device: str = "cpu",
           workers: int = 0, command: Optional[str] = None, patch: int = PATCH,
-          validation: Sequence[Path] = ()) -> None:
+          validation: Sequence[Path] = (), centre_depth_mm: Optional[float] = None) -> None:
     """Train (or resume) a refiner on `data` = [(image, brain mask or None, sampling weight)].
 
     `init`: a run folder whose weights start this run (fresh optimiser and schedule); `deform`: the
@@ -398,7 +405,8 @@ def train(data: Sequence[tuple[Path, Optional[Path], float]], out: Path, *, minu
     (default: the resumed or `init` run's, else `RefinerConfig()`); one that differs from theirs is refused.
     `command`: the command line that started the run, for its card (a resumed run keeps its first).
     `patch`: voxels a side of the training patches (holes keep their size in mm on every grid);
-    `validation`: scans kept aside for choosing between runs, recorded in the config.
+    `validation`: scans kept aside for choosing between runs, recorded in the config; `centre_depth_mm`:
+    how deep in the brain patches (and so their holes) are centred (default: 3 grid voxels).
     """
     if loss_kind not in LOSSES:
         raise ValueError(f"loss must be one of {LOSSES}, not {loss_kind!r}")
@@ -414,7 +422,7 @@ def train(data: Sequence[tuple[Path, Optional[Path], float]], out: Path, *, minu
         config = found
     config = config or RefinerConfig()
     torch.manual_seed(seed)
-    brains = [load_brain(img, msk, config.spacing_mm) for img, msk, _ in data]
+    brains = [load_brain(img, msk, config.spacing_mm, centre_depth_mm) for img, msk, _ in data]
     weights = np.array([w for _, _, w in data], dtype=np.float64)
     weights /= weights.sum()
     target = torch.device(device)
@@ -424,7 +432,7 @@ def train(data: Sequence[tuple[Path, Optional[Path], float]], out: Path, *, minu
     meta = {"data": [str(p) for p, _, _ in data], "weights": weights.tolist(), "batch_size": batch_size,
             "lr": lr, "seed": seed, "patch": patch, "loss": loss_kind, "deform": deform, "remap": remap, "blur": blur, "torch": torch.__version__,
             "hardware": _hardware(target, workers), "command": command, "wall_time_s": 0.0,
-            "validation": [str(v) for v in validation]}
+            "validation": [str(v) for v in validation], "centre_depth_mm": centre_depth_mm}
     if init is not None and not resume:
         start_from = load_refiner(init)
         network.load_state_dict(start_from.network.state_dict())
@@ -509,6 +517,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                         f"{RefinerConfig.spacing_mm:g})")
     p.add_argument("--patch", type=number_range(16, 128), default=PATCH,
                    help=f"voxels a side of the training patches (default {PATCH}; holes keep their size in mm)")
+    p.add_argument("--centre-depth", type=float, default=None, metavar="MM",
+                   help="centre patches and their holes at least MM inside the brain (default: 3 grid voxels; "
+                        "15 places holes like deep white-matter lesions)")
     p.add_argument("--lr", type=float, default=5e-4)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
@@ -557,6 +568,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
               seed=args.seed, resume=args.resume, loss_kind=args.loss, init=args.init, deform=args.deform,
               remap=args.remap, blur=args.blur, device=device, workers=args.workers,
               config=config, patch=args.patch, validation=validation, log_every=args.log_every,
+              centre_depth_mm=args.centre_depth,
               command=shlex.join(["python", "-m", "core.training.refiner",
                                   *(sys.argv[1:] if argv is None else argv)]))
     except InpaintError as exc:
