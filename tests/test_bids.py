@@ -490,3 +490,41 @@ def test_an_invalid_dataset_description_is_named_and_said_what_is_wrong(copy, tm
         code, err = _bids(capsys, bids, tmp_path / "out", masks)
         assert code == 2 and words in err and err.count("\n") == 1, err
     assert not (tmp_path / "out").exists()
+
+
+def test_the_uncertainty_map_is_a_recorded_file_checked_by_group_and_resume(copy, by_fill, tmp_path,
+                                                                             capsys) -> None:
+    bids, masks = copy
+    out = tmp_path / "out"
+    assert _bids(capsys, bids, out, masks, "--participant-label", "01", "03", "--quiet")[0] == 0
+    one, three = (output_name(f"sub-{n}/anat/sub-{n}_T1w.nii.gz") for n in ("01", "03"))
+    record = json.loads((out / "logs/sub-01_desc-filled_T1w.json").read_text())
+    assert record["files"][uncertainty_name(one)]["sha256"] == hashlib.sha256(
+        (out / uncertainty_name(one)).read_bytes()).hexdigest()
+    (out / uncertainty_name(one)).unlink()
+    truncated = out / uncertainty_name(three)
+    truncated.write_bytes(truncated.read_bytes()[:100])
+    code, err = _group(capsys, bids, out)
+    rows = {r["output"]: r for r in _table(out)}
+    assert code == 1 and rows[one]["status"] == "missing" and rows[three]["status"] == "damaged", err
+    assert rows[one]["message"].startswith(f"The file {uncertainty_name(one)} is missing;")
+    code, err = _bids(capsys, bids, out, masks, "--participant-label", "01", "03", "--quiet")
+    rows = {r["output"]: r for r in _table(out)}
+    assert code == 0 and rows[one]["message"] == f"Filled again: the file {uncertainty_name(one)} is missing.", err
+    assert rows[three]["message"].startswith(f"Filled again: the file {uncertainty_name(three)} no longer matches")
+    for name in (one, three, uncertainty_name(one), uncertainty_name(three)):
+        assert np.array_equal(_filled(out)[name], by_fill[name])
+    assert _group(capsys, bids, out)[0] == 0
+
+    for name in (one, one.replace(".nii.gz", ".json"), "logs/sub-01_desc-filled_T1w.json"):
+        (out / name).unlink()  # a map left without its image, sidecar and record
+    assert _group(capsys, bids, out)[0] == 1 and _statuses(out)["sub-01/anat/sub-01_T1w.nii.gz"] == "damaged"
+    code, err = _bids(capsys, bids, out, masks, "--participant-label", "01", "--quiet")
+    assert code == 0 and _statuses(out)["sub-01/anat/sub-01_T1w.nii.gz"] == "filled", err
+    assert np.array_equal(_filled(out)[uncertainty_name(one)], by_fill[uncertainty_name(one)])
+
+    code, err = _bids(capsys, bids, out, masks, "--participant-label", "03", "--method", "poisson3d", "--quiet")
+    assert code == 0 and not (out / uncertainty_name(three)).exists(), err  # an earlier fill's map is removed
+    assert list(json.loads((out / "logs/sub-03_desc-filled_T1w.json").read_text())["files"]) == [
+        three, three.replace(".nii.gz", ".json")]
+    assert _group(capsys, bids, out)[0] == 0 and _statuses(out)["sub-03/anat/sub-03_T1w.nii.gz"] == "filled"

@@ -39,7 +39,7 @@ FAILED = "failed"      # could not be filled; `message` says why in one sentence
 NO_MASK = "no_mask"    # no lesion mask was found for the scan; nothing to fill
 RUNNING = "running"    # another live run holds the scan (is filling it now)
 PENDING = "pending"    # a scan of the BIDS dataset that no run has handled yet
-MISSING = "missing"    # recorded as filled, but its image or sidecar is gone
+MISSING = "missing"    # recorded as filled, but its image, sidecar or uncertainty map is gone
 DAMAGED = "damaged"    # its files differ from what was recorded, or exist without a readable record
 DAMAGE = (MISSING, DAMAGED)
 
@@ -72,12 +72,13 @@ COLUMNS = {
     "mask": "The lesion mask, relative to the masks dataset.",
     "brainmask": "The brain mask used (desc-brain_mask), relative to the masks dataset; n/a: estimated.",
     "output": "The filled image, relative to this dataset.",
-    "status": "filled (the filled image and its sidecar are in this dataset as they were written), skipped (the "
-              "participant run that wrote this table found it already filled from the same inputs with the same "
-              "settings), failed (see message), no_mask (no lesion mask found; not filled), running (another run "
-              "was filling it when this table was written), pending (no run has handled it yet), missing (its "
-              "filled image or sidecar was deleted) or damaged (its files no longer match the SHA-256 recorded "
-              "when they were written, or exist without a record; see message).",
+    "status": "filled (the filled image, its sidecar and, when written, its uncertainty map are in this dataset as "
+              "they were written), skipped (the participant run that wrote this table found it already filled from "
+              "the same inputs with the same settings), failed (see message), no_mask (no lesion mask found; not "
+              "filled), running (another run was filling it when this table was written), pending (no run has "
+              "handled it yet), missing (its filled image, sidecar or uncertainty map was deleted) or damaged (its "
+              "files no longer match the SHA-256 recorded when they were written, or exist without a record; see "
+              "message).",
     "image_sha256": "SHA-256 of the T1w image.",
     "mask_sha256": "SHA-256 of the lesion mask.",
     "lesion_voxels": "Voxels filled (the lesion mask after --dilate).",

@@ -3,7 +3,8 @@
 Nothing is filled and nothing outside the table (`desc-filled_scans.tsv` and `.json`) is written;
 run it after all participant-level jobs, e.g. once per cohort after one cluster job per participant.
 Every recorded output is hashed and compared with its record, so the table it writes shows any
-filled image or sidecar that was deleted (`missing`) or changed (`damaged`) since it was written.
+filled image, sidecar or uncertainty map that was deleted (`missing`) or changed (`damaged`) since it was
+written.
 """
 
 from __future__ import annotations
@@ -51,5 +52,6 @@ def run_group(out_dir: Path, bids_dir: Path, *, quiet: bool = False, stream: Opt
 
 
 def damaged(summary: Summary) -> bool:
-    """True when a filled image or sidecar recorded in OUT_DIR is gone or no longer what was written."""
+    """True when a file recorded in OUT_DIR (filled image, sidecar, uncertainty map) is gone or no longer what was
+    written, or a scan's record is unreadable or absent beside its files."""
     return any(summary.count(status) for status in DAMAGE)

@@ -2,14 +2,16 @@
 
 Every scan a run handled has one record, `logs/<stem>_desc-filled_T1w.json`, written atomically
 by that run while it holds the scan's claim (`claims`): the scan's table row as it ended (filled,
-failed or no_mask) and, for each file written for it (the filled image and its sidecar), its
-SHA-256, size and modification time as written. A failure keeps the file entries of an earlier fill.
+failed or no_mask) and, for each file written for it (the filled image, its sidecar and, when the fill
+predicted its error, its uncertainty map), its SHA-256, size and modification time as written. A failure
+keeps the file entries of an earlier fill.
 
 The table is always rebuilt from every record, holding the table's lock, and lists every T1w scan
 of the BIDS dataset: a scan recorded as filled is `filled` only while its files match the record
 (else `missing` or `damaged`), a scan another live run holds is `running`, a scan without a record
-is `pending` (or `damaged` when files of it exist). A quick check compares size and modification
-time and hashes a file only when they differ; a thorough one (`group`, resume) always hashes.
+is `pending` (or `damaged` when files of it exist, its uncertainty map included). A quick check compares
+size and modification time and hashes a file only when they differ; a thorough one (`group`, resume)
+always hashes.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from ..atomic import write_atomically
 from ..volume import sha256_file, sidecar_path, write_json
 from .claims import LOGS, TABLE_LOCK, holder, table_lock
 from .derivatives import (DAMAGED, DESCRIPTION, FAILED, FILLED, MISSING, NO_MASK, PENDING, RUNNING, SKIPPED, TABLE, Row,
-                          output_name, write_table)
+                          output_name, uncertainty_name, write_table)
 from .layout import name_entities
 
 BIDSIGNORE = ".bidsignore"
@@ -48,9 +50,15 @@ def record_path(out_dir: Path, output: str) -> Path:
     return out_dir / LOGS / (Path(output).name.split(".", 1)[0] + ".json")
 
 
-def written_files(output: str) -> list[str]:
-    """The files a fill writes for a scan, relative to OUT_DIR: the filled image and its sidecar."""
-    return [output, str(sidecar_path(Path(output)))]
+def scan_files(output: str) -> list[str]:
+    """Every file a fill may write for a scan, relative to OUT_DIR: the image, its sidecar, its uncertainty map."""
+    return [*written_files(output, uncertainty=False), uncertainty_name(output)]
+
+
+def written_files(output: str, *, uncertainty: bool) -> list[str]:
+    """The files a fill wrote for a scan, relative to OUT_DIR: the filled image, its sidecar and, with
+    `uncertainty` (the fill predicted its error), its uncertainty map."""
+    return [output, str(sidecar_path(Path(output)))] + ([uncertainty_name(output)] if uncertainty else [])
 
 
 def _stamp(path: Path) -> dict[str, Any]:
@@ -92,7 +100,8 @@ def record_outcome(out_dir: Path, row: Row) -> None:
     if row.status == SKIPPED:
         return
     if row.status == FILLED:
-        files = {name: _stamp(out_dir / name) for name in written_files(row.output)}
+        written = written_files(row.output, uncertainty=bool(row.uncertainty))  # the map's mean: written
+        files = {name: _stamp(out_dir / name) for name in written}
     else:
         try:
             earlier = read_record(out_dir, row.output)
@@ -146,7 +155,7 @@ def _recorded_row(out_dir: Path, record: Record, thorough: bool) -> Row:
 def _unrecorded_row(out_dir: Path, source: str) -> Row:
     """The row of a scan of the BIDS dataset without a record: pending, or damaged when files of it exist."""
     row = _base_row(source)
-    present = [name for name in written_files(row.output) if os.path.lexists(out_dir / name)]
+    present = [name for name in scan_files(row.output) if os.path.lexists(out_dir / name)]
     if not present:
         return dataclasses.replace(row, message="No run has handled this scan yet; run the participant level for "
                                                 f"{row.participant_id}.")

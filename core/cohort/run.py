@@ -30,8 +30,8 @@ from .derivatives import (FAILED, FILLED, NO_MASK, RUNNING, SKIPPED, TABLE, Row,
                           check_out_dir, fingerprint, link_refusal, output_name, read_sidecar, sources,
                           write_description)
 from .layout import Found, Scan, find_scans
-from .records import (SHARED_FILES, Record, files_problem, read_record, record_outcome, record_path, update_table,
-                      written_files)
+from .records import (SHARED_FILES, Record, files_problem, read_record, record_outcome, record_path, scan_files,
+                      update_table, written_files)
 from .worker import Task, fill_scan, load_model, one_sentence, set_threads
 
 OnDone = Callable[[Row], None]
@@ -225,7 +225,7 @@ def _plan(scan: Scan, row: Row, options: CohortOptions, common: dict) -> Row | T
 class _Earlier:
     """What an earlier fill left of a scan: intact and the same fill (skip it), refused, or to be replaced."""
 
-    present: bool                    # some of its files exist (the new fill replaces them)
+    present: bool                    # some of its files (uncertainty map included) exist: the new fill replaces them
     intact: Optional[Record] = None  # its record, when its files match it and the fill would be the same
     refusal: str = ""                # why the scan is not filled (files that are not ours)
     why: str = ""                    # why it is filled again
@@ -233,7 +233,8 @@ class _Earlier:
 
 def _earlier(out_dir: Path, output: str, expected: dict) -> _Earlier:
     """Check a scan's earlier files against its record (SHA-256 of each) and its sidecar against this fill."""
-    present = any(os.path.lexists(out_dir / name) for name in written_files(output))
+    present = any(os.path.lexists(out_dir / name) for name in scan_files(output))
+    image, sidecar = written_files(output, uncertainty=False)
     try:
         record = read_record(out_dir, output)
     except ValueError as exc:
@@ -243,16 +244,16 @@ def _earlier(out_dir: Path, output: str, expected: dict) -> _Earlier:
     if record is None or not record.files:
         if not present:
             return _Earlier(present=False, why=unreadable)
-        if read_sidecar(out_dir / written_files(output)[1]) is None:
-            name = next(name for name in written_files(output) if os.path.lexists(out_dir / name))
-            return _Earlier(present=True, refusal=f"{out_dir / name} exists but was not written by brain-inpaint; "
+        pair = [name for name in (image, sidecar) if os.path.lexists(out_dir / name)]
+        if pair and read_sidecar(out_dir / sidecar) is None:  # a leftover uncertainty map alone is replaced
+            return _Earlier(present=True, refusal=f"{out_dir / pair[0]} exists but was not written by brain-inpaint; "
                                                   "move it away to fill this scan.")
         return _Earlier(present=True, why=unreadable or "no record of what was written was kept (a run was "
                                                         "stopped while writing it)")
     problem = files_problem(out_dir, record.files, thorough=True)
     if problem:
         return _Earlier(present=present, why=problem[1])
-    differ = changes(fingerprint(read_sidecar(out_dir / written_files(output)[1]) or {}), expected)
+    differ = changes(fingerprint(read_sidecar(out_dir / sidecar) or {}), expected)
     if differ:
         return _Earlier(present=True, why=", ".join(differ))
     return _Earlier(present=True, intact=record)
@@ -283,7 +284,7 @@ def _execute(scans: list[Scan], options: CohortOptions, expected: dict, client, 
 def _start(scan: Scan, options: CohortOptions, expected: dict, workers: "_Workers", done: OnDone):
     """Claim the scan and plan it: (future, task, claim) when it is being filled, else None (its row is done)."""
     out_dir, row = options.out_dir, _row(scan)
-    refusal = link_refusal(out_dir, [*written_files(row.output), record_path(out_dir, row.output).relative_to(out_dir),
+    refusal = link_refusal(out_dir, [*scan_files(row.output), record_path(out_dir, row.output).relative_to(out_dir),
                                      lock_path(out_dir, row.output).relative_to(out_dir)])
     if refusal:
         done(dataclasses.replace(row, message=refusal))

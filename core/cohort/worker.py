@@ -2,7 +2,8 @@
 
 The slice model is loaded once per process and kept (the 3D refiner is cached by
 `core.refine3d.shipped_refiners`); the torch thread count is set once per process. A scan's
-failure never escapes: it comes back as a `failed` row with a one-sentence message.
+failure never escapes: it comes back as a `failed` row with a one-sentence message. A fill that predicts
+no error removes the uncertainty map an earlier fill of the scan left.
 """
 
 from __future__ import annotations
@@ -79,10 +80,13 @@ def fill_scan(task: Task) -> Row:
 
     try:
         predicts = task.settings.method == "refine3d" and all(r.uncertainty is not None for r in shipped_refiners())
+        sd_map = Path(uncertainty_name(str(task.output)))
         done = fill_file(task.image, task.mask, task.output, task.settings, model=load_model(task.model),
                          brainmask=task.brainmask, dilate=task.dilate, threshold=task.threshold,
                          keep_dtype=task.keep_dtype, force=task.force, describe=describe,
-                         uncertainty=Path(uncertainty_name(str(task.output))) if predicts else None)
+                         uncertainty=sd_map if predicts else None)
+        if not predicts:  # an earlier fill's map would be taken for this fill's (e.g. by cohort review)
+            sd_map.unlink(missing_ok=True)
     except Exception as exc:  # one scan's failure is recorded and the cohort goes on
         return dataclasses.replace(row, status=FAILED, message=one_sentence(exc))
     return dataclasses.replace(row, status=FILLED, image_sha256=done.record["input"]["sha256"],
