@@ -70,7 +70,8 @@ MENUS: dict[str, tuple[Spec | str, ...]] = {
              "background (refine3d without mirrored detail) and show it; Run makes the full fill.", True, True),
         Spec("uncertainty", "&Uncertainty overlay", ("Shift+U",),
              "Show the fill's predicted error (refine3d fills made here; desc-uncertainty maps of reviewed "
-             "cohorts) over the views, with its colour bar.", True, True),
+             "cohorts) over the views, with its colour bar. Off until turned on, so that a fill shows itself; on "
+             "while a cohort is reviewed.", True, False),
         "-",
         Spec("overlay", "Mask &overlay", ("S",), "Show or hide the painted mask.", True, True),
         Spec("opacity_down", "Overlay more transparent", ("A",), "Lower the mask overlay's opacity."),

@@ -88,7 +88,7 @@ class MainWindow(QMainWindow):
                                          self.panel.form.dilate.value, lambda: self.jobs.running)
         self.preview.set_enabled(self.act["live_preview"].isChecked())
         self.review = ReviewController(self.files, self.viewer, self.dialogs, self.review_dock, self.review_panel,
-                                       lambda: self.display.step_lesion(1))
+                                       lambda: self.display.step_lesion(1), self.act["uncertainty"])
         self._connect()
         self.setAcceptDrops(True)
         for view in self.findChildren(QGraphicsView):  # a file dropped anywhere reaches the window
@@ -130,7 +130,6 @@ class MainWindow(QMainWindow):
             "run": self.session.run, "cancel": self.session.cancel, "load_checkpoint": self.load_checkpoint_dialog,
             "shortcuts": self.show_shortcuts, "about": self.show_about,
             "live_preview": self._live_preview_toggled,
-            "uncertainty": lambda: v.set_uncertainty_visible(a["uncertainty"].isChecked()),
             "review": self.review.open_dialog, "scan_next": lambda: self.review.step(1),
             "scan_prev": lambda: self.review.step(-1), "rate_pass": lambda: self.review.rate("pass"),
             "rate_fail": lambda: self.review.rate("fail"), "rate_unsure": lambda: self.review.rate("unsure"),
@@ -140,6 +139,8 @@ class MainWindow(QMainWindow):
             connect_action(a[name], slot)
         for layer in ("original", "masked", "generated", "blended"):
             connect_action(a[f"layer_{layer}"], lambda layer=layer: c.set_layer(layer))
+        a["uncertainty"].toggled.connect(v.set_uncertainty_visible)  # the views follow the action, whoever sets it
+        v.set_uncertainty_visible(a["uncertainty"].isChecked())
         v.message.connect(self.show_message)
         v.cursorInfo.connect(self.cursor_label.setText)
         v.maskEdited.connect(self._update_state)

@@ -73,7 +73,7 @@ class OrthoViewer(QWidget):
         self.point = np.zeros(3, dtype=int)
         self.layer = "original"
         self.show_difference = False
-        self.show_uncertainty = True
+        self.show_uncertainty = False  # follows the "uncertainty" action (main_window)
         self.opacity = 0.5
         self.levels = (0.0, 1.0)
         self.active = 2

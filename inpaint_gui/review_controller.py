@@ -2,7 +2,8 @@
 
 The model is `core.review.CohortReview` (ratings written atomically at every key press); a scan is
 read with `core.review_scan.load_scan` and shown as a read-only document whose result is the filled
-image, so the comparison keys (T, Ctrl+1..4, X) and N / Shift+N work on it as on a fill.
+image, so the comparison keys (T, Ctrl+1..4, X) and N / Shift+N work on it as on a fill. The uncertainty
+overlay is turned on when a cohort opens (Shift+U still toggles it) and back as it was when the review ends.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from PySide6.QtCore import QObject, Signal
+from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QDockWidget
 
 from core.errors import InpaintError
@@ -32,10 +34,12 @@ class ReviewController(QObject):
     changed = Signal()   # a cohort opened or closed, a scan shown: update the actions
 
     def __init__(self, files: FileController, viewer: OrthoViewer, dialogs: Dialogs, dock: QDockWidget,
-                 panel: ReviewPanel, first_lesion: Callable[[], None]) -> None:
+                 panel: ReviewPanel, first_lesion: Callable[[], None], overlay: QAction) -> None:
         super().__init__()
         self.files, self.viewer, self.dialogs, self.dock, self.panel = files, viewer, dialogs, dock, panel
         self._first_lesion = first_lesion
+        self._overlay = overlay            # the uncertainty overlay's checkable action
+        self._overlay_before = overlay.isChecked()
         self.cohort: Optional[CohortReview] = None
         self.index = 0
         panel.scanRequested.connect(self.show)
@@ -58,6 +62,9 @@ class ReviewController(QObject):
         if not cohort.scans:
             self.dialogs.error(f"{out_dir} lists no scans in its table; run 'inpaint bids' into it first.")
             return False
+        if self.cohort is None:
+            self._overlay_before = self._overlay.isChecked()
+        self._overlay.setChecked(True)  # a reviewer looks at the least certain voxels first
         self.cohort = cohort
         self.panel.show_cohort(cohort)
         self.dock.show()
@@ -66,6 +73,7 @@ class ReviewController(QObject):
 
     def close(self) -> None:
         self.cohort = None
+        self._overlay.setChecked(self._overlay_before)
         self.dock.hide()
         self.changed.emit()
 

@@ -8,14 +8,17 @@ what the screen shows to docs/screenshots/:
     00_start.png       the window before an image is open: how to open one
     01_painting.png    lesion painted on three axial slices, brush outline under the cursor
     02_running.png     a latent-search fill (slices2d) running: progress, ETA, loss curve, live preview
-    03_result.png      the result of the default method, first filled slice, metrics, lesion volume, its
-                       predicted error as the yellow uncertainty overlay with its colour bar (Shift+U)
+    03_result.png      the result of the default method, first filled slice, metrics, lesion volume (the
+                       uncertainty overlay is off after a fill, so the fill itself shows)
+    03_uncertainty.png the same with its predicted error as the yellow uncertainty overlay and its colour bar
+                       (Shift+U)
     04_compare.png     the axial view as Original / Masked / Generated / Blended (the T key)
     05_difference.png  difference map (filled - original) with its colour scale
     06_skull_on.png    with --skull-on IMAGE: the warning for an image with skull, log histogram
     07_live_preview.png  one more stroke with View > Live preview on (L): its lesion filled in the three views
     08_review.png      with --cohort OUT_DIR: a copy of an `inpaint bids` output under review (Ctrl+Shift+R),
-                       two scans rated with P and F, the third on its first lesion (N)
+                       two scans rated with P and F, the third on its first lesion (N), with its uncertainty
+                       map (the overlay is on while a cohort is reviewed)
 
     python scripts/gui_screenshots.py [--model NAME_OR_PATH] [--iterations N] [--skull-on IMAGE] [--cohort OUT_DIR]
                                       [--out DIR]
@@ -219,6 +222,8 @@ def main() -> int:
         return 1
     print(f"fill ({default_method}): {panel.eta.text()}")
     shoot("03_result.png")
+    uncertainty(True)
+    shoot("03_uncertainty.png")
     uncertainty(False)  # the comparisons show the tissue itself
 
     # export with Ctrl+E; the save dialog is answered here (a native dialog cannot be scripted)
@@ -274,7 +279,6 @@ def main() -> int:
     QTest.keyClick(window, Qt.Key.Key_0)
     QTest.keyClick(window, Qt.Key.Key_X)
     shoot("05_difference.png")
-    uncertainty(True)
     doc.editor.mark_saved()
     doc.result_saved = True
     if args.skull_on is not None:

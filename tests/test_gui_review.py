@@ -105,13 +105,15 @@ def test_the_uncertainty_column_and_overlay_and_the_review_keys_as_actions(qtbot
     table = window.review_panel.table
     assert [table.item(i, 2).text() for i in range(3)] == ["0.10", "0.20", "0.30"]
     window.act["lesion_next"].trigger()
-    axial = window.viewer.views[2]
-    assert axial.uncertainty.isVisible() and not window.act["export"].isEnabled()
-    window.act["uncertainty"].trigger()  # Shift+U: off
-    assert not axial.uncertainty.isVisible()
-    window.act["uncertainty"].trigger()
+    axial, overlay = window.viewer.views[2], window.act["uncertainty"]
+    assert overlay.isChecked() and axial.uncertainty.isVisible() and not window.act["export"].isEnabled()
+    overlay.trigger()  # Shift+U: off, for this scan and the next
+    assert not overlay.isChecked() and not axial.uncertainty.isVisible()
     window.act["rate_fail"].trigger()
     window.act["scan_next"].trigger()
+    assert not overlay.isChecked() and not axial.uncertainty.isVisible()
+    overlay.trigger()
+    assert overlay.isChecked() and axial.uncertainty.isVisible()
     window.act["rate_unsure"].trigger()
     window.act["scan_prev"].trigger()
     assert window.review.index == 0
@@ -126,6 +128,7 @@ def test_the_uncertainty_column_and_overlay_and_the_review_keys_as_actions(qtbot
     window.files.open_image(tmp_path / "raw" / window.review.cohort.scans[0].source)
     assert window.review.cohort is None and not window.review_dock.isVisible()
     assert not window.act["rate_pass"].isEnabled() and not dialogs.errors
+    assert not overlay.isChecked() and not window.viewer.show_uncertainty  # off again, as before the review
     window.forget_changes()
 
 

@@ -1,4 +1,5 @@
-"""The app's own refine3d fill shows its predicted error: the overlay, its colour bar with units, Shift+U."""
+"""The app's own refine3d fill predicts its error: the overlay (off until Shift+U, so the fill shows), its colour bar
+with units."""
 
 from __future__ import annotations
 
@@ -13,8 +14,8 @@ from test_gui_support import ScriptedWindow, dialogs  # noqa: E402,F401
 AXIAL = 2
 
 
-def test_a_refine3d_fill_in_the_app_shows_its_uncertainty_with_a_colour_bar(qtbot, tmp_path, brain_files, tiny_vae,
-                                                                             dialogs):
+def test_a_refine3d_fill_in_the_app_shows_the_fill_and_its_uncertainty_on_shift_u(qtbot, tmp_path, brain_files,
+                                                                                    tiny_vae, dialogs):
     window = ScriptedWindow(tmp_path / "settings.ini", dialogs)
     qtbot.addWidget(window)
     window.show()
@@ -37,12 +38,15 @@ def test_a_refine3d_fill_in_the_app_shows_its_uncertainty_with_a_colour_bar(qtbo
     hole = doc.editor.mask.astype(bool)
     assert doc.uncertainty is not None and (doc.uncertainty[hole] > 0).all() and not doc.uncertainty[~hole].any()
     assert doc.uncertainty_range == float(doc.uncertainty.max())
-    assert axial.uncertainty.isVisible() and scale.isVisible()
+    overlay = window.act["uncertainty"]
+    assert not overlay.isChecked() and not axial.uncertainty.isVisible() and not scale.isVisible()  # the fill shows
+    overlay.trigger()   # Shift+U: on
+    assert overlay.isChecked() and axial.uncertainty.isVisible() and scale.isVisible()
     assert scale.high.text() == f"{doc.uncertainty_range:.3g}" and scale.low.text() == "0"
     assert "SD" in scale.findChildren(type(scale.low))[0].text() and "intensity units" in scale.toolTip()
-    window.act["uncertainty"].trigger()   # Shift+U: off
-    assert not axial.uncertainty.isVisible() and not scale.isVisible()
-    window.act["uncertainty"].trigger()
+    overlay.trigger()   # Shift+U: off
+    assert not overlay.isChecked() and not axial.uncertainty.isVisible() and not scale.isVisible()
+    overlay.setChecked(True)  # checked without a trigger (as a menu or the review does): the views follow
     assert axial.uncertainty.isVisible() and scale.isVisible()
     assert np.isfinite(doc.uncertainty).all()
     window.forget_changes()
