@@ -281,11 +281,12 @@ Holes: irregular blobs (50%), boxes (30%) and thin slabs 2-8 mm thick (20%) insi
 planned steps, gradient norm clipped at 1, seed {seed}; {minutes:.0f} min on {hardware} (torch {torch}).
 Objective: mean squared error inside the hole (model units [-1, 1]),
 averaged {averaging}.{history}
-The last 100 logged steps: MSE {mse:.5f} against {base:.5f} for the biharmonic fill alone
+The last two logged averages: MSE {mse:.5f} against {base:.5f} for the biharmonic fill alone
 (`loss.csv` of the run: step, MSE, biharmonic MSE, seconds).
 
 ## Held-out quality
-In `docs/results.md` (`inpaint bench` on the held-out subject and Colin27), against every classical fill.
+In `docs/results.md`: `inpaint bench` on brains it never saw (the held-out cohort at about 1 mm, the held-out
+subject and Colin27 at 2 mm), against every classical fill.
 
 ## Limitations
 {count} training brains and a few CPU-hours of training: the correction is small, and the fill stays close to
