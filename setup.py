@@ -9,5 +9,5 @@ setup(
     package_dir={"inpaint_resources": "resources"},
     package_data={"inpaint_resources": ["**/*"]},
     # the refiner's optimizer state only resumes training; the installed tool never reads it
-    exclude_package_data={"inpaint_resources": ["refiner3d/optimizer.safetensors"]},
+    exclude_package_data={"inpaint_resources": ["refiner3d*/optimizer.safetensors"]},
 )

@@ -4,9 +4,11 @@
 #             original study's 2D pipeline and its 3D-blended variant with the default slice model,
 #             and every classical baseline (2D and 3D) on three cases of every mask family
 #   colin27/  the same on the second held-out brain (Colin27)
-#   heldout_1mm/  the held-out subject resampled to 1 mm (scripts/make_1mm.py): the default fill
-#             against the 3D baselines, where the refiner's 2 mm grid must be resampled (no 32 mm
-#             cubes: scikit-image's biharmonic solve of 32,000 unknowns is too slow for a CPU run)
+#   heldout_cohort/  the held-out cohort (8 real scans at about 1 mm, two datasets) at their own voxel
+#             size: the default fill, the refiner without the mirror and the 3D baselines, three
+#             lesions of each lesion-sized family per scan, figures +/- standard errors over scans
+#             (no 32 mm cubes or large masks: scikit-image's biharmonic solve of 32,000 unknowns at
+#             1 mm is too slow for a CPU run)
 #   downstream/  tissue segmentation of simulated lesions before and after filling (both brains)
 # Both bench runs take one torch thread each and run side by side; then the downstream run, alone
 # on the machine, with two threads. CASES (default 6) lesions per family: the paired standard
@@ -29,9 +31,7 @@ for brain in heldout_subject:heldout colin27:colin27; do
         --out "docs/results/$name" --quiet > "docs/results/$name.log" 2>&1 &
     pids+=($!)
 done
-"$PYTHON" scripts/make_1mm.py "$DATA/heldout_subject/t1_2mm.nii.gz" "$DATA/heldout_subject/brainmask_2mm.nii.gz" runs/data
-"$PYTHON" -m core.cli bench --image runs/data/t1_1mm.nii.gz --brainmask runs/data/brainmask_1mm.nii.gz \
-    --methods default,refine3d-nomirror,harmonic-3d,biharmonic-3d --models "$MODEL" --families blob6,blob10,blob16,cube16,large \
-    --cases "$CASES" --speed-cases 0 --out docs/results/heldout_1mm --quiet > docs/results/heldout_1mm.log 2>&1
+"$PYTHON" -m core.cli bench --cohort "$DATA/heldout_cohort" --methods refine3d,refine3d-nomirror,biharmonic-3d,harmonic-3d \
+    --models "$MODEL" --cases 3 --out docs/results/heldout_cohort --quiet > docs/results/heldout_cohort.log 2>&1
 wait "${pids[@]}"
 OMP_NUM_THREADS=2 "$PYTHON" -m core.cli bench --downstream --out docs/results/downstream --quiet > docs/results/downstream.log 2>&1

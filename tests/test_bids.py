@@ -331,7 +331,7 @@ def test_models_are_loaded_once_per_process_not_per_scan(copy, tmp_path, capsys,
     bids, masks = copy
     code, err = _bids(capsys, bids, tmp_path / "out", masks, "--jobs", "1")
     assert code == 0 and "4 scans: 4 filled" in err, err
-    assert loads == {"model": 1, "refiner": 1}
+    assert loads == {"model": 1, "refiner": len(core.refine3d.REFINERS)}   # each shipped refiner once
 
 
 def test_with_a_threshold_a_lesion_probability_map_is_taken_before_the_binary_mask(copy, tmp_path, capsys) -> None:

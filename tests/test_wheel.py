@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-LEFT_OUT = {"resources/refiner3d/optimizer.safetensors"}  # resumes training only; not in the wheel
+LEFT_OUT = {"resources/refiner3d/optimizer.safetensors",   # resume training only; not in the wheel
+            "resources/refiner3d_1mm/optimizer.safetensors"}
 
 
 def _git_files(*args: str) -> list[str]:
@@ -70,7 +71,8 @@ def test_the_installed_wheel_finds_its_models_and_fills_the_demo_brain_outside_t
 
     listing = inpaint("models")
     installed = str(site / "inpaint_resources")
-    assert f"3D refiner (refine3d): {installed}/refiner3d" in listing
+    assert f"3D refiner (refine3d) on a 2 mm grid: {installed}/refiner3d " in listing
+    assert f"3D refiner (refine3d) on a 1 mm grid: {installed}/refiner3d_1mm " in listing
     assert f"{installed}/models/vae_k3  (default)" in listing
     assert str(ROOT) not in listing
 
