@@ -17,7 +17,11 @@ def test_the_readme_is_at_most_250_lines():
 def test_the_readme_runs_the_tests_as_ci_does():
     assert TEST_COMMAND in (ROOT / ".ci" / "run").read_text(encoding="utf-8")
     assert f"&& {TEST_COMMAND.replace('python', '.venv/bin/python')}" in README
-    assert "## Results on real ~1 mm scans" in README
+
+
+def test_the_results_lead_with_the_real_1mm_scans():
+    cohort, two_mm = README.find("on the held-out cohort**"), README.find("on the held-out subject**")
+    assert 0 < cohort < two_mm
 
 
 def test_every_file_the_readme_names_exists():
