@@ -71,8 +71,9 @@ def shown_path(path: Path | str | None) -> str | None:
     """How results name an input: relative to the repository when beside it (`../shared/data/...`), else as given."""
     if path is None:
         return None
-    if Path(path).resolve().is_relative_to(REPO.parent):
-        return os.path.relpath(Path(path).resolve(), REPO)
+    absolute = Path(os.path.abspath(path))   # links kept: a linked ../shared is still beside the repository
+    if absolute.is_relative_to(REPO.parent):
+        return os.path.relpath(absolute, REPO)
     return str(path)
 
 
