@@ -394,8 +394,11 @@ def results_markdown(by_name: dict[str, dict]) -> str:
     """docs/results.md: every figure, from the committed runs."""
     runs = [(run, title, by_name[run]) for run, title in RUNS if run in by_name]
     parts = ["# Results", "",
-             "Every figure here comes from brains no model was trained on: the held-out subject and Colin27 of "
-             "`../shared/data` (real adult T1 scans at 2 mm, skull-stripped with their brain masks). Regenerate with "
+             "Every figure here comes from brains no model was trained on (`../shared/data`): the held-out cohort "
+             "(8 real adult T1 scans at about 1 mm in their scanners' space, two datasets, filled at their own voxel "
+             "size: `inpaint bench --cohort`, runs `heldout_cohort` and `heldout_cohort_large`), then the held-out "
+             "subject and Colin27 (real adult T1 scans at 2 mm in MNI space), all skull-stripped with their brain "
+             "masks. Regenerate with "
              "`bash scripts/run_benchmarks.sh && python scripts/collect_results.py`; `docs/bench.md` documents "
              "the mask families, methods, metrics and JSON schema. The runs, on a 2-core CPU:", ""]
     parts += [f"- {_describe(run, report)}" for run, _, report in runs]
