@@ -3,7 +3,8 @@
 #   scripts/train_all.sh          start the four runs in the background (logs in runs/logs/)
 #   scripts/train_all.sh copy     copy the finished weights + config into resources/models/<name>/, write model cards
 #   scripts/train_all.sh ablation short VAE k3 runs per augmentation group, scored by `inpaint bench`
-#   scripts/train_all.sh refiner  the 3D refiner of the default fill (`resume`, then `finetune`: see below)
+#   scripts/train_all.sh refiner  the 2 mm 3D refiner of the default fill (`resume`, then `finetune`: see below)
+#   scripts/train_all.sh refiner1mm  the 1 mm 3D refiner, on the cohort (CPU, or DEVICE=cuda for a GPU: see below)
 # MINUTES (default 85, as used) is each run's wall-clock budget; PYTHON defaults to python.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,6 +20,26 @@ if [[ "${1:-}" == "copy" ]]; then
         chmod 644 "resources/models/$name/model.safetensors" "resources/models/$name/config.json"
         "$PYTHON" -m core.training.card "resources/models/$name"
     done
+    exit 0
+fi
+
+if [[ "${1:-}" == "refiner1mm" ]]; then
+    # The 1 mm refiner (resources/refiner3d_1mm) on the training split of the cohort; its validation split is
+    # never drawn from. Settings of the shipped run; the run writes a checkpoint every 25 steps to OUT.
+    #   scripts/train_all.sh refiner1mm                      CPU, one thread: 2400 steps, about 50 min
+    #   scripts/train_all.sh refiner1mm resume               continue it (raise STEPS / REFINER_MINUTES)
+    #   DEVICE=cuda WORKERS=12 STEPS=40000 REFINER_MINUTES=9 scripts/train_all.sh refiner1mm
+    #                                                        a GPU, unattended for 9 minutes; collect OUT
+    # Then: inpaint bench --cohort ../shared/data/train_cohort --split validation --refiner OUT ... (docs/training.md)
+    COHORT=${COHORT:-../shared/data/train_cohort}
+    OUT=${OUT:-runs/refiner1mm}
+    resume=""
+    [[ "${2:-}" == "resume" ]] && resume="--resume"
+    mkdir -p runs/logs
+    OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} "$PYTHON" -m core.training.refiner $resume --cohort "$COHORT" \
+        --spacing 1.0 --patch 40 --batch-size 4 --steps "${STEPS:-2400}" --minutes "${REFINER_MINUTES:-125}" --lr 5e-4 \
+        --loss lesion --deform 0.3 --remap 0.3 --blur 0.3 --threads 1 --log-every 25 --device "${DEVICE:-cpu}" \
+        --workers "${WORKERS:-0}" --out "$OUT" 2>&1 | tee -a "runs/logs/$(basename "$OUT").log"
     exit 0
 fi
 
