@@ -23,7 +23,7 @@ from ..refine3d import Refiner, shipped_refiners
 from ..training.cohort import Scan, find_scans, split
 from ..volume import write_json
 from .masks import make_cases
-from .runner import Method, load_bench_data, run_bench
+from .runner import Method, finite_or_none, load_bench_data, run_bench
 
 COHORT_FAMILIES = ("blob6", "blob10", "blob16", "cube16")   # lesion-sized holes that a 1 mm CPU run can afford
 METRICS = ("psnr_hole", "ssim_hole", "stripe_ratio")
@@ -208,17 +208,7 @@ def run_cohort(folder: Path, which: str, methods: list[Method], models: dict[str
                   "cases": records}
         if out is not None:
             out.mkdir(parents=True, exist_ok=True)
-            write_json(out / "results.json", _finite(report))
+            write_json(out / "results.json", finite_or_none(report))
             write_markdown(out / "results.md", report)
     return report
 
-
-def _finite(value):
-    """JSON without infinities or NaN (null instead)."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
-    return value

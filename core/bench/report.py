@@ -26,7 +26,7 @@ from ..search import select_device
 from ..volume import write_json
 from .cohort import uncertainty_summary, uncertainty_table
 from .masks import Case
-from .runner import BenchData, CaseResult, preview_index, shown_path
+from .runner import BenchData, CaseResult, finite_or_none, preview_index, shown_path
 
 METRICS = ("psnr_hole", "ssim_hole", "mse_hole", "mae_hole", "psnr_slice", "ssim_slice", "seconds_per_slice")
 # in-hole metrics a run may also carry (core.metrics.hole_metrics names): the BraTS headline PSNR
@@ -88,16 +88,6 @@ def machine_info(device: str) -> dict[str, Any]:
             "device": str(select_device(device))}
 
 
-def _finite_or_none(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _finite_or_none(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_finite_or_none(v) for v in value]
-    return value
-
-
 def build_report(*, data: BenchData, cases: list[Case], results: list[CaseResult], methods: list[str],
                  families: list[str], default_method: Optional[str], models: dict[str, str],
                  settings: dict[str, Any], seed: int, device: str, quick: bool, notes: list[str]) -> dict[str, Any]:
@@ -132,7 +122,7 @@ def build_report(*, data: BenchData, cases: list[Case], results: list[CaseResult
 
 
 def write_results_json(path: Path, report: dict[str, Any]) -> Path:
-    return write_json(path, _finite_or_none(report))
+    return write_json(path, finite_or_none(report))
 
 
 def _fmt(value: float, digits: int) -> str:

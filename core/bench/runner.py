@@ -18,11 +18,12 @@ the hole for baselines).
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Any, Callable, Optional
 
 import numpy as np
 
@@ -75,6 +76,17 @@ def shown_path(path: Path | str | None) -> str | None:
     if absolute.is_relative_to(REPO.parent):
         return os.path.relpath(absolute, REPO)
     return str(path)
+
+
+def finite_or_none(value: Any) -> Any:
+    """`value` with every non-finite float (nested in dicts, lists and tuples) as None: JSON has no infinity."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: finite_or_none(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite_or_none(v) for v in value]
+    return value
 
 
 @dataclass(frozen=True)
