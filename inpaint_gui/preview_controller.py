@@ -21,7 +21,7 @@ from PySide6.QtCore import QObject, QThread, Signal
 from core.checkpoint import Model
 from core.job import CancelToken, Cancelled
 from core.live_preview import preview_fill, preview_hole, touched_lesions
-from core.refine3d import default_refiner, run_network
+from core.refine3d import run_network, shipped_refiners
 from core.threads import AUTO, resolve_threads
 
 from .document import Document
@@ -72,13 +72,13 @@ class PreviewWorker(QThread):
 
 
 class RefinerWarmUp(QThread):
-    """Loads the 3D refiner and runs it once, so that the first preview does not pay torch's start-up."""
+    """Loads the shipped 3D refiners and runs each once, so that the first preview does not pay torch's start-up."""
 
     def run(self) -> None:  # noqa: D401 - QThread entry point
         torch.set_num_threads(1)
         try:
-            refiner = default_refiner()
-            run_network(refiner, np.zeros((8, 8, 8), np.float32), np.zeros((8, 8, 8), bool), torch.device("cpu"))
+            for refiner in shipped_refiners():   # one per grid: the preview's scan may take either
+                run_network(refiner, np.zeros((8, 8, 8), np.float32), np.zeros((8, 8, 8), bool), torch.device("cpu"))
         except Exception:  # noqa: BLE001 - a refiner that cannot run is reported by the fill that uses it
             return
 
