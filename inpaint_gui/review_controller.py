@@ -115,13 +115,8 @@ class ReviewController(QObject):
         cohort = self.cohort
         if cohort is None:
             return
-        try:
-            cohort.rate(self.index, rating)
-        except OSError as exc:
-            self.dialogs.error(f"The rating could not be written to {cohort.out_dir} ({exc}); check that the folder "
-                               "is writable.")
+        if not self._saved("rating", lambda: cohort.rate(self.index, rating)):
             return
-        self.panel.show_rating(cohort, self.index)
         self.message.emit(f"Rated {cohort.scans[self.index].source} {rating} ({cohort.progress()}); Ctrl+N: next "
                           "scan.")
 
@@ -134,13 +129,18 @@ class ReviewController(QObject):
                                  old.comment if old else "")
         if text is None:
             return
+        self._saved("comment", lambda: cohort.comment(self.index, text))
+
+    def _saved(self, what: str, write: Callable[[], None]) -> bool:
+        """Run `write` (a rating or comment to desc-qc_scans.tsv) and show the scan's rating; False, said, on failure."""
         try:
-            cohort.comment(self.index, text)
+            write()
         except OSError as exc:
-            self.dialogs.error(f"The comment could not be written to {cohort.out_dir} ({exc}); check that the folder "
-                               "is writable.")
-            return
-        self.panel.show_rating(cohort, self.index)
+            self.dialogs.error(f"The {what} could not be written to {self.cohort.out_dir} ({exc}); check that the "
+                               "folder is writable.")
+            return False
+        self.panel.show_rating(self.cohort, self.index)
+        return True
 
     def _document_opened(self) -> None:
         doc = self.files.doc
