@@ -142,6 +142,28 @@ def test_without_an_uncertainty_column_the_list_says_n_a_and_a_wrong_folder_is_r
     window.forget_changes()
 
 
+def test_a_rating_or_comment_that_cannot_be_written_is_said_in_one_sentence(qtbot, tmp_path, dialogs, monkeypatch):
+    from core.review import CohortReview
+
+    out = write_cohort(tmp_path, 2)
+    window = _window(qtbot, tmp_path, dialogs)
+    _open_with_keys(qtbot, window, out)
+
+    def full(*args):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(CohortReview, "rate", full)
+    monkeypatch.setattr(CohortReview, "comment", full)
+    qtbot.keyClick(window, Qt.Key.Key_P)
+    assert dialogs.errors[-1].startswith(f"The rating could not be written to {out}")
+    assert window.review.cohort.rating(window.review.index) is None
+    dialogs.texts.append("blurred")
+    qtbot.keyClick(window, Qt.Key.Key_C, SHIFT)
+    assert dialogs.errors[-1].startswith(f"The comment could not be written to {out}")
+    assert not (out / QC_TABLE).exists()
+    window.forget_changes()
+
+
 def test_review_is_a_command_line_option():
     assert build_parser().parse_args(["--review", "out"]).review == Path("out")
     with pytest.raises(SystemExit):
