@@ -9,6 +9,7 @@
 #             lesions of each lesion-sized family per scan, figures +/- standard errors over scans
 #             (no 32 mm cubes or large masks: scikit-image's biharmonic solve of 32,000 unknowns at
 #             1 mm is too slow for a CPU run)
+#   heldout_cohort_large/  the same scans with large lesions (6, 10 and 16 mm radius), two of each per scan
 #   downstream/  tissue segmentation of simulated lesions before and after filling (both brains)
 # Both bench runs take one torch thread each and run side by side; then the downstream run, alone
 # on the machine, with two threads. CASES (default 6) lesions per family: the paired standard
@@ -33,5 +34,8 @@ for brain in heldout_subject:heldout colin27:colin27; do
 done
 "$PYTHON" -m core.cli bench --cohort "$DATA/heldout_cohort" --methods refine3d,refine3d-nomirror,biharmonic-3d,harmonic-3d \
     --models "$MODEL" --cases 3 --out docs/results/heldout_cohort --quiet > docs/results/heldout_cohort.log 2>&1
+"$PYTHON" -m core.cli bench --cohort "$DATA/heldout_cohort" --methods refine3d,refine3d-nomirror,biharmonic-3d \
+    --families blob12,blob20,blob32 --models "$MODEL" --cases 2 --out docs/results/heldout_cohort_large --quiet \
+    > docs/results/heldout_cohort_large.log 2>&1
 wait "${pids[@]}"
 OMP_NUM_THREADS=2 "$PYTHON" -m core.cli bench --downstream --out docs/results/downstream --quiet > docs/results/downstream.log 2>&1
