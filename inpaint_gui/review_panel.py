@@ -9,7 +9,7 @@ from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QLabel, QTableWidg
 
 from core.review import CohortReview
 
-COLUMNS = ("scan", "status", "uncertainty", "rating", "comment")
+COLUMNS = ("scan", "status", "SD", "rating", "comment")   # SD: the table's uncertainty column (narrow: the list is)
 RATING_COLOURS = {"pass": QColor(40, 150, 60), "fail": QColor(200, 40, 40), "unsure": QColor(200, 130, 0)}
 KEYS = "Ctrl+N / Ctrl+Shift+N next / previous scan, N / Shift+N lesions, P pass, F fail, U unsure, Shift+C comment"
 
@@ -28,6 +28,8 @@ class ReviewPanel(QWidget):
         keys.setStyleSheet("color: #666;")
         self.table = QTableWidget(0, len(COLUMNS))
         self.table.setHorizontalHeaderLabels(list(COLUMNS))
+        self.table.horizontalHeaderItem(2).setToolTip("uncertainty: the mean predicted error SD over the scan's filled "
+                                                      "voxels, in its intensity units (desc-filled_scans.tsv)")
         self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
