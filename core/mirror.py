@@ -24,7 +24,9 @@ from .job import run_interruptibly
 
 COARSE_MM = 4.0          # grid of the global registration
 DEMONS_ITERATIONS = 50
-DEMONS_SIGMA_MM = 1.5    # smoothing of the local displacement field
+DEMONS_SIGMA_VOXELS = 1.5   # smoothing of the local displacement field, in voxels of the demons grid
+DEMONS_GRID_MM = 2.0     # lesions of BIN_MIN_ML or more are aligned on voxels binned to about this size
+BIN_MIN_ML = 1.0         # (1 mm scans: 2x2x2 bins; smaller lesions lost 0.15 dB binned, on the validation split)
 WEIGHT = 0.5             # share of the mirrored detail added to the fill (chosen on the ROBEX training brain)
 MIN_BLOCKS = 200         # known coarse blocks needed to register the hemispheres
 MAX_BLOCKS = 1 << 18     # largest coarse grid registered (a 256 mm cube of 1 mm voxels in 4 mm blocks)
@@ -157,6 +159,14 @@ def mirrored_box(image: np.ndarray, hole: np.ndarray, reflection: Reflection, bo
     return values
 
 
+def demons_bins(spacing: Sequence[float], hole_ml: float) -> list[int]:
+    """Voxels per bin along each axis for a lesion's alignment: as many as fit in DEMONS_GRID_MM (at least 1)
+    for a hole of BIN_MIN_ML or more, none (all 1) for a smaller one."""
+    if hole_ml < BIN_MIN_ML:
+        return [1, 1, 1]
+    return [max(1, int(np.floor(DEMONS_GRID_MM / float(s) + 1e-6))) for s in spacing]
+
+
 def mirror_detail(filled: np.ndarray, mirror: np.ndarray, hole: np.ndarray, spacing: Sequence[float]) -> np.ndarray:
     """What the mirror adds inside `hole` of a crop: the locally aligned mirror minus its biharmonic fill.
 
@@ -173,9 +183,13 @@ def mirror_detail(filled: np.ndarray, mirror: np.ndarray, hole: np.ndarray, spac
     demons = sitk.FastSymmetricForcesDemonsRegistrationFilter()
     demons.SetNumberOfThreads(1)
     demons.SetNumberOfIterations(DEMONS_ITERATIONS)
-    demons.SetStandardDeviations(DEMONS_SIGMA_MM)
+    demons.SetStandardDeviations(DEMONS_SIGMA_VOXELS)
     fixed, moving = _itk(np.asarray(filled, dtype=np.float32), spacing), _itk(mirror, spacing)
-    field = run_interruptibly(lambda: demons.Execute(fixed, moving))
+    bins = demons_bins(spacing, float(np.count_nonzero(hole)) * float(np.prod(spacing)) / 1000.0)
+    if any(b > 1 for b in bins):   # the field is smooth: found on binned voxels, applied at full resolution
+        field = run_interruptibly(lambda: demons.Execute(sitk.BinShrink(fixed, bins), sitk.BinShrink(moving, bins)))
+    else:
+        field = run_interruptibly(lambda: demons.Execute(fixed, moving))
     warp = sitk.DisplacementFieldTransform(sitk.Cast(field, sitk.sitkVectorFloat64))
     aligned = _array(sitk.Resample(moving, fixed, warp, sitk.sitkLinear, 0.0))
     smooth = biharmonic_fill_3d(np.where(hole, 0.0, aligned).astype(np.float32), hole, spacing)

@@ -10,6 +10,8 @@
 #             (no 32 mm cubes or large masks: scikit-image's biharmonic solve of 32,000 unknowns at
 #             1 mm is too slow for a CPU run)
 #   heldout_cohort_large/  the same scans with large lesions (6, 10 and 16 mm radius), two of each per scan
+#   k3/, k7/  the study runs: the four slice models (VAE and GAN per kernel), their 2D pipeline and its
+#             ablations beside the 2D and 3D biharmonic fills, on the held-out subject (the model cards quote them)
 #   downstream/  tissue segmentation of simulated lesions before and after filling (both brains)
 # Both bench runs take one torch thread each and run side by side; then the downstream run, alone
 # on the machine, with two threads. CASES (default 6) lesions per family: the paired standard
@@ -37,5 +39,16 @@ done
 "$PYTHON" -m core.cli bench --cohort "$DATA/heldout_cohort" --methods refine3d,refine3d-nomirror,biharmonic-3d \
     --families blob12,blob20,blob32 --models "$MODEL" --cases 2 --out docs/results/heldout_cohort_large --quiet \
     > docs/results/heldout_cohort_large.log 2>&1
+wait "${pids[@]}"
+# the study runs: each kernel's VAE and GAN, their 2D pipeline and its ablations, on the held-out subject
+pids=()
+for kernel in 3 7; do
+    "$PYTHON" -m core.cli bench --image "$DATA/heldout_subject/t1_2mm.nii.gz" \
+        --brainmask "$DATA/heldout_subject/brainmask_2mm.nii.gz" --models "vae_k$kernel,gan_k$kernel" \
+        --methods slices2d,no-prior,no-weighting,no-blend,border-mean,biharmonic,biharmonic-3d,fsl-style \
+        --families cube16,cube32,blob,large --cases 3 --speed-cases 0 --out "docs/results/k$kernel" --quiet \
+        > "docs/results/k$kernel.log" 2>&1 &
+    pids+=($!)
+done
 wait "${pids[@]}"
 OMP_NUM_THREADS=2 "$PYTHON" -m core.cli bench --downstream --out docs/results/downstream --quiet > docs/results/downstream.log 2>&1

@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # Train the four shipped models exactly as they were trained (CPU, one thread each, in parallel).
 #   scripts/train_all.sh          start the four runs in the background (logs in runs/logs/)
-#   scripts/train_all.sh copy     copy the finished weights + config into resources/models/<name>/, write model cards
+#   scripts/train_all.sh copy [PREFIX]  ship runs/<PREFIX><name> as resources/models/<name>/ (float16 weights,
+#                                 config, model card)
 #   scripts/train_all.sh ablation short VAE k3 runs per augmentation group, scored by `inpaint bench`
 #   scripts/train_all.sh refiner  the 2 mm 3D refiner of the default fill (`resume`, then `finetune`: see below)
 #   scripts/train_all.sh refiner1mm  the 1 mm 3D refiner, on the cohort (CPU, or DEVICE=cuda for a GPU: see below)
+#   scripts/train_all.sh cohort   the four models retrained on the cohort's training split, one after another,
+#                                 each from its shipped weights (runs/cohort_<name>; COHORT_MINUTES each, default 20)
 # MINUTES (default 85, as used) is each run's wall-clock budget; PYTHON defaults to python.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,11 +17,27 @@ COMMON="--axis axial --size 96 --spacing 2.0 --latent 64 --width 12 --base 6 --b
         --steps 20000 --minutes $MINUTES --checkpoint-every 200 --seed 0 --threads 1"
 
 if [[ "${1:-}" == "copy" ]]; then
+    # runs/<PREFIX><name> -> resources/models/<name>: float16 weights, config, card (held-out section kept)
     for name in vae_k3 vae_k7 gan_k3 gan_k7; do
-        mkdir -p "resources/models/$name"
-        cp "runs/$name/model.safetensors" "runs/$name/config.json" "resources/models/$name/"
-        chmod 644 "resources/models/$name/model.safetensors" "resources/models/$name/config.json"
-        "$PYTHON" -m core.training.card "resources/models/$name"
+        "$PYTHON" -m core.training.ship "runs/${2:-}$name" "resources/models/$name"
+    done
+    exit 0
+fi
+
+if [[ "${1:-}" == "cohort" ]]; then
+    # Same architectures, kernels and grid as the study's four models; from the weights in resources/models
+    # (learned on the template), on the 62 training scans of the cohort (its validation split is never drawn from)
+    # with a fresh optimiser at half the learning rate of a new run. Then: scripts/train_all.sh copy cohort_
+    COHORT=${COHORT:-../shared/data/train_cohort}
+    mkdir -p runs/logs
+    for name in vae_k3 gan_k3 vae_k7 gan_k7; do
+        kind=${name%_k*}; kernel=${name#*_k}
+        lr=$([[ "$kind" == gan ]] && echo 1e-4 || echo 5e-4)
+        resume=""
+        [[ -f "runs/cohort_$name/train_state.json" ]] && resume="--resume"
+        OMP_NUM_THREADS=1 "$PYTHON" -m core.cli train --kind "$kind" --kernel "$kernel" $COMMON \
+            --minutes "${COHORT_MINUTES:-20}" --lr "$lr" --init "resources/models/$name" --cohort "$COHORT" \
+            --out "runs/cohort_$name" $resume 2>&1 | tee -a "runs/logs/cohort_$name.log"
     done
     exit 0
 fi

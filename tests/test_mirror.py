@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
+from core import mirror
 from core.blend3d import biharmonic_fill_3d
-from core.mirror import NoReflection, find_reflection, lateral_axis, mirror_detail, mirrored_box
+from core.mirror import NoReflection, demons_bins, find_reflection, lateral_axis, mirror_detail, mirrored_box
 
 SPACING = (2.0, 2.0, 2.0)
 
@@ -57,15 +58,17 @@ def test_the_mirror_is_unknown_where_it_falls_on_a_lesion() -> None:
     assert np.isfinite(mirror[0:2, 0:2, 0:2]).all()
 
 
-def test_the_mirrored_detail_brings_a_fill_closer_to_the_truth() -> None:
+@pytest.mark.parametrize("spacing", [SPACING, (0.9, 0.9, 1.0)])
+def test_the_mirrored_detail_brings_a_fill_closer_to_the_truth(spacing, monkeypatch) -> None:
+    monkeypatch.setattr(mirror, "BIN_MIN_ML", 0.0)   # at 0.9 x 0.9 x 1 mm this small hole is aligned on 2x2x2 bins
     truth = _symmetric_brain(21.5)
     hole = np.zeros(truth.shape, dtype=bool)
     hole[9:16, 15:22, 13:20] = True
     voided = np.where(hole, 0, truth).astype(np.float32)
-    reflection = find_reflection(voided, hole, SPACING, axis=0)
+    reflection = find_reflection(voided, hole, spacing, axis=0)
     box = (slice(2, 24), slice(8, 30), slice(6, 28))
-    smooth = biharmonic_fill_3d(voided[box], hole[box], SPACING)
-    detail = mirror_detail(smooth, mirrored_box(voided, hole, reflection, box), hole[box], SPACING)
+    smooth = biharmonic_fill_3d(voided[box], hole[box], spacing)
+    detail = mirror_detail(smooth, mirrored_box(voided, hole, reflection, box), hole[box], spacing)
     assert np.all(detail[~hole[box]] == 0)
     error_smooth = np.abs(smooth - truth[box])[hole[box]].mean()
     error_mirror = np.abs(smooth + detail - truth[box])[hole[box]].mean()
@@ -90,3 +93,10 @@ def test_a_lesions_own_values_never_reach_the_mirror() -> None:
     reflection = find_reflection(lesioned, hole, SPACING, axis=0)
     mirror = mirrored_box(lesioned, hole, reflection, (slice(0, 44), slice(0, 40), slice(0, 36)))
     assert np.nanmax(mirror) < 1e5
+
+
+def test_the_alignment_bins_voxels_finer_than_2_mm_around_lesions_of_a_millilitre_or_more() -> None:
+    assert demons_bins((0.868, 0.868, 1.0), 1.0) == [2, 2, 2]
+    assert demons_bins((1.0, 1.333, 1.333), 5.0) == [2, 1, 1]
+    assert demons_bins((0.868, 0.868, 1.0), 0.9) == [1, 1, 1]   # a small lesion: full resolution
+    assert demons_bins((2.0, 2.0, 2.0), 20.0) == [1, 1, 1] == demons_bins((1.5, 3.0, 2.0), 20.0)   # 2 mm: as before

@@ -192,3 +192,42 @@ def test_slice_training_takes_a_cohort_split_skull_stripped_with_its_masks(tmp_p
     assert [s.path for s in data.sources] == [s.image for s in training]
     assert all(s.brainmask is not None for s in data.sources)
     assert all(float(s.unit[:, 0, 0].max()) == 0.0 for s in data.sources)   # the skull is gone
+
+
+def test_init_starts_from_a_models_weights_and_the_card_says_so(brain, tmp_path, capsys):
+    first = tmp_path / "first"
+    common = ["--kind", "vae", "--data", str(brain.parent), "--size", "24", "--spacing", "3", "--width", "2",
+              "--latent", "8", "--batch-size", "2", "--threads", "1"]
+    assert main(common + ["--steps", "2", "--out", str(first)]) == 0
+    started = make_trainer(brain, tmp_path / "second", kind="vae", steps=1, init=str(first))
+    before = load_model(first)
+    for name, net in started.nets.items():   # before its first step the run holds the model's weights
+        for key, value in net.state_dict().items():
+            torch.testing.assert_close(value, before.networks[name].state_dict()[key], rtol=0, atol=0)
+    started.run()
+    config = json.loads((tmp_path / "second" / "config.json").read_text())
+    assert config["training"]["init"]["sha256"] == before.checksum
+    assert config["training"]["init"]["training"]["steps"] == 2
+    assert f"It started from the weights of `{config['training']['init']['path']}`" in write_card(
+        tmp_path / "second").read_text(encoding="utf-8")
+    assert main(common[:-8] + ["--width", "4", "--latent", "8", "--size", "24", "--spacing", "3", "--steps", "1",
+                               "--init", str(first), "--out", str(tmp_path / "third")]) == 2
+    assert "--init needs the same model shape and grid" in capsys.readouterr().err
+
+
+def test_a_shipped_model_has_half_precision_weights_that_load_as_float32(brain, tmp_path):
+    from core.training.ship import ship
+
+    run = tmp_path / "run"
+    make_trainer(brain, run, kind="gan", steps=2).run()
+    dest = ship(run, tmp_path / "shipped")
+    stored = load_file(str(dest / "model.safetensors"))
+    assert all(v.dtype == torch.float16 for v in stored.values() if v.is_floating_point())
+    assert (dest / "model.safetensors").stat().st_size < 0.6 * (run / "model.safetensors").stat().st_size
+    original, shipped = load_model(run), load_model(dest)
+    assert all(p.dtype == torch.float32 for p in shipped.decoder.parameters())
+    z = torch.rand(4, TINY["latent"]) * 2 - 1
+    with torch.no_grad():
+        a, b = original.decoder(z), shipped.decoder(z)
+    assert 0 < float((a - b).abs().max()) < 0.02   # rounded, not retrained
+    assert (dest / "MODEL_CARD.md").is_file() and (dest / "config.json").read_bytes() == (run / "config.json").read_bytes()

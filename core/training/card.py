@@ -10,7 +10,7 @@ import json
 import sys
 from pathlib import Path
 
-from .cohort import licences
+from .cohort import licences, subjects_text
 
 HELD_OUT = "## Held-out quality"
 TEMPLATE_NOTE = ("ICBM 2009a non-linear symmetric T1 template (brain-extracted average of 152 adults; "
@@ -35,12 +35,33 @@ def _augmentation(aug: dict) -> list[str]:
     return lines or ["- none"]
 
 
+def _data_sentence(template: bool, files: str, scans: list[str], rec: dict) -> str:
+    """What the model learned from: the template or other files, the cohort's scans, the run it started from."""
+    parts = []
+    if template or files:
+        parts.append(f"{TEMPLATE_NOTE if template else 'Brain-extracted healthy T1 images'}: {files}.")
+    if scans:
+        parts.append(f"{len(scans)} real adult T1 scans, each skull-stripped with its brain mask: "
+                     f"{subjects_text(scans)}.")
+    if rec.get("validation"):
+        parts.append(f"Validation scans, never drawn from and used for every choice: {subjects_text(rec['validation'])}.")
+    init = rec.get("init")
+    if init:
+        before = init.get("training") or {}
+        sources = ", ".join(f"`{d['path']}`" for d in before.get("data", []))
+        parts.append(f"It started from the weights of `{init['path']}` (sha256 {init['sha256'][:12]}…: "
+                     f"{before.get('steps', '?')} steps on {sources or 'unrecorded data'}), with fresh optimisers.")
+    return " ".join(parts) + " "
+
+
 def model_card(name: str, config: dict) -> str:
     """Markdown card (without the held-out section) from a config with a training record."""
     arch, space, rec = config["architecture"], config["model_space"], config.get("training", {})
     settings = rec.get("settings", {})
-    files = ", ".join(f"`{d['path']}` (sha256 {d['sha256'][:12]}…)" for d in rec.get("data", []))
-    template = any(d["path"].endswith("mni152/t1.nii.gz") for d in rec.get("data", []))
+    paths = [d["path"] for d in rec.get("data", [])]
+    scans = [p for p in paths if "_T1w" in p]
+    template = any(p.endswith("mni152/t1.nii.gz") for p in paths)
+    files = ", ".join(f"`{d['path']}` (sha256 {d['sha256'][:12]}…)" for d in rec.get("data", []) if d["path"] not in scans)
     kind = "GAN (DCGAN-style generator + spectrally normalised discriminator)" if arch["kind"] == "gan" \
         else "VAE (inpainting-aware encoder + decoder)"
     command = rec.get("command", "")
@@ -55,13 +76,13 @@ def model_card(name: str, config: dict) -> str:
         "Filling lesion masks in brain-extracted adult T1-weighted MRI with `inpaint fill` (latent search plus "
         "Poisson blending). Research use only; not a medical device. Filled voxels are synthetic.", "",
         "## Training data",
-        f"{TEMPLATE_NOTE if template else 'Brain-extracted healthy T1 images'}: {files}. "
+        _data_sentence(template, files, scans, rec) +
         "Slices of the chosen plane with at least 15% of the largest slice's brain area, mapped exactly as "
         "inference maps them (closest-RAS reorientation, grid centred on the brain bounding box, in-plane "
         "anti-aliasing, intensities 0 -> -1 and the 99.5th brain percentile -> +1 by `core.normalize`). "
         + ("A single template brain: the augmentation below is what lets it generalise to other brains."
-           if len(rec.get("data", [])) == 1 else f"{len(rec.get('data', []))} brains."),
-        *licences(d["path"] for d in rec.get("data", [])), "",
+           if len(paths) == 1 else f"{len(paths)} brains."),
+        *licences(paths), "",
         "## Augmentation", *_augmentation(rec.get("augmentation", {})), "",
     ]
     if arch["kind"] == "vae":
@@ -82,11 +103,14 @@ def model_card(name: str, config: dict) -> str:
         f"seed {settings.get('seed')}, wall-clock budget {settings.get('minutes')} min",
         f"- wall time: {rec.get('wall_time_s', 0) / 60:.1f} min on {rec.get('machine')} ({rec.get('device')}, "
         f"{rec.get('threads')} thread(s), {rec.get('world_size')} process(es), torch {rec.get('torch')}); "
-        "the machine's 2 cores were shared by the four training runs and other work",
+        "the machine's 2 cores were shared with other work",
         f"- final losses (last step): {losses}", "",
         "## Limitations",
-        "Trained on one template (an average brain, smoother than any single scan) for a CPU-limited time "
-        f"({rec.get('steps')} steps), axial slices only, brain-extracted input expected. "
+        (f"Retrained for a CPU-limited time ({rec.get('steps')} steps) on {len(scans)} real scans of about 1 mm, "
+         f"seen on the study's {space['spacing_mm']} mm grid; axial slices only, brain-extracted input expected. "
+         if scans else
+         "Trained on one template (an average brain, smoother than any single scan) for a CPU-limited time "
+         f"({rec.get('steps')} steps), axial slices only, brain-extracted input expected. ")
         + ("GAN samples still show high-frequency artefacts, only coarse anatomy and possibly low diversity "
            "(partial mode collapse) at this training length; "
            "fills rely on the context loss and Poisson blending." if arch["kind"] == "gan" else

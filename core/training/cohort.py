@@ -33,6 +33,15 @@ def licences(paths) -> list[str]:
     return [text for key, text in SOURCES.items() if any(key in str(p).lower() for p in paths)]
 
 
+def subjects_text(paths: Sequence[str]) -> str:
+    """Scans grouped by folder (for model cards): `folder` (N: sub-01, sub-02, ...)."""
+    groups: dict[str, list[str]] = {}
+    for path in paths:
+        groups.setdefault(str(Path(path).parent), []).append(Path(path).name.split("_T1w")[0].split(".nii")[0])
+    return "; ".join(f"`{folder}` ({len(names)}: {', '.join(names)})" if len(names) > 1 else f"`{folder}/{names[0]}`"
+                     for folder, names in groups.items())
+
+
 VALIDATION_SHARE = 0.1   # of each dataset's scans, at least VALIDATION_MIN of them
 VALIDATION_MIN = 2
 

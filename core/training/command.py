@@ -55,6 +55,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=d.seed, help="random seed; a CPU run repeats exactly")
     p.add_argument("--out", type=Path, help="output model folder (default: runs/<kind>_k<kernel>)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out where it stopped")
+    p.add_argument("--init", metavar="MODEL",
+                   help="start from this model folder's weights (same architecture and grid; fresh optimisers), "
+                        "e.g. to retrain a shipped model on new data")
     p.add_argument("--checkpoint-every", type=int, default=d.checkpoint_every, help="steps between checkpoints")
     p.add_argument("--threads", type=int, help="CPU threads for torch")
 
@@ -77,6 +80,8 @@ def settings_from_args(args: argparse.Namespace, out: Path) -> TrainSettings:
     values = {f.name: getattr(args, f.name) for f in fields(TrainSettings) if getattr(args, f.name, None) is not None}
     values["data"] = [str(Path(p).resolve()) for p in (args.data or [])]
     values["cohort"] = [str(Path(p).resolve()) for p in (args.cohort or [])]
+    if args.init:
+        values["init"] = str(Path(args.init))
     settings = TrainSettings(**values)
     for name in ("steps", "batch_size", "checkpoint_every", "size", "latent", "width"):
         if getattr(settings, name) < 1:

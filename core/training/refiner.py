@@ -40,7 +40,7 @@ from ..normalize import intensity_scale
 from ..refine3d import Refiner3D, RefinerConfig, clip_base, load_refiner, resample, save_refiner
 from ..search import select_device
 from ..volume import load_mask, load_volume
-from .cohort import find_scans, split
+from .cohort import find_scans, split, subjects_text
 from .cohort import licences as source_licences
 
 PATCH = 32
@@ -293,23 +293,14 @@ subject and Colin27 at 2 mm), against every classical fill.
 the biharmonic fill, smooth inside large holes (no texture).
 """
 
-def _subjects(paths: Sequence[str]) -> str:
-    """Scans grouped by folder: `folder` (N: sub-01, sub-02, ...)."""
-    groups: dict[str, list[str]] = {}
-    for path in paths:
-        groups.setdefault(str(Path(path).parent), []).append(Path(path).name.split("_T1w")[0].split(".nii")[0])
-    return "; ".join(f"`{folder}` ({len(names)}: {', '.join(names)})" if len(names) > 1 else f"`{folder}/{names[0]}`"
-                     for folder, names in groups.items())
-
-
 def _data_text(meta: dict) -> dict[str, str]:
     """The card's training-data fields: scans with their weights, their sources' licences, the validation scans."""
     weights = sorted(set(round(w, 4) for w in meta["weights"]))
-    data = _subjects(meta["data"]) + (f", each scan with sampling weight {weights[0]:.4f}" if len(weights) == 1 else
+    data = subjects_text(meta["data"]) + (f", each scan with sampling weight {weights[0]:.4f}" if len(weights) == 1 else
                                       f", sampling weights {', '.join(f'{x:.2f}' for x in meta['weights'])}")
     licences = "".join(f"\n{text}" for text in source_licences(meta["data"]))
     kept = meta.get("validation") or []
-    validation = (f"\nValidation scans, never drawn from and used for every choice: {_subjects(kept)}." if kept else "")
+    validation = (f"\nValidation scans, never drawn from and used for every choice: {subjects_text(kept)}." if kept else "")
     return {"data": data, "licences": licences, "validation": validation, "count": str(len(meta["data"]))}
 
 

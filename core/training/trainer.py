@@ -31,12 +31,14 @@ from torch.nn import functional as F
 from torch.nn.parallel import DistributedDataParallel
 
 from ..atomic import write_atomically
-from ..checkpoint import WEIGHTS, save_model
+from ..bench.runner import shown_path
+from ..checkpoint import WEIGHTS, load_model, save_model
 from ..volume import sha256_file
 from ..errors import InpaintError
 from ..networks import Architecture, build_networks
 from ..progress import ProgressBar
 from .augment import AugmentConfig, random_holes
+from .cohort import find_scans, split
 from .data import TrainingData
 from .distributed import Context, any_rank, average
 
@@ -65,6 +67,7 @@ class TrainSettings:
     augment: str = "all"
     data: list[str] = field(default_factory=list)
     cohort: list[str] = field(default_factory=list)   # cohort folders: their training split, with brain masks
+    init: str | None = None   # a model folder whose weights start the run (fresh optimisers); same architecture
     checkpoint_every: int = 250
     minutes: float | None = None
 
@@ -117,15 +120,6 @@ def _load_optimizer(opt: torch.optim.Optimizer, prefix: str, tensors: dict[str, 
     opt.load_state_dict({"state": state, "param_groups": groups})
 
 
-def _shown(path: str) -> str:
-    """A data path relative to the project folder when inside it (so records do not leak local paths)."""
-    root = Path(__file__).resolve().parents[2]
-    try:
-        return str(Path(path).resolve().relative_to(root))
-    except ValueError:
-        return str(path)
-
-
 def _grid_png(images: np.ndarray, columns: int, path: Path) -> None:
     """Save (n, size, size) model-space slices as a PNG grid, anterior up, right on the right."""
     n, size = images.shape[0], images.shape[-1]
@@ -149,6 +143,7 @@ class Trainer:
         self.augment = AugmentConfig.for_group(settings.augment)
         torch.manual_seed(settings.seed)
         self.nets = build_networks(settings.arch)
+        self.init = self._start_from(settings.init) if settings.init else None
         for net in self.nets.values():
             net.to(ctx.device).train()
         lr = settings.learning_rate
@@ -169,6 +164,20 @@ class Trainer:
         self.step = 0
         self.elapsed = 0.0
         self.losses: dict[str, float] = {}
+
+    def _start_from(self, folder: str) -> dict[str, Any]:
+        """Copy a model folder's weights into the new networks; returns its record for the config."""
+        model = load_model(folder)
+        if model.arch != self.s.arch or model.spacing != self.s.spacing or model.axis != self.s.axis:
+            raise InpaintError(f"{folder} has architecture {model.arch.to_dict()} on a {model.spacing} mm "
+                               f"{model.axis} grid, not this run's: --init needs the same model shape and grid.")
+        missing = sorted(set(self.nets) - set(model.networks))
+        if missing:
+            raise InpaintError(f"{folder} lacks the {', '.join(missing)} this run trains: --init needs a model "
+                               "saved by 'inpaint train' with every network.")
+        for name, net in self.nets.items():
+            net.load_state_dict(model.networks[name].state_dict())
+        return {"path": shown_path(folder), "sha256": model.checksum, "training": model.config.get("training")}
 
     def _wrap(self, net: nn.Module) -> nn.Module:
         if not self.ctx.distributed:
@@ -224,8 +233,8 @@ class Trainer:
     # ---- state ----------------------------------------------------------------------------
     def record(self) -> dict[str, Any]:
         """The training record stored in the model config's `extra`."""
-        data = [{"path": _shown(str(src.path)), "sha256": sha256_file(src.path),
-                 **({"brainmask": _shown(str(src.brainmask))} if src.brainmask else {})} for src in self.data.sources]
+        data = [{"path": shown_path(str(src.path)), "sha256": sha256_file(src.path),
+                 **({"brainmask": shown_path(str(src.brainmask))} if src.brainmask else {})} for src in self.data.sources]
         record: dict[str, Any] = {"latent_prior": "uniform" if self.s.kind == "gan" else "normal"}
         if self.s.kind == "vae":
             record["encoder_input"] = "image with random holes zeroed + known mask; decoder reconstructs the full slice"
@@ -235,9 +244,22 @@ class Trainer:
                 "device": str(self.ctx.device), "world_size": self.ctx.world, "threads": self.threads,
                 "torch": torch.__version__, "python": platform.python_version(),
                 "final_losses": self.losses, "data": data, "augmentation": {"group": self.s.augment, **self.augment.to_dict()},
-                "settings": asdict(self.s), "learning_rate": self.s.learning_rate,
+                "settings": self._settings(), "learning_rate": self.s.learning_rate,
         }
+        if self.init is not None:
+            record["training"]["init"] = self.init
+        if self.s.cohort:
+            record["training"]["validation"] = [shown_path(scan.image) for folder in self.s.cohort
+                                                for scan in split(find_scans(Path(folder)))[1]]
         return record
+
+    def _settings(self) -> dict[str, Any]:
+        """The settings as recorded in the model config: data, cohort and init paths as results name inputs."""
+        settings = asdict(self.s)
+        settings["data"] = [shown_path(p) for p in settings["data"]]
+        settings["cohort"] = [shown_path(p) for p in settings["cohort"]]
+        settings["init"] = shown_path(settings["init"])
+        return settings
 
     def save(self) -> None:
         """Model folder, optimiser/step state and a preview PNG (rank 0 only)."""
