@@ -27,7 +27,8 @@ fi
 if [[ "${1:-}" == "cohort" ]]; then
     # Same architectures, kernels and grid as the study's four models; from the weights in resources/models
     # (learned on the template), on the 62 training scans of the cohort (its validation split is never drawn from)
-    # with a fresh optimiser at half the learning rate of a new run. Then: scripts/train_all.sh copy cohort_
+    # with a fresh optimiser at half the learning rate of a new run. Then ship the ones the held-out check
+    # keeps with python -m core.training.ship (docs/training.md)
     COHORT=${COHORT:-../shared/data/train_cohort}
     mkdir -p runs/logs
     for name in vae_k3 gan_k3 vae_k7 gan_k7; do

@@ -89,3 +89,9 @@ def test_the_installed_wheel_finds_its_models_and_fills_the_demo_brain_outside_t
     filled = nib.load(work / "filled.nii.gz").get_fdata()
     assert np.array_equal(filled[hole == 0], brain.get_fdata()[hole == 0])
     assert np.isfinite(filled).all()
+
+
+def test_the_shipped_weights_are_at_most_20_mb_in_all() -> None:
+    weights = sorted((ROOT / "resources").rglob("model.safetensors"))
+    assert {w.parent.name for w in weights} == {"vae_k3", "vae_k7", "gan_k3", "gan_k7", "refiner3d", "refiner3d_1mm"}
+    assert sum(w.stat().st_size for w in weights) <= 20_000_000
