@@ -24,7 +24,8 @@ sys.path.insert(0, str(ROOT))
 
 from core.bench.cohort import COHORT_FAMILIES, cohort_scans  # noqa: E402
 from core.bench.masks import make_cases  # noqa: E402
-from core.bench.runner import read_brain, shown_path  # noqa: E402
+from core.bench.runner import read_brain  # noqa: E402
+from core.paths import shown_path  # noqa: E402
 from core.fill import FillSettings, fill_volume  # noqa: E402
 from core.refine3d import SHIPPED, load_refiner  # noqa: E402
 from core.registry import resolve_model  # noqa: E402

@@ -42,7 +42,8 @@ def test_no_committed_text_file_holds_an_absolute_machine_path():
 
 
 def test_benchmark_results_name_their_inputs_relative_to_the_repository(tmp_path):
-    from core.bench.runner import SHARED_DATA, shown_path
+    from core.bench.runner import SHARED_DATA
+    from core.paths import shown_path
 
     assert shown_path(SHARED_DATA / "colin27" / "t1_2mm.nii.gz") == "../shared/data/colin27/t1_2mm.nii.gz"
     assert shown_path(ROOT / "runs" / "data" / "t1_1mm.nii.gz") == "runs/data/t1_1mm.nii.gz"

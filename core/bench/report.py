@@ -26,7 +26,8 @@ from ..search import select_device
 from ..volume import write_json
 from .cohort import uncertainty_summary, uncertainty_table
 from .masks import Case
-from .runner import BenchData, CaseResult, finite_or_none, preview_index, shown_path
+from ..paths import shown_path
+from .runner import BenchData, CaseResult, finite_or_none, preview_index
 
 METRICS = ("psnr_hole", "ssim_hole", "mse_hole", "mae_hole", "psnr_slice", "ssim_slice", "seconds_per_slice")
 # in-hole metrics a run may also carry (core.metrics.hole_metrics names): the BraTS headline PSNR

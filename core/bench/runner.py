@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +34,7 @@ from ..job import Progress
 from ..methods import METHODS
 from ..metrics import hole_metrics, slice_metrics
 from ..modelspace import Reorientation, voxel_sizes
+from ..paths import REPO
 from ..refine3d import Refiner
 from ..resources import MNI152_T1
 from ..roughness import stripe_metrics
@@ -61,21 +61,10 @@ BASELINES: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
     "fsl-style": fsl_style_fill,
 }
 SLICE_AXIS = "axial"
-REPO = Path(__file__).resolve().parents[2]
 SHARED_DATA = REPO.parent / "shared" / "data"
 TRAINING_BRAINS = (MNI152_T1, SHARED_DATA / "robex_subject" / "t1_1p5mm.nii.gz")
 
 ProgressFn = Callable[[float, str], None]
-
-
-def shown_path(path: Path | str | None) -> str | None:
-    """How results name an input: relative to the repository when beside it (`../shared/data/...`), else as given."""
-    if path is None:
-        return None
-    absolute = Path(os.path.abspath(path))   # links kept: a linked ../shared is still beside the repository
-    if absolute.is_relative_to(REPO.parent):
-        return os.path.relpath(absolute, REPO)
-    return str(path)
 
 
 def finite_or_none(value: Any) -> Any:

@@ -31,7 +31,7 @@ from torch.nn import functional as F
 from torch.nn.parallel import DistributedDataParallel
 
 from ..atomic import write_atomically
-from ..bench.runner import shown_path
+from ..paths import shown_path
 from ..checkpoint import WEIGHTS, load_model, save_model
 from ..volume import sha256_file
 from ..errors import InpaintError
