@@ -38,8 +38,9 @@ from ..metrics import hole_metrics
 from ..volume import dilate_mask
 from .lesions import LesionSet, simulate_lesions
 from .masks import Case
+from ..paths import shown_path
 from .runner import (BASELINES, PIPELINES, BenchData, Method, baseline_methods, default_method_name,
-                     fill_case, load_bench_data, model_free, model_free_methods, model_methods, shown_path)
+                     fill_case, load_bench_data, model_free, model_free_methods, model_methods)
 
 TISSUES = ("csf", "gm", "wm")  # labels 1, 2, 3; 0 is outside the brain
 NO_FILL = "no fill"
