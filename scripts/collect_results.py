@@ -4,7 +4,7 @@
 
 Runs read: `heldout/` and `colin27/` (`inpaint bench` on the two held-out brains), `downstream/`
 (`inpaint bench --downstream`), the study runs `k3/`, `k7/` (the four slice models, their 2D pipeline
-and its ablations) and the archived run `speed/` (made by an earlier version with the template-trained
+and its ablations) and the archived run `speed/` (made by an earlier version with the shipped template-trained
 `vae_k3`; its pipeline `default` is today's `slices2d`). Every
 "beats" statement is computed here against the best classical method of each family. The README
 block between the `results:begin` and `results:end` markers is generated here;
@@ -43,7 +43,7 @@ RUNS = [
     ("k7", "Study run, kernel 7: VAE vs GAN, the 2D pipeline and its ablations"),
     ("speed", "Archived: search budget on an 8 mm cube, app settings vs the reference implementation's"),
 ]
-ARCHIVED = ("speed",)   # made with weights no longer shipped: kept for its settings comparison
+ARCHIVED = ("speed",)   # made by an earlier version: kept for its settings comparison
 STRIPE_BAND = 0.25
 
 
@@ -407,9 +407,8 @@ def results_markdown(by_name: dict[str, dict]) -> str:
              "the mask families, methods, metrics and JSON schema. The runs, on a 2-core CPU:", ""]
     parts += [f"- {_describe(run, report)}" for run, _, report in runs]
     parts += ["", "The `speed` run is archived from an earlier version: it compares the app's search settings with "
-                  "the reference implementation's (640 times the search work, 55 minutes for one case) and was made "
-                  "with the template-trained `vae_k3` that the cohort-retrained one replaced (its checksum is in the "
-                  "run); its SSIM is a 3D SSIM (0.001-0.02 higher than the challenge's) and its pipeline `default` "
+                  "the reference implementation's (640 times the search work, 55 minutes for one case), made with the "
+                  "template-trained `vae_k3` that still ships (its checksum is in the run); its SSIM is a 3D SSIM (0.001-0.02 higher than the challenge's) and its pipeline `default` "
                   "is today's `slices2d`. Every other run scored the weights shipped now "
                   "(tests/test_results_current.py checks the checksums).", ""]
     parts += ["## Summary", "", readme_block(by_name, load_downstream(), load_cohort(), full=True)
