@@ -36,8 +36,6 @@ def test_every_run_scored_the_shipped_weights(collect):
     shipped = {m.name: sha256_file(m.path / "model.safetensors") for m in list_models()}
     scored = set()
     for run, report in runs.items():
-        if run in collect.ARCHIVED:   # kept for a settings comparison; the page says which weights it used
-            continue
         assert "models" in report, f"docs/results/{run} predates weight checksums; rerun the benchmark"
         for name, entry in report["models"].items():
             assert name in shipped, f"docs/results/{run} scored {name}, which is not shipped"
