@@ -144,6 +144,8 @@ class Trainer:
         torch.manual_seed(settings.seed)
         self.nets = build_networks(settings.arch)
         self.init = self._start_from(settings.init) if settings.init else None
+        self.validation = [shown_path(scan.image) for folder in settings.cohort   # the cohorts' kept-aside scans
+                           for scan in split(find_scans(Path(folder)))[1]]
         for net in self.nets.values():
             net.to(ctx.device).train()
         lr = settings.learning_rate
@@ -248,9 +250,8 @@ class Trainer:
         }
         if self.init is not None:
             record["training"]["init"] = self.init
-        if self.s.cohort:
-            record["training"]["validation"] = [shown_path(scan.image) for folder in self.s.cohort
-                                                for scan in split(find_scans(Path(folder)))[1]]
+        if self.validation:
+            record["training"]["validation"] = self.validation
         return record
 
     def _settings(self) -> dict[str, Any]:
