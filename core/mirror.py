@@ -174,9 +174,18 @@ def mirror_detail(filled: np.ndarray, mirror: np.ndarray, hole: np.ndarray, spac
     of the crop in the same units (NaN: unknown). Unknown mirror voxels are filled smoothly first,
     so they add little detail; zero outside the hole, and everywhere when nothing is known.
     """
+    return align_mirror(filled, mirror, hole, spacing)[1]
+
+
+def align_mirror(filled: np.ndarray, mirror: np.ndarray, hole: np.ndarray,
+                 spacing: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+    """The mirror aligned locally to `filled` (unknown voxels filled smoothly) and its detail (`mirror_detail`).
+
+    With nothing known of the mirror, the aligned mirror is `filled` itself and the detail zero.
+    """
     unknown = ~np.isfinite(mirror)
     if unknown.all():
-        return np.zeros(hole.shape, dtype=np.float32)
+        return np.asarray(filled, dtype=np.float32).copy(), np.zeros(hole.shape, dtype=np.float32)
     mirror = np.where(unknown, 0.0, mirror).astype(np.float32)
     if unknown.any():
         mirror = biharmonic_fill_3d(mirror, unknown, spacing)
@@ -193,4 +202,4 @@ def mirror_detail(filled: np.ndarray, mirror: np.ndarray, hole: np.ndarray, spac
     warp = sitk.DisplacementFieldTransform(sitk.Cast(field, sitk.sitkVectorFloat64))
     aligned = _array(sitk.Resample(moving, fixed, warp, sitk.sitkLinear, 0.0))
     smooth = biharmonic_fill_3d(np.where(hole, 0.0, aligned).astype(np.float32), hole, spacing)
-    return np.where(hole, aligned - smooth, 0.0).astype(np.float32)
+    return aligned, np.where(hole, aligned - smooth, 0.0).astype(np.float32)

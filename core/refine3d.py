@@ -29,7 +29,8 @@ from torch.nn import functional as F
 
 from .blend3d import biharmonic_fill_3d
 from .errors import InpaintError
-from .mirror import mirror_detail
+from .mirror import WEIGHT as MIRROR_WEIGHT
+from .mirror import align_mirror, mirror_detail
 from .normalize import IntensityScale
 from .uncertainty import Predictor, lesion_features, load_uncertainty
 from .resources import REFINER as SHIPPED   # the shipped 2 mm refiner's folder
@@ -44,16 +45,20 @@ _FULL = ndimage.generate_binary_structure(3, 3)
 
 @dataclass(frozen=True)
 class RefinerConfig:
-    """Architecture and grid of a 3D refiner: a three-level U-Net of `width`, 2x`width`, 4x`width` channels."""
+    """Architecture and grid of a 3D refiner: a three-level U-Net of `width`, 2x`width`, 4x`width` channels.
+
+    `mirror_inputs`: the network also sees the mirrored hemisphere (`Refiner3D`) and learns its share.
+    """
 
     width: int = 12
     spacing_mm: float = 2.0
+    mirror_inputs: bool = False
 
     def validate(self, source: str) -> None:
         """Bound every number before anything is allocated; InpaintError names `source`."""
         ok = (isinstance(self.width, int) and not isinstance(self.width, bool) and 1 <= self.width <= 64
               and isinstance(self.spacing_mm, (int, float)) and math.isfinite(self.spacing_mm)
-              and 0.25 <= self.spacing_mm <= 8.0)
+              and 0.25 <= self.spacing_mm <= 8.0 and isinstance(self.mirror_inputs, bool))
         if not ok:
             raise InpaintError(f"{source} has an invalid 3D refiner architecture ({asdict(self)}); "
                                f"use a checkpoint written by 'python -m core.training.refiner'.")
@@ -64,13 +69,19 @@ def _conv(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
 
 
 class Refiner3D(nn.Module):
-    """Small 3D U-Net: (biharmonic fill, hole) -> correction inside the hole."""
+    """Small 3D U-Net: (biharmonic fill, hole) -> correction inside the hole.
+
+    With `config.mirror_inputs` it also takes two mirror channels (`core.mirror.align_mirror`): the
+    aligned mirror minus the biharmonic-filled crop (outside the hole: how well the mirror matches the
+    known tissue) and the mirror's detail inside the hole; it then adds a learned share (0..1 per voxel)
+    of that detail to its correction. The share starts at 0.5, the fixed share of a refiner without them.
+    """
 
     def __init__(self, config: RefinerConfig):
         super().__init__()
         w = config.width
         self.config = config
-        self.enc0 = nn.Sequential(_conv(2, w), _conv(w, w))
+        self.enc0 = nn.Sequential(_conv(4 if config.mirror_inputs else 2, w), _conv(w, w))
         self.enc1 = nn.Sequential(_conv(w, 2 * w, stride=2), _conv(2 * w, 2 * w))
         self.enc2 = nn.Sequential(_conv(2 * w, 4 * w, stride=2), _conv(4 * w, 4 * w), _conv(4 * w, 4 * w))
         self.up1 = _conv(4 * w, 2 * w)
@@ -80,17 +91,45 @@ class Refiner3D(nn.Module):
         self.tail = nn.Conv3d(w, 1, 3, padding=1)
         nn.init.zeros_(self.tail.weight)
         nn.init.zeros_(self.tail.bias)
+        if config.mirror_inputs:
+            self.gate = nn.Conv3d(w, 1, 3, padding=1)
+            nn.init.zeros_(self.gate.weight)
+            nn.init.zeros_(self.gate.bias)
 
-    def forward(self, base: torch.Tensor, hole: torch.Tensor) -> torch.Tensor:
-        """`base` (N,1,D,H,W) in [-1, 1], `hole` (N,1,D,H,W) in {0, 1}; returns the corrected volume."""
-        e0 = self.enc0(torch.cat([base, hole], dim=1))
+    def forward(self, base: torch.Tensor, hole: torch.Tensor, mirror: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """`base` (N,1,D,H,W) in [-1, 1], `hole` (N,1,D,H,W) in {0, 1}, `mirror` (N,2,D,H,W) or None
+        (no mirror: zeros); returns the corrected volume."""
+        correction, share = self.parts(base, hole, mirror)
+        if share is None or mirror is None:
+            return base + correction
+        return base + correction + share * mirror[:, 1:2]
+
+    def parts(self, base: torch.Tensor, hole: torch.Tensor,
+              mirror: Optional[torch.Tensor] = None) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
+        """The correction inside the hole and, with mirror inputs, the share of the mirror's detail (else None)."""
+        inputs = [base, hole]
+        if self.config.mirror_inputs:
+            inputs.append(mirror if mirror is not None else torch.zeros_like(torch.cat([base, base], dim=1)))
+        e0 = self.enc0(torch.cat(inputs, dim=1))
         e1 = self.enc1(e0)
         e2 = self.enc2(e1)
         d1 = self.up1(F.interpolate(e2, size=e1.shape[2:], mode="trilinear", align_corners=False))
         d1 = self.dec1(torch.cat([d1, e1], dim=1))
         d0 = self.up0(F.interpolate(d1, size=e0.shape[2:], mode="trilinear", align_corners=False))
         d0 = self.dec0(torch.cat([d0, e0], dim=1))
-        return base + hole * self.tail(d0)
+        share = torch.sigmoid(self.gate(d0)) if self.config.mirror_inputs else None   # the detail is 0 outside
+        return hole * self.tail(d0), share
+
+
+def with_mirror_inputs(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Weights of a refiner without mirror inputs, widened to one with them that fills exactly alike
+    (the mirror channels' first weights zero, the share 0.5: a start for fine-tuning)."""
+    state = dict(state)
+    first = state["enc0.0.0.weight"]
+    state["enc0.0.0.weight"] = torch.cat([first, torch.zeros_like(first[:, :2])], dim=1)
+    state["gate.weight"] = torch.zeros_like(state["tail.weight"])
+    state["gate.bias"] = torch.zeros_like(state["tail.bias"])
+    return state
 
 
 @dataclass
@@ -113,7 +152,8 @@ def config_from_json(raw: dict, source: str) -> RefinerConfig:
     arch = raw.get("architecture")
     if not isinstance(arch, dict):
         raise InpaintError(f"{source} has no architecture section; use a checkpoint written by brain-inpaint.")
-    config = RefinerConfig(width=arch.get("width"), spacing_mm=arch.get("spacing_mm"))
+    config = RefinerConfig(width=arch.get("width"), spacing_mm=arch.get("spacing_mm"),
+                           mirror_inputs=arch.get("mirror_inputs", False))
     config.validate(source)
     return config
 
@@ -122,6 +162,8 @@ def config_to_json(config: RefinerConfig, extra: Optional[dict] = None) -> dict:
     """The config.json of a refiner checkpoint."""
     record = {"format": FORMAT, "format_version": FORMAT_VERSION,
               "architecture": {"width": config.width, "spacing_mm": config.spacing_mm}}
+    if config.mirror_inputs:
+        record["architecture"]["mirror_inputs"] = True
     record.update(extra or {})
     return record
 
@@ -210,11 +252,21 @@ def clip_base(base: np.ndarray) -> np.ndarray:
 
 def run_network(refiner: Refiner, base: np.ndarray, hole: np.ndarray, device: torch.device) -> np.ndarray:
     """The network on one model-grid crop (model range), returns the corrected crop."""
+    correction, _ = run_parts(refiner, base, hole, None, device)
+    return base + correction
+
+
+def run_parts(refiner: Refiner, base: np.ndarray, hole: np.ndarray, mirror: Optional[np.ndarray],
+              device: torch.device) -> tuple[np.ndarray, Optional[np.ndarray]]:
+    """The network's correction on one model-grid crop and, with mirror inputs ((2,) + crop shape, or
+    None), the share of the mirror's detail to add (`Refiner3D.parts`)."""
+    def tensor(array: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))[None].to(device)
+
     with torch.no_grad():
-        b = torch.from_numpy(np.ascontiguousarray(base, dtype=np.float32))[None, None].to(device)
-        h = torch.from_numpy(np.ascontiguousarray(hole, dtype=np.float32))[None, None].to(device)
-        out = refiner.network.to(device)(b, h)[0, 0].cpu().numpy()
-    return out
+        correction, share = refiner.network.to(device).parts(
+            tensor(base[None]), tensor(hole[None]), None if mirror is None else tensor(mirror))
+    return correction[0, 0].cpu().numpy(), None if share is None else share[0, 0].cpu().numpy()
 
 
 def refine_fill(voided: np.ndarray, hole: np.ndarray, spacing: Sequence[float], scale: IntensityScale,
@@ -228,14 +280,17 @@ def refine_fill(voided: np.ndarray, hole: np.ndarray, spacing: Sequence[float], 
     biharmonic fill is computed at native resolution and the network's correction (its output minus
     its biharmonic input, on the refiner's grid) is interpolated back and added. With `mirror` (the
     mirrored image on the same voxels, `core.mirror.mirrored_box`), `mirror_weight` times its
-    detail (`core.mirror.mirror_detail`) is added as well. `on_lesion(done, total)` is called before
-    the first lesion and after each one. `features` (shape (len(core.uncertainty.FEATURES),) + hole.shape),
-    when given, receives each lesion's `core.uncertainty.lesion_features`.
+    detail (`core.mirror.mirror_detail`) is added as well; a refiner with mirror inputs sees the
+    aligned mirror and adds its own learned share of the detail, times `mirror_weight` / 0.5.
+    `on_lesion(done, total)` is called before the first lesion and after each one. `features`
+    (shape (len(core.uncertainty.FEATURES),) + hole.shape), when given, receives each lesion's
+    `core.uncertainty.lesion_features`.
     """
     spacing = np.asarray(spacing, dtype=np.float64)
     factors = refiner.config.spacing_mm / spacing           # native voxels per model voxel
     native_grid = bool(np.all(np.abs(factors - 1.0) < 0.05))
     margin = np.ceil(MARGIN_MM / spacing).astype(int)
+    learned_share = refiner.config.mirror_inputs
     filled = np.array(voided, dtype=np.float32, copy=True)
     labels, count = ndimage.label(hole, structure=_FULL)
     if on_lesion is not None:
@@ -248,22 +303,22 @@ def refine_fill(voided: np.ndarray, hole: np.ndarray, spacing: Sequence[float], 
         unknown = hole[crop]
         known = np.where(unknown, -1.0, scale.to_model(voided[crop])).astype(np.float32)
         region = filled[crop]
-        if native_grid:
-            smooth = biharmonic_fill_3d(known, unknown)
-            pred = run_network(refiner, clip_base(smooth), unknown, device)
+        smooth = biharmonic_fill_3d(known, unknown) if native_grid else biharmonic_fill_3d(known, unknown, spacing)
+        if learned_share:
+            pred = smooth + _learned_fill(refiner, device, smooth, known, unknown, factors, native_grid, spacing,
+                                          None if mirror is None or not mirror_weight else scale.to_model(mirror[crop]),
+                                          mirror_weight, cancel)
         else:
-            shape = [max(2, int(math.floor((n - 1) / f)) + 1) for n, f in zip(part.shape, factors)]
-            small_hole = resample(unknown.astype(np.float32), factors, shape) > 1e-3
-            small_known = np.where(small_hole, -1.0, resample(known, factors, shape)).astype(np.float32)
-            small_base = clip_base(biharmonic_fill_3d(small_known, small_hole))
-            correction = run_network(refiner, small_base, small_hole, device) - small_base
-            coords = np.meshgrid(*[np.arange(n) / f for n, f in zip(part.shape, factors)], indexing="ij")
-            smooth = biharmonic_fill_3d(known, unknown, spacing)
-            pred = smooth + ndimage.map_coordinates(correction, coords, order=1, mode="nearest")
-        if mirror is not None and mirror_weight:
-            if cancel is not None:  # the alignment costs as much as the rest of a lesion: stop before it
-                cancel.raise_if_cancelled()
-            pred += mirror_weight * mirror_detail(smooth, scale.to_model(mirror[crop]), unknown, spacing)
+            if native_grid:
+                pred = run_network(refiner, clip_base(smooth), unknown, device)
+            else:
+                small_base, small_hole = _model_grid(known, unknown, factors)
+                correction = run_network(refiner, small_base, small_hole, device) - small_base
+                pred = smooth + _back(correction, factors, part.shape)
+            if mirror is not None and mirror_weight:
+                if cancel is not None:  # the alignment costs as much as the rest of a lesion: stop before it
+                    cancel.raise_if_cancelled()
+                pred += mirror_weight * mirror_detail(smooth, scale.to_model(mirror[crop]), unknown, spacing)
         region[part] = scale.from_model(pred)[part]
         if features is not None:
             features[(slice(None),) + crop][:, part] = lesion_features(
@@ -271,3 +326,39 @@ def refine_fill(voided: np.ndarray, hole: np.ndarray, spacing: Sequence[float], 
         if on_lesion is not None:
             on_lesion(index, count)
     return filled
+
+
+def _model_grid(known: np.ndarray, unknown: np.ndarray, factors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A crop's clipped biharmonic base and hole on the refiner's grid."""
+    shape = [max(2, int(math.floor((n - 1) / f)) + 1) for n, f in zip(unknown.shape, factors)]
+    small_hole = resample(unknown.astype(np.float32), factors, shape) > 1e-3
+    small_known = np.where(small_hole, -1.0, resample(known, factors, shape)).astype(np.float32)
+    return clip_base(biharmonic_fill_3d(small_known, small_hole)), small_hole
+
+
+def _back(values: np.ndarray, factors: np.ndarray, shape: Sequence[int]) -> np.ndarray:
+    """Model-grid `values` interpolated back to a native crop of `shape`."""
+    coords = np.meshgrid(*[np.arange(n) / f for n, f in zip(shape, factors)], indexing="ij")
+    return ndimage.map_coordinates(values, coords, order=1, mode="nearest")
+
+
+def _learned_fill(refiner: Refiner, device: torch.device, smooth: np.ndarray, known: np.ndarray, unknown: np.ndarray,
+                  factors: np.ndarray, native_grid: bool, spacing: np.ndarray, mirror: Optional[np.ndarray],
+                  mirror_weight: float, cancel) -> np.ndarray:
+    """What a refiner with mirror inputs adds to the native biharmonic fill `smooth` of one crop."""
+    inputs = np.zeros((2,) + unknown.shape, dtype=np.float32)
+    if mirror is not None:
+        if cancel is not None:
+            cancel.raise_if_cancelled()
+        aligned, detail = align_mirror(smooth, mirror, unknown, spacing)
+        inputs = np.stack([aligned - smooth, detail])
+    if native_grid:
+        correction, share = run_parts(refiner, clip_base(smooth), unknown, inputs, device)
+    else:
+        small_base, small_hole = _model_grid(known, unknown, factors)
+        small = np.stack([resample(c, factors, small_base.shape) for c in inputs])
+        correction, share = run_parts(refiner, small_base, small_hole, small, device)
+        correction, share = _back(correction, factors, unknown.shape), _back(share, factors, unknown.shape)
+    if mirror is None:
+        return correction
+    return correction + (mirror_weight / MIRROR_WEIGHT) * share * inputs[1]

@@ -37,7 +37,8 @@ from ..blend3d import biharmonic_fill_3d
 from ..errors import InpaintError
 from ..modelspace import Reorientation, voxel_sizes
 from ..normalize import intensity_scale
-from ..refine3d import Refiner3D, RefinerConfig, clip_base, load_refiner, resample, save_refiner
+from ..mirror import NoReflection, Reflection, align_mirror, find_reflection
+from ..refine3d import Refiner3D, RefinerConfig, clip_base, load_refiner, resample, save_refiner, with_mirror_inputs
 from ..search import select_device
 from ..volume import load_mask, load_volume
 from .cohort import find_scans, split, subjects_text
@@ -54,13 +55,15 @@ class Brain:
     image: np.ndarray
     brain: np.ndarray
     centres: np.ndarray   # voxels deep enough in the brain to centre a patch on
+    reflection: Optional[Reflection] = None   # its mid-sagittal reflection, for mirror inputs
 
 
 def load_brain(image_path: Path, mask_path: Optional[Path], spacing_mm: float,
-               centre_depth_mm: Optional[float] = None) -> Brain:
+               centre_depth_mm: Optional[float] = None, mirror: bool = False) -> Brain:
     """Skull-strip with the mask (default: nonzero voxels), reorient to RAS, resample to the model grid.
 
-    Patches are centred at least `centre_depth_mm` inside the brain (default: 3 grid voxels).
+    Patches are centred at least `centre_depth_mm` inside the brain (default: 3 grid voxels). With
+    `mirror`, the brain's mid-sagittal reflection is found as the fill finds it (`core.mirror`).
     """
     volume = load_volume(image_path)
     brain = load_mask(mask_path, volume, kind="brain") if mask_path else volume.data > 0
@@ -75,7 +78,14 @@ def load_brain(image_path: Path, mask_path: Optional[Path], spacing_mm: float,
     image = np.where(small_brain, scale.to_model(small), -1.0).astype(np.float32)
     depth = 3 if centre_depth_mm is None else max(1, round(centre_depth_mm / spacing_mm))
     deep = ndimage.binary_erosion(small_brain, iterations=depth)
-    return Brain(image=image, brain=small_brain, centres=np.argwhere(deep).astype(np.int16))
+    reflection = None
+    if mirror:
+        try:
+            unit = np.where(small_brain, (image + 1.0) / 2.0, 0.0).astype(np.float32)
+            reflection = find_reflection(unit, np.zeros(unit.shape, dtype=bool), (spacing_mm,) * 3, 0)
+        except NoReflection:
+            pass   # this brain's patches get no mirror
+    return Brain(image=image, brain=small_brain, centres=np.argwhere(deep).astype(np.int16), reflection=reflection)
 
 
 HOLE_KINDS = {"blob": 0.5, "box": 0.3, "slab": 0.2}   # kind: share of the training holes
@@ -172,14 +182,31 @@ def random_blur(rng: np.random.Generator, unit: np.ndarray) -> np.ndarray:
     return ndimage.gaussian_filter(unit, sigma, mode="nearest", truncate=3.0).astype(unit.dtype)
 
 
+def _contrast(rng: np.random.Generator, unit: np.ndarray, brain: np.ndarray, blur: float, remap: float,
+              noise: Optional[np.random.Generator] = None) -> np.ndarray:
+    """`unit` (0..1) blurred, remapped, gamma-corrected, rescaled and with noise in the brain (drawn from `noise`,
+    default `rng`): `sample`'s intensity augmentation."""
+    if blur and rng.random() < blur:
+        unit = random_blur(rng, unit)
+    if remap and rng.random() < remap:
+        unit = intensity_remap(rng, np.clip(unit, 0.0, 1.0))
+    unit = unit ** float(np.exp(rng.normal(0.0, 0.2))) * rng.uniform(0.85, 1.1)
+    spread = rng.uniform(0.0, 0.03)
+    return unit + brain * (noise or rng).normal(0.0, spread, size=unit.shape)
+
+
 def sample(rng: np.random.Generator, brains: Sequence[Brain], weights: np.ndarray,
            hole_kind: Optional[str] = None, deform: float = 0.0, remap: float = 0.0,
-           blur: float = 0.0, patch: int = PATCH, hole_scale: float = 1.0) -> tuple[np.ndarray, ...]:
+           blur: float = 0.0, patch: int = PATCH, hole_scale: float = 1.0,
+           mirror: float = 0.0) -> tuple[np.ndarray, ...]:
     """One augmented (base, hole, truth) patch triple in model range, `patch` voxels a side.
 
     `deform`: share of deformed patches (`deformation`); `remap`: share of patches whose tissue
     contrast is changed (`intensity_remap`); `blur`: share of smoothed patches (`random_blur`);
-    `hole_scale`: hole sizes in voxels relative to the 2 mm grid (`random_hole`).
+    `hole_scale`: hole sizes in voxels relative to the 2 mm grid (`random_hole`). With `mirror` > 0
+    a fourth array holds the mirror inputs of `core.refine3d.Refiner3D` ((2,) + patch shape), made as
+    the fill makes them for that share of the patches (the brain's reflection, the hole left out of
+    the mirror, the same geometry and contrast, noise of its own, no deformation) and zero for the rest.
     """
     source = brains[int(rng.choice(len(brains), p=weights))]
     shape = np.array(source.image.shape)
@@ -188,7 +215,13 @@ def sample(rng: np.random.Generator, brains: Sequence[Brain], weights: np.ndarra
         lo = c.astype(np.int64) - patch // 2
         if np.all(lo >= 0) and np.all(lo + patch <= shape):
             break
-    if deform and rng.random() < deform:
+    mirrored = None
+    if mirror and rng.random() < mirror and source.reflection is not None:
+        box = tuple(slice(int(a), int(a) + patch) for a in lo)
+        coords = source.reflection.source_voxels(box)
+        mirrored = ndimage.map_coordinates(source.image, coords, order=1, mode="constant", cval=-1.0,
+                                           output=np.float32)
+    if mirrored is None and deform and rng.random() < deform:
         coords = deformation(rng, patch) + (lo + (patch - 1) / 2.0)[:, None, None, None]
         truth = ndimage.map_coordinates(source.image, coords, order=1, mode="constant", cval=-1.0).astype(np.float32)
         brain = ndimage.map_coordinates(source.brain.astype(np.float32), coords, order=1, mode="constant") > 0.5
@@ -196,29 +229,48 @@ def sample(rng: np.random.Generator, brains: Sequence[Brain], weights: np.ndarra
         box = tuple(slice(int(a), int(a) + patch) for a in lo)
         truth, brain = source.image[box].copy(), source.brain[box].copy()
     order = rng.permutation(3)
-    truth, brain = truth.transpose(order), brain.transpose(order)
-    for axis in range(3):
-        if rng.random() < 0.5:
-            truth, brain = np.flip(truth, axis), np.flip(brain, axis)
-    unit = np.clip((truth + 1.0) / 2.0, 0.0, None)
-    if blur and rng.random() < blur:
-        unit = random_blur(rng, unit)
-    if remap and rng.random() < remap:
-        unit = intensity_remap(rng, np.clip(unit, 0.0, 1.0))
-    unit = unit ** float(np.exp(rng.normal(0.0, 0.2))) * rng.uniform(0.85, 1.1)
-    unit = unit + brain * rng.normal(0.0, rng.uniform(0.0, 0.03), size=unit.shape)
+    flips = tuple(axis for axis in range(3) if rng.random() < 0.5)
+
+    def orient(a: np.ndarray) -> np.ndarray:
+        return np.flip(a.transpose(order), flips) if flips else a.transpose(order)
+
+    truth, brain = orient(truth), orient(brain)
+    state = rng.bit_generator.state
+    unit = _contrast(rng, np.clip((truth + 1.0) / 2.0, 0.0, None), brain, blur, remap)
     truth = np.where(brain, np.clip(unit, 0.0, 1.0) * 2.0 - 1.0, -1.0).astype(np.float32)
+    if mirrored is not None:   # the same contrast (the state replayed), its own noise
+        noise = np.random.default_rng(int(rng.integers(1 << 62)))
+        after = rng.bit_generator.state
+        rng.bit_generator.state = state
+        mirrored = orient(mirrored)
+        unit = _contrast(rng, np.clip((mirrored + 1.0) / 2.0, 0.0, None), mirrored > -1.0, blur, remap, noise)
+        rng.bit_generator.state = after
+        mirrored = np.where(mirrored > -1.0, np.clip(unit, 0.0, 1.0) * 2.0 - 1.0, -1.0).astype(np.float32)
     hole = random_hole(rng, brain, hole_kind, hole_scale)
     base = clip_base(biharmonic_fill_3d(np.where(hole, 0.0, truth).astype(np.float32), hole))
-    return base, hole.astype(np.float32), truth
+    if not mirror:
+        return base, hole.astype(np.float32), truth
+    inputs = np.zeros((2,) + hole.shape, dtype=np.float32)
+    if mirrored is not None:
+        # where the mirror samples the hole itself (a hole at the midline) it is unknown, as in the fill
+        unoriented = np.flip(hole, flips).transpose(np.argsort(order)) if flips else hole.transpose(np.argsort(order))
+        on_hole = ndimage.map_coordinates(unoriented.astype(np.float32), coords - lo[:, None, None, None], order=1,
+                                          mode="constant", cval=0.0) > 0
+        mirrored[orient(on_hole)] = np.nan
+        aligned, detail = align_mirror(base, mirrored, hole, (2.0 / hole_scale,) * 3)
+        inputs = np.stack([aligned - base, detail])
+    return base, hole.astype(np.float32), truth, inputs
 
 
 def batch(rng: np.random.Generator, brains, weights, size: int,
           hole_kind: Optional[str] = None, deform: float = 0.0, remap: float = 0.0,
-          blur: float = 0.0, patch: int = PATCH, hole_scale: float = 1.0) -> tuple[torch.Tensor, ...]:
-    """`size` patch triples stacked as (base, hole, truth) tensors of shape (size, 1, patch, patch, patch)."""
-    parts = [sample(rng, brains, weights, hole_kind, deform, remap, blur, patch, hole_scale) for _ in range(size)]
-    return tuple(torch.from_numpy(np.stack([p[i] for p in parts])[:, None].copy()) for i in range(3))
+          blur: float = 0.0, patch: int = PATCH, hole_scale: float = 1.0, mirror: float = 0.0) -> tuple[torch.Tensor, ...]:
+    """`size` patch triples stacked as (base, hole, truth) tensors of shape (size, 1, patch, patch, patch),
+    with `mirror` > 0 and the mirror inputs (size, 2, patch, patch, patch) as a fourth."""
+    parts = [sample(rng, brains, weights, hole_kind, deform, remap, blur, patch, hole_scale, mirror)
+             for _ in range(size)]
+    stacked = tuple(torch.from_numpy(np.stack([p[i] for p in parts])[:, None].copy()) for i in range(3))
+    return stacked + ((torch.from_numpy(np.stack([p[3] for p in parts])),) if mirror else ())
 
 
 _WORKER: dict = {}   # what each worker process of `batch_stream` draws batches from
@@ -273,7 +325,7 @@ use only; not a medical device. Filled voxels are synthetic.
 
 ## Training data
 Never the held-out brains. Patches of {patch}^3 voxels at {spacing:g} mm from {data}.{licences}{validation}
-Augmentation: random axis order and flips, gamma (log SD 0.2), contrast x0.85-1.1, Gaussian noise in the brain.{deform}{remap}{blur}
+Augmentation: random axis order and flips, gamma (log SD 0.2), contrast x0.85-1.1, Gaussian noise in the brain.{deform}{remap}{blur}{mirror}
 Holes: irregular blobs (50%), boxes (30%) and thin slabs 2-8 mm thick (20%) inside the brain, sized in mm on every grid.{centre}
 
 ## Training run
@@ -355,6 +407,10 @@ def write_card(out: Path, network: Refiner3D, meta: dict, step: int) -> None:
                        remap=(f"\n{float(meta['remap']):.0%} of the patches get a random tissue contrast: intensities "
                               f"{', '.join(f'{k:g}' for k in REMAP_KNOTS)} (of 0..1) moved by up to {REMAP_SHIFT:g} on an "
                               f"increasing curve." if meta.get("remap") else ""),
+                       mirror=(f"\nMirror inputs: {float(meta['mirror']):.0%} of the patches get the mirrored hemisphere as the fill "
+                               "gives it (the brain's mid-sagittal reflection, aligned by demons around the hole; two channels: "
+                               "the aligned mirror minus the filled patch, and its detail in the hole); the network adds a "
+                               "learned share (0-1 per voxel) of that detail." if meta.get("mirror") else ""),
                        blur=(f"\n{float(meta['blur']):.0%} of the patches are smoothed by a Gaussian of 0-{BLUR_MAX_SIGMA:g} "
                              f"voxels drawn for each axis." if meta.get("blur") else ""))
     write_atomically(out / "MODEL_CARD.md", lambda p: p.write_text(text, encoding="utf-8"))
@@ -386,7 +442,7 @@ def train(data: Sequence[tuple[Path, Optional[Path], float]], out: Path, *, minu
           init: Optional[Path] = None, config: Optional[RefinerConfig] = None, log_every: int = 50,
           deform: float = 0.0, remap: float = 0.0, blur: float = 0.0, device: str = "cpu",
           workers: int = 0, command: Optional[str] = None, patch: int = PATCH,
-          validation: Sequence[Path] = (), centre_depth_mm: Optional[float] = None) -> None:
+          validation: Sequence[Path] = (), centre_depth_mm: Optional[float] = None, mirror: float = 0.0) -> None:
     """Train (or resume) a refiner on `data` = [(image, brain mask or None, sampling weight)].
 
     `init`: a run folder whose weights start this run (fresh optimiser and schedule); `deform`: the
@@ -398,7 +454,9 @@ def train(data: Sequence[tuple[Path, Optional[Path], float]], out: Path, *, minu
     `command`: the command line that started the run, for its card (a resumed run keeps its first).
     `patch`: voxels a side of the training patches (holes keep their size in mm on every grid);
     `validation`: scans kept aside for choosing between runs, recorded in the config; `centre_depth_mm`:
-    how deep in the brain patches (and so their holes) are centred (default: 3 grid voxels).
+    how deep in the brain patches (and so their holes) are centred (default: 3 grid voxels); `mirror`:
+    the share of patches with mirror inputs (`sample`), for a refiner with them (an `init` run without
+    them is widened: `core.refine3d.with_mirror_inputs`).
     """
     if loss_kind not in LOSSES:
         raise ValueError(f"loss must be one of {LOSSES}, not {loss_kind!r}")
@@ -408,13 +466,18 @@ def train(data: Sequence[tuple[Path, Optional[Path], float]], out: Path, *, minu
     earlier = out if resume else init
     if earlier is not None:
         found = load_refiner(earlier).config
+        if mirror and not resume:
+            found = RefinerConfig(found.width, found.spacing_mm, mirror_inputs=True)
         if config is not None and config != found:
             raise InpaintError(f"{earlier} holds a refiner of width {found.width} on a {found.spacing_mm:g} mm grid, "
                                f"not width {config.width} on {config.spacing_mm:g} mm; leave out --width and --spacing.")
         config = found
-    config = config or RefinerConfig()
+    config = config or RefinerConfig(mirror_inputs=bool(mirror))
+    if bool(mirror) != config.mirror_inputs:
+        raise InpaintError("a refiner with mirror inputs trains with --mirror above 0, one without them with --mirror 0; "
+                           "pass --mirror to match the run's refiner.")
     torch.manual_seed(seed)
-    brains = [load_brain(img, msk, config.spacing_mm, centre_depth_mm) for img, msk, _ in data]
+    brains = [load_brain(img, msk, config.spacing_mm, centre_depth_mm, mirror=bool(mirror)) for img, msk, _ in data]
     weights = np.array([w for _, _, w in data], dtype=np.float64)
     weights /= weights.sum()
     target = torch.device(device)
@@ -424,10 +487,11 @@ def train(data: Sequence[tuple[Path, Optional[Path], float]], out: Path, *, minu
     meta = {"data": [str(p) for p, _, _ in data], "weights": weights.tolist(), "batch_size": batch_size,
             "lr": lr, "seed": seed, "patch": patch, "loss": loss_kind, "deform": deform, "remap": remap, "blur": blur, "torch": torch.__version__,
             "hardware": _hardware(target, workers), "command": command, "wall_time_s": 0.0,
-            "validation": [str(v) for v in validation], "centre_depth_mm": centre_depth_mm}
+            "validation": [str(v) for v in validation], "centre_depth_mm": centre_depth_mm, "mirror": mirror}
     if init is not None and not resume:
         start_from = load_refiner(init)
-        network.load_state_dict(start_from.network.state_dict())
+        state = start_from.network.state_dict()
+        network.load_state_dict(with_mirror_inputs(state) if mirror and not start_from.config.mirror_inputs else state)
         meta["init"] = {"path": str(init), "sha256": start_from.checksum,
                         "training": json.loads((init / "config.json").read_text(encoding="utf-8")).get("training")}
     if resume:
@@ -451,12 +515,12 @@ def train(data: Sequence[tuple[Path, Optional[Path], float]], out: Path, *, minu
     out.mkdir(parents=True, exist_ok=True)
     running = []
     stream = batch_stream(brains, weights, batch_size, seed, step, steps, workers, deform=deform, remap=remap,
-                          blur=blur, patch=patch, hole_scale=2.0 / config.spacing_mm)
+                          blur=blur, patch=patch, hole_scale=2.0 / config.spacing_mm, mirror=mirror)
     for tensors in stream:
         if spent + time.perf_counter() - start >= minutes * 60:
             break
-        base, hole, truth = (t.to(target) for t in tensors)
-        pred = network(base, hole)
+        base, hole, truth, *inputs = (t.to(target) for t in tensors)
+        pred = network(base, hole, *inputs)
         loss = hole_mse(pred, truth, hole, loss_kind)
         base_loss = hole_mse(base, truth, hole, loss_kind)
         optimiser.zero_grad()
@@ -534,6 +598,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--blur", type=number_range(0.0, 1.0, "a share of patches "), default=0.0,
                    help=f"share of patches smoothed by a Gaussian of 0-{BLUR_MAX_SIGMA:g} voxels drawn for each axis "
                         f"(default 0)")
+    p.add_argument("--mirror", type=number_range(0.0, 1.0, "a share of patches "), default=0.0,
+                   help="share of patches given the mirrored hemisphere as the fill gives it, for a refiner with mirror "
+                        "inputs that learns the mirror's share (default 0: a refiner without them; with --init from one "
+                        "without them, it is widened to start from the same fill)")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     data, validation = [], []
@@ -546,7 +614,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if args.width or args.spacing:   # what is not given comes from the run this one continues
             earlier = args.out if args.resume else args.init
             found = load_refiner(earlier).config if earlier is not None else RefinerConfig()
-            config = RefinerConfig(width=args.width or found.width, spacing_mm=args.spacing or found.spacing_mm)
+            config = RefinerConfig(width=args.width or found.width, spacing_mm=args.spacing or found.spacing_mm,
+                                   mirror_inputs=bool(args.mirror))
         for folder in args.cohort:
             training, kept = split(find_scans(folder))
             data += [(s.image, s.brainmask, 1.0) for s in training]
@@ -560,7 +629,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
               seed=args.seed, resume=args.resume, loss_kind=args.loss, init=args.init, deform=args.deform,
               remap=args.remap, blur=args.blur, device=device, workers=args.workers,
               config=config, patch=args.patch, validation=validation, log_every=args.log_every,
-              centre_depth_mm=args.centre_depth,
+              centre_depth_mm=args.centre_depth, mirror=args.mirror,
               command=shlex.join(["python", "-m", "core.training.refiner",
                                   *(sys.argv[1:] if argv is None else argv)]))
     except InpaintError as exc:
