@@ -6,6 +6,7 @@
 #   scripts/train_all.sh ablation short VAE k3 runs per augmentation group, scored by `inpaint bench`
 #   scripts/train_all.sh refiner  the 2 mm 3D refiner of the default fill (`resume`, then `finetune`: see below)
 #   scripts/train_all.sh refiner1mm  the 1 mm 3D refiner, on the cohort (CPU, or DEVICE=cuda for a GPU: see below)
+#   scripts/train_all.sh refiner1mm_mirror  the same with mirror inputs, fine-tuned from it (see below)
 #   scripts/train_all.sh cohort   the four models retrained on the cohort's training split, one after another,
 #                                 each from its shipped weights (runs/cohort_<name>; COHORT_MINUTES each, default 20)
 # MINUTES (default 85, as used) is each run's wall-clock budget; PYTHON defaults to python.
@@ -60,6 +61,23 @@ if [[ "${1:-}" == "refiner1mm" ]]; then
         --spacing 1.0 --patch 40 --batch-size 4 --steps "${STEPS:-2400}" --minutes "${REFINER_MINUTES:-125}" --lr 5e-4 \
         --loss lesion --deform 0.3 --remap 0.3 --blur 0.3 --threads 1 --log-every 25 --device "${DEVICE:-cpu}" \
         --workers "${WORKERS:-0}" --out "$OUT" 2>&1 | tee -a "runs/logs/$(basename "$OUT").log"
+    exit 0
+fi
+
+if [[ "${1:-}" == "refiner1mm_mirror" ]]; then
+    # The 1 mm refiner with mirror inputs: from resources/refiner3d_1mm (widened so that it starts as the default
+    # fill with the fixed mirror share 0.5), 90% of patches with the mirrored hemisphere as the fill gives it;
+    # one training thread and one patch-making process (both CPU cores), 4000 planned steps, 75 min.
+    #   scripts/train_all.sh refiner1mm_mirror [resume]
+    COHORT=${COHORT:-../shared/data/train_cohort}
+    OUT=${OUT:-runs/refiner1mm_mirror}
+    start="--init resources/refiner3d_1mm"
+    [[ "${2:-}" == "resume" ]] && start="--resume"
+    mkdir -p runs/logs
+    OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} "$PYTHON" -m core.training.refiner $start --cohort "$COHORT" --mirror 0.9 \
+        --patch 40 --batch-size 4 --steps "${STEPS:-4000}" --minutes "${REFINER_MINUTES:-75}" --lr 3e-4 --loss lesion \
+        --remap 0.3 --blur 0.3 --deform 0.3 --threads 1 --workers "${WORKERS:-1}" --log-every 50 \
+        --device "${DEVICE:-cpu}" --out "$OUT" 2>&1 | tee -a "runs/logs/$(basename "$OUT").log"
     exit 0
 fi
 

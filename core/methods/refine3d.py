@@ -23,8 +23,8 @@ class Refine3D(FillMethod):
     needs_refiner = True
     parameters = (
         Parameter("mirror", WEIGHT, "Mirror detail", "share of the other hemisphere's mirrored detail added to the "
-                  "fill, 0 to 1 (0 when the hemispheres differ, e.g. a midline shift)", low=0.0, high=1.0,
-                  step=0.05),)
+                  "fill, 0 to 1 (0 when the hemispheres differ, e.g. a midline shift); a refiner with mirror inputs "
+                  "learns its share per voxel, and 0.5 means that share", low=0.0, high=1.0, step=0.05),)
 
     def check(self, hole: np.ndarray, spacing: np.ndarray, refiner: Optional[Refiner]) -> None:
         check_lesion_boxes(hole, spacing, MARGIN_MM, refiner.config.spacing_mm)
@@ -48,7 +48,8 @@ class Refine3D(FillMethod):
             else:
                 mirror = slab.reo.apply(mirrored_box(slab.volume, slab.volume_hole, reflection, slab.box))
                 record["mirror"] = {"reflection": np.round(reflection.matrix, 5).tolist(),
-                                    "correlation": round(reflection.correlation, 4)}
+                                    "correlation": round(reflection.correlation, 4),
+                                    "share": weight, "learned_share": refiner.config.mirror_inputs}
         features = (np.zeros((len(FEATURES),) + slab.hole.shape, dtype=np.float32)
                     if refiner.uncertainty is not None else None)
         filled = refine_fill(slab.voided, slab.hole, slab.spacing, slab.scale, refiner, run.device, run.cancel,
