@@ -234,7 +234,7 @@ def _run_models(args: argparse.Namespace) -> int:
     print(f"default fill method: {method}")
     for refiner in shipped_refiners():
         print(f"3D refiner (refine3d) on a {refiner.config.spacing_mm:g} mm grid: {refiner.path} "
-              f"(sha256 {refiner.checksum[:12]}...)")
+              f"(sha256 {refiner.checksum[:12]}...{', learns the mirror share' if refiner.config.mirror_inputs else ''})")
     models = list_models()
     if not models:
         print(f"no shipped model in {MODELS_DIR}; pass --model PATH to a checkpoint folder")

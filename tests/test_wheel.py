@@ -73,6 +73,7 @@ def test_the_installed_wheel_finds_its_models_and_fills_the_demo_brain_outside_t
     installed = str(site / "inpaint_resources")
     assert f"3D refiner (refine3d) on a 2 mm grid: {installed}/refiner3d " in listing
     assert f"3D refiner (refine3d) on a 1 mm grid: {installed}/refiner3d_1mm " in listing
+    assert "learns the mirror share)" in listing.split("1 mm grid")[1].splitlines()[0]
     assert f"{installed}/models/vae_k3  (default)" in listing
     assert str(ROOT) not in listing
 

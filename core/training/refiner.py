@@ -316,7 +316,7 @@ def batch_stream(brains: Sequence[Brain], weights: np.ndarray, size: int, seed: 
 CARD = """# Model card: 3D refiner (`refine3d`, the default fill)
 
 3D U-Net (three levels, {width}/{w2}/{w4} channels, {params:,} parameters) on a {spacing:g} mm grid. Input: the
-biharmonic 3D fill of a lesion's neighbourhood and the hole mask; output: a correction added inside the hole.
+biharmonic 3D fill of a lesion's neighbourhood and the hole mask{inputs}; output: a correction added inside the hole{gate}.
 Its last layer starts at zero, so before training it is exactly the biharmonic fill.
 
 ## Intended use
@@ -400,7 +400,11 @@ def write_card(out: Path, network: Refiner3D, meta: dict, step: int) -> None:
                                 "Command: not recorded (trained through `core.training.refiner.train`)."),
                        mse=float(np.mean([float(r[1]) for r in last])), base=float(np.mean([float(r[2]) for r in last])),
                        averaging=AVERAGING[meta.get("loss", "voxel")], history=_history(meta),
-                       deform=(f"\n{float(meta['deform']):.0%} of the patches are also rotated (+/-{DEFORM_MAX_DEGREES:g} deg "
+                       inputs=(", and the other hemisphere mirrored and aligned to it (two channels)"
+                               if network.config.mirror_inputs else ""),
+                       gate=(", plus a learned share (0-1 per voxel) of the mirror's detail (`refine3d --mirror 0.5`: "
+                             "that share)" if network.config.mirror_inputs else ""),
+                       deform=(f"\n{float(meta['deform']):.0%} of the patches{' without the mirror' if meta.get('mirror') else ''} are also rotated (+/-{DEFORM_MAX_DEGREES:g} deg "
                                f"about each axis), scaled (x{1 - DEFORM_SCALE:g}-{1 + DEFORM_SCALE:g}) and warped "
                                f"(smooth displacements up to {DEFORM_WARP_VOXELS:g} voxels)."
                                if meta.get("deform") else ""),
