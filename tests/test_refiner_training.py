@@ -256,7 +256,8 @@ def test_the_card_gives_the_command_that_started_the_run_and_a_resume_keeps_it(t
     assert started in (tmp_path / "run" / "MODEL_CARD.md").read_text()
     assert main(["--data", str(path), "--out", str(tmp_path / "run"), "--steps", "2", "--batch-size", "2",
                  "--resume"]) == 0
-    assert started in (tmp_path / "run" / "MODEL_CARD.md").read_text()
+    card = (tmp_path / "run" / "MODEL_CARD.md").read_text()
+    assert started in card and "Resumed with `python -m core.training.refiner --data" in card and "--resume`." in card
     train([(path, None, 1.0)], tmp_path / "api", minutes=5, steps=1, batch_size=2, config=RefinerConfig(width=2))
     assert "Command: not recorded" in (tmp_path / "api" / "MODEL_CARD.md").read_text()
 

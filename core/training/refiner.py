@@ -397,7 +397,8 @@ def write_card(out: Path, network: Refiner3D, meta: dict, step: int) -> None:
                        minutes=meta["wall_time_s"] / 60, torch=meta["torch"],
                        hardware=meta.get("hardware", "one CPU thread"),
                        command=(f"Command: `{meta['command']}`." if meta.get("command") else
-                                "Command: not recorded (trained through `core.training.refiner.train`)."),
+                                "Command: not recorded (trained through `core.training.refiner.train`).")
+                               + "".join(f" Resumed with `{c}`." for c in meta.get("resumed", [])),
                        mse=float(np.mean([float(r[1]) for r in last])), base=float(np.mean([float(r[2]) for r in last])),
                        averaging=AVERAGING[meta.get("loss", "voxel")], history=_history(meta),
                        inputs=(", and the other hemisphere mirrored and aligned to it (two channels)"
@@ -506,6 +507,7 @@ def train(data: Sequence[tuple[Path, Optional[Path], float]], out: Path, *, minu
             meta["init"] = record["training"]["init"]
         meta["wall_time_s"] = float(record["training"].get("wall_time_s", 0.0))
         meta["command"] = record["training"].get("command") or command
+        meta["resumed"] = list(record["training"].get("resumed", [])) + ([command] if command else [])
         saved = load_file(str(out / "optimizer.safetensors"))
         if saved:
             opt = optimiser.state_dict()
