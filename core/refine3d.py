@@ -109,7 +109,7 @@ class Refiner3D(nn.Module):
         """The correction inside the hole and, with mirror inputs, the share of the mirror's detail (else None)."""
         inputs = [base, hole]
         if self.config.mirror_inputs:
-            inputs.append(mirror if mirror is not None else torch.zeros_like(torch.cat([base, base], dim=1)))
+            inputs.append(mirror if mirror is not None else base.new_zeros((base.shape[0], 2) + base.shape[2:]))
         e0 = self.enc0(torch.cat(inputs, dim=1))
         e1 = self.enc1(e0)
         e2 = self.enc2(e1)
@@ -303,7 +303,7 @@ def refine_fill(voided: np.ndarray, hole: np.ndarray, spacing: Sequence[float], 
         unknown = hole[crop]
         known = np.where(unknown, -1.0, scale.to_model(voided[crop])).astype(np.float32)
         region = filled[crop]
-        smooth = biharmonic_fill_3d(known, unknown) if native_grid else biharmonic_fill_3d(known, unknown, spacing)
+        smooth = biharmonic_fill_3d(known, unknown, (1.0, 1.0, 1.0) if native_grid else spacing)
         if learned_share:
             pred = smooth + _learned_fill(refiner, device, smooth, known, unknown, factors, native_grid, spacing,
                                           None if mirror is None or not mirror_weight else scale.to_model(mirror[crop]),
@@ -358,7 +358,9 @@ def _learned_fill(refiner: Refiner, device: torch.device, smooth: np.ndarray, kn
         small_base, small_hole = _model_grid(known, unknown, factors)
         small = np.stack([resample(c, factors, small_base.shape) for c in inputs])
         correction, share = run_parts(refiner, small_base, small_hole, small, device)
-        correction, share = _back(correction, factors, unknown.shape), _back(share, factors, unknown.shape)
+        correction = _back(correction, factors, unknown.shape)
     if mirror is None:
         return correction
+    if not native_grid:
+        share = _back(share, factors, unknown.shape)
     return correction + (mirror_weight / MIRROR_WEIGHT) * share * inputs[1]

@@ -218,8 +218,8 @@ def sample(rng: np.random.Generator, brains: Sequence[Brain], weights: np.ndarra
     mirrored = None
     if mirror and rng.random() < mirror and source.reflection is not None:
         box = tuple(slice(int(a), int(a) + patch) for a in lo)
-        coords = source.reflection.source_voxels(box)
-        mirrored = ndimage.map_coordinates(source.image, coords, order=1, mode="constant", cval=-1.0,
+        mirror_coords = source.reflection.source_voxels(box)
+        mirrored = ndimage.map_coordinates(source.image, mirror_coords, order=1, mode="constant", cval=-1.0,
                                            output=np.float32)
     if mirrored is None and deform and rng.random() < deform:
         coords = deformation(rng, patch) + (lo + (patch - 1) / 2.0)[:, None, None, None]
@@ -254,7 +254,7 @@ def sample(rng: np.random.Generator, brains: Sequence[Brain], weights: np.ndarra
     if mirrored is not None:
         # where the mirror samples the hole itself (a hole at the midline) it is unknown, as in the fill
         unoriented = np.flip(hole, flips).transpose(np.argsort(order)) if flips else hole.transpose(np.argsort(order))
-        on_hole = ndimage.map_coordinates(unoriented.astype(np.float32), coords - lo[:, None, None, None], order=1,
+        on_hole = ndimage.map_coordinates(unoriented.astype(np.float32), mirror_coords - lo[:, None, None, None], order=1,
                                           mode="constant", cval=0.0) > 0
         mirrored[orient(on_hole)] = np.nan
         aligned, detail = align_mirror(base, mirrored, hole, (2.0 / hole_scale,) * 3)
