@@ -143,11 +143,15 @@ def _ddp_worker(rank: int, world: int, port: int, brain: str, out: str) -> None:
     torch.set_num_threads(1)
     ctx = setup()
     try:
-        trainer = make_trainer(Path(brain), Path(out) / "model", ctx, kind="gan", steps=3)
-        trainer.run()
-        save_file({k: v.contiguous() for k, v in weights(trainer).items()}, str(Path(out) / f"rank{rank}.safetensors"))
+        _train_and_save(rank, ctx, brain, out)   # the trainer is gone before the group is left (`teardown`)
     finally:
         teardown(ctx)
+
+
+def _train_and_save(rank: int, ctx: Context, brain: str, out: str) -> None:
+    trainer = make_trainer(Path(brain), Path(out) / "model", ctx, kind="gan", steps=3)
+    trainer.run()
+    save_file({k: v.contiguous() for k, v in weights(trainer).items()}, str(Path(out) / f"rank{rank}.safetensors"))
 
 
 def test_two_process_ddp_ends_with_identical_weights(brain, tmp_path):

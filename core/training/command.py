@@ -107,10 +107,12 @@ def run(args: argparse.Namespace) -> int:
         if args.resume:
             trainer.load()
         trainer.run()
+        step, elapsed = trainer.step, trainer.elapsed
+        del trainer   # its DistributedDataParallel modules go before the process group (`teardown`)
     finally:
         teardown(ctx)
     if ctx.main:
-        print(f"model written to {out} after {trainer.step} steps ({trainer.elapsed / 60:.1f} min)")
+        print(f"model written to {out} after {step} steps ({elapsed / 60:.1f} min)")
     return 0
 
 

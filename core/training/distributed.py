@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 from dataclasses import dataclass
 
@@ -49,7 +50,15 @@ def setup() -> Context:
 
 
 def teardown(ctx: Context) -> None:
+    """Leave the process group together, after the caller dropped its DistributedDataParallel modules.
+
+    A module that outlives the group aborts the process at exit (gloo: "terminate called without an
+    active exception"), so they are collected first; then every rank waits for the others (rank 0 may
+    still be saving).
+    """
     if ctx.distributed and dist.is_initialized():
+        gc.collect()
+        dist.barrier()
         dist.destroy_process_group()
 
 
