@@ -106,3 +106,34 @@ def test_cli_writes_json_markdown_and_figure(tmp_path):
     text = (out / "downstream.md").read_text()
     assert "| no fill |" in text and "fig_t1.png" in text
     assert (out / "fig_t1.png").stat().st_size > 1000
+
+
+def test_cli_on_a_cohort_summarises_over_brains_per_dataset(tmp_path):
+    from core.cli import main
+
+    affine = np.diag([-2.0, 2.0, 2.0, 1.0])
+    for dataset, subject, seed in (("dsA", "sub-01", 0), ("dsA", "sub-02", 1), ("dsB", "sub-01", 2)):
+        folder = tmp_path / "cohort" / dataset
+        folder.mkdir(parents=True, exist_ok=True)
+        image, brain, _ = synthetic_brain(seed)
+        nib.save(nib.Nifti1Image(image, affine), folder / f"{subject}_T1w.nii.gz")
+        nib.save(nib.Nifti1Image(brain.astype(np.uint8), affine), folder / f"{subject}_brainmask.nii.gz")
+    out = tmp_path / "out"
+    args = ["bench", "--downstream", "--cohort", str(tmp_path / "cohort"), "--methods", "border-mean,biharmonic-3d",
+            "--out", str(out), "--quiet", "--device", "cpu"]
+    assert main(args) in (0, None)
+    report = json.loads((out / "downstream.json").read_text())
+    assert list(report["brains"]) == ["dsA/sub-01", "dsA/sub-02", "dsB/sub-01"]
+    assert "--cohort" in report["command"]
+    text = (out / "downstream.md").read_text()
+    assert "### all (3 brains)" in text and "### dsA (2 brains)" in text and "### dsB (1 brain)" in text
+    rows = {b: report["brains"][b]["segmenters"]["gmm"]["methods"] for b in report["brains"]}
+    agree = [100 * rows[b]["border-mean"]["lesion_agreement"] for b in rows]
+    paired = [100 * (rows[b]["border-mean"]["lesion_agreement"] - rows[b]["biharmonic-3d"]["lesion_agreement"])
+              for b in rows]
+    se = np.std(agree, ddof=1) / math.sqrt(3)
+    row = next(line for line in text.splitlines() if line.startswith("| border-mean |"))   # the first: all brains
+    assert row.split(" | ")[1] == f"{np.mean(agree):.1f} +/- {se:.1f} ({np.mean(paired):+.1f} +/- " \
+                                  f"{np.std(paired, ddof=1) / math.sqrt(3):.1f})"
+    assert (out / "fig_dsA_sub-01.png").is_file() and "fig_dsB_sub-01.png" in text
+    assert main(args + ["--image", str(tmp_path / "cohort" / "dsA" / "sub-01_T1w.nii.gz")]) == 2

@@ -69,9 +69,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--refiner", type=Path, default=None,
                    help="3D refiner folder for refine3d (default: the shipped one)")
     p.add_argument("--downstream", action="store_true",
-                   help="downstream test instead: simulated lesions in both held-out brains, filled by every baseline "
-                        "and model, tissue-segmented (GMM, HMRF) and compared with the original's segmentation; "
-                        "writes downstream.json/.md and figures to --out (default docs/results/downstream)")
+                   help="downstream test instead: simulated lesions in both held-out brains (or --image, or every "
+                        "scan of --cohort), filled by every baseline and model, tissue-segmented (GMM, HMRF) and "
+                        "compared with the original's segmentation; writes downstream.json/.md and figures to --out "
+                        "(default docs/results/downstream)")
     p.set_defaults(func=run)
 
 
@@ -128,6 +129,8 @@ def _methods(args: argparse.Namespace, notes: list[str]) -> tuple[list[Method], 
 
 def run(args: argparse.Namespace) -> int:
     """Run the benchmark; returns the exit status."""
+    if args.cohort is not None and args.image is not None:
+        raise InpaintError("--cohort benches every scan of its folder and --image one scan: pass one of them.")
     if args.downstream:
         from .downstream_report import run as run_downstream
         return run_downstream(args)

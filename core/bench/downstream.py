@@ -36,6 +36,7 @@ from ..errors import InpaintError
 from ..fill import FillSettings
 from ..metrics import hole_metrics
 from ..volume import dilate_mask
+from .cohort import cohort_scans
 from .lesions import LesionSet, simulate_lesions
 from .masks import Case
 from ..paths import shown_path
@@ -244,10 +245,15 @@ def run_brain(name: str, data: BenchData, methods: list[Method], models: dict, s
                        images={k: v for k, v in images.items() if k in keep}, segmentations=shown, record=record)
 
 
-def load_brains(image: Optional[Path], brainmask: Optional[Path]) -> dict[str, BenchData]:
-    """The two held-out brains, or the one given on the command line."""
+def load_brains(image: Optional[Path], brainmask: Optional[Path], cohort: Optional[Path] = None,
+                which: str = "all") -> dict[str, BenchData]:
+    """The two held-out brains, the one given on the command line, or every scan of a cohort folder
+    (`core.bench.cohort.cohort_scans`: split `which`), named `dataset/subject`."""
     if image is not None:
         return {Path(image).name.split(".")[0]: load_bench_data(image, brainmask)}
+    if cohort is not None:
+        return {f"{scan.dataset}/{scan.image.name.split('_T1w')[0]}": load_bench_data(scan.image, scan.brainmask)
+                for scan in cohort_scans(cohort, which)}
     missing = [str(p) for pair in BRAINS.values() for p in pair if not p.is_file()]
     if missing:
         raise InpaintError(f"the held-out brains are missing ({', '.join(missing)}); pass --image and --brainmask.")

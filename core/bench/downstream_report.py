@@ -1,7 +1,8 @@
-"""`inpaint bench --downstream`: run the downstream test on both held-out brains and write its outputs.
+"""`inpaint bench --downstream`: run the downstream test on both held-out brains (or one scan, or every scan of a
+cohort folder with `--cohort`) and write its outputs.
 
-Writes into one folder: `downstream.json` (every number), `downstream.md` (tables) and
-`fig_<brain>.png` (Pillow only): the axial slice through the largest lesion, cropped around
+Writes into one folder: `downstream.json` (every number), `downstream.md` (tables; for a cohort the summary is
+the mean +/- standard error over brains, all and per dataset) and `fig_<brain>.png` (Pillow only): the axial slice through the largest lesion, cropped around
 it, anterior up and the patient's right on the right; columns original, no fill and the app
 default's fill; rows the T1 image and each segmenter's labels (CSF blue, GM grey, WM white),
 the lesion outlined in red.
@@ -21,11 +22,13 @@ from PIL import Image, ImageDraw, ImageFont
 from scipy import ndimage
 
 from ..fill import FillSettings
+from ..paths import shown_path
 from ..progress import ProgressBar
 from ..registry import default_model_name, list_models, resolve_model
 from ..search import select_device
 from .downstream import (NO_FILL, TISSUES, BrainResult, app_default_method, baseline_names, fill_methods,
                          load_brains, run_brain)
+from .cohort import mean_se
 from .lesions import KINDS
 from .report import machine_info, write_results_json
 
@@ -35,6 +38,7 @@ ZOOM = 5
 CROP = 40  # voxels shown around the lesion (80 mm at 2 mm)
 COLOURS = {0: (0, 0, 0), 1: (40, 90, 200), 2: (140, 140, 140), 3: (240, 240, 240)}
 TARGET_AGREEMENT, TARGET_WM_PCT = 0.95, 0.5
+PAIRED_BASELINE = "biharmonic-3d"   # a cohort's agreement is also given as the paired difference from it
 
 
 def _pct(value: float, digits: int = 2) -> str:
@@ -106,6 +110,49 @@ def headline_table(report: dict) -> list[str]:
     return lines
 
 
+def _mean_se(values: list[float], digits: int = 1, sign: bool = False) -> str:
+    if not values:
+        return "not run"
+    mean, se = mean_se(values)
+    text = f"{mean:+.{digits}f}" if sign else f"{mean:.{digits}f}"
+    return text if math.isnan(se) else f"{text} +/- {se:.{digits}f}"
+
+
+def cohort_tables(report: dict) -> list[str]:
+    """Mean +/- SE over brains (all, then per dataset) of each method's lesion agreement (and its paired
+    difference from biharmonic-3d) and whole-brain WM volume change, per segmenter."""
+    brains = report["brains"]
+    groups = {"all": list(brains)}
+    for name in brains:
+        if "/" in name:
+            groups.setdefault(name.split("/")[0], []).append(name)
+    segs = list(report["segmenters"])
+    lines = []
+    for group, names in groups.items():
+        lines += [f"### {group} ({len(names)} brain{'' if len(names) == 1 else 's'})", "",
+                  "| method | " + " | ".join(f"lesion voxels as original, {s} (%; vs {PAIRED_BASELINE}, points)"
+                                            for s in segs)
+                  + " | " + " | ".join(f"WM vol %, {s}" for s in segs) + " |",
+                  "| --- |" + " ---: |" * (2 * len(segs))]
+        for method in [NO_FILL] + report["methods"]:
+            agree, wm = [], []
+            for seg in segs:
+                rows = {b: brains[b]["segmenters"][seg]["methods"].get(method) for b in names}
+                rows = {b: r for b, r in rows.items() if r is not None}
+                base = {b: brains[b]["segmenters"][seg]["methods"].get(PAIRED_BASELINE) for b in rows}
+                paired = [100 * (r["lesion_agreement"] - base[b]["lesion_agreement"])
+                          for b, r in rows.items() if base[b] is not None]
+                cell = _mean_se([100 * r["lesion_agreement"] for r in rows.values()])
+                if paired and method != PAIRED_BASELINE:
+                    cell += f" ({_mean_se(paired, sign=True)})"
+                agree.append(cell)
+                wm.append(_mean_se([r["volume_change_pct"]["wm"] for r in rows.values()], 2, sign=True))
+            name = f"**{method}** (app default)" if method == report["default_method"] else method
+            lines.append(f"| {name} | " + " | ".join(agree + wm) + " |")
+        lines.append("")
+    return lines
+
+
 def verdict(report: dict) -> list[str]:
     """Whether the app default meets the issue's bar (>= 95% of lesion voxels as original, |WM change| <= 0.5%)."""
     method = report["default_method"]
@@ -126,6 +173,14 @@ def verdict(report: dict) -> list[str]:
     return lines
 
 
+def summary_table(report: dict) -> list[str]:
+    """Per brain for one or two brains; mean +/- SE over brains for a cohort."""
+    if len(report["brains"]) <= 2:
+        return headline_table(report)
+    return [f"Mean +/- standard error over brains; in brackets the paired difference from {PAIRED_BASELINE} "
+            "(percentage points).", ""] + cohort_tables(report)
+
+
 def write_markdown(path: Path, report: dict, figures: dict[str, str]) -> Path:
     lines = ["# Downstream test: tissue segmentation after lesion filling", "",
              f"{report['lesions_per_brain']} simulated T1-hypointense white matter lesions per brain "
@@ -133,9 +188,9 @@ def write_markdown(path: Path, report: dict, figures: dict[str, str]) -> Path:
              f"{' and '.join(report['segmenters'][s] for s in report['segmenters'])}. Each segmentation is compared "
              "with the original image's (no lesion). Volume changes are of the whole brain's CSF, grey and white "
              "matter; 'lesion voxels as original' is the share of lesion voxels given the original's label. "
-             f"Command `inpaint bench --downstream`; {report['wall_seconds'] / 60:.1f} min on "
+             f"Command `{report['command']}`; {report['wall_seconds'] / 60:.1f} min on "
              f"{report['machine']['cpu_count']} CPU cores ({report['machine']['torch_threads']} torch threads).", "",
-             "## Summary", ""] + headline_table(report) + [""] + [f"- {line}" for line in verdict(report)] + [""]
+             "## Summary", ""] + summary_table(report) + [""] + [f"- {line}" for line in verdict(report)] + [""]
     for brain, record in report["brains"].items():
         kinds = ", ".join(f"{sum(les['kind'] == k for les in record['lesions'])} {k}" for k in KINDS)
         lines += [f"## {brain}", "",
@@ -213,7 +268,9 @@ def run(args: argparse.Namespace) -> int:
     out = args.out or DEFAULT_OUT
     out.mkdir(parents=True, exist_ok=True)
     select_device(args.device)
-    brains = load_brains(args.image, args.brainmask)
+    brains = load_brains(args.image, args.brainmask, args.cohort, args.split)
+    command = "inpaint bench --downstream" + (f" --cohort {shown_path(args.cohort)}" if args.cohort else "") + (
+        f" --split {args.split}" if args.cohort and args.split != "all" else "")
     run_models = args.methods is None or "default" in args.methods
     names = (args.models if args.models is not None else [m.name for m in list_models()]) if run_models else []
     models = {}
@@ -245,15 +302,16 @@ def run(args: argparse.Namespace) -> int:
         "models": {name: {"weights_sha256": model.checksum} for name, model in models.items()},
         "segmenters": {"gmm": "Gaussian mixture (scikit-learn, 3 classes)",
                        "hmrf": "HMRF (dipy TissueClassifierHMRF, beta 0.1, 10 iterations)"},
-        "lesions_per_brain": LESIONS_PER_BRAIN, "seed": args.seed,
+        "lesions_per_brain": LESIONS_PER_BRAIN, "seed": args.seed, "command": command,
         "settings": {"default": settings.to_dict()},
         "machine": machine_info(args.device), "wall_seconds": wall,
         "notes": [f"downstream wall time {wall:.1f} s."],
     }
-    figures = {r.name: write_figure(out / f"fig_{r.name}.png", r, default_method).name for r in results}
+    figures = {r.name: write_figure(out / f"fig_{r.name.replace('/', '_')}.png", r, default_method).name
+               for r in results}
     write_results_json(out / "downstream.json", report)
     write_markdown(out / "downstream.md", report, figures)
-    print("\n".join(headline_table(report)))
+    print("\n".join(summary_table(report)))
     for line in verdict(report):
         print(line, file=sys.stderr)
     print(f"wrote {out}/downstream.json, downstream.md and {len(figures)} figure(s) in {wall:.0f} s", file=sys.stderr)
