@@ -24,6 +24,7 @@ from scipy import ndimage
 from ..fill import FillSettings
 from ..paths import shown_path
 from ..progress import ProgressBar
+from ..refine3d import shipped_refiners
 from ..registry import default_model_name, list_models, resolve_model
 from ..search import select_device
 from .downstream import (NO_FILL, TISSUES, BrainResult, app_default_method, baseline_names, fill_methods,
@@ -300,6 +301,8 @@ def run(args: argparse.Namespace) -> int:
         "methods": [m.name for m in methods],
         "default_method": default_method,
         "models": {name: {"weights_sha256": model.checksum} for name, model in models.items()},
+        "refiners": [{"name": r.name, "sha256": r.checksum, "spacing_mm": r.config.spacing_mm}
+                     for r in shipped_refiners()],
         "segmenters": {"gmm": "Gaussian mixture (scikit-learn, 3 classes)",
                        "hmrf": "HMRF (dipy TissueClassifierHMRF, beta 0.1, 10 iterations)"},
         "lesions_per_brain": LESIONS_PER_BRAIN, "seed": args.seed, "command": command,
