@@ -2,8 +2,9 @@
 
     python scripts/collect_results.py
 
-Runs read: `heldout/` and `colin27/` (`inpaint bench` on the two held-out brains), `downstream/`
-(`inpaint bench --downstream`), the study runs `k3/`, `k7/` (the four slice models, their 2D pipeline
+Runs read: `heldout/` and `colin27/` (`inpaint bench` on the two held-out brains), `heldout_cohort/` and
+`heldout_cohort_large/` (`inpaint bench --cohort`), `downstream/` and `downstream_cohort/` (`inpaint bench
+--downstream`, on the two held-out brains and on the held-out cohort), the study runs `k3/`, `k7/` (the four slice models, their 2D pipeline
 and its ablations) and the archived run `speed/` (made by an earlier version with the shipped template-trained
 `vae_k3`; its pipeline `default` is today's `slices2d`). Every
 "beats" statement is computed here against the best classical method of each family. The README
@@ -375,16 +376,19 @@ def write_cards(runs: dict[str, dict]) -> None:
                 card.write_text(head + card_section(model, runs[run], run, runs), encoding="utf-8")
 
 
-def downstream_section() -> list[str]:
-    """docs/results.md's downstream section: the run's reading, then `inpaint bench --downstream`'s own tables."""
-    folder = RESULTS / "downstream"
+def downstream_section(run: str = "downstream") -> list[str]:
+    """docs/results.md's section of a downstream run: its reading (the run folder's README.md), then
+    `inpaint bench --downstream`'s own tables."""
+    folder = RESULTS / run
     if not (folder / "downstream.md").is_file():
         return []
     readme = folder / "README.md"
     head = (readme.read_text(encoding="utf-8").rstrip().split("\n") if readme.is_file()
             else ["## Downstream: tissue segmentation after filling simulated lesions"])
-    tables = _demote((folder / "downstream.md").read_text(encoding="utf-8"), "downstream")
-    return head + ["", "Raw: `docs/results/downstream/downstream.json`; command `inpaint bench --downstream`.", "",
+    command = json.loads((folder / "downstream.json").read_text(encoding="utf-8")).get("command",
+                                                                                      "inpaint bench --downstream")
+    tables = _demote((folder / "downstream.md").read_text(encoding="utf-8"), run)
+    return head + ["", f"Raw: `docs/results/{run}/downstream.json`; command `{command}`.", "",
                    tables.split("\n", 1)[1].lstrip("\n"), ""]
 
 
@@ -413,7 +417,7 @@ def results_markdown(by_name: dict[str, dict]) -> str:
                   "(tests/test_results_current.py checks the checksums).", ""]
     parts += ["## Summary", "", readme_block(by_name, load_downstream(), load_cohort(), full=True)
               .replace(BEGIN, "").replace(END, ""), ""]
-    parts += downstream_section()
+    parts += downstream_section("downstream_cohort") + downstream_section()
     for run, title, _ in runs:
         path = RESULTS / run / "results.md"
         if path.is_file():

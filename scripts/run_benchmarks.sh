@@ -13,6 +13,8 @@
 #   k3/, k7/  the study runs: the four slice models (VAE and GAN per kernel), their 2D pipeline and its
 #             ablations beside the 2D and 3D biharmonic fills, on the held-out subject (the model cards quote them)
 #   downstream/  tissue segmentation of simulated lesions before and after filling (both brains)
+#   downstream_cohort/  the same on the 8 held-out cohort scans at their own voxel size (default fill,
+#             biharmonic-3d, the FSL-style fill and the default slice model's 2D pipeline)
 # Both bench runs take one torch thread each and run side by side; then the downstream run, alone
 # on the machine, with two threads. CASES (default 6) lesions per family: the paired standard
 # error that docs/results.md gives with every difference shrinks with their square root.
@@ -52,3 +54,6 @@ for kernel in 3 7; do
 done
 wait "${pids[@]}"
 OMP_NUM_THREADS=2 "$PYTHON" -m core.cli bench --downstream --out docs/results/downstream --quiet > docs/results/downstream.log 2>&1
+OMP_NUM_THREADS=1 "$PYTHON" -m core.cli bench --downstream --cohort "$DATA/heldout_cohort" \
+    --methods default,biharmonic-3d,fsl-style --models "$MODEL" --out docs/results/downstream_cohort --quiet \
+    > docs/results/downstream_cohort.log 2>&1

@@ -8,6 +8,7 @@ with `python scripts/collect_results.py`.
 from __future__ import annotations
 
 import importlib.util
+import json
 import math
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from core.bench.runner import default_method_name
 from core.volume import sha256_file
 from core.fill import FillSettings
 from core.refine3d import SHIPPED as REFINER
+from core.refine3d import shipped_refiners
 from core.registry import default_model_name, list_models
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -104,3 +106,12 @@ def test_the_held_out_cohort_runs_scored_the_shipped_refiners_at_native_resoluti
     # at the scans' own voxel sizes (ds002748, ds000011), not resampled
     assert {tuple(c["voxel_mm"]) for c in report["cases"]} == {(0.868, 0.868, 1.0), (1.0, 1.333, 1.333)}
 
+
+
+def test_the_cohort_downstream_run_scored_the_shipped_weights():
+    report = json.loads((ROOT / "docs" / "results" / "downstream_cohort" / "downstream.json").read_text(encoding="utf-8"))
+    assert {r["name"]: r["sha256"] for r in report["refiners"]} == {r.name: r.checksum for r in shipped_refiners()}, \
+        "a shipped refiner changed after docs/results/downstream_cohort was made"
+    shipped = {m.name: sha256_file(m.path / "model.safetensors") for m in list_models()}
+    assert report["models"] and all(shipped.get(name) == entry["weights_sha256"] for name, entry in report["models"].items())
+    assert report["default_method"] == default_method_name(default_model_name()) and len(report["brains"]) == 8

@@ -263,6 +263,22 @@ def write_figure(path: Path, result: BrainResult, default_method: Optional[str])
     return path
 
 
+def downstream_command(args: argparse.Namespace) -> str:
+    """The command line that gives this run's report (the options that change it)."""
+    words = ["inpaint bench --downstream"]
+    for option, value in (("--image", args.image), ("--brainmask", args.brainmask), ("--cohort", args.cohort)):
+        if value is not None:
+            words.append(f"{option} {shown_path(value)}")
+    if args.cohort is not None and args.split != "all":
+        words.append(f"--split {args.split}")
+    for option, names in (("--methods", args.methods), ("--models", args.models)):
+        if names is not None:
+            words.append(f"{option} {','.join(names)}")
+    if args.seed:
+        words.append(f"--seed {args.seed}")
+    return " ".join(words)
+
+
 def run(args: argparse.Namespace) -> int:
     """`inpaint bench --downstream`; returns the exit status."""
     started = time.perf_counter()
@@ -270,8 +286,7 @@ def run(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     select_device(args.device)
     brains = load_brains(args.image, args.brainmask, args.cohort, args.split)
-    command = "inpaint bench --downstream" + (f" --cohort {shown_path(args.cohort)}" if args.cohort else "") + (
-        f" --split {args.split}" if args.cohort and args.split != "all" else "")
+    command = downstream_command(args)
     run_models = args.methods is None or "default" in args.methods
     names = (args.models if args.models is not None else [m.name for m in list_models()]) if run_models else []
     models = {}
