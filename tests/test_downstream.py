@@ -137,3 +137,4 @@ def test_cli_on_a_cohort_summarises_over_brains_per_dataset(tmp_path):
                                   f"{np.std(paired, ddof=1) / math.sqrt(3):.1f})"
     assert (out / "fig_dsA_sub-01.png").is_file() and "fig_dsB_sub-01.png" in text
     assert main(args + ["--image", str(tmp_path / "cohort" / "dsA" / "sub-01_T1w.nii.gz")]) == 2
+    assert main(["bench", "--downstream", "--split", "validation", "--quiet"]) == 2

@@ -131,6 +131,8 @@ def run(args: argparse.Namespace) -> int:
     """Run the benchmark; returns the exit status."""
     if args.cohort is not None and args.image is not None:
         raise InpaintError("--cohort benches every scan of its folder and --image one scan: pass one of them.")
+    if args.split != "all" and args.cohort is None:
+        raise InpaintError(f"--split {args.split} chooses scans of a cohort: pass --cohort FOLDER with it.")
     if args.downstream:
         from .downstream_report import run as run_downstream
         return run_downstream(args)

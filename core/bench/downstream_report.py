@@ -1,11 +1,11 @@
-"""`inpaint bench --downstream`: run the downstream test on both held-out brains (or one scan, or every scan of a
-cohort folder with `--cohort`) and write its outputs.
+"""`inpaint bench --downstream`: run the downstream test on both held-out brains (or one scan, or every
+scan of a cohort folder with `--cohort`) and write its outputs.
 
-Writes into one folder: `downstream.json` (every number), `downstream.md` (tables; for a cohort the summary is
-the mean +/- standard error over brains, all and per dataset) and `fig_<brain>.png` (Pillow only): the axial slice through the largest lesion, cropped around
-it, anterior up and the patient's right on the right; columns original, no fill and the app
-default's fill; rows the T1 image and each segmenter's labels (CSF blue, GM grey, WM white),
-the lesion outlined in red.
+Writes into one folder: `downstream.json` (every number), `downstream.md` (tables; for a cohort the
+summary is the mean +/- standard error over brains, all and per dataset) and `fig_<brain>.png`
+(Pillow only): the axial slice through the largest lesion, cropped around it, anterior up and the
+patient's right on the right; columns original, no fill and the app default's fill; rows the T1
+image and each segmenter's labels (CSF blue, GM grey, WM white), the lesion outlined in red.
 """
 
 from __future__ import annotations
