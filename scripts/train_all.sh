@@ -15,7 +15,7 @@ cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python}
 MINUTES=${MINUTES:-85}
 COMMON="--axis axial --size 96 --spacing 2.0 --latent 64 --width 12 --base 6 --batch-size 32
-        --steps 20000 --minutes $MINUTES --checkpoint-every 200 --seed 0 --threads 1"
+        --steps 20000 --checkpoint-every 200 --seed 0 --threads 1"
 
 if [[ "${1:-}" == "copy" ]]; then
     # runs/<PREFIX><name> -> resources/models/<name>: float16 weights, config, card (held-out section kept)
@@ -144,6 +144,6 @@ for spec in "vae 3 0" "vae 7 0" "gan 3 2" "gan 7 2"; do
     name="${kind}_k${kernel}"
     # GANs run at a slightly lower priority: the VAEs (likely default) get more of the shared CPU.
     nohup nice -n "$niceness" "$PYTHON" -m core.cli train --kind "$kind" --kernel "$kernel" $COMMON \
-        --out "runs/$name" >"runs/logs/$name.log" 2>&1 &
+        --minutes "$MINUTES" --out "runs/$name" >"runs/logs/$name.log" 2>&1 &
     echo "$name: pid $!"
 done
