@@ -44,6 +44,18 @@ if [[ "${1:-}" == "cohort" ]]; then
     exit 0
 fi
 
+refiner_1mm() {
+    # refiner_1mm OUT STEPS MINUTES WORKERS OPTIONS...: a 1 mm refiner run on the cohort's training split with the
+    # settings the shipped runs share; OUT, STEPS, REFINER_MINUTES, WORKERS, DEVICE and COHORT override the defaults
+    local out=${OUT:-$1} steps=$2 minutes=$3 workers=$4
+    shift 4
+    mkdir -p runs/logs
+    OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} "$PYTHON" -m core.training.refiner "$@" \
+        --cohort "${COHORT:-../shared/data/train_cohort}" --patch 40 --batch-size 4 --steps "${STEPS:-$steps}" \
+        --minutes "${REFINER_MINUTES:-$minutes}" --loss lesion --deform 0.3 --remap 0.3 --blur 0.3 --threads 1 \
+        --workers "${WORKERS:-$workers}" --device "${DEVICE:-cpu}" --out "$out" 2>&1 | tee -a "runs/logs/$(basename "$out").log"
+}
+
 if [[ "${1:-}" == "refiner1mm" ]]; then
     # The 1 mm refiner (resources/refiner3d_1mm) on the training split of the cohort; its validation split is
     # never drawn from. Settings of the shipped run; the run writes a checkpoint every 25 steps to OUT.
@@ -52,15 +64,9 @@ if [[ "${1:-}" == "refiner1mm" ]]; then
     #   DEVICE=cuda WORKERS=12 STEPS=40000 REFINER_MINUTES=9 scripts/train_all.sh refiner1mm
     #                                                        a GPU, unattended for 9 minutes; collect OUT
     # Then: inpaint bench --cohort ../shared/data/train_cohort --split validation --refiner OUT ... (docs/training.md)
-    COHORT=${COHORT:-../shared/data/train_cohort}
-    OUT=${OUT:-runs/refiner1mm}
-    resume=""
-    [[ "${2:-}" == "resume" ]] && resume="--resume"
-    mkdir -p runs/logs
-    OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} "$PYTHON" -m core.training.refiner $resume --cohort "$COHORT" \
-        --spacing 1.0 --patch 40 --batch-size 4 --steps "${STEPS:-2400}" --minutes "${REFINER_MINUTES:-125}" --lr 5e-4 \
-        --loss lesion --deform 0.3 --remap 0.3 --blur 0.3 --threads 1 --log-every 25 --device "${DEVICE:-cpu}" \
-        --workers "${WORKERS:-0}" --out "$OUT" 2>&1 | tee -a "runs/logs/$(basename "$OUT").log"
+    start=()
+    [[ "${2:-}" == "resume" ]] && start=(--resume)
+    refiner_1mm runs/refiner1mm 2400 125 0 "${start[@]}" --spacing 1.0 --lr 5e-4 --log-every 25
     exit 0
 fi
 
@@ -69,15 +75,9 @@ if [[ "${1:-}" == "refiner1mm_mirror" ]]; then
     # fill with the fixed mirror share 0.5), 90% of patches with the mirrored hemisphere as the fill gives it;
     # one training thread and one patch-making process (both CPU cores), 4000 planned steps, 75 min.
     #   scripts/train_all.sh refiner1mm_mirror [resume]
-    COHORT=${COHORT:-../shared/data/train_cohort}
-    OUT=${OUT:-runs/refiner1mm_mirror}
-    start="--init resources/refiner3d_1mm"
-    [[ "${2:-}" == "resume" ]] && start="--resume"
-    mkdir -p runs/logs
-    OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} "$PYTHON" -m core.training.refiner $start --cohort "$COHORT" --mirror 0.9 \
-        --patch 40 --batch-size 4 --steps "${STEPS:-4000}" --minutes "${REFINER_MINUTES:-75}" --lr 3e-4 --loss lesion \
-        --remap 0.3 --blur 0.3 --deform 0.3 --threads 1 --workers "${WORKERS:-1}" --log-every 50 \
-        --device "${DEVICE:-cpu}" --out "$OUT" 2>&1 | tee -a "runs/logs/$(basename "$OUT").log"
+    start=(--init resources/refiner3d_1mm)
+    [[ "${2:-}" == "resume" ]] && start=(--resume)
+    refiner_1mm runs/refiner1mm_mirror 4000 75 1 "${start[@]}" --mirror 0.9 --lr 3e-4 --log-every 50
     exit 0
 fi
 
