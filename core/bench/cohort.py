@@ -118,7 +118,8 @@ def per_scan(records: list[dict], methods: Sequence[str], families: Sequence[str
     return table
 
 
-def _fmt(pair: Optional[tuple[float, float]], digits: int = 2, sign: bool = False) -> str:
+def format_mean_se(pair: Optional[tuple[float, float]], digits: int = 2, sign: bool = False) -> str:
+    """`mean +/- SE` (`-` for None; the mean alone when the SE is NaN)."""
     if pair is None:
         return "-"
     mean, se = pair
@@ -141,9 +142,9 @@ def write_markdown(path: Path, report: dict) -> Path:
         for method in methods:
             cells = block[method]
             lesion = cells["lesion-sized"]
-            lines.append(f"| {method} | " + " | ".join(_fmt(cells[f].get("psnr_hole")) for f in families + ["lesion-sized"])
-                         + f" | {_fmt(lesion.get('psnr_vs_' + BASELINE), sign=True)} | "
-                         f"{_fmt(lesion.get('ssim_hole'), 3)} | {_fmt(lesion.get('stripe_ratio'))} |")
+            lines.append(f"| {method} | " + " | ".join(format_mean_se(cells[f].get("psnr_hole")) for f in families + ["lesion-sized"])
+                         + f" | {format_mean_se(lesion.get('psnr_vs_' + BASELINE), sign=True)} | "
+                         f"{format_mean_se(lesion.get('ssim_hole'), 3)} | {format_mean_se(lesion.get('stripe_ratio'))} |")
         lines.append("")
     table = uncertainty_table(report.get("uncertainty", {}))
     lines += ["## Predicted error (uncertainty map)", "", *table] if table else []

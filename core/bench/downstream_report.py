@@ -29,7 +29,7 @@ from ..registry import default_model_name, list_models, resolve_model
 from ..search import select_device
 from .downstream import (NO_FILL, TISSUES, BrainResult, app_default_method, baseline_names, fill_methods,
                          load_brains, run_brain)
-from .cohort import mean_se
+from .cohort import format_mean_se, mean_se
 from .lesions import KINDS
 from .report import machine_info, write_results_json
 
@@ -112,11 +112,7 @@ def headline_table(report: dict) -> list[str]:
 
 
 def _mean_se(values: list[float], digits: int = 1, sign: bool = False) -> str:
-    if not values:
-        return "not run"
-    mean, se = mean_se(values)
-    text = f"{mean:+.{digits}f}" if sign else f"{mean:.{digits}f}"
-    return text if math.isnan(se) else f"{text} +/- {se:.{digits}f}"
+    return format_mean_se(mean_se(values), digits, sign) if values else "not run"
 
 
 def cohort_tables(report: dict) -> list[str]:
