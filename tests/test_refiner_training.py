@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import nibabel as nib
@@ -14,7 +15,7 @@ from scipy import ndimage
 from conftest import synthetic_brain
 from core.errors import InpaintError
 from core.refine3d import RefinerConfig, load_refiner
-from core.training.refiner import Brain, deformation, hole_mse, random_hole, sample, train
+from core.training.refiner import LOG_FLOOR, Brain, deformation, hole_mse, random_hole, sample, train
 
 
 def test_random_holes_stay_inside_the_brain() -> None:
@@ -50,6 +51,22 @@ def test_lesion_loss_weighs_every_hole_the_same() -> None:
     pred[0, 0, 0, 0, 0] = 1.0
     assert hole_mse(pred, truth, hole, "lesion").item() == 0.5
     assert abs(hole_mse(pred, truth, hole, "voxel").item() - 1 / 33) < 1e-7
+
+
+def test_log_loss_is_the_mean_of_each_holes_error_in_decibels() -> None:
+    truth = torch.zeros(2, 1, 4, 4, 4)
+    hole = torch.zeros(2, 1, 4, 4, 4)
+    hole[0, 0, 0] = 1.0                # 16 voxels, error 0.1 on each: mean squared error 0.01
+    hole[1, 0, 1] = 1.0                # 16 voxels, error 0.01 on each: 1e-4
+    pred = torch.zeros_like(truth)
+    pred[0, 0, 0] = 0.1
+    pred[1, 0, 1] = 0.01
+    expected = (10 * math.log10(0.01 + LOG_FLOOR) + 10 * math.log10(1e-4 + LOG_FLOOR)) / 2
+    assert abs(hole_mse(pred, truth, hole, "log").item() - expected) < 1e-4
+    pred.requires_grad_(True)
+    hole_mse(pred, truth, hole, "log").backward()
+    # each hole's pull is its error over its mean squared error: the nearly right hole pulls harder per voxel
+    assert pred.grad[1, 0, 1].abs().mean() > pred.grad[0, 0, 0].abs().mean()
 
 
 def test_a_run_can_start_from_another_runs_weights(tmp_path: Path) -> None:

@@ -356,7 +356,8 @@ def _data_text(meta: dict) -> dict[str, str]:
     return {"data": data, "licences": licences, "validation": validation, "count": str(len(meta["data"]))}
 
 
-AVERAGING = {"voxel": "over all hole voxels of a batch", "lesion": "per hole, then over the batch"}
+AVERAGING = {"voxel": "over all hole voxels of a batch", "lesion": "per hole, then over the batch",
+             "log": "per hole in decibels (10 log10 of its mean), then over the batch"}
 
 
 def _stage(init: dict) -> str:
@@ -430,16 +431,22 @@ def _save(out: Path, network: Refiner3D, optimiser: torch.optim.Optimizer, step:
     write_atomically(out / "optimizer.safetensors", lambda p: save_file(tensors, str(p)))
 
 
-LOSSES = ("voxel", "lesion")
+LOSSES = ("voxel", "lesion", "log")
+LOG_FLOOR = 1e-4  # squared error added before the logarithm of the `log` loss (the holes' error is about 0.02)
 
 
 def hole_mse(pred: torch.Tensor, truth: torch.Tensor, hole: torch.Tensor, loss: str) -> torch.Tensor:
-    """Squared error inside the holes, averaged over all hole voxels (`voxel`) or per hole (`lesion`)."""
+    """Squared error inside the holes, averaged over all hole voxels (`voxel`) or per hole (`lesion`), or per
+    hole in decibels (`log`: 10 log10 of each hole's mean squared error, then the mean - what the bench's
+    per-lesion PSNR scores, with the sign turned)."""
     squared = ((pred - truth) ** 2) * hole
     if loss == "voxel":
         return squared.sum() / hole.sum().clamp(min=1.0)
     dims = tuple(range(1, pred.dim()))
-    return (squared.sum(dim=dims) / hole.sum(dim=dims).clamp(min=1.0)).mean()
+    per_hole = squared.sum(dim=dims) / hole.sum(dim=dims).clamp(min=1.0)
+    if loss == "log":
+        return (10.0 * torch.log10(per_hole + LOG_FLOOR)).mean()
+    return per_hole.mean()
 
 
 def train(data: Sequence[tuple[Path, Optional[Path], float]], out: Path, *, minutes: float, steps: int,
@@ -528,7 +535,8 @@ def train(data: Sequence[tuple[Path, Optional[Path], float]], out: Path, *, minu
         base, hole, truth, *inputs = (t.to(target) for t in tensors)
         pred = network(base, hole, *inputs)
         loss = hole_mse(pred, truth, hole, loss_kind)
-        base_loss = hole_mse(base, truth, hole, loss_kind)
+        logged = loss if loss_kind != "log" else hole_mse(pred.detach(), truth, hole, "lesion")
+        base_loss = hole_mse(base, truth, hole, "lesion" if loss_kind == "log" else loss_kind)
         optimiser.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(network.parameters(), CLIP_NORM)
@@ -536,7 +544,7 @@ def train(data: Sequence[tuple[Path, Optional[Path], float]], out: Path, *, minu
             group["lr"] = lr * 0.5 * (1.0 + math.cos(math.pi * min(step, steps) / steps))
         optimiser.step()
         step += 1
-        running.append((loss.item(), base_loss.item()))
+        running.append((logged.item(), base_loss.item()))
         if step % log_every == 0:
             m = np.mean(running, axis=0)
             running = []
@@ -593,7 +601,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                    help="steps between loss log lines and checkpoints (default 50)")
     p.add_argument("--resume", action="store_true")
     p.add_argument("--loss", choices=LOSSES, default="voxel",
-                   help="average the hole error over all hole voxels of a batch, or per lesion (default voxel)")
+                   help="average the hole error over all hole voxels of a batch, per lesion, or per lesion in decibels "
+                        "(log; the log records per-lesion errors) (default voxel)")
     p.add_argument("--init", type=Path, default=None, help="start from this run folder's weights (fresh optimiser)")
     p.add_argument("--deform", type=number_range(0.0, 1.0, "a share of patches "), default=0.0,
                    help=f"share of patches randomly rotated (+/-{DEFORM_MAX_DEGREES:g} deg), scaled "
