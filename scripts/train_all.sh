@@ -7,6 +7,7 @@
 #   scripts/train_all.sh refiner  the 2 mm 3D refiner of the default fill (`resume`, then `finetune`: see below)
 #   scripts/train_all.sh refiner1mm  the 1 mm 3D refiner, on the cohort (CPU, or DEVICE=cuda for a GPU: see below)
 #   scripts/train_all.sh refiner1mm_mirror  the same with mirror inputs, fine-tuned from it (see below)
+#   scripts/train_all.sh refiner1mm_log  that one continued with each hole's error in decibels (the shipped 1 mm refiner)
 #   scripts/train_all.sh cohort   the four models retrained on the cohort's training split, one after another,
 #                                 each from its shipped weights (runs/cohort_<name>; COHORT_MINUTES each, default 20)
 # MINUTES (default 85, as used) is each run's wall-clock budget; PYTHON defaults to python.
@@ -45,14 +46,14 @@ if [[ "${1:-}" == "cohort" ]]; then
 fi
 
 refiner_1mm() {
-    # refiner_1mm OUT STEPS MINUTES WORKERS OPTIONS...: a 1 mm refiner run on the cohort's training split with the
-    # settings the shipped runs share; OUT, STEPS, REFINER_MINUTES, WORKERS, DEVICE and COHORT override the defaults
-    local out=${OUT:-$1} steps=$2 minutes=$3 workers=$4
-    shift 4
+    # refiner_1mm OUT STEPS MINUTES WORKERS LOSS OPTIONS...: a 1 mm refiner run on the cohort's training split with
+    # the settings the shipped runs share; OUT, STEPS, REFINER_MINUTES, WORKERS, DEVICE and COHORT override the defaults
+    local out=${OUT:-$1} steps=$2 minutes=$3 workers=$4 loss=$5
+    shift 5
     mkdir -p runs/logs
     OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} "$PYTHON" -m core.training.refiner "$@" \
         --cohort "${COHORT:-../shared/data/train_cohort}" --patch 40 --batch-size 4 --steps "${STEPS:-$steps}" \
-        --minutes "${REFINER_MINUTES:-$minutes}" --loss lesion --deform 0.3 --remap 0.3 --blur 0.3 --threads 1 \
+        --minutes "${REFINER_MINUTES:-$minutes}" --loss "$loss" --deform 0.3 --remap 0.3 --blur 0.3 --threads 1 \
         --workers "${WORKERS:-$workers}" --device "${DEVICE:-cpu}" --out "$out" 2>&1 | tee -a "runs/logs/$(basename "$out").log"
 }
 
@@ -66,18 +67,28 @@ if [[ "${1:-}" == "refiner1mm" ]]; then
     # Then: inpaint bench --cohort ../shared/data/train_cohort --split validation --refiner OUT ... (docs/training.md)
     start=()
     [[ "${2:-}" == "resume" ]] && start=(--resume)
-    refiner_1mm runs/refiner1mm 2400 125 0 "${start[@]}" --spacing 1.0 --lr 5e-4 --log-every 25
+    refiner_1mm runs/refiner1mm 2400 125 0 lesion "${start[@]}" --spacing 1.0 --lr 5e-4 --log-every 25
     exit 0
 fi
 
 if [[ "${1:-}" == "refiner1mm_mirror" ]]; then
-    # The 1 mm refiner with mirror inputs: from resources/refiner3d_1mm (widened so that it starts as the default
-    # fill with the fixed mirror share 0.5), 90% of patches with the mirrored hemisphere as the fill gives it;
-    # one training thread and one patch-making process (both CPU cores), 4000 planned steps, 75 min.
-    #   scripts/train_all.sh refiner1mm_mirror [resume]
-    start=(--init resources/refiner3d_1mm)
+    # The 1 mm refiner with mirror inputs: from the 2400-step refiner above (runs/refiner1mm, once shipped; widened so
+    # that it starts as the default fill with the fixed mirror share 0.5), 90% of patches with the mirrored
+    # hemisphere as the fill gives it; one training thread and one patch-making process (both CPU cores), 4000
+    # planned steps, 75 min.   scripts/train_all.sh refiner1mm_mirror [resume]
+    start=(--init "${INIT:-runs/refiner1mm}")
     [[ "${2:-}" == "resume" ]] && start=(--resume)
-    refiner_1mm runs/refiner1mm_mirror 4000 75 1 "${start[@]}" --mirror 0.9 --lr 3e-4 --log-every 50
+    refiner_1mm runs/refiner1mm_mirror 4000 75 1 lesion "${start[@]}" --mirror 0.9 --lr 3e-4 --log-every 50
+    exit 0
+fi
+
+if [[ "${1:-}" == "refiner1mm_log" ]]; then
+    # The shipped 1 mm refiner: the mirror-input run above, continued to 8000 steps (runs/refiner1mm_mirror2, see
+    # docs/training.md), then 3000 steps with each hole's error in decibels (--loss log), lr 1e-4 and fresh patches
+    # (seed 1); 40 min on 2 CPU cores.   scripts/train_all.sh refiner1mm_log [resume]
+    start=(--init "${INIT:-runs/refiner1mm_mirror2}")
+    [[ "${2:-}" == "resume" ]] && start=(--resume)
+    refiner_1mm runs/refiner1mm_log 3000 45 1 log "${start[@]}" --mirror 0.9 --lr 1e-4 --seed 1 --log-every 50
     exit 0
 fi
 
