@@ -16,7 +16,7 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
-from core.baselines import biharmonic_3d_fill
+from core.baselines import biharmonic_3d_mm_fill
 from core.checkpoint import Model
 from core.errors import InpaintError
 from core.fill import FillResult, FillSettings
@@ -31,6 +31,8 @@ from core.volume import (ITK_SUFFIXES, NIFTI_SUFFIXES, Volume, check_outputs, de
 
 LAYERS = ("original", "masked", "generated", "blended")
 REVIEW_LOCK = "Reviewing a cohort: the mask is the one the cohort was filled with and cannot be edited."
+
+BASELINE = "biharmonic-3d-mm"   # the app's classical reference: `inpaint bench`'s strongest classical fill
 
 
 @dataclass
@@ -59,16 +61,18 @@ class PreviewMap:
         target_ras.reshape(-1)[self.positions] = values[self.order]
 
 
-def compare_metrics(original: np.ndarray, filled: np.ndarray, hole: np.ndarray) -> dict[str, Optional[dict[str, float]]]:
+def compare_metrics(original: np.ndarray, filled: np.ndarray, hole: np.ndarray,
+                    spacing: Sequence[float] = (1.0, 1.0, 1.0)) -> dict[str, Optional[dict[str, float]]]:
     """In-hole BraTS metrics against the unpainted input, for the fill and the strongest classical fill,
-    biharmonic inpainting in 3D (RAS arrays).
+    biharmonic inpainting in 3D weighted by the voxel size `spacing` (RAS arrays and mm).
 
     An entry is None where it cannot be measured (a volume thinner than the SSIM window, or a
     slice that is entirely hole so the baseline has nothing to fill from).
     """
     voided = np.where(hole, np.float32(0), original)
     metrics: dict[str, Optional[dict[str, float]]] = {}
-    for name, fill in (("model", lambda: filled), ("biharmonic-3d", lambda: biharmonic_3d_fill(voided, hole))):
+    for name, fill in (("model", lambda: filled),
+                       (BASELINE, lambda: biharmonic_3d_mm_fill(voided, hole, spacing))):
         try:
             metrics[name] = hole_metrics(fill(), original, hole, voided)
         except ValueError:
@@ -317,7 +321,7 @@ class Document:
 
         fill = self.result.fill
         if not self.result.metrics:  # exported before the worker measured it
-            self.result.metrics = compare_metrics(self.original, self.blended, self.reo.apply(fill.hole))
+            self.result.metrics = compare_metrics(self.original, self.blended, self.reo.apply(fill.hole), self.spacing)
         # every target is checked before anything is written; the volume and its sidecar then appear together
         protected = self.protected()
         check_outputs(path, inputs=protected, force=True, like=self.volume)
@@ -330,7 +334,7 @@ class Document:
                                  "slice_numbering": "final_loss_per_slice keys are 0-based slice indices in RAS "
                                                     "order along the axis, as in the app's views",
                                  "metrics_reference": "input image (the mask was painted over it)",
-                                 "baseline_metrics": {"biharmonic-3d": metrics.get("biharmonic-3d")}}
+                                 "baseline_metrics": {BASELINE: metrics.get(BASELINE)}}
         record = build_sidecar(fill, self.result.model, image_path=self.path, mask_path=mask_path,
                                output_path=Path(path), dilate=self.result.dilate, brainmask_path=self.brain_path,
                                metrics=metrics.get("model"), extra=extra)

@@ -11,11 +11,11 @@ from PySide6.QtWidgets import (QAbstractItemView, QAbstractSpinBox, QComboBox, Q
 
 from core.job import EtaClock, Progress
 
-from .document import JobResult
+from .document import BASELINE, JobResult
 from .settings_form import SettingsForm
 from .worker import finite_mean
 
-METRIC_ROWS = (("model", "Model fill"), ("biharmonic-3d", "Biharmonic 3D"))
+METRIC_ROWS = (("model", "Model fill"), (BASELINE, "Biharmonic 3D"))
 FIELD_KEYS = (Qt.Key.Key_Up, Qt.Key.Key_Down, Qt.Key.Key_PageUp, Qt.Key.Key_PageDown)  # kept from the slice keys
 METRIC_COLUMNS = (("psnr", "PSNR dB", "{:.2f}", 1.0), ("ssim", "SSIM", "{:.3f}", 1.0),
                   ("mae", "MAE %", "{:.2f}", 100.0))  # MAE as % of the image's intensity range
@@ -78,7 +78,8 @@ class InpaintPanel(QWidget):
         self.metrics.setVerticalHeaderLabels([r[1] for r in METRIC_ROWS])
         self.metrics.setToolTip("In-hole metrics against the image as loaded (the mask was painted over it), "
                                 "BraTS style: higher PSNR and SSIM, lower MAE are better. MAE is in % of the "
-                                "image's intensity range (0.5th to 99.5th percentile).")
+                                "image's intensity range (0.5th to 99.5th percentile). Biharmonic 3D: biharmonic "
+                                "inpainting in 3D weighted by the voxel size, the strongest classical fill.")
         self.losses_label = QLabel("Per-slice final losses")
         self.losses = QTableWidget(0, 2)
         self.losses.setHorizontalHeaderLabels(["slice", "final loss"])

@@ -15,7 +15,7 @@ from core.checkpoint import Model
 from core.errors import InpaintError
 from core.fill import FillSettings, fill_volume
 from core.job import CancelToken, Cancelled, Progress
-from core.modelspace import Reorientation
+from core.modelspace import Reorientation, voxel_sizes
 from core.search import SearchSettings, latent_search
 
 from .document import JobResult, compare_metrics
@@ -74,7 +74,8 @@ class FillWorker(QThread):
             result = JobResult(fill=fill, model=model, scope=job.scope, dilate=job.dilate, threads=job.threads)
             self.succeeded.emit(result)  # shown now: the metrics take as long as a small fill
             reo = Reorientation.of(job.affine, job.image.shape)
-            metrics = compare_metrics(reo.apply(job.image), reo.apply(fill.filled), reo.apply(job.hole))
+            metrics = compare_metrics(reo.apply(job.image), reo.apply(fill.filled), reo.apply(job.hole),
+                                      voxel_sizes(reo.ras_affine))
             self.measured.emit(result, metrics)
         except Cancelled:
             return  # whoever cancelled has already restored the view; nothing to report

@@ -10,11 +10,14 @@
 #             (no 32 mm cubes or large masks: scikit-image's biharmonic solve of 32,000 unknowns at
 #             1 mm is too slow for a CPU run)
 #   heldout_cohort_large/  the same scans with large lesions (6, 10 and 16 mm radius), two of each per scan
+#   heldout_cohort_thick3/  the same scans as a clinical scan with 3 mm axial slices would show them
+#             (scripts/make_thick_slices.py: slabs of 3 mm averaged), lesion-sized lesions as above
 #   k3/, k7/  the study runs: the four slice models (VAE and GAN per kernel), their 2D pipeline and its
 #             ablations beside the 2D and 3D biharmonic fills, on the held-out subject (the model cards quote them)
 #   downstream/  tissue segmentation of simulated lesions before and after filling (both brains)
 #   downstream_cohort/  the same on the 8 held-out cohort scans at their own voxel size (default fill,
-#             biharmonic-3d, the FSL-style fill and the default slice model's 2D pipeline)
+#             biharmonic-3d, the FSL-style fill and the default slice model's 2D pipeline), and how far each
+#             image's registration to the MNI152 template lies from the original's (--registration)
 # Both bench runs take one torch thread each and run side by side; then the downstream run, alone
 # on the machine, with two threads. CASES (default 6) lesions per family: the paired standard
 # error that docs/results.md gives with every difference shrinks with their square root.
@@ -24,7 +27,7 @@ PYTHON=${PYTHON:-python}
 CASES=${CASES:-6}
 DATA=../shared/data
 FAMILIES=blob6,blob10,blob16,cube16,cube32,large,cube8,cube16_wm,blob
-METHODS=default,refine3d-nomirror,slices2d,poisson3d,border-mean,biharmonic,harmonic-3d,biharmonic-3d,fsl-style
+METHODS=default,refine3d-nomirror,slices2d,poisson3d,border-mean,biharmonic,harmonic-3d,biharmonic-3d,biharmonic-3d-mm,fsl-style
 MODEL="$(cat resources/models/DEFAULT)"
 mkdir -p docs/results
 export OMP_NUM_THREADS=1
@@ -36,11 +39,16 @@ for brain in heldout_subject:heldout colin27:colin27; do
         --out "docs/results/$name" --quiet > "docs/results/$name.log" 2>&1 &
     pids+=($!)
 done
-"$PYTHON" -m core.cli bench --cohort "$DATA/heldout_cohort" --methods refine3d,refine3d-nomirror,biharmonic-3d,harmonic-3d \
+"$PYTHON" -m core.cli bench --cohort "$DATA/heldout_cohort" --methods refine3d,refine3d-nomirror,biharmonic-3d,biharmonic-3d-mm,harmonic-3d \
     --models "$MODEL" --cases 3 --out docs/results/heldout_cohort --quiet > docs/results/heldout_cohort.log 2>&1
-"$PYTHON" -m core.cli bench --cohort "$DATA/heldout_cohort" --methods refine3d,refine3d-nomirror,biharmonic-3d \
+"$PYTHON" -m core.cli bench --cohort "$DATA/heldout_cohort" --methods refine3d,refine3d-nomirror,biharmonic-3d,biharmonic-3d-mm \
     --families blob12,blob20,blob32 --models "$MODEL" --cases 2 --out docs/results/heldout_cohort_large --quiet \
     > docs/results/heldout_cohort_large.log 2>&1
+thick=$(mktemp -d)
+"$PYTHON" scripts/make_thick_slices.py "$DATA/heldout_cohort" "$thick/heldout_cohort_thick3" --thickness 3 > /dev/null
+"$PYTHON" -m core.cli bench --cohort "$thick/heldout_cohort_thick3" --methods refine3d,refine3d-nomirror,biharmonic-3d,biharmonic-3d-mm \
+    --models "$MODEL" --cases 3 --out docs/results/heldout_cohort_thick3 --quiet > docs/results/heldout_cohort_thick3.log 2>&1
+rm -rf "$thick"
 wait "${pids[@]}"
 # the study runs: each kernel's VAE and GAN, their 2D pipeline and its ablations, on the held-out subject
 pids=()
@@ -55,5 +63,5 @@ done
 wait "${pids[@]}"
 OMP_NUM_THREADS=2 "$PYTHON" -m core.cli bench --downstream --out docs/results/downstream --quiet > docs/results/downstream.log 2>&1
 OMP_NUM_THREADS=1 "$PYTHON" -m core.cli bench --downstream --cohort "$DATA/heldout_cohort" \
-    --methods default,biharmonic-3d,fsl-style --models "$MODEL" --out docs/results/downstream_cohort --quiet \
+    --methods default,biharmonic-3d,fsl-style --models "$MODEL" --registration --out docs/results/downstream_cohort --quiet \
     > docs/results/downstream_cohort.log 2>&1

@@ -117,9 +117,9 @@ def test_compare_metrics_scores_a_perfect_fill_above_the_baseline():
     hole = np.zeros(image.shape, dtype=bool)
     hole[8:12, 8:12, 2:4] = True
     metrics = compare_metrics(image, image.copy(), hole)
-    assert metrics["model"]["mae"] == 0 and metrics["biharmonic-3d"]["mae"] > 0
+    assert metrics["model"]["mae"] == 0 and metrics["biharmonic-3d-mm"]["mae"] > 0
     assert compare_metrics(image[:, :, :6], image[:, :, :6], hole[:, :, :6]) == {"model": None,
-                                                                                "biharmonic-3d": None}
+                                                                                "biharmonic-3d-mm": None}
 
 
 def test_export_writes_volume_sidecar_and_mask(tmp_path, tiny_vae):
@@ -132,7 +132,7 @@ def test_export_writes_volume_sidecar_and_mask(tmp_path, tiny_vae):
     filled = np.where(hole, np.float32(7), data)
     fill = FillResult(filled=filled, generated_hole=filled[hole], hole=hole, axis="axial", final_loss={2: 0.5}, seconds=0.1,
                       device="cpu", settings=FillSettings(iterations=3))
-    metrics = {"model": {"ssim": 0.9, "psnr": 30.0, "mse": 1.0, "mae": 0.5}, "biharmonic-3d": None}
+    metrics = {"model": {"ssim": 0.9, "psnr": 30.0, "mse": 1.0, "mae": 0.5}, "biharmonic-3d-mm": None}
     doc.set_result(JobResult(fill=fill, model=load_model(tiny_vae), scope="all", metrics=metrics), doc.editor.state)
     out_dir = tmp_path / "out"
     out_dir.mkdir()
@@ -147,7 +147,7 @@ def test_export_writes_volume_sidecar_and_mask(tmp_path, tiny_vae):
     assert record["parameters"]["iterations"] == 3 and record["scope"] == "all"
     assert record["mask"]["path"] == str(mask_path.resolve()) and record["hole_voxels"] == 1
     # the CLI's flat metrics, the baseline beside them
-    assert record["metrics"] == metrics["model"] and record["baseline_metrics"] == {"biharmonic-3d": None}
+    assert record["metrics"] == metrics["model"] and record["baseline_metrics"] == {"biharmonic-3d-mm": None}
     assert doc.result_saved and not doc.editor.modified  # the mask was saved too
     assert doc.mask_path is None  # ... as part of the export: Save mask asks where, it never writes the export's mask
     assert doc.mask_file_matches_result(mask_path)
@@ -190,7 +190,7 @@ def test_an_export_refused_for_one_of_its_files_writes_none_of_them(tmp_path, ti
     fill = FillResult(filled=np.where(hole, np.float32(7), data), generated_hole=np.zeros(int(hole.sum()), np.float32),
                       hole=hole, axis="axial", final_loss={}, seconds=0.1, device="cpu", settings=FillSettings())
     doc.set_result(JobResult(fill=fill, model=load_model(tiny_vae), scope="all",
-                             metrics={"model": None, "biharmonic-3d": None}), doc.editor.state)
+                             metrics={"model": None, "biharmonic-3d-mm": None}), doc.editor.state)
     saved = doc.save_mask(tmp_path / "lesion.nii.gz")           # the mask's own file: never the export's
     before = saved.read_bytes()
     with pytest.raises(InpaintError, match="Refusing to write"):

@@ -195,7 +195,7 @@ def test_export_after_a_real_fill_matches_inpaint_fill(qtbot, window, tmp_path, 
     assert set(cli) - {"reference"} <= set(gui) and set(gui["metrics"]) <= set(cli["metrics"])
     assert gui["parameters"].keys() == cli["parameters"].keys() and gui["mask"]["path"] == cli["mask"]["path"]
     assert gui["hole_voxels"] == cli["hole_voxels"] == int(hole.sum())
-    assert set(gui["baseline_metrics"]["biharmonic-3d"]) == set(gui["metrics"])
+    assert set(gui["baseline_metrics"]["biharmonic-3d-mm"]) == set(gui["metrics"])
 
 
 def test_empty_mask_is_refused_before_starting(qtbot, window):

@@ -95,16 +95,19 @@ def test_the_stated_spread_comes_from_the_same_cases_as_the_stated_difference(co
     assert collect.standard_error([1.0, 3.0]) == 1.0 and math.isnan(collect.standard_error([2.0]))
 
 
-@pytest.mark.parametrize("run", ["heldout_cohort", "heldout_cohort_large"])
-def test_the_held_out_cohort_runs_scored_the_shipped_refiners_at_native_resolution(collect, run):
+@pytest.mark.parametrize("run, slice_mm", [("heldout_cohort", None), ("heldout_cohort_large", None),
+                                            ("heldout_cohort_thick3", 3.0)])
+def test_the_held_out_cohort_runs_scored_the_shipped_refiners_at_native_resolution(collect, run, slice_mm):
     from core.refine3d import shipped_refiners
 
     report = collect.load_cohort(run)
     assert report is not None, f"docs/results/{run} is missing: run scripts/run_benchmarks.sh"
     assert {r["sha256"] for r in report["refiners"]} == {r.checksum for r in shipped_refiners()}
-    assert {"refine3d", "biharmonic-3d"} <= set(report["methods"]) and len(report["scans"]) == 8
-    # at the scans' own voxel sizes (ds002748, ds000011), not resampled
-    assert {tuple(c["voxel_mm"]) for c in report["cases"]} == {(0.868, 0.868, 1.0), (1.0, 1.333, 1.333)}
+    assert {"refine3d", "biharmonic-3d", "biharmonic-3d-mm"} <= set(report["methods"]) and len(report["scans"]) == 8
+    # at the scans' own voxel sizes (ds002748, ds000011), not resampled; the thick copies with 3 mm slices
+    native = {(0.868, 0.868, 1.0), (1.0, 1.333, 1.333)}
+    expected = native if slice_mm is None else {(x, y, slice_mm) for x, y, _ in native}
+    assert {tuple(c["voxel_mm"]) for c in report["cases"]} == expected
 
 
 

@@ -73,6 +73,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "scan of --cohort), filled by every baseline and model, tissue-segmented (GMM, HMRF) and "
                         "compared with the original's segmentation; writes downstream.json/.md and figures to --out "
                         "(default docs/results/downstream)")
+    p.add_argument("--registration", action="store_true",
+                   help="with --downstream: also register every image to the MNI152 template (affine, then demons) "
+                        "and report how far each fill's registration lies from the original image's, in mm")
     p.set_defaults(func=run)
 
 
@@ -133,6 +136,8 @@ def run(args: argparse.Namespace) -> int:
         raise InpaintError("--cohort benches every scan of its folder and --image one scan: pass one of them.")
     if args.split != "all" and args.cohort is None:
         raise InpaintError(f"--split {args.split} chooses scans of a cohort: pass --cohort FOLDER with it.")
+    if args.registration and not args.downstream:
+        raise InpaintError("--registration is a part of the downstream test: pass --downstream with it.")
     if args.downstream:
         from .downstream_report import run as run_downstream
         return run_downstream(args)

@@ -20,7 +20,9 @@ the model per slice), and the app default (`FillSettings()` with the default mod
 Per method: % change of the CSF, GM and WM volumes, the fraction of lesion voxels with
 the original's label, the share of lesion voxels given each label, and Dice per class
 inside the lesions and in a 2-voxel ring around them; plus the BraTS in-hole metrics of
-the fill against the original image.
+the fill against the original image. With `--registration`, every image is also registered
+to the MNI152 template (affine, then demons; `core.bench.registration`) and each map's distance
+from the original's is measured in mm, over the brain and near the lesions.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from ..volume import dilate_mask
 from .cohort import cohort_scans
 from .lesions import LesionSet, simulate_lesions
 from .masks import Case
+from .registration import Template, bias, lesion_points, subject_points
 from ..paths import shown_path
 from .runner import (BASELINES, PIPELINES, BenchData, Method, baseline_methods, default_method_name,
                      fill_case, load_bench_data, model_free, model_free_methods, model_methods)
@@ -184,8 +187,9 @@ def app_default_method(models: list[str], default_model: Optional[str]) -> Optio
 
 def run_brain(name: str, data: BenchData, methods: list[Method], models: dict, settings: FillSettings,
               default_method: Optional[str], *, count: int, seed: int,
-              progress: Optional[ProgressFn] = None) -> BrainResult:
-    """Insert lesions, fill them with every method, segment everything, score against the original."""
+              progress: Optional[ProgressFn] = None, template: Optional[Template] = None) -> BrainResult:
+    """Insert lesions, fill them with every method, segment everything, score against the original; with
+    `template`, also register every image to it (`core.bench.registration`)."""
     lesions = simulate_lesions(data.image, data.brain, data.voxel_mm, count=count, seed=seed)
     lesioned = replace(data, image=lesions.image)
     case = Case("lesions", f"{name}-lesions", lesions.mask, 0.5)
@@ -193,7 +197,7 @@ def run_brain(name: str, data: BenchData, methods: list[Method], models: dict, s
     voided = np.where(lesions.mask, np.float32(0), data.image)
     images = {"original": data.image, NO_FILL: lesions.image}
     fills: dict[str, dict] = {}
-    steps = len(methods) + 2 * (len(methods) + 2)
+    steps = len(methods) + (2 + (template is not None)) * (len(methods) + 2)
     done = 0
 
     def tick(label: str) -> None:
@@ -231,6 +235,7 @@ def run_brain(name: str, data: BenchData, methods: list[Method], models: dict, s
         }
         shown[segmenter.name] = {k: v for k, v in labels.items() if k in keep}
     voxel_ml = float(np.prod(data.voxel_mm)) / 1000.0
+    registration = None if template is None else register_all(template, images, lesions.mask, data.affine, tick)
     record = {
         "data": {"image": shown_path(data.image_path), "brainmask": shown_path(data.brainmask_path),
                  "shape": list(data.image.shape), "voxel_mm": [round(float(v), 4) for v in data.voxel_mm]},
@@ -240,9 +245,25 @@ def run_brain(name: str, data: BenchData, methods: list[Method], models: dict, s
         "tissue_means": list(lesions.tissue.means),
         "fill": fills,
         "segmenters": seg_records,
+        **({} if registration is None else {"registration": registration}),
     }
     return BrainResult(name=name, data=data, lesions=lesions,
                        images={k: v for k, v in images.items() if k in keep}, segmentations=shown, record=record)
+
+
+def register_all(template: Template, images: dict[str, np.ndarray], lesion: np.ndarray, affine: np.ndarray,
+                 tick: Callable[[str], None]) -> dict:
+    """Every image registered to the template; each one's distance from the original's map (mm)."""
+    start = time.perf_counter()
+    maps, similarity = {}, {}
+    for key, image in images.items():
+        maps[key], similarity[key] = subject_points(template, image, affine)
+        tick(f"registration {key}")
+    near = lesion_points(maps["original"], lesion, affine)
+    return {"seconds": time.perf_counter() - start, "points": int(len(near)), "near_points": int(near.sum()),
+            "original_correlation": similarity["original"],
+            "methods": {key: {**bias(points, maps["original"], near), "correlation": similarity[key]}
+                        for key, points in maps.items() if key != "original"}}
 
 
 def load_brains(image: Optional[Path], brainmask: Optional[Path], cohort: Optional[Path] = None,

@@ -5,7 +5,8 @@ Writes into one folder: `downstream.json` (every number), `downstream.md` (table
 summary is the mean +/- standard error over brains, all and per dataset) and `fig_<brain>.png`
 (Pillow only): the axial slice through the largest lesion, cropped around it, anterior up and the
 patient's right on the right; columns original, no fill and the app default's fill; rows the T1
-image and each segmenter's labels (CSF blue, GM grey, WM white), the lesion outlined in red.
+image and each segmenter's labels (CSF blue, GM grey, WM white), the lesion outlined in red. With
+`--registration`, a table of how far each image's registration to the template lies from the original's.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from .downstream import (NO_FILL, TISSUES, BrainResult, app_default_method, base
                          load_brains, run_brain)
 from .cohort import format_mean_se, mean_se
 from .lesions import KINDS
+from .registration import RING_MM, Template
 from .report import machine_info, write_results_json
 
 DEFAULT_OUT = Path("docs/results/downstream")
@@ -40,6 +42,8 @@ CROP = 40  # voxels shown around the lesion (80 mm at 2 mm)
 COLOURS = {0: (0, 0, 0), 1: (40, 90, 200), 2: (140, 140, 140), 3: (240, 240, 240)}
 TARGET_AGREEMENT, TARGET_WM_PCT = 0.95, 0.5
 PAIRED_BASELINE = "biharmonic-3d"   # a cohort's agreement is also given as the paired difference from it
+REGISTRATION_TEXT = ("SimpleITK: 12-parameter affine on Mattes mutual information, then symmetric-forces demons on the "
+                     "template's 2 mm grid, the same for every image")
 
 
 def _pct(value: float, digits: int = 2) -> str:
@@ -171,11 +175,40 @@ def verdict(report: dict) -> list[str]:
 
 
 def summary_table(report: dict) -> list[str]:
-    """Per brain for one or two brains; mean +/- SE over brains for a cohort."""
+    """Per brain for one or two brains; mean +/- SE over brains for a cohort; then the registration table."""
     if len(report["brains"]) <= 2:
-        return headline_table(report)
-    return [f"Mean +/- standard error over brains; in brackets the paired difference from {PAIRED_BASELINE} "
-            "(percentage points).", ""] + cohort_tables(report)
+        lines = headline_table(report)
+    else:
+        lines = [f"Mean +/- standard error over brains; in brackets the paired difference from {PAIRED_BASELINE} "
+                 "(percentage points).", ""] + cohort_tables(report)
+    return lines + registration_table(report)
+
+
+def registration_table(report: dict) -> list[str]:
+    """How far each image's registration to the template lies from the original's (mm): near the lesions and over
+    the brain, mean +/- SE over brains (paired difference from the baseline in brackets); empty when not run."""
+    brains = {b: r["registration"] for b, r in report["brains"].items() if "registration" in r}
+    if not brains:
+        return []
+    lines = ["", f"**Registration to the MNI152 template** ({REGISTRATION_TEXT}): mean distance (mm) of each image's "
+             f"map from the original image's, near the lesions (within {RING_MM:g} mm) and over the template's "
+             f"brain; mean +/- SE over {len(brains)} brain{'' if len(brains) == 1 else 's'}, in brackets the "
+             f"paired difference from {PAIRED_BASELINE}. The original's registration: correlation with the "
+             f"template {_mean_se([r['original_correlation'] for r in brains.values()], 3)} after the affine.", "",
+             "| method | near the lesions (mm) | whole brain (mm) |", "| --- | ---: | ---: |"]
+    for method in [NO_FILL] + report["methods"]:
+        cells = []
+        for key in ("lesion_mm", "brain_mm"):
+            rows = {b: r["methods"][method][key] for b, r in brains.items() if method in r["methods"]}
+            base = {b: r["methods"][PAIRED_BASELINE][key] for b, r in brains.items()
+                    if PAIRED_BASELINE in r["methods"] and b in rows}
+            cell = _mean_se(list(rows.values()), 3)
+            if base and method != PAIRED_BASELINE:
+                cell += f" ({_mean_se([rows[b] - base[b] for b in base], 3, sign=True)})"
+            cells.append(cell)
+        name = f"**{method}** (app default)" if method == report["default_method"] else method
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def write_markdown(path: Path, report: dict, figures: dict[str, str]) -> Path:
@@ -272,6 +305,8 @@ def downstream_command(args: argparse.Namespace) -> str:
             words.append(f"{option} {','.join(names)}")
     if args.seed:
         words.append(f"--seed {args.seed}")
+    if args.registration:
+        words.append("--registration")
     return " ".join(words)
 
 
@@ -295,6 +330,7 @@ def run(args: argparse.Namespace) -> int:
     settings = FillSettings(seed=args.seed, device=args.device)
     bar = None if args.quiet else ProgressBar("downstream")
     results = []
+    template = Template.load() if args.registration else None
     try:
         for i, (name, data) in enumerate(brains.items()):
             def progress(fraction: float, label: str, i=i) -> None:
@@ -302,7 +338,8 @@ def run(args: argparse.Namespace) -> int:
                     bar.update((i + fraction) / len(brains), label)
 
             results.append(run_brain(name, data, methods, models, settings, default_method,
-                                     count=LESIONS_PER_BRAIN, seed=args.seed, progress=progress))
+                                     count=LESIONS_PER_BRAIN, seed=args.seed, progress=progress,
+                                     template=template))
     finally:
         if bar is not None:
             bar.close()

@@ -9,7 +9,8 @@ third array axis whatever the file's order). Methods:
   comparison, run only on the speed cases;
 - `refine3d`: the learned 3D refiner with the mirrored detail, which needs no slice model, and
   `refine3d-nomirror`, the refiner alone (`--mirror 0`);
-- baselines `border-mean`, `biharmonic` (axial slices), `harmonic-3d`, `biharmonic-3d`, `fsl-style`.
+- baselines `border-mean`, `biharmonic` (axial slices), `harmonic-3d`, `biharmonic-3d`, `biharmonic-3d-mm`
+  (weighted by voxel size), `fsl-style`.
 Each fill is timed (after one untimed warm-up fill per model); seconds per slice divides by
 the number of slices the method filled (the model's plane for models, axial slices touching
 the hole for baselines).
@@ -26,7 +27,8 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 
-from ..baselines import biharmonic_3d_fill, biharmonic_fill, border_mean_fill, fsl_style_fill, harmonic_3d_fill
+from ..baselines import (biharmonic_3d_fill, biharmonic_3d_mm_fill, biharmonic_fill, border_mean_fill, fsl_style_fill,
+                         harmonic_3d_fill)
 from ..checkpoint import Model
 from ..errors import InpaintError
 from ..fill import FillSettings, fill_volume
@@ -53,12 +55,13 @@ PIPELINES: dict[str, dict] = {
     "reference": {"method": "slices2d", "iterations": 1000, "restarts": 64, "encoder_start": False},
 }
 ABLATIONS = ("no-prior", "no-weighting", "no-blend")
-BASELINES: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
-    "border-mean": border_mean_fill,
-    "biharmonic": lambda image, hole: biharmonic_fill(image, hole, axis="axial"),
-    "harmonic-3d": harmonic_3d_fill,
-    "biharmonic-3d": biharmonic_3d_fill,
-    "fsl-style": fsl_style_fill,
+BASELINES: dict[str, Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]] = {   # (image, hole, voxel mm)
+    "border-mean": lambda image, hole, _mm: border_mean_fill(image, hole),
+    "biharmonic": lambda image, hole, _mm: biharmonic_fill(image, hole, axis="axial"),
+    "harmonic-3d": lambda image, hole, _mm: harmonic_3d_fill(image, hole),
+    "biharmonic-3d": lambda image, hole, _mm: biharmonic_3d_fill(image, hole),
+    "biharmonic-3d-mm": biharmonic_3d_mm_fill,
+    "fsl-style": lambda image, hole, _mm: fsl_style_fill(image, hole),
 }
 SLICE_AXIS = "axial"
 SHARED_DATA = REPO.parent / "shared" / "data"
@@ -213,7 +216,7 @@ def _fill(method: Method, data: BenchData, case: Case, model: Optional[Model], s
     voided = np.where(case.hole, np.float32(0), data.image)
     if method.is_baseline:
         start = time.perf_counter()
-        filled = BASELINES[method.name](voided, case.hole)
+        filled = BASELINES[method.name](voided, case.hole, data.voxel_mm)
         slices = int(case.hole.any(axis=(0, 1)).sum())
         return filled, time.perf_counter() - start, slices, None
     run = dataclasses.replace(settings, **PIPELINES[method.pipeline])
