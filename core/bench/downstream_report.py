@@ -32,7 +32,7 @@ from .downstream import (NO_FILL, TISSUES, BrainResult, app_default_method, base
                          load_brains, run_brain)
 from .cohort import format_mean_se, mean_se
 from .lesions import KINDS
-from .registration import RING_MM, Template
+from .registration import DESCRIPTION as REGISTRATION_TEXT, RING_MM, Template
 from .report import machine_info, write_results_json
 
 DEFAULT_OUT = Path("docs/results/downstream")
@@ -42,8 +42,6 @@ CROP = 40  # voxels shown around the lesion (80 mm at 2 mm)
 COLOURS = {0: (0, 0, 0), 1: (40, 90, 200), 2: (140, 140, 140), 3: (240, 240, 240)}
 TARGET_AGREEMENT, TARGET_WM_PCT = 0.95, 0.5
 PAIRED_BASELINE = "biharmonic-3d"   # a cohort's agreement is also given as the paired difference from it
-REGISTRATION_TEXT = ("SimpleITK: 12-parameter affine on Mattes mutual information, then symmetric-forces demons on the "
-                     "template's 2 mm grid, the same for every image")
 
 
 def _pct(value: float, digits: int = 2) -> str:

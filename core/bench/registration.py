@@ -29,6 +29,8 @@ SEED = 1                    # its sampling seed: the same samples for every imag
 DEMONS_ITERATIONS = 50
 DEMONS_SIGMA_VOXELS = 1.5
 RING_MM = 4.0
+DESCRIPTION = ("SimpleITK: 12-parameter affine on Mattes mutual information, then symmetric-forces demons on the "
+               "template's 2 mm grid, the same for every image")
 _LPS = np.diag([-1.0, -1.0, 1.0])
 
 
