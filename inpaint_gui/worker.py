@@ -20,7 +20,7 @@ from core.search import SearchSettings, latent_search
 
 from .document import JobResult, compare_metrics
 
-PROGRESS_INTERVAL = 0.1  # seconds between progress signals without a preview
+PROGRESS_INTERVAL = 0.1  # seconds between progress signals without a preview (or a stage's end)
 
 
 @dataclass
@@ -58,7 +58,8 @@ class FillWorker(QThread):
 
     def _report(self, progress: Progress) -> None:
         now = time.monotonic()
-        if progress.preview is not None or progress.stage == "done" or now - self._last >= PROGRESS_INTERVAL:
+        finished = progress.stage == "done" or progress.step >= progress.total   # a stage's last step always shows
+        if progress.preview is not None or finished or now - self._last >= PROGRESS_INTERVAL:
             self._last = now
             self.progressed.emit(progress)
 

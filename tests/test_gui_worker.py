@@ -15,6 +15,7 @@ from PySide6.QtWidgets import QMessageBox  # noqa: E402
 
 from core.errors import InpaintError  # noqa: E402
 from test_gui_support import ScriptedWindow, dialogs, viewport_point  # noqa: E402,F401
+from inpaint_gui import worker  # noqa: E402
 
 AXIAL = 2
 SEARCH = "slices2d"  # the fill method with a latent search (live previews, per-slice losses)
@@ -251,7 +252,8 @@ def test_a_skipped_mirror_is_said_with_its_reason(qtbot, window, monkeypatch):
     assert window.doc.result.fill.refiner["mirror"].startswith("not used:")
 
 
-def test_the_3d_refiner_shows_lesion_progress_and_no_empty_loss_plot(qtbot, window):
+def test_the_3d_refiner_shows_lesion_progress_and_no_empty_loss_plot(qtbot, window, monkeypatch):
+    monkeypatch.setattr(worker, "PROGRESS_INTERVAL", 3600.0)   # however fast the fill: each stage's end shows
     panel = window.panel
     panel.form.method.setCurrentIndex(panel.form.method.findData("refine3d"))
     steps = []
