@@ -8,6 +8,7 @@
 #   scripts/train_all.sh refiner1mm  the 1 mm 3D refiner, on the cohort (CPU, or DEVICE=cuda for a GPU: see below)
 #   scripts/train_all.sh refiner1mm_mirror  the same with mirror inputs, fine-tuned from it (see below)
 #   scripts/train_all.sh refiner1mm_log  that one continued with each hole's error in decibels (the shipped 1 mm refiner)
+#   scripts/train_all.sh refiner1mm_mirrorlesions  a candidate: the shipped one taught not to copy unpainted lesions
 #   scripts/train_all.sh cohort   the four models retrained on the cohort's training split, one after another,
 #                                 each from its shipped weights (runs/cohort_<name>; COHORT_MINUTES each, default 20)
 # MINUTES (default 85, as used) is each run's wall-clock budget; PYTHON defaults to python.
@@ -89,6 +90,17 @@ if [[ "${1:-}" == "refiner1mm_log" ]]; then
     start=(--init "${INIT:-runs/refiner1mm_mirror2}")
     [[ "${2:-}" == "resume" ]] && start=(--resume)
     refiner_1mm runs/refiner1mm_log 3000 45 1 log "${start[@]}" --mirror 0.9 --lr 1e-4 --seed 1 --log-every 50
+    exit 0
+fi
+
+if [[ "${1:-}" == "refiner1mm_mirrorlesions" ]]; then
+    # A candidate (not shipped): the shipped 1 mm refiner continued for 3000 steps whose mirrored patches show, one in
+    # five, an unpainted lesion where the mirror mirrors the hole (--mirror-lesions 0.2), so that it learns not to copy
+    # one; fresh patches (seed 2).   scripts/train_all.sh refiner1mm_mirrorlesions [resume]
+    start=(--init "${INIT:-resources/refiner3d_1mm}")
+    [[ "${2:-}" == "resume" ]] && start=(--resume)
+    refiner_1mm runs/refiner1mm_mirrorlesions 3000 120 1 log "${start[@]}" --mirror 0.9 --mirror-lesions 0.2 --lr 1e-4 \
+        --seed 2 --log-every 50
     exit 0
 fi
 

@@ -117,3 +117,45 @@ def test_a_run_widens_its_start_to_mirror_inputs_and_a_resume_keeps_them(tmp_pat
     assert json.loads((tmp_path / "second" / "config.json").read_text())["training"]["steps"] == 3
     with pytest.raises(InpaintError, match="--mirror"):
         train(data, tmp_path / "second", minutes=5, steps=4, batch_size=2, resume=True, log_every=1, patch=24)
+
+
+def test_a_planted_mirror_lesion_darkens_the_mirror_where_it_mirrors_the_hole_and_nothing_else() -> None:
+    from core.training.refiner import plant_mirror_lesion
+
+    rng = np.random.default_rng(0)
+    mirrored = rng.uniform(0.2, 0.8, (24, 24, 24)).astype(np.float32)
+    mirrored[:4] = -1.0                      # outside the brain
+    mirrored[10, 10, 10] = np.nan            # unknown
+    hole = np.zeros(mirrored.shape, dtype=bool)
+    hole[8:16, 8:16, 8:16] = True
+    planted = plant_mirror_lesion(rng, mirrored, hole)
+    ratio = (planted + 1) / (mirrored + 1)
+    assert np.all(planted[:4] == -1.0) and np.isnan(planted[10, 10, 10])
+    assert np.nanmax(ratio) <= 1.0 + 1e-6 and 0.5 <= np.nanmin(ratio) < 0.9   # 15-50% darker at the core
+    far = np.ones(hole.shape, dtype=bool)
+    far[4:20, 4:20, 4:20] = False
+    assert np.allclose(planted[far], mirrored[far], equal_nan=True)   # nothing changes away from the hole
+
+
+def test_training_with_planted_mirror_lesions_shows_them_in_the_detail_and_says_so(tmp_path: Path) -> None:
+    image = _symmetric_brain(21.5)
+    reflection = find_reflection(image, np.zeros(image.shape, dtype=bool), (2.0, 2.0, 2.0), axis=0)
+    source = _training_brain(reflection)
+    darker = []
+    for seed in range(4):   # the same patch and hole with and without the lesion: only the mirror's detail differs
+        plain = sample(np.random.default_rng(seed), [source], np.array([1.0]), patch=24, mirror=1.0, hole_kind="box")
+        lesion = sample(np.random.default_rng(seed), [source], np.array([1.0]), patch=24, mirror=1.0, hole_kind="box",
+                        mirror_lesions=1.0)
+        hole = plain[1].astype(bool)
+        assert all(np.array_equal(a, b) for a, b in zip(plain[:3], lesion[:3]))
+        darker.append(plain[3][1][hole].mean() - lesion[3][1][hole].mean())
+    assert min(darker) > 0
+    path = tmp_path / "brain.nii.gz"
+    nib.save(nib.Nifti1Image(image, np.diag([2.0, 2.0, 2.0, 1.0])), path)
+    data = [(path, None, 1.0)]
+    train(data, tmp_path / "run", minutes=5, steps=1, batch_size=2, config=RefinerConfig(width=2, mirror_inputs=True),
+          mirror=1.0, mirror_lesions=0.5, log_every=1, patch=24)
+    train(data, tmp_path / "run", minutes=5, steps=2, batch_size=2, resume=True, mirror=1.0, log_every=1, patch=24)
+    record = json.loads((tmp_path / "run" / "config.json").read_text())["training"]
+    assert record["mirror_lesions"] == 0.5 and record["steps"] == 2
+    assert "In 50% of those the mirror shows a dark lesion" in (tmp_path / "run" / "MODEL_CARD.md").read_text()

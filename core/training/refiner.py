@@ -198,7 +198,7 @@ def _contrast(rng: np.random.Generator, unit: np.ndarray, brain: np.ndarray, blu
 def sample(rng: np.random.Generator, brains: Sequence[Brain], weights: np.ndarray,
            hole_kind: Optional[str] = None, deform: float = 0.0, remap: float = 0.0,
            blur: float = 0.0, patch: int = PATCH, hole_scale: float = 1.0,
-           mirror: float = 0.0) -> tuple[np.ndarray, ...]:
+           mirror: float = 0.0, mirror_lesions: float = 0.0) -> tuple[np.ndarray, ...]:
     """One augmented (base, hole, truth) patch triple in model range, `patch` voxels a side.
 
     `deform`: share of deformed patches (`deformation`); `remap`: share of patches whose tissue
@@ -207,6 +207,8 @@ def sample(rng: np.random.Generator, brains: Sequence[Brain], weights: np.ndarra
     a fourth array holds the mirror inputs of `core.refine3d.Refiner3D` ((2,) + patch shape), made as
     the fill makes them for that share of the patches (the brain's reflection, the hole left out of
     the mirror, the same geometry and contrast, noise of its own, no deformation) and zero for the rest.
+    `mirror_lesions`: the share of mirrored patches whose mirror gets a dark lesion where it mirrors the hole
+    (`plant_mirror_lesion`): an unpainted lesion on the other side, whose detail the fill must not copy.
     """
     source = brains[int(rng.choice(len(brains), p=weights))]
     shape = np.array(source.image.shape)
@@ -257,17 +259,37 @@ def sample(rng: np.random.Generator, brains: Sequence[Brain], weights: np.ndarra
         on_hole = ndimage.map_coordinates(unoriented.astype(np.float32), mirror_coords - lo[:, None, None, None], order=1,
                                           mode="constant", cval=0.0) > 0
         mirrored[orient(on_hole)] = np.nan
+        if mirror_lesions and rng.random() < mirror_lesions:
+            mirrored = plant_mirror_lesion(rng, mirrored, hole)
         aligned, detail = align_mirror(base, mirrored, hole, (2.0 / hole_scale,) * 3)
         inputs = np.stack([aligned - base, detail])
     return base, hole.astype(np.float32), truth, inputs
 
 
+def plant_mirror_lesion(rng: np.random.Generator, mirrored: np.ndarray, hole: np.ndarray) -> np.ndarray:
+    """`mirrored` (model range; -1 outside the brain, NaN unknown) darkened where it mirrors part of the hole.
+
+    The lesion is the hole's deepest 30-100% (by distance to its edge), softened by a Gaussian of one
+    voxel, its tissue made 15-50% darker (a T1-hypointense lesion): what the mirror shows of a lesion
+    on the other side that the user did not paint.
+    """
+    depth = ndimage.distance_transform_edt(hole)
+    inside = depth[hole]
+    if inside.size == 0:
+        return mirrored
+    core = depth >= np.quantile(inside, 1.0 - rng.uniform(0.3, 1.0))
+    soft = ndimage.gaussian_filter(core.astype(np.float32), 1.0)
+    unit = (mirrored + 1.0) / 2.0 * (1.0 - rng.uniform(0.15, 0.5) * soft)
+    return np.where(mirrored > -1.0, unit * 2.0 - 1.0, mirrored).astype(np.float32)
+
+
 def batch(rng: np.random.Generator, brains, weights, size: int,
           hole_kind: Optional[str] = None, deform: float = 0.0, remap: float = 0.0,
-          blur: float = 0.0, patch: int = PATCH, hole_scale: float = 1.0, mirror: float = 0.0) -> tuple[torch.Tensor, ...]:
+          blur: float = 0.0, patch: int = PATCH, hole_scale: float = 1.0, mirror: float = 0.0,
+          mirror_lesions: float = 0.0) -> tuple[torch.Tensor, ...]:
     """`size` patch triples stacked as (base, hole, truth) tensors of shape (size, 1, patch, patch, patch),
     with `mirror` > 0 and the mirror inputs (size, 2, patch, patch, patch) as a fourth."""
-    parts = [sample(rng, brains, weights, hole_kind, deform, remap, blur, patch, hole_scale, mirror)
+    parts = [sample(rng, brains, weights, hole_kind, deform, remap, blur, patch, hole_scale, mirror, mirror_lesions)
              for _ in range(size)]
     stacked = tuple(torch.from_numpy(np.stack([p[i] for p in parts])[:, None].copy()) for i in range(3))
     return stacked + ((torch.from_numpy(np.stack([p[3] for p in parts])),) if mirror else ())
@@ -416,7 +438,11 @@ def write_card(out: Path, network: Refiner3D, meta: dict, step: int) -> None:
                        mirror=(f"\nMirror inputs: {float(meta['mirror']):.0%} of the patches get the mirrored hemisphere as the fill "
                                "gives it (the brain's mid-sagittal reflection, aligned by demons around the hole; two channels: "
                                "the aligned mirror minus the filled patch, and its detail in the hole); the network adds a "
-                               "learned share (0-1 per voxel) of that detail." if meta.get("mirror") else ""),
+                               "learned share (0-1 per voxel) of that detail."
+                               + (f" In {float(meta['mirror_lesions']):.0%} of those the mirror shows a dark lesion (15-50% "
+                                  "darker) where it mirrors the hole: an unpainted lesion on the other side, which the "
+                                  "fill must not copy." if meta.get("mirror_lesions") else "")
+                               if meta.get("mirror") else ""),
                        blur=(f"\n{float(meta['blur']):.0%} of the patches are smoothed by a Gaussian of 0-{BLUR_MAX_SIGMA:g} "
                              f"voxels drawn for each axis." if meta.get("blur") else ""))
     write_atomically(out / "MODEL_CARD.md", lambda p: p.write_text(text, encoding="utf-8"))
@@ -454,7 +480,8 @@ def train(data: Sequence[tuple[Path, Optional[Path], float]], out: Path, *, minu
           init: Optional[Path] = None, config: Optional[RefinerConfig] = None, log_every: int = 50,
           deform: float = 0.0, remap: float = 0.0, blur: float = 0.0, device: str = "cpu",
           workers: int = 0, command: Optional[str] = None, patch: int = PATCH,
-          validation: Sequence[Path] = (), centre_depth_mm: Optional[float] = None, mirror: float = 0.0) -> None:
+          validation: Sequence[Path] = (), centre_depth_mm: Optional[float] = None, mirror: float = 0.0,
+          mirror_lesions: float = 0.0) -> None:
     """Train (or resume) a refiner on `data` = [(image, brain mask or None, sampling weight)].
 
     `init`: a run folder whose weights start this run (fresh optimiser and schedule); `deform`: the
@@ -468,7 +495,8 @@ def train(data: Sequence[tuple[Path, Optional[Path], float]], out: Path, *, minu
     `validation`: scans kept aside for choosing between runs, recorded in the config; `centre_depth_mm`:
     how deep in the brain patches (and so their holes) are centred (default: 3 grid voxels); `mirror`:
     the share of patches with mirror inputs (`sample`), for a refiner with them (an `init` run without
-    them is widened: `core.refine3d.with_mirror_inputs`).
+    them is widened: `core.refine3d.with_mirror_inputs`); `mirror_lesions`: the share of those whose
+    mirror shows an unpainted lesion (`plant_mirror_lesion`).
     """
     if loss_kind not in LOSSES:
         raise ValueError(f"loss must be one of {LOSSES}, not {loss_kind!r}")
@@ -499,7 +527,8 @@ def train(data: Sequence[tuple[Path, Optional[Path], float]], out: Path, *, minu
     meta = {"data": [str(p) for p, _, _ in data], "weights": weights.tolist(), "batch_size": batch_size,
             "lr": lr, "seed": seed, "patch": patch, "loss": loss_kind, "deform": deform, "remap": remap, "blur": blur, "torch": torch.__version__,
             "hardware": _hardware(target, workers), "command": command, "wall_time_s": 0.0,
-            "validation": [str(v) for v in validation], "centre_depth_mm": centre_depth_mm, "mirror": mirror}
+            "validation": [str(v) for v in validation], "centre_depth_mm": centre_depth_mm, "mirror": mirror,
+            **({"mirror_lesions": mirror_lesions} if mirror_lesions else {})}
     if init is not None and not resume:
         start_from = load_refiner(init)
         state = start_from.network.state_dict()
@@ -515,6 +544,8 @@ def train(data: Sequence[tuple[Path, Optional[Path], float]], out: Path, *, minu
         meta["wall_time_s"] = float(record["training"].get("wall_time_s", 0.0))
         meta["command"] = record["training"].get("command") or command
         meta["resumed"] = list(record["training"].get("resumed", [])) + ([command] if command else [])
+        if not mirror_lesions and record["training"].get("mirror_lesions"):   # a resume keeps the run's augmentation
+            mirror_lesions = meta["mirror_lesions"] = float(record["training"]["mirror_lesions"])
         saved = load_file(str(out / "optimizer.safetensors"))
         if saved:
             opt = optimiser.state_dict()
@@ -528,7 +559,8 @@ def train(data: Sequence[tuple[Path, Optional[Path], float]], out: Path, *, minu
     out.mkdir(parents=True, exist_ok=True)
     running = []
     stream = batch_stream(brains, weights, batch_size, seed, step, steps, workers, deform=deform, remap=remap,
-                          blur=blur, patch=patch, hole_scale=2.0 / config.spacing_mm, mirror=mirror)
+                          blur=blur, patch=patch, hole_scale=2.0 / config.spacing_mm, mirror=mirror,
+                          **({"mirror_lesions": mirror_lesions} if mirror_lesions else {}))
     for tensors in stream:
         if spent + time.perf_counter() - start >= minutes * 60:
             break
@@ -617,6 +649,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                    help="share of patches given the mirrored hemisphere as the fill gives it, for a refiner with mirror "
                         "inputs that learns the mirror's share (default 0: a refiner without them; with --init from one "
                         "without them, it is widened to start from the same fill)")
+    p.add_argument("--mirror-lesions", type=number_range(0.0, 1.0, "a share of patches "), default=0.0,
+                   help="share of the mirrored patches whose mirror shows a dark lesion where it mirrors the hole (an "
+                        "unpainted lesion on the other side, not to be copied) (default 0)")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     data, validation = [], []
@@ -644,7 +679,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
               seed=args.seed, resume=args.resume, loss_kind=args.loss, init=args.init, deform=args.deform,
               remap=args.remap, blur=args.blur, device=device, workers=args.workers,
               config=config, patch=args.patch, validation=validation, log_every=args.log_every,
-              centre_depth_mm=args.centre_depth, mirror=args.mirror,
+              centre_depth_mm=args.centre_depth, mirror=args.mirror, mirror_lesions=args.mirror_lesions,
               command=shlex.join(["python", "-m", "core.training.refiner",
                                   *(sys.argv[1:] if argv is None else argv)]))
     except InpaintError as exc:
