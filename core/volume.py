@@ -546,14 +546,19 @@ def _write_nifti(target: Path, stored: np.ndarray, like: Volume, slope: float, i
     out.to_filename(str(target))
 
 
-def _write_itk(target: Path, stored: np.ndarray, like: Volume) -> None:
-    itk = sitk.GetImageFromArray(np.ascontiguousarray(stored.transpose()))
-    matrix = like.affine[:3, :3]
+def itk_image(array: np.ndarray, affine: np.ndarray) -> sitk.Image:
+    """`array` (voxel order i, j, k; its dtype kept) with its RAS voxel-to-world `affine` as an ITK image (LPS world)."""
+    itk = sitk.GetImageFromArray(np.ascontiguousarray(array.transpose()))
+    matrix = affine[:3, :3]
     spacing = np.sqrt((matrix ** 2).sum(axis=0))
     itk.SetSpacing([float(s) for s in spacing])
     itk.SetDirection([float(d) for d in (_LPS @ (matrix / spacing)).ravel()])
-    itk.SetOrigin([float(o) for o in _LPS @ like.affine[:3, 3]])
-    sitk.WriteImage(itk, str(target), True)
+    itk.SetOrigin([float(o) for o in _LPS @ affine[:3, 3]])
+    return itk
+
+
+def _write_itk(target: Path, stored: np.ndarray, like: Volume) -> None:
+    sitk.WriteImage(itk_image(stored, like.affine), str(target), True)
 
 
 def _atomic_write(path: Path, like: Volume, force: bool, write, sidecar: dict | None = None,

@@ -20,6 +20,7 @@ import SimpleITK as sitk
 from scipy import ndimage
 
 from ..resources import MNI152_T1
+from ..volume import itk_image
 
 GRID_MM = 2.0               # the template grid the demons field lives on
 AFFINE_SHRINK = (4, 2)      # multi-resolution levels of the affine, in template voxels (1 mm)
@@ -34,16 +35,6 @@ DESCRIPTION = ("SimpleITK: 12-parameter affine on Mattes mutual information, the
 _LPS = np.diag([-1.0, -1.0, 1.0])
 
 
-def to_sitk(array: np.ndarray, affine: np.ndarray) -> sitk.Image:
-    """A numpy volume with its RAS voxel-to-world affine as an ITK image (LPS world)."""
-    spacing = np.linalg.norm(affine[:3, :3], axis=0)
-    image = sitk.GetImageFromArray(np.ascontiguousarray(np.asarray(array, dtype=np.float32).transpose(2, 1, 0)))
-    image.SetSpacing(tuple(float(s) for s in spacing))
-    image.SetOrigin(tuple(float(v) for v in _LPS @ affine[:3, 3]))
-    image.SetDirection(tuple(float(v) for v in (_LPS @ affine[:3, :3] / spacing).ravel()))
-    return image
-
-
 @dataclass(frozen=True)
 class Template:
     """The fixed image: the template's brain at 1 mm (affine) and on the 2 mm grid (demons), with its brain."""
@@ -56,7 +47,7 @@ class Template:
     @classmethod
     def load(cls) -> "Template":
         image = nib.load(MNI152_T1)
-        fine = to_sitk(np.asarray(image.dataobj, dtype=np.float32), image.affine)
+        fine = itk_image(np.asarray(image.dataobj, dtype=np.float32), image.affine)
         factor = int(round(GRID_MM / fine.GetSpacing()[0]))
         coarse = sitk.BinShrink(fine, [factor] * 3)
         brain = sitk.GetArrayFromImage(coarse) > 0
@@ -92,7 +83,7 @@ def subject_points(template: Template, image: np.ndarray, affine: np.ndarray) ->
     threads = sitk.ProcessObject.GetGlobalDefaultNumberOfThreads()
     sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(1)
     try:
-        return _register(template, to_sitk(image, affine))
+        return _register(template, itk_image(np.asarray(image, dtype=np.float32), affine))
     finally:
         sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(threads)
 
