@@ -7,8 +7,9 @@
 #   scripts/train_all.sh refiner  the 2 mm 3D refiner of the default fill (`resume`, then `finetune`: see below)
 #   scripts/train_all.sh refiner1mm  the 1 mm 3D refiner, on the cohort (CPU, or DEVICE=cuda for a GPU: see below)
 #   scripts/train_all.sh refiner1mm_mirror  the same with mirror inputs, fine-tuned from it (see below)
-#   scripts/train_all.sh refiner1mm_log  that one continued with each hole's error in decibels (the shipped 1 mm refiner)
-#   scripts/train_all.sh refiner1mm_mirrorlesions  a candidate: the shipped one taught not to copy unpainted lesions
+#   scripts/train_all.sh refiner1mm_log  that one continued with each hole's error in decibels
+#   scripts/train_all.sh refiner1mm_mirrorlesions  that one taught not to copy unpainted lesions (the shipped 1 mm refiner)
+#   scripts/train_all.sh refiner1mm_mirrorlesions2  a candidate: the shipped one continued with more planted lesions
 #   scripts/train_all.sh cohort   the four models retrained on the cohort's training split, one after another,
 #                                 each from its shipped weights (runs/cohort_<name>; COHORT_MINUTES each, default 20)
 # MINUTES (default 85, as used) is each run's wall-clock budget; PYTHON defaults to python.
@@ -84,7 +85,7 @@ if [[ "${1:-}" == "refiner1mm_mirror" ]]; then
 fi
 
 if [[ "${1:-}" == "refiner1mm_log" ]]; then
-    # The shipped 1 mm refiner: the mirror-input run above, continued to 8000 steps (runs/refiner1mm_mirror2, see
+    # The 1 mm refiner shipped before the next one: the mirror-input run above, continued to 8000 steps (runs/refiner1mm_mirror2, see
     # docs/training.md), then 3000 steps with each hole's error in decibels (--loss log), lr 1e-4 and fresh patches
     # (seed 1); 40 min on 2 CPU cores.   scripts/train_all.sh refiner1mm_log [resume]
     start=(--init "${INIT:-runs/refiner1mm_mirror2}")
@@ -94,13 +95,24 @@ if [[ "${1:-}" == "refiner1mm_log" ]]; then
 fi
 
 if [[ "${1:-}" == "refiner1mm_mirrorlesions" ]]; then
-    # A candidate (not shipped): the shipped 1 mm refiner continued for 3000 steps whose mirrored patches show, one in
+    # The shipped 1 mm refiner: the one before it continued for 3000 steps whose mirrored patches show, one in
     # five, an unpainted lesion where the mirror mirrors the hole (--mirror-lesions 0.2), so that it learns not to copy
-    # one; fresh patches (seed 2).   scripts/train_all.sh refiner1mm_mirrorlesions [resume]
-    start=(--init "${INIT:-resources/refiner3d_1mm}")
+    # one; fresh patches (seed 2), from the refiner1mm_log weights.   scripts/train_all.sh refiner1mm_mirrorlesions [resume]
+    start=(--init "${INIT:-runs/refiner1mm_log}")
     [[ "${2:-}" == "resume" ]] && start=(--resume)
     refiner_1mm runs/refiner1mm_mirrorlesions 3000 120 1 log "${start[@]}" --mirror 0.9 --mirror-lesions 0.2 --lr 1e-4 \
         --seed 2 --log-every 50
+    exit 0
+fi
+
+if [[ "${1:-}" == "refiner1mm_mirrorlesions2" ]]; then
+    # A candidate (not shipped): the shipped 1 mm refiner continued for 3000 more steps with twice the share of
+    # mirrored patches showing an unpainted lesion (--mirror-lesions 0.4); fresh patches (seed 3).
+    #   scripts/train_all.sh refiner1mm_mirrorlesions2 [resume]
+    start=(--init "${INIT:-resources/refiner3d_1mm}")
+    [[ "${2:-}" == "resume" ]] && start=(--resume)
+    refiner_1mm runs/refiner1mm_mirrorlesions2 3000 120 1 log "${start[@]}" --mirror 0.9 --mirror-lesions 0.4 --lr 1e-4 \
+        --seed 3 --log-every 50
     exit 0
 fi
 
