@@ -61,7 +61,7 @@ for kernel in 3 7; do
     pids+=($!)
 done
 wait "${pids[@]}"
-OMP_NUM_THREADS=2 "$PYTHON" -m core.cli bench --downstream --out docs/results/downstream --quiet > docs/results/downstream.log 2>&1
+OMP_NUM_THREADS=2 "$PYTHON" -m core.cli bench --downstream --registration --out docs/results/downstream --quiet > docs/results/downstream.log 2>&1
 OMP_NUM_THREADS=1 "$PYTHON" -m core.cli bench --downstream --cohort "$DATA/heldout_cohort" \
     --methods default,biharmonic-3d,fsl-style --models "$MODEL" --registration --out docs/results/downstream_cohort --quiet \
     > docs/results/downstream_cohort.log 2>&1
