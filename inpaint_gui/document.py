@@ -273,13 +273,17 @@ class Document:
         touched = self.reo.apply(hole_file).any(axis=tuple(a for a in range(3) if a != k))
         return [int(i) for i in np.flatnonzero(touched)]
 
-    def first_filled_point(self, hole_file: np.ndarray, axis: str) -> np.ndarray:
-        """RAS voxel of the hole on its first slice of plane `axis`, nearest that slice's centre of the hole."""
+    def result_point(self, hole_file: np.ndarray, axis: str, current: np.ndarray) -> np.ndarray:
+        """Where to show a fill: the RAS voxel `current` if it lies in the hole (the user is looking at it),
+        else the hole's voxel nearest the centre of its largest slice of plane `axis` (the first of equals)."""
+        hole = self.reo.apply(hole_file)
+        if hole[tuple(int(c) for c in current)]:
+            return np.asarray(current).copy()
         k = PLANES[axis]
-        first = self.filled_slices(hole_file, axis)[0]
-        voxels = np.argwhere(np.take(self.reo.apply(hole_file), first, axis=k))
+        largest = int(np.argmax(hole.sum(axis=tuple(a for a in range(3) if a != k))))
+        voxels = np.argwhere(np.take(hole, largest, axis=k))
         nearest = voxels[np.argmin(((voxels - voxels.mean(axis=0)) ** 2).sum(axis=1))]
-        return np.insert(nearest, k, first)
+        return np.insert(nearest, k, largest)
 
     def start_preview(self, hole_file: np.ndarray) -> PreviewMap:
         """A preview layer (the input with the hole voided) and the map that places preview values in it."""

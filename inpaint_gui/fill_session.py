@@ -99,7 +99,7 @@ class FillSession(QObject):
         doc.set_result(result, self._state)
         fill = result.fill
         slices = doc.filled_slices(fill.hole, fill.axis)
-        self.viewer.show_point(doc.first_filled_point(fill.hole, fill.axis), fill.axis)  # all three views show it
+        self.viewer.show_point(doc.result_point(fill.hole, fill.axis, self.viewer.point), fill.axis)  # all three views
         self.viewer.set_layer("blended")
         self.layerShown.emit("blended")
         note = f" {doc.lesion_text(self._left)} painted on other slices were left (scope: current slice)." \

@@ -121,6 +121,28 @@ def test_every_menu_action_triggers_without_an_unexpected_error(qtbot, window, b
     assert not script.paths  # every file dialog that was prepared for was shown
 
 
+def test_a_fill_is_shown_where_the_user_looks_or_on_the_lesions_largest_slice(qtbot, window):
+    z = int(window.viewer.point[AXIAL])
+    for dz, size in ((-1, 1), (0, 5), (1, 1)):  # a lesion whose middle slice is its largest
+        window.viewer.show_slice("axial", z + dz)
+        window.doc.editor.brush_size = size
+        paint(qtbot, window, (20, 24, z + dz))
+    form = window.panel.form
+    form.scope.setCurrentIndex(form.scope.findData("all"))
+    form.method.setCurrentIndex(form.method.findData("refine3d"))
+    window.viewer.show_slice("axial", z + 6)  # looking away from the lesion
+    with qtbot.waitSignal(window.jobs.succeeded, timeout=60000):
+        window.act["run"].trigger()
+    qtbot.waitUntil(lambda: window.jobs.idle, timeout=5000)
+    point = window.viewer.point
+    assert point[AXIAL] == z and window.doc.editor.mask[tuple(point)]  # not its first slice, z - 1
+    inside = np.argwhere(window.doc.editor.mask[:, :, z + 1])[0]
+    window.viewer.show_point(np.array([inside[0], inside[1], z + 1]), "axial")  # looking at the lesion
+    with qtbot.waitSignal(window.jobs.succeeded, timeout=60000):
+        window.act["run"].trigger()
+    assert list(window.viewer.point) == [inside[0], inside[1], z + 1]  # the view stays
+
+
 def test_save_save_as_and_export_from_the_menu_and_keys_write_correct_files(qtbot, window, brain_files, tmp_path):
     image, _, _ = brain_files
     z = int(window.viewer.point[AXIAL])
@@ -132,7 +154,7 @@ def test_save_save_as_and_export_from_the_menu_and_keys_write_correct_files(qtbo
     window.panel.form.method.setCurrentIndex(window.panel.form.method.findData("slices2d"))  # per-slice losses
     with qtbot.waitSignal(window.jobs.succeeded, timeout=60000):
         window.act["run"].trigger()
-    assert window.viewer.point[AXIAL] == z  # the first filled slice is shown
+    assert window.viewer.point[AXIAL] == z + 1  # the view stays where the user last painted
     out = tmp_path / "out"
     out.mkdir()
     # Ctrl+S the first time asks where (it used to receive triggered(bool) as the path)
