@@ -9,7 +9,7 @@
 #   scripts/train_all.sh refiner1mm_mirror  the same with mirror inputs, fine-tuned from it (see below)
 #   scripts/train_all.sh refiner1mm_log  that one continued with each hole's error in decibels
 #   scripts/train_all.sh refiner1mm_mirrorlesions  that one taught not to copy unpainted lesions (the shipped 1 mm refiner)
-#   scripts/train_all.sh refiner1mm_mirrorlesions2  a candidate: the shipped one continued with more planted lesions
+#   scripts/train_all.sh refiner1mm_mirrorlesions2  the shipped one continued with more planted lesions (not shipped)
 #   scripts/train_all.sh cohort   the four models retrained on the cohort's training split, one after another,
 #                                 each from its shipped weights (runs/cohort_<name>; COHORT_MINUTES each, default 20)
 # MINUTES (default 85, as used) is each run's wall-clock budget; PYTHON defaults to python.
@@ -106,8 +106,9 @@ if [[ "${1:-}" == "refiner1mm_mirrorlesions" ]]; then
 fi
 
 if [[ "${1:-}" == "refiner1mm_mirrorlesions2" ]]; then
-    # A candidate (not shipped): the shipped 1 mm refiner continued for 3000 more steps with twice the share of
-    # mirrored patches showing an unpainted lesion (--mirror-lesions 0.4); fresh patches (seed 3).
+    # Measured, not shipped (a tie on the validation bench; docs/training.md): the shipped 1 mm refiner continued for
+    # 3000 more steps with twice the share of mirrored patches showing an unpainted lesion (--mirror-lesions 0.4);
+    # fresh patches (seed 3).
     #   scripts/train_all.sh refiner1mm_mirrorlesions2 [resume]
     start=(--init "${INIT:-resources/refiner3d_1mm}")
     [[ "${2:-}" == "resume" ]] && start=(--resume)
