@@ -94,26 +94,28 @@ if [[ "${1:-}" == "refiner1mm_log" ]]; then
     exit 0
 fi
 
+mirror_lesions_1mm() {
+    # mirror_lesions_1mm OUT INIT P SEED [resume]: a 1 mm refiner continued for 3000 steps (lr 1e-4, error in decibels)
+    # whose mirrored patches show, a share P of them, an unpainted lesion where the mirror mirrors the hole
+    local out=$1 init=$2 share=$3 seed=$4
+    start=(--init "${INIT:-$init}")
+    [[ "${5:-}" == "resume" ]] && start=(--resume)
+    refiner_1mm "$out" 3000 120 1 log "${start[@]}" --mirror 0.9 --mirror-lesions "$share" --lr 1e-4 --seed "$seed" \
+        --log-every 50
+}
+
 if [[ "${1:-}" == "refiner1mm_mirrorlesions" ]]; then
-    # The shipped 1 mm refiner: the one before it continued for 3000 steps whose mirrored patches show, one in
-    # five, an unpainted lesion where the mirror mirrors the hole (--mirror-lesions 0.2), so that it learns not to copy
-    # one; fresh patches (seed 2), from the refiner1mm_log weights.   scripts/train_all.sh refiner1mm_mirrorlesions [resume]
-    start=(--init "${INIT:-runs/refiner1mm_log}")
-    [[ "${2:-}" == "resume" ]] && start=(--resume)
-    refiner_1mm runs/refiner1mm_mirrorlesions 3000 120 1 log "${start[@]}" --mirror 0.9 --mirror-lesions 0.2 --lr 1e-4 \
-        --seed 2 --log-every 50
+    # The shipped 1 mm refiner: the refiner1mm_log weights taught not to copy an unpainted lesion on the other side
+    # (one mirrored patch in five shows one, --mirror-lesions 0.2; fresh patches, seed 2; 41 min on 2 CPU cores).
+    #   scripts/train_all.sh refiner1mm_mirrorlesions [resume]
+    mirror_lesions_1mm runs/refiner1mm_mirrorlesions runs/refiner1mm_log 0.2 2 "${2:-}"
     exit 0
 fi
 
 if [[ "${1:-}" == "refiner1mm_mirrorlesions2" ]]; then
-    # Measured, not shipped (a tie on the validation bench; docs/training.md): the shipped 1 mm refiner continued for
-    # 3000 more steps with twice the share of mirrored patches showing an unpainted lesion (--mirror-lesions 0.4);
-    # fresh patches (seed 3).
-    #   scripts/train_all.sh refiner1mm_mirrorlesions2 [resume]
-    start=(--init "${INIT:-resources/refiner3d_1mm}")
-    [[ "${2:-}" == "resume" ]] && start=(--resume)
-    refiner_1mm runs/refiner1mm_mirrorlesions2 3000 120 1 log "${start[@]}" --mirror 0.9 --mirror-lesions 0.4 --lr 1e-4 \
-        --seed 3 --log-every 50
+    # Measured, not shipped (a tie on the validation bench; docs/training.md): the shipped 1 mm refiner continued
+    # with twice the share (--mirror-lesions 0.4; seed 3).   scripts/train_all.sh refiner1mm_mirrorlesions2 [resume]
+    mirror_lesions_1mm runs/refiner1mm_mirrorlesions2 resources/refiner3d_1mm 0.4 3 "${2:-}"
     exit 0
 fi
 
