@@ -46,6 +46,17 @@ def test_every_run_scored_the_shipped_weights(collect):
     assert scored == set(shipped), f"shipped models without results: {sorted(set(shipped) - scored)}"
 
 
+@pytest.mark.parametrize("run", ["downstream", "downstream_cohort"])
+def test_the_downstream_runs_used_the_shipped_weights(run):
+    report = json.loads((ROOT / "docs" / "results" / run / "downstream.json").read_text(encoding="utf-8"))
+    shipped = {m.name: sha256_file(m.path / "model.safetensors") for m in list_models()}
+    for name, entry in report["models"].items():
+        assert entry["weights_sha256"] == shipped[name], f"{name} changed after docs/results/{run} was made"
+    refiners = {r.name: r.checksum for r in shipped_refiners()}
+    assert {r["name"]: r["sha256"] for r in report["refiners"]} == refiners, \
+        f"a refiner changed after docs/results/{run} was made: rerun it (scripts/run_benchmarks.sh)"
+
+
 @pytest.mark.parametrize("brain", ["heldout", "colin27"])
 def test_both_held_out_brains_compare_the_app_default_with_every_classical_fill(collect, brain):
     report = collect.load_runs()[brain]
