@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from core.baselines import estimate_white_matter  # noqa: E402
-from core.bench.masks import make_cases  # noqa: E402
+from core.bench.masks import make_cases, six_deep_blobs  # noqa: E402
 from core.bench.runner import load_bench_data  # noqa: E402
 from core.modelspace import Reorientation  # noqa: E402
 
@@ -48,10 +48,7 @@ def main() -> int:
     t1 = nib.load(args.image)
     data = load_bench_data(args.image, args.brainmask)
     if args.lesions == "six":
-        cases = make_cases(data.brain, data.voxel_mm, families=("blob12",), per_family=3) \
-            + make_cases(data.brain, data.voxel_mm, families=("blob20",), per_family=2) \
-            + make_cases(data.brain, data.voxel_mm, families=("blob32",), per_family=1)
-        hole = np.any([c.hole for c in cases], axis=0)
+        hole = six_deep_blobs(data.brain, data.voxel_mm)
     else:
         hole = make_cases(data.brain, data.voxel_mm, families=("cube16_wm",), per_family=1,
                           wm=estimate_white_matter(data.image, ~data.brain))[0].hole

@@ -27,23 +27,16 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from core.baselines import biharmonic_3d_fill  # noqa: E402
-from core.bench.masks import make_cases  # noqa: E402
+from core.bench.masks import six_deep_blobs  # noqa: E402
 from core.bench.runner import load_bench_data  # noqa: E402
-from core.metrics import hole_metrics  # noqa: E402
+from core.metrics import hole_metrics, voided_range  # noqa: E402
 from core.modelspace import Reorientation  # noqa: E402
-
-
-def six_blobs(brain: np.ndarray, voxel_mm) -> np.ndarray:
-    """The union of six deep blobs (3 x 6 mm, 2 x 10 mm, 1 x 16 mm radius) in `brain`, RAS order."""
-    cases = [case for family, count in (("blob12", 3), ("blob20", 2), ("blob32", 1))
-             for case in make_cases(brain, voxel_mm, families=(family,), per_family=count)]
-    return np.any([case.hole for case in cases], axis=0)
 
 
 def check_scan(image: Path, brainmask: Path, out: Path) -> dict:
     """Fill one scan's six-blob mask with `inpaint fill` and with biharmonic-3d; their in-hole metrics."""
     t1, data = nib.load(image), load_bench_data(image, brainmask)
-    hole = six_blobs(data.brain, data.voxel_mm)
+    hole = six_deep_blobs(data.brain, data.voxel_mm)
     reo = Reorientation.of(t1.affine, t1.shape)
     header = t1.header.copy()
     header.set_data_dtype(np.float32)
@@ -59,11 +52,15 @@ def check_scan(image: Path, brainmask: Path, out: Path) -> dict:
     filled = reo.apply(nib.load(filled_path).get_fdata(dtype=np.float32))
     voided = np.where(hole, np.float32(0), data.image)
     biharmonic = biharmonic_3d_fill(voided, hole)
-    default = hole_metrics(filled, data.image, hole, voided)
-    baseline = hole_metrics(biharmonic, data.image, hole, voided)
+    scale = voided_range(data.image, hole)   # every score below normalises by the same range
+
+    def score(fill: np.ndarray, where: np.ndarray) -> dict:
+        return hole_metrics(fill, data.image, where, value_range=scale)
+
+    default, baseline = score(filled, hole), score(biharmonic, hole)
     labels, count = ndimage.label(hole, structure=np.ones((3, 3, 3)))
-    per_lesion = [hole_metrics(filled, data.image, labels == i, voided)["psnr"]
-                  - hole_metrics(biharmonic, data.image, labels == i, voided)["psnr"] for i in range(1, count + 1)]
+    per_lesion = [score(filled, labels == i)["psnr"] - score(biharmonic, labels == i)["psnr"]
+                  for i in range(1, count + 1)]
     return {"voxels": int(hole.sum()), "voxel_mm": [float(v) for v in data.voxel_mm],
             "lesions": count, "per_lesion_difference": float(np.mean(per_lesion)),
             "default": {"psnr_brats": default["psnr_brats"], "ssim": default["ssim"]},
