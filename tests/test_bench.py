@@ -9,7 +9,7 @@ from scipy import ndimage
 
 from conftest import make_tiny_model, synthetic_brain
 from core.bench import command, runner
-from core.bench.masks import FAMILIES, make_cases
+from core.bench.masks import FAMILIES, make_cases, small_balls
 from core.bench.report import METRICS, OPTIONAL_METRICS, speed_comparison
 from core.bench.runner import CaseResult, load_bench_data
 from core.checkpoint import load_model
@@ -56,6 +56,19 @@ def test_blobs_are_connected_lesion_sized_and_inside_the_brain(brain):
         assert ndimage.label(case.hole, structure=np.ones((3, 3, 3)))[1] == 1
         assert not (case.hole & ~brain).any()
         assert 0 < case.voxels < (np.ptp(np.argwhere(case.hole), axis=0) + 1).prod()  # not a box
+
+
+def test_small_balls_are_many_small_lesions_centred_in_white_matter(brain):
+    wm = np.zeros(SHAPE, dtype=bool)
+    wm[14:34, 14:42, 12:32] = True
+    hole = small_balls(brain, (2.0, 2.0, 2.0), wm, count=12, seed=3)
+    labels, count = ndimage.label(hole, structure=np.ones((3, 3, 3)))
+    assert 8 <= count <= 12                                   # balls may merge, never more than drawn
+    assert not (hole & ~brain).any()
+    assert hole.sum() <= 12 * (4 / 3 * np.pi * 2.0 ** 3 + 1)  # radius at most 4 mm: 2 voxels of 2 mm
+    centres = np.round(ndimage.center_of_mass(hole, labels, range(1, count + 1))).astype(int)
+    assert wm[tuple(centres.T)].mean() >= 0.8
+    assert np.array_equal(hole, small_balls(brain, (2.0, 2.0, 2.0), wm, count=12, seed=3))
 
 
 def test_large_masks_cover_thirty_percent_of_each_slice(brain):

@@ -229,3 +229,26 @@ def six_deep_blobs(brain: np.ndarray, voxel_mm) -> np.ndarray:
     cases = [case for family, count in (("blob12", 3), ("blob20", 2), ("blob32", 1))
              for case in make_cases(brain, voxel_mm, families=(family,), per_family=count)]
     return np.any([case.hole for case in cases], axis=0)
+
+
+SMALL_BALLS = 40
+SMALL_RADIUS_MM = (1.5, 4.0)
+SMALL_DEPTH_MM = 8.0
+
+
+def small_balls(brain: np.ndarray, voxel_mm, wm: np.ndarray, count: int = SMALL_BALLS, seed: int = 0) -> np.ndarray:
+    """A mask like an MS lesion map's: `count` balls of 1.5-4 mm radius centred in white matter `wm` at least
+    8 mm inside the brain (seeded; balls may touch and merge), the speed check for many small lesions."""
+    voxel_mm = np.asarray(voxel_mm, dtype=np.float64)
+    depth = ndimage.distance_transform_edt(brain, sampling=voxel_mm)
+    centres = np.argwhere(wm & brain & (depth >= SMALL_DEPTH_MM))
+    rng = np.random.default_rng(seed)
+    hole = np.zeros(brain.shape, dtype=bool)
+    for centre in centres[rng.choice(len(centres), size=min(count, len(centres)), replace=False)]:
+        radius = rng.uniform(*SMALL_RADIUS_MM)
+        reach = np.ceil(radius / voxel_mm).astype(int)
+        box = tuple(slice(max(0, c - r), min(n, c + r + 1)) for c, r, n in zip(centre, reach, brain.shape))
+        grid = np.ogrid[box]
+        distance = sum(((g - c) * s) ** 2 for g, c, s in zip(grid, centre, voxel_mm))
+        hole[box] |= distance <= radius ** 2
+    return hole & brain
