@@ -225,7 +225,7 @@ def make_cases(brain: np.ndarray, voxel_mm, families=FAMILIES, per_family: int =
 
 def six_deep_blobs(brain: np.ndarray, voxel_mm) -> np.ndarray:
     """One mask of six deep blobs - three of 6 mm, two of 10 mm and one of 16 mm radius (the `blob12`, `blob20`
-    and `blob32` cases 0-2, 0-1 and 0) - as the speed target and `scripts/six_lesion_check.py` draw it."""
+    and `blob32` cases 0-2, 0-1 and 0) - as the speed target and `scripts/lesion_mask_check.py` draw it."""
     cases = [case for family, count in (("blob12", 3), ("blob20", 2), ("blob32", 1))
              for case in make_cases(brain, voxel_mm, families=(family,), per_family=count)]
     return np.any([case.hole for case in cases], axis=0)

@@ -1,14 +1,14 @@
-"""One mask of six deep blobs per scan, filled as a user would, against 3D biharmonic inpainting.
+"""One lesion mask per scan, filled as a user would, against 3D biharmonic inpainting.
 
-The check of issue 23's opening table: in each scan of a cohort (default: the held-out cohort), one mask
-of six deep blobs (three of 6 mm, two of 10 mm and one of 16 mm radius, as `scripts/measure_fill.py
---lesions six` draws them), filled by `inpaint fill` at default settings as a separate process, and by
-scikit-image's biharmonic inpainting in 3D on the same mask; BraTS in-hole PSNR and SSIM of both over the
-whole mask (the issue's measure: the large blob holds most of the voxels), the difference of in-hole PSNR
-averaged over the mask's separate lesions (the bench's measure), per scan, and the mean differences +/- their
-standard errors over scans.
+In each scan of a cohort (default: the held-out cohort), one mask - six deep blobs (`--lesions six`, the
+check of issue 23's opening table: three of 6 mm, two of 10 mm and one of 16 mm radius) or 40 white-matter
+balls of 1.5-4 mm radius (`--lesions small40`, like an MS lesion map), as `scripts/measure_fill.py` draws
+them - filled by `inpaint fill` at default settings as a separate process, and by scikit-image's biharmonic
+inpainting in 3D on the same mask; BraTS in-hole PSNR and SSIM of both over the whole mask (the issue's
+measure), the difference of in-hole PSNR averaged over the mask's separate lesions (the bench's measure), per
+scan, and the mean differences +/- their standard errors over scans. Evaluation only: nothing is chosen by it.
 
-    python scripts/six_lesion_check.py [--cohort ../shared/data/heldout_cohort] [--out runs/six_lesion_check]
+    python scripts/lesion_mask_check.py [--lesions six|small40] [--cohort ../shared/data/heldout_cohort] [--out DIR]
 """
 
 from __future__ import annotations
@@ -27,21 +27,23 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from core.baselines import biharmonic_3d_fill  # noqa: E402
-from core.bench.masks import six_deep_blobs  # noqa: E402
+from core.baselines import estimate_white_matter  # noqa: E402
+from core.bench.masks import six_deep_blobs, small_balls  # noqa: E402
 from core.bench.runner import load_bench_data  # noqa: E402
 from core.metrics import hole_metrics, voided_range  # noqa: E402
 from core.modelspace import Reorientation  # noqa: E402
 
 
-def check_scan(image: Path, brainmask: Path, out: Path) -> dict:
-    """Fill one scan's six-blob mask with `inpaint fill` and with biharmonic-3d; their in-hole metrics."""
+def check_scan(image: Path, brainmask: Path, out: Path, lesions: str = "six") -> dict:
+    """Fill one scan's mask (`--lesions`) with `inpaint fill` and with biharmonic-3d; their in-hole metrics."""
     t1, data = nib.load(image), load_bench_data(image, brainmask)
-    hole = six_deep_blobs(data.brain, data.voxel_mm)
+    hole = (six_deep_blobs(data.brain, data.voxel_mm) if lesions == "six" else
+            small_balls(data.brain, data.voxel_mm, estimate_white_matter(data.image, ~data.brain)))
     reo = Reorientation.of(t1.affine, t1.shape)
     header = t1.header.copy()
     header.set_data_dtype(np.float32)
     stem = image.name.split("_")[0]
-    brain_path, mask_path, filled_path = (out / f"{stem}_brain.nii.gz", out / f"{stem}_six.nii.gz",
+    brain_path, mask_path, filled_path = (out / f"{stem}_brain.nii.gz", out / f"{stem}_{lesions}.nii.gz",
                                           out / f"{stem}_filled.nii.gz")
     nib.save(nib.Nifti1Image(reo.undo(data.image).astype(np.float32), t1.affine, header), brain_path)
     mask = nib.Nifti1Image(reo.undo(hole).astype(np.uint8), t1.affine)
@@ -69,16 +71,19 @@ def check_scan(image: Path, brainmask: Path, out: Path) -> dict:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--lesions", choices=("six", "small40"), default="six")
     parser.add_argument("--cohort", type=Path, default=Path("../shared/data/heldout_cohort"))
-    parser.add_argument("--out", type=Path, default=Path("runs/six_lesion_check"))
+    parser.add_argument("--out", type=Path, default=None, help="default: runs/lesion_mask_check_<lesions>")
     args = parser.parse_args()
+    args.out = args.out or Path(f"runs/lesion_mask_check_{args.lesions}")
     args.out.mkdir(parents=True, exist_ok=True)
     rows = {}
     for image in sorted(args.cohort.glob("*/sub-*_T1w.nii.gz")):
         scan = f"{image.parent.name}/{image.name.split('_')[0]}"
         out = args.out / image.parent.name
         out.mkdir(exist_ok=True)
-        rows[scan] = row = check_scan(image, image.with_name(image.name.replace("_T1w", "_brainmask")), out)
+        rows[scan] = row = check_scan(image, image.with_name(image.name.replace("_T1w", "_brainmask")), out,
+                                       args.lesions)
         d, b = row["default"], row["biharmonic-3d"]
         print(f"{scan}: {row['voxels']} voxels; default {d['psnr_brats']:.2f} dB / {d['ssim']:.3f}, biharmonic-3d "
               f"{b['psnr_brats']:.2f} / {b['ssim']:.3f}; {d['psnr_brats'] - b['psnr_brats']:+.2f} dB; averaged over its "
@@ -88,7 +93,7 @@ def main() -> int:
         diff = np.array(diff)
         print(f"{name}, mean of {len(diff)} scans: {diff.mean():+.2f} +/- {diff.std(ddof=1) / np.sqrt(len(diff)):.2f} dB; "
               f"default ahead on {(diff > 0).sum()} of {len(diff)}")
-    (args.out / "six_lesion_check.json").write_text(json.dumps(rows, indent=1), encoding="utf-8")
+    (args.out / f"lesion_mask_check_{args.lesions}.json").write_text(json.dumps(rows, indent=1), encoding="utf-8")
     return 0
 
 
