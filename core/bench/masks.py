@@ -238,7 +238,8 @@ SMALL_DEPTH_MM = 8.0
 
 def small_balls(brain: np.ndarray, voxel_mm, wm: np.ndarray, count: int = SMALL_BALLS, seed: int = 0) -> np.ndarray:
     """A mask like an MS lesion map's: `count` balls of 1.5-4 mm radius centred in white matter `wm` at least
-    8 mm inside the brain (seeded; balls may touch and merge), the speed check for many small lesions."""
+    8 mm inside the brain (seeded; balls may touch and merge): `--lesions small40` of `scripts/measure_fill.py`
+    and `scripts/lesion_mask_check.py`."""
     voxel_mm = np.asarray(voxel_mm, dtype=np.float64)
     depth = ndimage.distance_transform_edt(brain, sampling=voxel_mm)
     centres = np.argwhere(wm & brain & (depth >= SMALL_DEPTH_MM))
