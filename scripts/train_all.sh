@@ -10,6 +10,7 @@
 #   scripts/train_all.sh refiner1mm_log  that one continued with each hole's error in decibels
 #   scripts/train_all.sh refiner1mm_mirrorlesions  that one taught not to copy unpainted lesions (the shipped 1 mm refiner)
 #   scripts/train_all.sh refiner1mm_mirrorlesions2  the shipped one continued with more planted lesions (not shipped)
+#   scripts/train_all.sh refiner1mm_patch48  the shipped one continued on 48-voxel patches (a candidate, not shipped)
 #   scripts/train_all.sh cohort   the four models retrained on the cohort's training split, one after another,
 #                                 each from its shipped weights (runs/cohort_<name>; COHORT_MINUTES each, default 20)
 # MINUTES (default 85, as used) is each run's wall-clock budget; PYTHON defaults to python.
@@ -49,12 +50,13 @@ fi
 
 refiner_1mm() {
     # refiner_1mm OUT STEPS MINUTES WORKERS LOSS OPTIONS...: a 1 mm refiner run on the cohort's training split with
-    # the settings the shipped runs share; OUT, STEPS, REFINER_MINUTES, WORKERS, DEVICE and COHORT override the defaults
+    # the settings the shipped runs share; OUT, STEPS, REFINER_MINUTES, WORKERS, DEVICE, COHORT and PATCH (voxels a
+    # side, default 40) override the defaults
     local out=${OUT:-$1} steps=$2 minutes=$3 workers=$4 loss=$5
     shift 5
     mkdir -p runs/logs
     OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} "$PYTHON" -m core.training.refiner "$@" \
-        --cohort "${COHORT:-../shared/data/train_cohort}" --patch 40 --batch-size 4 --steps "${STEPS:-$steps}" \
+        --cohort "${COHORT:-../shared/data/train_cohort}" --patch "${PATCH:-40}" --batch-size 4 --steps "${STEPS:-$steps}" \
         --minutes "${REFINER_MINUTES:-$minutes}" --loss "$loss" --deform 0.3 --remap 0.3 --blur 0.3 --threads 1 \
         --workers "${WORKERS:-$workers}" --device "${DEVICE:-cpu}" --out "$out" 2>&1 | tee -a "runs/logs/$(basename "$out").log"
 }
@@ -116,6 +118,14 @@ if [[ "${1:-}" == "refiner1mm_mirrorlesions2" ]]; then
     # Measured, not shipped (a tie on the validation bench; docs/training.md): the shipped 1 mm refiner continued
     # with twice the share (--mirror-lesions 0.4; seed 3).   scripts/train_all.sh refiner1mm_mirrorlesions2 [resume]
     mirror_lesions_1mm runs/refiner1mm_mirrorlesions2 resources/refiner3d_1mm 0.4 3 "${2:-}"
+    exit 0
+fi
+
+if [[ "${1:-}" == "refiner1mm_patch48" ]]; then
+    # A candidate measured on the validation split on 2026-12-05, not yet run on held-out brains: the shipped 1 mm
+    # refiner continued for 3000 steps on 48-voxel patches (seed 4; 70 min on 2 CPU cores; docs/experiments.md).
+    #   scripts/train_all.sh refiner1mm_patch48 [resume]
+    PATCH=48 mirror_lesions_1mm runs/refiner1mm_patch48 resources/refiner3d_1mm 0.2 4 "${2:-}"
     exit 0
 fi
 
