@@ -27,8 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from core.baselines import biharmonic_3d_fill  # noqa: E402
-from core.baselines import estimate_white_matter  # noqa: E402
-from core.bench.masks import six_deep_blobs, small_balls  # noqa: E402
+from core.bench.masks import check_mask  # noqa: E402
 from core.bench.runner import load_bench_data  # noqa: E402
 from core.metrics import hole_metrics, voided_range  # noqa: E402
 from core.modelspace import Reorientation  # noqa: E402
@@ -37,8 +36,7 @@ from core.modelspace import Reorientation  # noqa: E402
 def check_scan(image: Path, brainmask: Path, out: Path, lesions: str = "six") -> dict:
     """Fill one scan's mask (`--lesions`) with `inpaint fill` and with biharmonic-3d; their in-hole metrics."""
     t1, data = nib.load(image), load_bench_data(image, brainmask)
-    hole = (six_deep_blobs(data.brain, data.voxel_mm) if lesions == "six" else
-            small_balls(data.brain, data.voxel_mm, estimate_white_matter(data.image, ~data.brain)))
+    hole = check_mask(lesions, data.image, data.brain, data.voxel_mm)
     reo = Reorientation.of(t1.affine, t1.shape)
     header = t1.header.copy()
     header.set_data_dtype(np.float32)

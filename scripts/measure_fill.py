@@ -25,8 +25,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from core.baselines import estimate_white_matter  # noqa: E402
-from core.bench.masks import make_cases, six_deep_blobs, small_balls  # noqa: E402
+from core.bench.masks import CHECK_MASKS, check_mask  # noqa: E402
 from core.bench.runner import load_bench_data  # noqa: E402
 from core.modelspace import Reorientation  # noqa: E402
 
@@ -40,7 +39,7 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=Path("/tmp/inpaint-measure"))
     parser.add_argument("--image", type=Path, default=SUBJECT / "t1_2mm.nii.gz", help="scan (default: held-out subject)")
     parser.add_argument("--brainmask", type=Path, default=SUBJECT / "brainmask_2mm.nii.gz", help="its brain mask")
-    parser.add_argument("--lesions", choices=("cube16_wm", "six", "small40"), default="cube16_wm",
+    parser.add_argument("--lesions", choices=CHECK_MASKS, default="cube16_wm",
                         help="one 16 mm white-matter cube, six deep blobs of 6, 6, 6, 10, 10 and 16 mm radius, or 40 "
                              "white-matter balls of 1.5-4 mm radius (many small lesions, as in MS)")
     args = parser.parse_args()
@@ -48,13 +47,7 @@ def main() -> int:
 
     t1 = nib.load(args.image)
     data = load_bench_data(args.image, args.brainmask)
-    if args.lesions == "six":
-        hole = six_deep_blobs(data.brain, data.voxel_mm)
-    elif args.lesions == "small40":
-        hole = small_balls(data.brain, data.voxel_mm, estimate_white_matter(data.image, ~data.brain))
-    else:
-        hole = make_cases(data.brain, data.voxel_mm, families=("cube16_wm",), per_family=1,
-                          wm=estimate_white_matter(data.image, ~data.brain))[0].hole
+    hole = check_mask(args.lesions, data.image, data.brain, data.voxel_mm)
     reo = Reorientation.of(t1.affine, t1.shape)
     brain_file = reo.undo(data.image)
     hole_file = reo.undo(hole).astype(np.uint8)

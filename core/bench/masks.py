@@ -28,6 +28,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
+from ..baselines import estimate_white_matter
+
 FAMILIES = ("cube8", "cube16", "cube32", "cube16_wm", "blob", "blob6", "blob10", "blob16", "large", "blob12", "blob20", "blob32")
 CUBE_MM = {"cube8": 8.0, "cube16": 16.0, "cube32": 32.0, "cube16_wm": 16.0}
 WM_FRACTION = 0.8
@@ -253,3 +255,17 @@ def small_balls(brain: np.ndarray, voxel_mm, wm: np.ndarray, count: int = SMALL_
         distance = sum(((g - c) * s) ** 2 for g, c, s in zip(grid, centre, voxel_mm))
         hole[box] |= distance <= radius ** 2
     return hole & brain
+
+
+CHECK_MASKS = ("cube16_wm", "six", "small40")
+
+
+def check_mask(name: str, image: np.ndarray, brain: np.ndarray, voxel_mm) -> np.ndarray:
+    """The one-mask checks of `scripts/measure_fill.py` and `scripts/lesion_mask_check.py` by name: a 16 mm
+    white-matter cube (`cube16_wm`), `six_deep_blobs` (`six`) or `small_balls` (`small40`)."""
+    if name == "six":
+        return six_deep_blobs(brain, voxel_mm)
+    wm = estimate_white_matter(image, ~brain)
+    if name == "small40":
+        return small_balls(brain, voxel_mm, wm)
+    return make_cases(brain, voxel_mm, families=("cube16_wm",), per_family=1, wm=wm)[0].hole
