@@ -21,6 +21,9 @@
 # Both bench runs take one torch thread each and run side by side; then the downstream run, alone
 # on the machine, with two threads. CASES (default 6) lesions per family: the paired standard
 # error that docs/results.md gives with every difference shrinks with their square root.
+#   scripts/run_benchmarks.sh             every run above
+#   scripts/run_benchmarks.sh refiner1mm  only the runs that a new 1 mm refiner changes, two at a time: the three
+#             held-out cohort runs and both downstream runs (each records every shipped refiner's checksum)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python}
@@ -31,6 +34,43 @@ METHODS=default,refine3d-nomirror,slices2d,poisson3d,border-mean,biharmonic,harm
 MODEL="$(cat resources/models/DEFAULT)"
 mkdir -p docs/results
 export OMP_NUM_THREADS=1
+
+cohort_runs() {
+    # the held-out cohort at native resolution (lesion-sized, then large lesions), then as 3 mm slices
+    "$PYTHON" -m core.cli bench --cohort "$DATA/heldout_cohort" --methods refine3d,refine3d-nomirror,biharmonic-3d,biharmonic-3d-mm,harmonic-3d \
+        --models "$MODEL" --cases 3 --out docs/results/heldout_cohort --quiet > docs/results/heldout_cohort.log 2>&1
+    "$PYTHON" -m core.cli bench --cohort "$DATA/heldout_cohort" --methods refine3d,refine3d-nomirror,biharmonic-3d,biharmonic-3d-mm \
+        --families blob12,blob20,blob32 --models "$MODEL" --cases 2 --out docs/results/heldout_cohort_large --quiet \
+        > docs/results/heldout_cohort_large.log 2>&1
+    local thick
+    thick=$(mktemp -d)
+    "$PYTHON" scripts/make_thick_slices.py "$DATA/heldout_cohort" "$thick/heldout_cohort_thick3" --thickness 3 > /dev/null
+    "$PYTHON" -m core.cli bench --cohort "$thick/heldout_cohort_thick3" --methods refine3d,refine3d-nomirror,biharmonic-3d,biharmonic-3d-mm \
+        --models "$MODEL" --cases 3 --out docs/results/heldout_cohort_thick3 --quiet > docs/results/heldout_cohort_thick3.log 2>&1
+    rm -rf "$thick"
+}
+
+downstream_brains() {   # THREADS: the two 2 mm held-out brains
+    OMP_NUM_THREADS=$1 "$PYTHON" -m core.cli bench --downstream --registration --out docs/results/downstream --quiet \
+        > docs/results/downstream.log 2>&1
+}
+
+downstream_cohort() {
+    OMP_NUM_THREADS=1 "$PYTHON" -m core.cli bench --downstream --cohort "$DATA/heldout_cohort" \
+        --methods default,biharmonic-3d,fsl-style --models "$MODEL" --registration --out docs/results/downstream_cohort --quiet \
+        > docs/results/downstream_cohort.log 2>&1
+}
+
+if [[ "${1:-}" == "refiner1mm" ]]; then
+    # one core: the longest run (downstream_cohort); the other: the three cohort benches, then the 2 mm downstream run
+    downstream_cohort &
+    slow=$!
+    cohort_runs
+    downstream_brains 1
+    wait "$slow"
+    exit 0
+fi
+
 pids=()
 for brain in heldout_subject:heldout colin27:colin27; do
     folder=${brain%%:*}; name=${brain##*:}
@@ -39,16 +79,7 @@ for brain in heldout_subject:heldout colin27:colin27; do
         --out "docs/results/$name" --quiet > "docs/results/$name.log" 2>&1 &
     pids+=($!)
 done
-"$PYTHON" -m core.cli bench --cohort "$DATA/heldout_cohort" --methods refine3d,refine3d-nomirror,biharmonic-3d,biharmonic-3d-mm,harmonic-3d \
-    --models "$MODEL" --cases 3 --out docs/results/heldout_cohort --quiet > docs/results/heldout_cohort.log 2>&1
-"$PYTHON" -m core.cli bench --cohort "$DATA/heldout_cohort" --methods refine3d,refine3d-nomirror,biharmonic-3d,biharmonic-3d-mm \
-    --families blob12,blob20,blob32 --models "$MODEL" --cases 2 --out docs/results/heldout_cohort_large --quiet \
-    > docs/results/heldout_cohort_large.log 2>&1
-thick=$(mktemp -d)
-"$PYTHON" scripts/make_thick_slices.py "$DATA/heldout_cohort" "$thick/heldout_cohort_thick3" --thickness 3 > /dev/null
-"$PYTHON" -m core.cli bench --cohort "$thick/heldout_cohort_thick3" --methods refine3d,refine3d-nomirror,biharmonic-3d,biharmonic-3d-mm \
-    --models "$MODEL" --cases 3 --out docs/results/heldout_cohort_thick3 --quiet > docs/results/heldout_cohort_thick3.log 2>&1
-rm -rf "$thick"
+cohort_runs
 wait "${pids[@]}"
 # the study runs: each kernel's VAE and GAN, their 2D pipeline and its ablations, on the held-out subject
 pids=()
@@ -61,7 +92,5 @@ for kernel in 3 7; do
     pids+=($!)
 done
 wait "${pids[@]}"
-OMP_NUM_THREADS=2 "$PYTHON" -m core.cli bench --downstream --registration --out docs/results/downstream --quiet > docs/results/downstream.log 2>&1
-OMP_NUM_THREADS=1 "$PYTHON" -m core.cli bench --downstream --cohort "$DATA/heldout_cohort" \
-    --methods default,biharmonic-3d,fsl-style --models "$MODEL" --registration --out docs/results/downstream_cohort --quiet \
-    > docs/results/downstream_cohort.log 2>&1
+downstream_brains 2
+downstream_cohort

@@ -11,6 +11,7 @@
 #   scripts/train_all.sh refiner1mm_mirrorlesions  that one taught not to copy unpainted lesions (the shipped 1 mm refiner)
 #   scripts/train_all.sh refiner1mm_mirrorlesions2  the shipped one continued with more planted lesions (not shipped)
 #   scripts/train_all.sh refiner1mm_patch48  the shipped one continued on 48-voxel patches (a candidate, not shipped)
+#   scripts/train_all.sh refiner1mm_patch40  its control: the same steps on the shipped 40-voxel patches
 #   scripts/train_all.sh cohort   the four models retrained on the cohort's training split, one after another,
 #                                 each from its shipped weights (runs/cohort_<name>; COHORT_MINUTES each, default 20)
 # MINUTES (default 85, as used) is each run's wall-clock budget; PYTHON defaults to python.
@@ -126,6 +127,13 @@ if [[ "${1:-}" == "refiner1mm_patch48" ]]; then
     # refiner continued for 3000 steps on 48-voxel patches (seed 4; 70 min on 2 CPU cores; docs/experiments.md).
     #   scripts/train_all.sh refiner1mm_patch48 [resume]
     PATCH=48 mirror_lesions_1mm runs/refiner1mm_patch48 resources/refiner3d_1mm 0.2 4 "${2:-}"
+    exit 0
+fi
+
+if [[ "${1:-}" == "refiner1mm_patch40" ]]; then
+    # The control of the run above: the same 3000 steps and seed on the shipped 40-voxel patches, which tells whether
+    # its gain comes from the larger patches or from the extra steps.   scripts/train_all.sh refiner1mm_patch40 [resume]
+    PATCH=40 mirror_lesions_1mm runs/refiner1mm_patch40 resources/refiner3d_1mm 0.2 4 "${2:-}"
     exit 0
 fi
 
