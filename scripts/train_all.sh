@@ -123,9 +123,10 @@ if [[ "${1:-}" == "refiner1mm_mirrorlesions2" ]]; then
 fi
 
 if [[ "${1:-}" == "refiner1mm_patch48" ]]; then
-    # A candidate measured on the validation split on 2026-12-05, not yet run on held-out brains: the shipped 1 mm
-    # refiner continued for 3000 steps on 48-voxel patches (seed 4; 70 min on 2 CPU cores; docs/experiments.md).
-    #   scripts/train_all.sh refiner1mm_patch48 [resume]
+    # A candidate (its weights: checkpoints/refiner1mm_patch48; docs/experiments.md): the shipped 1 mm refiner
+    # continued for 3000 steps on 48-voxel patches (seed 4; 70 min on one 2-core machine, 135 min on a slower one).
+    #   scripts/train_all.sh refiner1mm_patch48 [resume]   (the 120-min budget counts across resumes: to continue a
+    #                                                      run it stopped, raise REFINER_MINUTES)
     PATCH=48 mirror_lesions_1mm runs/refiner1mm_patch48 resources/refiner3d_1mm 0.2 4 "${2:-}"
     exit 0
 fi
