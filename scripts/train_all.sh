@@ -8,10 +8,11 @@
 #   scripts/train_all.sh refiner1mm  the 1 mm 3D refiner, on the cohort (CPU, or DEVICE=cuda for a GPU: see below)
 #   scripts/train_all.sh refiner1mm_mirror  the same with mirror inputs, fine-tuned from it (see below)
 #   scripts/train_all.sh refiner1mm_log  that one continued with each hole's error in decibels
-#   scripts/train_all.sh refiner1mm_mirrorlesions  that one taught not to copy unpainted lesions (the shipped 1 mm refiner)
-#   scripts/train_all.sh refiner1mm_mirrorlesions2  the shipped one continued with more planted lesions (not shipped)
-#   scripts/train_all.sh refiner1mm_patch48  the shipped one continued on 48-voxel patches (a candidate, not shipped)
-#   scripts/train_all.sh refiner1mm_patch40  its control: the same steps on the shipped 40-voxel patches
+#   scripts/train_all.sh refiner1mm_mirrorlesions  that one taught not to copy unpainted lesions
+#   scripts/train_all.sh refiner1mm_mirrorlesions2  that one continued with more planted lesions (not shipped)
+#   scripts/train_all.sh refiner1mm_patch48  that one continued on 48-voxel patches (the shipped 1 mm refiner)
+#   scripts/train_all.sh refiner1mm_patch40  its control: the same steps on 40-voxel patches (not run)
+#   scripts/train_all.sh refiner1mm_patch64  the shipped one continued on 64-voxel patches (a candidate)
 #   scripts/train_all.sh cohort   the four models retrained on the cohort's training split, one after another,
 #                                 each from its shipped weights (runs/cohort_<name>; COHORT_MINUTES each, default 20)
 # MINUTES (default 85, as used) is each run's wall-clock budget; PYTHON defaults to python.
@@ -108,33 +109,43 @@ mirror_lesions_1mm() {
 }
 
 if [[ "${1:-}" == "refiner1mm_mirrorlesions" ]]; then
-    # The shipped 1 mm refiner: the refiner1mm_log weights taught not to copy an unpainted lesion on the other side
-    # (one mirrored patch in five shows one, --mirror-lesions 0.2; fresh patches, seed 2; 41 min on 2 CPU cores).
+    # The 1 mm refiner shipped before the next one: the refiner1mm_log weights taught not to copy an unpainted lesion
+    # on the other side (one mirrored patch in five shows one, --mirror-lesions 0.2; fresh patches, seed 2; 41 min on
+    # 2 CPU cores; sha256 c13c179f).
     #   scripts/train_all.sh refiner1mm_mirrorlesions [resume]
     mirror_lesions_1mm runs/refiner1mm_mirrorlesions runs/refiner1mm_log 0.2 2 "${2:-}"
     exit 0
 fi
 
 if [[ "${1:-}" == "refiner1mm_mirrorlesions2" ]]; then
-    # Measured, not shipped (a tie on the validation bench; docs/training.md): the shipped 1 mm refiner continued
-    # with twice the share (--mirror-lesions 0.4; seed 3).   scripts/train_all.sh refiner1mm_mirrorlesions2 [resume]
-    mirror_lesions_1mm runs/refiner1mm_mirrorlesions2 resources/refiner3d_1mm 0.4 3 "${2:-}"
+    # Measured, not shipped (a tie on the validation bench; docs/training.md): the refiner1mm_mirrorlesions weights
+    # continued with twice the share (--mirror-lesions 0.4; seed 3).   scripts/train_all.sh refiner1mm_mirrorlesions2 [resume]
+    mirror_lesions_1mm runs/refiner1mm_mirrorlesions2 runs/refiner1mm_mirrorlesions 0.4 3 "${2:-}"
     exit 0
 fi
 
 if [[ "${1:-}" == "refiner1mm_patch48" ]]; then
-    # A candidate (its weights: checkpoints/refiner1mm_patch48; docs/experiments.md): the shipped 1 mm refiner
-    # continued for 3000 steps on 48-voxel patches (seed 4; 70 min on one 2-core machine, 135 min on a slower one).
+    # The shipped 1 mm refiner (sha256 fdedbe42; docs/training.md): the refiner1mm_mirrorlesions weights continued
+    # for 3000 steps on 48-voxel patches (seed 4; 70 min on one 2-core machine, 135 min on a slower one).
     #   scripts/train_all.sh refiner1mm_patch48 [resume]   (the 120-min budget counts across resumes: to continue a
     #                                                      run it stopped, raise REFINER_MINUTES)
-    PATCH=48 mirror_lesions_1mm runs/refiner1mm_patch48 resources/refiner3d_1mm 0.2 4 "${2:-}"
+    PATCH=48 mirror_lesions_1mm runs/refiner1mm_patch48 runs/refiner1mm_mirrorlesions 0.2 4 "${2:-}"
     exit 0
 fi
 
 if [[ "${1:-}" == "refiner1mm_patch40" ]]; then
     # The control of the run above: the same 3000 steps and seed on the shipped 40-voxel patches, which tells whether
     # its gain comes from the larger patches or from the extra steps.   scripts/train_all.sh refiner1mm_patch40 [resume]
-    PATCH=40 mirror_lesions_1mm runs/refiner1mm_patch40 resources/refiner3d_1mm 0.2 4 "${2:-}"
+    PATCH=40 mirror_lesions_1mm runs/refiner1mm_patch40 runs/refiner1mm_mirrorlesions 0.2 4 "${2:-}"
+    exit 0
+fi
+
+if [[ "${1:-}" == "refiner1mm_patch64" ]]; then
+    # A candidate: the shipped 1 mm refiner (runs/refiner1mm_patch48) continued on 64-voxel patches, which hold the
+    # largest training hole (32 voxels across) with 16 voxels of tissue on each side, as the fill's crops do (the hole's
+    # box plus 16 mm); 700 steps (each costs 2.4 times a 48-voxel one or more: about 80 min on 2 CPU cores), seed 5.
+    #   scripts/train_all.sh refiner1mm_patch64 [resume]
+    PATCH=64 STEPS=${STEPS:-700} mirror_lesions_1mm runs/refiner1mm_patch64 runs/refiner1mm_patch48 0.2 5 "${2:-}"
     exit 0
 fi
 
