@@ -99,7 +99,7 @@ if [[ "${1:-}" == "refiner1mm_log" ]]; then
 fi
 
 mirror_lesions_1mm() {
-    # mirror_lesions_1mm OUT INIT P SEED [resume]: a 1 mm refiner continued for 3000 steps (lr 1e-4, error in decibels)
+    # mirror_lesions_1mm OUT INIT P SEED [resume]: a 1 mm refiner continued for 3000 steps (STEPS overrides; lr 1e-4, error in decibels)
     # whose mirrored patches show, a share P of them, an unpainted lesion where the mirror mirrors the hole
     local out=$1 init=$2 share=$3 seed=$4
     start=(--init "${INIT:-$init}")
@@ -142,9 +142,9 @@ fi
 
 if [[ "${1:-}" == "refiner1mm_patch64" ]]; then
     # Measured, not shipped (a tie on the validation bench, +0.05 dB on large lesions; docs/training.md): the shipped
-    # 1 mm refiner (runs/refiner1mm_patch48) continued on 64-voxel patches, which hold the
-    # largest training hole (32 voxels across) with 16 voxels of tissue on each side, as the fill's crops do (the hole's
-    # box plus 16 mm); 700 steps (7 s each: 88 min on 2 CPU cores), seed 5.
+    # 1 mm refiner (runs/refiner1mm_patch48) continued on 64-voxel patches, which hold the largest training hole
+    # (32 voxels across) with 16 voxels of tissue on each side, as the fill's crops do (the hole's box plus 16 mm);
+    # 700 steps (7 s each: 88 min on 2 CPU cores), seed 5.
     #   scripts/train_all.sh refiner1mm_patch64 [resume]
     PATCH=64 STEPS=${STEPS:-700} mirror_lesions_1mm runs/refiner1mm_patch64 runs/refiner1mm_patch48 0.2 5 "${2:-}"
     exit 0
