@@ -13,7 +13,7 @@ and contributes nothing.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 import SimpleITK as sitk
@@ -27,6 +27,7 @@ DEMONS_ITERATIONS = 50
 DEMONS_SIGMA_VOXELS = 1.5   # smoothing of the local displacement field, in voxels of the demons grid
 DEMONS_GRID_MM = 2.0     # lesions of BIN_MIN_ML or more are aligned on voxels binned to about this size
 BIN_MIN_ML = 1.0         # (1 mm scans: 2x2x2 bins; smaller lesions lost 0.15 dB binned, on the validation split)
+DEMONS_MARGIN_MM = 8.0   # a smaller hole is aligned at full resolution on its box plus this margin only
 WEIGHT = 0.5             # share of the mirrored detail added to the fill (chosen on the ROBEX training brain)
 MIN_BLOCKS = 200         # known coarse blocks needed to register the hemispheres
 MAX_BLOCKS = 1 << 18     # largest coarse grid registered (a 256 mm cube of 1 mm voxels in 4 mm blocks)
@@ -44,11 +45,16 @@ class Reflection:
     matrix: np.ndarray   # 3x4
     correlation: float   # of the image and its registered mirror, on the coarse grid
 
-    def source_voxels(self, box: tuple[slice, ...]) -> np.ndarray:
-        """Voxel coordinates (3, *box shape) whose values mirror the voxels of `box`."""
-        grid = np.indices([s.stop - s.start for s in box], dtype=np.float64)
-        grid += np.array([s.start for s in box], dtype=np.float64)[:, None, None, None]
-        return np.tensordot(self.matrix[:, :3], grid, axes=1) + self.matrix[:, 3][:, None, None, None]
+    def source_voxels(self, box: tuple[slice, ...], needed: Optional[np.ndarray] = None) -> np.ndarray:
+        """Voxel coordinates (3, *box shape) whose values mirror the voxels of `box`; with `needed` (bool, the
+        box's shape) those of its True voxels only, (3, count) in C order."""
+        if needed is None:
+            grid = np.indices([s.stop - s.start for s in box], dtype=np.float64)
+        else:
+            grid = np.array(np.nonzero(needed), dtype=np.float64)
+        grid += np.array([s.start for s in box], dtype=np.float64).reshape((3,) + (1,) * (grid.ndim - 1))
+        offset = self.matrix[:, 3].reshape((3,) + (1,) * (grid.ndim - 1))
+        return np.tensordot(self.matrix[:, :3], grid, axes=1) + offset
 
 
 def lateral_axis(affine: np.ndarray) -> int:
@@ -147,16 +153,33 @@ def find_reflection(image: np.ndarray, hole: np.ndarray, spacing: Sequence[float
     return Reflection(matrix=matrix, correlation=correlation)
 
 
-def mirrored_box(image: np.ndarray, hole: np.ndarray, reflection: Reflection, box: tuple[slice, ...]) -> np.ndarray:
-    """The mirrored image on `box` (float32); NaN where the mirror falls on a hole, outside the volume or on a non-finite voxel."""
-    coords = reflection.source_voxels(box)
+def mirrored_box(image: np.ndarray, hole: np.ndarray, reflection: Reflection, box: tuple[slice, ...],
+                 needed: Optional[np.ndarray] = None) -> np.ndarray:
+    """The mirrored image on `box` (float32); NaN where the mirror falls on a hole, outside the volume or on a
+    non-finite voxel. With `needed` (bool, the box's shape) only those voxels are computed, the others are NaN."""
+    coords = reflection.source_voxels(box, needed)
     values = ndimage.map_coordinates(image, coords, order=1, mode="constant", cval=np.nan, output=np.float32)
     # any hole voxel in a value's interpolation footprint: unknown (the lesion's values never enter)
     on_hole = ndimage.map_coordinates(np.asarray(hole, dtype=bool).view(np.uint8), coords, order=1,
                                       mode="constant", cval=1, output=np.float32)
     unknown = (on_hole > 0) | ~np.isfinite(values)
     values[unknown] = np.nan
-    return values
+    if needed is None:
+        return values
+    result = np.full(needed.shape, np.nan, dtype=np.float32)
+    result[needed] = values
+    return result
+
+
+def demons_region(hole: np.ndarray, spacing: Sequence[float], hole_ml: float) -> tuple[slice, ...]:
+    """Where a crop's mirror is aligned: on voxels finer than DEMONS_GRID_MM, the hole's box plus DEMONS_MARGIN_MM
+    for a hole under BIN_MIN_ML (which is aligned at full resolution); all of the crop otherwise."""
+    coarse = all(b == 1 for b in demons_bins(spacing, BIN_MIN_ML))   # 2 mm voxels: the crop is small already
+    if coarse or hole_ml >= BIN_MIN_ML or not hole.any():
+        return tuple(slice(0, n) for n in hole.shape)
+    margin = np.ceil(DEMONS_MARGIN_MM / np.asarray(spacing, dtype=np.float64)).astype(int)
+    box = ndimage.find_objects(np.asarray(hole, dtype=np.uint8))[0]
+    return tuple(slice(max(0, s.start - int(m)), min(n, s.stop + int(m))) for s, m, n in zip(box, margin, hole.shape))
 
 
 def demons_bins(spacing: Sequence[float], hole_ml: float) -> list[int]:
@@ -181,6 +204,7 @@ def align_mirror(filled: np.ndarray, mirror: np.ndarray, hole: np.ndarray,
                  spacing: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
     """The mirror aligned locally to `filled` (unknown voxels filled smoothly) and its detail (`mirror_detail`).
 
+    The alignment runs on `demons_region`; outside it the mirror stays where the reflection puts it.
     With nothing known of the mirror, the aligned mirror is `filled` itself and the detail zero.
     """
     unknown = ~np.isfinite(mirror)
@@ -193,13 +217,17 @@ def align_mirror(filled: np.ndarray, mirror: np.ndarray, hole: np.ndarray,
     demons.SetNumberOfThreads(1)
     demons.SetNumberOfIterations(DEMONS_ITERATIONS)
     demons.SetStandardDeviations(DEMONS_SIGMA_VOXELS)
-    fixed, moving = _itk(np.asarray(filled, dtype=np.float32), spacing), _itk(mirror, spacing)
-    bins = demons_bins(spacing, float(np.count_nonzero(hole)) * float(np.prod(spacing)) / 1000.0)
+    hole_ml = float(np.count_nonzero(hole)) * float(np.prod(spacing)) / 1000.0
+    region = demons_region(hole, spacing, hole_ml)
+    fixed = _itk(np.asarray(filled[region], dtype=np.float32), spacing)
+    moving = _itk(np.ascontiguousarray(mirror[region]), spacing)
+    bins = demons_bins(spacing, hole_ml)
     if any(b > 1 for b in bins):   # the field is smooth: found on binned voxels, applied at full resolution
         field = run_interruptibly(lambda: demons.Execute(sitk.BinShrink(fixed, bins), sitk.BinShrink(moving, bins)))
     else:
         field = run_interruptibly(lambda: demons.Execute(fixed, moving))
     warp = sitk.DisplacementFieldTransform(sitk.Cast(field, sitk.sitkVectorFloat64))
-    aligned = _array(sitk.Resample(moving, fixed, warp, sitk.sitkLinear, 0.0))
+    aligned = mirror.copy()
+    aligned[region] = _array(sitk.Resample(moving, fixed, warp, sitk.sitkLinear, 0.0))
     smooth = biharmonic_fill_3d(np.where(hole, 0.0, aligned).astype(np.float32), hole, spacing)
     return aligned, np.where(hole, aligned - smooth, 0.0).astype(np.float32)

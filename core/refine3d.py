@@ -287,6 +287,14 @@ def run_parts(refiner: Refiner, base: np.ndarray, hole: np.ndarray, mirror: Opti
     return correction[0, 0].cpu().numpy(), None if share is None else share[0, 0].cpu().numpy()
 
 
+def lesion_crops(hole: np.ndarray, spacing: Sequence[float]) -> tuple[np.ndarray, list[tuple[slice, ...]]]:
+    """The lesions of `hole` (26-connected labels 1..n) and the crop each is filled on: its box plus MARGIN_MM."""
+    margin = np.ceil(MARGIN_MM / np.asarray(spacing, dtype=np.float64)).astype(int)
+    labels, _ = ndimage.label(hole, structure=_FULL)
+    return labels, [tuple(slice(max(0, s.start - m), min(n, s.stop + m)) for s, n, m in zip(box, hole.shape, margin))
+                    for box in ndimage.find_objects(labels)]
+
+
 def refine_fill(voided: np.ndarray, hole: np.ndarray, spacing: Sequence[float], scale: IntensityScale,
                 refiner: Refiner, device: torch.device, cancel=None, mirror: Optional[np.ndarray] = None,
                 mirror_weight: float = 0.0, on_lesion: Optional[Callable[[int, int], None]] = None,
@@ -307,16 +315,15 @@ def refine_fill(voided: np.ndarray, hole: np.ndarray, spacing: Sequence[float], 
     spacing = np.asarray(spacing, dtype=np.float64)
     factors = refiner.config.spacing_mm / spacing           # native voxels per model voxel
     native_grid = bool(np.all(np.abs(factors - 1.0) < 0.05))
-    margin = np.ceil(MARGIN_MM / spacing).astype(int)
     learned_share = refiner.config.mirror_inputs
     filled = np.array(voided, dtype=np.float32, copy=True)
-    labels, count = ndimage.label(hole, structure=_FULL)
+    labels, crops = lesion_crops(hole, spacing)
+    count = len(crops)
     if on_lesion is not None:
         on_lesion(0, count)
-    for index, box in enumerate(ndimage.find_objects(labels), start=1):
+    for index, crop in enumerate(crops, start=1):
         if cancel is not None:
             cancel.raise_if_cancelled()
-        crop = tuple(slice(max(0, s.start - m), min(n, s.stop + m)) for s, n, m in zip(box, hole.shape, margin))
         part = labels[crop] == index
         unknown = hole[crop]
         known = np.where(unknown, -1.0, scale.to_model(voided[crop])).astype(np.float32)

@@ -8,7 +8,8 @@ from scipy import ndimage
 
 from core import mirror
 from core.blend3d import biharmonic_fill_3d
-from core.mirror import NoReflection, demons_bins, find_reflection, lateral_axis, mirror_detail, mirrored_box
+from core.mirror import (NoReflection, align_mirror, demons_bins, demons_region, find_reflection, lateral_axis,
+                         mirror_detail, mirrored_box)
 
 SPACING = (2.0, 2.0, 2.0)
 
@@ -100,3 +101,52 @@ def test_the_alignment_bins_voxels_finer_than_2_mm_around_lesions_of_a_millilitr
     assert demons_bins((1.0, 1.333, 1.333), 5.0) == [2, 1, 1]
     assert demons_bins((0.868, 0.868, 1.0), 0.9) == [1, 1, 1]   # a small lesion: full resolution
     assert demons_bins((2.0, 2.0, 2.0), 20.0) == [1, 1, 1] == demons_bins((1.5, 3.0, 2.0), 20.0)   # 2 mm: as before
+
+
+def test_the_mirror_can_be_read_on_the_needed_voxels_only() -> None:
+    image = _symmetric_brain(21.5)
+    hole = np.zeros(image.shape, dtype=bool)
+    hole[10:16, 16:22, 14:20] = True
+    hole[28:34, 16:22, 14:20] = True
+    reflection = find_reflection(np.where(hole, 0, image), hole, SPACING, axis=0)
+    box = (slice(2, 40), slice(4, 36), slice(3, 33))
+    needed = np.zeros((38, 32, 30), dtype=bool)
+    needed[3:20, 5:25, 2:12] = True
+    needed[25:30, 0:4, 20:30] = True
+    full, part = mirrored_box(image, hole, reflection, box), mirrored_box(image, hole, reflection, box, needed)
+    assert np.array_equal(part[needed], full[needed], equal_nan=True)    # the same values, bit for bit
+    assert np.isnan(part[~needed]).all() and np.isnan(full[needed]).any() and np.isfinite(full[needed]).any()
+
+
+def test_a_small_lesion_is_aligned_on_its_box_plus_8_mm() -> None:
+    hole = np.zeros((50, 50, 44), dtype=bool)
+    hole[20:27, 18:25, 19:24] = True                     # 245 voxels of 0.868 x 0.868 x 1 mm: 0.18 ml
+    spacing = (0.868, 0.868, 1.0)
+    assert demons_region(hole, spacing, 0.18) == (slice(10, 37), slice(8, 35), slice(11, 32))
+    assert demons_region(hole, spacing, 1.0) == (slice(0, 50), slice(0, 50), slice(0, 44))   # 1 ml: all of the crop
+    assert demons_region(hole, (2.0, 2.0, 2.0), 0.1) == (slice(0, 50), slice(0, 50), slice(0, 44))   # 2 mm: as before
+    assert demons_region(hole, (1.0, 1.333, 1.333), 0.18)[1:] == (slice(11, 32), slice(12, 31))   # 1 x 1.33 x 1.33 mm
+    hole[:] = False
+    hole[1:4, 45:50, 0:3] = True                          # at the crop's edge: the region stops there
+    assert demons_region(hole, spacing, 0.05) == (slice(0, 14), slice(35, 50), slice(0, 11))
+
+
+def test_outside_a_small_lesions_region_the_mirror_stays_where_the_reflection_puts_it() -> None:
+    spacing = (0.9, 0.9, 1.0)
+    truth = _symmetric_brain(21.5, shape=(44, 44, 40))
+    hole = np.zeros(truth.shape, dtype=bool)
+    hole[9:15, 18:24, 16:22] = True                      # 216 voxels, 0.17 ml
+    voided = np.where(hole, 0, truth).astype(np.float32)
+    reflection = find_reflection(voided, hole, spacing, axis=0)
+    box = (slice(0, 30), slice(2, 42), slice(1, 39))
+    smooth = biharmonic_fill_3d(voided[box], hole[box], spacing)
+    mirrored = mirrored_box(voided, hole, reflection, box)
+    aligned, detail = align_mirror(smooth, mirrored, hole[box], spacing)
+    region = demons_region(hole[box], spacing, 0.17)
+    outside = np.ones(hole[box].shape, dtype=bool)
+    outside[region] = False
+    known = outside & np.isfinite(mirrored)
+    assert known.sum() > 1000 and np.array_equal(aligned[known], mirrored[known])
+    assert not np.array_equal(aligned[region], np.nan_to_num(mirrored[region]))   # aligned inside
+    error_smooth = np.abs(smooth - truth[box])[hole[box]].mean()
+    assert np.abs(smooth + detail - truth[box])[hole[box]].mean() < 0.6 * error_smooth

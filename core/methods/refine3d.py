@@ -11,7 +11,7 @@ import numpy as np
 from ..inputs import check_lesion_boxes, hole_box
 from ..mirror import WEIGHT, NoReflection, find_reflection, lateral_axis, mirrored_box
 from ..modelspace import voxel_sizes
-from ..refine3d import MARGIN_MM, Refiner, refine_fill
+from ..refine3d import MARGIN_MM, Refiner, lesion_crops, refine_fill
 from ..uncertainty import FEATURES
 from .base import FillMethod, MethodFill, Parameter, Run, Slab
 
@@ -46,7 +46,11 @@ class Refine3D(FillMethod):
             except NoReflection as exc:
                 record["mirror"] = f"not used: {exc}"
             else:
-                mirror = slab.reo.apply(mirrored_box(slab.volume, slab.volume_hole, reflection, slab.box))
+                needed = np.zeros(slab.hole.shape, dtype=bool)   # only the lesions' crops read the mirror
+                for crop in lesion_crops(slab.hole, slab.spacing)[1]:
+                    needed[crop] = True
+                mirror = slab.reo.apply(mirrored_box(slab.volume, slab.volume_hole, reflection, slab.box,
+                                                     needed=slab.reo.undo(needed)))
                 record["mirror"] = {"reflection": np.round(reflection.matrix, 5).tolist(),
                                     "correlation": round(reflection.correlation, 4),
                                     "share": weight, "learned_share": refiner.config.mirror_inputs}
