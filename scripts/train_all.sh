@@ -13,6 +13,7 @@
 #   scripts/train_all.sh refiner1mm_patch48  that one continued on 48-voxel patches (the shipped 1 mm refiner)
 #   scripts/train_all.sh refiner1mm_patch40  its control: the same steps on 40-voxel patches (not run)
 #   scripts/train_all.sh refiner1mm_patch64  the shipped one continued on 64-voxel patches (not shipped)
+#   scripts/train_all.sh refiner1mm_patch48b  the shipped one continued 3000 more steps on 48-voxel patches (a candidate, not yet measured)
 #   scripts/train_all.sh cohort   the four models retrained on the cohort's training split, one after another,
 #                                 each from its shipped weights (runs/cohort_<name>; COHORT_MINUTES each, default 20)
 # MINUTES (default 85, as used) is each run's wall-clock budget; PYTHON defaults to python.
@@ -137,6 +138,14 @@ if [[ "${1:-}" == "refiner1mm_patch40" ]]; then
     # The control of the run above: the same 3000 steps and seed on the shipped 40-voxel patches, which tells whether
     # its gain comes from the larger patches or from the extra steps.   scripts/train_all.sh refiner1mm_patch40 [resume]
     PATCH=40 mirror_lesions_1mm runs/refiner1mm_patch40 runs/refiner1mm_mirrorlesions 0.2 4 "${2:-}"
+    exit 0
+fi
+
+if [[ "${1:-}" == "refiner1mm_patch48b" ]]; then
+    # Whether more steps of the same kind still help: the shipped 1 mm refiner (runs/refiner1mm_patch48) continued
+    # for 3000 more steps on 48-voxel patches, fresh patches (seed 6), with the mirror of small holes aligned on their
+    # box plus 8 mm as the fill now does.   scripts/train_all.sh refiner1mm_patch48b [resume]
+    PATCH=48 mirror_lesions_1mm runs/refiner1mm_patch48b runs/refiner1mm_patch48 0.2 6 "${2:-}"
     exit 0
 fi
 
