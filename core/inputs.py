@@ -13,7 +13,7 @@ copies; whole-volume checks go part by part (`core.volume.chunks`).
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple, Optional
+from typing import Any, NamedTuple, Optional, Sequence, Union
 
 import numpy as np
 from nibabel.orientations import io_orientation
@@ -244,10 +244,11 @@ def hole_slab(hole: np.ndarray, affine: np.ndarray, axis: str, margin: int = 0) 
     return tuple(box)  # type: ignore[return-value]
 
 
-def hole_box(hole: np.ndarray, margin: int = 0) -> tuple[slice, slice, slice]:
-    """Index box of the hole's voxels widened by `margin` voxels on every side (clipped to the volume)."""
+def hole_box(hole: np.ndarray, margin: Union[int, Sequence[int]] = 0) -> tuple[slice, slice, slice]:
+    """Index box of the hole's voxels widened by `margin` voxels on every side, or per axis (clipped to the volume)."""
     hole = np.asarray(hole, dtype=bool)
-    return tuple(_extent(hole, axis, margin) for axis in range(3))  # type: ignore[return-value]
+    margins = np.broadcast_to(np.asarray(margin, dtype=int), (3,))
+    return tuple(_extent(hole, axis, int(margins[axis])) for axis in range(3))  # type: ignore[return-value]
 
 
 def _extent(hole: np.ndarray, axis: int, margin: int) -> slice:

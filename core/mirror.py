@@ -20,6 +20,7 @@ import SimpleITK as sitk
 from scipy import ndimage
 
 from .blend3d import biharmonic_fill_3d
+from .inputs import hole_box
 from .job import run_interruptibly
 
 COARSE_MM = 4.0          # grid of the global registration
@@ -177,9 +178,7 @@ def demons_region(hole: np.ndarray, spacing: Sequence[float], hole_ml: float) ->
     coarse = all(b == 1 for b in demons_bins(spacing, BIN_MIN_ML))   # 2 mm voxels: the crop is small already
     if coarse or hole_ml >= BIN_MIN_ML or not hole.any():
         return tuple(slice(0, n) for n in hole.shape)
-    margin = np.ceil(DEMONS_MARGIN_MM / np.asarray(spacing, dtype=np.float64)).astype(int)
-    box = ndimage.find_objects(np.asarray(hole, dtype=np.uint8))[0]
-    return tuple(slice(max(0, s.start - int(m)), min(n, s.stop + int(m))) for s, m, n in zip(box, margin, hole.shape))
+    return hole_box(hole, margin=np.ceil(DEMONS_MARGIN_MM / np.asarray(spacing, dtype=np.float64)).astype(int))
 
 
 def demons_bins(spacing: Sequence[float], hole_ml: float) -> list[int]:
