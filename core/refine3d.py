@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Callable, Optional, Sequence, Union
 
@@ -148,6 +148,43 @@ def with_mirror_inputs(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor
     state["gate.weight"] = torch.zeros_like(state["tail.weight"])
     state["gate.bias"] = torch.zeros_like(state["tail.bias"])
     return state
+
+
+CONCATENATED = {"dec1.0.weight": 2, "dec0.0.weight": 2}   # convolutions whose input is two equal parts (skip joins)
+
+
+def widened(state: dict[str, torch.Tensor], config: RefinerConfig, width: int, seed: int = 0) -> dict[str, torch.Tensor]:
+    """Weights of a refiner of `config` carried to a wider one (`width` at its first level) that fills exactly alike.
+
+    Every old weight keeps its place (in a skip join, within its own part); the new channels' own weights are
+    zero, so they output 0 and change nothing, and the weights that read them start as a fresh network's
+    (seeded; the output layers' too, which a fresh network zeroes), so training gives the new channels a
+    gradient from the first step.
+    """
+    if width < config.width:
+        raise ValueError(f"a refiner is widened, never narrowed: width {width} < {config.width}")
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        network = Refiner3D(replace(config, width=width))
+        for layer in (network.tail, getattr(network, "gate", None)):
+            if layer is not None:
+                layer.reset_parameters()
+    fresh = network.state_dict()
+    out = {}
+    for name, target in fresh.items():
+        old = state[name]
+        target = target.clone()
+        if old.dim() > 1:   # a convolution: (out, in, 3, 3, 3)
+            target[old.shape[0]:] = 0.0
+            parts = CONCATENATED.get(name, 1)
+            step_old, step_new = old.shape[1] // parts, target.shape[1] // parts
+            for part in range(parts):
+                target[:old.shape[0], part * step_new:part * step_new + step_old] = old[:, part * step_old:(part + 1) * step_old]
+        else:               # a bias
+            target.zero_()
+            target[:old.shape[0]] = old
+        out[name] = target
+    return out
 
 
 @dataclass

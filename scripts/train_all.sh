@@ -14,6 +14,7 @@
 #   scripts/train_all.sh refiner1mm_patch40  its control: the same steps on 40-voxel patches (not run)
 #   scripts/train_all.sh refiner1mm_patch64  the shipped one continued on 64-voxel patches (not shipped)
 #   scripts/train_all.sh refiner1mm_patch48b  the shipped one continued 3000 more steps on 48-voxel patches (a candidate, not yet measured)
+#   scripts/train_all.sh refiner1mm_width16   the same from the shipped one widened to 16 channels (a candidate)
 #   scripts/train_all.sh cohort   the four models retrained on the cohort's training split, one after another,
 #                                 each from its shipped weights (runs/cohort_<name>; COHORT_MINUTES each, default 20)
 # MINUTES (default 85, as used) is each run's wall-clock budget; PYTHON defaults to python.
@@ -146,6 +147,17 @@ if [[ "${1:-}" == "refiner1mm_patch48b" ]]; then
     # for 3000 more steps on 48-voxel patches, fresh patches (seed 6), with the mirror of small holes aligned on their
     # box plus 8 mm as the fill now does.   scripts/train_all.sh refiner1mm_patch48b [resume]
     PATCH=48 mirror_lesions_1mm runs/refiner1mm_patch48b runs/refiner1mm_patch48 0.2 6 "${2:-}"
+    exit 0
+fi
+
+if [[ "${1:-}" == "refiner1mm_width16" ]]; then
+    # Whether the 1 mm data support more capacity: the shipped 1 mm refiner (width 12) widened to 16 channels
+    # (core.refine3d.widened: it starts filling exactly alike) and continued as refiner1mm_patch48b is, the same
+    # 3000 steps, patches and seed, so that run is its control.   scripts/train_all.sh refiner1mm_width16 [resume]
+    start=(--init resources/refiner3d_1mm --width 16)
+    [[ "${2:-}" == "resume" ]] && start=(--resume)
+    PATCH=48 refiner_1mm runs/refiner1mm_width16 3000 240 1 log "${start[@]}" --mirror 0.9 --mirror-lesions 0.2 \
+        --lr 1e-4 --seed 6 --log-every 50
     exit 0
 fi
 

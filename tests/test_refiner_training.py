@@ -14,7 +14,7 @@ from scipy import ndimage
 
 from conftest import synthetic_brain
 from core.errors import InpaintError
-from core.refine3d import RefinerConfig, load_refiner
+from core.refine3d import Refiner3D, RefinerConfig, load_refiner, widened
 from core.training.refiner import LOG_FLOOR, Brain, deformation, hole_mse, random_hole, sample, train
 
 
@@ -242,11 +242,37 @@ def test_a_run_keeps_its_starting_runs_width_and_refuses_another_in_one_sentence
     assert main(base + ["--out", str(tmp_path / "first"), "--width", "3"]) == 0
     assert main(base + ["--out", str(tmp_path / "second"), "--init", str(tmp_path / "first")]) == 0
     assert load_refiner(tmp_path / "second").config.width == 3                   # taken from --init
-    assert main(base + ["--out", str(tmp_path / "third"), "--init", str(tmp_path / "first"), "--width", "4"]) == 2
+    assert main(base + ["--out", str(tmp_path / "third"), "--init", str(tmp_path / "first"), "--width", "2"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert err == [f"error: {tmp_path / 'first'} holds a refiner of width 3 on a 2 mm grid, not width 4 on 2 mm; "
-                   "leave out --width and --spacing."]
+    assert err == [f"error: {tmp_path / 'first'} holds a refiner of width 3 on a 2 mm grid, not width 2 on 2 mm; "
+                   "leave out --width and --spacing (or start from it with a larger --width)."]
     assert not (tmp_path / "third").exists()
+    assert main(base + ["--out", str(tmp_path / "first"), "--resume", "--steps", "2", "--width", "4"]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        f"error: {tmp_path / 'first'} holds a refiner of width 3 on a 2 mm grid, not width 4 on 2 mm; "
+        "leave out --width and --spacing."]
+    assert main(base + ["--out", str(tmp_path / "wide"), "--init", str(tmp_path / "first"), "--width", "4"]) == 0
+    assert load_refiner(tmp_path / "wide").config.width == 4                     # a larger width widens the start
+
+
+def test_a_widened_refiner_fills_exactly_like_its_source_and_its_new_channels_learn() -> None:
+    torch.manual_seed(0)
+    config = RefinerConfig(width=3, spacing_mm=1.0, mirror_inputs=True)
+    narrow = Refiner3D(config)
+    for parameter in narrow.parameters():
+        torch.nn.init.normal_(parameter, std=0.2)
+    wide = Refiner3D(RefinerConfig(width=5, spacing_mm=1.0, mirror_inputs=True))
+    wide.load_state_dict(widened(narrow.state_dict(), config, 5))
+    base, hole = torch.rand(1, 1, 20, 22, 18) * 2 - 1, (torch.rand(1, 1, 20, 22, 18) > 0.7).float()
+    mirror = torch.randn(1, 2, 20, 22, 18)
+    for before, after in zip(narrow.parts(base, hole, mirror), wide.parts(base, hole, mirror)):
+        assert torch.allclose(before, after, rtol=1e-4, atol=1e-4 * float(before.abs().max()))
+    wide(base, hole, mirror).square().sum().backward()
+    for name, parameter in wide.named_parameters():   # every new channel's own weights get a gradient
+        if name.endswith("weight") and parameter.shape[0] > 1:
+            assert float(parameter.grad[parameter.shape[0] * 3 // 5:].abs().sum()) > 0, name
+    with pytest.raises(ValueError, match="never narrowed"):
+        widened(wide.state_dict(), RefinerConfig(width=5, spacing_mm=1.0, mirror_inputs=True), 3)
 
 
 @pytest.mark.parametrize("device, says", [

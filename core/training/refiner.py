@@ -22,7 +22,7 @@ import multiprocessing
 import shlex
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Iterator, Optional, Sequence
 
@@ -38,7 +38,8 @@ from ..errors import InpaintError
 from ..modelspace import Reorientation, voxel_sizes
 from ..normalize import intensity_scale
 from ..mirror import NoReflection, Reflection, align_mirror, find_reflection
-from ..refine3d import Refiner3D, RefinerConfig, clip_base, load_refiner, resample, save_refiner, with_mirror_inputs
+from ..refine3d import (Refiner3D, RefinerConfig, clip_base, load_refiner, resample, save_refiner, widened,
+                        with_mirror_inputs)
 from ..search import select_device
 from ..volume import load_mask, load_volume
 from .cohort import find_scans, split, subjects_text
@@ -489,7 +490,8 @@ def train(data: Sequence[tuple[Path, Optional[Path], float]], out: Path, *, minu
     tissue contrast is changed (`intensity_remap`); `blur`: the share smoothed (`random_blur`).
     `device`: where the network trains (a torch device name); `workers`: processes making the
     patches ahead (`batch_stream`; the same patches with any number). `config`: the architecture
-    (default: the resumed or `init` run's, else `RefinerConfig()`); one that differs from theirs is refused.
+    (default: the resumed or `init` run's, else `RefinerConfig()`); one that differs from theirs is refused, except
+    a larger width than the `init` run's (its weights are `core.refine3d.widened`: the start fills alike).
     `command`: the command line that started the run, for its card (a resumed run keeps its first).
     `patch`: voxels a side of the training patches (holes keep their size in mm on every grid);
     `validation`: scans kept aside for choosing between runs, recorded in the config; `centre_depth_mm`:
@@ -508,10 +510,13 @@ def train(data: Sequence[tuple[Path, Optional[Path], float]], out: Path, *, minu
         found = load_refiner(earlier).config
         if mirror and not resume:
             found = RefinerConfig(found.width, found.spacing_mm, mirror_inputs=True)
-        if config is not None and config != found:
+        wider = (not resume and config is not None and config.width > found.width
+                 and replace(config, width=found.width) == found)
+        if config is not None and config != found and not wider:
             raise InpaintError(f"{earlier} holds a refiner of width {found.width} on a {found.spacing_mm:g} mm grid, "
-                               f"not width {config.width} on {config.spacing_mm:g} mm; leave out --width and --spacing.")
-        config = found
+                               f"not width {config.width} on {config.spacing_mm:g} mm; leave out --width and --spacing"
+                               f"{'' if resume else ' (or start from it with a larger --width)'}.")
+        config = config if wider else found
     config = config or RefinerConfig(mirror_inputs=bool(mirror))
     if bool(mirror) != config.mirror_inputs:
         raise InpaintError("a refiner with mirror inputs trains with --mirror above 0, one without them with --mirror 0; "
@@ -532,7 +537,11 @@ def train(data: Sequence[tuple[Path, Optional[Path], float]], out: Path, *, minu
     if init is not None and not resume:
         start_from = load_refiner(init)
         state = start_from.network.state_dict()
-        network.load_state_dict(with_mirror_inputs(state) if mirror and not start_from.config.mirror_inputs else state)
+        if mirror and not start_from.config.mirror_inputs:
+            state = with_mirror_inputs(state)
+        if config.width > start_from.config.width:
+            state = widened(state, replace(config, width=start_from.config.width), config.width, seed)
+        network.load_state_dict(state)
         meta["init"] = {"path": str(init), "sha256": start_from.checksum,
                         "training": json.loads((init / "config.json").read_text(encoding="utf-8")).get("training")}
     if resume:
@@ -613,7 +622,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--batch-size", type=int, default=6)
     p.add_argument("--width", type=number_range(1, 64), default=None,
                    help=f"channels of the U-Net's first level, the others 2x and 4x (default: the --init or resumed "
-                        f"run's, else {RefinerConfig.width})")
+                        f"run's, else {RefinerConfig.width}; larger than the --init run's: its network widened, "
+                        f"filling alike at the start)")
     p.add_argument("--spacing", type=float, default=None,
                    help=f"grid of a new refiner in mm (default: the --init or resumed run's, else "
                         f"{RefinerConfig.spacing_mm:g})")
