@@ -99,9 +99,10 @@ def test_cli_writes_json_markdown_and_figure(tmp_path):
     out = tmp_path / "out"
     code = main(["bench", "--downstream", "--image", str(tmp_path / "t1.nii.gz"), "--brainmask",
                  str(tmp_path / "mask.nii.gz"), "--methods", "border-mean", "--out", str(out), "--quiet",
-                 "--device", "cpu"])
+                 "--device", "cpu", "--json", str(tmp_path / "d.json")])
     assert code in (0, None)
     report = json.loads((out / "downstream.json").read_text())
+    assert json.loads((tmp_path / "d.json").read_text()) == report
     assert report["methods"] == ["border-mean"] and list(report["brains"]) == ["t1"]
     text = (out / "downstream.md").read_text()
     assert "| no fill |" in text and "fig_t1.png" in text

@@ -29,6 +29,7 @@ COHORT_FAMILIES = ("blob6", "blob10", "blob16", "cube16")   # lesion-sized holes
 METRICS = ("psnr_hole", "ssim_hole", "stripe_ratio")
 BASELINE = "biharmonic-3d"   # the strongest classical fill: every difference is taken against it
 SPLITS = ("all", "validation", "training")
+ONE_SCAN = "there is one scan only, so no standard error over scans: each figure is that scan's mean over its lesions."
 
 
 def cohort_scans(folder: Path, which: str) -> list[Scan]:
@@ -135,7 +136,8 @@ def write_markdown(path: Path, report: dict) -> Path:
              f"{report['seed']}. Each figure is the mean over scans of the scan's mean over its lesions, +/- the "
              f"standard error over scans; differences are paired per scan against {BASELINE}.", ""]
     for dataset, block in report["summary"].items():
-        lines += [f"## {dataset}", "",
+        one_scan = max(cells["lesion-sized"]["scans"] for cells in block.values()) == 1
+        lines += [f"## {dataset}", "", *([f"Note: {ONE_SCAN}", ""] if one_scan else []),
                   "| method | " + " | ".join(f"{f} PSNR" for f in families + ["lesion-sized"])
                   + f" | lesion-sized vs {BASELINE} (dB) | lesion-sized SSIM | stripe ratio |",
                   "| --- |" + " ---: |" * (len(families) + 4)]

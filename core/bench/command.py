@@ -17,8 +17,9 @@ from ..refine3d import default_refiner, load_refiner
 from ..registry import default_model_name, list_models, resolve_model
 from ..resources import DEMO_BRAIN
 from ..search import select_device
-from .cohort import COHORT_FAMILIES, SPLITS, run_cohort
+from .cohort import COHORT_FAMILIES, ONE_SCAN, SPLITS, format_mean_se, run_cohort
 from .masks import FAMILIES, make_cases
+from .outputs import check_outputs
 from .views import write_ortho_figures
 from .report import build_report, write_figures, write_markdown, write_results_json
 from .runner import (BASELINES, PIPELINES, Method, baseline_methods, default_method_name, load_bench_data,
@@ -143,16 +144,13 @@ def run(args: argparse.Namespace) -> int:
         return run_downstream(args)
     notes: list[str] = []
     started = time.perf_counter()
-    if args.out is not None:
-        args.out.mkdir(parents=True, exist_ok=True)
-    if args.json is not None and not args.json.parent.is_dir():
-        raise InpaintError(f"cannot write {args.json}: the folder {args.json.parent} does not exist; create it first.")
+    families = _families(args)
+    image_path, mask_path = _data_paths(args)
+    check_outputs(args.json, args.out, _out_files(args, families), [image_path, mask_path])
     select_device(args.device)  # an unavailable device fails now, not after loading everything
     if args.cohort is not None:
-        return _run_cohort(args, notes)
-    image_path, mask_path = _data_paths(args)
+        return _run_cohort(args, families, notes)
     data = load_bench_data(image_path, mask_path)
-    families = _choose(args.families, FAMILIES, QUICK_FAMILIES if args.quick else FAMILIES, "mask family")
     methods, models, default_method = _methods(args, notes)
     if not methods:
         raise InpaintError("no method left to run; check --methods and --models.")
@@ -212,9 +210,21 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run_cohort(args: argparse.Namespace, notes: list[str]) -> int:
-    """`--cohort`: every scan of the folder, summarised over scans."""
-    families = _choose(args.families, FAMILIES, COHORT_FAMILIES, "mask family")
+def _families(args: argparse.Namespace) -> list[str]:
+    """The mask families to run: --families, else the default of --cohort, --quick or the full bench."""
+    default = COHORT_FAMILIES if args.cohort is not None else QUICK_FAMILIES if args.quick else FAMILIES
+    return _choose(args.families, FAMILIES, default, "mask family")
+
+
+def _out_files(args: argparse.Namespace, families: list[str]) -> list[str]:
+    """The files the bench writes into --out."""
+    figures = [] if args.cohort is not None else [f"{kind}_{f}.png" for f in families for kind in ("fig", "views")]
+    return ["results.json", "results.md", *figures]
+
+
+def _run_cohort(args: argparse.Namespace, families: list[str], notes: list[str]) -> int:
+    """`--cohort`: every scan of the folder, summarised over scans (written to --out after each scan, --json at
+    the end)."""
     methods, models, _ = _methods(args, notes)
     methods = [m for m in methods if m.pipeline != "reference"]
     if not methods:
@@ -235,14 +245,16 @@ def _run_cohort(args: argparse.Namespace, notes: list[str]) -> int:
     finally:
         if bar is not None:
             bar.close()
+    if args.json is not None:
+        write_results_json(args.json, report)
     block = report["summary"]["all"]
     print(f"{'method':<28} {'lesion-sized PSNR':>20} {'vs biharmonic-3d':>18} {'scans':>5}")
     for method in report["methods"]:
         cell = block[method]["lesion-sized"]
-        mean, se = cell["psnr_hole"]
-        diff = cell.get("psnr_vs_biharmonic-3d")
-        print(f"{method:<28} {mean:>11.2f} +/- {se:<5.2f} "
-              f"{'' if diff is None else f'{diff[0]:+.2f} +/- {diff[1]:.2f}':>18} {cell['scans']:>5}")
+        diff = format_mean_se(cell.get("psnr_vs_biharmonic-3d"), sign=True)
+        print(f"{method:<28} {format_mean_se(cell['psnr_hole']):>20} {diff:>18} {cell['scans']:>5}")
+    if len(report["scans"]) == 1:
+        print(f"note: {ONE_SCAN}", file=sys.stderr)
     return 0
 
 

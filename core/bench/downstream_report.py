@@ -32,10 +32,12 @@ from .downstream import (NO_FILL, TISSUES, BrainResult, app_default_method, base
                          load_brains, run_brain)
 from .cohort import format_mean_se, mean_se
 from .lesions import KINDS
+from .outputs import check_outputs
 from .registration import DESCRIPTION as REGISTRATION_TEXT, RING_MM, Template
 from .report import machine_info, write_results_json
 
 DEFAULT_OUT = Path("docs/results/downstream")
+OUT_FILES = ("downstream.json", "downstream.md")   # and fig_<brain>.png, named after brains not yet found
 LESIONS_PER_BRAIN = 8
 ZOOM = 5
 CROP = 40  # voxels shown around the lesion (80 mm at 2 mm)
@@ -312,7 +314,7 @@ def run(args: argparse.Namespace) -> int:
     """`inpaint bench --downstream`; returns the exit status."""
     started = time.perf_counter()
     out = args.out or DEFAULT_OUT
-    out.mkdir(parents=True, exist_ok=True)
+    check_outputs(args.json, out, OUT_FILES, [args.image, args.brainmask])
     select_device(args.device)
     brains = load_brains(args.image, args.brainmask, args.cohort, args.split)
     command = downstream_command(args)
@@ -360,6 +362,8 @@ def run(args: argparse.Namespace) -> int:
                for r in results}
     write_results_json(out / "downstream.json", report)
     write_markdown(out / "downstream.md", report, figures)
+    if args.json is not None:
+        write_results_json(args.json, report)
     print("\n".join(summary_table(report)))
     for line in verdict(report):
         print(line, file=sys.stderr)
