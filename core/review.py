@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Optional
 
 from .atomic import write_atomically
-from .cohort.derivatives import TABLE
+from .cohort.derivatives import TABLE, output_name
 from .errors import InpaintError
 
 QC_TABLE = "desc-qc_scans.tsv"
@@ -75,7 +75,8 @@ def read_scans(out_dir: Path) -> list[Scan]:
     if rows and not {"output", "source", "status"} <= set(rows[0]):
         raise InpaintError(f"{path} lacks the output, source or status column; run 'inpaint bids ... group' to "
                            "rebuild it.")
-    return [Scan(output=row["output"], source=row["source"], mask=_value(row.get("mask")), status=row["status"],
+    return [Scan(output=_value(row["output"]) or output_name(row["source"]),  # n/a: a scan without output
+                 source=row["source"], mask=_value(row.get("mask")), status=row["status"],
                  message=_value(row.get("message")),
                  uncertainty=_value(row.get(UNCERTAINTY_COLUMN)) or None) for row in rows]
 

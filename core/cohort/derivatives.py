@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Iterable, Optional
 
 from .. import __version__
-from ..atomic import is_temp_name, write_atomically
+from ..atomic import check_writable, is_temp_name, write_atomically
 from ..errors import InpaintError
 from ..volume import write_json
 
@@ -37,11 +37,14 @@ FILLED = "filled"      # filled by this run
 SKIPPED = "skipped"    # already filled from the same inputs with the same settings
 FAILED = "failed"      # could not be filled; `message` says why in one sentence
 NO_MASK = "no_mask"    # no lesion mask was found for the scan; nothing to fill
+NO_LESION = "no_lesion"  # its lesion mask marks no voxel: the output is the image, copied unchanged
 RUNNING = "running"    # another live run holds the scan (is filling it now)
 PENDING = "pending"    # a scan of the BIDS dataset that no run has handled yet
 MISSING = "missing"    # recorded as filled, but its image, sidecar or uncertainty map is gone
 DAMAGED = "damaged"    # its files differ from what was recorded, or exist without a readable record
 DAMAGE = (MISSING, DAMAGED)
+WRITTEN = (FILLED, NO_LESION)  # recorded outcomes that wrote the scan's output and sidecar
+WITHOUT_OUTPUT = (FAILED, NO_MASK, PENDING)  # the table leaves their output column empty (n/a)
 
 
 @dataclass
@@ -71,24 +74,26 @@ COLUMNS = {
     "source": "The T1w image, relative to the BIDS dataset.",
     "mask": "The lesion mask, relative to the masks dataset.",
     "brainmask": "The brain mask used (desc-brain_mask), relative to the masks dataset; n/a: estimated.",
-    "output": "The filled image, relative to this dataset.",
+    "output": "The filled image (for no_lesion the T1w image copied unchanged), relative to this dataset; n/a for "
+              "a scan without one (failed, no_mask, pending).",
     "status": "filled (the filled image, its sidecar and, when written, its uncertainty map are in this dataset as "
               "they were written), skipped (the participant run that wrote this table found it already filled from "
               "the same inputs with the same settings), failed (see message), no_mask (no lesion mask found; not "
-              "filled), running (another run was filling it when this table was written), pending (no run has "
-              "handled it yet), missing (its filled image, sidecar or uncertainty map was deleted) or damaged (its "
-              "files no longer match the SHA-256 recorded when they were written, or exist without a record; see "
-              "message).",
+              "filled), no_lesion (its lesion mask marks no voxel: the output is the T1w image copied unchanged, "
+              "with a sidecar saying so), running (another run was filling it when this table was written), pending "
+              "(no run has handled it yet), missing (its filled image, sidecar or uncertainty map was deleted) or "
+              "damaged (its files no longer match the SHA-256 recorded when they were written, or exist without a "
+              "record; see message).",
     "image_sha256": "SHA-256 of the T1w image.",
     "mask_sha256": "SHA-256 of the lesion mask.",
-    "lesion_voxels": "Voxels filled (the lesion mask after --dilate).",
+    "lesion_voxels": "Voxels filled (the lesion mask after --dilate; 0 for no_lesion).",
     "lesion_ml": "Volume filled, in millilitres.",
     "slices": "Slices of the fill plane that touch the lesion.",
     "seconds": "Time the fill took, in seconds.",
     "uncertainty": "Mean predicted error of the fill over the filled voxels (one standard deviation, in the image's "
                    "intensity units; its map is the desc-uncertainty image beside the filled one); n/a: not predicted.",
-    "message": "Why a scan is not filled, is damaged or was filled again (by the run that wrote this table), in one "
-               "sentence.",
+    "message": "Why a scan is not filled (no_lesion: its image was copied), is damaged or was filled again (by the "
+               "run that wrote this table), in one sentence.",
 }
 
 
@@ -128,6 +133,18 @@ def check_out_dir(out_dir: Path, bids_dir: Path, masks_dir: Optional[Path] = Non
     if _occupied(out_dir) and not is_ours(out_dir):
         raise InpaintError(f"The output folder {out_dir} is not empty and is not a dataset written by "
                            "'inpaint bids'; choose an empty or new folder.")
+
+
+def make_out_dir(out_dir: Path, *folders: str) -> None:
+    """Create OUT_DIR and its `folders` if needed and make sure entries can be written in each; InpaintError
+    (one sentence) when they cannot (read-only file system, no permission, a file in the way)."""
+    try:
+        for folder in (out_dir, *(out_dir / name for name in folders)):
+            folder.mkdir(parents=True, exist_ok=True)
+            check_writable(folder)
+    except OSError as exc:
+        raise InpaintError(f"The output folder {out_dir} is not writable ({exc.strerror or exc}); choose a folder "
+                           "you can write to, or make it writable.") from None
 
 
 def link_within(out_dir: Path, relative: str | Path) -> Optional[Path]:
@@ -217,6 +234,7 @@ _CHANGES = {"image": "the image changed", "mask": "the lesion mask changed", "br
             "keep_dtype": "the output data type changed",
             "parameters": "the fill settings changed", "model": "the slice model changed",
             "refiner": "the 3D refiner changed"}
+COPY_DEPENDS = ("image", "mask", "threshold")  # all a no_lesion copy depends on: other settings would copy alike
 
 
 def read_sidecar(path: Path) -> Optional[dict[str, Any]]:
@@ -228,18 +246,20 @@ def read_sidecar(path: Path) -> Optional[dict[str, Any]]:
     return record if isinstance(record, dict) and record.get("tool") == TOOL else None
 
 
-def changes(recorded: dict[str, Any], expected: dict[str, Any]) -> list[str]:
-    """What differs between two fingerprints, in words (empty: the same fill)."""
-    return [_CHANGES[k] for k in _CHANGES if recorded.get(k) != expected.get(k)]
+def changes(recorded: dict[str, Any], expected: dict[str, Any], keys: Optional[Iterable[str]] = None) -> list[str]:
+    """What differs between two fingerprints in `keys` (default: all), in words (empty: the same fill)."""
+    return [_CHANGES[k] for k in (keys or _CHANGES) if recorded.get(k) != expected.get(k)]
 
 
 def write_table(out_dir: Path, rows: list[Row]) -> Path:
-    """Write the scans table of exactly these rows (sorted by source) and its column descriptions."""
+    """Write the scans table of exactly these rows (sorted by source; no output for a scan without one) and its
+    column descriptions."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, delimiter="\t", lineterminator="\n")
     writer.writerow(COLUMNS)
     for row in sorted(rows, key=lambda row: row.source):
-        writer.writerow([value if value != "" else "n/a" for value in asdict(row).values()])
+        values = dict(asdict(row), output="" if row.status in WITHOUT_OUTPUT else row.output)
+        writer.writerow([value if value != "" else "n/a" for value in values.values()])
     text = buffer.getvalue()
     write_json(out_dir / Path(TABLE).with_suffix(".json"),
                {name: {"Description": meaning} for name, meaning in COLUMNS.items()})

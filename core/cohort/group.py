@@ -14,12 +14,14 @@ from pathlib import Path
 from typing import Optional, TextIO
 
 from ..errors import InpaintError
-from .derivatives import DAMAGE, FAILED, FILLED, NO_MASK, TABLE, check_dataset_links, check_out_dir, is_ours
+from .claims import LOGS
+from .derivatives import (DAMAGE, FAILED, FILLED, NO_LESION, NO_MASK, TABLE, check_dataset_links, check_out_dir,
+                          is_ours, make_out_dir)
 from .layout import dataset_sources
 from .records import SHARED_FILES, update_table
 from .run import Summary
 
-_GOOD = (FILLED, NO_MASK)  # statuses that need no line of their own
+_GOOD = (FILLED, NO_LESION, NO_MASK)  # statuses that need no line of their own
 
 
 def run_group(out_dir: Path, bids_dir: Path, *, quiet: bool = False, stream: Optional[TextIO] = None) -> Summary:
@@ -34,6 +36,7 @@ def run_group(out_dir: Path, bids_dir: Path, *, quiet: bool = False, stream: Opt
     check_out_dir(out_dir, bids_dir)
     out = out_dir.resolve()
     check_dataset_links(out, SHARED_FILES)
+    make_out_dir(out, LOGS)
     rows = update_table(out, [], dataset_sources(bids_dir), thorough=True)
     summary = Summary(rows=rows, table=out_dir / TABLE)
     for row in rows:

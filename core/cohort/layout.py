@@ -4,8 +4,9 @@ A lesion mask belongs to a T1w scan when it lies in the masks dataset, carries t
 (default `label-lesion`), has the suffix `mask` or `roi`, and has exactly the scan's identifying
 entities (sub, ses, acq, ce, rec, run, ...); derivative entities (`space`, `desc`, `res`, `den`)
 may be added. With `probabilities` (a threshold was given), a `probseg` file of the same kind
-(a lesion probability map) is taken first. A brain mask is a `desc-brain_mask` file with the
-scan's identifying entities.
+(a lesion probability map) is taken first; without, a scan that has such a map but no mask is a
+problem that says to pass --threshold. A brain mask is a `desc-brain_mask` file with the scan's
+identifying entities.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ class Scan:
     brainmask: Optional[str]
     subject: str
     session: Optional[str]
-    problem: Optional[str] = None  # why the masks found cannot be used (several match)
+    problem: Optional[str] = None  # why the masks found cannot be used (several match, a map without threshold)
 
 
 def name_entities(filename: str) -> dict[str, str]:
@@ -136,17 +137,22 @@ def find_scans(bids_dir: Path, masks_dir: Path, *, participants: Sequence[str] =
     if sessions:
         query["session"] = [_strip(s, "ses-") for s in sessions]
     masks = [f for f in derivs.get(extension=NIFTI, suffix=["mask", "roi"])]
-    maps = [f for f in derivs.get(extension=NIFTI, suffix="probseg")] if probabilities else []
+    maps = [f for f in derivs.get(extension=NIFTI, suffix="probseg")]
     scans = []
     for image in _t1w(raw, **query):
         entities = name_entities(image.filename)
-        lesion = sorted(f.relpath for f in maps if _matches(entities, name_entities(f.filename), wanted)) or \
+        lesion_maps = sorted(f.relpath for f in maps if _matches(entities, name_entities(f.filename), wanted))
+        lesion = (lesion_maps if probabilities else []) or \
             sorted(f.relpath for f in masks if _matches(entities, name_entities(f.filename), wanted))
         brain = sorted(f.relpath for f in masks if f.entities["suffix"] == "mask"
                        and _matches(entities, name_entities(f.filename), {"desc": "brain"}))
         problem = None
         if len(lesion) > 1:
             problem = f"{len(lesion)} masks with {mask_entities} match this scan ({', '.join(lesion)}); keep one"
+        elif not lesion and lesion_maps:
+            problem = (f"no lesion mask (_mask or _roi) with {mask_entities} was found for this scan, only the lesion "
+                       f"probability map {' and '.join(lesion_maps)}; pass --threshold T (e.g. 0.5) to fill its voxels "
+                       "above T")
         elif len(brain) > 1:
             problem = f"{len(brain)} brain masks match this scan ({', '.join(brain)}); keep one"
         scans.append(Scan(image=image.relpath, mask=lesion[0] if len(lesion) == 1 else None,

@@ -2,12 +2,13 @@
 
 Every scan a run handled has one record, `logs/<stem>_desc-filled_T1w.json`, written atomically
 by that run while it holds the scan's claim (`claims`): the scan's table row as it ended (filled,
-failed or no_mask) and, for each file written for it (the filled image, its sidecar and, when the fill
-predicted its error, its uncertainty map), its SHA-256, size and modification time as written. A failure
-keeps the file entries of an earlier fill.
+no_lesion, failed or no_mask) and, for each file written for it (the filled image or, for no_lesion, the
+unchanged copy, its sidecar and, when the fill predicted its error, its uncertainty map), its SHA-256, size
+and modification time as written. A failure keeps the file entries of an earlier fill.
 
 The table is always rebuilt from every record, holding the table's lock, and lists every T1w scan
-of the BIDS dataset: a scan recorded as filled is `filled` only while its files match the record
+of the BIDS dataset: a scan recorded as filled (or no_lesion) keeps that status only while its files match the
+record
 (else `missing` or `damaged`), a scan another live run holds is `running`, a scan without a record
 is `pending` (or `damaged` when files of it exist, its uncertainty map included). A quick check compares
 size and modification time and hashes a file only when they differ; a thorough one (`group`, resume)
@@ -26,8 +27,8 @@ from typing import Any, Iterable, Optional
 from ..atomic import write_atomically
 from ..volume import sha256_file, sidecar_path, write_json
 from .claims import LOGS, TABLE_LOCK, holder, table_lock
-from .derivatives import (DAMAGED, DESCRIPTION, FAILED, FILLED, MISSING, NO_MASK, PENDING, RUNNING, SKIPPED, TABLE, Row,
-                          output_name, uncertainty_name, write_table)
+from .derivatives import (DAMAGED, DESCRIPTION, FAILED, FILLED, MISSING, NO_LESION, NO_MASK, PENDING, RUNNING, SKIPPED,
+                          TABLE, WRITTEN, Row, output_name, uncertainty_name, write_table)
 from .layout import name_entities
 
 BIDSIGNORE = ".bidsignore"
@@ -82,7 +83,7 @@ def _parse(data: Any, where: Path) -> Record:
     """A record from its JSON, or ValueError naming the file."""
     files = data.pop("files", {}) if isinstance(data, dict) else None
     valid = (isinstance(data, dict) and _REQUIRED <= set(data) <= _ROW_FIELDS
-             and data["status"] in (FILLED, FAILED, NO_MASK)
+             and data["status"] in (FILLED, NO_LESION, FAILED, NO_MASK)
              and isinstance(files, dict)
              and all(isinstance(s, dict) and all(isinstance(s.get(k), t) for k, t in _STAMP_KEYS.items())
                      for s in files.values()))
@@ -94,12 +95,12 @@ def _parse(data: Any, where: Path) -> Record:
 def record_outcome(out_dir: Path, row: Row) -> None:
     """Write the record of a scan this run handled (a skipped scan keeps its record).
 
-    A filled scan's files are hashed now; a failed or no_mask record keeps the file entries of the
+    A filled or no_lesion scan's files are hashed now; a failed or no_mask record keeps the file entries of the
     scan's earlier record, so a later run can still recognise (and skip) an intact earlier fill.
     """
     if row.status == SKIPPED:
         return
-    if row.status == FILLED:
+    if row.status in WRITTEN:
         written = written_files(row.output, uncertainty=bool(row.uncertainty))  # the map's mean: written
         files = {name: _stamp(out_dir / name) for name in written}
     else:
@@ -141,13 +142,13 @@ def _again(row: Row) -> str:
 
 
 def _recorded_row(out_dir: Path, record: Record, thorough: bool) -> Row:
-    """The row of a recorded scan: as recorded, unless it was filled and its files changed since."""
+    """The row of a recorded scan: as recorded, unless its output was written and its files changed since."""
     row = record.row
-    if row.status != FILLED:
+    if row.status not in WRITTEN:
         return row
     problem = files_problem(out_dir, record.files, thorough=thorough)
     if problem is None:
-        return dataclasses.replace(row, message="")
+        return row if row.status == NO_LESION else dataclasses.replace(row, message="")
     status, what = problem
     return dataclasses.replace(row, status=status, message=f"{what[0].upper()}{what[1:]}; {_again(row)}.")
 

@@ -26,9 +26,9 @@ from ..methods import METHODS
 from ..progress import ProgressBar
 from ..threads import choose_threads, cpu_count
 from .claims import LOGS, claim_scan, lock_path
-from .derivatives import (FAILED, FILLED, NO_MASK, RUNNING, SKIPPED, TABLE, Row, changes, check_dataset_links,
-                          check_out_dir, fingerprint, link_refusal, output_name, read_sidecar, sources,
-                          write_description)
+from .derivatives import (COPY_DEPENDS, FAILED, FILLED, NO_LESION, NO_MASK, RUNNING, SKIPPED, TABLE, Row, changes,
+                          check_dataset_links, check_out_dir, fingerprint, link_refusal, make_out_dir, output_name,
+                          read_sidecar, sources, write_description)
 from .layout import Found, Scan, find_scans
 from .records import (SHARED_FILES, Record, files_problem, read_record, record_outcome, record_path, scan_files,
                       update_table, written_files)
@@ -100,7 +100,7 @@ def run_cohort(options: CohortOptions, stream: Optional[TextIO] = None) -> Summa
 def _run(found: Found, options: CohortOptions, expected: dict, client, stream: TextIO, began: float) -> Summary:
     """Write the dataset: handle each scan under its claim, record each outcome, then rebuild the table."""
     out_dir = options.out_dir
-    (out_dir / LOGS).mkdir(parents=True, exist_ok=True)
+    make_out_dir(out_dir, LOGS)
     write_description(out_dir, options.bids_dir, options.masks_dir, _settings_text(options))
     rows: dict[str, Row] = {}
     bar = _ScanBar(len(found.scans), stream) if not options.quiet else None
@@ -124,22 +124,35 @@ def _run(found: Found, options: CohortOptions, expected: dict, client, stream: T
 
 
 class _ScanBar:
-    """A progress bar over the scans of the run, with the ETA from the scans handled so far."""
+    """A progress bar over the scans of the run, with the ETA from the scans handled so far; into a file or pipe
+    (not a terminal: a SLURM .out file, a log) one plain line per scan instead."""
 
     def __init__(self, total: int, stream: TextIO) -> None:
-        self.total, self.finished, self.start = total, 0, time.monotonic()
-        self.bar = ProgressBar("bids", stream=stream)
-        self.bar.update(0.0, f"0/{total} scans", force=True)
+        self.total, self.finished, self.start, self.stream = total, 0, time.monotonic(), stream
+        self.bar = ProgressBar("bids", stream=stream) if _is_terminal(stream) else None
+        if self.bar:
+            self.bar.update(0.0, f"0/{total} scans", force=True)
 
     def advance(self, row: Row) -> None:
         self.finished += 1
         eta = (time.monotonic() - self.start) * (self.total - self.finished) / self.finished
         scan = Path(row.source).name.split(".", 1)[0]
-        self.bar.update(self.finished / self.total, f"{self.finished}/{self.total} {scan} {row.status}", eta=eta,
-                        force=True)
+        text = f"{self.finished}/{self.total} {scan} {row.status}"
+        if self.bar:
+            self.bar.update(self.finished / self.total, text, eta=eta, force=True)
+        else:
+            print(f"bids: {text}", file=self.stream, flush=True)
 
     def close(self) -> None:
-        self.bar.close()
+        if self.bar:
+            self.bar.close()
+
+
+def _is_terminal(stream: TextIO) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):  # no isatty, or a closed stream
+        return False
 
 
 def _absolute(options: CohortOptions) -> CohortOptions:
@@ -209,9 +222,11 @@ def _plan(scan: Scan, row: Row, options: CohortOptions, common: dict) -> Row | T
         return dataclasses.replace(row, message=earlier.refusal)
     if earlier.intact is not None:
         done = earlier.intact.row
+        what = ("copied unchanged from the same inputs (its lesion mask marks no voxel)" if done.status == NO_LESION
+                else "filled from the same inputs with the same settings")
         return dataclasses.replace(row, status=SKIPPED, lesion_voxels=done.lesion_voxels, lesion_ml=done.lesion_ml,
                                    slices=done.slices, seconds=done.seconds, uncertainty=done.uncertainty,
-                                   message="Already filled from the same inputs with the same settings.")
+                                   message=f"Already {what}.")
     output = options.out_dir / row.output
     output.parent.mkdir(parents=True, exist_ok=True)
     return Task(image=image, mask=mask, brainmask=brain, output=output, settings=options.settings,
@@ -232,7 +247,8 @@ class _Earlier:
 
 
 def _earlier(out_dir: Path, output: str, expected: dict) -> _Earlier:
-    """Check a scan's earlier files against its record (SHA-256 of each) and its sidecar against this fill."""
+    """Check a scan's earlier files against its record (SHA-256 of each) and its sidecar against this fill (an
+    unchanged copy only against what decides it)."""
     present = any(os.path.lexists(out_dir / name) for name in scan_files(output))
     image, sidecar = written_files(output, uncertainty=False)
     try:
@@ -253,7 +269,8 @@ def _earlier(out_dir: Path, output: str, expected: dict) -> _Earlier:
     problem = files_problem(out_dir, record.files, thorough=True)
     if problem:
         return _Earlier(present=present, why=problem[1])
-    differ = changes(fingerprint(read_sidecar(out_dir / sidecar) or {}), expected)
+    keys = COPY_DEPENDS if record.row.status == NO_LESION else None
+    differ = changes(fingerprint(read_sidecar(out_dir / sidecar) or {}), expected, keys)
     if differ:
         return _Earlier(present=True, why=", ".join(differ))
     return _Earlier(present=True, intact=record)

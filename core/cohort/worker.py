@@ -3,7 +3,8 @@
 The slice model is loaded once per process and kept (the 3D refiner is cached by
 `core.refine3d.shipped_refiners`); the torch thread count is set once per process. A scan's
 failure never escapes: it comes back as a `failed` row with a one-sentence message. A fill that predicts
-no error removes the uncertainty map an earlier fill of the scan left.
+no error removes the uncertainty map an earlier fill of the scan left. A scan whose lesion mask marks no
+voxel is not filled but copied unchanged (`unfilled`).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from ..checkpoint import Model
 from ..errors import InpaintError
 from ..fill import FillResult, FillSettings
 from .derivatives import FAILED, FILLED, Row, uncertainty_name
+from .unfilled import copy_unfilled, marks_nothing
 
 _MODELS: dict[Optional[str], Model] = {}
 _THREADS: list[int] = []  # the torch thread count this process was set to
@@ -68,7 +70,8 @@ def one_sentence(exc: BaseException) -> str:
 
 
 def fill_scan(task: Task) -> Row:
-    """Fill one scan and return its table row (status filled or failed); never raises for a scan's problem."""
+    """Fill one scan and return its table row (status filled, no_lesion or failed); never raises for a scan's
+    problem."""
     from ..fill_file import fill_file
     from ..refine3d import shipped_refiners
 
@@ -79,6 +82,8 @@ def fill_scan(task: Task) -> Row:
         return {"Sources": list(task.sources), "filled_slices": len(result.slices)}
 
     try:
+        if marks_nothing(task.mask, task.threshold):
+            return copy_unfilled(task)
         predicts = task.settings.method == "refine3d" and all(r.uncertainty is not None for r in shipped_refiners())
         sd_map = Path(uncertainty_name(str(task.output)))
         done = fill_file(task.image, task.mask, task.output, task.settings, model=load_model(task.model),
