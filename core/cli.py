@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional, Sequence
@@ -134,6 +135,10 @@ def _run_fill(args: argparse.Namespace) -> int:
     if done.nonfinite_voxels:
         print(f"inpaint: note: {done.nonfinite_voxels} voxels of {args.image} are NaN or infinite; the fill treated "
               "them as background (0) and wrote them back unchanged (recorded in the sidecar).", file=sys.stderr)
+    if done.outside_brain_voxels:
+        where = "outside the brain mask" if args.brainmask else "on the background around the brain"
+        print(f"inpaint: note: {done.outside_brain_voxels} voxels of the mask lie {where}; they were left as they "
+              "were, not filled with tissue (recorded in the sidecar).", file=sys.stderr)
     mirror = (done.record["method"].get("refiner") or {}).get("mirror")
     if isinstance(mirror, str):
         print(f"inpaint: note: the other hemisphere was {mirror}; the fill is the refiner's alone "
@@ -265,17 +270,23 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    """Entry point of `inpaint`; user errors print one sentence and exit with status 2."""
+    """Entry point of `inpaint`; user errors print one sentence and exit with status 2, an interrupt (Ctrl+C)
+    with status 130 (called without `argv`, as the program, at once: `os._exit`)."""
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return int(args.func(args) or 0)
+        code = int(args.func(args) or 0)
     except InpaintError as exc:
         print(f"inpaint: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("inpaint: interrupted; no output was written.", file=sys.stderr)
-        return 130
+        code = 130
+    if code == 130 and argv is None:   # the `inpaint` program: end now, before the interpreter shuts down under
+        sys.stdout.flush()             # C++ threads (SimpleITK's) an interrupt left running, which aborts
+        sys.stderr.flush()
+        os._exit(130)
+    return code
 
 
 if __name__ == "__main__":

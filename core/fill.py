@@ -29,7 +29,7 @@ from .mirror import WEIGHT as MIRROR_WEIGHT
 from .modelspace import Reorientation, plane_axes, take_slice, voxel_sizes
 from .refine3d import Refiner, default_refiner
 from .search import DEFAULT_AXIS, SearchSettings, select_device
-from .inputs import check_filled, prepare_fill_inputs, volume_context
+from .inputs import background_value, check_filled, outside_brain, prepare_fill_inputs, volume_context
 
 
 @dataclass(frozen=True)
@@ -103,6 +103,8 @@ class FillResult:
     brain_voxels: int = 0  # the brain the fill scaled intensities in (the brain mask, or the estimate) with the hole
     uncertainty: Optional[np.ndarray] = None  # predicted SD of the hole voxels, in `filled[hole]` order (refine3d
     #                                           with a refiner that has an uncertainty.json; `core.uncertainty`)
+    outside_brain_voxels: int = 0  # voxels of the mask outside the brain, left as they were (not in `hole`)
+    background: float = 0.0        # a constant background other than 0, subtracted for the fill and added back
 
     @property
     def generated(self) -> np.ndarray:
@@ -143,7 +145,16 @@ def fill_volume(image: np.ndarray, affine: np.ndarray, hole: np.ndarray, model: 
     settings = FillSettings() if settings is None else settings
     source = image
     image, nonfinite = prepare_fill_inputs(image, affine, hole, model, settings, brain=brain)
+    background = background_value(image)
+    outside = outside_brain(image, hole, brain, background)
     hole = np.asarray(hole, dtype=bool)
+    if outside is not None:
+        hole = hole & ~outside
+        if not hole.any():
+            raise InpaintError(f"All {int(outside.sum())} voxels of the mask lie outside the brain ("
+                               f"{'outside the brain mask' if brain is not None else 'on the background'}), so "
+                               "there is nothing to fill; check that the mask belongs to this image.")
+    work = image if background == 0.0 else image - np.float32(background)   # background 0 for the method
     method = METHODS[settings.method]
     if method.needs_model and model is None:
         from .registry import resolve_model
@@ -153,8 +164,9 @@ def fill_volume(image: np.ndarray, affine: np.ndarray, hole: np.ndarray, model: 
         refiner = default_refiner(voxel_sizes(affine))   # the shipped grid nearest the voxels
     axis = settings.axis or getattr(model, "axis", None) or DEFAULT_AXIS
     method.check(hole, voxel_sizes(affine), refiner)   # its work is bounded before any of it starts
-    slab = _fill_slab(method, image, affine, hole, model, settings, axis, nonfinite, brain, progress, cancel,
-                      refiner, start)
+    slab = _fill_slab(method, work, affine, hole, model, settings, axis, nonfinite, brain, progress, cancel,
+                      refiner, start, np.float32(background))
+    del work
     filled = image.copy() if np.may_share_memory(image, source) else image  # outside the hole: the input, NaN kept
     filled[slab.box][slab.hole] = slab.filled  # every hole voxel lies in the box, in the same (C) order
     done = time.perf_counter()
@@ -167,7 +179,8 @@ def fill_volume(image: np.ndarray, affine: np.ndarray, hole: np.ndarray, model: 
                       timings={"prepare": slab.prepared - start, "search": slab.searched - slab.prepared,
                                "blend": done - slab.searched},
                       nonfinite_voxels=nonfinite, slices=slab.searched_slices, refiner=slab.refiner,
-                      brain_voxels=slab.brain_voxels, uncertainty=slab.uncertainty)
+                      brain_voxels=slab.brain_voxels, uncertainty=slab.uncertainty,
+                      outside_brain_voxels=0 if outside is None else int(outside.sum()), background=background)
 
 
 @dataclass
@@ -193,8 +206,9 @@ class _SlabFill:
 def _fill_slab(method: FillMethod, image: np.ndarray, affine: np.ndarray, hole: np.ndarray, model: Optional[Model],
                settings: FillSettings, axis: str, nonfinite: int, brain: Optional[np.ndarray],
                progress: Optional[ProgressCallback], cancel: Optional[CancelToken], refiner: Optional[Refiner],
-               start: float) -> _SlabFill:
-    """`method`'s fill on the part of the volume it needs; every part-sized array is freed on return."""
+               start: float, background: np.float32) -> _SlabFill:
+    """`method`'s fill on the part of the volume it needs (`image` less `background`, which every value it returns
+    has back); every part-sized array is freed on return."""
     device = select_device(settings.device)
     # the intensity scale and the model grid's centre come from the whole volume
     context = volume_context(image, affine, hole, axis, brain)
@@ -226,14 +240,14 @@ def _fill_slab(method: FillMethod, image: np.ndarray, affine: np.ndarray, hole: 
         if progress is not None:
             progress(Progress(stage="search", step=step, total=total, elapsed=time.perf_counter() - start,
                               slices=slices, best_loss=best_loss,
-                              preview=None if preview is None else reo.undo(preview)[slab_hole]))
+                              preview=None if preview is None else reo.undo(preview)[slab_hole] + background))
 
     run = Run(settings=settings, device=device, model=model, refiner=refiner, cancel=cancel,
               previews=progress is not None and bool(settings.preview_every), report=report)
     out = method.fill(slab, run)
     searched = run.searched_at or time.perf_counter()
-    filled = reo.undo(out.filled)[slab_hole]
-    generated = filled if out.generated is None else reo.undo(out.generated)[slab_hole]
+    filled = np.clip(reo.undo(out.filled)[slab_hole], *context.known_range) + background  # intensities the brain has
+    generated = filled if out.generated is None else reo.undo(out.generated)[slab_hole] + background
     uncertainty = None if out.features is None else out.uncertainty.predict(
         np.stack([reo.undo(f)[slab_hole] for f in out.features], axis=1))
     searched_slices = [s for s in part_slices if take_slice(hole_r, axis, s).any()]

@@ -35,6 +35,7 @@ class FileFill:
     seconds: float
     device: str
     nonfinite_voxels: int
+    outside_brain_voxels: int  # voxels of the mask outside the brain, left unchanged
     metrics: Optional[dict[str, Optional[float]]]
     record: dict[str, Any]
     brain_ml: float  # the brain mask's volume, or the estimate's (with the hole)
@@ -109,7 +110,8 @@ def fill_file(image_path: Path, mask_path: Path, output_path: Path, settings: Fi
     voxels = int(result.hole.sum())
     return FileFill(output=out, sidecar=sidecar_path(out), hole_voxels=voxels,
                     hole_ml=voxels * voxel_ml(image.affine), slices=len(result.slices), axis=result.axis,
-                    seconds=result.seconds, device=result.device, nonfinite_voxels=nonfinite, metrics=metrics,
+                    seconds=result.seconds, device=result.device, nonfinite_voxels=nonfinite,
+                    outside_brain_voxels=result.outside_brain_voxels, metrics=metrics,
                     record=record, brain_ml=brain_ml, skull_on=brainmask is None and brain_ml > MAX_BRAIN_ML,
                     uncertainty=uncertainty, uncertainty_mean=sd_mean)
 

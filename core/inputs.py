@@ -259,12 +259,57 @@ def _extent(hole: np.ndarray, axis: int, margin: int) -> slice:
     return slice(max(0, int(touched[0]) - margin), min(hole.shape[axis], int(touched[-1]) + 1 + margin))
 
 
+BACKGROUND_SHARE = 0.9  # `background_value`: the share of the volume's border voxels one value must hold
+
+
+def background_value(image: np.ndarray) -> float:
+    """The image's background when it is a constant other than 0 (a z-scored or offset brain-extracted scan):
+    the one finite value at least BACKGROUND_SHARE of the volume's border voxels hold; 0 otherwise.
+
+    The fill subtracts it first and adds it back, so such a scan is filled as the same scan with background 0.
+    """
+    faces = np.concatenate([np.take(image, index, axis=axis).ravel() for axis in range(3) for index in (0, -1)])
+    finite = faces[np.isfinite(faces)]
+    if not finite.size:
+        return 0.0
+    values, counts = np.unique(finite, return_counts=True)
+    top = int(np.argmax(counts))
+    return float(values[top]) if counts[top] >= BACKGROUND_SHARE * faces.size else 0.0
+
+
+def outside_brain(image: np.ndarray, hole: np.ndarray, brain: Optional[np.ndarray],
+                  background: float) -> Optional[np.ndarray]:
+    """Hole voxels outside the brain, which a fill leaves as they are (None when there are none): outside `brain`
+    when it is given; without it, hole voxels holding the background (`background`, or not finite) that connect
+    through such hole voxels to background voxels outside the hole (a mask spilling over the brain's edge; a dark
+    cavity enclosed by tissue is still filled). Works on the hole's box: no whole-volume temporaries."""
+    hole = np.asarray(hole, dtype=bool)
+    box = hole_box(hole, margin=1)
+    inside = hole[box]
+    if brain is not None:
+        found = inside & ~np.asarray(brain[box], dtype=bool)
+    else:
+        part = image[box]
+        empty = ~np.isfinite(part) | (part == background)
+        if not (empty & inside).any():
+            return None
+        labels, _ = ndimage.label(empty, structure=np.ones((3, 3, 3), dtype=bool))
+        reached = np.unique(labels[empty & ~inside])
+        found = np.isin(labels, reached[reached > 0]) & inside
+    if not found.any():
+        return None
+    outside = np.zeros(hole.shape, dtype=bool)
+    outside[box] = found
+    return outside
+
+
 class VolumeContext(NamedTuple):
     """What a fill of part of a volume needs from the whole of it."""
 
     scale: Any                      # core.normalize.IntensityScale
     centre: tuple[float, float]     # the model grid's centre (closest-RAS in-plane voxel indices)
     brain_voxels: int               # the brain (the brain mask, or the estimate) with the hole
+    known_range: tuple[float, float]  # the lowest and highest known brain intensity (a fill stays within them)
 
 
 def volume_context(image: np.ndarray, affine: np.ndarray, hole: np.ndarray, axis: str,
@@ -297,6 +342,7 @@ def volume_context(image: np.ndarray, affine: np.ndarray, hole: np.ndarray, axis
         raise InpaintError(f"Only {values.size} known brain voxels are left outside the hole; use a brain-extracted "
                            "image with a mask that covers only the lesion.")
     values[~np.isfinite(values)] = 0  # background, as everywhere in the fill
+    known_range = (float(values.min()), float(values.max()))
     lo = min(0.0, float(np.percentile(values, LOWER_PERCENTILE, overwrite_input=True)))  # no copy of `values`
     hi = float(np.percentile(values, UPPER_PERCENTILE, overwrite_input=True))
     del values
@@ -310,4 +356,4 @@ def volume_context(image: np.ndarray, affine: np.ndarray, hole: np.ndarray, axis
     for ax in (a, b):
         present = np.nonzero(ras.any(axis=tuple(x for x in range(3) if x != ax)))[0]
         extent.append((present.min() + present.max()) / 2.0)
-    return VolumeContext(scale, (float(extent[0]), float(extent[1])), brain_voxels)
+    return VolumeContext(scale, (float(extent[0]), float(extent[1])), brain_voxels, known_range)

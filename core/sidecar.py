@@ -50,6 +50,8 @@ def build_sidecar(result: FillResult, model: Model, *, image_path: Optional[Path
         "mask_threshold": threshold,
         "mask_dilation_voxels": dilate,
         "hole_voxels": int(result.hole.sum()),
+        "outside_brain_voxels": int(getattr(result, "outside_brain_voxels", 0)),
+        "background": float(getattr(result, "background", 0.0)),
         "nonfinite_input_voxels": int(getattr(result, "nonfinite_voxels", 0)),
         "keep_dtype": keep_dtype,
         "model": {"name": model.name, "path": str(model.path) if model.path else None,

@@ -166,6 +166,37 @@ def _scaled(raw: np.ndarray, slope: float, inter: float) -> np.ndarray:
     return (raw.astype(np.float64) * slope + inter).astype(np.float32)
 
 
+def _exact_values(raw: np.ndarray, slope: float, inter: float) -> np.ndarray:
+    """Stored values -> scanner values in float64, as nibabel's `get_fdata` gives them."""
+    values = raw.astype(np.float64)
+    return values if slope == 1.0 and inter == 0.0 else values * slope + inter
+
+
+def _check_float32_range(values: np.ndarray, path: Path) -> None:
+    """Refuse finite values that float32, the type the fill works in, cannot hold."""
+    big = np.isfinite(values) & (np.abs(values) > np.finfo(np.float32).max)
+    if big.any():
+        raise InpaintError(f"{path} holds values up to {np.abs(values[big]).max():.3g}, beyond what the fill's 32-bit "
+                           "floating point can store; rescale the image (e.g. to its scanner's usual range) first.")
+
+
+def holds_exactly_in_float32(volume: Volume) -> bool:
+    """Whether the float32 `volume.data` equals the stored values (with slope and intercept) exactly.
+
+    Not so for float64 images or integers beyond 2^24, say; such a volume's output is written as float64.
+    """
+    raw = volume.raw
+    if raw is None:
+        return True
+    unscaled = volume.slope == 1.0 and volume.inter == 0.0
+    if unscaled and (raw.dtype == np.float32 or (raw.dtype.kind in "biu" and raw.dtype.itemsize <= 2)):
+        return True
+    for part in chunks(raw.shape):
+        if not np.array_equal(volume.data[part], _exact_values(raw[part], volume.slope, volume.inter), equal_nan=True):
+            return False
+    return True
+
+
 def _read_raw(path: Path) -> tuple[np.ndarray, float, float, nib.Nifti1Image]:
     """A volume's stored 3D array, slope, intercept and image; InpaintError on anything unusable."""
     if not path.exists():
@@ -216,7 +247,10 @@ def load_volume(path: str | os.PathLike) -> Volume:
     else:
         data = np.empty(raw.shape, dtype=np.float32)
         for part in chunks(raw.shape):
-            data[part] = _scaled(raw[part], slope, inter)
+            with np.errstate(over="ignore"):
+                data[part] = _scaled(raw[part], slope, inter)
+            if np.isinf(data[part]).any():
+                _check_float32_range(_exact_values(raw[part], slope, inter), path)
     if not any(np.isfinite(data[part]).any() for part in chunks(data.shape)):
         raise _no_finite_value(path)
     return Volume(data=data, affine=affine, path=path, dtype=raw.dtype,
@@ -368,15 +402,30 @@ def _as_stored(values: np.ndarray, dtype: np.dtype, slope: float, inter: float) 
     return stored
 
 
-def _kept_dtype(data: np.ndarray, like: Volume, changed: np.ndarray | None) -> np.ndarray:
-    if like.raw is None:
-        return _as_stored(data, like.dtype, like.slope, like.inter)
+def _changed(data: np.ndarray, like: Volume, changed: np.ndarray | None) -> np.ndarray:
+    """`changed`, or where `data` differs from `like.data` (NaN equal to NaN)."""
     if changed is None:
         changed = np.empty(data.shape, dtype=bool)
         for part in chunks(data.shape):
             new, old = data[part], like.data[part]
             changed[part] = ~((new == old) | (np.isnan(new) & np.isnan(old)))
-    changed = np.asarray(changed, dtype=bool)
+    return np.asarray(changed, dtype=bool)
+
+
+def _exact_float64(data: np.ndarray, like: Volume, changed: np.ndarray | None) -> np.ndarray:
+    """float64 output: the input's exact values, `data` where `changed`."""
+    changed = _changed(data, like, changed)
+    values = np.empty(data.shape, dtype=np.float64)
+    for part in chunks(data.shape):
+        values[part] = _exact_values(like.raw[part], like.slope, like.inter)
+    values[changed] = data[changed]
+    return values
+
+
+def _kept_dtype(data: np.ndarray, like: Volume, changed: np.ndarray | None) -> np.ndarray:
+    if like.raw is None:
+        return _as_stored(data, like.dtype, like.slope, like.inter)
+    changed = _changed(data, like, changed)
     stored = like.raw.copy()
     stored[changed] = _as_stored(data[changed], like.dtype, like.slope, like.inter)
     return stored
@@ -613,10 +662,12 @@ def _save(path: str | os.PathLike, stored: np.ndarray, like: Volume, slope: floa
 def save_volume(path: str | os.PathLike, data: np.ndarray, like: Volume, *, keep_dtype: bool = False,
                 force: bool = False, changed: np.ndarray | None = None, sidecar: dict | None = None,
                 inputs: Sequence[str | os.PathLike | None] = ()) -> Path:
-    """Write `data` on `like`'s grid: float32 by default; with `keep_dtype` the input's stored type and scaling.
+    """Write `data` on `like`'s grid: float32 by default (float64 where float32 cannot hold the input's values
+    exactly: `holds_exactly_in_float32`); with `keep_dtype` the input's stored type and scaling.
 
-    With `keep_dtype`, voxels outside `changed` (default: where `data` equals `like.data`) keep the
-    input's stored values bit for bit; the others are rounded and clipped into the stored type.
+    Voxels outside `changed` (default: where `data` equals `like.data`) keep the input's values exactly (with
+    `keep_dtype` its stored values bit for bit); with `keep_dtype` the others are rounded and clipped into the
+    stored type.
     With `sidecar` (a JSON-able record), `<stem>.json` is written beside it, both or neither.
     `like.path` and every path of `inputs` (with their data files and sidecars) are never written.
     """
@@ -625,6 +676,8 @@ def save_volume(path: str | os.PathLike, data: np.ndarray, like: Volume, *, keep
         raise ValueError(f"data shape {data.shape} differs from the volume's shape {like.shape}")
     if keep_dtype:
         return _save(path, _kept_dtype(data, like, changed), like, like.slope, like.inter, force, sidecar, inputs)
+    if not holds_exactly_in_float32(like):
+        return _save(path, _exact_float64(data, like, changed), like, 1.0, 0.0, force, sidecar, inputs)
     return _save(path, data, like, 1.0, 0.0, force, sidecar, inputs)
 
 

@@ -106,6 +106,8 @@ class FillSession(QObject):
             if self._left else ""
         mirror = (fill.refiner or {}).get("mirror")
         note += f" Other hemisphere {mirror}." if isinstance(mirror, str) else ""  # why the mirror was skipped
+        note += (f" {fill.outside_brain_voxels} painted voxels outside the brain were left as they were."
+                 if fill.outside_brain_voxels else "")
         self.panel.show_result(result, len(slices), doc.lesion_text(int(fill.hole.sum())), note)
         self.changed.emit()
         self.message.emit(f"Fill done in {fill.seconds:.1f} s; T toggles before/after, X shows the difference."

@@ -224,3 +224,22 @@ def test_a_reference_on_another_grid_is_refused_before_the_fill_runs(brain_files
                      "--reference", tmp_path / "ref.nii.gz")
     assert code == 2 and "The reference" in err and "the reference must be drawn on the image's voxel grid" in err
     assert not (tmp_path / "out.nii.gz").exists()
+
+
+@pytest.mark.parametrize("as_program", [True, False])
+def test_an_interrupt_ends_the_program_at_once_with_status_130(monkeypatch, capsys, as_program: bool) -> None:
+    import os
+
+    import core.cli
+
+    exits = []
+    monkeypatch.setattr(os, "_exit", exits.append)   # the program ends here, before any interpreter shutdown
+    monkeypatch.setattr(sys, "argv", ["inpaint", "models"])
+
+    def interrupted(args) -> int:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(core.cli, "_run_models", interrupted)
+    assert core.cli.main(None if as_program else ["models"]) == 130
+    assert exits == ([130] if as_program else [])   # called from Python (argv given), it returns
+    assert capsys.readouterr().err.strip() == "inpaint: interrupted; no output was written."

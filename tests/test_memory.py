@@ -91,8 +91,16 @@ def test_a_scaled_volume_is_read_and_kept_without_float64_copies(case) -> None:
     peak = _peak(lambda: V.save_volume(path.with_name("kept.nii"), filled, volume, keep_dtype=True,
                                        changed=case["hole"]), filled.nbytes)
     assert peak < 0.75  # the int16 values written (0.5)
-    peak = _peak(lambda: V.save_volume(path.with_name("float.nii.gz"), filled, volume), filled.nbytes)
-    assert peak < 0.25  # streamed slice by slice
+    assert not V.holds_exactly_in_float32(volume)   # nibabel's int16 scaling: float32 rounds its values
+    peak = _peak(lambda: V.save_volume(path.with_name("exact.nii.gz"), filled, volume, changed=case["hole"]),
+                 filled.nbytes)
+    assert peak < 2.25  # written as float64 (2.0), so that voxels outside the hole keep their exact values
+    plain = path.with_name("plain.nii")
+    nib.save(nib.Nifti1Image(np.round(case["image"]).astype(np.int16), AFFINE), plain)
+    unscaled = V.load_volume(plain)
+    assert V.holds_exactly_in_float32(unscaled)
+    peak = _peak(lambda: V.save_volume(path.with_name("float.nii.gz"), unscaled.data, unscaled), filled.nbytes)
+    assert peak < 0.25  # float32: streamed slice by slice
 
 
 def test_the_box_around_the_hole_is_widened_and_clipped() -> None:

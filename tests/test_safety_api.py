@@ -303,6 +303,8 @@ def test_volume_context_equals_the_whole_volume_computation(axis: str, with_brai
     reo = Reorientation.of(affine, image.shape)
     voided, hole_r = reo.apply(np.where(hole, np.float32(0), image)), reo.apply(hole)
     brain_r = (reo.apply(brain) if with_brain else estimate_brain(voided)) | hole_r
-    scale, center, brain_voxels = volume_context(image, affine, hole, axis, brain)
+    scale, center, brain_voxels, known_range = volume_context(image, affine, hole, axis, brain)
     assert scale == intensity_scale(voided, brain_r, hole_r) and brain_voxels == int(brain_r.sum())
+    known = voided[brain_r & ~hole_r]
+    assert known_range == (float(known.min()), float(known.max()))
     assert center == SliceGrid.for_volume(brain_r, reo.ras_affine, axis, 24, 8.0).center

@@ -167,6 +167,11 @@ def _cases() -> dict[str, Case]:
         "mask_flipped_voxel_order": Case([img, "flipped.nii.gz", "-o", "out.nii.gz"] + FAST, 0),
         "mask_permuted_voxel_order": Case([img, "permuted.nii.gz", "-o", "out.nii.gz"] + FAST, 0),
         "mask_on_another_grid": Case([img, "shifted.nii.gz", "-o", "out.nii.gz"] + FAST, 2, "resample"),
+        # precision: values float32 cannot hold are written exactly (float64), or refused in one sentence
+        "float64_image": Case(["precise.nii.gz", les, "-o", "out.nii.gz"] + FAST, 0),
+        "int32_beyond_2_to_24": Case(["precise.nii.gz", les, "-o", "out.nii.gz"] + FAST, 0),
+        "float64_beyond_float32": Case(["huge.nii.gz", les, "-o", "out.nii.gz"] + FAST, 2, "rescale",
+                                       absent=["out.nii.gz"]),
     }
     for name in TAMPERED:
         c[f"config_{name}"] = Case(base + ["out.nii.gz"] + FAST, 2, "config.json", absent=["out.nii.gz"], model=name)
@@ -223,6 +228,12 @@ def _prepare_folder(folder: Path, name: str) -> None:
     if name == "mask_permuted_voxel_order":  # same voxels, stored with the first two axes swapped
         swap = AFFINE @ np.array([[0, 1, 0, 0], [1, 0, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]])
         _nifti(folder / "permuted.nii.gz", lesion.transpose(1, 0, 2).copy(), swap)
+    if name == "float64_image":
+        _nifti(folder / "precise.nii.gz", image.astype(np.float64) * 1.000123456789 + 0.1 * (image > 0))
+    if name == "int32_beyond_2_to_24":
+        _nifti(folder / "precise.nii.gz", (image.astype(np.float64) * 400_001).astype(np.int32))
+    if name == "float64_beyond_float32":
+        _nifti(folder / "huge.nii.gz", image.astype(np.float64) * 1e40)
     if name == "mask_on_another_grid":
         shifted = AFFINE.copy()
         shifted[0, 3] += 3.0
@@ -292,6 +303,18 @@ def test_case(name: str, outcomes) -> None:
 def _filled(folder: Path, name: str = "out.nii.gz") -> tuple[np.ndarray, dict]:
     data = nib.load(folder / name).get_fdata(dtype=np.float32)
     return data, json.loads((folder / (name.split(".")[0] + ".json")).read_text())
+
+
+@pytest.mark.parametrize("case", ["float64_image", "int32_beyond_2_to_24"])
+def test_values_float32_cannot_hold_are_written_exactly_outside_the_hole(outcomes, case: str) -> None:
+    folder = outcomes[case]["folder"]
+    source, out = nib.load(folder / "precise.nii.gz"), nib.load(folder / "out.nii.gz")
+    before, after = source.get_fdata(), out.get_fdata()
+    hole = nib.load(folder / "lesion.nii.gz").get_fdata() > 0
+    assert not np.array_equal(before, before.astype(np.float32))   # the case is one float32 would round
+    assert out.get_data_dtype() == np.float64
+    assert np.array_equal(after[~hole], before[~hole])             # bit-identical outside the lesion
+    assert not np.array_equal(after[hole], before[hole])           # and filled inside it
 
 
 @pytest.mark.parametrize("case", ["nan_and_inf_in_image", "nan_and_inf_in_image_refine3d"])
