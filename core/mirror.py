@@ -17,11 +17,13 @@ from typing import Optional, Sequence
 
 import numpy as np
 import SimpleITK as sitk
+from nibabel.orientations import inv_ornt_aff
 from scipy import ndimage
 
 from .blend3d import biharmonic_fill_3d
 from .inputs import hole_box
 from .job import run_interruptibly
+from .modelspace import Reorientation, voxel_sizes
 
 COARSE_MM = 4.0          # grid of the global registration
 DEMONS_ITERATIONS = 50
@@ -45,6 +47,12 @@ class Reflection:
 
     matrix: np.ndarray   # 3x4
     correlation: float   # of the image and its registered mirror, on the coarse grid
+
+    def through(self, to_voxels: np.ndarray) -> "Reflection":
+        """The same reflection in another voxel order: `to_voxels` (4x4) maps this one's voxels to that order's."""
+        forward = np.asarray(to_voxels, dtype=np.float64)
+        matrix = forward @ np.vstack([self.matrix, [0.0, 0.0, 0.0, 1.0]]) @ np.linalg.inv(forward)
+        return Reflection(matrix=matrix[:3], correlation=self.correlation)
 
     def source_voxels(self, box: tuple[slice, ...], needed: Optional[np.ndarray] = None) -> np.ndarray:
         """Voxel coordinates (3, *box shape) whose values mirror the voxels of `box`; with `needed` (bool, the
@@ -94,6 +102,15 @@ def _block_means(image: np.ndarray, hole: np.ndarray, step: np.ndarray) -> tuple
     if peak > 0:  # near 1 for the registration (exactly: a power of two); correlation does not see the scale
         means *= np.float32(2.0 ** -np.ceil(np.log2(peak)))
     return means, known
+
+
+def scan_reflection(image: np.ndarray, hole: np.ndarray, affine: np.ndarray) -> Reflection:
+    """`find_reflection` of a scan in file voxel order, found in its closest-RAS order (so a scan stored in any
+    voxel order - LAS, RAS, LPI, ... as converters write it - gets the same mirror) and given in file voxels."""
+    reo = Reorientation.of(affine, image.shape)
+    found = find_reflection(reo.view(image), reo.view(hole), voxel_sizes(reo.ras_affine),
+                            lateral_axis(reo.ras_affine))
+    return found.through(inv_ornt_aff(reo.to_ras, image.shape))
 
 
 def find_reflection(image: np.ndarray, hole: np.ndarray, spacing: Sequence[float], axis: int) -> Reflection:
@@ -189,22 +206,26 @@ def demons_bins(spacing: Sequence[float], hole_ml: float) -> list[int]:
     return [max(1, int(np.floor(DEMONS_GRID_MM / float(s) + 1e-6))) for s in spacing]
 
 
-def mirror_detail(filled: np.ndarray, mirror: np.ndarray, hole: np.ndarray, spacing: Sequence[float]) -> np.ndarray:
+def mirror_detail(filled: np.ndarray, mirror: np.ndarray, hole: np.ndarray, spacing: Sequence[float],
+                  lesion: Optional[np.ndarray] = None) -> np.ndarray:
     """What the mirror adds inside `hole` of a crop: the locally aligned mirror minus its biharmonic fill.
 
     `filled`: the crop with the hole filled smoothly (the alignment target); `mirror`: `mirrored_box`
     of the crop in the same units (NaN: unknown). Unknown mirror voxels are filled smoothly first,
     so they add little detail; zero outside the hole, and everywhere when nothing is known.
+    `lesion`: the part of `hole` the crop is filled for (default: all of it; `align_mirror`).
     """
-    return align_mirror(filled, mirror, hole, spacing)[1]
+    return align_mirror(filled, mirror, hole, spacing, lesion)[1]
 
 
-def align_mirror(filled: np.ndarray, mirror: np.ndarray, hole: np.ndarray,
-                 spacing: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+def align_mirror(filled: np.ndarray, mirror: np.ndarray, hole: np.ndarray, spacing: Sequence[float],
+                 lesion: Optional[np.ndarray] = None) -> tuple[np.ndarray, np.ndarray]:
     """The mirror aligned locally to `filled` (unknown voxels filled smoothly) and its detail (`mirror_detail`).
 
-    The alignment runs on `demons_region`; outside it the mirror stays where the reflection puts it.
-    With nothing known of the mirror, the aligned mirror is `filled` itself and the detail zero.
+    The alignment runs on `demons_region` of `lesion` (the part of `hole` the crop is filled for; default: all
+    of it, so other lesions in the crop do not widen a small lesion's region); outside it the mirror stays where
+    the reflection puts it. With nothing known of the mirror, the aligned mirror is `filled` itself and the
+    detail zero.
     """
     unknown = ~np.isfinite(mirror)
     if unknown.all():
@@ -216,8 +237,9 @@ def align_mirror(filled: np.ndarray, mirror: np.ndarray, hole: np.ndarray,
     demons.SetNumberOfThreads(1)
     demons.SetNumberOfIterations(DEMONS_ITERATIONS)
     demons.SetStandardDeviations(DEMONS_SIGMA_VOXELS)
-    hole_ml = float(np.count_nonzero(hole)) * float(np.prod(spacing)) / 1000.0
-    region = demons_region(hole, spacing, hole_ml)
+    lesion = hole if lesion is None else lesion
+    hole_ml = float(np.count_nonzero(lesion)) * float(np.prod(spacing)) / 1000.0
+    region = demons_region(lesion, spacing, hole_ml)
     fixed = _itk(np.asarray(filled[region], dtype=np.float32), spacing)
     moving = _itk(np.ascontiguousarray(mirror[region]), spacing)
     bins = demons_bins(spacing, hole_ml)

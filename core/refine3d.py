@@ -369,7 +369,7 @@ def refine_fill(voided: np.ndarray, hole: np.ndarray, spacing: Sequence[float], 
         if learned_share:
             pred = smooth + _learned_fill(refiner, device, smooth, known, unknown, factors, native_grid, spacing,
                                           None if mirror is None or not mirror_weight else scale.to_model(mirror[crop]),
-                                          mirror_weight, cancel)
+                                          mirror_weight, cancel, part)
         else:
             if native_grid:
                 pred = run_network(refiner, clip_base(smooth), unknown, device)
@@ -380,7 +380,7 @@ def refine_fill(voided: np.ndarray, hole: np.ndarray, spacing: Sequence[float], 
             if mirror is not None and mirror_weight:
                 if cancel is not None:  # the alignment costs as much as the rest of a lesion: stop before it
                     cancel.raise_if_cancelled()
-                pred += mirror_weight * mirror_detail(smooth, scale.to_model(mirror[crop]), unknown, spacing)
+                pred += mirror_weight * mirror_detail(smooth, scale.to_model(mirror[crop]), unknown, spacing, part)
         region[part] = scale.from_model(pred)[part]
         if features is not None:
             features[(slice(None),) + crop][:, part] = lesion_features(
@@ -406,13 +406,14 @@ def _back(values: np.ndarray, factors: np.ndarray, shape: Sequence[int]) -> np.n
 
 def _learned_fill(refiner: Refiner, device: torch.device, smooth: np.ndarray, known: np.ndarray, unknown: np.ndarray,
                   factors: np.ndarray, native_grid: bool, spacing: np.ndarray, mirror: Optional[np.ndarray],
-                  mirror_weight: float, cancel) -> np.ndarray:
-    """What a refiner with mirror inputs adds to the native biharmonic fill `smooth` of one crop."""
+                  mirror_weight: float, cancel, lesion: np.ndarray) -> np.ndarray:
+    """What a refiner with mirror inputs adds to the native biharmonic fill `smooth` of one crop, filled for
+    `lesion` (the part of the crop's hole `unknown` it writes: the mirror is aligned around it)."""
     inputs = np.zeros((2,) + unknown.shape, dtype=np.float32)
     if mirror is not None:
         if cancel is not None:
             cancel.raise_if_cancelled()
-        aligned, detail = align_mirror(smooth, mirror, unknown, spacing)
+        aligned, detail = align_mirror(smooth, mirror, unknown, spacing, lesion)
         inputs = np.stack([aligned - smooth, detail])
     if native_grid:
         correction, share = run_parts(refiner, clip_base(smooth), unknown, inputs, device)

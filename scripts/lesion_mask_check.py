@@ -9,6 +9,7 @@ measure), the difference of in-hole PSNR averaged over the mask's separate lesio
 scan, and the mean differences +/- their standard errors over scans. Evaluation only: nothing is chosen by it.
 
     python scripts/lesion_mask_check.py [--lesions six|small40] [--cohort ../shared/data/heldout_cohort] [--out DIR]
+    python scripts/lesion_mask_check.py --cohort ../shared/data/train_cohort --split validation   (to choose by)
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from core.baselines import biharmonic_3d_fill  # noqa: E402
+from core.bench.cohort import cohort_scans  # noqa: E402
 from core.bench.masks import check_mask  # noqa: E402
 from core.bench.runner import load_bench_data  # noqa: E402
 from core.metrics import hole_metrics, voided_range  # noqa: E402
@@ -61,8 +63,9 @@ def check_scan(image: Path, brainmask: Path, out: Path, lesions: str = "six") ->
     labels, count = ndimage.label(hole, structure=np.ones((3, 3, 3)))
     per_lesion = [score(filled, labels == i)["psnr"] - score(biharmonic, labels == i)["psnr"]
                   for i in range(1, count + 1)]
+    per_lesion = [d for d in per_lesion if np.isfinite(d)]   # a fill exact on a tiny lesion has no finite PSNR
     return {"voxels": int(hole.sum()), "voxel_mm": [float(v) for v in data.voxel_mm],
-            "lesions": count, "per_lesion_difference": float(np.mean(per_lesion)),
+            "lesions": count, "lesions_scored": len(per_lesion), "per_lesion_difference": float(np.mean(per_lesion)),
             "default": {"psnr_brats": default["psnr_brats"], "ssim": default["ssim"]},
             "biharmonic-3d": {"psnr_brats": baseline["psnr_brats"], "ssim": baseline["ssim"]}}
 
@@ -71,17 +74,19 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lesions", choices=("six", "small40"), default="six")
     parser.add_argument("--cohort", type=Path, default=Path("../shared/data/heldout_cohort"))
+    parser.add_argument("--split", choices=("all", "training", "validation"), default="all",
+                        help="the cohort's scans to use (core.training.cohort.split) [all]")
     parser.add_argument("--out", type=Path, default=None, help="default: runs/lesion_mask_check_<lesions>")
     args = parser.parse_args()
     args.out = args.out or Path(f"runs/lesion_mask_check_{args.lesions}")
     args.out.mkdir(parents=True, exist_ok=True)
     rows = {}
-    for image in sorted(args.cohort.glob("*/sub-*_T1w.nii.gz")):
+    for found in cohort_scans(args.cohort, args.split):
+        image = found.image
         scan = f"{image.parent.name}/{image.name.split('_')[0]}"
         out = args.out / image.parent.name
         out.mkdir(exist_ok=True)
-        rows[scan] = row = check_scan(image, image.with_name(image.name.replace("_T1w", "_brainmask")), out,
-                                       args.lesions)
+        rows[scan] = row = check_scan(image, found.brainmask, out, args.lesions)
         d, b = row["default"], row["biharmonic-3d"]
         print(f"{scan}: {row['voxels']} voxels; default {d['psnr_brats']:.2f} dB / {d['ssim']:.3f}, biharmonic-3d "
               f"{b['psnr_brats']:.2f} / {b['ssim']:.3f}; {d['psnr_brats'] - b['psnr_brats']:+.2f} dB; averaged over its "

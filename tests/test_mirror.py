@@ -150,3 +150,51 @@ def test_outside_a_small_lesions_region_the_mirror_stays_where_the_reflection_pu
     assert not np.array_equal(aligned[region], np.nan_to_num(mirrored[region]))   # aligned inside
     error_smooth = np.abs(smooth - truth[box])[hole[box]].mean()
     assert np.abs(smooth + detail - truth[box])[hole[box]].mean() < 0.6 * error_smooth
+
+
+def test_a_small_lesions_region_ignores_other_lesions_in_its_crop() -> None:
+    spacing = (0.9, 0.9, 1.0)
+    truth = _symmetric_brain(21.5, shape=(44, 44, 40))
+    hole = np.zeros(truth.shape, dtype=bool)
+    hole[9:15, 18:24, 16:22] = True                      # the lesion the crop is filled for, 0.17 ml
+    lesion = hole.copy()
+    hole[10:14, 34:38, 28:32] = True                     # a neighbour in the same crop, 15 voxels away
+    voided = np.where(hole, 0, truth).astype(np.float32)
+    reflection = find_reflection(voided, hole, spacing, axis=0)
+    box = (slice(0, 30), slice(2, 42), slice(1, 39))
+    smooth = biharmonic_fill_3d(voided[box], hole[box], spacing)
+    mirrored = mirrored_box(voided, hole, reflection, box)
+    own = demons_region(lesion[box], spacing, 0.17)
+    assert own != demons_region(hole[box], spacing, 0.2)  # the two lesions' box is larger
+    outside = np.ones(hole[box].shape, dtype=bool)
+    outside[own] = False
+    known = outside & np.isfinite(mirrored)
+    aligned, detail = align_mirror(smooth, mirrored, hole[box], spacing, lesion[box])
+    assert known.sum() > 1000 and np.array_equal(aligned[known], mirrored[known])   # aligned on its own region only
+    together = align_mirror(smooth, mirrored, hole[box], spacing)[0]
+    assert not np.array_equal(together[known], mirrored[known])                       # as the union would be
+    error_smooth = np.abs(smooth - truth[box])[lesion[box]].mean()
+    assert np.abs(smooth + detail - truth[box])[lesion[box]].mean() < 0.6 * error_smooth
+
+
+@pytest.mark.parametrize("order", ["LAS", "LPI", "PIR"])
+def test_a_scan_stored_in_another_voxel_order_gets_the_same_mirror(order: str) -> None:
+    from nibabel.orientations import apply_orientation, axcodes2ornt, inv_ornt_aff, ornt_transform
+
+    from core.mirror import scan_reflection
+
+    image = _symmetric_brain(21.3)
+    image[5:12, 8:14, 20:26] *= 1.3                      # not quite symmetric
+    hole = np.zeros(image.shape, dtype=bool)
+    hole[28:33, 18:23, 14:19] = True
+    ras_affine = np.diag([0.9, 0.9, 1.0, 1.0])
+    change = ornt_transform(axcodes2ornt("RAS"), axcodes2ornt(order))
+    stored, stored_hole = (apply_orientation(a, change) for a in (image, hole))
+    stored_affine = ras_affine @ inv_ornt_aff(change, image.shape)
+    everything = tuple(slice(0, n) for n in image.shape)
+    plain = mirrored_box(image, hole, scan_reflection(image, hole, ras_affine), everything)
+    other = mirrored_box(stored, stored_hole, scan_reflection(stored, stored_hole, stored_affine),
+                         tuple(slice(0, n) for n in stored.shape))
+    back = apply_orientation(other, ornt_transform(axcodes2ornt(order), axcodes2ornt("RAS")))
+    assert np.array_equal(np.isnan(back), np.isnan(plain)) and np.isfinite(plain).sum() > 10000
+    assert np.allclose(back, plain, equal_nan=True, atol=1e-3)

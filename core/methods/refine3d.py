@@ -9,7 +9,7 @@ from typing import Optional
 import numpy as np
 
 from ..inputs import check_lesion_boxes, hole_box
-from ..mirror import WEIGHT, NoReflection, find_reflection, lateral_axis, mirrored_box
+from ..mirror import WEIGHT, NoReflection, mirrored_box, scan_reflection
 from ..modelspace import voxel_sizes
 from ..refine3d import MARGIN_MM, Refiner, lesion_crops, refine_fill
 from ..uncertainty import FEATURES
@@ -42,7 +42,7 @@ class Refine3D(FillMethod):
         if weight:
             affine = slab.volume_affine
             try:
-                reflection = find_reflection(slab.volume, slab.volume_hole, voxel_sizes(affine), lateral_axis(affine))
+                reflection = scan_reflection(slab.volume, slab.volume_hole, affine)
             except NoReflection as exc:
                 record["mirror"] = f"not used: {exc}"
             else:
