@@ -13,6 +13,7 @@ from .argtypes import number_range, real, whole
 from .errors import InpaintError
 
 if TYPE_CHECKING:
+    from .fill_file import FileFill
     from .methods import Parameter
 
 
@@ -38,21 +39,22 @@ def _non_negative_int(text: str) -> int:
 
 
 def _add_method_options(p: argparse.ArgumentParser) -> None:
-    """--method, --model, every registered method's parameters (`core.methods`), --axis, --dilate, --threshold."""
+    """--method, --model, every registered method's parameters (`core.methods`), --axis, --dilate, --threshold.
+
+    The options a method may not read default to None, so that `_settings` sees which were given."""
     from .fill import FillSettings
     from .methods import METHODS, parameters, users
 
     d = FillSettings()
     p.add_argument("--method", choices=list(METHODS), default=d.method,
                    help="; ".join(f"{k}: {m.description}" for k, m in METHODS.items()) + f" (default {d.method})")
-    slice_methods = "/".join(k for k, m in METHODS.items() if m.needs_model)
+    slice_methods = "/".join(users("model"))
     p.add_argument("--model", default=None,
-                   help=f"shipped slice model name or checkpoint path for {slice_methods} "
-                        "(default: see 'inpaint models')")
+                   help=f"{slice_methods}: shipped slice model name or checkpoint path (default: see 'inpaint models')")
     for parameter in parameters().values():
         _add_parameter(p, parameter, "/".join(users(parameter.name)))
     p.add_argument("--axis", choices=["axial", "coronal", "sagittal"], default=None,
-                   help="plane of the slices to fill (default: the model's plane)")
+                   help=f"{slice_methods}: plane of the slices to fill (default: the model's plane)")
     p.add_argument("--dilate", type=number_range(0, 100), default=0,
                    help="dilate the mask by N voxels in 3D first")
     p.add_argument("--threshold", type=real, default=None, metavar="T",
@@ -61,36 +63,51 @@ def _add_method_options(p: argparse.ArgumentParser) -> None:
 
 
 def _add_parameter(p: argparse.ArgumentParser, parameter: Parameter, methods: str) -> None:
-    """One method parameter as an option: a number, or a switch (`--no-NAME` when it is on by default)."""
+    """One method parameter as an option: a number, or a switch (`--no-NAME` when it is on by default); None when
+    not given."""
     if isinstance(parameter.default, bool):
         p.add_argument(parameter.flag, dest=parameter.name, action="store_false" if parameter.default else "store_true",
-                       help=f"{methods}: {'do not ' if parameter.default else ''}{parameter.help}")
+                       default=None, help=f"{methods}: {'do not ' if parameter.default else ''}{parameter.help}")
     else:
-        p.add_argument(parameter.flag, dest=parameter.name, type=parameter.parse, default=parameter.default,
+        p.add_argument(parameter.flag, dest=parameter.name, type=parameter.parse, default=None,
                        metavar=parameter.flag[2:].upper(),
                        help=f"{methods}: {parameter.help} (default {parameter.default:g})")
 
 
 def _add_run_options(p: argparse.ArgumentParser) -> None:
     from .fill import FillSettings
+    from .methods import users
     from .search import SEED_MAX
 
     d = FillSettings()
-    p.add_argument("--seed", type=number_range(0, SEED_MAX), default=d.seed, help="random seed (same seed on CPU: same output)")
+    p.add_argument("--seed", type=number_range(0, SEED_MAX), default=None,
+                   help=f"{'/'.join(users('seed'))}: random seed of the latent search (same seed on CPU: same output; "
+                        f"default {d.seed})")
     p.add_argument("--device", default=d.device, help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:1, mps")
     p.add_argument("--keep-dtype", action="store_true", help="write the input's data type (rounded and clipped)")
 
 
 def _settings(args: argparse.Namespace):
-    """The FillSettings of the fill options shared by `fill` and `bids` (every option of a FillSettings field, as
-    always recorded; the chosen method's own parameters in `extra`)."""
+    """The FillSettings of the fill options shared by `fill` and `bids` (the chosen method's own parameters in
+    `extra`); an option given that the method does not read (`FillMethod.reads`) is refused in one sentence."""
     from .fill import FillSettings
-    from .methods import METHODS, parameters
+    from .methods import METHODS, parameters, users
 
-    fields = {name: getattr(args, name) for name in parameters() if hasattr(FillSettings, name)}
-    extra = tuple((p.name, getattr(args, p.name)) for p in METHODS[args.method].parameters
+    method = METHODS[args.method]
+    flags = {name: parameter.flag for name, parameter in parameters().items()}
+    flags.update(model="--model", axis="--axis", seed="--seed")
+    given = {name: getattr(args, name) for name in flags if getattr(args, name) is not None}
+    for name in given:
+        if name not in method.reads:
+            chosen = f"{args.method}{' (the default)' if args.method == FillSettings().method else ''}"
+            others = users(name)
+            switch = f"use --method {others[0]}" if len(others) == 1 else "choose one of those methods with --method"
+            raise InpaintError(f"{flags[name]} is read only by --method {' or '.join(others)}, not by {chosen}; "
+                               f"drop it or {switch}.")
+    fields = {name: value for name, value in given.items() if hasattr(FillSettings, name)}
+    extra = tuple((p.name, given.get(p.name, p.default)) for p in method.parameters
                   if not hasattr(FillSettings, p.name))
-    return FillSettings(axis=args.axis, seed=args.seed, device=args.device, method=args.method, extra=extra, **fields)
+    return FillSettings(device=args.device, method=args.method, extra=extra, **fields)
 
 
 def _add_fill(sub: argparse._SubParsersAction) -> None:
@@ -144,8 +161,8 @@ def _run_fill(args: argparse.Namespace) -> int:
         print(f"inpaint: note: the other hemisphere was {mirror}; the fill is the refiner's alone "
               "(recorded in the sidecar).", file=sys.stderr)
     if not args.quiet:
-        print(f"filled {done.hole_voxels} voxels in {done.slices} {done.axis} slices in "
-              f"{done.seconds:.1f} s on {done.device}; wrote {done.output} and {done.sidecar}", file=sys.stderr)
+        print(f"filled {done.hole_voxels} voxels {_where(args.method, done)} in {done.seconds:.1f} s on "
+              f"{done.device}; wrote {done.output} and {done.sidecar}", file=sys.stderr)
         if done.uncertainty is not None:
             print(f"wrote {done.uncertainty}: predicted error, mean SD {done.uncertainty_mean:.4g} over the filled "
                   "voxels", file=sys.stderr)
@@ -153,6 +170,15 @@ def _run_fill(args: argparse.Namespace) -> int:
             print("metrics vs reference: " + ", ".join(f"{k} {v:.4f}" for k, v in done.metrics.items()
                                                        if v is not None), file=sys.stderr)
     return 0
+
+
+def _where(method: str, done: FileFill) -> str:
+    """Where the fill worked: its slices for a method that fills slices of a plane, else its lesions."""
+    from .methods import METHODS
+
+    if "axis" in METHODS[method].reads:
+        return f"in {done.slices} {done.axis} slices"
+    return f"({done.lesions} lesion{'' if done.lesions == 1 else 's'})"
 
 
 def _add_bids(sub: argparse._SubParsersAction) -> None:

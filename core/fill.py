@@ -24,7 +24,7 @@ from nibabel.orientations import io_orientation
 from .checkpoint import Model
 from .errors import InpaintError
 from .job import CancelToken, Progress, ProgressCallback
-from .methods import METHODS, FillMethod, Run, Slab
+from .methods import METHODS, FillMethod, Run, Slab, used_settings
 from .mirror import WEIGHT as MIRROR_WEIGHT
 from .modelspace import Reorientation, plane_axes, take_slice, voxel_sizes
 from .refine3d import Refiner, default_refiner
@@ -34,7 +34,8 @@ from .inputs import background_value, check_filled, outside_brain, prepare_fill_
 
 @dataclass(frozen=True)
 class FillSettings(SearchSettings):
-    """Every parameter of a fill (the latent search's plus the pipeline's); recorded in the sidecar.
+    """Every parameter of a fill (the latent search's plus the pipeline's); the sidecar records those the method
+    reads (`used`).
 
     The defaults are the interactive settings for a 2-core CPU (a VAE's encoder start plus one
     random restart, 50 Adam steps); `--iterations 200 --restarts 8` searches harder. Each method reads
@@ -75,10 +76,15 @@ class FillSettings(SearchSettings):
         return next(p.default for p in METHODS[self.method].parameters if p.name == name)
 
     def to_dict(self) -> dict:
-        """The settings as recorded (sidecars, the cohort's fingerprint): the fields, then the `extra` entries."""
+        """Every setting: the fields, then the `extra` entries."""
         record = asdict(self)
         del record["extra"]
         return {**record, **dict(self.extra)}
+
+    def used(self) -> dict:
+        """The settings the method reads (`FillMethod.reads`), as the sidecar records them and the cohort compares
+        them: an unused one never changes a fill."""
+        return used_settings(self.to_dict())
 
 
 _FIELDS = frozenset(f.name for f in fields(FillSettings)) - {"extra"}
@@ -244,7 +250,10 @@ def _fill_slab(method: FillMethod, image: np.ndarray, affine: np.ndarray, hole: 
 
     run = Run(settings=settings, device=device, model=model, refiner=refiner, cancel=cancel,
               previews=progress is not None and bool(settings.preview_every), report=report)
-    out = method.fill(slab, run)
+    # no numpy warning before the one-line messages (e.g. the mirror's correlation on a constant image: its record
+    # says why the mirror was not used)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = method.fill(slab, run)
     searched = run.searched_at or time.perf_counter()
     filled = np.clip(reo.undo(out.filled)[slab_hole], *context.known_range) + background  # intensities the brain has
     generated = filled if out.generated is None else reo.undo(out.generated)[slab_hole] + background

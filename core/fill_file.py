@@ -16,6 +16,7 @@ from .checkpoint import Model
 from .errors import InpaintError
 from .fill import FillResult, FillSettings, fill_volume
 from .job import ProgressCallback
+from .methods import METHODS
 from .normalize import MAX_BRAIN_ML
 from .refine3d import Refiner
 
@@ -30,6 +31,7 @@ class FileFill:
     sidecar: Path
     hole_voxels: int
     hole_ml: float
+    lesions: int     # 26-connected parts of the filled region
     slices: int
     axis: str
     seconds: float
@@ -57,8 +59,9 @@ def fill_file(image_path: Path, mask_path: Path, output_path: Path, settings: Fi
               describe: Optional[Describe] = None, uncertainty: Optional[Path] = None) -> FileFill:
     """Fill `mask_path`'s voxels of `image_path` and write `output_path` plus its sidecar (both or neither).
 
-    `model` is a loaded slice model, or a shipped name / checkpoint path (None: the default),
-    loaded after the inputs are checked. `describe(result)` adds entries to the sidecar. `uncertainty`: where
+    `model` is a loaded slice model, or a shipped name / checkpoint path (None: the default), loaded after
+    the inputs are checked, for a method that needs one (`FillMethod.needs_model`; others ignore it).
+    `describe(result)` adds entries to the sidecar. `uncertainty`: where
     to write the fill's predicted error (`core.uncertainty`: one SD per voxel in the image's units, float32,
     zero outside the hole), checked with the other targets and written after the volume and its sidecar.
     Inputs are never written; every user error is an InpaintError of one sentence.
@@ -84,7 +87,9 @@ def fill_file(image_path: Path, mask_path: Path, output_path: Path, settings: Fi
     brain = load_mask(brainmask, image, kind="brain") if brainmask else None
     if reference:
         check_grid(reference, image, "reference")   # from its header: a wrong grid is refused before the fill
-    if not isinstance(model, Model):
+    if not METHODS[settings.method].needs_model:
+        model = None
+    elif not isinstance(model, Model):
         model = resolve_model(model)
     inputs += _network_folders(model, refiner, settings)  # their files are read too: never written
     check_outputs(output_path, inputs=inputs, force=force, like=image, keep_dtype=keep_dtype)
@@ -109,11 +114,21 @@ def fill_file(image_path: Path, mask_path: Path, output_path: Path, settings: Fi
         save_volume(uncertainty, sd, image, force=force, inputs=[*inputs, out])
     voxels = int(result.hole.sum())
     return FileFill(output=out, sidecar=sidecar_path(out), hole_voxels=voxels,
-                    hole_ml=voxels * voxel_ml(image.affine), slices=len(result.slices), axis=result.axis,
+                    hole_ml=voxels * voxel_ml(image.affine), lesions=_lesions(result.hole),
+                    slices=len(result.slices), axis=result.axis,
                     seconds=result.seconds, device=result.device, nonfinite_voxels=nonfinite,
                     outside_brain_voxels=result.outside_brain_voxels, metrics=metrics,
                     record=record, brain_ml=brain_ml, skull_on=brainmask is None and brain_ml > MAX_BRAIN_ML,
                     uncertainty=uncertainty, uncertainty_mean=sd_mean)
+
+
+def _lesions(hole: np.ndarray) -> int:
+    """The number of lesions (26-connected parts) of `hole`, labelled on its bounding box."""
+    from scipy import ndimage
+
+    from .inputs import hole_box
+
+    return int(ndimage.label(hole[hole_box(hole)], structure=np.ones((3, 3, 3), dtype=bool))[1])
 
 
 def _check_uncertainty_target(path: Path, output_path: Path, inputs: list, settings: FillSettings,
@@ -135,12 +150,11 @@ def _check_uncertainty_target(path: Path, output_path: Path, inputs: list, setti
     check_outputs(path, inputs=inputs, force=force, sidecar=False)
 
 
-def _network_folders(model: Model, refiner: Optional[Refiner], settings: FillSettings) -> list[Path]:
+def _network_folders(model: Optional[Model], refiner: Optional[Refiner], settings: FillSettings) -> list[Path]:
     """The folders of the networks a fill reads: the slice model's and (a method with a refiner) the 3D refiner's."""
-    from .methods import METHODS
     from .resources import REFINERS
 
-    folders = [model.path] if model.path is not None else []
+    folders = [model.path] if model is not None and model.path is not None else []
     if METHODS[settings.method].needs_refiner:
         folders += [refiner.path] if refiner is not None else list(REFINERS)
     return [Path(folder) for folder in folders if folder is not None]

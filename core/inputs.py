@@ -30,6 +30,7 @@ MAX_CROP_VOXELS = 1 << 25  # refine3d: one lesion's box plus margin, native voxe
 MAX_GRID_VOXELS = 1 << 21  # refine3d: the same box on the refiner's grid (a 256 mm cube at 2 mm)
 MIN_KNOWN_BRAIN = 10  # core.normalize.intensity_scale needs at least this many known brain voxels
 _BRAIN_FRACTION = 0.05  # core.normalize.estimate_brain: tissue is above 5% of the 99th percentile
+MASK_VALUES = 8  # an image of at most this many distinct values looks like a mask (`check_known_brain`)
 
 
 def affine_problem(matrix: np.ndarray) -> Optional[str]:
@@ -136,9 +137,23 @@ def check_known_brain(image: np.ndarray, hole: np.ndarray, brain: Optional[np.nd
     enough = values.size > 0 and int(np.count_nonzero(values > _BRAIN_FRACTION * np.percentile(values, 99.0))) \
         >= MIN_KNOWN_BRAIN
     if not enough:
+        labels = _few_values(image, MASK_VALUES)
+        fix = ("the mask must be nonzero only on the lesion (threshold a probability map first)" if labels is None else
+               f"{image_name} holds only the values {', '.join(f'{v:g}' for v in labels)}, like a mask, so the image "
+               "and the mask may be swapped: give the image first, then the mask")
         raise InpaintError(f"{_sentence(mask_name)} covers (almost) every nonzero voxel of {image_name}, so no "
-                           f"known brain tissue is left to match the fill to ({count} voxels); the mask must be "
-                           "nonzero only on the lesion (threshold a probability map first).")
+                           f"known brain tissue is left to match the fill to ({count} voxels); {fix}.")
+
+
+def _few_values(image: np.ndarray, most: int) -> Optional[list[float]]:
+    """The distinct finite values of `image` when there are at most `most` of them (else None), read part by part."""
+    found: set[float] = set()
+    for part in chunks(image.shape):
+        values = image[part]
+        found.update(np.unique(values[np.isfinite(values)]).tolist())
+        if len(found) > most:
+            return None
+    return sorted(found)
 
 
 def prepare_fill_inputs(image: Any, affine: Any, hole: Any, model: Any, settings: Any, *,

@@ -17,8 +17,9 @@ def _clock(seconds: float) -> str:
 class ProgressBar:
     """Redraws one line at most every `interval` seconds; `close()` ends the line."""
 
-    def __init__(self, label: str, stream: TextIO = sys.stderr, width: int = 28, interval: float = 0.2) -> None:
-        self.label, self.stream, self.width, self.interval = label, stream, width, interval
+    def __init__(self, label: str, stream: TextIO | None = None, width: int = 28, interval: float = 0.2) -> None:
+        """`stream`: default the standard error of the moment (not of the import: it may be redirected since)."""
+        self.label, self.stream, self.width, self.interval = label, stream or sys.stderr, width, interval
         self._last = 0.0
         self._drawn = False
 

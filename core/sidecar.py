@@ -23,22 +23,33 @@ __all__ = ["build_sidecar", "sidecar_path", "write_sidecar"]
 
 
 def _file_record(path: Optional[Path]) -> Optional[dict[str, str]]:
+    """The path and SHA-256 of an input (of a DICOM folder: over its files' relative names and contents,
+    `core.volume.sha256_file`)."""
     if path is None:
         return None
     path = Path(path)
     record = {"path": str(path.resolve())}
-    if path.is_file():
+    if path.exists():
         record["sha256"] = sha256_file(path)
     return record
 
 
-def build_sidecar(result: FillResult, model: Model, *, image_path: Optional[Path], mask_path: Optional[Path],
-                  output_path: Path, dilate: int = 0, threshold: Optional[float] = None,
+def _model_record(model: Model) -> dict[str, Any]:
+    return {"name": model.name, "path": str(model.path) if model.path else None, "sha256": model.checksum,
+            "kind": model.arch.kind, "kernel": model.arch.kernel, "architecture": model.arch.to_dict(),
+            "spacing_mm": model.spacing}
+
+
+def build_sidecar(result: FillResult, model: Optional[Model], *, image_path: Optional[Path],
+                  mask_path: Optional[Path], output_path: Path, dilate: int = 0, threshold: Optional[float] = None,
                   brainmask_path: Optional[Path] = None,
                   keep_dtype: bool = False, metrics: Optional[dict[str, Any]] = None,
                   extra: Optional[dict[str, Any]] = None, reference_path: Optional[Path] = None) -> dict[str, Any]:
-    """Everything needed to know how `output_path` was made (file names that are not UTF-8 are escaped when
-    written, and `escaped_file_names` says so)."""
+    """Everything needed to know how `output_path` was made: the settings the method read, and the slice model,
+    the plane and the per-slice losses only for a method that uses a slice model (file names that are not
+    UTF-8 are escaped when written, and `escaped_file_names` says so)."""
+    method = METHODS[result.settings.method]
+    slices = "axis" in method.reads
     record: dict[str, Any] = {
         "tool": "brain-inpaint",
         "version": __version__,
@@ -54,15 +65,12 @@ def build_sidecar(result: FillResult, model: Model, *, image_path: Optional[Path
         "background": float(getattr(result, "background", 0.0)),
         "nonfinite_input_voxels": int(getattr(result, "nonfinite_voxels", 0)),
         "keep_dtype": keep_dtype,
-        "model": {"name": model.name, "path": str(model.path) if model.path else None,
-                  "sha256": model.checksum, "kind": model.arch.kind, "kernel": model.arch.kernel,
-                  "architecture": model.arch.to_dict(), "spacing_mm": model.spacing},
-        "method": {"name": result.settings.method, "description": METHODS[result.settings.method].description,
-                   "refiner": result.refiner},
-        "parameters": result.settings.to_dict(),
+        **({"model": _model_record(model)} if method.needs_model else {}),
+        "method": {"name": method.name, "description": method.description, "refiner": result.refiner},
+        "parameters": result.settings.used(),
         "device": result.device,
-        "axis": result.axis,
-        "final_loss_per_slice": {str(k): v for k, v in result.final_loss.items()},
+        **({"axis": result.axis,
+            "final_loss_per_slice": {str(k): v for k, v in result.final_loss.items()}} if slices else {}),
         "seconds": round(result.seconds, 3),
         "timings": {k: round(v, 3) for k, v in result.timings.items()},
         "software": {"python": platform.python_version(), "torch": torch.__version__,

@@ -14,6 +14,7 @@ import hashlib
 import json
 import os
 import shutil
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Optional, Sequence
@@ -114,6 +115,18 @@ def _read_c_order(path: Path, offset: int, stored: np.dtype, shape: tuple[int, i
     return raw
 
 
+@contextmanager
+def _itk_quiet() -> Iterator[None]:
+    """ITK's warnings off for the reads inside (e.g. "No Series were found" for a folder without DICOM files,
+    printed before our one-sentence refusal), restored after."""
+    shown = sitk.ProcessObject.GetGlobalWarningDisplay()
+    sitk.ProcessObject.SetGlobalWarningDisplay(False)
+    try:
+        yield
+    finally:
+        sitk.ProcessObject.SetGlobalWarningDisplay(shown)
+
+
 def _itk_affine(itk: sitk.Image) -> np.ndarray:
     dim = itk.GetDimension()
     direction = np.array(itk.GetDirection(), dtype=float).reshape(dim, dim)[:3, :3]
@@ -207,7 +220,8 @@ def _read_raw(path: Path) -> tuple[np.ndarray, float, float, nib.Nifti1Image]:
                            "or a folder holding a DICOM series.")
     try:
         reader = _read_nifti if suffix in NIFTI_SUFFIXES and not path.is_dir() else _read_itk
-        raw, slope, inter, image = reader(path)
+        with _itk_quiet():
+            raw, slope, inter, image = reader(path)
     except InpaintError:
         raise
     except Exception as exc:  # nibabel/SimpleITK/zlib raise many types for broken files
@@ -278,7 +292,8 @@ def read_grid(path: str | os.PathLike) -> tuple[tuple[int, ...], np.ndarray]:
         else:
             reader = sitk.ImageFileReader()
             reader.SetFileName(str(path))
-            reader.ReadImageInformation()
+            with _itk_quiet():
+                reader.ReadImageInformation()
             shape, affine = tuple(int(n) for n in reader.GetSize()), _itk_affine(reader)
     except Exception as exc:  # nibabel/SimpleITK raise many types for broken headers
         raise _unreadable(path, exc) from exc
@@ -567,6 +582,9 @@ def check_outputs(path: str | os.PathLike, *, inputs: Iterable[str | os.PathLike
     """
     path = Path(path)
     suffix = _suffix(path)
+    if path.is_dir():
+        raise InpaintError(f"Cannot write {path}: it is a folder; give the output's file name, e.g. "
+                           f"{path / 'filled.nii.gz'}.")
     if suffix not in NIFTI_SUFFIXES + ITK_SUFFIXES:
         raise InpaintError(f"Cannot write {path}: unsupported extension; use .nii.gz, .nii, .nrrd, .nhdr, .mha "
                            "or .mhd.")

@@ -22,6 +22,7 @@ from core.errors import InpaintError
 from core.fill import FillResult, FillSettings
 from core.live_preview import PreviewLayer
 from core.mask_editor import MaskEditor
+from core.methods import METHODS
 from core.metrics import hole_metrics
 from core.modelspace import PLANES, Reorientation, voxel_sizes
 from core.normalize import MAX_BRAIN_ML, estimate_brain
@@ -333,11 +334,12 @@ class Document:
             check_outputs(mask_path, inputs=protected, force=True, sidecar=False)
             mask_path = save_mask(mask_path, fill.hole.astype(np.uint8), self.volume, force=True, inputs=protected)
         metrics = self.result.metrics
+        numbering = ({"slice_numbering": "final_loss_per_slice keys are 0-based slice indices in RAS order along the "
+                                         "axis, as in the app's views"}
+                     if "axis" in METHODS[fill.settings.method].reads else {})   # a method that fills slices
         extra: dict[str, Any] = {"brain_ml": round(fill.brain_voxels * self.voxel_ml, 1),
                                  "app": "inpaint-gui", "scope": self.result.scope, "torch_threads": self.result.threads,
-                                 "slice_numbering": "final_loss_per_slice keys are 0-based slice indices in RAS "
-                                                    "order along the axis, as in the app's views",
-                                 "metrics_reference": "input image (the mask was painted over it)",
+                                 **numbering, "metrics_reference": "input image (the mask was painted over it)",
                                  "baseline_metrics": {BASELINE: metrics.get(BASELINE)}}
         record = build_sidecar(fill, self.result.model, image_path=self.path, mask_path=mask_path,
                                output_path=Path(path), dilate=self.result.dilate, brainmask_path=self.brain_path,

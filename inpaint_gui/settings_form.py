@@ -153,7 +153,8 @@ class SettingsForm(QGroupBox):
         return METHODS[self.method.currentData()]
 
     def fill_settings(self, preview_every: int) -> FillSettings:
-        """The form's settings: every field's value (as always recorded), the chosen method's own in `extra`."""
+        """The form's settings: every field's value (the sidecar records those the method reads), the chosen
+        method's own in `extra`."""
         declared = parameters()
         values = {name: _value(widget) | 1 if declared[name].odd else _value(widget)
                   for name, widget in self.parameters.items()}

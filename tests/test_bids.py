@@ -245,15 +245,47 @@ def test_sessions_filter_and_a_changed_mask_is_filled_again(copy, tmp_path, caps
     changed = rows["sub-02/ses-2/anat/sub-02_ses-2_T1w.nii.gz"]
     assert changed["status"] == "filled" and changed["message"] == "Filled again: the lesion mask changed."
     assert rows["sub-01/anat/sub-01_T1w.nii.gz"]["status"] == "skipped"
-    code, err = _bids(capsys, bids, out, masks, "--seed", "3", "--participant-label", "01", "--quiet")
+    code, err = _bids(capsys, bids, out, masks, "--mirror", "0.25", "--participant-label", "01", "--quiet")
     assert {r["source"]: r for r in _table(out)}["sub-01/anat/sub-01_T1w.nii.gz"]["message"] == \
         "Filled again: the fill settings changed."
-    code, err = _bids(capsys, bids, out, masks, "--seed", "3", "--participant-label", "01", "--threshold", "0.5",
+    code, err = _bids(capsys, bids, out, masks, "--mirror", "0.25", "--participant-label", "01", "--threshold", "0.5",
                       "--quiet")
     row = {r["source"]: r for r in _table(out)}["sub-01/anat/sub-01_T1w.nii.gz"]
     assert code == 0 and row["message"] == "Filled again: the mask threshold changed."
     assert json.loads((out / "sub-01/anat/sub-01_desc-filled_T1w.json").read_text())["mask_threshold"] == 0.5
 
+
+def test_options_the_method_does_not_read_are_refused_and_outputs_of_the_previous_version_are_skipped(
+        copy, tmp_path, capsys) -> None:
+    """`--iterations 300` with refine3d was accepted and refilled every scan ("the fill settings changed") to the
+    same result; sidecars of the previous version, which recorded every setting, still resume."""
+    from core.cohort.records import record_path
+    from core.fill import FillSettings
+
+    bids, masks = copy
+    out = tmp_path / "out"
+    code, err = _bids(capsys, bids, out, masks, "--participant-label", "01", "--iterations", "300")
+    assert code == 2 and not out.exists() and err.splitlines() == [
+        "inpaint: error: --iterations is read only by --method slices2d or poisson3d, not by refine3d (the default); "
+        "drop it or choose one of those methods with --method."]
+    code, err = _bids(capsys, bids, out, masks, "--participant-label", "01", "--quiet")
+    assert code == 0, err
+    name = "sub-01/anat/sub-01_desc-filled_T1w.json"
+    sidecar = json.loads((out / name).read_text())
+    assert sidecar["parameters"] == {"method": "refine3d", "mirror": 0.5, "device": "auto"} and "model" not in sidecar
+    # as the previous version wrote it: every setting, the default slice model and the plane; its record to match
+    sidecar.update(parameters=FillSettings().to_dict(), model={"name": "vae_k3", "sha256": "0" * 64}, axis="axial")
+    (out / name).write_text(json.dumps(sidecar, indent=2) + "\n")
+    log = record_path(out, name.replace(".json", ".nii.gz"))
+    record = json.loads(log.read_text())
+    stat = (out / name).stat()
+    record["files"][name] = {"sha256": hashlib.sha256((out / name).read_bytes()).hexdigest(), "size": stat.st_size,
+                             "mtime_ns": stat.st_mtime_ns}
+    log.write_text(json.dumps(record))
+    code, err = _bids(capsys, bids, out, masks, "--participant-label", "01", "--quiet")
+    row = {r["source"]: r for r in _table(out)}["sub-01/anat/sub-01_T1w.nii.gz"]
+    assert code == 0 and (row["status"], row["message"]) == ("skipped", "Already filled from the same inputs with "
+                                                                        "the same settings."), err
 
 def test_output_folders_that_would_mix_with_inputs_or_other_data_are_refused(copy, tmp_path, capsys) -> None:
     bids, masks = copy
@@ -331,7 +363,8 @@ def test_models_are_loaded_once_per_process_not_per_scan(copy, tmp_path, capsys,
     bids, masks = copy
     code, err = _bids(capsys, bids, tmp_path / "out", masks, "--jobs", "1")
     assert code == 0 and "4 scans: 4 filled" in err, err
-    assert loads == {"model": 1, "refiner": len(core.refine3d.REFINERS)}   # each shipped refiner once
+    # each shipped refiner once; no slice model, which refine3d does not read
+    assert loads == {"model": 0, "refiner": len(core.refine3d.REFINERS)}
 
 
 def test_with_a_threshold_a_lesion_probability_map_is_taken_before_the_binary_mask(copy, tmp_path, capsys) -> None:

@@ -56,7 +56,7 @@ def test_an_empty_lesion_mask_is_no_lesion_and_its_image_is_copied_unchanged(cop
     assert json.loads((out / "logs/sub-03_desc-filled_T1w.json").read_text())["status"] == "no_lesion"
 
     stamp = (out / THREE_OUT).stat().st_mtime_ns
-    code, err = _bids(capsys, bids, out, masks, "--participant-label", "03", "--seed", "5")  # other settings
+    code, err = _bids(capsys, bids, out, masks, "--participant-label", "03", "--mirror", "0.3")  # other settings
     row = {r["source"]: r for r in _table(out)}[THREE]
     assert code == 0 and row["status"] == "skipped" and (out / THREE_OUT).stat().st_mtime_ns == stamp, err
     assert row["message"] == "Already copied unchanged from the same inputs (its lesion mask marks no voxel)."

@@ -1,6 +1,7 @@
 """`inpaint fill` / `inpaint models` as a user runs them: outputs, geometry, exit codes, messages."""
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -197,7 +198,7 @@ def test_a_skipped_mirror_is_one_note(brain_files, tmp_path, capsys, monkeypatch
     def no_reflection(*_args):
         raise NoReflection("too little known tissue to find the mid-sagittal plane (12 blocks of 4 mm, 200 needed)")
 
-    monkeypatch.setattr(core.methods.refine3d, "find_reflection", no_reflection)
+    monkeypatch.setattr(core.methods.refine3d, "scan_reflection", no_reflection)
     image_path, mask_path, _ = brain_files
     code, err = _run(capsys, "fill", image_path, mask_path, "-o", tmp_path / "f.nii.gz", "--quiet")
     assert code == 0
@@ -243,3 +244,97 @@ def test_an_interrupt_ends_the_program_at_once_with_status_130(monkeypatch, caps
     assert core.cli.main(None if as_program else ["models"]) == 130
     assert exits == ([130] if as_program else [])   # called from Python (argv given), it returns
     assert capsys.readouterr().err.strip() == "inpaint: interrupted; no output was written."
+
+
+@pytest.mark.parametrize("option, line", [
+    (["--iterations", "300"], "--iterations is read only by --method slices2d or poisson3d, not by refine3d (the "
+                              "default); drop it or choose one of those methods with --method."),
+    (["--method", "slices2d", "--mirror", "0.3"], "--mirror is read only by --method refine3d, not by slices2d; drop "
+                                                  "it or use --method refine3d."),
+    (["--no-blend"], "--no-blend is read only by --method slices2d, not by refine3d (the default); drop it or use "
+                     "--method slices2d."),
+    (["--method", "poisson3d", "--no-blend"], "--no-blend is read only by --method slices2d, not by poisson3d; drop "
+                                              "it or use --method slices2d."),
+    (["--model", "vae_k3"], "--model is read only by --method slices2d or poisson3d, not by refine3d (the default); "
+                            "drop it or choose one of those methods with --method."),
+    (["--axis", "coronal"], "--axis is read only by --method slices2d or poisson3d, not by refine3d (the default); "
+                            "drop it or choose one of those methods with --method."),
+    (["--seed", "3"], "--seed is read only by --method slices2d or poisson3d, not by refine3d (the default); drop it "
+                      "or choose one of those methods with --method.")])
+def test_an_option_the_method_does_not_read_is_refused_in_one_sentence(option, line, brain_files, tmp_path,
+                                                                       capsys) -> None:
+    """They were accepted and recorded, and changed nothing: refine3d's output with --iterations 300 was the
+    default's, bit for bit."""
+    image_path, mask_path, _ = brain_files
+    code, err = _run(capsys, "fill", image_path, mask_path, "-o", tmp_path / "o.nii.gz", *option)
+    assert code == 2 and err.splitlines() == [f"inpaint: error: {line}"]
+    assert not (tmp_path / "o.nii.gz").exists()
+
+
+def test_a_3d_fill_records_only_what_it_reads_and_counts_lesions_not_slices(brain_files, tmp_path, capsys) -> None:
+    from scipy import ndimage
+
+    image_path, mask_path, hole = brain_files
+    code, err = _run(capsys, "fill", image_path, mask_path, "-o", tmp_path / "o.nii.gz", "--mirror", "0.25")
+    assert code == 0, err
+    lesions = ndimage.label(hole, structure=np.ones((3, 3, 3)))[1]
+    assert lesions == 1
+    assert re.fullmatch(rf"filled {hole.sum()} voxels \(1 lesion\) in \d+\.\d s on cpu; wrote \S+o\.nii\.gz and "
+                        r"\S+o\.json", err.splitlines()[-1].split("\r")[-1].strip()), err
+    side = json.loads((tmp_path / "o.json").read_text())
+    assert side["parameters"] == {"method": "refine3d", "mirror": 0.25, "device": "auto"}
+    assert not {"model", "axis", "final_loss_per_slice"} & set(side)   # no slice model, plane or slices
+    code, err = _run(capsys, "fill", image_path, mask_path, "-o", tmp_path / "s.nii.gz", *FAST)
+    side = json.loads((tmp_path / "s.json").read_text())
+    assert code == 0 and side["model"]["sha256"] and side["axis"] == "axial" and side["final_loss_per_slice"]
+    assert "mirror" not in side["parameters"] and side["parameters"]["iterations"] == 3
+
+
+def test_library_warnings_do_not_come_before_the_one_sentence(tmp_path, capfd) -> None:
+    """ITK printed 'WARNING: In .../itkGDCMSeriesFileNames.cxx ... No Series were found' for a folder without DICOM
+    files, numpy 'RuntimeWarning: invalid value encountered in divide' for a constant image."""
+    import warnings
+
+    affine = np.diag([2.0, 2.0, 2.0, 1.0])
+    constant = np.zeros((40, 48, 36), np.float32)
+    constant[4:36, 4:44, 4:32] = 100      # block means all 100: the mirror's correlation divides by 0
+    hole = np.zeros(constant.shape, np.uint8)
+    hole[18:22, 22:26, 16:19] = 1
+    nib.save(nib.Nifti1Image(constant, affine), tmp_path / "constant.nii.gz")
+    nib.save(nib.Nifti1Image(hole, affine), tmp_path / "mask.nii.gz")
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "readme.txt").write_text("no DICOM here")
+    (tmp_path / "empty").mkdir()
+    runs = {"notes": [tmp_path / "notes", tmp_path / "mask.nii.gz"],
+            "empty": [tmp_path / "constant.nii.gz", tmp_path / "empty"]}
+    for name, inputs in runs.items():
+        assert main(["fill", *map(str, inputs), "-o", str(tmp_path / "o.nii.gz")]) == 2
+        assert capfd.readouterr().err.splitlines() == [
+            f"inpaint: error: {tmp_path / name} is a folder with no DICOM series; choose a folder holding exactly one "
+            "DICOM series, or a NIfTI/NRRD/MHA file."]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert main(["fill", str(tmp_path / "constant.nii.gz"), str(tmp_path / "mask.nii.gz"), "-o",
+                     str(tmp_path / "o.nii.gz"), "--quiet"]) == 0
+    assert not [w for w in caught if issubclass(w.category, RuntimeWarning)], [str(w.message) for w in caught]
+    assert capfd.readouterr().err.startswith("inpaint: note: the other hemisphere was not used")
+
+
+def test_an_existing_folder_as_output_is_named_a_folder(brain_files, tmp_path, capsys) -> None:
+    image_path, mask_path, _ = brain_files
+    (tmp_path / "od").mkdir()
+    code, err = _run(capsys, "fill", image_path, mask_path, "-o", f"{tmp_path / 'od'}/")
+    assert code == 2 and err.splitlines() == [f"inpaint: error: Cannot write {tmp_path / 'od'}: it is a folder; give "
+                                              f"the output's file name, e.g. {tmp_path / 'od' / 'filled.nii.gz'}."]
+
+
+def test_image_and_mask_swapped_are_said_to_be_swapped(brain_files, tmp_path, capsys) -> None:
+    image_path, mask_path, _ = brain_files
+    integer = tmp_path / "t1.nii.gz"   # an integer scan: no fractional values to give the swap away
+    source = nib.load(image_path)
+    nib.save(nib.Nifti1Image(np.round(source.get_fdata()).astype(np.int16), source.affine), integer)
+    code, err = _run(capsys, "fill", mask_path, integer, "-o", tmp_path / "o.nii.gz")
+    assert code == 2 and err.splitlines() == [
+        f"inpaint: error: The mask {integer} covers (almost) every nonzero voxel of the image {mask_path}, so no known "
+        f"brain tissue is left to match the fill to (0 voxels); the image {mask_path} holds only the values 0, 1, "
+        "like a mask, so the image and the mask may be swapped: give the image first, then the mask."]

@@ -131,7 +131,7 @@ def test_export_writes_volume_sidecar_and_mask(tmp_path, tiny_vae):
     hole = doc.mask_in_file_order()
     filled = np.where(hole, np.float32(7), data)
     fill = FillResult(filled=filled, generated_hole=filled[hole], hole=hole, axis="axial", final_loss={2: 0.5}, seconds=0.1,
-                      device="cpu", settings=FillSettings(iterations=3))
+                      device="cpu", settings=FillSettings(method="slices2d", iterations=3))
     metrics = {"model": {"ssim": 0.9, "psnr": 30.0, "mse": 1.0, "mae": 0.5}, "biharmonic-3d-mm": None}
     doc.set_result(JobResult(fill=fill, model=load_model(tiny_vae), scope="all", metrics=metrics), doc.editor.state)
     out_dir = tmp_path / "out"

@@ -189,8 +189,9 @@ def test_export_after_a_real_fill_matches_inpaint_fill(qtbot, window, tmp_path, 
     mask_file = out / "sub-01_label-lesion_mask.nii.gz"
     assert np.array_equal(nib.load(mask_file).get_fdata() != 0, hole) and not doc.editor.modified
     gui = json.loads((out / "sub-01_desc-inpainted_T1w.json").read_text())
-    assert main(["fill", str(doc.path), str(mask_file), "-o", str(out / "cli.nii.gz"), "--model", str(tiny_vae),
-                 "--iterations", "2", "--restarts", "2", "--reference", str(doc.path), "--quiet"]) == 0, \
+    assert main(["fill", str(doc.path), str(mask_file), "-o", str(out / "cli.nii.gz"), "--method", SEARCH,
+                 "--model", str(tiny_vae), "--iterations", "2", "--restarts", "2", "--reference", str(doc.path),
+                 "--quiet"]) == 0, \
         capsys.readouterr().err
     cli = json.loads((out / "cli.json").read_text())
     assert set(cli) - {"reference"} <= set(gui) and set(gui["metrics"]) <= set(cli["metrics"])
@@ -244,7 +245,7 @@ def test_a_skipped_mirror_is_said_with_its_reason(qtbot, window, monkeypatch):
     def no_reflection(*_args):
         raise NoReflection("the hemispheres do not match (correlation 0.31 after registration, 0.5 needed)")
 
-    monkeypatch.setattr(core.methods.refine3d, "find_reflection", no_reflection)
+    monkeypatch.setattr(core.methods.refine3d, "scan_reflection", no_reflection)
     window.panel.form.method.setCurrentIndex(window.panel.form.method.findData("refine3d"))
     with qtbot.waitSignal(window.jobs.succeeded, timeout=60000):
         window.act["run"].trigger()

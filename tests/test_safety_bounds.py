@@ -134,7 +134,8 @@ def outcomes(tmp_path_factory) -> dict[str, dict]:
         folder.mkdir()
         argv = _prepare(folder, name, models)
         argvs[name] = ["fill"] + [str(folder / a) if (folder / a).exists() or a.startswith("o") else a
-                                  for a in argv] + (["--model", str(models["tiny"])] if "--model" not in argv else [])
+                                  for a in argv] + (["--model", str(models["tiny"])]
+                                                    if "--method" in argv and "--model" not in argv else [])
         kept = folder / KEPT[name] if name in KEPT else models["copy"] / "config.json"
         before[name] = kept.read_bytes()
     cases_file, results_file = root / "cases.json", root / "results.json"

@@ -302,6 +302,28 @@ def test_dicom_series_folder_loads(tmp_path):
     assert len(V.sha256_file(folder)) == 64
 
 
+
+def test_a_dicom_folder_input_is_recorded_with_the_checksum_of_its_files(tmp_path):
+    """The sidecar's input had a path but no sha256 for a DICOM folder."""
+    from conftest import synthetic_brain
+    from core.cli import main
+
+    folder = tmp_path / "dicom"
+    _write_dicom_series(folder, np.round(synthetic_brain()).astype(np.int16).transpose(), spacing=(2.0, 2.0, 2.0),
+                        origin=(-40.0, -48.0, -36.0))
+    vol = V.load_volume(folder)
+    hole = np.zeros(vol.shape, np.uint8)
+    hole[16:22, 20:26, 15:19] = 1
+    nib.save(nib.Nifti1Image(hole, vol.affine), tmp_path / "lesion.nii.gz")
+    out = tmp_path / "filled.nii.gz"
+    assert main(["fill", str(folder), str(tmp_path / "lesion.nii.gz"), "-o", str(out), "--mirror", "0",
+                 "--quiet"]) == 0
+    digest = hashlib.sha256()   # what it covers: every file of the folder, by relative name, in sorted order
+    for file in sorted(folder.rglob("*")):
+        digest.update(file.relative_to(folder).as_posix().encode() + b"\0" + file.read_bytes())
+    record = json.loads((tmp_path / "filled.json").read_text())["input"]
+    assert record == {"path": str(folder.resolve()), "sha256": digest.hexdigest()}
+
 # --- masks -------------------------------------------------------------------------------
 
 def test_mask_nonzero_is_hole_and_four_d_single_frame_ok(tmp_path):

@@ -213,9 +213,14 @@ def sources(scan_image: str, scan_mask: str, scan_brainmask: Optional[str]) -> l
 
 
 def fingerprint(record: dict[str, Any]) -> dict[str, Any]:
-    """What decides a fill's result, from its sidecar: input hashes, model checksums and settings."""
+    """What decides a fill's result, from its sidecar: input hashes, model checksums and the settings its method
+    reads (`core.methods.used_settings`: a sidecar of an earlier version, which recorded every setting, compares
+    alike)."""
+    from ..methods import METHODS, used_settings
+
     refiner = record.get("method", {}).get("refiner") or {}
-    model_free = record.get("parameters", {}).get("method") == "refine3d"
+    parameters = record.get("parameters")
+    method = METHODS.get(parameters.get("method")) if isinstance(parameters, dict) else None
     return {
         "image": (record.get("input") or {}).get("sha256"),
         "mask": (record.get("mask") or {}).get("sha256"),
@@ -223,8 +228,8 @@ def fingerprint(record: dict[str, Any]) -> dict[str, Any]:
         "dilate": record.get("mask_dilation_voxels"),
         "threshold": record.get("mask_threshold"),
         "keep_dtype": record.get("keep_dtype"),
-        "parameters": record.get("parameters"),
-        "model": None if model_free else (record.get("model") or {}).get("sha256"),
+        "parameters": used_settings(parameters) if isinstance(parameters, dict) else parameters,
+        "model": (record.get("model") or {}).get("sha256") if method is None or method.needs_model else None,
         "refiner": refiner.get("sha256"),
     }
 

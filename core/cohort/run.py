@@ -168,12 +168,12 @@ def _absolute(options: CohortOptions) -> CohortOptions:
 
 def _expected(options: CohortOptions) -> dict:
     """The fingerprint parts that are the same for every scan (settings and model checksums)."""
-    model = load_model(options.model)  # a wrong --model is one error before any work, not one per scan
-    refine = options.settings.method == "refine3d"
+    method = METHODS[options.settings.method]
+    # a wrong --model is one error before any work, not one per scan
+    model = load_model(options.model).checksum if method.needs_model else None
     return {"dilate": options.dilate, "threshold": options.threshold, "keep_dtype": options.keep_dtype,
-            "parameters": json.loads(json.dumps(options.settings.to_dict())),
-            "model": model.checksum if METHODS[options.settings.method].needs_model else None,
-            "refine": refine}
+            "parameters": json.loads(json.dumps(options.settings.used())), "model": model,
+            "refine": method.needs_refiner}
 
 
 def _refiner_checksum(image: Path) -> str:
@@ -186,8 +186,9 @@ def _refiner_checksum(image: Path) -> str:
 
 
 def _settings_text(options: CohortOptions) -> str:
-    values = ", ".join(f"{k}={v}" for k, v in options.settings.to_dict().items())
-    return (f"inpaint bids: lesion filling with {values}, model={options.model or 'default'}, "
+    values = ", ".join(f"{k}={v}" for k, v in options.settings.used().items())
+    model = f", model={options.model or 'default'}" if METHODS[options.settings.method].needs_model else ""
+    return (f"inpaint bids: lesion filling with {values}{model}, "
             f"dilate={options.dilate}, threshold={options.threshold}, keep_dtype={options.keep_dtype}, "
             f"mask entities {options.mask_entities}")
 

@@ -69,7 +69,7 @@ def _sidecar(task: Task, why: str) -> dict[str, Any]:
             "mask": file(task.mask, task.row.mask_sha256), "brainmask": file(task.brainmask),
             "mask_threshold": task.threshold, "mask_dilation_voxels": task.dilate, "hole_voxels": 0,
             "filled_slices": 0, "unchanged_copy": True, "not_filled_because": why,
-            "keep_dtype": task.keep_dtype, "parameters": task.settings.to_dict(), "Sources": list(task.sources)}
+            "keep_dtype": task.keep_dtype, "parameters": task.settings.used(), "Sources": list(task.sources)}
 
 
 def _write_pair(image: Path, output: Path, sidecar: dict[str, Any]) -> None:

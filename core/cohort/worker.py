@@ -17,6 +17,7 @@ from typing import Optional
 from ..checkpoint import Model
 from ..errors import InpaintError
 from ..fill import FillResult, FillSettings
+from ..methods import METHODS
 from .derivatives import FAILED, FILLED, Row, uncertainty_name
 from .unfilled import copy_unfilled, marks_nothing
 
@@ -86,7 +87,8 @@ def fill_scan(task: Task) -> Row:
             return copy_unfilled(task)
         predicts = task.settings.method == "refine3d" and all(r.uncertainty is not None for r in shipped_refiners())
         sd_map = Path(uncertainty_name(str(task.output)))
-        done = fill_file(task.image, task.mask, task.output, task.settings, model=load_model(task.model),
+        model = load_model(task.model) if METHODS[task.settings.method].needs_model else None
+        done = fill_file(task.image, task.mask, task.output, task.settings, model=model,
                          brainmask=task.brainmask, dilate=task.dilate, threshold=task.threshold,
                          keep_dtype=task.keep_dtype, force=task.force, describe=describe,
                          uncertainty=sd_map if predicts else None)

@@ -7,6 +7,8 @@ read what it declares.
 
 from __future__ import annotations
 
+from typing import Any
+
 from .base import FillMethod, MethodFill, Parameter, Run, Slab
 from .poisson3d import Poisson3D
 from .refine3d import Refine3D
@@ -36,8 +38,16 @@ def parameters() -> dict[str, Parameter]:
 
 
 def users(name: str) -> list[str]:
-    """The methods that read the parameter `name`."""
-    return [m.name for m in METHODS.values() if any(p.name == name for p in m.parameters)]
+    """The methods that read the setting `name` (`FillMethod.reads`: a parameter, `model`, `axis`, `seed`, ...)."""
+    return [m.name for m in METHODS.values() if name in m.reads]
 
 
-__all__ = ["FillMethod", "METHODS", "MethodFill", "Parameter", "Run", "Slab", "parameters", "register", "users"]
+def used_settings(record: dict[str, Any]) -> dict[str, Any]:
+    """The entries of a settings record (`FillSettings.to_dict`, or a sidecar's `parameters` of any version) that
+    its method reads; all of them for a method that is not registered."""
+    method = METHODS.get(record.get("method"))
+    return dict(record) if method is None else {k: v for k, v in record.items() if k in method.reads}
+
+
+__all__ = ["FillMethod", "METHODS", "MethodFill", "Parameter", "Run", "Slab", "parameters", "register", "used_settings",
+           "users"]

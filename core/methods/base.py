@@ -29,6 +29,10 @@ if TYPE_CHECKING:
     from ..refine3d import Refiner
 
 
+# what a method with a slice model also reads: the model, its plane, the latent search's seed, batch and preview rate
+SLICE_SETTINGS = ("model", "axis", "seed", "batch", "preview_every")
+
+
 @dataclass(frozen=True)
 class Parameter:
     """One setting a method reads: a `FillSettings` field (or, for a new method, an entry of its `extra`).
@@ -144,6 +148,13 @@ class FillMethod:
     needs_refiner: bool = False               # a 3D refiner (the shipped one nearest the voxels when none is passed)
     parameters: tuple[Parameter, ...] = ()
     extra_slices: int = 0                     # slices of plane `axis` beyond the hole on each side
+
+    @property
+    def reads(self) -> frozenset[str]:
+        """The settings this method reads (all the sidecar records and the cohort compares): `method`, `device`,
+        its parameters and, when it needs a slice model, SLICE_SETTINGS."""
+        return frozenset(("method", "device", *(p.name for p in self.parameters),
+                          *(SLICE_SETTINGS if self.needs_model else ())))
 
     def check(self, hole: np.ndarray, spacing: np.ndarray, refiner: Optional[Refiner]) -> None:
         """Refuse work that would be unbounded, before any of it starts (InpaintError)."""
