@@ -298,9 +298,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Entry point of `inpaint`; user errors print one sentence and exit with status 2, an interrupt (Ctrl+C)
     with status 130 (called without `argv`, as the program, at once: `os._exit`)."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
     try:
+        args = build_parser().parse_args(argv)   # the subcommands' imports (torch) take a while: Ctrl+C may come
         code = int(args.func(args) or 0)
     except InpaintError as exc:
         print(f"inpaint: error: {exc}", file=sys.stderr)

@@ -338,3 +338,14 @@ def test_image_and_mask_swapped_are_said_to_be_swapped(brain_files, tmp_path, ca
         f"inpaint: error: The mask {integer} covers (almost) every nonzero voxel of the image {mask_path}, so no known "
         f"brain tissue is left to match the fill to (0 voxels); the image {mask_path} holds only the values 0, 1, "
         "like a mask, so the image and the mask may be swapped: give the image first, then the mask."]
+
+
+def test_an_interrupt_while_the_commands_load_is_one_line(monkeypatch, capsys) -> None:
+    import core.cli
+
+    def loading():
+        raise KeyboardInterrupt   # Ctrl+C while the subcommands import torch
+
+    monkeypatch.setattr(core.cli, "build_parser", loading)
+    assert core.cli.main(["models"]) == 130
+    assert capsys.readouterr().err.strip() == "inpaint: interrupted; no output was written."
