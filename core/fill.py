@@ -250,10 +250,7 @@ def _fill_slab(method: FillMethod, image: np.ndarray, affine: np.ndarray, hole: 
 
     run = Run(settings=settings, device=device, model=model, refiner=refiner, cancel=cancel,
               previews=progress is not None and bool(settings.preview_every), report=report)
-    # no numpy warning before the one-line messages (e.g. the mirror's correlation on a constant image: its record
-    # says why the mirror was not used)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        out = method.fill(slab, run)
+    out = method.fill(slab, run)
     searched = run.searched_at or time.perf_counter()
     filled = np.clip(reo.undo(out.filled)[slab_hole], *context.known_range) + background  # intensities the brain has
     generated = filled if out.generated is None else reo.undo(out.generated)[slab_hole] + background

@@ -155,7 +155,8 @@ def find_reflection(image: np.ndarray, hole: np.ndarray, spacing: Sequence[float
         raise NoReflection(f"the mid-sagittal registration failed ({str(exc).strip().splitlines()[-1][:120]})") from None
     moved = _array(sitk.Resample(images[1], images[0], transform, sitk.sitkLinear, 0.0))
     overlap = known & (_array(sitk.Resample(images[3], images[0], transform, sitk.sitkNearestNeighbor, 0)) > 0)
-    correlation = float(np.corrcoef(small[overlap], moved[overlap])[0, 1]) if overlap.sum() >= MIN_BLOCKS else 0.0
+    with np.errstate(divide="ignore", invalid="ignore"):   # a constant image: NaN, reported by NoReflection below
+        correlation = float(np.corrcoef(small[overlap], moved[overlap])[0, 1]) if overlap.sum() >= MIN_BLOCKS else 0.0
     if not correlation >= MIN_CORRELATION:
         raise NoReflection(f"the hemispheres do not match (correlation {correlation:.2f} after registration, "
                            f"{MIN_CORRELATION} needed)")
