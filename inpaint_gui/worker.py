@@ -75,7 +75,7 @@ class FillWorker(QThread):
             result = JobResult(fill=fill, model=model, scope=job.scope, dilate=job.dilate, threads=job.threads)
             self.succeeded.emit(result)  # shown now: the metrics take as long as a small fill
             reo = Reorientation.of(job.affine, job.image.shape)
-            metrics = compare_metrics(reo.apply(job.image), reo.apply(fill.filled), reo.apply(job.hole),
+            metrics = compare_metrics(reo.apply(job.image), reo.apply(fill.filled), reo.apply(fill.hole),
                                       voxel_sizes(reo.ras_affine))
             self.measured.emit(result, metrics)
         except Cancelled:

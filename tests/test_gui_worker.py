@@ -270,3 +270,23 @@ def test_the_3d_refiner_shows_lesion_progress_and_no_empty_loss_plot(qtbot, wind
     with qtbot.waitSignal(window.jobs.succeeded, timeout=60000):
         window.session.run()
         assert panel.loss_plot.isVisible()
+
+
+def test_painted_voxels_outside_the_brain_are_left_and_said(qtbot, window):
+    doc = window.doc
+    original = doc.volume.data.copy()
+    z = int(window.viewer.point[AXIAL])
+    edge = int(np.nonzero(doc.original[:, 24, z])[0][0])   # the brain's first voxel along the first RAS axis
+    doc.editor.begin_stroke((edge, 24, z), AXIAL)             # a stroke across the brain's edge
+    doc.editor.end_stroke()
+    window.viewer.refresh_mask()
+    window.panel.form.method.setCurrentIndex(window.panel.form.method.findData("refine3d"))
+    with qtbot.waitSignal(window.jobs.measured, timeout=60000):
+        window.act["run"].trigger()
+    fill = doc.result.fill
+    assert fill.outside_brain_voxels > 0
+    assert f"{fill.outside_brain_voxels} painted voxels outside the brain were left as they were" in \
+        window.panel.eta.text()
+    painted = doc.mask_in_file_order()
+    assert int((painted & ~fill.hole).sum()) == fill.outside_brain_voxels
+    assert not (fill.filled != original)[~fill.hole].any()   # nothing but the brain part of the mask changed
