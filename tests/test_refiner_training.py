@@ -265,8 +265,9 @@ def test_a_widened_refiner_fills_exactly_like_its_source_and_its_new_channels_le
     wide.load_state_dict(widened(narrow.state_dict(), config, 5))
     base, hole = torch.rand(1, 1, 20, 22, 18) * 2 - 1, (torch.rand(1, 1, 20, 22, 18) > 0.7).float()
     mirror = torch.randn(1, 2, 20, 22, 18)
-    for before, after in zip(narrow.parts(base, hole, mirror), wide.parts(base, hole, mirror)):
-        assert torch.allclose(before, after, rtol=1e-4, atol=1e-4 * float(before.abs().max()))
+    with torch.no_grad():
+        for before, after in zip(narrow.parts(base, hole, mirror), wide.parts(base, hole, mirror)):
+            assert torch.allclose(before, after, rtol=1e-4, atol=1e-4 * float(before.abs().max()))
     wide(base, hole, mirror).square().sum().backward()
     for name, parameter in wide.named_parameters():   # every new channel's own weights get a gradient
         if name.endswith("weight") and parameter.shape[0] > 1:
