@@ -13,8 +13,8 @@
 #   scripts/train_all.sh refiner1mm_patch48  that one continued on 48-voxel patches (the shipped 1 mm refiner)
 #   scripts/train_all.sh refiner1mm_patch40  its control: the same steps on 40-voxel patches (not run)
 #   scripts/train_all.sh refiner1mm_patch64  the shipped one continued on 64-voxel patches (not shipped)
-#   scripts/train_all.sh refiner1mm_patch48b  the shipped one continued 3000 more steps on 48-voxel patches (a candidate, not yet measured)
-#   scripts/train_all.sh refiner1mm_width16   the same from the shipped one widened to 16 channels (a candidate)
+#   scripts/train_all.sh refiner1mm_patch48b  that one continued 3000 more steps on 48-voxel patches (stopped at 2700: shipped)
+#   scripts/train_all.sh refiner1mm_width16   the same from the 48-voxel one widened to 16 channels (a candidate)
 #   scripts/train_all.sh cohort   the four models retrained on the cohort's training split, one after another,
 #                                 each from its shipped weights (runs/cohort_<name>; COHORT_MINUTES each, default 20)
 # MINUTES (default 85, as used) is each run's wall-clock budget; PYTHON defaults to python.
@@ -143,18 +143,20 @@ if [[ "${1:-}" == "refiner1mm_patch40" ]]; then
 fi
 
 if [[ "${1:-}" == "refiner1mm_patch48b" ]]; then
-    # Whether more steps of the same kind still help: the shipped 1 mm refiner (runs/refiner1mm_patch48) continued
-    # for 3000 more steps on 48-voxel patches, fresh patches (seed 6), with the mirror of small holes aligned on their
-    # box plus 8 mm as the fill now does.   scripts/train_all.sh refiner1mm_patch48b [resume]
+    # The shipped 1 mm refiner (sha256 997b1c14; docs/training.md): the 48-voxel one (runs/refiner1mm_patch48)
+    # continued on 48-voxel patches, fresh patches (seed 6), with the mirror of small holes aligned on their box plus
+    # 8 mm as the fill does; planned 3000 steps, stopped by its 135-min budget (REFINER_MINUTES, counted across
+    # resumes) at step 2700 on 2 busy CPU cores.   scripts/train_all.sh refiner1mm_patch48b [resume]
     PATCH=48 mirror_lesions_1mm runs/refiner1mm_patch48b runs/refiner1mm_patch48 0.2 6 "${2:-}"
     exit 0
 fi
 
 if [[ "${1:-}" == "refiner1mm_width16" ]]; then
-    # Whether the 1 mm data support more capacity: the shipped 1 mm refiner (width 12) widened to 16 channels
-    # (core.refine3d.widened: it starts filling exactly alike) and continued as refiner1mm_patch48b is, the same
-    # 3000 steps, patches and seed, so that run is its control.   scripts/train_all.sh refiner1mm_width16 [resume]
-    start=(--init resources/refiner3d_1mm --width 16)
+    # Whether the 1 mm data support more capacity: refiner1mm_patch48b's starting weights (runs/refiner1mm_patch48,
+    # sha256 fdedbe42: resources/refiner3d_1mm as of commit a6b8236) widened from 12 to 16 channels
+    # (core.refine3d.widened: they start filling exactly alike) and continued as refiner1mm_patch48b was, the same
+    # steps, patches and seed, so that run is its control.   scripts/train_all.sh refiner1mm_width16 [resume]
+    start=(--init runs/refiner1mm_patch48 --width 16)
     [[ "${2:-}" == "resume" ]] && start=(--resume)
     PATCH=48 refiner_1mm runs/refiner1mm_width16 3000 240 1 log "${start[@]}" --mirror 0.9 --mirror-lesions 0.2 \
         --lr 1e-4 --seed 6 --log-every 50
