@@ -24,6 +24,14 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}; run '{self.prog} --help' for the options.\n")
 
 
+def _output_file(text: str) -> Path:
+    """An output file name; one ending in a path separator names a folder."""
+    if text.endswith(("/", os.sep)):
+        raise argparse.ArgumentTypeError(f"{text} names a folder; give the output's file name, e.g. "
+                                         f"{text}filled.nii.gz")
+    return Path(text)
+
+
 def _positive_int(text: str) -> int:
     value = whole(text)
     if value < 1:
@@ -117,7 +125,7 @@ def _add_fill(sub: argparse._SubParsersAction) -> None:
                                    "IMAGE should be brain-extracted (or pass --brainmask), like the training data.")
     p.add_argument("image", type=Path, help="brain MRI volume (NIfTI, NRRD, MHA/MHD or a DICOM series folder)")
     p.add_argument("mask", type=Path, help="lesion mask on the same grid; nonzero voxels are filled")
-    p.add_argument("-o", "--output", type=Path, required=True, help="output volume (e.g. out.nii.gz)")
+    p.add_argument("-o", "--output", type=_output_file, required=True, help="output volume (e.g. out.nii.gz)")
     _add_method_options(p)
     p.add_argument("--brainmask", type=Path, default=None, help="brain mask on the image grid (default: estimated)")
     _add_run_options(p)

@@ -323,7 +323,7 @@ def test_library_warnings_do_not_come_before_the_one_sentence(tmp_path, capfd) -
 def test_an_existing_folder_as_output_is_named_a_folder(brain_files, tmp_path, capsys) -> None:
     image_path, mask_path, _ = brain_files
     (tmp_path / "od").mkdir()
-    code, err = _run(capsys, "fill", image_path, mask_path, "-o", f"{tmp_path / 'od'}/")
+    code, err = _run(capsys, "fill", image_path, mask_path, "-o", tmp_path / "od")   # with a slash: the test below
     assert code == 2 and err.splitlines() == [f"inpaint: error: Cannot write {tmp_path / 'od'}: it is a folder; give "
                                               f"the output's file name, e.g. {tmp_path / 'od' / 'filled.nii.gz'}."]
 
@@ -349,3 +349,13 @@ def test_an_interrupt_while_the_commands_load_is_one_line(monkeypatch, capsys) -
     monkeypatch.setattr(core.cli, "build_parser", loading)
     assert core.cli.main(["models"]) == 130
     assert capsys.readouterr().err.strip() == "inpaint: interrupted; no output was written."
+
+
+def test_an_output_name_ending_in_a_slash_is_refused_as_a_folder(brain_files, tmp_path, capsys) -> None:
+    image, mask, _ = brain_files
+    with pytest.raises(SystemExit) as stop:
+        main(["fill", str(image), str(mask), "-o", f"{tmp_path}/new_folder/"])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "names a folder; give the output's file name" in err[0]
+    assert not (tmp_path / "new_folder").exists()
