@@ -209,7 +209,7 @@ def cohort_block(report: dict, datasets: bool) -> list[str]:
                  if COHORT_DEFAULT in block and "lesion-sized" in block[COHORT_DEFAULT]]
         lines += ["", "**The fill's predicted error** (`docs/uncertainty.md`; per lesion, Spearman of predicted and "
                       "actual RMS error, goal >= 0.6; hole voxels within one predicted SD, goal 60-76%): "
-                  + "; ".join(f"{dataset} {c['spearman']:.2f} / {100 * c['one_sigma_share']:.1f}%" for dataset, c in cells)
+                  + "; ".join(f"{dataset} {'-' if c['spearman'] is None else format(c['spearman'], '.2f')} / {100 * c['one_sigma_share']:.1f}%" for dataset, c in cells)
                   + "."]
     lines += ["", "Against the targets on the held-out cohort:", ""] + cohort_verdict(report)
     large, thick = load_cohort(COHORT_LARGE), load_cohort(COHORT_THICK)

@@ -106,3 +106,12 @@ def test_view_live_preview_turns_it_off_and_on(qtbot, window):
     assert doc.live is not None and viewer.layer == "live"
     window.act["clear_all"].trigger()  # a clear forgets the preview
     assert doc.live is None and viewer.layer == "original"
+
+
+def test_a_stroke_on_the_background_alone_says_why_there_is_no_preview(qtbot, window):
+    doc, viewer = window.doc, window.viewer
+    z = int(viewer.point[AXIAL])
+    with qtbot.waitSignal(window.preview.message, timeout=60000) as said:
+        paint(qtbot, window, (1, 1, z))                 # the volume's corner: background only
+    assert said.args[0].startswith("No live preview: All ") and "outside the brain" in said.args[0]
+    assert "Error" not in said.args[0] and doc.live is None

@@ -60,3 +60,18 @@ def test_the_layer_draws_its_values_over_slices_and_replaces_them_lesion_by_lesi
     assert layer.draw(np.ones((4, 5)), 2, 3).sum() == 20 - 3 + 24
     layer.update(first[:1], first[1:2], np.array([5.0]))  # the first voxel dropped, the second replaced
     assert len(layer) == 2 and layer.value((1, 3, 3)) == 5 and layer.value((1, 2, 3)) is None
+
+
+def test_the_preview_keeps_the_fills_edge_rules_painted_background_stays_as_it_was(tiny_vae):
+    image = synthetic_brain()
+    affine = np.diag([2.0, 2.0, 2.0, 1.0])
+    hole = np.zeros(image.shape, bool)
+    hole[18:23, 20:25, 0:6] = True                      # from the background into the brain's edge
+    inside, outside = hole & (image != 0), hole & (image == 0)
+    assert inside.any() and outside.any()
+    values = preview_fill(image, affine, _flat(hole), load_model(tiny_vae))
+    filled = np.zeros(image.shape, np.float32)
+    filled[hole] = values
+    assert np.all(filled[outside] == 0)                  # left as they were: background
+    known = image[(image != 0) & ~hole]
+    assert known.min() <= filled[inside].min() and filled[inside].max() <= known.max()

@@ -196,5 +196,8 @@ def test_a_scan_stored_in_another_voxel_order_gets_the_same_mirror(order: str) -
     other = mirrored_box(stored, stored_hole, scan_reflection(stored, stored_hole, stored_affine),
                          tuple(slice(0, n) for n in stored.shape))
     back = apply_orientation(other, ornt_transform(axcodes2ornt(order), axcodes2ornt("RAS")))
-    assert np.array_equal(np.isnan(back), np.isnan(plain)) and np.isfinite(plain).sum() > 10000
-    assert np.allclose(back, plain, equal_nan=True, atol=1e-3)
+    # the two orders reach their source coordinates through different matrices, so a voxel at the edge of the
+    # lesion's mirrored footprint (NaN) may flip on another CPU: a few voxels, not a shifted footprint
+    both = np.isfinite(back) & np.isfinite(plain)
+    assert np.count_nonzero(np.isnan(back) != np.isnan(plain)) <= 3 and both.sum() > 10000
+    assert np.allclose(back[both], plain[both], atol=1e-3)

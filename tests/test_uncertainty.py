@@ -160,9 +160,10 @@ def test_the_cohort_bench_summarises_the_predicted_error_per_dataset_and_family(
     assert cell["lesions"] == 3 and cell["spearman"] == pytest.approx(0.5)
     assert cell["one_sigma_share"] == pytest.approx((60 + 240 + 70) / 500)
     assert summary["all"]["refine3d"]["lesion-sized"]["lesions"] == 4
-    assert "biharmonic-3d" not in summary["a"] and np.isnan(summary["b"]["refine3d"]["blob6"]["spearman"])
+    assert "biharmonic-3d" not in summary["a"] and summary["b"]["refine3d"]["blob6"]["spearman"] is None
     table = "\n".join(uncertainty_table(summary))
     assert "| a | refine3d | blob6 | 3 | 0.50 | 74.0% |" in table
+    assert "| b | refine3d | blob6 | 1 | - | 50.0% |" in table   # one lesion: no correlation, no NaN
 
 
 def test_every_shipped_refiner_predicts_its_error() -> None:

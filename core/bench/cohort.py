@@ -85,8 +85,6 @@ def uncertainty_summary(records: list[dict], methods: Sequence[str], families: S
                         overall: str = "lesion-sized") -> dict:
     """Per dataset (and `all`), method with a predicted error and family (and `overall`, all of them): over lesions,
     the Spearman correlation of predicted RMS SD with actual RMS error, and the share of hole voxels within one SD."""
-    from scipy.stats import spearmanr
-
     summary: dict = {}
     for dataset in ["all"] + sorted({r["dataset"] for r in records}):
         for method in methods:
@@ -99,11 +97,20 @@ def uncertainty_summary(records: list[dict], methods: Sequence[str], families: S
                 voxels = np.array([r["voxels"] for r in rows], dtype=np.float64)
                 predicted, actual = [r["sd_rms"] for r in rows], [r["error_rms"] for r in rows]
                 entry = {"lesions": len(rows),
-                         "spearman": float(spearmanr(predicted, actual)[0]) if len(rows) > 2 else math.nan,
+                         "spearman": _spearman(predicted, actual),
                          "one_sigma_share": float(np.dot([r["one_sigma_share"] for r in rows], voxels) / voxels.sum()),
                          "sd_rms": float(np.mean(predicted)), "error_rms": float(np.mean(actual))}
                 summary.setdefault(dataset, {}).setdefault(method, {})[family] = entry
     return summary
+
+
+def _spearman(predicted: list[float], actual: list[float]) -> Optional[float]:
+    """Spearman's rank correlation, or None where it has no meaning (under 3 lesions, or a constant column)."""
+    from scipy.stats import spearmanr
+
+    if len(predicted) < 3 or len(set(predicted)) < 2 or len(set(actual)) < 2:
+        return None
+    return float(spearmanr(predicted, actual)[0])
 
 
 def per_scan(records: list[dict], methods: Sequence[str], families: Sequence[str]) -> dict:
@@ -176,7 +183,8 @@ def uncertainty_table(summary: dict) -> list[str]:
     for dataset, block in summary.items():
         for method, cells in block.items():
             for family, c in cells.items():
-                lines.append(f"| {dataset} | {method} | {family} | {c['lesions']} | {c['spearman']:.2f} | "
+                lines.append(f"| {dataset} | {method} | {family} | {c['lesions']} | "
+                             f"{'-' if c['spearman'] is None else format(c['spearman'], '.2f')} | "
                              f"{100 * c['one_sigma_share']:.1f}% | {c['sd_rms']:.3g} | {c['error_rms']:.3g} |")
     return lines + [""]
 
