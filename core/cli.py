@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional, Sequence
 
@@ -140,6 +141,19 @@ def _add_fill(sub: argparse._SubParsersAction) -> None:
 
 def _run_fill(args: argparse.Namespace) -> int:
     """Check every input and target first, fill, then write the volume and its sidecar together (both or neither)."""
+    start = time.time()
+    try:
+        return _fill_and_report(args)
+    except KeyboardInterrupt:
+        output = Path(args.output)
+        if not (output.is_file() and output.stat().st_mtime >= start - 1):   # 1 s: coarse file-system clocks
+            raise   # nothing of this run was written
+        print(f"inpaint: interrupted after {output} and its sidecar were written; both are complete.",
+              file=sys.stderr)
+        return 130
+
+
+def _fill_and_report(args: argparse.Namespace) -> int:
     from .fill_file import fill_file
     from .progress import ProgressBar
 

@@ -24,6 +24,7 @@
 #   scripts/run_benchmarks.sh             every run above
 #   scripts/run_benchmarks.sh refiner1mm  only the runs that a new 1 mm refiner changes, two at a time: the three
 #             held-out cohort runs and both downstream runs (each records every shipped refiner's checksum)
+#   scripts/run_benchmarks.sh brains2mm   only heldout/, colin27/, k3/ and k7/, one at a time (one core, about an hour)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python}
@@ -61,6 +62,20 @@ downstream_cohort() {
         > docs/results/downstream_cohort.log 2>&1
 }
 
+brain_bench() {   # FOLDER NAME: one 2 mm held-out brain, every method and family
+    "$PYTHON" -m core.cli bench --image "$DATA/$1/t1_2mm.nii.gz" --brainmask "$DATA/$1/brainmask_2mm.nii.gz" \
+        --methods "$METHODS" --models "$MODEL" --families "$FAMILIES" --cases "$CASES" --speed-cases 0 \
+        --out "docs/results/$2" --quiet > "docs/results/$2.log" 2>&1
+}
+
+study_bench() {   # KERNEL: the study runs, each kernel's VAE and GAN, their 2D pipeline and its ablations
+    "$PYTHON" -m core.cli bench --image "$DATA/heldout_subject/t1_2mm.nii.gz" \
+        --brainmask "$DATA/heldout_subject/brainmask_2mm.nii.gz" --models "vae_k$1,gan_k$1" \
+        --methods slices2d,no-prior,no-weighting,no-blend,border-mean,biharmonic,biharmonic-3d,fsl-style \
+        --families cube16,cube32,blob,large --cases 3 --speed-cases 0 --out "docs/results/k$1" --quiet \
+        > "docs/results/k$1.log" 2>&1
+}
+
 if [[ "${1:-}" == "refiner1mm" ]]; then
     # one core: the longest run (downstream_cohort); the other: the three cohort benches, then the 2 mm downstream run
     downstream_cohort &
@@ -71,26 +86,24 @@ if [[ "${1:-}" == "refiner1mm" ]]; then
     exit 0
 fi
 
-pids=()
-for brain in heldout_subject:heldout colin27:colin27; do
-    folder=${brain%%:*}; name=${brain##*:}
-    "$PYTHON" -m core.cli bench --image "$DATA/$folder/t1_2mm.nii.gz" --brainmask "$DATA/$folder/brainmask_2mm.nii.gz" \
-        --methods "$METHODS" --models "$MODEL" --families "$FAMILIES" --cases "$CASES" --speed-cases 0 \
-        --out "docs/results/$name" --quiet > "docs/results/$name.log" 2>&1 &
-    pids+=($!)
-done
+if [[ "${1:-}" == "brains2mm" ]]; then
+    # one core, one run at a time: the two 2 mm held-out brains, then the study runs
+    brain_bench heldout_subject heldout
+    brain_bench colin27 colin27
+    study_bench 3
+    study_bench 7
+    exit 0
+fi
+
+brain_bench heldout_subject heldout &
+first=$!
+brain_bench colin27 colin27 &
+second=$!
 cohort_runs
-wait "${pids[@]}"
-# the study runs: each kernel's VAE and GAN, their 2D pipeline and its ablations, on the held-out subject
-pids=()
-for kernel in 3 7; do
-    "$PYTHON" -m core.cli bench --image "$DATA/heldout_subject/t1_2mm.nii.gz" \
-        --brainmask "$DATA/heldout_subject/brainmask_2mm.nii.gz" --models "vae_k$kernel,gan_k$kernel" \
-        --methods slices2d,no-prior,no-weighting,no-blend,border-mean,biharmonic,biharmonic-3d,fsl-style \
-        --families cube16,cube32,blob,large --cases 3 --speed-cases 0 --out "docs/results/k$kernel" --quiet \
-        > "docs/results/k$kernel.log" 2>&1 &
-    pids+=($!)
-done
-wait "${pids[@]}"
+wait "$first" "$second"
+study_bench 3 &
+first=$!
+study_bench 7
+wait "$first"
 downstream_brains 2
 downstream_cohort

@@ -1,6 +1,7 @@
 """`inpaint fill` / `inpaint models` as a user runs them: outputs, geometry, exit codes, messages."""
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -359,3 +360,29 @@ def test_an_output_name_ending_in_a_slash_is_refused_as_a_folder(brain_files, tm
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "names a folder; give the output's file name" in err[0]
     assert not (tmp_path / "new_folder").exists()
+
+
+def test_an_interrupt_after_the_output_is_written_says_it_is_complete(brain_files, tmp_path, monkeypatch,
+                                                                      capsys) -> None:
+    import core.cli
+    import core.fill_file
+
+    image_path, mask_path, _ = brain_files
+    real = core.fill_file.fill_file
+
+    def written_then_interrupted(*args, **kwargs):
+        real(*args, **kwargs)
+        raise KeyboardInterrupt   # Ctrl+C just after the volume and its sidecar were renamed into place
+
+    monkeypatch.setattr(core.fill_file, "fill_file", written_then_interrupted)
+    out = tmp_path / "filled.nii.gz"
+    assert core.cli.main(["fill", str(image_path), str(mask_path), "-o", str(out), "--quiet"]) == 130
+    assert capsys.readouterr().err.strip() == (f"inpaint: interrupted after {out} and its sidecar were written; "
+                                               "both are complete.")
+    assert out.is_file()
+    before = tmp_path / "before.nii.gz"   # an older file of that name, not replaced: "no output was written"
+    before.write_bytes(b"old")
+    os.utime(before, (0, 0))
+    monkeypatch.setattr(core.fill_file, "fill_file", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt))
+    assert core.cli.main(["fill", str(image_path), str(mask_path), "-o", str(before), "--force", "--quiet"]) == 130
+    assert capsys.readouterr().err.strip() == "inpaint: interrupted; no output was written."
