@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Union
@@ -22,7 +21,7 @@ from safetensors.torch import load_file, save_file
 from .atomic import write_atomically
 from .errors import InpaintError
 from .networks import Architecture, build_networks
-from .volume import sha256_file
+from .jsonfiles import sha256_file
 
 FORMAT = "brain-inpaint-model"
 FORMAT_VERSION = 1

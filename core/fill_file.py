@@ -68,7 +68,8 @@ def fill_file(image_path: Path, mask_path: Path, output_path: Path, settings: Fi
     """
     from .registry import resolve_model
     from .sidecar import build_sidecar
-    from .volume import check_grid, check_outputs, dilate_mask, load_mask, load_volume, save_volume, sidecar_path
+    from .targets import check_outputs, sidecar_path
+    from .volume import check_grid, dilate_mask, load_mask, load_volume, save_volume
 
     inputs = [image_path, mask_path, brainmask, reference]
     for path in inputs:
@@ -135,7 +136,7 @@ def _check_uncertainty_target(path: Path, output_path: Path, inputs: list, setti
                               refiner: Optional[Refiner], force: bool) -> None:
     """Refuse an uncertainty map the fill cannot give, or a target that may not be written, before any work."""
     from .refine3d import shipped_refiners
-    from .volume import check_outputs, output_files, same_path, sidecar_path
+    from .targets import check_outputs, output_files, same_path, sidecar_path
 
     if settings.method != "refine3d":
         raise InpaintError(f"Only the refine3d method predicts its error, not {settings.method}; drop --uncertainty "

@@ -240,7 +240,7 @@ def save_refiner(folder: Union[str, Path], network: Refiner3D, extra: Optional[d
 
 def load_refiner(path: Union[str, Path], name: Optional[str] = None) -> Refiner:
     """Load a refiner folder (`model.safetensors` + `config.json`); never unpickles anything."""
-    from .volume import sha256_file
+    from .jsonfiles import sha256_file
 
     folder = Path(path)
     weights, cfg_path = folder / "model.safetensors", folder / "config.json"

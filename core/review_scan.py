@@ -18,7 +18,8 @@ import numpy as np
 from .cohort.derivatives import DESCRIPTION, FILLED, SKIPPED, read_sidecar
 from .errors import InpaintError
 from .review import Scan
-from .volume import Volume, dilate_mask, load_mask, load_volume, sidecar_path
+from .targets import sidecar_path
+from .volume import Volume, dilate_mask, load_mask, load_volume
 
 
 @dataclass

@@ -15,7 +15,8 @@ from . import __version__
 from .checkpoint import Model
 from .fill import FillResult
 from .methods import METHODS
-from .volume import check_target, has_undecodable, input_files, sha256_file, sidecar_path, write_json
+from .jsonfiles import has_undecodable, sha256_file, write_json
+from .targets import check_target, input_files, sidecar_path
 
 ESCAPED = "bytes of file names that are not UTF-8 are written as \\xNN"
 
@@ -24,7 +25,7 @@ __all__ = ["build_sidecar", "sidecar_path", "write_sidecar"]
 
 def _file_record(path: Optional[Path]) -> Optional[dict[str, str]]:
     """The path and SHA-256 of an input (of a DICOM folder: over its files' relative names and contents,
-    `core.volume.sha256_file`)."""
+    `core.jsonfiles.sha256_file`)."""
     if path is None:
         return None
     path = Path(path)
@@ -82,7 +83,7 @@ def build_sidecar(result: FillResult, model: Optional[Model], *, image_path: Opt
         record["metrics"] = metrics
     if extra:
         record.update(extra)
-    if has_undecodable(record):  # the writer escapes them (core.volume.json_safe); say so in the record
+    if has_undecodable(record):  # the writer escapes them (core.jsonfiles.json_safe); say so in the record
         record["escaped_file_names"] = ESCAPED
     return record
 

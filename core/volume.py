@@ -10,14 +10,12 @@ and never replaces the input.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import shutil
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Optional, Sequence
+from typing import Iterable, Iterator, Optional, Sequence
 
 import nibabel as nib
 import numpy as np
@@ -25,13 +23,12 @@ import SimpleITK as sitk
 from nibabel.orientations import apply_orientation, inv_ornt_aff, io_orientation, ornt_transform
 from scipy import ndimage
 
-from core.atomic import check_writable, commit_files, make_staging, recover_commits, write_atomically
+from core.atomic import commit_files, make_staging
 from core.errors import InpaintError
+from core.jsonfiles import json_text
+from core.targets import (ITK_SUFFIXES, NIFTI_SUFFIXES, check_outputs, check_target, protected_files,
+                          sidecar_path, volume_suffix)
 
-NIFTI_SUFFIXES = (".nii.gz", ".nii")
-ITK_SUFFIXES = (".nrrd", ".nhdr", ".mha", ".mhd")
-# data files SimpleITK writes beside a header (always compressed here, see _write_itk)
-ITK_COMPANIONS = {".mhd": ".zraw", ".nhdr": ".raw.gz"}
 AFFINE_TOLERANCE = 1e-3
 _LPS = np.diag([-1.0, -1.0, 1.0])  # LPS <-> RAS flip (its own inverse)
 CHUNK_VOXELS = 1 << 18  # voxels per part of whole-volume work (1 MB of float32)
@@ -53,14 +50,6 @@ class Volume:
     @property
     def shape(self) -> tuple[int, int, int]:
         return self.data.shape
-
-
-def _suffix(path: Path) -> str:
-    name = path.name.lower()
-    for suffix in NIFTI_SUFFIXES + ITK_SUFFIXES:
-        if name.endswith(suffix):
-            return suffix
-    return ""
 
 
 def _volume_shape(shape: Sequence[int], path: Path) -> tuple[int, int, int]:
@@ -214,7 +203,7 @@ def _read_raw(path: Path) -> tuple[np.ndarray, float, float, nib.Nifti1Image]:
     """A volume's stored 3D array, slope, intercept and image; InpaintError on anything unusable."""
     if not path.exists():
         raise InpaintError(f"{path} does not exist; check the path.")
-    suffix = _suffix(path)
+    suffix = volume_suffix(path)
     if not path.is_dir() and not suffix:
         raise InpaintError(f"{path} has an unsupported extension; use .nii, .nii.gz, .nrrd, .nhdr, .mha, .mhd "
                            "or a folder holding a DICOM series.")
@@ -281,7 +270,7 @@ _MASK_ROLES = {
 def read_grid(path: str | os.PathLike) -> tuple[tuple[int, ...], np.ndarray]:
     """(shape, affine) of a volume from its header alone (a DICOM folder is read whole); InpaintError if unusable."""
     path = Path(path)
-    suffix = _suffix(path)
+    suffix = volume_suffix(path)
     if path.is_dir() or suffix not in NIFTI_SUFFIXES + ITK_SUFFIXES:
         volume = load_volume(path)
         return volume.shape, volume.affine
@@ -446,164 +435,6 @@ def _kept_dtype(data: np.ndarray, like: Volume, changed: np.ndarray | None) -> n
     return stored
 
 
-def sidecar_path(output: str | os.PathLike) -> Path:
-    """The provenance JSON of an output: `<stem>.json` beside it (`sub-01_desc-inpainted_T1w.nii.gz` -> `.json`)."""
-    output = Path(output)
-    suffix = _suffix(output)
-    stem = output.name[: len(output.name) - len(suffix)] if suffix else output.name
-    return output.with_name(stem + ".json")
-
-
-MAX_LISTED_FILES = 100_000  # data files of one header's pattern form considered (no volume has more slices)
-_ANALYZE_PAIRS = {".hdr": ".img", ".img": ".hdr", ".hdr.gz": ".img.gz", ".img.gz": ".hdr.gz"}
-
-
-def _header_text(path: Path) -> list[str]:
-    """The text lines of a header: an .mhd/.mha up to 1 MB, an .nrrd/.nhdr up to its first blank line."""
-    try:
-        with open(path, "rb") as stream:
-            lines = stream.read(1 << 20).decode("latin-1").splitlines()
-    except OSError:
-        return []
-    if _suffix(path) in (".nrrd", ".nhdr") and "" in (line.strip() for line in lines):
-        lines = lines[:[line.strip() for line in lines].index("")]
-    return lines
-
-
-def _pattern_files(folder: Path, fields: list[str]) -> list[Path]:
-    """The files of a printf-style data file form `name%03d.raw min max step` (MetaImage and NRRD alike)."""
-    try:
-        low, high, step = (int(v) for v in fields[1:4])
-        names = range(low, high + (1 if step > 0 else -1), step)
-        return [folder / (fields[0] % i) for i in names[:MAX_LISTED_FILES]]
-    except (ValueError, TypeError, IndexError):
-        return []
-
-
-def _header_data_files(path: Path) -> list[Path]:
-    """Every separate data file an .mhd/.mha/.nhdr/.nrrd header names, in each form the format allows: one
-    file, `LIST` (the names on the lines after it) or a `%d` pattern with min, max and step; [] for inline
-    data or anything unreadable. Relative names are relative to the header's folder."""
-    suffix = _suffix(path)
-    if suffix not in ITK_SUFFIXES or not path.is_file():
-        return []
-    separator, keys = ("=", {"elementdatafile"}) if suffix in (".mhd", ".mha") else (":", {"data file", "datafile"})
-    lines = _header_text(path)
-    for index, line in enumerate(lines):
-        name, found, value = line.partition(separator)
-        value = value.strip()
-        if not found or name.strip().lower() not in keys or value.upper() in ("", "LOCAL"):
-            continue
-        fields = value.split()
-        if fields[0].upper() == "LIST":
-            listed = (item.strip() for item in lines[index + 1:])
-            return [path.parent / item for item in listed if item]
-        if "%" in fields[0] and len(fields) >= 4:
-            return _pattern_files(path.parent, fields)
-        return [path.parent / value]
-    return []
-
-
-def input_files(path: str | os.PathLike) -> list[tuple[Path, str]]:
-    """Every file that belongs to an input, each with how to name it: the file (or DICOM folder), every data
-    file its header names (.mhd/.mha/.nhdr/.nrrd, `_header_data_files`), the other half of an Analyze-style
-    .hdr/.img pair, and its sidecar `<stem>.json` (e.g. a BIDS sidecar)."""
-    path = Path(path)
-    files = [(path, f"the input {path}"), (sidecar_path(path), f"the sidecar of the input {path}")]
-    files += [(data, f"a data file of the input {path}") for data in _header_data_files(path)]
-    for suffix, partner in _ANALYZE_PAIRS.items():
-        if path.name.lower().endswith(suffix):
-            files.append((path.with_name(path.name[: -len(suffix)] + partner), f"the other half of the input {path}"))
-            break
-    return files
-
-
-def output_files(path: str | os.PathLike) -> list[Path]:
-    """The files an output path makes: a header's compressed data file (.mhd, .nhdr) first, the named file last."""
-    path = Path(path)
-    suffix = _suffix(path)
-    companion = ITK_COMPANIONS.get(suffix)
-    if companion is None:
-        return [path]
-    return [path.with_name(path.name[: -len(suffix)] + companion), path]
-
-
-def same_path(a: Path, b: Path) -> bool:
-    """Same file by resolved path or, where both exist, by device and inode (hard links, case-folding file systems)."""
-    if a.resolve() == b.resolve():
-        return True
-    try:
-        return a.exists() and b.exists() and os.path.samefile(a, b)
-    except OSError:
-        return False
-
-
-def _inside(path: Path, folder: Path) -> bool:
-    try:
-        return folder.is_dir() and path.resolve().is_relative_to(folder.resolve())
-    except OSError:
-        return False
-
-
-def check_target(path: Path, *, protected: Iterable[tuple[Path, str]] = (), force: bool = False) -> None:
-    """InpaintError unless `path` may be written: its folder exists, it is no folder, none of the `protected`
-    (path, description) pairs (see `input_files`), and new or forced."""
-    path = Path(path)
-    if not path.parent.is_dir():
-        raise InpaintError(f"Cannot write {path}: the folder {path.parent} does not exist; create it or choose "
-                           "another output path.")
-    if path.is_dir():
-        raise InpaintError(f"Cannot write {path}: it is a folder; give a file name.")
-    for source, description in protected:
-        if same_path(path, source):
-            raise InpaintError(f"Refusing to write {path}: it is {description} (inputs and their sidecars are "
-                               "never overwritten, not even with --force); choose another output name.")
-        if source.is_dir() and _inside(path, source):
-            raise InpaintError(f"Refusing to write {path} inside {description}, a folder; choose another folder.")
-    if os.path.lexists(path) and not force:
-        raise InpaintError(f"{path} already exists; pass --force to overwrite it or choose another output name.")
-
-
-def _protected(like: Volume | None, inputs: Iterable[str | os.PathLike | None]) -> list[tuple[Path, str]]:
-    sources = [like.path] if like is not None and like.path is not None else []
-    sources += [Path(p) for p in inputs if p is not None]
-    return [f for source in sources for f in input_files(source)]
-
-
-def check_outputs(path: str | os.PathLike, *, inputs: Iterable[str | os.PathLike | None] = (), force: bool = False,
-                  like: Volume | None = None, keep_dtype: bool = False, sidecar: bool = True) -> list[Path]:
-    """Check, before any work, every file an output will create; returns them (data files, volume, sidecar).
-
-    Refused: an unsupported extension, a missing folder, a folder in the way, any file an input
-    reads (`input_files`, by path and by inode, with or without `force`), an existing file without
-    `force`, a folder where nothing can be created, and keeping a scaled data type in a format
-    without slope/intercept. A pair a killed run left half placed there is completed first
-    (`core.atomic.recover_commits`).
-    """
-    path = Path(path)
-    suffix = _suffix(path)
-    if path.is_dir():
-        raise InpaintError(f"Cannot write {path}: it is a folder; give the output's file name, e.g. "
-                           f"{path / 'filled.nii.gz'}.")
-    if suffix not in NIFTI_SUFFIXES + ITK_SUFFIXES:
-        raise InpaintError(f"Cannot write {path}: unsupported extension; use .nii.gz, .nii, .nrrd, .nhdr, .mha "
-                           "or .mhd.")
-    if keep_dtype and like is not None and suffix in ITK_SUFFIXES and (like.slope, like.inter) != (1.0, 0.0):
-        raise InpaintError(f"Cannot keep the scaled {like.dtype} data type in {path} ({suffix} has no "
-                           "slope/intercept); write .nii.gz instead or do not keep the data type.")
-    protected = _protected(like, inputs)
-    targets = output_files(path) + ([sidecar_path(path)] if sidecar else [])
-    recover_commits(path.parent)  # a pair half placed by a killed run is completed first
-    for target in targets:
-        check_target(target, protected=protected, force=force)
-    try:
-        check_writable(path.parent)
-    except OSError as exc:
-        raise InpaintError(f"Cannot write {path}: the folder {path.parent} is not writable "
-                           f"({exc.strerror or exc}); choose a writable folder or change its permissions.") from None
-    return targets
-
-
 def _write_nifti(target: Path, stored: np.ndarray, like: Volume, slope: float, inter: float) -> None:
     header = like.image.header.copy()
     header.set_data_dtype(stored.dtype)
@@ -637,7 +468,7 @@ def _atomic_write(path: Path, like: Volume, force: bool, write, sidecar: dict | 
     """
     inputs = list(inputs)
     check_outputs(path, inputs=inputs, force=force, like=like, sidecar=sidecar is not None)
-    protected = _protected(like, inputs)
+    protected = protected_files(like, inputs)
     try:
         staging = make_staging(path.parent)
     except OSError as exc:
@@ -666,7 +497,7 @@ def _atomic_write(path: Path, like: Volume, force: bool, write, sidecar: dict | 
 def _save(path: str | os.PathLike, stored: np.ndarray, like: Volume, slope: float, inter: float,
           force: bool, sidecar: dict | None = None, inputs: Iterable[str | os.PathLike | None] = ()) -> Path:
     path = Path(path)
-    suffix = _suffix(path)
+    suffix = volume_suffix(path)
     if suffix in NIFTI_SUFFIXES:
         return _atomic_write(path, like, force, lambda t: _write_nifti(t, stored, like, slope, inter), sidecar, inputs)
     if suffix in ITK_SUFFIXES:
@@ -706,98 +537,3 @@ def save_mask(path: str | os.PathLike, mask: np.ndarray, like: Volume, *, force:
     if mask.shape != like.shape:
         raise ValueError(f"mask shape {mask.shape} differs from the volume's shape {like.shape}")
     return _save(path, mask.astype(bool).astype(np.uint8), like, 1.0, 0.0, force, None, inputs)
-
-
-def utf8_text(text: str) -> str:
-    """`text` as valid Unicode: the bytes of a file name that are not UTF-8 (Python's lone surrogates, which
-    strict JSON readers reject) written as `\\xNN`; other text unchanged."""
-    try:
-        text.encode("utf-8")
-        return text
-    except UnicodeEncodeError:
-        try:
-            raw = os.fsencode(text)
-        except UnicodeEncodeError:  # a surrogate that no file name gave
-            raw = text.encode("utf-8", "backslashreplace")
-        return raw.decode("utf-8", "backslashreplace")
-
-
-def json_safe(value: Any) -> Any:
-    """`value` with every string (keys too) and path passed through `utf8_text`, numpy values as Python's."""
-    if isinstance(value, dict):
-        return {json_safe(k): json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [json_safe(v) for v in value]
-    if isinstance(value, (str, Path)):
-        return utf8_text(str(value))
-    return _json_default(value) if isinstance(value, (np.generic, np.ndarray)) else value
-
-
-def has_undecodable(value: Any) -> bool:
-    """True when `json_safe` would escape a string somewhere in `value`."""
-    if isinstance(value, dict):
-        return any(has_undecodable(k) or has_undecodable(v) for k, v in value.items())
-    if isinstance(value, (list, tuple)):
-        return any(has_undecodable(v) for v in value)
-    return isinstance(value, (str, Path)) and utf8_text(str(value)) != str(value)
-
-
-def json_text(obj: Any) -> str:
-    """Indented JSON of `obj` that strict readers accept (see `json_safe`), with a final newline."""
-    return json.dumps(json_safe(obj), indent=2, default=_json_default) + "\n"
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, Path):
-        return str(value)
-    raise TypeError(f"{type(value).__name__} is not JSON serializable")
-
-
-def write_json(path: str | os.PathLike, obj: Any, *, force: bool = True) -> Path:
-    """Atomically write `obj` as indented JSON (numpy values and paths allowed)."""
-    path = Path(path)
-    if not path.parent.is_dir():
-        raise InpaintError(f"Cannot write {path}: the folder {path.parent} does not exist.")
-    if path.exists() and not force:
-        raise InpaintError(f"{path} already exists; pass --force to overwrite it or choose another output name.")
-    text = json_text(obj)
-    write_atomically(path, lambda temp: temp.write_text(text, encoding="utf-8"))
-    return path
-
-
-def sha256_file(path: str | os.PathLike) -> str:
-    """SHA-256 of a file; for a folder (DICOM series), of its files' relative names and contents in sorted order."""
-    path = Path(path)
-    if not path.exists():
-        raise InpaintError(f"{path} does not exist; check the path.")
-    folder = path.is_dir()
-    files = sorted(p for p in path.rglob("*") if p.is_file()) if folder else [path]
-    digest = hashlib.sha256()
-    for file in files:
-        if folder:
-            digest.update(file.relative_to(path).as_posix().encode() + b"\0")
-        with open(file, "rb") as stream:
-            for chunk in iter(lambda: stream.read(1 << 20), b""):
-                digest.update(chunk)
-    return digest.hexdigest()
-
-
-def derived_name(image_path: str | os.PathLike, kind: str) -> str:
-    """BIDS-style output name for an input (a trailing _T1w is dropped from its stem first).
-
-    kind "inpainted" -> <stem>_desc-inpainted_T1w.nii.gz; kind "mask" -> <stem>_label-lesion_mask.nii.gz.
-    """
-    path = Path(image_path)
-    suffix = _suffix(path)
-    stem = path.name[: len(path.name) - len(suffix)] if suffix else path.name
-    if stem.endswith("_T1w"):
-        stem = stem[: -len("_T1w")]
-    if kind == "inpainted":
-        return f"{stem}_desc-inpainted_T1w.nii.gz"
-    if kind == "mask":
-        return f"{stem}_label-lesion_mask.nii.gz"
-    raise ValueError(f"unknown output kind {kind!r}; use 'inpainted' or 'mask'")

@@ -27,8 +27,8 @@ from core.metrics import hole_metrics
 from core.modelspace import PLANES, Reorientation, voxel_sizes
 from core.normalize import MAX_BRAIN_ML, estimate_brain
 from core.review_scan import ScanFiles
-from core.volume import (ITK_SUFFIXES, NIFTI_SUFFIXES, Volume, check_outputs, derived_name, dilate_mask, load_mask,
-                         load_volume, same_path, save_mask, save_volume, sidecar_path)
+from core.targets import ITK_SUFFIXES, NIFTI_SUFFIXES, check_outputs, derived_name, same_path, sidecar_path
+from core.volume import Volume, dilate_mask, load_mask, load_volume, save_mask, save_volume
 
 LAYERS = ("original", "masked", "generated", "blended")
 REVIEW_LOCK = "Reviewing a cohort: the mask is the one the cohort was filled with and cannot be edited."

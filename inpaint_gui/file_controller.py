@@ -16,7 +16,7 @@ from PySide6.QtWidgets import QMenu
 from core.errors import InpaintError
 from core.mask_editor import EditRefused
 from core.resources import DEMO_BRAIN
-from core.volume import derived_name
+from core.targets import derived_name
 
 from .actions import connect_action
 from .dialogs import Button, Dialogs

@@ -30,7 +30,7 @@ from core.fill import FillSettings, fill_volume  # noqa: E402
 from core.refine3d import SHIPPED, load_refiner  # noqa: E402
 from core.registry import resolve_model  # noqa: E402
 from core.uncertainty import FILE_NAME, fit, lesion_rms, one_sigma_share, to_json  # noqa: E402
-from core.volume import write_json  # noqa: E402
+from core.jsonfiles import write_json  # noqa: E402
 
 COHORT = ROOT / ".." / "shared" / "data" / "train_cohort"
 

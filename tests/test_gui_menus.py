@@ -187,7 +187,7 @@ def test_save_save_as_and_export_from_the_menu_and_keys_write_correct_files(qtbo
 def test_save_after_an_export_never_overwrites_the_mask_the_exports_sidecar_names(qtbot, window, tiny_vae, tmp_path):
     """Painted from scratch, filled, exported; then one more stroke and Ctrl+S: the app asks where, and the
     export's mask keeps the checksum its sidecar recorded (it used to be the mask's file from then on)."""
-    from core.volume import sha256_file
+    from core.jsonfiles import sha256_file
 
     script, doc = window.script, window.doc
     z = int(window.viewer.point[AXIAL])
@@ -214,7 +214,7 @@ def test_save_after_an_export_never_overwrites_the_mask_the_exports_sidecar_name
 def test_an_export_never_rewrites_an_imported_label_mask_and_save_then_asks(qtbot, window, brain_files, tiny_vae):
     """A BIDS lesion mask with labels 1 and 2 beside the image, imported, filled and exported into the same
     folder: the export's default mask name is that file's, and it used to be rewritten as 0/1 uint8."""
-    from core.volume import sha256_file
+    from core.jsonfiles import sha256_file
 
     image, _, hole = brain_files
     source = nib.load(image)

@@ -8,7 +8,6 @@ the next whole-volume (or float64) copy.
 from __future__ import annotations
 
 import tracemalloc
-from pathlib import Path
 from typing import Any, Callable
 
 import nibabel as nib

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from core.bench.runner import default_method_name
-from core.volume import sha256_file
+from core.jsonfiles import sha256_file
 from core.fill import FillSettings
 from core.refine3d import SHIPPED as REFINER
 from core.refine3d import shipped_refiners

@@ -27,7 +27,8 @@ from core.errors import InpaintError
 from core.fill import FillSettings, fill_volume
 from core.inputs import MAX_HOLE_VOXELS, check_affine
 from core.refine3d import Refiner, Refiner3D, RefinerConfig
-from core.volume import check_outputs, input_files, load_volume, save_volume
+from core.targets import check_outputs, input_files
+from core.volume import load_volume
 from test_safety_cli import AFFINE, DRIVER, FAST, _lesion, _model_variant, _nifti, _one_sentence, _poison
 
 ROOT = Path(__file__).resolve().parents[1]

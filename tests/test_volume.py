@@ -13,6 +13,8 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
+from core import jsonfiles as J
+from core import targets as T
 from core import volume as V
 from core.errors import InpaintError
 
@@ -299,7 +301,7 @@ def test_dicom_series_folder_loads(tmp_path):
     np.testing.assert_allclose(vol.affine, expected, atol=1e-4)
     out = nib.load(str(V.save_volume(tmp_path / "dicom.nii.gz", vol.data, vol)))
     np.testing.assert_allclose(out.affine, expected, atol=1e-4)
-    assert len(V.sha256_file(folder)) == 64
+    assert len(J.sha256_file(folder)) == 64
 
 
 
@@ -509,20 +511,20 @@ def test_input_file_is_never_modified(tmp_path):
 def test_write_json_and_sha256(tmp_path):
     target = tmp_path / "side.json"
     payload = {"loss": np.float32(0.5), "slices": np.arange(3), "input": tmp_path / "a.nii.gz", "n": np.int64(4)}
-    V.write_json(target, payload)
+    J.write_json(target, payload)
     assert json.loads(target.read_text()) == {"loss": 0.5, "slices": [0, 1, 2], "input": str(tmp_path / "a.nii.gz"),
                                               "n": 4}
     with pytest.raises(InpaintError, match="--force"):
-        V.write_json(target, {}, force=False)
-    V.write_json(target, {"x": 1})
+        J.write_json(target, {}, force=False)
+    J.write_json(target, {"x": 1})
     assert json.loads(target.read_text()) == {"x": 1}
     with pytest.raises(TypeError):
-        V.write_json(target, {"bad": object()})
+        J.write_json(target, {"bad": object()})
     assert json.loads(target.read_text()) == {"x": 1}
     assert sorted(p.name for p in tmp_path.iterdir()) == ["side.json"]
-    assert V.sha256_file(target) == hashlib.sha256(target.read_bytes()).hexdigest()
+    assert J.sha256_file(target) == hashlib.sha256(target.read_bytes()).hexdigest()
     with pytest.raises(InpaintError, match="does not exist"):
-        V.sha256_file(tmp_path / "gone.nii")
+        J.sha256_file(tmp_path / "gone.nii")
 
 
 @pytest.mark.parametrize("name,kind,expected", [
@@ -534,12 +536,12 @@ def test_write_json_and_sha256(tmp_path):
     ("/data/dicom_T1w", "mask", "dicom_label-lesion_mask.nii.gz"),
 ])
 def test_derived_name(name, kind, expected):
-    assert V.derived_name(name, kind) == expected
+    assert T.derived_name(name, kind) == expected
 
 
 def test_derived_name_unknown_kind():
     with pytest.raises(ValueError):
-        V.derived_name("a.nii.gz", "other")
+        T.derived_name("a.nii.gz", "other")
 
 
 # --- real data ---------------------------------------------------------------------------
@@ -562,7 +564,7 @@ def test_atomic_outputs_get_the_users_default_permissions(tmp_path, umask):
     from conftest import make_tiny_model
     previous = os.umask(umask)
     try:
-        V.write_json(tmp_path / "side.json", {"a": 1})
+        J.write_json(tmp_path / "side.json", {"a": 1})
         write_atomically(tmp_path / "plain.txt", lambda temp: temp.write_text("x", encoding="utf-8"))
         model = make_tiny_model(tmp_path / "model", "vae")
     finally:

@@ -21,7 +21,7 @@ from ..checkpoint import Model
 from ..fill import FillSettings
 from ..refine3d import Refiner, shipped_refiners
 from ..training.cohort import Scan, find_scans, split
-from ..volume import write_json
+from ..jsonfiles import write_json
 from .masks import make_cases
 from .runner import Method, finite_or_none, load_bench_data, run_bench
 

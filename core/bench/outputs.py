@@ -13,7 +13,7 @@ from typing import Iterable, Optional, Sequence
 
 from ..atomic import check_writable
 from ..errors import InpaintError
-from ..volume import check_target, input_files
+from ..targets import check_target, input_files
 
 
 def check_outputs(json_path: Optional[Path], out: Optional[Path], names: Sequence[str],

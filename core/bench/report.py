@@ -23,7 +23,7 @@ import torch
 from PIL import Image, ImageDraw, ImageFont
 
 from ..search import select_device
-from ..volume import write_json
+from ..jsonfiles import write_json
 from .cohort import uncertainty_summary, uncertainty_table
 from .masks import Case
 from ..paths import shown_path

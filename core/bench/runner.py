@@ -41,7 +41,8 @@ from ..refine3d import Refiner
 from ..resources import MNI152_T1
 from ..roughness import stripe_metrics
 from ..uncertainty import one_sigma_share
-from ..volume import load_mask, load_volume, sha256_file
+from ..jsonfiles import sha256_file
+from ..volume import load_mask, load_volume
 from .masks import AXIAL, Case
 
 PIPELINES: dict[str, dict] = {

@@ -27,7 +27,7 @@ from typing import Any, Iterable, Optional
 from .. import __version__
 from ..atomic import check_writable, is_temp_name, write_atomically
 from ..errors import InpaintError
-from ..volume import write_json
+from ..jsonfiles import write_json
 
 TOOL = "brain-inpaint"
 DESCRIPTION = "dataset_description.json"

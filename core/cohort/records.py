@@ -25,7 +25,8 @@ from pathlib import Path
 from typing import Any, Iterable, Optional
 
 from ..atomic import write_atomically
-from ..volume import sha256_file, sidecar_path, write_json
+from ..jsonfiles import sha256_file, write_json
+from ..targets import sidecar_path
 from .claims import LOGS, TABLE_LOCK, holder, table_lock
 from .derivatives import (DAMAGED, DESCRIPTION, FAILED, FILLED, MISSING, NO_LESION, NO_MASK, PENDING, RUNNING, SKIPPED,
                           TABLE, WRITTEN, Row, output_name, uncertainty_name, write_table)

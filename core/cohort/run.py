@@ -202,7 +202,7 @@ def _row(scan: Scan) -> Row:
 
 def _plan(scan: Scan, row: Row, options: CohortOptions, common: dict) -> Row | Task:
     """A finished row (skipped, failed, no mask) or the task that fills the scan; run holding the scan's claim."""
-    from ..volume import sha256_file
+    from ..jsonfiles import sha256_file
 
     if scan.problem:
         return dataclasses.replace(row, message=f"{scan.problem[0].upper()}{scan.problem[1:]}.")

@@ -21,7 +21,9 @@ import numpy as np
 from .. import __version__
 from ..atomic import commit_files, make_staging
 from ..errors import InpaintError
-from ..volume import check_grid, json_text, load_volume, sha256_file, sidecar_path
+from ..jsonfiles import json_text, sha256_file
+from ..targets import sidecar_path
+from ..volume import check_grid, load_volume
 from .derivatives import NO_LESION, TOOL, Row, uncertainty_name
 
 if TYPE_CHECKING:

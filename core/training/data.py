@@ -17,7 +17,7 @@ import numpy as np
 from scipy import ndimage
 
 from ..errors import InpaintError
-from ..modelspace import Reorientation, SliceGrid, plane_axes, voxel_sizes
+from ..modelspace import Reorientation, SliceGrid, plane_axes
 from ..normalize import estimate_brain, intensity_scale
 from ..resources import MNI152_T1
 from ..volume import load_mask, load_volume

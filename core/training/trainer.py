@@ -33,7 +33,7 @@ from torch.nn.parallel import DistributedDataParallel
 from ..atomic import write_atomically
 from ..paths import shown_path
 from ..checkpoint import WEIGHTS, load_model, save_model
-from ..volume import sha256_file
+from ..jsonfiles import sha256_file
 from ..errors import InpaintError
 from ..networks import Architecture, build_networks
 from ..progress import ProgressBar
