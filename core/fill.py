@@ -15,7 +15,7 @@ study) and `poisson3d`.
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, Optional
 
 import numpy as np
@@ -155,11 +155,12 @@ def fill_volume(image: np.ndarray, affine: np.ndarray, hole: np.ndarray, model: 
     outside = outside_brain(image, hole, brain, background)
     hole = np.asarray(hole, dtype=bool)
     if outside is not None:
-        hole = hole & ~outside
+        requested, hole = hole, hole & ~outside
         if not hole.any():
             raise InpaintError(f"All {int(outside.sum())} voxels of the mask lie outside the brain ("
                                f"{'outside the brain mask' if brain is not None else 'on the background'}), so "
                                "there is nothing to fill; check that the mask belongs to this image.")
+        progress = _previews_over(requested, hole, image, progress)
     work = image if background == 0.0 else image - np.float32(background)   # background 0 for the method
     method = METHODS[settings.method]
     if method.needs_model and model is None:
@@ -187,6 +188,25 @@ def fill_volume(image: np.ndarray, affine: np.ndarray, hole: np.ndarray, model: 
                       nonfinite_voxels=nonfinite, slices=slab.searched_slices, refiner=slab.refiner,
                       brain_voxels=slab.brain_voxels, uncertainty=slab.uncertainty,
                       outside_brain_voxels=0 if outside is None else int(outside.sum()), background=background)
+
+
+def _previews_over(requested: np.ndarray, hole: np.ndarray, image: np.ndarray,
+                   progress: Optional[ProgressCallback]) -> Optional[ProgressCallback]:
+    """`progress` given previews over every voxel of `requested` (the mask as asked for, in its
+    flatnonzero order), the voxels left out of `hole` (outside the brain) at their unchanged values."""
+    if progress is None:
+        return None
+    filled = hole[requested]
+    unchanged = image[requested]
+
+    def report(update: Progress) -> None:
+        if update.preview is not None:
+            preview = unchanged.copy()
+            preview[filled] = update.preview
+            update = replace(update, preview=preview)
+        progress(update)
+
+    return report
 
 
 @dataclass

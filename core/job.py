@@ -39,8 +39,9 @@ class Progress:
 
     `best_loss` holds the best total loss so far of each slice being filled (same order as
     `slices`). `preview`, when previews were asked for, holds the current best fill at the
-    hole's voxels, in the order of `numpy.flatnonzero(hole)` over the volume as stored in the
-    file (C order), so a viewer updates its copy with `copy.reshape(-1)[index] = preview`.
+    voxels of the hole the fill was given (those it leaves, outside the brain, at their values), in
+    the order of `numpy.flatnonzero(hole)` over the volume as stored in the file (C order), so a
+    viewer updates its copy with `copy.reshape(-1)[index] = preview`.
     """
 
     stage: str

@@ -20,10 +20,10 @@ from .targets import check_target, input_files, sidecar_path
 
 ESCAPED = "bytes of file names that are not UTF-8 are written as \\xNN"
 
-__all__ = ["build_sidecar", "sidecar_path", "write_sidecar"]
+__all__ = ["build_sidecar", "file_record", "sidecar_path", "write_sidecar"]
 
 
-def _file_record(path: Optional[Path]) -> Optional[dict[str, str]]:
+def file_record(path: Optional[Path]) -> Optional[dict[str, str]]:
     """The path and SHA-256 of an input (of a DICOM folder: over its files' relative names and contents,
     `core.jsonfiles.sha256_file`)."""
     if path is None:
@@ -56,9 +56,9 @@ def build_sidecar(result: FillResult, model: Optional[Model], *, image_path: Opt
         "version": __version__,
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "output": str(Path(output_path).resolve()),
-        "input": _file_record(image_path),
-        "mask": _file_record(mask_path),
-        "brainmask": _file_record(brainmask_path),
+        "input": file_record(image_path),
+        "mask": file_record(mask_path),
+        "brainmask": file_record(brainmask_path),
         "mask_threshold": threshold,
         "mask_dilation_voxels": dilate,
         "hole_voxels": int(result.hole.sum()),
@@ -78,7 +78,7 @@ def build_sidecar(result: FillResult, model: Optional[Model], *, image_path: Opt
                      "numpy": numpy.__version__, "nibabel": nibabel.__version__},
     }
     if reference_path is not None:
-        record["reference"] = _file_record(reference_path)
+        record["reference"] = file_record(reference_path)
     if metrics is not None:
         record["metrics"] = metrics
     if extra:

@@ -93,6 +93,8 @@ class Document:
         self.editor = MaskEditor(self.shape, self.spacing)
         self.mask_path: Optional[Path] = None   # where Save mask writes without asking
         self.sources: list[Path] = []           # imported masks and brain masks, never written by an export
+        self.mask_source: Optional[tuple[Path, Optional[float], int]] = None  # last import: file, threshold, state
+        self.exported_masks: list[Path] = []    # the exports' masks (their sidecars hold the checksums): never saved over
         self.brain: Optional[np.ndarray] = None  # brain mask in file order, or None: estimated by the engine
         self.brain_path: Optional[Path] = None
         self.voxel_ml = float(np.prod(self.spacing)) / 1000.0
@@ -211,6 +213,7 @@ class Document:
         hole = load_mask(path, self.volume, threshold=threshold)
         self.editor.replace(self.reo.apply(hole.astype(np.uint8)), label="import mask")
         self.sources.append(Path(path))
+        self.mask_source = (Path(path), threshold, self.editor.state)
         # Save mask writes back only to a file of 0s and 1s: labels or probabilities would be lost
         self.mask_path = Path(path) if threshold is None and holds_only_0_and_1(path) else None
 
@@ -233,8 +236,14 @@ class Document:
         return self.reo.undo(self.editor.mask) != 0
 
     def save_mask(self, path: str | os.PathLike) -> Path:
-        """Write the mask as uint8 NIfTI on the image grid (a non-NIfTI name gets `.nii.gz`)."""
-        out = save_mask(nifti_path(path), self.mask_in_file_order().astype(np.uint8), self.volume, force=True)
+        """Write the mask as uint8 NIfTI on the image grid (a non-NIfTI name gets `.nii.gz`); never over an
+        export's mask, whose checksum that export's sidecar holds."""
+        target = nifti_path(path)
+        for exported in self.exported_masks:
+            if same_path(target, exported):
+                raise InpaintError(f"{target} is the mask of an export (its sidecar holds this file's checksum), "
+                                   "so Save mask does not replace it; choose another name for the painted mask.")
+        out = save_mask(target, self.mask_in_file_order().astype(np.uint8), self.volume, force=True)
         self.mask_path = out
         self.editor.mark_saved()
         return out
@@ -317,12 +326,14 @@ class Document:
 
         The sidecar's `metrics` are the fill's in-hole metrics (the CLI's keys); the 3D biharmonic
         baseline's go under `baseline_metrics`. A mask written equal to the editor's mask counts
-        as saved, but the export's mask file belongs to the export (its sidecar holds the file's
-        checksum): Save mask never writes it afterwards.
+        as saved (only when it is the painted mask itself: no dilation, no voxel left outside the
+        brain), but the export's mask file belongs to the export (its sidecar holds the file's
+        checksum): Save mask never writes it afterwards. An imported mask the painting began from is
+        recorded as `mask_source` (path, checksum, threshold, whether it was edited).
         """
         if self.result is None:
             raise InpaintError("There is no fill result to export; run a fill first.")
-        from core.sidecar import build_sidecar
+        from core.sidecar import build_sidecar, file_record
 
         fill = self.result.fill
         if not self.result.metrics:  # exported before the worker measured it
@@ -341,13 +352,20 @@ class Document:
                                  "app": "inpaint-gui", "scope": self.result.scope, "torch_threads": self.result.threads,
                                  **numbering, "metrics_reference": "input image (the mask was painted over it)",
                                  "baseline_metrics": {BASELINE: metrics.get(BASELINE)}}
+        if self.mask_source is not None:   # where the painted mask began: an imported file, maybe thresholded
+            source, threshold, state = self.mask_source
+            extra["mask_source"] = {**(file_record(source) or {}), "threshold": threshold,
+                                    "edited_after_import": state != self.result_state}
         record = build_sidecar(fill, self.result.model, image_path=self.path, mask_path=mask_path,
                                output_path=Path(path), dilate=self.result.dilate, brainmask_path=self.brain_path,
                                metrics=metrics.get("model"), extra=extra)
         volume = save_volume(path, fill.filled, self.volume, force=True, sidecar=record, inputs=protected)
         written = [volume, sidecar_path(volume)] + ([mask_path] if mask_path is not None else [])
-        if mask_path is not None and self.result_state == self.editor.state:
-            self.editor.mark_saved()
+        if mask_path is not None:
+            self.exported_masks.append(Path(mask_path))
+            if self.result_state == self.editor.state and np.array_equal(self.reo.apply(fill.hole),
+                                                                         self.editor.mask != 0):
+                self.editor.mark_saved()   # the painted mask itself was written (not dilated, nothing left out)
         self.result_saved = True
         return written
 

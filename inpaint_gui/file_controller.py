@@ -186,8 +186,11 @@ class FileController(QObject):
         doc = self.doc
         if doc is None:
             return False
+        name = doc.default_name("mask")
+        if any(exported.name == name for exported in doc.exported_masks):   # not the export's own mask file
+            name = name[: -len("_mask.nii.gz")] + "_desc-painted_mask.nii.gz"
         path = doc.mask_path if (doc.mask_path is not None and not ask) else \
-            self.dialogs.save_file("Save mask", doc.default_name("mask"), NIFTI_FILTER)
+            self.dialogs.save_file("Save mask", name, NIFTI_FILTER)
         return path is not None and self.save_mask_to(path)
 
     def save_mask_to(self, path: os.PathLike | str) -> bool:

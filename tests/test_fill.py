@@ -72,6 +72,18 @@ def test_progress_reports_previews_of_the_hole_and_cancel_stops(tiny_vae) -> Non
     assert len(previews) == 2 and all(p.shape == (int(hole.sum()),) for p in previews)
     assert reports[-1].stage == "done" and reports[-2].step == reports[-2].total
 
+    edge = np.zeros(image.shape, bool)   # a mask that reaches from the brain onto the background
+    edge[18:23, 20:25, 0:6] = True
+    outside = edge & (image == 0)
+    assert outside.any() and (edge & ~outside).any()
+    reports.clear()
+    result = fill_volume(image, LAS, edge, load_model(tiny_vae),
+                         FillSettings(method="slices2d", iterations=6, restarts=2, preview_every=3), progress=reports.append)
+    previews = [r.preview for r in reports if r.preview is not None]
+    assert previews and all(p.shape == (int(edge.sum()),) for p in previews)   # over the mask as given
+    assert all(np.array_equal(p[outside[edge]], image[outside]) for p in previews)  # the background left as it is
+    assert result.outside_brain_voxels == int(outside.sum())
+
     token = CancelToken()
 
     def cancel_at_two(progress):

@@ -11,7 +11,8 @@ import pytest
 from core.errors import InpaintError
 from core.fill import FillResult, FillSettings
 from core.checkpoint import load_model
-from core.volume import load_mask, load_volume
+from core.jsonfiles import sha256_file
+from core.volume import dilate_mask, load_mask, load_volume
 from inpaint_gui.document import Document, JobResult, PreviewMap, compare_metrics, nifti_path
 
 
@@ -153,8 +154,48 @@ def test_export_writes_volume_sidecar_and_mask(tmp_path, tiny_vae):
     assert doc.mask_file_matches_result(mask_path)
     doc.editor.begin_stroke((1, 1, 1), 2)
     doc.editor.end_stroke()
-    doc.save_mask(mask_path)
-    assert not doc.mask_file_matches_result(mask_path)
+    before = mask_path.read_bytes()
+    with pytest.raises(InpaintError, match="is the mask of an export"):   # its sidecar holds the checksum
+        doc.save_mask(mask_path)
+    assert mask_path.read_bytes() == before and doc.editor.modified
+    doc.save_mask(out_dir / "painted.nii.gz")
+    assert not doc.editor.modified
+
+
+def test_an_export_of_another_mask_than_the_painted_one_leaves_the_painting_unsaved(tmp_path, tiny_vae):
+    """The job's mask was dilated (or lost voxels outside the brain): the export's mask is not the painted one, so the
+    painted mask stays unsaved and Quit still asks (it used to count as saved and was lost)."""
+    path, data = oblique_order_file(tmp_path)
+    doc = Document.open(path)
+    doc.editor.brush_size = 1
+    doc.editor.begin_stroke((3, 2, 2), 2)
+    doc.editor.end_stroke()
+    hole = dilate_mask(doc.mask_in_file_order(), 1)              # what a fill with Dilate mask 1 fills
+    fill = FillResult(filled=np.where(hole, np.float32(7), data), generated_hole=np.zeros(int(hole.sum()), np.float32),
+                      hole=hole, axis="axial", final_loss={}, seconds=0.1, device="cpu", settings=FillSettings())
+    doc.set_result(JobResult(fill=fill, model=load_model(tiny_vae), scope="all", dilate=1,
+                             metrics={"model": None, "biharmonic-3d-mm": None}), doc.editor.state)
+    doc.export(tmp_path / "filled.nii.gz", tmp_path / "filled_mask.nii.gz")
+    assert doc.result_saved and doc.editor.modified
+
+
+def test_the_export_names_the_imported_mask_the_painting_began_from(tmp_path, tiny_vae):
+    path, data = oblique_order_file(tmp_path)
+    doc = Document.open(path)
+    probabilities = np.zeros(data.shape, np.float32)
+    probabilities[2:4, 1:3, 1:3] = 0.7
+    probabilities[2, 1, 1] = 0.3
+    nib.save(nib.Nifti1Image(probabilities, nib.load(path).affine), tmp_path / "lesion_prob.nii.gz")
+    doc.import_mask(tmp_path / "lesion_prob.nii.gz", threshold=0.5)
+    hole = doc.mask_in_file_order()
+    fill = FillResult(filled=np.where(hole, np.float32(7), data), generated_hole=np.zeros(int(hole.sum()), np.float32),
+                      hole=hole, axis="axial", final_loss={}, seconds=0.1, device="cpu", settings=FillSettings())
+    doc.set_result(JobResult(fill=fill, model=load_model(tiny_vae), scope="all",
+                             metrics={"model": None, "biharmonic-3d-mm": None}), doc.editor.state)
+    doc.export(tmp_path / "filled.nii.gz", tmp_path / "filled_mask.nii.gz")
+    source = json.loads((tmp_path / "filled.json").read_text())["mask_source"]
+    assert source["path"] == str((tmp_path / "lesion_prob.nii.gz").resolve()) and source["threshold"] == 0.5
+    assert source["sha256"] == sha256_file(tmp_path / "lesion_prob.nii.gz") and source["edited_after_import"] is False
 
 
 def test_masks_are_saved_as_nifti_whatever_the_name(tmp_path):

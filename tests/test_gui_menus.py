@@ -205,10 +205,16 @@ def test_save_after_an_export_never_overwrites_the_mask_the_exports_sidecar_name
     assert window.isWindowModified()
     script.paths.append(out / "edited.nii.gz")
     qtbot.keyClick(window, Qt.Key.Key_S, Qt.KeyboardModifier.ControlModifier)
-    assert not script.paths and script.starts[-1] == str(out / doc.default_name("mask"))  # a dialog asked where
+    # a dialog asked where, suggesting another name than the export's mask
+    assert not script.paths and script.starts[-1] == str(out / "sub-01_label-lesion_desc-painted_mask.nii.gz")
     assert sha256_file(exported_mask) == sidecar["mask"]["sha256"]
     assert np.array_equal(load_mask(out / "edited.nii.gz", doc.volume), doc.mask_in_file_order())
     assert not window.isWindowModified()
+    paint(qtbot, window, (8, 30, z))
+    script.paths.append(exported_mask)          # Save mask as... onto the export's mask: refused in one sentence
+    qtbot.keyClick(window, Qt.Key.Key_S, Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier)
+    assert "is the mask of an export" in script.errors[-1] and window.isWindowModified()
+    assert sha256_file(exported_mask) == sidecar["mask"]["sha256"]
 
 
 def test_an_export_never_rewrites_an_imported_label_mask_and_save_then_asks(qtbot, window, brain_files, tiny_vae):

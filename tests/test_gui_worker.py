@@ -290,3 +290,21 @@ def test_painted_voxels_outside_the_brain_are_left_and_said(qtbot, window):
     painted = doc.mask_in_file_order()
     assert int((painted & ~fill.hole).sum()) == fill.outside_brain_voxels
     assert not (fill.filled != original)[~fill.hole].any()   # nothing but the brain part of the mask changed
+
+
+def test_a_run_over_the_brains_edge_shows_previews_without_errors(qtbot, window):
+    """Painted voxels on the background are left out of the fill; the slice search's previews used to be placed with
+    the painted mask's count and raised an IndexError dialog per preview."""
+    doc = window.doc
+    z = int(window.viewer.point[AXIAL])
+    doc.editor.begin_stroke((1, 1, z), AXIAL)          # the volume's corner: background
+    doc.editor.end_stroke()
+    window.panel.form.iterations.setValue(6)
+    previews = []
+    window.jobs.progressed.connect(lambda p: previews.append(p.preview is not None))
+    with qtbot.waitSignal(window.jobs.succeeded, timeout=60000):
+        window.session.run()
+    assert any(previews) and not window.script.unexpected()
+    fill = doc.result.fill
+    assert fill.outside_brain_voxels > 0 and "outside the brain were left as they were" in \
+        window.statusBar().currentMessage()
