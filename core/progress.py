@@ -6,7 +6,7 @@ import sys
 import time
 from typing import TextIO
 
-from .job import Progress
+from .job import EtaClock, Progress
 
 
 def _clock(seconds: float) -> str:
@@ -27,6 +27,7 @@ class ProgressBar:
         self.terminal = bool(getattr(self.stream, "isatty", lambda: False)())
         self._last = 0.0
         self._drawn = False
+        self._eta = EtaClock()   # report(): one job's steps
 
     def update(self, fraction: float, text: str = "", eta: float | None = None, force: bool = False) -> None:
         now = time.monotonic()
@@ -41,13 +42,16 @@ class ProgressBar:
         self._drawn = self.terminal
 
     def report(self, progress: Progress) -> None:
-        """Adapter for core.job progress reports."""
-        text = f"{progress.step}/{progress.total}"
+        """Adapter for the progress reports of one core.job job (refine3d: a step per lesion). The ETA leaves out the
+        first step, which carries the warm-up (`EtaClock`); the job's end says 'done'."""
+        done = progress.stage == "done"
+        eta = None if done else self._eta.update(progress)
+        text = "done" if done else f"{progress.step}/{progress.total}"
         if progress.best_loss is not None and len(progress.best_loss):
             finite = progress.best_loss[progress.best_loss < float("inf")]
             if finite.size:
                 text += f" loss {finite.mean():.3f}"
-        self.update(progress.fraction, text, progress.eta, force=progress.stage == "done")
+        self.update(progress.fraction, text, eta, force=done)
 
     def close(self) -> None:
         if self._drawn:

@@ -335,7 +335,8 @@ def lesion_crops(hole: np.ndarray, spacing: Sequence[float]) -> tuple[np.ndarray
 def refine_fill(voided: np.ndarray, hole: np.ndarray, spacing: Sequence[float], scale: IntensityScale,
                 refiner: Refiner, device: torch.device, cancel=None, mirror: Optional[np.ndarray] = None,
                 mirror_weight: float = 0.0, on_lesion: Optional[Callable[[int, int], None]] = None,
-                features: Optional[np.ndarray] = None) -> np.ndarray:
+                features: Optional[np.ndarray] = None,
+                lesions: Optional[tuple[np.ndarray, list[tuple[slice, ...]]]] = None) -> np.ndarray:
     """Fill `hole` of `voided` (RAS voxel order, hole zeroed) lesion by lesion; returns the filled volume.
 
     Each lesion (26-connected) is filled on its bounding box plus MARGIN_MM, where every hole voxel
@@ -345,19 +346,18 @@ def refine_fill(voided: np.ndarray, hole: np.ndarray, spacing: Sequence[float], 
     mirrored image on the same voxels, `core.mirror.mirrored_box`), `mirror_weight` times its
     detail (`core.mirror.mirror_detail`) is added as well; a refiner with mirror inputs sees the
     aligned mirror and adds its own learned share of the detail, times `mirror_weight` / 0.5.
-    `on_lesion(done, total)` is called before the first lesion and after each one. `features`
-    (shape (len(core.uncertainty.FEATURES),) + hole.shape), when given, receives each lesion's
-    `core.uncertainty.lesion_features`.
+    `on_lesion(done, total)` is called after each lesion (done = 1..total); cancellation is checked
+    before each one. `features` (shape (len(core.uncertainty.FEATURES),) + hole.shape), when given,
+    receives each lesion's `core.uncertainty.lesion_features`. `lesions`: `lesion_crops(hole, spacing)`
+    when the caller already has it.
     """
     spacing = np.asarray(spacing, dtype=np.float64)
     factors = refiner.config.spacing_mm / spacing           # native voxels per model voxel
     native_grid = bool(np.all(np.abs(factors - 1.0) < 0.05))
     learned_share = refiner.config.mirror_inputs
     filled = np.array(voided, dtype=np.float32, copy=True)
-    labels, crops = lesion_crops(hole, spacing)
+    labels, crops = lesion_crops(hole, spacing) if lesions is None else lesions
     count = len(crops)
-    if on_lesion is not None:
-        on_lesion(0, count)
     for index, crop in enumerate(crops, start=1):
         if cancel is not None:
             cancel.raise_if_cancelled()

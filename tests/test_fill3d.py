@@ -175,18 +175,50 @@ def test_the_mirrored_detail_changes_only_the_hole_and_is_recorded(tiny_vae: Pat
     assert "reflection" in mirrored.refiner["mirror"] and "mirror" not in plain.refiner
 
 
-def test_the_3d_refiner_reports_progress_lesion_by_lesion(tiny_vae: Path, tmp_path: Path) -> None:
-    """Many small lesions (an MS scan) took many seconds with the progress at 0 until the end."""
+def _three_lesions() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A synthetic brain (LAS, 2 mm) and a hole of three separate lesions."""
     image = synthetic_brain()
-    affine = np.diag([-2.0, 2.0, 2.0, 1.0])
     hole = np.zeros(image.shape, dtype=bool)
     for x in (10, 18, 26):
         hole[x:x + 3, 20:23, 15:18] = True
-    reports = []
-    fill_volume(image, affine, hole, load_model(tiny_vae), FillSettings(mirror=0.0),
-                refiner=load_refiner(_tiny_refiner(tmp_path / "r")), progress=reports.append)
-    steps = [(p.step, p.total) for p in reports if p.stage == "search"]
-    assert steps[-4:] == [(0, 3), (1, 3), (2, 3), (3, 3)] and reports[-1].stage == "done"
+    return image, np.diag([-2.0, 2.0, 2.0, 1.0]), hole
+
+
+def test_the_3d_refiner_reports_progress_lesion_by_lesion(tmp_path: Path, monkeypatch) -> None:
+    """The steps are the lesions, 0 of 3 from the start: the fill said 0 of 1 through the mirror's registration
+    (an MS scan's many lesions took many seconds with the progress at 0 until the end)."""
+    import core.methods.refine3d as method
+
+    image, affine, hole = _three_lesions()
+    reports: list = []
+    registration = method.scan_reflection
+
+    def registered(*args):
+        reports.append("registration")
+        return registration(*args)
+
+    monkeypatch.setattr(method, "scan_reflection", registered)
+    fill_volume(image, affine, hole, refiner=load_refiner(_tiny_refiner(tmp_path / "r")),
+                progress=lambda p: reports.append((p.stage, p.step, p.total)))
+    assert reports == [("search", 0, 3), "registration", ("search", 1, 3), ("search", 2, 3), ("search", 3, 3),
+                       ("done", 1, 1)]
+
+
+def test_a_cancel_after_a_lesion_stops_before_the_next(tmp_path: Path) -> None:
+    from core.job import CancelToken, Cancelled
+
+    image, affine, hole = _three_lesions()
+    token, steps = CancelToken(), []
+
+    def report(progress) -> None:
+        steps.append((progress.step, progress.total))
+        if progress.step == 1:
+            token.cancel()
+
+    with pytest.raises(Cancelled):
+        fill_volume(image, affine, hole, settings=FillSettings(mirror=0.0),
+                    refiner=load_refiner(_tiny_refiner(tmp_path / "r")), progress=report, cancel=token)
+    assert steps == [(0, 3), (1, 3)]
 
 
 def test_a_cancel_during_a_lesion_stops_before_its_mirror_alignment(tiny_vae: Path, tmp_path: Path,

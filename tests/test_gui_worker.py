@@ -272,6 +272,35 @@ def test_the_3d_refiner_shows_lesion_progress_and_no_empty_loss_plot(qtbot, wind
         assert panel.loss_plot.isVisible()
 
 
+def test_the_3d_refiners_bar_steps_through_the_lesions(qtbot, window, monkeypatch):
+    """Three lesions: the bar and its text go 0, 1, 2, 3 of 3 (they said step 0/1 until the first lesion ended)."""
+    monkeypatch.setattr(worker, "PROGRESS_INTERVAL", 0.0)   # every report shows
+    doc, panel = window.doc, window.panel
+    doc.editor.clear_all()
+    doc.editor.brush_size = 3
+    z = int(window.viewer.point[AXIAL])
+    for x in (12, 20, 28):                                   # three separate lesions
+        doc.editor.begin_stroke((x, 24, z), AXIAL)
+        doc.editor.end_stroke()
+    window.viewer.refresh_mask()
+    panel.form.method.setCurrentIndex(panel.form.method.findData("refine3d"))
+    shown = []
+    show = panel.show_progress
+
+    def record(progress) -> None:
+        show(progress)
+        if progress.stage == "search":
+            shown.append((panel.progress.value() / panel.progress.maximum(), panel.eta.text()))
+
+    monkeypatch.setattr(panel, "show_progress", record)
+    with qtbot.waitSignal(window.jobs.succeeded, timeout=60000):
+        window.act["run"].trigger()
+    assert [text.split("   ")[0] for _, text in shown] == ["step 0/3", "step 1/3", "step 2/3", "step 3/3"]
+    assert [fraction for fraction, _ in shown] == pytest.approx([0, 1 / 3, 2 / 3, 1], abs=1e-3)
+    assert "ETA" in shown[2][1]                              # measured from the second lesion on
+    assert panel.progress.value() == panel.progress.maximum()
+
+
 def test_painted_voxels_outside_the_brain_are_left_and_said(qtbot, window):
     doc = window.doc
     original = doc.volume.data.copy()

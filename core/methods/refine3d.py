@@ -34,7 +34,10 @@ class Refine3D(FillMethod):
         return hole_box(hole, margin=int(np.ceil(MARGIN_MM / float(voxel_sizes(affine).min()))))
 
     def fill(self, slab: Slab, run: Run) -> MethodFill:
-        run.report(0, 1)
+        """Fill lesion by lesion; the progress steps are the lesions (0 of n reported before the mirror's
+        registration)."""
+        lesions = lesion_crops(slab.hole, slab.spacing)
+        run.report(0, len(lesions[1]))
         refiner, weight = run.refiner, float(run.value("mirror"))
         record = {"name": refiner.name, "path": str(refiner.path) if refiner.path else None,
                   "sha256": refiner.checksum}
@@ -47,7 +50,7 @@ class Refine3D(FillMethod):
                 record["mirror"] = f"not used: {exc}"
             else:
                 needed = np.zeros(slab.hole.shape, dtype=bool)   # only the lesions' crops read the mirror
-                for crop in lesion_crops(slab.hole, slab.spacing)[1]:
+                for crop in lesions[1]:
                     needed[crop] = True
                 mirror = slab.reo.apply(mirrored_box(slab.volume, slab.volume_hole, reflection, slab.box,
                                                      needed=slab.reo.undo(needed)))
@@ -58,5 +61,6 @@ class Refine3D(FillMethod):
                     if refiner.uncertainty is not None else None)
         filled = refine_fill(slab.voided, slab.hole, slab.spacing, slab.scale, refiner, run.device, run.cancel,
                              mirror=mirror, mirror_weight=weight,
-                             on_lesion=lambda done, total: run.report(done, total, np.zeros(0)), features=features)
+                             on_lesion=lambda done, total: run.report(done, total, np.zeros(0)), features=features,
+                             lesions=lesions)
         return MethodFill(filled=filled, record=record, features=features, uncertainty=refiner.uncertainty)
