@@ -59,17 +59,18 @@ class FileController(QObject):
     def open_image(self, path: os.PathLike | str, mask: Optional[os.PathLike | str] = None) -> bool:
         """Open a volume (and optionally its mask); False when refused, cancelled or unreadable.
 
-        A mask that cannot be used is reported after the image has opened without it.
+        The file is read before the question about unsaved work: an unreadable one leaves the open
+        document as it was, unasked. A mask that cannot be used is reported after the image has opened without it.
         """
         if self._busy():
             self.message.emit("A fill is running; cancel it (Esc) before opening another image.")
-            return False
-        if not self.confirm_discard():
             return False
         try:
             doc = Document.open(path)
         except InpaintError as exc:
             self.dialogs.error(str(exc))
+            return False
+        if not self.confirm_discard():
             return False
         mask_error = None
         if mask is not None:

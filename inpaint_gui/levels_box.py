@@ -53,6 +53,7 @@ class LevelsBox(QWidget):
     """Histogram with draggable bounds, the bounds as numbers, Auto and a log-count switch."""
 
     levelsChanged = Signal()
+    entered = Signal()  # Return pressed in a field: the keys go back to the views
 
     def __init__(self) -> None:
         super().__init__()
@@ -70,6 +71,7 @@ class LevelsBox(QWidget):
             box.setKeyboardTracking(False)
             box.setToolTip(tip)
             box.valueChanged.connect(self._from_fields)
+            box.editingFinished.connect(lambda box=box: box.hasFocus() and self.entered.emit())  # not on focus out
         self.auto = QPushButton("Auto")
         self.auto.setToolTip("Window/level from the 0.5th-99.5th percentiles of the tissue (W).")
         self.auto.clicked.connect(self.apply_auto)

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import html
 import os
 from pathlib import Path
 from typing import Callable, Optional
 
 import pyqtgraph as pg
-from PySide6.QtCore import QSettings, Qt, QTimer
-from PySide6.QtWidgets import QDockWidget, QFrame, QGraphicsView, QLabel, QMainWindow, QScrollArea
+from PySide6.QtCore import QSettings, QSize, Qt, QTimer
+from PySide6.QtWidgets import QDockWidget, QGraphicsView, QMainWindow, QScrollArea
 
 from core import __version__
 from core.checkpoint import load_model
@@ -17,7 +16,7 @@ from core.errors import InpaintError
 from core.registry import default_model_name, list_models
 
 from .actions import build_actions, build_toolbar, connect_action, shortcut_table
-from .dialogs import Button, Dialogs
+from .dialogs import Button, Dialogs, TableWindow, fit_to_screen
 from .document import Document
 from .file_controller import FileController
 from .fill_controller import FillController
@@ -27,9 +26,11 @@ from .ortho_viewer import OrthoViewer
 from .preview_controller import PreviewController
 from .review_controller import ReviewController
 from .review_panel import ReviewPanel
+from .status_bar import StatusBar
 from .view_controller import ViewController
 
 PANEL_WIDTH = 300
+WINDOW_SIZE = QSize(1400, 900)  # on a smaller screen: its free area
 SKULL_ON = ("This image looks skull-on (more tissue than a brain holds). The models know only brain-extracted "
             "slices: load a brain mask (File > Load brain mask) or open the skull-stripped image.")
 MOUSE_HELP = (("Left drag", "paint (eraser tool: erase)"), ("Right drag", "erase"),
@@ -70,20 +71,17 @@ class MainWindow(QMainWindow):
         self.review_dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable)
         self.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, self.review_dock)
         self.review_dock.hide()
-        self.cursor_label = QLabel("")
-        self.brush_label = QLabel("")
-        separator = QFrame()
-        separator.setFrameShape(QFrame.Shape.VLine)
-        for widget in (self.cursor_label, separator, self.brush_label):
-            self.statusBar().addPermanentWidget(widget)
+        self.status = StatusBar()
+        self.setStatusBar(self.status)
+        self.cursor_label, self.brush_label = self.status.readout, self.status.brush
+        self.shortcuts: Optional[TableWindow] = None  # Help > Keyboard and mouse, made when first asked for
         self.act, self.recent_menu = build_actions(self)  # QAction by name
         self.toolbar = build_toolbar(self, self.act)
         self.act["radiological"].setChecked(self.settings.value("radiological", True, type=bool))
         self.act["live_preview"].setChecked(self.settings.value("livePreview", True, type=bool))
         self.files = FileController(self.dialogs, self.settings, self.recent_menu, lambda: self.jobs.running)
         self.session = FillSession(self.jobs, self.viewer, self.panel, self.dialogs, lambda: self.doc)
-        self.display = ViewController(self.act, self.viewer, self.settings, lambda: self.doc, lambda: self.jobs.running,
-                                    lambda: self.session.layer_before)
+        self.display = ViewController(self.act, self.viewer, self.settings, lambda: self.doc, lambda: self.jobs.running)
         self.preview = PreviewController(self.viewer, lambda: self.doc, self._model_loader,
                                          self.panel.form.dilate.value, lambda: self.jobs.running)
         self.preview.set_enabled(self.act["live_preview"].isChecked())
@@ -97,7 +95,7 @@ class MainWindow(QMainWindow):
         self._load_model_list()
         self._update_state()
         self._warm_up_model()
-        self.resize(1400, 900)
+        fit_to_screen(self, WINDOW_SIZE)
 
     @property
     def doc(self) -> Optional[Document]:
@@ -166,11 +164,11 @@ class MainWindow(QMainWindow):
         c.message.connect(self.show_message)
         c.changed.connect(self._update_state)
         self.session.changed.connect(self._update_state)
-        self.session.layerShown.connect(c.check_layer)
+        v.layerChanged.connect(c.check_layer)  # whoever sets the layer (a fill, the live preview), the buttons follow
         self.jobs.idleChanged.connect(self._update_state)
 
     def show_message(self, text: str) -> None:
-        self.statusBar().showMessage(text, 6000)
+        self.status.showMessage(text, 6000)
 
     def _update_brush_label(self) -> None:
         doc = self.doc
@@ -237,10 +235,12 @@ class MainWindow(QMainWindow):
 
     def closeEvent(self, event) -> None:
         if self.jobs.running:
-            if self.dialogs.ask("A fill is running; stop it and quit?") != Button.Yes:
+            # a fill that ends on its own closes the question: there is nothing left to stop
+            answer = self.dialogs.ask_until("A fill is running; stop it and quit?", self.jobs.idleChanged)
+            if answer is not None and answer != Button.Yes:
                 event.ignore()
                 return
-            self.session.cancel()  # stopped before the save question, not behind it
+            self.session.cancel()  # stopped before the save question, not behind it (nothing when it has ended)
         if not self.files.confirm_discard():
             event.ignore()
             return
@@ -313,9 +313,9 @@ class MainWindow(QMainWindow):
         return True
 
     def show_shortcuts(self) -> None:
-        rows = shortcut_table(self.act) + list(MOUSE_HELP)
-        body = "".join(f"<tr><td>{html.escape(a)}</td><td><b>{html.escape(b)}</b></td></tr>" for a, b in rows)
-        self.dialogs.information("Keyboard and mouse", f"<table>{body}</table>")
+        if self.shortcuts is None:
+            self.shortcuts = TableWindow(self, "Keyboard and mouse", shortcut_table(self.act) + list(MOUSE_HELP))
+        self.shortcuts.show_fitted()
 
     def show_about(self) -> None:
         self.dialogs.about("About inpaint-gui",

@@ -43,6 +43,11 @@ HINT = ("<b>Window/level</b>: drag the histogram's bounds, type them, <b>W</b> a
 OUTLINED = ("masked", "preview", "live", "generated", "blended")  # layers where the mask is drawn as an outline
 
 
+def intensity_text(value: float) -> str:
+    """An intensity in 4 significant digits; a negative zero (scaled files store them) is 0."""
+    return f"{value + 0.0:.4g}"
+
+
 def _help_panel() -> QScrollArea:
     """The mouse and key hints; scrolls in a small window instead of taking height from the views."""
     hint = QLabel(HINT)
@@ -65,6 +70,7 @@ class OrthoViewer(QWidget):
     message = Signal(str)        # why a stroke was refused, etc. (status bar)
     cursorInfo = Signal(str)     # voxel / mm / value under the cursor
     maskEdited = Signal()        # after any mask change (undo state, titles)
+    layerChanged = Signal(str)   # the layer the views show now
     brushChanged = Signal()
 
     def __init__(self, parent=None) -> None:
@@ -82,6 +88,7 @@ class OrthoViewer(QWidget):
         self.views = {axis: SliceView(axis, self) for axis in (2, 1, 0)}
         self.levels_box = LevelsBox()
         self.levels_box.levelsChanged.connect(self._levels_changed)
+        self.levels_box.entered.connect(lambda: self.views[self.active].setFocus(Qt.FocusReason.OtherFocusReason))
         grid = QGridLayout(self)
         grid.setContentsMargins(0, 0, 0, 0)
         grid.setSpacing(2)
@@ -295,6 +302,7 @@ class OrthoViewer(QWidget):
     def set_layer(self, layer: str) -> None:
         self.layer = layer
         self.refresh_all()
+        self.layerChanged.emit(layer)
 
     def cycle_layer(self) -> str:
         if self.doc is None:
@@ -346,9 +354,9 @@ class OrthoViewer(QWidget):
         x, y, z = doc.world(ras)
         value = float(doc.original[tuple(ras)])
         text = (f"{view.name} {ras[view.axis]}   file voxel ({i}, {j}, {k})   {x:.1f}, {y:.1f}, {z:.1f} mm RAS   "
-                f"value {value:.4g}")
+                f"value {intensity_text(value)}")
         if self.layer != "original":
-            text += f"   {LAYER_TITLES[self.layer].lower()} {doc.layer_value(self.layer, ras):.4g}"
+            text += f"   {LAYER_TITLES[self.layer].lower()} {intensity_text(doc.layer_value(self.layer, ras))}"
         if doc.editor.mask[tuple(ras)]:
             text += "   in mask"
         if text != self._cursor_text:

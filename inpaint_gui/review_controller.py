@@ -51,9 +51,8 @@ class ReviewController(QObject):
             self.open(path)
 
     def open(self, out_dir: os.PathLike | str) -> bool:
-        """Open a cohort and show its first unrated scan; False when refused or unreadable."""
-        if not self.files.confirm_discard():
-            return False
+        """Open a cohort and show its first unrated scan; False when refused or unreadable (asked about unsaved work
+        only once the cohort has been read)."""
         try:
             cohort = CohortReview(Path(out_dir))
         except InpaintError as exc:
@@ -61,6 +60,8 @@ class ReviewController(QObject):
             return False
         if not cohort.scans:
             self.dialogs.error(f"{out_dir} lists no scans in its table; run 'inpaint bids' into it first.")
+            return False
+        if not self.files.confirm_discard():
             return False
         if self.cohort is None:
             self._overlay_before = self._overlay.isChecked()
@@ -97,8 +98,14 @@ class ReviewController(QObject):
             return
         self.files.show_document(Document.for_review(files))
         self._first_lesion()
+        share = files.error_share(scan.uncertainty)
+        error = ""
+        if share is not None:
+            error = f"Predicted error SD {share:.1%} of its intensity range. "
+            self.panel.show_share(index, f"{share:.1%} of its intensity range (0.5th to 99.5th percentile)")
         notes = " ".join(files.notes)
-        self.message.emit(f"{where}: {scan.source}. N / Shift+N lesions, T compare, P / F / U rate. {notes}".strip())
+        self.message.emit(f"{where}: {scan.source}. {error}N / Shift+N lesions, T compare, P / F / U rate. "
+                          f"{notes}".strip())
         self.changed.emit()
 
     def step(self, direction: int) -> None:

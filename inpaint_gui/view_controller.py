@@ -23,11 +23,10 @@ class ViewController(QObject):
     cleared = Signal()  # a clear changed the mask
 
     def __init__(self, act: dict[str, QAction], viewer: OrthoViewer, settings: QSettings,
-                 document: Callable[[], Optional[Document]], running: Callable[[], bool],
-                 layer_before_job: Callable[[], str]) -> None:
+                 document: Callable[[], Optional[Document]], running: Callable[[], bool]) -> None:
         super().__init__()
         self.act, self.viewer, self.settings = act, viewer, settings
-        self._document, self._running, self._layer_before_job = document, running, layer_before_job
+        self._document, self._running = document, running
 
     def apply_to(self, doc: Document) -> None:
         """Show a newly opened document with the current tool and view settings."""
@@ -113,13 +112,22 @@ class ViewController(QObject):
 
     # layers --------------------------------------------------------------------------------------
     def check_layer(self, layer: str) -> None:
-        """Check the layer's action (the live preview has none: Ctrl+1..4 leave it)."""
-        if f"layer_{layer}" in self.act:
-            self.act[f"layer_{layer}"].setChecked(True)
+        """Check the action of the layer the views show; none for a layer without one (a fill's or the live
+        preview)."""
+        action = self.act.get(f"layer_{layer}")
+        if action is not None:
+            action.setChecked(True)
+            return
+        group = self.act["layer_original"].actionGroup()
+        checked = group.checkedAction()
+        if checked is not None:  # an exclusive group keeps one action checked: let go of it for a moment
+            group.setExclusive(False)
+            checked.setChecked(False)
+            group.setExclusive(True)
 
     def set_layer(self, layer: str) -> None:
         if self._running():
-            self.check_layer(self._layer_before_job())  # a toolbar click must not stick
+            self.check_layer(self.viewer.layer)  # a toolbar click must not stick
             self.message.emit(LAYERS_LOCKED)
             return
         doc = self._document()

@@ -12,9 +12,9 @@ from pathlib import Path  # noqa: E402
 import nibabel as nib  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
-from PySide6.QtCore import QEvent, QMimeData, QPoint, QPointF, Qt, QUrl  # noqa: E402
+from PySide6.QtCore import QEvent, QMimeData, QPoint, QPointF, QRect, Qt, QUrl  # noqa: E402
 from PySide6.QtGui import QDropEvent, QMouseEvent, QWheelEvent  # noqa: E402
-from PySide6.QtWidgets import QApplication, QMessageBox  # noqa: E402
+from PySide6.QtWidgets import QApplication, QDialogButtonBox, QMessageBox  # noqa: E402
 
 from core.checkpoint import load_model  # noqa: E402
 from core.mask_editor import MaskEditor  # noqa: E402
@@ -598,3 +598,109 @@ def test_a_single_slice_image_shows_as_a_thin_slab_in_the_other_views(qtbot, win
     for axis in (0, 1):                                  # sagittal and coronal: the slab is one row
         (x0, x1), (y0, y1) = window.viewer.views[axis].box.viewRange()
         assert y1 - y0 > 20 * 2.0 and (x1 - x0) / (y1 - y0) < 5   # many voxels tall, aspect kept
+
+
+def test_the_first_window_fits_a_small_screen(qtbot, tmp_path, dialogs):
+    """It asked for 1400 x 900 whatever the screen, so a 1400 x 900 screen hid its status bar behind the title bar."""
+    from inpaint_gui.dialogs import FRAME
+
+    w = ScriptedWindow(tmp_path / "settings.ini", dialogs)
+    qtbot.addWidget(w)
+    area = w.screen().availableGeometry()   # offscreen: 800 x 800, smaller than the window's own 1400 x 900
+    assert w.width() + FRAME.width() <= area.width() and w.height() + FRAME.height() <= area.height()
+    w.show()
+    qtbot.waitExposed(w)
+    status = w.statusBar()
+    assert area.contains(w.frameGeometry()) and status.isVisible()
+    assert area.contains(QRect(status.mapToGlobal(QPoint(0, 0)), status.size()))
+
+
+def test_the_shortcuts_window_fits_the_screen_and_scrolls(qtbot, window):
+    """F1 was a message box as tall as its 45 rows (1068 px): its last rows and OK lay below a 900 px screen."""
+    qtbot.keyClick(window, Qt.Key.Key_F1)
+    shortcuts = window.shortcuts
+    assert shortcuts.isVisible() and not window.script.infos
+    area = shortcuts.screen().availableGeometry()
+    assert area.contains(shortcuts.frameGeometry())
+    ok = shortcuts.buttons.button(QDialogButtonBox.StandardButton.Ok)
+    assert ok.isVisible() and shortcuts.rect().contains(QRect(ok.mapTo(shortcuts, QPoint(0, 0)), ok.size()))
+    scroll = shortcuts.scroll.verticalScrollBar()
+    assert scroll.maximum() > 0  # taller than the 800 px offscreen screen: the rows scroll, the OK button stays
+    for action in window.act.values():
+        if action.shortcuts():
+            assert action.text().replace("&", "").rstrip(".") in shortcuts.table.text()
+    assert "Drop a file" in shortcuts.table.text()
+    qtbot.mouseClick(ok, LEFT)
+    assert not shortcuts.isVisible()
+    qtbot.keyClick(window, Qt.Key.Key_F1)  # again: the same window
+    assert window.shortcuts is shortcuts and shortcuts.isVisible()
+    shortcuts.close()
+
+
+def test_dialogs_after_the_demo_brain_start_in_the_users_folder_not_the_apps(qtbot, window, tmp_path):
+    """Opening the bundled demo brain made its folder (resources/demo, site-packages in a wheel) the start of every
+    later file dialog, the export's included."""
+    from core.resources import DEMO_BRAIN
+
+    script = window.script
+    users = str(tmp_path.resolve())       # the test image was opened from here
+    window.files.open_initial(None, None)  # the demo brain
+    assert window.doc.path == DEMO_BRAIN
+    fake_result(window)
+    script.paths.append(None)              # cancelled
+    window.act["export"].trigger()
+    assert script.starts[-1] == str(Path(users) / window.doc.default_name("inpainted"))
+    script.paths.append(None)
+    window.act["open"].trigger()
+    assert script.starts[-1] == users
+    window.settings.setValue("lastDir", str(DEMO_BRAIN.parent))  # left by an earlier version: not used either
+    script.paths.append(None)
+    window.act["save_mask_as"].trigger()
+    assert script.starts[-1] == str(Path.home() / window.doc.default_name("mask"))
+
+
+def test_an_unreadable_file_is_refused_before_the_question_about_unsaved_work(qtbot, window, tmp_path, brain_files):
+    """File > Open asked 'Save ... before closing?' first: after Discard, the unreadable file left the old image open
+    with changes the user had just 'discarded'."""
+    view, doc = window.viewer.views[AXIAL], window.doc
+    qtbot.mouseClick(view.viewport(), LEFT, NONE, viewport_point(view, (20, 24, int(window.viewer.point[AXIAL]))))
+    broken = tmp_path / "broken.nii.gz"
+    broken.write_bytes(b"not a nifti file")
+    empty = tmp_path / "not_dicom"
+    empty.mkdir()
+    window.script.paths.extend([broken, empty])
+    window.act["open"].trigger()
+    window.act["open_dicom"].trigger()
+    assert len(window.errors) == 2 and "broken.nii.gz" in window.errors[0] and "not_dicom" in window.errors[1]
+    assert not window.questions and window.doc is doc and doc.editor.modified  # nothing asked, nothing dropped
+    window.script.paths.append(brain_files[0])
+    window.answers.append(QMessageBox.StandardButton.Discard)
+    window.act["open"].trigger()  # a readable file: asked, then opened
+    assert "painted mask" in window.questions[-1] and window.doc is not doc and not window.doc.editor.modified
+
+
+def test_a_negative_zero_reads_as_0_under_the_cursor(qtbot, window, tmp_path):
+    image = nib.load(window.doc.path)
+    data = np.asarray(image.dataobj).astype(np.float32)
+    data[data == 0] = -0.0               # as scaled files store their background
+    path = tmp_path / "negative_zero.nii.gz"
+    nib.save(nib.Nifti1Image(data, image.affine), path)
+    assert window.files.open_image(path)
+    hover(window.viewer.views[AXIAL], (1, 1, int(window.viewer.point[AXIAL])))  # the background
+    assert window.cursor_label.text().endswith("value 0") and "-0" not in window.cursor_label.text()
+
+
+def test_keys_reach_the_views_again_after_a_window_level_is_typed(qtbot, window):
+    """The field kept the keyboard: W (and every other one-key shortcut) did nothing until a view was clicked."""
+    window.activateWindow()
+    qtbot.waitUntil(lambda: QApplication.activeWindow() is window, timeout=5000)
+    box = window.viewer.levels_box
+    box.low.setFocus()
+    box.low.selectAll()
+    qtbot.keyClicks(box.low, "25")
+    qtbot.keyClick(box.low, Qt.Key.Key_Return)
+    assert box.levels[0] == 25.0
+    focused = QApplication.focusWidget()
+    assert focused is window.viewer.views[window.viewer.active]
+    qtbot.keyClick(focused, Qt.Key.Key_W)  # the key goes where the keyboard is
+    assert box.levels[0] == 0.0  # auto window/level

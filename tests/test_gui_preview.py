@@ -8,7 +8,8 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
-from PySide6.QtCore import Qt  # noqa: E402
+from PySide6.QtCore import QEvent, QPointF, Qt  # noqa: E402
+from PySide6.QtGui import QMouseEvent  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
 from core.checkpoint import load_model  # noqa: E402
@@ -115,3 +116,51 @@ def test_a_stroke_on_the_background_alone_says_why_there_is_no_preview(qtbot, wi
         paint(qtbot, window, (1, 1, z))                 # the volume's corner: background only
     assert said.args[0].startswith("No live preview: All ") and "outside the brain" in said.args[0]
     assert "Error" not in said.args[0] and doc.live is None
+
+
+def hover(view, voxel) -> None:
+    """A plain mouse move over `voxel` (QTest's synthetic moves are dropped offscreen)."""
+    pos = QPointF(viewport_point(view, voxel))
+    QApplication.sendEvent(view.viewport(), QMouseEvent(QEvent.Type.MouseMove, pos, pos, Qt.MouseButton.NoButton,
+                                                        Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier))
+
+
+def test_the_toolbar_shows_no_layer_while_the_views_show_the_live_preview(qtbot, window):
+    """'Original' stayed checked while every view said 'Live preview'."""
+    layers = [window.act[f"layer_{name}"] for name in ("original", "masked", "generated", "blended")]
+    z = int(window.viewer.point[AXIAL])
+    with qtbot.waitSignal(window.preview.shown, timeout=60000):
+        paint(qtbot, window, (20, 24, z))
+    assert window.viewer.layer == "live" and not any(action.isChecked() for action in layers)
+    window.act["layer_masked"].trigger()  # a layer of its own: its button
+    assert window.viewer.layer == "masked" and window.act["layer_masked"].isChecked()
+    with qtbot.waitSignal(window.preview.shown, timeout=60000):
+        paint(qtbot, window, (8, 10, z))
+    assert window.viewer.layer == "live" and not any(action.isChecked() for action in layers)
+    settle(qtbot, window)
+    qtbot.keyClick(window, Qt.Key.Key_L)  # preview off: back to the original, and its button
+    assert window.viewer.layer == "original" and window.act["layer_original"].isChecked()
+
+
+def test_a_long_message_is_not_cut_off_by_the_cursor_readout(qtbot, window):
+    """The readout took the status bar's width: the preview's message ended '...; Run (Ct'."""
+    bar, viewer = window.status, window.viewer
+    view, z = viewer.views[AXIAL], int(viewer.point[AXIAL])
+    with qtbot.waitSignal(window.preview.shown, timeout=60000):
+        paint(qtbot, window, (20, 24, z))
+    hover(view, (21, 24, z))  # a long readout: slice, file voxel, mm, value, live preview value, in mask
+    qtbot.wait(20)
+    message = bar.currentMessage()
+    assert message.endswith("Run (Ctrl+R) makes the full fill.") and "live preview" in window.cursor_label.text()
+    assert bar.toolTip() == message
+    width = bar.fontMetrics().horizontalAdvance(message)
+    assert 6 + width <= window.cursor_label.x() - 2  # QStatusBar draws the message from x = 6 to the readout
+    assert window.cursor_label.width() > 0 and window.brush_label.width() >= window.brush_label.sizeHint().width()
+    bar.clearMessage()  # the message gone, the readout has its width again
+    qtbot.wait(20)
+    assert window.cursor_label.width() >= window.cursor_label.sizeHint().width()
+    with qtbot.waitSignal(window.preview.message, timeout=60000) as said:
+        paint(qtbot, window, (1, 1, z))  # background only: a message longer than the bar has room for
+    qtbot.wait(20)
+    assert bar.toolTip() == said.args[0] == bar.currentMessage()  # the whole of it, on the status bar's tooltip
+    assert window.cursor_label.width() == 0  # the readout gave way

@@ -169,3 +169,32 @@ def test_review_is_a_command_line_option():
     with pytest.raises(SystemExit):
         from inpaint_gui.app import main
         main(["image.nii.gz", "--review", "out"])
+
+
+def test_every_column_of_the_list_shows_and_the_sd_says_its_unit_and_share(qtbot, tmp_path, dialogs):
+    """The rating header was cut to 'ratin' and comments lay off the panel; SD mixed each scan's own units."""
+    from core.metrics import voided_range
+    from core.review_scan import load_scan
+
+    out = write_cohort(tmp_path, 3, uncertainty=True)
+    window = _window(qtbot, tmp_path, dialogs)
+    assert window.review.open(out)
+    comment = "a rim is left unfilled at the back of the second lesion; check the slices above it"
+    dialogs.texts.append(comment)
+    window.act["rate_comment"].trigger()
+    qtbot.wait(20)
+    table = window.review_panel.table
+    header = table.horizontalHeader()
+    for column in range(table.columnCount()):  # every column lies inside the list, none off to the right
+        assert header.sectionViewportPosition(column) + header.sectionSize(column) <= table.viewport().width()
+    assert header.sectionSize(3) >= header.fontMetrics().horizontalAdvance("rating")  # the header whole
+    assert header.sectionSize(4) >= 60 and table.item(0, 4).text() == comment
+    assert table.rowHeight(0) > table.rowHeight(1)  # the comment wraps onto more lines of its row
+    assert table.horizontalHeaderItem(2).text() == "SD (a.u.)"
+    assert "own intensity units" in table.horizontalHeaderItem(2).toolTip()
+    scan = window.review.cohort.scans[0]
+    files = load_scan(out, scan)
+    lo, hi = voided_range(files.source.data, files.hole)
+    share = f"{float(scan.uncertainty) / (hi - lo):.1%} of its intensity range"
+    assert share in window.statusBar().currentMessage() and share in table.item(0, 2).toolTip()
+    window.forget_changes()

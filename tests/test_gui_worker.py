@@ -10,13 +10,14 @@ import time  # noqa: E402
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
-from PySide6.QtCore import Qt  # noqa: E402
+from PySide6.QtCore import Qt, QTimer  # noqa: E402
 from PySide6.QtWidgets import QMessageBox  # noqa: E402
 
 from core.errors import InpaintError  # noqa: E402
 from test_gui_support import ScriptedWindow, dialogs, viewport_point  # noqa: E402,F401
 from inpaint_gui import worker  # noqa: E402
 
+REAL_QUESTION = QMessageBox.question  # before the scripted dialogs replace it
 AXIAL = 2
 SEARCH = "slices2d"  # the fill method with a latent search (live previews, per-slice losses)
 
@@ -59,7 +60,8 @@ def test_run_fills_on_the_worker_with_preview_metrics_and_losses(qtbot, window):
     qtbot.keyClick(window, Qt.Key.Key_T)  # the layers wait for the result, and the status bar says so
     assert window.viewer.layer == "preview" and "live preview" in window.statusBar().currentMessage()
     window.act["layer_masked"].trigger()  # a toolbar click neither switches nor stays checked
-    assert window.viewer.layer == "preview" and window.act["layer_original"].isChecked()
+    layers = [window.act[f"layer_{layer}"] for layer in ("original", "masked", "generated", "blended")]
+    assert window.viewer.layer == "preview" and not any(action.isChecked() for action in layers)  # no button: Preview
     with qtbot.waitSignal(window.jobs.succeeded, timeout=60000):
         pass
     assert window.jobs.worker is None and doc.result is not None and any(previews)
@@ -161,6 +163,37 @@ def test_quitting_during_a_fill_stops_it_before_the_save_question(qtbot, window)
     window.answers.append(QMessageBox.StandardButton.Discard)
     assert window.close() and not window.jobs.running
     assert all(worker.isFinished() for worker in window.jobs._threads)  # close waited for the thread
+
+
+def test_the_stop_question_goes_away_when_the_fill_ends_on_its_own(qtbot, window, monkeypatch):
+    """'A fill is running; stop it and quit?' stayed on screen after the fill had finished."""
+    asked = []
+
+    def question(parent, title, text, *args):
+        asked.append(text)
+        if "stop it and quit" not in text:
+            return QMessageBox.StandardButton.Cancel  # the save question that follows: stay
+        # a real box; should it outlive the fill by a second, it is answered No (and the test fails)
+        timer = QTimer(window)
+        timer.timeout.connect(lambda: window.jobs.idle and time.monotonic() - ended[0] > 1.0 and forced.extend(
+            box.button(QMessageBox.StandardButton.No).click() for box in window.findChildren(QMessageBox)
+            if box.isVisible()))
+        timer.start(50)
+        try:
+            return REAL_QUESTION(parent, title, text, *args)
+        finally:
+            timer.stop()
+
+    ended, forced = [float("inf")], []
+    window.jobs.idleChanged.connect(lambda: window.jobs.idle and ended.__setitem__(0, time.monotonic()))
+    monkeypatch.setattr(QMessageBox, "question", question)
+    window.panel.form.iterations.setValue(2)
+    window.session.run()
+    assert window.jobs.running
+    assert not window.close()  # the fill ends while it asks: the question closes, the save question follows
+    assert not forced and len(asked) == 2 and "stop it and quit" in asked[0] and "the fill result" in asked[1]
+    assert window.doc.result is not None and "Fill done" in window.statusBar().currentMessage()  # not cancelled
+    assert not any(box.isVisible() for box in window.findChildren(QMessageBox))
 
 
 def test_export_after_a_real_fill_matches_inpaint_fill(qtbot, window, tmp_path, tiny_vae, capsys):
