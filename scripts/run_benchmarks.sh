@@ -10,6 +10,7 @@
 #             (no 32 mm cubes or large masks: scikit-image's biharmonic solve of 32,000 unknowns at
 #             1 mm is too slow for a CPU run)
 #   heldout_cohort_large/  the same scans with large lesions (6, 10 and 16 mm radius), two of each per scan
+#   heldout_cohort_edge10/  the same scans with 10 mm blobs at the brain's edge (juxtacortical), three per scan
 #   heldout_cohort_thick3/  the same scans as a clinical scan with 3 mm axial slices would show them
 #             (scripts/make_thick_slices.py: slabs of 3 mm averaged), lesion-sized lesions as above
 #   k3/, k7/  the study runs: the four slice models (VAE and GAN per kernel), their 2D pipeline and its
@@ -43,6 +44,9 @@ cohort_runs() {
     "$PYTHON" -m core.cli bench --cohort "$DATA/heldout_cohort" --methods refine3d,refine3d-nomirror,biharmonic-3d,biharmonic-3d-mm \
         --families blob12,blob20,blob32 --models "$MODEL" --cases 2 --out docs/results/heldout_cohort_large --quiet \
         > docs/results/heldout_cohort_large.log 2>&1
+    "$PYTHON" -m core.cli bench --cohort "$DATA/heldout_cohort" --methods refine3d,refine3d-nomirror,biharmonic-3d \
+        --families edge10 --models "$MODEL" --cases 3 --out docs/results/heldout_cohort_edge10 --quiet \
+        > docs/results/heldout_cohort_edge10.log 2>&1
     local thick
     thick=$(mktemp -d)
     "$PYTHON" scripts/make_thick_slices.py "$DATA/heldout_cohort" "$thick/heldout_cohort_thick3" --thickness 3 > /dev/null

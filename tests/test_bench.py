@@ -58,6 +58,17 @@ def test_blobs_are_connected_lesion_sized_and_inside_the_brain(brain):
         assert 0 < case.voxels < (np.ptp(np.argwhere(case.hole), axis=0) + 1).prod()  # not a box
 
 
+def test_edge_blobs_are_ten_mm_lesions_touching_the_brains_edge(brain):
+    distance = ndimage.distance_transform_edt(brain, sampling=2.0)
+    deep = make_cases(brain, (2.0, 2.0, 2.0), ["blob10"], per_family=3, seed=4)
+    for case in make_cases(brain, (2.0, 2.0, 2.0), ["edge10"], per_family=3, seed=4):
+        sphere_ml = np.pi / 6 * 10.0 ** 3 / 1000
+        assert 0.65 * sphere_ml <= case.voxels * 0.008 <= 1.35 * sphere_ml and not (case.hole & ~brain).any()
+        assert ndimage.label(case.hole, structure=np.ones((3, 3, 3)))[1] == 1
+        assert distance[case.hole].min() <= 2.0            # it reaches the brain's outermost voxels
+    assert all(distance[case.hole].min() > 8.0 for case in deep)   # the deep ones never do
+
+
 def test_small_balls_are_many_small_lesions_centred_in_white_matter(brain):
     wm = np.zeros(SHAPE, dtype=bool)
     wm[14:34, 14:42, 12:32] = True

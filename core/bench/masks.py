@@ -12,7 +12,8 @@ Families (every hole lies inside the brain mask):
 - `blob6`, `blob10`, `blob16`: the same irregular blobs in deep tissue (centre at least
   15 mm from the brain's edge), with the volume of a sphere of 6, 10 or 16 mm diameter
   (within 35%): lesion-sized holes deep in the brain; `blob12`, `blob20`, `blob32`: the same
-  with 12, 20 and 32 mm (lesions of 6, 10 and 16 mm radius);
+  with 12, 20 and 32 mm (lesions of 6, 10 and 16 mm radius); `edge10`: the 10 mm blobs with their centre
+  4-8 mm inside the brain's edge (juxtacortical: part of the hole touches the cortex and the CSF around it);
 - `large`: a disc, 6 mm thick, covering at least 30% of the brain in each of its slices.
 Cases of a family are spread over axial levels from the lowest brain slice (cerebellum) to
 the highest (vertex): case i of n aims at level (i + 0.5) / n of the brain's axial extent
@@ -30,7 +31,8 @@ from scipy import ndimage
 
 from ..baselines import estimate_white_matter
 
-FAMILIES = ("cube8", "cube16", "cube32", "cube16_wm", "blob", "blob6", "blob10", "blob16", "large", "blob12", "blob20", "blob32")
+FAMILIES = ("cube8", "cube16", "cube32", "cube16_wm", "blob", "blob6", "blob10", "blob16", "large", "blob12", "blob20", "blob32",
+            "edge10")
 CUBE_MM = {"cube8": 8.0, "cube16": 16.0, "cube32": 32.0, "cube16_wm": 16.0}
 WM_FRACTION = 0.8
 BLOB_ML = (0.5, 10.0)
@@ -41,6 +43,8 @@ BLOB_ROUGHNESS = 0.25
 DEEP_BLOB_MM = {"blob6": 6.0, "blob10": 10.0, "blob16": 16.0, "blob12": 12.0, "blob20": 20.0,
                 "blob32": 32.0}  # equivalent-sphere diameter
 DEEP_DEPTH_MM = 15.0
+EDGE_BLOB_MM = {"edge10": 10.0}  # the same blobs at the brain's edge (juxtacortical): equivalent-sphere diameter
+EDGE_DEPTH_MM = (4.0, 8.0)       # their centre's distance from the brain's edge
 DEEP_TOLERANCE = 0.35  # accepted relative deviation from the sphere's volume
 LARGE_COVER = 0.30
 LARGE_THICK_MM = 6.0
@@ -139,20 +143,23 @@ def _blob_case(index: int, count: int, brain: np.ndarray, voxel_mm: np.ndarray, 
                family: str = "blob") -> Case:
     rng = case_rng(seed, family, index)
     voxel_ml = float(np.prod(voxel_mm)) / 1000.0
-    if family in DEEP_BLOB_MM:
-        sphere_ml = np.pi / 6.0 * DEEP_BLOB_MM[family] ** 3 / 1000.0
-        limits, depth = (sphere_ml * (1 - DEEP_TOLERANCE), sphere_ml * (1 + DEEP_TOLERANCE)), DEEP_DEPTH_MM
+    sized = {**DEEP_BLOB_MM, **EDGE_BLOB_MM}
+    if family in sized:
+        sphere_ml = np.pi / 6.0 * sized[family] ** 3 / 1000.0
+        limits = (sphere_ml * (1 - DEEP_TOLERANCE), sphere_ml * (1 + DEEP_TOLERANCE))
     else:
-        limits, depth = BLOB_ML, BLOB_DEPTH_MM
+        limits = BLOB_ML
+    depth = EDGE_DEPTH_MM if family in EDGE_BLOB_MM else (DEEP_DEPTH_MM if family in DEEP_BLOB_MM else BLOB_DEPTH_MM,
+                                                          np.inf)
     half = np.array([max(2, int(round(BLOB_BOX_MM / 2 / v))) for v in voxel_mm])
-    deep = ndimage.distance_transform_edt(brain, sampling=voxel_mm) > depth
-    candidates = np.argwhere(deep)
+    distance = ndimage.distance_transform_edt(brain, sampling=voxel_mm)
+    candidates = np.argwhere((distance > depth[0]) & (distance <= depth[1]))
     if len(candidates) == 0:
-        raise ValueError(f"the brain mask has no voxel {depth:g} mm from its edge to grow a blob around")
+        raise ValueError(f"the brain mask has no voxel {depth[0]:g} mm from its edge to grow a blob around")
     target = _target_level(brain, index, count)
     for _ in range(50):
         centre = _pick_near_level(candidates, 0.0, target, rng)
-        if family in DEEP_BLOB_MM:
+        if family in sized:
             ml = sphere_ml
         else:
             ml = float(np.exp(rng.uniform(np.log(limits[0] * 1.2), np.log(limits[1] * 0.8))))
@@ -218,7 +225,7 @@ def make_cases(brain: np.ndarray, voxel_mm, families=FAMILIES, per_family: int =
                     raise ValueError("the cube16_wm family needs a white matter mask")
                 cases.append(_cube_case(family, i, per_family, brain, voxel_mm, seed,
                                         np.asarray(wm, dtype=bool) if family == "cube16_wm" else None))
-            elif family == "blob" or family in DEEP_BLOB_MM:
+            elif family == "blob" or family in DEEP_BLOB_MM or family in EDGE_BLOB_MM:
                 cases.append(_blob_case(i, per_family, brain, voxel_mm, seed, family))
             else:
                 cases.append(_large_case(i, per_family, brain, voxel_mm, seed))
