@@ -25,7 +25,6 @@ class FillSession(QObject):
 
     message = Signal(str)
     changed = Signal()         # started, finished or stopped: update actions and titles
-    layerShown = Signal(str)   # the layer the views show now
 
     def __init__(self, jobs: FillController, viewer: OrthoViewer, panel: InpaintPanel, dialogs: Dialogs,
                  document: Callable[[], Optional[Document]]) -> None:
@@ -101,7 +100,6 @@ class FillSession(QObject):
         slices = doc.filled_slices(fill.hole, fill.axis)
         self.viewer.show_point(doc.result_point(fill.hole, fill.axis, self.viewer.point), fill.axis)  # all three views
         self.viewer.set_layer("blended")
-        self.layerShown.emit("blended")
         note = f" {doc.lesion_text(self._left)} painted on other slices were left (scope: current slice)." \
             if self._left else ""
         mirror = (fill.refiner or {}).get("mirror")
@@ -131,6 +129,5 @@ class FillSession(QObject):
             doc.end_preview()
             layer = self.layer_before if self.layer_before in doc.available_layers() else "original"
             self.viewer.set_layer(layer)
-            self.layerShown.emit(layer)
         self.panel.job_stopped(text)
         self.changed.emit()
