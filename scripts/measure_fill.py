@@ -76,7 +76,8 @@ def main() -> int:
     identical = np.array_equal(src.get_fdata(dtype=np.float32)[outside], res.get_fdata(dtype=np.float32)[outside])
     side = json.loads(out_path.with_name("filled.json").read_text(encoding="utf-8"))
     print(json.dumps({"hole_voxels": side["hole_voxels"], "method": side["method"]["name"],
-                      "model": side["model"]["name"], "wall_seconds": round(seconds, 1),
+                      "model": (side.get("model") or side["method"].get("refiner") or {}).get("name"),
+                      "wall_seconds": round(seconds, 1),
                       "fill_seconds": side["seconds"], "peak_memory_mb": round(peak_mb),
                       "geometry_preserved": same_geometry, "outside_identical": identical}, indent=1))
     return 0 if same_geometry and identical else 1
