@@ -27,6 +27,7 @@ from .job import CancelToken, Progress, ProgressCallback
 from .methods import METHODS, FillMethod, Run, Slab, used_settings
 from .mirror import WEIGHT as MIRROR_WEIGHT
 from .modelspace import Reorientation, plane_axes, take_slice, voxel_sizes
+from .normalize import IntensityScale
 from .refine3d import Refiner, default_refiner
 from .search import DEFAULT_AXIS, SearchSettings, select_device
 from .inputs import background_value, check_filled, outside_brain, prepare_fill_inputs, volume_context
@@ -111,6 +112,8 @@ class FillResult:
     #                                           with a refiner that has an uncertainty.json; `core.uncertainty`)
     outside_brain_voxels: int = 0  # voxels of the mask outside the brain, left as they were (not in `hole`)
     background: float = 0.0        # a constant background other than 0, subtracted for the fill and added back
+    scale: Optional[IntensityScale] = None  # the fill's normalisation (`core.normalize`: lo, hi of the known brain
+    #                                         less `background`); hi - lo is the scan's brain intensity range
 
     @property
     def generated(self) -> np.ndarray:
@@ -187,7 +190,8 @@ def fill_volume(image: np.ndarray, affine: np.ndarray, hole: np.ndarray, model: 
                                "blend": done - slab.searched},
                       nonfinite_voxels=nonfinite, slices=slab.searched_slices, refiner=slab.refiner,
                       brain_voxels=slab.brain_voxels, uncertainty=slab.uncertainty,
-                      outside_brain_voxels=0 if outside is None else int(outside.sum()), background=background)
+                      outside_brain_voxels=0 if outside is None else int(outside.sum()), background=background,
+                      scale=slab.scale)
 
 
 def _previews_over(requested: np.ndarray, hole: np.ndarray, image: np.ndarray,
@@ -224,6 +228,7 @@ class _SlabFill:
     device: str
     refiner: Optional[dict]
     brain_voxels: int
+    scale: IntensityScale
     prepared: float
     searched: float
     uncertainty: Optional[np.ndarray] = None  # predicted SD of the hole voxels (refine3d)
@@ -281,5 +286,5 @@ def _fill_slab(method: FillMethod, image: np.ndarray, affine: np.ndarray, hole: 
                      searched_slices=[first + s for s in searched_slices],
                      final_loss={first + s: float(v) for s, v in zip(part_slices, out.losses) if s in searched_slices},
                      losses=out.losses, device=str(device), refiner=out.record,
-                     brain_voxels=context.brain_voxels, prepared=prepared, searched=searched,
+                     brain_voxels=context.brain_voxels, scale=context.scale, prepared=prepared, searched=searched,
                      uncertainty=uncertainty)

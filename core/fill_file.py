@@ -44,6 +44,7 @@ class FileFill:
     skull_on: bool   # no brain mask, and more tissue than a brain holds: the skull was not removed
     uncertainty: Optional[Path] = None         # the predicted-error map written, if asked for
     uncertainty_mean: Optional[float] = None   # its mean over the filled voxels (image intensity units, one SD)
+    uncertainty_share: Optional[float] = None  # that mean as a share of the fill's intensity range (`FillResult.scale`)
 
 
 def voxel_ml(affine: np.ndarray) -> float:
@@ -63,7 +64,9 @@ def fill_file(image_path: Path, mask_path: Path, output_path: Path, settings: Fi
     the inputs are checked, for a method that needs one (`FillMethod.needs_model`; others ignore it).
     `describe(result)` adds entries to the sidecar. `uncertainty`: where
     to write the fill's predicted error (`core.uncertainty`: one SD per voxel in the image's units, float32,
-    zero outside the hole), checked with the other targets and written after the volume and its sidecar.
+    zero outside the hole), checked with the other targets and written after the volume and its sidecar; the
+    sidecar's `uncertainty` gives its mean (`mean_sd`) and that mean as a share of the intensity range the fill
+    normalised with (`mean_sd_share`: hi - lo of `FillResult.scale`, comparable across scans).
     Inputs are never written; every user error is an InpaintError of one sentence.
     """
     from .registry import resolve_model
@@ -100,10 +103,12 @@ def fill_file(image_path: Path, mask_path: Path, output_path: Path, settings: Fi
     metrics = _metrics(result, reference, image) if reference else None
     brain_ml = result.brain_voxels * voxel_ml(image.affine)
     extra = {"brain_ml": round(brain_ml, 1), **(describe(result) if describe else {})}
-    sd_mean = None
+    sd_mean = sd_share = None
     if uncertainty is not None:
         sd_mean = float(np.mean(result.uncertainty, dtype=np.float64))
-        extra["uncertainty"] = {"path": str(uncertainty), "mean_sd": float(f"{sd_mean:.6g}")}
+        sd_share = sd_mean / (result.scale.hi - result.scale.lo)
+        extra["uncertainty"] = {"path": str(uncertainty), "mean_sd": float(f"{sd_mean:.6g}"),
+                                "mean_sd_share": float(f"{sd_share:.6g}")}
     record = build_sidecar(result, model, image_path=image_path, mask_path=mask_path, output_path=output_path,
                            dilate=dilate, threshold=threshold, brainmask_path=brainmask, keep_dtype=keep_dtype,
                            metrics=metrics, reference_path=reference, extra=extra)
@@ -120,7 +125,7 @@ def fill_file(image_path: Path, mask_path: Path, output_path: Path, settings: Fi
                     seconds=result.seconds, device=result.device, nonfinite_voxels=nonfinite,
                     outside_brain_voxels=result.outside_brain_voxels, metrics=metrics,
                     record=record, brain_ml=brain_ml, skull_on=brainmask is None and brain_ml > MAX_BRAIN_ML,
-                    uncertainty=uncertainty, uncertainty_mean=sd_mean)
+                    uncertainty=uncertainty, uncertainty_mean=sd_mean, uncertainty_share=sd_share)
 
 
 def _lesions(hole: np.ndarray) -> int:

@@ -31,6 +31,7 @@ QC_COLUMNS = {
     "rated": "When it was rated (local time, ISO 8601).",
 }
 UNCERTAINTY_COLUMN = "uncertainty"
+SHARE_COLUMN = "uncertainty_share"  # tables written before it have no such column
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,7 @@ class Scan:
     status: str
     message: str
     uncertainty: Optional[str]  # the table's per-scan summary; None when the table or the scan has none (n/a)
+    uncertainty_share: Optional[float] = None  # that summary as a share of the scan's brain intensity range (None: n/a)
 
 
 @dataclass(frozen=True)
@@ -58,27 +60,44 @@ def _value(text: Optional[str]) -> str:
     return "" if text in (None, "n/a") else str(text)
 
 
-def _read_tsv(path: Path) -> list[dict[str, str]]:
+def _share(text: Optional[str]) -> Optional[float]:
+    try:
+        return float(_value(text)) if _value(text) else None
+    except ValueError:
+        return None
+
+
+def _read_tsv(path: Path) -> tuple[list[str], list[dict[str, str]]]:
+    """The columns of a table and its rows."""
     with open(path, encoding="utf-8", newline="") as stream:
-        return list(csv.DictReader(stream, delimiter="\t"))
+        reader = csv.DictReader(stream, delimiter="\t")
+        rows = list(reader)
+        return list(reader.fieldnames or ()), rows
 
 
-def read_scans(out_dir: Path) -> list[Scan]:
-    """The scans of `out_dir`'s table, in its order; InpaintError when there is no readable table."""
+def read_table(out_dir: Path) -> tuple[list[Scan], bool]:
+    """The scans of `out_dir`'s table, in its order, and whether the table has the uncertainty_share column;
+    InpaintError when there is no readable table."""
     path = out_dir / TABLE
     if not path.is_file():
         raise InpaintError(f"{out_dir} has no {TABLE}; open the output folder of 'inpaint bids' (OUT_DIR).")
     try:
-        rows = _read_tsv(path)
+        columns, rows = _read_tsv(path)
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise InpaintError(f"{path} cannot be read ({exc}); run 'inpaint bids ... group' to rebuild it.") from None
-    if rows and not {"output", "source", "status"} <= set(rows[0]):
+    if rows and not {"output", "source", "status"} <= set(columns):
         raise InpaintError(f"{path} lacks the output, source or status column; run 'inpaint bids ... group' to "
                            "rebuild it.")
-    return [Scan(output=_value(row["output"]) or output_name(row["source"]),  # n/a: a scan without output
-                 source=row["source"], mask=_value(row.get("mask")), status=row["status"],
-                 message=_value(row.get("message")),
-                 uncertainty=_value(row.get(UNCERTAINTY_COLUMN)) or None) for row in rows]
+    scans = [Scan(output=_value(row["output"]) or output_name(row["source"]),  # n/a: a scan without output
+                  source=row["source"], mask=_value(row.get("mask")), status=row["status"],
+                  message=_value(row.get("message")), uncertainty=_value(row.get(UNCERTAINTY_COLUMN)) or None,
+                  uncertainty_share=_share(row.get(SHARE_COLUMN))) for row in rows]
+    return scans, SHARE_COLUMN in columns
+
+
+def read_scans(out_dir: Path) -> list[Scan]:
+    """The scans of `out_dir`'s table, in its order (`read_table`)."""
+    return read_table(out_dir)[0]
 
 
 def read_ratings(out_dir: Path) -> dict[str, Rating]:
@@ -87,7 +106,7 @@ def read_ratings(out_dir: Path) -> dict[str, Rating]:
     if not path.is_file():
         return {}
     try:
-        rows = _read_tsv(path)
+        _, rows = _read_tsv(path)
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise InpaintError(f"{path} cannot be read ({exc}); move it away to start the review afresh.") from None
     return {row["output"]: Rating(output=row["output"], source=_value(row.get("source")), rating=row["rating"],
@@ -117,7 +136,7 @@ class CohortReview:
 
     def __init__(self, out_dir: str | Path) -> None:
         self.out_dir = Path(out_dir)
-        self.scans = read_scans(self.out_dir)
+        self.scans, self.shares = read_table(self.out_dir)  # shares: the table has the uncertainty_share column
         self.ratings = read_ratings(self.out_dir)
 
     def rating(self, index: int) -> Optional[Rating]:

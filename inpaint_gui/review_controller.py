@@ -98,11 +98,14 @@ class ReviewController(QObject):
             return
         self.files.show_document(Document.for_review(files))
         self._first_lesion()
-        share = files.error_share(scan.uncertainty)
         error = ""
-        if share is not None:
-            error = f"Predicted error SD {share:.1%} of its intensity range. "
-            self.panel.show_share(index, f"{share:.1%} of its intensity range (0.5th to 99.5th percentile)")
+        if scan.uncertainty_share is not None:  # the table's, as the list shows it
+            error = f"Predicted error SD {scan.uncertainty_share:.1%} of its brain intensity range. "
+        else:  # an older table or fill: the share of the scan's range on screen
+            share = files.error_share(scan.uncertainty)
+            if share is not None:
+                error = f"Predicted error SD {share:.1%} of its intensity range. "
+                self.panel.show_share(index, f"{share:.1%} of its intensity range (0.5th to 99.5th percentile)")
         notes = " ".join(files.notes)
         self.message.emit(f"{where}: {scan.source}. {error}N / Shift+N lesions, T compare, P / F / U rate. "
                           f"{notes}".strip())

@@ -7,13 +7,18 @@ from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QLabel, QStyledItemDelegate, QStyleOptionViewItem, \
     QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget
 
-from core.review import CohortReview
+from core.review import CohortReview, Scan
 
 COLUMNS = ("scan", "status", "SD (a.u.)", "rating", "comment")  # SD: the table's uncertainty column, scan units
 SD_TIP = ("The mean predicted error (one SD) over the scan's filled voxels, from desc-filled_scans.tsv, in the scan's "
           "own intensity units (a.u.): compare it between scans only when their intensities share a scale. A scan "
           "on screen also gives it as a share of its intensity range (0.5th to 99.5th percentile, as the MAE %) in "
           "the status bar and in its tooltip here.")
+SHARE_HEADER = "SD (%)"  # a table with the uncertainty_share column
+SHARE_TIP = ("The mean predicted error (one SD) over the scan's filled voxels, from desc-filled_scans.tsv, as a share "
+             "of the scan's brain intensity range (0.5th to 99.5th percentile of its known brain voxels, the fill's "
+             "own normalisation): comparable across scans whatever their intensity scale. Its tooltip also gives it "
+             "in the scan's own units (a.u.); a scan filled by an earlier version has those only.")
 WIDTH = 380    # the list's width when it opens: every column whole, names and comments a few words wide
 COMMENT = 90   # the comments' width that scan names leave, when the list is wide enough for both
 RATING_COLOURS = {"pass": QColor(40, 150, 60), "fail": QColor(200, 40, 40), "unsure": QColor(200, 130, 0)}
@@ -59,6 +64,21 @@ class ReviewTable(QTableWidget):
         self.fit_names()
 
 
+def _sd_cell(scan: Scan, shares: bool) -> tuple[str, str]:
+    """The SD cell's text and tooltip (empty: none predicted): the share of the scan's brain intensity range when
+    the table has that column, else (an older table, or a scan filled by an earlier version) the scan's units."""
+    sd = scan.uncertainty
+    if shares and scan.uncertainty_share is not None:
+        units = f"; {sd} in its own intensity units" if sd else ""
+        return (f"{scan.uncertainty_share:.1%}", f"{scan.uncertainty_share:.2%} of the scan's brain intensity range "
+                f"(0.5th to 99.5th percentile of known brain voxels){units}")
+    if not sd:
+        return "n/a", ""
+    if shares:
+        return f"{sd} a.u.", f"{sd} in the scan's own intensity units (filled by an earlier version, no share recorded)"
+    return sd, f"{sd} in the scan's own intensity units"
+
+
 class ReviewPanel(QWidget):
     """Thin view of a CohortReview; a click on a row asks for that scan."""
 
@@ -89,16 +109,20 @@ class ReviewPanel(QWidget):
         return QSize(WIDTH, super().sizeHint().height())  # the dock opens this wide; it can be narrowed
 
     def show_cohort(self, review: CohortReview) -> None:
+        header = self.table.horizontalHeaderItem(2)
+        header.setText(SHARE_HEADER if review.shares else COLUMNS[2])
+        header.setToolTip(SHARE_TIP if review.shares else SD_TIP)
         self.table.setRowCount(len(review.scans))
         for row, scan in enumerate(review.scans):
             name = scan.source.rsplit("/", 1)[-1].split(".", 1)[0]
-            uncertainty = scan.uncertainty if scan.uncertainty not in (None, "") else "n/a"
-            for column, text in enumerate((name, scan.status, uncertainty)):
+            sd, tip = _sd_cell(scan, review.shares)
+            for column, text in enumerate((name, scan.status, sd)):
                 item = QTableWidgetItem(text)
                 item.setToolTip(scan.message or scan.output)
                 self.table.setItem(row, column, item)
-            if scan.uncertainty:
-                self.table.item(row, 2).setToolTip(f"{uncertainty} in the scan's own intensity units")
+            if tip:
+                self.table.item(row, 2).setToolTip(tip)
+                self.table.item(row, 2).setData(Qt.ItemDataRole.UserRole, tip)  # what show_share adds to
             self.show_rating(review, row)
         self.show_progress(review)
         self.table.fit_names()
@@ -117,7 +141,7 @@ class ReviewPanel(QWidget):
     def show_share(self, row: int, text: str) -> None:
         """The SD of the scan on screen as a share of its intensity range, in its cell's tooltip."""
         item = self.table.item(row, 2)
-        item.setToolTip(f"{item.text()} in the scan's own intensity units: {text}")
+        item.setToolTip(f"{item.data(Qt.ItemDataRole.UserRole)}: {text}")
 
     def show_progress(self, review: CohortReview) -> None:
         self.title.setText(f"<b>{review.out_dir.name}</b>: {len(review.scans)} scans, {review.progress()}")

@@ -11,6 +11,7 @@ import numpy as np
 
 from conftest import synthetic_brain
 from core.cohort.derivatives import DESCRIPTION, FAILED, FILLED, TABLE, TOOL, Row, output_name, write_table
+from core.normalize import intensity_scale
 
 SHAPE = (16, 18, 14)
 AFFINE = np.diag([2.0, 2.0, 2.0, 1.0])
@@ -22,9 +23,12 @@ def _save(data: np.ndarray, path: Path) -> None:
     nib.save(nib.Nifti1Image(data, AFFINE), path)
 
 
-def write_cohort(root: Path, scans: int, failed: int = 0, missing: int = 0, uncertainty: bool = False) -> Path:
+def write_cohort(root: Path, scans: int, failed: int = 0, missing: int = 0, uncertainty: bool = False,
+                 shares: bool = True) -> Path:
     """OUT_DIR of `scans` scans (two lesions each): the last `failed` failed, the `missing` before them lost their
-    filled image; with `uncertainty`, every filled scan has a desc-uncertainty map and the table its column."""
+    filled image; with `uncertainty`, every filled scan has a desc-uncertainty map and every row its mean SD (0.1 per
+    scan: 0.10, 0.20...) and that as a share of the scan's brain intensity range; without `shares` the table is an
+    older version's, which has no uncertainty_share column."""
     raw, masks, out = root / "raw", root / "masks", root / "out"
     rows = []
     for index in range(scans):
@@ -40,6 +44,10 @@ def write_cohort(root: Path, scans: int, failed: int = 0, missing: int = 0, unce
         output = output_name(source)
         row = Row(participant_id=name, session_id="", source=source, mask=mask_name, brainmask="", output=output,
                   status=FILLED, lesion_voxels=str(int(hole.sum())))
+        if uncertainty:
+            scale = intensity_scale(np.where(hole > 0, 0, image), hole=hole > 0)
+            row.uncertainty = f"{0.1 * (index + 1):.2f}"
+            row.uncertainty_share = f"{0.1 * (index + 1) / (scale.hi - scale.lo):.4g}"
         if index >= scans - failed:
             row.status, row.output, row.message = FAILED, output, "The lesion mask is empty; draw the lesion."
         elif index < scans - failed - missing:
@@ -58,10 +66,11 @@ def write_cohort(root: Path, scans: int, failed: int = 0, missing: int = 0, unce
         "Name": "review test", "BIDSVersion": "1.10.0", "DatasetType": "derivative", "GeneratedBy": [{"Name": TOOL}],
         "DatasetLinks": {"raw": raw.resolve().as_uri(), "masks": masks.resolve().as_uri()}}))
     write_table(out, rows)
-    if uncertainty:
-        lines = (out / TABLE).read_text().splitlines()
-        values = ["uncertainty"] + [f"{0.1 * (i + 1):.2f}" for i in range(scans)]
-        (out / TABLE).write_text("".join(f"{line}\t{value}\n" for line, value in zip(lines, values)))
+    if not shares:
+        lines = [line.split("\t") for line in (out / TABLE).read_text().splitlines()]
+        drop = lines[0].index("uncertainty_share")
+        (out / TABLE).write_text("".join("\t".join(c for i, c in enumerate(cells) if i != drop) + "\n"
+                                         for cells in lines))
     return out
 
 

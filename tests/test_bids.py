@@ -94,6 +94,17 @@ def by_fill(cohort, tmp_path_factory) -> dict[str, np.ndarray]:
     return _filled(out)
 
 
+def _brain_range(bids: Path, masks: Path, row: dict[str, str]) -> float:
+    """hi - lo of the intensity scale a fill of the row's scan normalises with (`core.normalize`: known brain voxels)."""
+    from core.normalize import intensity_scale
+
+    image = np.asarray(nib.load(bids / row["source"]).dataobj, dtype=np.float32)
+    hole = np.asarray(nib.load(masks / row["mask"]).dataobj) > 0
+    brain = None if row["brainmask"] == "n/a" else np.asarray(nib.load(masks / row["brainmask"]).dataobj) > 0
+    scale = intensity_scale(np.where(hole, 0, image), brain, hole)
+    return scale.hi - scale.lo
+
+
 def _check_dataset(out: Path, bids: Path, masks: Path) -> None:
     """Structure, names, dataset_description, sidecars and the scans table of a complete run."""
     expected = {f"{'/'.join(s.split('_'))}/anat/{s}_desc-filled_T1w.nii.gz" for s in SCANS}
@@ -118,6 +129,9 @@ def _check_dataset(out: Path, bids: Path, masks: Path) -> None:
         assert int(row["slices"]) == side["filled_slices"] > 0 and float(row["seconds"]) >= 0
         assert float(row["uncertainty"]) == pytest.approx(side["uncertainty"]["mean_sd"], rel=1e-3)
         assert float(row["uncertainty"]) > 0
+        share = side["uncertainty"]["mean_sd_share"]
+        assert share == pytest.approx(side["uncertainty"]["mean_sd"] / _brain_range(bids, masks, row), rel=1e-4)
+        assert float(row["uncertainty_share"]) == pytest.approx(share, rel=1e-3) and 0 < share < 1
         assert row["participant_id"] == "sub-" + name_entities(Path(row["source"]).name)["sub"]
         assert (row["brainmask"] != "n/a") == (side["brainmask"] is not None)
     assert sorted(r["session_id"] for r in rows) == ["n/a", "n/a", "ses-1", "ses-2"]
@@ -278,6 +292,7 @@ def test_options_the_method_does_not_read_are_refused_and_outputs_of_the_previou
     (out / name).write_text(json.dumps(sidecar, indent=2) + "\n")
     log = record_path(out, name.replace(".json", ".nii.gz"))
     record = json.loads(log.read_text())
+    del record["uncertainty_share"]  # a column the previous version's records lack
     stat = (out / name).stat()
     record["files"][name] = {"sha256": hashlib.sha256((out / name).read_bytes()).hexdigest(), "size": stat.st_size,
                              "mtime_ns": stat.st_mtime_ns}
@@ -286,6 +301,7 @@ def test_options_the_method_does_not_read_are_refused_and_outputs_of_the_previou
     row = {r["source"]: r for r in _table(out)}["sub-01/anat/sub-01_T1w.nii.gz"]
     assert code == 0 and (row["status"], row["message"]) == ("skipped", "Already filled from the same inputs with "
                                                                         "the same settings."), err
+    assert row["uncertainty_share"] == "n/a" and float(row["uncertainty"]) > 0
 
 def test_output_folders_that_would_mix_with_inputs_or_other_data_are_refused(copy, tmp_path, capsys) -> None:
     bids, masks = copy

@@ -103,7 +103,8 @@ def test_the_uncertainty_column_and_overlay_and_the_review_keys_as_actions(qtbot
     assert not window.act["rate_pass"].isEnabled()  # no cohort yet
     assert window.review.open(out)
     table = window.review_panel.table
-    assert [table.item(i, 2).text() for i in range(3)] == ["0.10", "0.20", "0.30"]
+    shares = [scan.uncertainty_share for scan in window.review.cohort.scans]
+    assert [table.item(i, 2).text() for i in range(3)] == [f"{share:.1%}" for share in shares]
     window.act["lesion_next"].trigger()
     axial, overlay = window.viewer.views[2], window.act["uncertainty"]
     assert overlay.isChecked() and axial.uncertainty.isVisible() and not window.act["export"].isEnabled()
@@ -171,12 +172,19 @@ def test_review_is_a_command_line_option():
         main(["image.nii.gz", "--review", "out"])
 
 
+def _columns_in_view(table) -> None:
+    header = table.horizontalHeader()
+    for column in range(table.columnCount()):  # every column lies inside the list, none off to the right
+        assert header.sectionViewportPosition(column) + header.sectionSize(column) <= table.viewport().width()
+
+
 def test_every_column_of_the_list_shows_and_the_sd_says_its_unit_and_share(qtbot, tmp_path, dialogs):
-    """The rating header was cut to 'ratin' and comments lay off the panel; SD mixed each scan's own units."""
+    """The rating header was cut to 'ratin' and comments lay off the panel; SD mixed each scan's own units. A table
+    of a version before the uncertainty_share column still shows its SD in the scans' own units."""
     from core.metrics import voided_range
     from core.review_scan import load_scan
 
-    out = write_cohort(tmp_path, 3, uncertainty=True)
+    out = write_cohort(tmp_path, 3, uncertainty=True, shares=False)
     window = _window(qtbot, tmp_path, dialogs)
     assert window.review.open(out)
     comment = "a rim is left unfilled at the back of the second lesion; check the slices above it"
@@ -185,16 +193,47 @@ def test_every_column_of_the_list_shows_and_the_sd_says_its_unit_and_share(qtbot
     qtbot.wait(20)
     table = window.review_panel.table
     header = table.horizontalHeader()
-    for column in range(table.columnCount()):  # every column lies inside the list, none off to the right
-        assert header.sectionViewportPosition(column) + header.sectionSize(column) <= table.viewport().width()
+    _columns_in_view(table)
     assert header.sectionSize(3) >= header.fontMetrics().horizontalAdvance("rating")  # the header whole
     assert header.sectionSize(4) >= 60 and table.item(0, 4).text() == comment
     assert table.rowHeight(0) > table.rowHeight(1)  # the comment wraps onto more lines of its row
     assert table.horizontalHeaderItem(2).text() == "SD (a.u.)"
     assert "own intensity units" in table.horizontalHeaderItem(2).toolTip()
+    assert [table.item(i, 2).text() for i in range(3)] == ["0.10", "0.20", "0.30"]
     scan = window.review.cohort.scans[0]
     files = load_scan(out, scan)
     lo, hi = voided_range(files.source.data, files.hole)
     share = f"{float(scan.uncertainty) / (hi - lo):.1%} of its intensity range"
     assert share in window.statusBar().currentMessage() and share in table.item(0, 2).toolTip()
+    window.forget_changes()
+
+
+def test_a_table_with_the_share_column_shows_the_sd_as_a_share_comparable_across_scans(qtbot, tmp_path, dialogs):
+    """The SD in each scan's own units could not be compared between scans on different intensity scales."""
+    out = write_cohort(tmp_path, 3, uncertainty=True)
+    table_path = out / "desc-filled_scans.tsv"
+    lines = [line.split("\t") for line in table_path.read_text().splitlines()]
+    sd, share = lines[0].index("uncertainty"), lines[0].index("uncertainty_share")
+    lines[2][share] = "n/a"                    # sub-02 filled by an earlier version: its own units only
+    lines[3][sd] = lines[3][share] = "n/a"    # sub-03 not predicted
+    table_path.write_text("".join("\t".join(cells) + "\n" for cells in lines))
+    expected = float(lines[1][share])
+    window = _window(qtbot, tmp_path, dialogs)
+    assert window.review.open(out)
+    qtbot.wait(20)
+    table = window.review_panel.table
+    _columns_in_view(table)
+    header = table.horizontalHeaderItem(2)
+    assert header.text() == "SD (%)" and "comparable across scans" in header.toolTip()
+    assert "brain intensity range" in header.toolTip()
+    assert [table.item(i, 2).text() for i in range(3)] == [f"{expected:.1%}", "0.20 a.u.", "n/a"]
+    assert table.item(0, 2).text().endswith("%") and table.item(0, 2).text() != "0.0%"
+    tip = table.item(0, 2).toolTip()
+    assert tip.startswith(f"{expected:.2%} of the scan's brain intensity range") and "0.10 in its own" in tip
+    assert "earlier version" in table.item(1, 2).toolTip()
+    assert f"Predicted error SD {expected:.1%} of its brain intensity range" in window.statusBar().currentMessage()
+    window.act["scan_next"].trigger()  # no share recorded: the share of the scan's range on screen, as before
+    assert "of its intensity range" in window.statusBar().currentMessage()
+    assert table.item(1, 2).toolTip().startswith("0.20 in the scan's own intensity units (filled by an earlier")
+    assert "of its intensity range (0.5th to 99.5th percentile)" in table.item(1, 2).toolTip()
     window.forget_changes()

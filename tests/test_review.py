@@ -54,6 +54,25 @@ def test_the_table_must_exist_and_its_uncertainty_column_is_read(tmp_path):
     assert [s.uncertainty for s in CohortReview(out).scans] == ["0.10", "0.20", "0.30"]
 
 
+def test_the_uncertainty_share_column_is_read_and_a_table_of_an_older_version_without_it_still_opens(tmp_path):
+    out = write_cohort(tmp_path / "new", 3, uncertainty=True)
+    with open(out / TABLE, encoding="utf-8") as stream:
+        rows = list(csv.DictReader(stream, delimiter="\t"))
+    rows[1]["uncertainty_share"], rows[2]["uncertainty_share"] = "n/a", "0.0x"  # not predicted; unreadable
+    with open(out / TABLE, "w", encoding="utf-8", newline="") as stream:
+        writer = csv.DictWriter(stream, fieldnames=list(rows[0]), delimiter="\t", lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+    review = CohortReview(out)
+    assert review.shares and [s.uncertainty for s in review.scans] == ["0.10", "0.20", "0.30"]
+    assert review.scans[0].uncertainty_share == pytest.approx(float(rows[0]["uncertainty_share"]), rel=1e-12)
+    assert 0 < review.scans[0].uncertainty_share < 0.01  # 0.1 of a range of about 100
+    assert review.scans[1].uncertainty_share is None and review.scans[2].uncertainty_share is None
+    old = CohortReview(write_cohort(tmp_path / "old", 3, uncertainty=True, shares=False))
+    assert not old.shares and [s.uncertainty for s in old.scans] == ["0.10", "0.20", "0.30"]
+    assert all(s.uncertainty_share is None for s in old.scans)
+
+
 def test_a_scan_is_read_with_its_mask_and_uncertainty_and_failed_or_missing_ones_say_why(tmp_path):
     out = write_cohort(tmp_path, 4, failed=1, missing=1, uncertainty=True)
     review = CohortReview(out)

@@ -18,6 +18,7 @@ from core.checkpoint import load_model
 from core.errors import InpaintError
 from core.fill import FillSettings, fill_volume
 from core.fill_file import fill_file
+from core.normalize import intensity_scale
 from core.refine3d import Refiner3D, RefinerConfig, load_refiner, save_refiner
 from core.uncertainty import (FILE_NAME, UncertaintyModel, fit, lesion_features, lesion_rms, load_uncertainty,
                               one_sigma_share, to_json)
@@ -109,6 +110,8 @@ def test_a_refine3d_fill_predicts_its_error_in_the_hole(tiny_vae: Path, tmp_path
     assert result.uncertainty.shape == (hole.sum(),) and np.isfinite(result.uncertainty).all()
     assert (result.uncertainty > 0).all()
     assert sd[18, 22, 16] > sd[16, 20, 15]   # deeper in the lesion, less known around
+    scale = intensity_scale(np.where(hole, 0, image), hole=hole)   # the normalisation, from the known brain
+    assert (result.scale.lo, result.scale.hi) == pytest.approx((scale.lo, scale.hi), rel=1e-6)
     plain = fill_volume(image, affine, hole, model, FillSettings(), refiner=load_refiner(_refiner(tmp_path / "p", None)))
     assert plain.uncertainty is None and np.array_equal(plain.filled, result.filled)
 
@@ -127,6 +130,12 @@ def test_fill_file_writes_the_map_on_the_image_grid(brain_files, tiny_vae: Path,
     assert done.uncertainty_mean == pytest.approx(float(data[hole].mean()), rel=1e-5)
     assert json.loads(done.sidecar.read_text())["uncertainty"]["mean_sd"] == pytest.approx(done.uncertainty_mean,
                                                                                              rel=1e-3)
+    image = nib.load(image_path).get_fdata(dtype=np.float32)
+    scale = intensity_scale(np.where(hole, 0, image), hole=hole)   # the fill's normalisation: known brain voxels
+    assert done.uncertainty_share == pytest.approx(done.uncertainty_mean / (scale.hi - scale.lo), rel=1e-6)
+    assert json.loads(done.sidecar.read_text())["uncertainty"]["mean_sd_share"] == pytest.approx(
+        done.uncertainty_share, rel=1e-5)
+    assert 0 < done.uncertainty_share < 1
     with pytest.raises(InpaintError, match="already exists"):   # protected like every output: checked first
         fill_file(image_path, mask_path, tmp_path / "again.nii.gz", FillSettings(), model=str(tiny_vae), refiner=refiner,
                   uncertainty=sd_path)

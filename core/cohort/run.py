@@ -227,7 +227,7 @@ def _plan(scan: Scan, row: Row, options: CohortOptions, common: dict) -> Row | T
                 else "filled from the same inputs with the same settings")
         return dataclasses.replace(row, status=SKIPPED, lesion_voxels=done.lesion_voxels, lesion_ml=done.lesion_ml,
                                    slices=done.slices, seconds=done.seconds, uncertainty=done.uncertainty,
-                                   message=f"Already {what}.")
+                                   uncertainty_share=done.uncertainty_share, message=f"Already {what}.")
     output = options.out_dir / row.output
     output.parent.mkdir(parents=True, exist_ok=True)
     return Task(image=image, mask=mask, brainmask=brain, output=output, settings=options.settings,

@@ -57,7 +57,8 @@ def copy_unfilled(task: Task) -> Row:
     _write_pair(task.image, task.output, _sidecar(task, why))
     Path(uncertainty_name(str(task.output))).unlink(missing_ok=True)  # an earlier fill's map is not this output's
     return dataclasses.replace(task.row, status=NO_LESION, lesion_voxels="0", lesion_ml="0.000", slices="0",
-                               seconds=f"{time.monotonic() - began:.2f}", uncertainty="", message=why)
+                               seconds=f"{time.monotonic() - began:.2f}", uncertainty="", uncertainty_share="",
+                               message=why)
 
 
 def _sidecar(task: Task, why: str) -> dict[str, Any]:

@@ -100,4 +100,6 @@ def fill_scan(task: Task) -> Row:
                                mask_sha256=done.record["mask"]["sha256"], lesion_voxels=str(done.hole_voxels),
                                lesion_ml=f"{done.hole_ml:.3f}", slices=str(done.slices),
                                seconds=f"{float(done.record['seconds']):.2f}",  # as a rebuilt table reads it
-                               uncertainty="" if done.uncertainty_mean is None else f"{done.uncertainty_mean:.4g}")
+                               uncertainty="" if done.uncertainty_mean is None else f"{done.uncertainty_mean:.4g}",
+                               uncertainty_share="" if done.uncertainty_share is None
+                               else f"{done.uncertainty_share:.4g}")
