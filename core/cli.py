@@ -186,8 +186,9 @@ def _fill_and_report(args: argparse.Namespace) -> int:
         print(f"filled {done.hole_voxels} voxels {_where(args.method, done)} in {done.seconds:.1f} s on "
               f"{done.device}; wrote {done.output} and {done.sidecar}", file=sys.stderr)
         if done.uncertainty is not None:
-            print(f"wrote {done.uncertainty}: predicted error, mean SD {done.uncertainty_mean:.4g} over the filled "
-                  "voxels", file=sys.stderr)
+            share = "" if done.uncertainty_share is None else f" ({done.uncertainty_share:.1%} of the brain's intensity range)"
+            print(f"wrote {done.uncertainty}: predicted error, mean SD {done.uncertainty_mean:.4g}{share} over the "
+                  "filled voxels", file=sys.stderr)
         if done.metrics:
             print("metrics vs reference: " + ", ".join(f"{k} {v:.4f}" for k, v in done.metrics.items()
                                                        if v is not None), file=sys.stderr)

@@ -386,3 +386,12 @@ def test_an_interrupt_after_the_output_is_written_says_it_is_complete(brain_file
     monkeypatch.setattr(core.fill_file, "fill_file", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt))
     assert core.cli.main(["fill", str(image_path), str(mask_path), "-o", str(before), "--force", "--quiet"]) == 130
     assert capsys.readouterr().err.strip() == "inpaint: interrupted; no output was written."
+
+
+def test_fill_reports_the_predicted_error_in_units_and_as_a_share(brain_files, tmp_path, capsys) -> None:
+    image_path, mask_path, _ = brain_files
+    code, err = _run(capsys, "fill", image_path, mask_path, "-o", tmp_path / "o.nii.gz", "--uncertainty",
+                     tmp_path / "sd.nii.gz")
+    assert code == 0, err
+    record = json.loads((tmp_path / "o.json").read_text())["uncertainty"]
+    assert f"mean SD {record['mean_sd']:.4g} ({record['mean_sd_share']:.1%} of the brain's intensity range)" in err
