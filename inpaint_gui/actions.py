@@ -105,8 +105,8 @@ MENUS: dict[str, tuple[Spec | str, ...]] = {
         Spec("load_checkpoint", "&Load checkpoint...", ("Ctrl+Shift+L",), "Use a model folder from disk."),
     ),
     "&Review": (
-        Spec("scan_next", "&Next scan", ("Ctrl+N",), "Show the next scan of the cohort under review."),
-        Spec("scan_prev", "&Previous scan", ("Ctrl+Shift+N",), "Show the previous scan of the cohort."),
+        Spec("scan_next", "&Next scan", ("Ctrl+N",), "Show the next scan in the review list's order."),
+        Spec("scan_prev", "&Previous scan", ("Ctrl+Shift+N",), "Show the previous scan in the review list's order."),
         "-",
         Spec("rate_pass", "Rate &pass", ("P",), "The fill of this scan is fine (written to desc-qc_scans.tsv)."),
         Spec("rate_fail", "Rate &fail", ("F",), "The fill of this scan is wrong (written to desc-qc_scans.tsv)."),

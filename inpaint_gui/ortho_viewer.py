@@ -37,7 +37,8 @@ HINT = ("<b>Window/level</b>: drag the histogram's bounds, type them, <b>W</b> a
         "<b>L</b> live preview on/off (a finished stroke shows its lesion filled)<br>"
         "<b>Ctrl+Z</b> undo, <b>Ctrl+Shift+Z</b> redo<br>"
         "<b>Ctrl+R</b> run fill, <b>Esc</b> cancel<br>"
-        "<b>Ctrl+Shift+R</b> review a cohort: <b>Ctrl+N</b> / <b>Ctrl+Shift+N</b> next / previous scan, "
+        "<b>Ctrl+Shift+R</b> review a cohort: <b>Ctrl+N</b> / <b>Ctrl+Shift+N</b> next / previous scan "
+        "in the list's order, "
         "<b>P</b> pass, <b>F</b> fail, <b>U</b> unsure, <b>Shift+C</b> comment<br>"
         "<b>F1</b> all shortcuts, <b>F2</b> hide this help")
 OUTLINED = ("masked", "preview", "live", "generated", "blended")  # layers where the mask is drawn as an outline

@@ -2,7 +2,8 @@
 
 The model is `core.review.CohortReview` (ratings written atomically at every key press); a scan is
 read with `core.review_scan.load_scan` and shown as a read-only document whose result is the filled
-image, so the comparison keys (T, Ctrl+1..4, X) and N / Shift+N work on it as on a fill. The uncertainty
+image, so the comparison keys (T, Ctrl+1..4, X) and N / Shift+N work on it as on a fill; Ctrl+N / Ctrl+Shift+N
+follow the list's order as sorted (scans are addressed by their index in the CohortReview). The uncertainty
 overlay is turned on when a cohort opens (Shift+U still toggles it) and back as it was when the review ends.
 """
 
@@ -112,14 +113,16 @@ class ReviewController(QObject):
         self.changed.emit()
 
     def step(self, direction: int) -> None:
+        """Show the next (1) or previous (-1) scan in the list's order, as sorted."""
         cohort = self.cohort
         if cohort is None:
             return
-        index = self.index + direction
-        if not 0 <= index < len(cohort.scans):
-            self.message.emit(f"{'Last' if direction > 0 else 'First'} scan of the cohort ({cohort.progress()}).")
+        order = self.panel.order()
+        position = order.index(self.index) + direction
+        if not 0 <= position < len(order):
+            self.message.emit(f"{'Last' if direction > 0 else 'First'} scan of the list ({cohort.progress()}).")
             return
-        self.show(index)
+        self.show(order[position])
 
     def rate(self, rating: str) -> None:
         cohort = self.cohort

@@ -1,13 +1,18 @@
-"""The cohort review's list: one row per scan with its status, uncertainty, rating and comment."""
+"""The cohort review's list: one row per scan with its status, uncertainty, rating and comment, sorted by a click on
+a column's header; each row keeps its scan's index in the CohortReview, the scan's identity whatever the order."""
 
 from __future__ import annotations
+
+import math
+import re
+from typing import Optional
 
 from PySide6.QtCore import QModelIndex, QSize, Qt, Signal
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QLabel, QStyledItemDelegate, QStyleOptionViewItem, \
     QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget
 
-from core.review import CohortReview, Scan
+from core.review import CohortReview, Rating, Scan
 
 COLUMNS = ("scan", "status", "SD (a.u.)", "rating", "comment")  # SD: the table's uncertainty column, scan units
 SD_TIP = ("The mean predicted error (one SD) over the scan's filled voxels, from desc-filled_scans.tsv, in the scan's "
@@ -22,7 +27,31 @@ SHARE_TIP = ("The mean predicted error (one SD) over the scan's filled voxels, f
 WIDTH = 380    # the list's width when it opens: every column whole, names and comments a few words wide
 COMMENT = 90   # the comments' width that scan names leave, when the list is wide enough for both
 RATING_COLOURS = {"pass": QColor(40, 150, 60), "fail": QColor(200, 40, 40), "unsure": QColor(200, 130, 0)}
-KEYS = "Ctrl+N / Ctrl+Shift+N next / previous scan, N / Shift+N lesions, P pass, F fail, U unsure, Shift+C comment"
+KEYS = ("Ctrl+N / Ctrl+Shift+N next / previous scan in the list's order (click a header to sort by it), N / Shift+N "
+        "lesions, P pass, F fail, U unsure, Shift+C comment")
+SCAN = Qt.ItemDataRole.UserRole    # on column 0: the row's scan index in the CohortReview
+KEY = Qt.ItemDataRole.UserRole + 1  # on every cell: its sort key (rank, value)
+Key = tuple[int, object]
+
+
+def natural_key(name: str) -> tuple:
+    """`name` sorted as a person would: runs of digits by their value (sub-2 before sub-10), the rest ignoring case."""
+    return tuple(int(part) if part.isdecimal() else part.lower() for part in re.split(r"(\d+)", name))
+
+
+class Cell(QTableWidgetItem):
+    """A cell sorted by its key: by value, and a higher rank (n/a, unrated) after a lower whichever the order."""
+
+    def __init__(self, text: str, key: Key) -> None:
+        super().__init__(text)
+        self.setData(KEY, key)
+
+    def __lt__(self, other: QTableWidgetItem) -> bool:
+        (rank, value), (other_rank, other_value) = self.data(KEY), other.data(KEY)
+        if rank == other_rank:
+            return value < other_value
+        descending = self.tableWidget().horizontalHeader().sortIndicatorOrder() == Qt.SortOrder.DescendingOrder
+        return rank > other_rank if descending else rank < other_rank  # Qt sorts descending by other < self
 
 
 class OneLine(QStyledItemDelegate):
@@ -64,23 +93,37 @@ class ReviewTable(QTableWidget):
         self.fit_names()
 
 
-def _sd_cell(scan: Scan, shares: bool) -> tuple[str, str]:
-    """The SD cell's text and tooltip (empty: none predicted): the share of the scan's brain intensity range when
-    the table has that column, else (an older table, or a scan filled by an earlier version) the scan's units."""
+def _number(text: str) -> Optional[float]:
+    """`text` as a finite number (None: it is none, the cell sorts with n/a)."""
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return value if math.isfinite(value) else None
+
+
+def _sd_cell(scan: Scan, shares: bool) -> tuple[str, str, Key]:
+    """The SD cell's text, tooltip (empty: none predicted) and sort key: the share of the scan's brain intensity range
+    when the table has that column, else (an older table, or a scan filled by an earlier version) the scan's units,
+    sorted after the shares (they cannot be compared with them), and n/a last."""
     sd = scan.uncertainty
     if shares and scan.uncertainty_share is not None:
         units = f"; {sd} in its own intensity units" if sd else ""
         return (f"{scan.uncertainty_share:.1%}", f"{scan.uncertainty_share:.2%} of the scan's brain intensity range "
-                f"(0.5th to 99.5th percentile of known brain voxels){units}")
+                f"(0.5th to 99.5th percentile of known brain voxels){units}", (0, scan.uncertainty_share))
     if not sd:
-        return "n/a", ""
+        return "n/a", "", (2, 0.0)
+    value = _number(sd)
+    key = (2, 0.0) if value is None else (1 if shares else 0, value)
     if shares:
-        return f"{sd} a.u.", f"{sd} in the scan's own intensity units (filled by an earlier version, no share recorded)"
-    return sd, f"{sd} in the scan's own intensity units"
+        tip = f"{sd} in the scan's own intensity units (filled by an earlier version, no share recorded)"
+        return f"{sd} a.u.", tip, key
+    return sd, f"{sd} in the scan's own intensity units", key
 
 
 class ReviewPanel(QWidget):
-    """Thin view of a CohortReview; a click on a row asks for that scan."""
+    """Thin view of a CohortReview; a click on a row asks for that scan, one on a header sorts the rows by that column
+    (again: the other way). Its methods take scan indices, never row numbers."""
 
     scanRequested = Signal(int)
 
@@ -99,7 +142,11 @@ class ReviewPanel(QWidget):
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.table.setFocusPolicy(Qt.FocusPolicy.NoFocus)  # the window's keys (N, P, F, U...) stay the window's
         self.table.verticalHeader().setVisible(False)
-        self.table.cellClicked.connect(lambda row, _column: self.scanRequested.emit(row))
+        self.table.cellClicked.connect(lambda row, _column: self.scanRequested.emit(self.table.item(row, 0).data(SCAN)))
+        header = self.table.horizontalHeader()
+        header.setSortIndicatorShown(True)
+        header.setSortIndicator(-1, Qt.SortOrder.AscendingOrder)  # unsorted: the table's order
+        header.sortIndicatorChanged.connect(self._sort)  # a click flips it (ascending first)
         layout = QVBoxLayout(self)
         layout.addWidget(self.title)
         layout.addWidget(keys)
@@ -109,43 +156,64 @@ class ReviewPanel(QWidget):
         return QSize(WIDTH, super().sizeHint().height())  # the dock opens this wide; it can be narrowed
 
     def show_cohort(self, review: CohortReview) -> None:
-        header = self.table.horizontalHeaderItem(2)
-        header.setText(SHARE_HEADER if review.shares else COLUMNS[2])
-        header.setToolTip(SHARE_TIP if review.shares else SD_TIP)
+        sd_header = self.table.horizontalHeaderItem(2)
+        sd_header.setText(SHARE_HEADER if review.shares else COLUMNS[2])
+        sd_header.setToolTip(SHARE_TIP if review.shares else SD_TIP)
         self.table.setRowCount(len(review.scans))
-        for row, scan in enumerate(review.scans):
+        for index, scan in enumerate(review.scans):  # in the table's order, then sorted as the list was
             name = scan.source.rsplit("/", 1)[-1].split(".", 1)[0]
-            sd, tip = _sd_cell(scan, review.shares)
-            for column, text in enumerate((name, scan.status, sd)):
-                item = QTableWidgetItem(text)
+            sd, tip, key = _sd_cell(scan, review.shares)
+            cells = (Cell(name, (0, natural_key(name))), Cell(scan.status, (0, scan.status.lower())), Cell(sd, key))
+            for column, item in enumerate(cells):
                 item.setToolTip(scan.message or scan.output)
-                self.table.setItem(row, column, item)
+                self.table.setItem(index, column, item)
+            self.table.item(index, 0).setData(SCAN, index)
             if tip:
-                self.table.item(row, 2).setToolTip(tip)
-                self.table.item(row, 2).setData(Qt.ItemDataRole.UserRole, tip)  # what show_share adds to
-            self.show_rating(review, row)
+                self.table.item(index, 2).setToolTip(tip)
+                self.table.item(index, 2).setData(Qt.ItemDataRole.UserRole, tip)  # what show_share adds to
+            self._show_rating(index, review.rating(index))
+        header = self.table.horizontalHeader()
+        if header.sortIndicatorSection() >= 0:
+            self.table.sortItems(header.sortIndicatorSection(), header.sortIndicatorOrder())
         self.show_progress(review)
         self.table.fit_names()
 
-    def show_rating(self, review: CohortReview, row: int) -> None:
-        rating = review.rating(row)
-        item = QTableWidgetItem(rating.rating if rating else "")
+    def order(self) -> list[int]:
+        """The scans' indices in the list's order, top to bottom."""
+        return [self.table.item(row, 0).data(SCAN) for row in range(self.table.rowCount())]
+
+    def show_rating(self, review: CohortReview, index: int) -> None:
+        """Scan `index`'s rating and comment; its row stays where it is until the list is sorted again."""
+        self._show_rating(self.order().index(index), review.rating(index))
+        self.show_progress(review)
+
+    def _show_rating(self, row: int, rating: Optional[Rating]) -> None:
+        item = Cell(rating.rating, (0, rating.rating)) if rating else Cell("", (1, ""))  # unrated last
         if rating:
             item.setForeground(RATING_COLOURS[rating.rating])
         self.table.setItem(row, 3, item)
-        comment = QTableWidgetItem(rating.comment if rating else "")
-        comment.setToolTip(comment.text())
+        text = rating.comment if rating else ""
+        comment = Cell(text, (0, text.lower()) if text else (1, ""))  # no comment last
+        comment.setToolTip(text)
         self.table.setItem(row, 4, comment)
-        self.show_progress(review)
 
-    def show_share(self, row: int, text: str) -> None:
-        """The SD of the scan on screen as a share of its intensity range, in its cell's tooltip."""
-        item = self.table.item(row, 2)
+    def show_share(self, index: int, text: str) -> None:
+        """The SD of scan `index` (on screen) as a share of its intensity range, in its cell's tooltip."""
+        item = self.table.item(self.order().index(index), 2)
         item.setToolTip(f"{item.data(Qt.ItemDataRole.UserRole)}: {text}")
 
     def show_progress(self, review: CohortReview) -> None:
         self.title.setText(f"<b>{review.out_dir.name}</b>: {len(review.scans)} scans, {review.progress()}")
 
-    def select(self, row: int) -> None:
+    def select(self, index: int) -> None:
+        """Select scan `index`'s row and scroll it into view."""
+        row = self.order().index(index)
         self.table.selectRow(row)
         self.table.scrollToItem(self.table.item(row, 0))
+
+    def _sort(self, column: int, order: Qt.SortOrder) -> None:
+        """Sort the rows by `column` (a header was clicked); the selected scan stays selected and in view."""
+        self.table.sortItems(column, order)
+        selected = self.table.selectedItems()
+        if selected:
+            self.table.scrollToItem(selected[0])

@@ -9,7 +9,7 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
-from PySide6.QtCore import Qt  # noqa: E402
+from PySide6.QtCore import QPoint, Qt  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
 from core.review import QC_TABLE, read_ratings  # noqa: E402
@@ -236,4 +236,117 @@ def test_a_table_with_the_share_column_shows_the_sd_as_a_share_comparable_across
     assert "of its intensity range" in window.statusBar().currentMessage()
     assert table.item(1, 2).toolTip().startswith("0.20 in the scan's own intensity units (filled by an earlier")
     assert "of its intensity range (0.5th to 99.5th percentile)" in table.item(1, 2).toolTip()
+    window.forget_changes()
+
+
+def _edit_table(out: Path, column: str, values: list[str]) -> None:
+    """Set `column` of desc-filled_scans.tsv, row by row."""
+    table_path = out / "desc-filled_scans.tsv"
+    lines = [line.split("\t") for line in table_path.read_text().splitlines()]
+    at = lines[0].index(column)
+    for cells, value in zip(lines[1:], values):
+        cells[at] = value
+    table_path.write_text("".join("\t".join(cells) + "\n" for cells in lines))
+
+
+def _click_header(qtbot, table, column: int) -> None:
+    header = table.horizontalHeader()
+    x = header.sectionViewportPosition(column) + header.sectionSize(column) // 2
+    qtbot.mouseClick(header.viewport(), Qt.MouseButton.LeftButton, pos=QPoint(x, header.height() // 2))
+
+
+def _click_row(qtbot, table, row: int) -> None:
+    qtbot.mouseClick(table.viewport(), Qt.MouseButton.LeftButton, pos=table.visualItemRect(table.item(row, 0)).center())
+
+
+def _shown(table) -> list[int]:
+    """The scans' indices, top to bottom."""
+    return [table.item(row, 0).data(Qt.ItemDataRole.UserRole) for row in range(table.rowCount())]
+
+
+def _selected(table) -> list[int]:
+    rows = table.selectionModel().selectedRows()
+    return [table.item(index.row(), 0).data(Qt.ItemDataRole.UserRole) for index in rows]
+
+
+def test_sorted_by_sd_the_clicks_keys_and_ratings_address_the_scans_shown(qtbot, tmp_path, dialogs):
+    """A reviewer of many scans looks at the most uncertain fills first: a second click on SD puts the largest on top
+    (n/a last), and a click, P and Ctrl+N then act on the rows as sorted, not on the table's order."""
+    out = write_cohort(tmp_path, 6, uncertainty=True)
+    _edit_table(out, "uncertainty_share", ["0.02", "0.105", "0.011", "n/a", "0.05", "n/a"])
+    _edit_table(out, "uncertainty", ["0.10", "0.20", "0.30", "0.40", "0.50", "n/a"])  # scan 4: its own units only
+    window = _window(qtbot, tmp_path, dialogs)
+    _open_with_keys(qtbot, window, out)
+    review, table = window.review, window.review_panel.table
+    assert _shown(table) == list(range(6)) and review.index == 0
+    _click_header(qtbot, table, 2)
+    assert _shown(table) == [2, 0, 4, 1, 3, 5] and _selected(table) == [0]  # ascending, n/a last
+    _click_header(qtbot, table, 2)
+    assert _shown(table) == [1, 4, 0, 2, 3, 5] and _selected(table) == [0]  # the largest first, n/a still last
+    assert [table.item(row, 2).text() for row in range(6)] == ["10.5%", "5.0%", "2.0%", "1.1%", "0.40 a.u.", "n/a"]
+
+    _click_row(qtbot, table, 0)
+    scans = review.cohort.scans
+    assert review.index == 1 and _selected(table) == [1]
+    message = window.statusBar().currentMessage()
+    assert message.startswith("Scan 2 of 6 (") and f": {scans[1].source}. Predicted error SD 10.5%" in message
+    qtbot.keyClick(window, Qt.Key.Key_P)
+    assert {k: r.rating for k, r in read_ratings(out).items()} == {scans[1].output: "pass"}
+    assert table.item(0, 3).text() == "pass" and _shown(table) == [1, 4, 0, 2, 3, 5] and _selected(table) == [1]
+    qtbot.keyClick(window, Qt.Key.Key_N, CTRL)  # the next row, not scan 3
+    assert review.index == 4 and _selected(table) == [4]
+    assert window.statusBar().currentMessage().startswith(f"Scan 5 of 6 (1 of 6 rated): {scans[4].source}")
+    qtbot.keyClick(window, Qt.Key.Key_F)
+    assert read_ratings(out)[scans[4].output].rating == "fail" and table.item(1, 3).text() == "fail"
+    for _ in range(3):
+        qtbot.keyClick(window, Qt.Key.Key_N, CTRL)
+    assert review.index == 3  # its SD in its own units: the share of its range goes to its own row's tooltip
+    assert "of its intensity range (0.5th" in table.item(4, 2).toolTip()
+    assert not any("of its intensity range (0.5th" in table.item(row, 2).toolTip() for row in (0, 1, 2, 3, 5))
+    qtbot.keyClick(window, Qt.Key.Key_N, CTRL | SHIFT)
+    assert review.index == 2
+
+    assert review.open(out)  # reopened: sorted as it was, at the first unrated scan
+    assert table.horizontalHeader().sortIndicatorSection() == 2
+    assert _shown(table) == [1, 4, 0, 2, 3, 5] and review.index == 0 and _selected(table) == [0]
+    assert [table.item(row, 3).text() for row in range(6)] == ["pass", "fail", "", "", "", ""]
+    assert not dialogs.errors
+    window.forget_changes()
+
+
+def test_names_sort_naturally_ratings_unrated_last_and_an_old_tables_sd_by_its_value(qtbot, tmp_path, dialogs):
+    """An older table's SD (a.u.) sorts by its value, not its text (9.5 before 10.2 before 100); sub-9 comes before
+    sub-10; a rating leaves its row in place until the next sort, and Ctrl+N stops at the list's last row."""
+    out = write_cohort(tmp_path, 4, failed=1, uncertainty=True, shares=False)
+    _edit_table(out, "source", [f"sub-{n}/anat/sub-{n}_T1w.nii.gz" for n in ("10", "9", "1", "04")])
+    _edit_table(out, "uncertainty", ["9.5", "10.2", "n/a", "100"])
+    window = _window(qtbot, tmp_path, dialogs)
+    _open_with_keys(qtbot, window, out)
+    review, table = window.review, window.review_panel.table
+    assert table.horizontalHeaderItem(2).text() == "SD (a.u.)"
+    _click_header(qtbot, table, 2)
+    assert _shown(table) == [0, 1, 3, 2]
+    _click_header(qtbot, table, 2)
+    assert _shown(table) == [3, 1, 0, 2]
+    _click_header(qtbot, table, 1)
+    assert _shown(table)[0] == 3 and table.item(0, 1).text() == "failed"
+    _click_header(qtbot, table, 0)
+    assert _shown(table) == [2, 3, 1, 0] and review.index == 0  # sub-1, sub-04, sub-9, sub-10
+    qtbot.keyClick(window, Qt.Key.Key_N, CTRL)
+    assert review.index == 0 and "Last scan of the list" in window.statusBar().currentMessage()
+    qtbot.keyClick(window, Qt.Key.Key_N, CTRL | SHIFT)
+    assert review.index == 1
+    window.act["rate_pass"].trigger()
+    window.act["scan_prev"].trigger()
+    assert review.index == 3
+    window.act["rate_fail"].trigger()
+    _click_header(qtbot, table, 3)
+    assert _shown(table) == [3, 1, 2, 0]  # fail, pass, then the unrated
+    _click_header(qtbot, table, 3)
+    assert _shown(table) == [1, 3, 2, 0]  # pass, fail, the unrated still last
+    _click_row(qtbot, table, 3)
+    window.act["rate_unsure"].trigger()
+    assert read_ratings(out)[review.cohort.scans[0].output].rating == "unsure"
+    assert _shown(table) == [1, 3, 2, 0] and table.item(3, 3).text() == "unsure" and _selected(table) == [0]
+    assert not dialogs.errors
     window.forget_changes()
