@@ -121,6 +121,12 @@ def _sd_cell(scan: Scan, shares: bool) -> tuple[str, str, Key]:
     return sd, f"{sd} in the scan's own intensity units", key
 
 
+def scan_name(source: str) -> str:
+    """The list's name of a scan: its file name's entities, without the extension and the `_T1w` every scan has."""
+    stem = source.rsplit("/", 1)[-1].split(".", 1)[0]
+    return stem[:-len("_T1w")] if stem.endswith("_T1w") and len(stem) > len("_T1w") else stem
+
+
 class ReviewPanel(QWidget):
     """Thin view of a CohortReview; a click on a row asks for that scan, one on a header sorts the rows by that column
     (again: the other way). Its methods take scan indices, never row numbers."""
@@ -161,7 +167,7 @@ class ReviewPanel(QWidget):
         sd_header.setToolTip(SHARE_TIP if review.shares else SD_TIP)
         self.table.setRowCount(len(review.scans))
         for index, scan in enumerate(review.scans):  # in the table's order, then sorted as the list was
-            name = scan.source.rsplit("/", 1)[-1].split(".", 1)[0]
+            name = scan_name(scan.source)
             sd, tip, key = _sd_cell(scan, review.shares)
             cells = (Cell(name, (0, natural_key(name))), Cell(scan.status, (0, scan.status.lower())), Cell(sd, key))
             for column, item in enumerate(cells):

@@ -332,6 +332,7 @@ def test_names_sort_naturally_ratings_unrated_last_and_an_old_tables_sd_by_its_v
     assert _shown(table)[0] == 3 and table.item(0, 1).text() == "failed"
     _click_header(qtbot, table, 0)
     assert _shown(table) == [2, 3, 1, 0] and review.index == 0  # sub-1, sub-04, sub-9, sub-10
+    assert [table.item(row, 0).text() for row in range(4)] == ["sub-1", "sub-04", "sub-9", "sub-10"]  # no _T1w
     qtbot.keyClick(window, Qt.Key.Key_N, CTRL)
     assert review.index == 0 and "Last scan of the list" in window.statusBar().currentMessage()
     qtbot.keyClick(window, Qt.Key.Key_N, CTRL | SHIFT)
@@ -350,3 +351,10 @@ def test_names_sort_naturally_ratings_unrated_last_and_an_old_tables_sd_by_its_v
     assert _shown(table) == [1, 3, 2, 0] and table.item(3, 3).text() == "unsure" and _selected(table) == [0]
     assert not dialogs.errors
     window.forget_changes()
+
+
+def test_the_list_names_a_scan_by_its_entities() -> None:
+    from inpaint_gui.review_panel import scan_name
+    assert scan_name("sub-02/ses-1/anat/sub-02_ses-1_T1w.nii.gz") == "sub-02_ses-1"
+    assert scan_name("sub-02/anat/sub-02_acq-mprage_run-2_T1w.nii") == "sub-02_acq-mprage_run-2"
+    assert scan_name("sub-02/anat/T1w.nii.gz") == "T1w"
