@@ -15,7 +15,7 @@
 #   scripts/train_all.sh refiner1mm_patch64  the shipped one continued on 64-voxel patches (not shipped)
 #   scripts/train_all.sh refiner1mm_patch48b  that one continued 3000 more steps on 48-voxel patches (stopped at 2700: shipped)
 #   scripts/train_all.sh refiner1mm_width16   the same from the 48-voxel one widened to 16 channels (a tie: stopped)
-#   scripts/train_all.sh refiner1mm_patch48c  the shipped one continued once more, fresh patches (the next candidate)
+#   scripts/train_all.sh refiner1mm_patch48c  the shipped one continued once more, fresh patches (a tie, not kept)
 #   scripts/train_all.sh cohort   the four models retrained on the cohort's training split, one after another,
 #                                 each from its shipped weights (runs/cohort_<name>; COHORT_MINUTES each, default 20)
 # MINUTES (default 85, as used) is each run's wall-clock budget; PYTHON defaults to python.
@@ -153,8 +153,9 @@ if [[ "${1:-}" == "refiner1mm_patch48b" ]]; then
 fi
 
 if [[ "${1:-}" == "refiner1mm_patch48c" ]]; then
-    # The shipped 1 mm refiner (runs/refiner1mm_patch48b, sha256 997b1c14) continued once more as it was made: 48-voxel
-    # patches, fresh ones (seed 7), planned 3000 steps within 240 min (REFINER_MINUTES, counted across resumes).
+    # Measured, not kept (a tie on the validation split: docs/training.md). The shipped 1 mm refiner
+    # (runs/refiner1mm_patch48b, sha256 997b1c14) continued once more as it was made: 48-voxel patches, fresh ones
+    # (seed 7), 3000 steps within 240 min (REFINER_MINUTES, counted across resumes).
     #   scripts/train_all.sh refiner1mm_patch48c [resume]
     REFINER_MINUTES=${REFINER_MINUTES:-240} PATCH=48 mirror_lesions_1mm runs/refiner1mm_patch48c runs/refiner1mm_patch48b \
         0.2 7 "${2:-}"
