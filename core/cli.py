@@ -197,9 +197,9 @@ def _fill_and_report(args: argparse.Namespace) -> int:
 
 def _where(method: str, done: FileFill) -> str:
     """Where the fill worked: its slices for a method that fills slices of a plane, else its lesions."""
-    from .methods import METHODS
+    from .methods import fills_slices
 
-    if "axis" in METHODS[method].reads:
+    if fills_slices(method):
         return f"in {done.slices} {done.axis} slices"
     return f"({done.lesions} lesion{'' if done.lesions == 1 else 's'})"
 

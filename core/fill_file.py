@@ -15,6 +15,7 @@ import numpy as np
 from .checkpoint import Model
 from .errors import InpaintError
 from .fill import FillResult, FillSettings, fill_volume
+from .inputs import count_lesions
 from .job import ProgressCallback
 from .methods import METHODS
 from .normalize import MAX_BRAIN_ML
@@ -120,21 +121,12 @@ def fill_file(image_path: Path, mask_path: Path, output_path: Path, settings: Fi
         save_volume(uncertainty, sd, image, force=force, inputs=[*inputs, out])
     voxels = int(result.hole.sum())
     return FileFill(output=out, sidecar=sidecar_path(out), hole_voxels=voxels,
-                    hole_ml=voxels * voxel_ml(image.affine), lesions=_lesions(result.hole),
+                    hole_ml=voxels * voxel_ml(image.affine), lesions=count_lesions(result.hole),
                     slices=len(result.slices), axis=result.axis,
                     seconds=result.seconds, device=result.device, nonfinite_voxels=nonfinite,
                     outside_brain_voxels=result.outside_brain_voxels, metrics=metrics,
                     record=record, brain_ml=brain_ml, skull_on=brainmask is None and brain_ml > MAX_BRAIN_ML,
                     uncertainty=uncertainty, uncertainty_mean=sd_mean, uncertainty_share=sd_share)
-
-
-def _lesions(hole: np.ndarray) -> int:
-    """The number of lesions (26-connected parts) of `hole`, labelled on its bounding box."""
-    from scipy import ndimage
-
-    from .inputs import hole_box
-
-    return int(ndimage.label(hole[hole_box(hole)], structure=np.ones((3, 3, 3), dtype=bool))[1])
 
 
 def _check_uncertainty_target(path: Path, output_path: Path, inputs: list, settings: FillSettings,

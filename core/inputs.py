@@ -266,6 +266,11 @@ def hole_box(hole: np.ndarray, margin: Union[int, Sequence[int]] = 0) -> tuple[s
     return tuple(_extent(hole, axis, int(margins[axis])) for axis in range(3))  # type: ignore[return-value]
 
 
+def count_lesions(hole: np.ndarray) -> int:
+    """The number of lesions (26-connected parts) of `hole`, labelled on its bounding box."""
+    return int(ndimage.label(hole[hole_box(hole)], structure=np.ones((3, 3, 3), dtype=bool))[1])
+
+
 def _extent(hole: np.ndarray, axis: int, margin: int) -> slice:
     """The indices along `axis` that hold hole voxels, widened by `margin` (clipped; all of it for an empty hole)."""
     touched = np.nonzero(hole.any(axis=tuple(a for a in range(3) if a != axis)))[0]

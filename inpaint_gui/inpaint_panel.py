@@ -9,7 +9,9 @@ from PySide6.QtCore import QEvent, QObject, Qt, Signal
 from PySide6.QtWidgets import (QAbstractItemView, QAbstractSpinBox, QComboBox, QHBoxLayout, QHeaderView, QLabel,
                                QProgressBar, QPushButton, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
+from core.inputs import count_lesions
 from core.job import EtaClock, Progress
+from core.methods import fills_slices
 
 from .document import BASELINE, JobResult
 from .settings_form import SettingsForm
@@ -163,14 +165,16 @@ class InpaintPanel(QWidget):
             self.loss_curve.setData(self._loss_x, self._loss_y)
 
     def show_result(self, result: JobResult, slices: int, filled: str, note: str = "") -> None:
-        """Show a finished fill of `slices` slices and `filled` ('N vox (V ml)'); `note` ends the summary."""
+        """Show a finished fill of `filled` ('N vox (V ml)') in `slices` slices (a method that fills slices) or in its
+        lesions (a 3D method); `note` ends the summary."""
         self.set_running(False)
         self._set_curve(self._loss_x, self._loss_y)
         fill = result.fill
         self.progress.setValue(1000)
-        self.eta.setText(f"Filled {filled} in "
-                         f"{plural(slices, fill.axis + ' slice')} in {fill.seconds:.1f} s "
-                         f"({fill.device}, {plural(result.threads, 'thread')}).{note}")
+        where = (f"{filled} in {plural(slices, fill.axis + ' slice')}" if fills_slices(fill.settings.method)
+                 else f"{plural(count_lesions(fill.hole), 'lesion')}, {filled},")
+        self.eta.setText(f"Filled {where} in {fill.seconds:.1f} s ({fill.device}, "
+                         f"{plural(result.threads, 'thread')}).{note}")
         self.show_metrics(result.metrics)
         self.losses.setRowCount(len(fill.final_loss))
         self.losses.setHorizontalHeaderLabels([f"{fill.axis} slice", "final loss"])

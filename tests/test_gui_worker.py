@@ -284,6 +284,8 @@ def test_a_skipped_mirror_is_said_with_its_reason(qtbot, window, monkeypatch):
         window.act["run"].trigger()
     assert "Other hemisphere not used: the hemispheres do not match" in window.panel.eta.text()
     assert window.doc.result.fill.refiner["mirror"].startswith("not used:")
+    assert window.panel.eta.text().startswith("Filled 1 lesion, ")  # a 3D fill counts lesions, not slices
+    assert "slice" not in window.panel.eta.text()
 
 
 def test_the_3d_refiner_shows_lesion_progress_and_no_empty_loss_plot(qtbot, window, monkeypatch):

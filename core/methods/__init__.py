@@ -28,6 +28,11 @@ register(Poisson3D())
 register(Refine3D())
 
 
+def fills_slices(method: str) -> bool:
+    """Whether `method` fills slices of a plane (its summary counts them), not whole lesions in 3D."""
+    return "axis" in METHODS[method].reads
+
+
 def parameters() -> dict[str, Parameter]:
     """Every registered method's parameters by name, in registry order (the first declaration of a name wins)."""
     found: dict[str, Parameter] = {}
