@@ -3,7 +3,7 @@
     python scripts/collect_results.py
 
 Runs read: `heldout/` and `colin27/` (`inpaint bench` on the two held-out brains), `heldout_cohort/` and
-`heldout_cohort_large/`, `heldout_cohort_thick3/`, `heldout_cohort_edge10/` (`inpaint bench --cohort`), `downstream/` and `downstream_cohort/` (`inpaint bench
+`heldout_cohort_large/`, `heldout_cohort_thick3/`, `heldout_cohort_edge10/`, `heldout_cohort_peri10/` (`inpaint bench --cohort`), `downstream/` and `downstream_cohort/` (`inpaint bench
 --downstream`, on the two held-out brains and on the held-out cohort), the study runs `k3/`, `k7/` (the four slice models, their 2D pipeline
 and its ablations) and the archived run `speed/` (made by an earlier version with the shipped template-trained
 `vae_k3`; its pipeline `default` is today's `slices2d`). Every
@@ -37,7 +37,12 @@ BRAINS = (("heldout", "held-out subject"), ("colin27", "Colin27"))
 COHORT = "heldout_cohort"   # `inpaint bench --cohort ../shared/data/heldout_cohort`: real scans at about 1 mm
 COHORT_LARGE = "heldout_cohort_large"   # the same scans with lesions of 6, 10 and 16 mm radius
 COHORT_THICK = "heldout_cohort_thick3"   # the same scans as 3 mm axial slices (scripts/make_thick_slices.py)
-COHORT_EDGE = "heldout_cohort_edge10"   # the same scans with 10 mm blobs at the brain's edge (juxtacortical)
+LOCATED = {  # the same scans with 10 mm blobs at one kind of place: run folder -> (title, what the lesions are)
+    "heldout_cohort_edge10": ("Lesions at the brain's edge", "10 mm blobs centred 4-8 mm inside the brain's edge, "
+                                                             "juxtacortical"),
+    "heldout_cohort_peri10": ("Lesions beside the ventricles", "10 mm blobs in white matter against the lateral "
+                                                               "ventricles' wall, periventricular"),
+}
 WEIGHTED = "biharmonic-3d-mm"   # biharmonic-3d weighted by voxel size: the base refine3d starts from
 COHORT_DEFAULT = "refine3d"
 RUNS = [
@@ -186,18 +191,19 @@ def thick_slices(report: dict, datasets: bool) -> list[str]:
     return lines
 
 
-def edge_lesions(report: dict) -> list[str]:
-    """The held-out cohort with lesions at the brain's edge: the default against biharmonic-3d."""
+def located_lesions(report: dict, folder: str) -> list[str]:
+    """The held-out cohort with lesions at one kind of place (LOCATED): the default against biharmonic-3d."""
+    title, what = LOCATED[folder]
     cell = report["summary"]["all"][COHORT_DEFAULT]["lesion-sized"]
     alone = report["summary"]["all"].get("refine3d-nomirror", {}).get("lesion-sized", {})
     scans = {scan: c[COHORT_DEFAULT]["vs_biharmonic-3d"] for scan, c in report["per_scan"].items()}
     ahead = sum(value > 0 for value in scans.values())
-    return ["", f"- Lesions at the brain's edge (`docs/results/{COHORT_EDGE}/`: {', '.join(report['families'])}, 10 mm "
-            f"blobs centred 4-8 mm inside the brain's edge, juxtacortical, {report['cases_per_family']} per scan): the "
+    return ["", f"- {title} (`docs/results/{folder}/`: {', '.join(report['families'])}, {what}, "
+            f"{report['cases_per_family']} per scan): the "
             f"default is {_pm(cell['psnr_vs_biharmonic-3d'], sign=True)} dB from biharmonic-3d"
             + (f", the refiner alone {_pm(alone['psnr_vs_biharmonic-3d'], sign=True)} dB" if alone else "")
             + f"; ahead on {ahead} of {len(scans)} scans, the worst {min(scans.values()):+.2f} dB.",
-            "", "Lesions at the brain's edge:", ""] + cohort_table(report, "all")
+            "", f"{title}:", ""] + cohort_table(report, "all")
 
 
 def cohort_block(report: dict, datasets: bool) -> list[str]:
@@ -228,10 +234,13 @@ def cohort_block(report: dict, datasets: bool) -> list[str]:
                   + "; ".join(f"{dataset} {'-' if c['spearman'] is None else format(c['spearman'], '.2f')} / {100 * c['one_sigma_share']:.1f}%" for dataset, c in cells)
                   + "."]
     lines += ["", "Against the targets on the held-out cohort:", ""] + cohort_verdict(report)
-    large, thick, edge = load_cohort(COHORT_LARGE), load_cohort(COHORT_THICK), load_cohort(COHORT_EDGE)
-    return (lines + (large_lesions(large, datasets) if large is not None else [])
-            + (thick_slices(thick, datasets) if thick is not None else [])
-            + (edge_lesions(edge) if edge is not None and datasets else []))
+    large, thick = load_cohort(COHORT_LARGE), load_cohort(COHORT_THICK)
+    lines += (large_lesions(large, datasets) if large is not None else []) + (
+        thick_slices(thick, datasets) if thick is not None else [])
+    for folder in LOCATED if datasets else []:
+        located = load_cohort(folder)
+        lines += located_lesions(located, folder) if located is not None else []
+    return lines
 
 
 def load_downstream() -> dict | None:

@@ -11,6 +11,7 @@
 #             1 mm is too slow for a CPU run)
 #   heldout_cohort_large/  the same scans with large lesions (6, 10 and 16 mm radius), two of each per scan
 #   heldout_cohort_edge10/  the same scans with 10 mm blobs at the brain's edge (juxtacortical), three per scan
+#   heldout_cohort_peri10/  the same scans with 10 mm blobs against the lateral ventricles (periventricular), three per scan
 #   heldout_cohort_thick3/  the same scans as a clinical scan with 3 mm axial slices would show them
 #             (scripts/make_thick_slices.py: slabs of 3 mm averaged), lesion-sized lesions as above
 #   k3/, k7/  the study runs: the four slice models (VAE and GAN per kernel), their 2D pipeline and its
@@ -23,7 +24,7 @@
 # on the machine, with two threads. CASES (default 6) lesions per family: the paired standard
 # error that docs/results.md gives with every difference shrinks with their square root.
 #   scripts/run_benchmarks.sh             every run above
-#   scripts/run_benchmarks.sh refiner1mm  only the runs that a new 1 mm refiner changes, two at a time: the three
+#   scripts/run_benchmarks.sh refiner1mm  only the runs that a new 1 mm refiner changes, two at a time: the five
 #             held-out cohort runs and both downstream runs (each records every shipped refiner's checksum)
 #   scripts/run_benchmarks.sh brains2mm   only heldout/, colin27/, k3/ and k7/, one at a time (one core, about an hour)
 set -euo pipefail
@@ -47,6 +48,9 @@ cohort_runs() {
     "$PYTHON" -m core.cli bench --cohort "$DATA/heldout_cohort" --methods refine3d,refine3d-nomirror,biharmonic-3d \
         --families edge10 --models "$MODEL" --cases 3 --out docs/results/heldout_cohort_edge10 --quiet \
         > docs/results/heldout_cohort_edge10.log 2>&1
+    "$PYTHON" -m core.cli bench --cohort "$DATA/heldout_cohort" --methods refine3d,refine3d-nomirror,biharmonic-3d \
+        --families peri10 --models "$MODEL" --cases 3 --out docs/results/heldout_cohort_peri10 --quiet \
+        > docs/results/heldout_cohort_peri10.log 2>&1
     local thick
     thick=$(mktemp -d)
     "$PYTHON" scripts/make_thick_slices.py "$DATA/heldout_cohort" "$thick/heldout_cohort_thick3" --thickness 3 > /dev/null

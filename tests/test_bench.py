@@ -9,14 +9,15 @@ from scipy import ndimage
 
 from conftest import make_tiny_model, synthetic_brain
 from core.bench import command, runner
-from core.bench.masks import FAMILIES, make_cases, small_balls
+from core.bench.lesions import periventricular
+from core.bench.masks import FAMILIES, Periventricular, make_cases, small_balls
 from core.bench.report import METRICS, OPTIONAL_METRICS, speed_comparison
 from core.bench.runner import CaseResult, load_bench_data
 from core.checkpoint import load_model
 from core.cli import main
 from core.errors import InpaintError
 from core.fill import FillSettings
-from core.resources import MNI152_T1
+from core.resources import DEMO_BRAIN, MNI152_T1
 
 SHAPE = (48, 56, 44)
 
@@ -69,6 +70,32 @@ def test_edge_blobs_are_ten_mm_lesions_touching_the_brains_edge(brain):
     assert all(distance[case.hole].min() > 8.0 for case in deep)   # the deep ones never do
 
 
+def test_periventricular_blobs_are_ten_mm_lesions_against_the_ventricle_wall(brain):
+    ventricles = np.zeros(SHAPE, dtype=bool)
+    ventricles[22:26, 20:34, 16:26] = True
+    to_ventricles = ndimage.distance_transform_edt(~ventricles, sampling=2.0)
+    peri = Periventricular(zone=brain & ~ventricles & (to_ventricles <= 5.0), ventricles=ventricles)
+    with pytest.raises(ValueError, match="needs the ventricles"):
+        make_cases(brain, (2.0, 2.0, 2.0), ["peri10"], per_family=1)
+    for case in make_cases(brain, (2.0, 2.0, 2.0), ["peri10"], per_family=3, seed=4, peri=peri):
+        sphere_ml = np.pi / 6 * 10.0 ** 3 / 1000
+        assert 0.65 * sphere_ml <= case.voxels * 0.008 <= 1.35 * sphere_ml
+        assert not (case.hole & ~brain).any() and not (case.hole & ventricles).any()  # beside it, not in it
+        assert ndimage.label(case.hole, structure=np.ones((3, 3, 3)))[1] == 1
+        assert to_ventricles[case.hole].min() <= 2.0          # its edge is the ventricle's wall
+
+
+def test_the_ventricles_of_a_real_brain_are_found_for_periventricular_holes() -> None:
+    data = load_bench_data(DEMO_BRAIN, None)
+    peri = periventricular(data.image, data.brain, data.voxel_mm)
+    ml = float(np.prod(data.voxel_mm)) / 1000
+    assert 5 <= peri.ventricles.sum() * ml <= 80 and 5 <= peri.zone.sum() * ml   # lateral ventricles: 7-50 ml
+    centre = np.argwhere(data.brain).mean(axis=0)
+    assert np.abs(np.argwhere(peri.ventricles).mean(axis=0) - centre).max() * max(data.voxel_mm) < 25  # central
+    (case,) = make_cases(data.brain, data.voxel_mm, ["peri10"], per_family=1, peri=peri)
+    assert not (case.hole & peri.ventricles).any()
+
+
 def test_small_balls_are_many_small_lesions_centred_in_white_matter(brain):
     wm = np.zeros(SHAPE, dtype=bool)
     wm[14:34, 14:42, 12:32] = True
@@ -99,11 +126,14 @@ def test_cases_spread_over_axial_levels(brain):
 
 def test_seeds_reproduce_and_families_are_independent(brain):
     wm = brain.copy()
-    a = make_cases(brain, (2.0, 2.0, 2.0), FAMILIES, per_family=2, seed=5, wm=wm)
-    b = make_cases(brain, (2.0, 2.0, 2.0), FAMILIES, per_family=2, seed=5, wm=wm)
+    ventricles = np.zeros(SHAPE, dtype=bool)
+    ventricles[22:26, 20:34, 16:26] = True
+    peri = Periventricular(zone=ndimage.binary_dilation(ventricles, iterations=2) & ~ventricles, ventricles=ventricles)
+    a = make_cases(brain, (2.0, 2.0, 2.0), FAMILIES, per_family=2, seed=5, wm=wm, peri=peri)
+    b = make_cases(brain, (2.0, 2.0, 2.0), FAMILIES, per_family=2, seed=5, wm=wm, peri=peri)
     assert [c.id for c in a] == [c.id for c in b]
     assert all(np.array_equal(x.hole, y.hole) for x, y in zip(a, b))
-    c = make_cases(brain, (2.0, 2.0, 2.0), FAMILIES, per_family=2, seed=6, wm=wm)
+    c = make_cases(brain, (2.0, 2.0, 2.0), FAMILIES, per_family=2, seed=6, wm=wm, peri=peri)
     assert not all(np.array_equal(x.hole, y.hole) for x, y in zip(a, c))
     blobs = make_cases(brain, (2.0, 2.0, 2.0), ["blob"], per_family=2, seed=5)
     assert all(np.array_equal(x.hole, y.hole) for x, y in zip(blobs, [k for k in a if k.family == "blob"]))

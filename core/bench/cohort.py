@@ -22,6 +22,7 @@ from ..fill import FillSettings
 from ..refine3d import Refiner, shipped_refiners
 from ..training.cohort import Scan, find_scans, split
 from ..jsonfiles import write_json
+from .lesions import periventricular
 from .masks import make_cases
 from .runner import Method, finite_or_none, load_bench_data, run_bench
 
@@ -200,7 +201,8 @@ def run_cohort(folder: Path, which: str, methods: list[Method], models: dict[str
     for index, scan in enumerate(scans):
         label = f"{scan.dataset}/{scan.image.name.split('_T1w')[0]}"
         data = load_bench_data(scan.image, scan.brainmask)
-        cases = make_cases(data.brain, data.voxel_mm, families, per_family, seed)
+        peri = periventricular(data.image, data.brain, data.voxel_mm) if "peri10" in families else None
+        cases = make_cases(data.brain, data.voxel_mm, families, per_family, seed, peri=peri)
 
         def inner(fraction: float, text: str, index=index, label=label) -> None:
             if progress is not None:

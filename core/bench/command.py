@@ -18,6 +18,7 @@ from ..registry import default_model_name, list_models, resolve_model
 from ..resources import DEMO_BRAIN
 from ..search import select_device
 from .cohort import COHORT_FAMILIES, ONE_SCAN, SPLITS, format_mean_se, run_cohort
+from .lesions import periventricular
 from .masks import FAMILIES, make_cases
 from .outputs import check_outputs
 from .views import write_ortho_figures
@@ -159,7 +160,8 @@ def run(args: argparse.Namespace) -> int:
         raise InpaintError(f"--cases must be at least 1, not {per_family}.")
     try:
         wm = estimate_white_matter(data.image, ~data.brain) if "cube16_wm" in families else None
-        cases = make_cases(data.brain, data.voxel_mm, families, per_family, args.seed, wm)
+        peri = periventricular(data.image, data.brain, data.voxel_mm) if "peri10" in families else None
+        cases = make_cases(data.brain, data.voxel_mm, families, per_family, args.seed, wm, peri)
     except ValueError as exc:
         raise InpaintError(f"cannot cut test holes into {mask_path or image_path}: {exc}; "
                            f"choose other --families or a larger brain.") from None

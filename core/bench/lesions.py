@@ -27,13 +27,16 @@ import numpy as np
 from scipy import ndimage
 from skimage.filters import threshold_multiotsu
 
-from .masks import _blob_component
+from .masks import Periventricular, _blob_component
 
 KINDS = ("periventricular", "deep", "juxtacortical")
 DIAMETER_MM = (3.0, 20.0)
 MIX = (0.2, 0.6)  # lesion mean = GM + f (WM - GM)
 VENTRICLE_DEPTH_MM = 20.0
 PERIVENTRICULAR_MM = 5.0
+VENTRICLE_SHARE = 0.2
+VENTRICLE_BOX = ((0.29, 0.71), (0.30, 0.80), (0.42, 0.72))  # where the lateral ventricles lie in the brain's RAS box
+VENTRICLE_OPENING_MM = 1.0  # deep CSF thinner than about twice this (sulci, the fissure) is no ventricle
 JUXTACORTICAL_MM = 4.0
 CORTEX_DEPTH_MM = 20.0
 DEEP_FROM_GM_MM = 4.0
@@ -93,7 +96,7 @@ def placement_zones(tissue: Tissue, brain: np.ndarray, voxel_mm) -> dict[str, np
     """White matter voxels where a lesion of each kind may be centred (see the module docstring)."""
     voxel_mm = np.asarray(voxel_mm, dtype=float)
     depth = ndimage.distance_transform_edt(brain, sampling=voxel_mm)
-    ventricles = tissue.csf & (depth > VENTRICLE_DEPTH_MM)
+    ventricles = _ventricles(tissue, depth)
     cortex = tissue.gm & (depth < CORTEX_DEPTH_MM)
 
     def distance_to(mask: np.ndarray) -> np.ndarray:
@@ -108,6 +111,40 @@ def placement_zones(tissue: Tissue, brain: np.ndarray, voxel_mm) -> dict[str, np
         "deep": wm & (to_gm >= DEEP_FROM_GM_MM) & (to_ventricles >= DEEP_FROM_VENTRICLES_MM),
         "juxtacortical": wm & (to_cortex <= JUXTACORTICAL_MM) & (to_ventricles > DEEP_FROM_VENTRICLES_MM),
     }
+
+
+def _ventricles(tissue: Tissue, depth: np.ndarray) -> np.ndarray:
+    """CSF deeper than VENTRICLE_DEPTH_MM in the brain (`depth`: mm from its edge): the ventricles."""
+    return tissue.csf & (depth > VENTRICLE_DEPTH_MM)
+
+
+def periventricular(image: np.ndarray, brain: np.ndarray, voxel_mm) -> Periventricular:
+    """Where the bench's `peri10` holes go in this brain: white matter within PERIVENTRICULAR_MM of the lateral
+    ventricles, found as the deep CSF opened by a ball of VENTRICLE_OPENING_MM (thin sulci and the fissure go) and
+    within VENTRICLE_BOX (fractions of the brain's extent along R, A, S: where they lie in MNI space; the fourth
+    ventricle and the vertex's sulci left out), its largest connected parts (each at least VENTRICLE_SHARE of the
+    largest: the two sides where they are apart)."""
+    brain = np.asarray(brain, dtype=bool)
+    voxel_mm = np.asarray(voxel_mm, dtype=float)
+    tissue = estimate_tissue(image, brain)
+    deep_csf = _ventricles(tissue, ndimage.distance_transform_edt(brain, sampling=voxel_mm))
+    radius = np.maximum(np.round(VENTRICLE_OPENING_MM / voxel_mm).astype(int), 1)  # thin sulci go, ventricles stay
+    grid = np.meshgrid(*[np.arange(-r, r + 1) / r for r in radius], indexing="ij")
+    ball = sum(axis ** 2 for axis in grid) <= 1.0
+    box = np.argwhere(brain)
+    low, high = box.min(axis=0), box.max(axis=0)
+    where = np.ones(brain.shape, dtype=bool)
+    for axis, (a, b) in enumerate(VENTRICLE_BOX):
+        share = (np.arange(brain.shape[axis]) - low[axis]) / max(high[axis] - low[axis], 1)
+        where &= ((share >= a) & (share <= b)).reshape([-1 if i == axis else 1 for i in range(3)])
+    labels, count = ndimage.label(ndimage.binary_opening(deep_csf, structure=ball) & where,
+                                  structure=np.ones((3, 3, 3), dtype=bool))
+    if count == 0:
+        return Periventricular(zone=np.zeros(brain.shape, dtype=bool), ventricles=np.zeros(brain.shape, dtype=bool))
+    sizes = np.bincount(labels.ravel())[1:]
+    ventricles = np.isin(labels, 1 + np.flatnonzero(sizes >= VENTRICLE_SHARE * sizes.max()))  # both sides
+    near = ndimage.distance_transform_edt(~ventricles, sampling=voxel_mm) <= PERIVENTRICULAR_MM
+    return Periventricular(zone=tissue.wm & near, ventricles=ventricles)
 
 
 def _grow(centre: np.ndarray, diameter_mm: float, allowed: np.ndarray, voxel_mm: np.ndarray,

@@ -14,6 +14,9 @@ Families (every hole lies inside the brain mask):
   (within 35%): lesion-sized holes deep in the brain; `blob12`, `blob20`, `blob32`: the same
   with 12, 20 and 32 mm (lesions of 6, 10 and 16 mm radius); `edge10`: the 10 mm blobs with their centre
   4-8 mm inside the brain's edge (juxtacortical: part of the hole touches the cortex and the CSF around it);
+  `peri10`: the 10 mm blobs centred in white matter within 5 mm of a lateral ventricle, grown around it but
+  not into it (periventricular, where most MS lesions lie: the hole's edge is the ventricle's wall; its cases spread
+  over the ventricles' axial extent, not the brain's);
 - `large`: a disc, 6 mm thick, covering at least 30% of the brain in each of its slices.
 Cases of a family are spread over axial levels from the lowest brain slice (cerebellum) to
 the highest (vertex): case i of n aims at level (i + 0.5) / n of the brain's axial extent
@@ -32,7 +35,7 @@ from scipy import ndimage
 from ..baselines import estimate_white_matter
 
 FAMILIES = ("cube8", "cube16", "cube32", "cube16_wm", "blob", "blob6", "blob10", "blob16", "large", "blob12", "blob20", "blob32",
-            "edge10")
+            "edge10", "peri10")
 CUBE_MM = {"cube8": 8.0, "cube16": 16.0, "cube32": 32.0, "cube16_wm": 16.0}
 WM_FRACTION = 0.8
 BLOB_ML = (0.5, 10.0)
@@ -45,10 +48,19 @@ DEEP_BLOB_MM = {"blob6": 6.0, "blob10": 10.0, "blob16": 16.0, "blob12": 12.0, "b
 DEEP_DEPTH_MM = 15.0
 EDGE_BLOB_MM = {"edge10": 10.0}  # the same blobs at the brain's edge (juxtacortical): equivalent-sphere diameter
 EDGE_DEPTH_MM = (4.0, 8.0)       # their centre's distance from the brain's edge
+PERI_BLOB_MM = {"peri10": 10.0}  # the same blobs beside a ventricle (periventricular; `core.bench.lesions.periventricular`)
 DEEP_TOLERANCE = 0.35  # accepted relative deviation from the sphere's volume
 LARGE_COVER = 0.30
 LARGE_THICK_MM = 6.0
 AXIAL = 2  # RAS voxel order: the third axis runs inferior -> superior
+
+
+@dataclass(frozen=True)
+class Periventricular:
+    """Where `peri10` holes go: centres in `zone` (white matter within 5 mm of a ventricle), grown outside `ventricles`."""
+
+    zone: np.ndarray
+    ventricles: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -140,10 +152,10 @@ def _blob_component(field: np.ndarray, centre: tuple[int, ...], voxels: int) -> 
 
 
 def _blob_case(index: int, count: int, brain: np.ndarray, voxel_mm: np.ndarray, seed: int,
-               family: str = "blob") -> Case:
+               family: str = "blob", peri: Periventricular | None = None) -> Case:
     rng = case_rng(seed, family, index)
     voxel_ml = float(np.prod(voxel_mm)) / 1000.0
-    sized = {**DEEP_BLOB_MM, **EDGE_BLOB_MM}
+    sized = {**DEEP_BLOB_MM, **EDGE_BLOB_MM, **PERI_BLOB_MM}
     if family in sized:
         sphere_ml = np.pi / 6.0 * sized[family] ** 3 / 1000.0
         limits = (sphere_ml * (1 - DEEP_TOLERANCE), sphere_ml * (1 + DEEP_TOLERANCE))
@@ -152,11 +164,18 @@ def _blob_case(index: int, count: int, brain: np.ndarray, voxel_mm: np.ndarray, 
     depth = EDGE_DEPTH_MM if family in EDGE_BLOB_MM else (DEEP_DEPTH_MM if family in DEEP_BLOB_MM else BLOB_DEPTH_MM,
                                                           np.inf)
     half = np.array([max(2, int(round(BLOB_BOX_MM / 2 / v))) for v in voxel_mm])
-    distance = ndimage.distance_transform_edt(brain, sampling=voxel_mm)
-    candidates = np.argwhere((distance > depth[0]) & (distance <= depth[1]))
-    if len(candidates) == 0:
-        raise ValueError(f"the brain mask has no voxel {depth[0]:g} mm from its edge to grow a blob around")
-    target = _target_level(brain, index, count)
+    allowed = brain
+    if family in PERI_BLOB_MM:
+        candidates = np.argwhere(peri.zone & brain)
+        allowed = brain & ~peri.ventricles
+        if len(candidates) == 0:
+            raise ValueError("no white matter lies within 5 mm of a ventricle to grow a periventricular blob around")
+    else:
+        distance = ndimage.distance_transform_edt(brain, sampling=voxel_mm)
+        candidates = np.argwhere((distance > depth[0]) & (distance <= depth[1]))
+        if len(candidates) == 0:
+            raise ValueError(f"the brain mask has no voxel {depth[0]:g} mm from its edge to grow a blob around")
+    target = _target_level(peri.zone if family in PERI_BLOB_MM else brain, index, count)  # over the ventricles' extent
     for _ in range(50):
         centre = _pick_near_level(candidates, 0.0, target, rng)
         if family in sized:
@@ -175,7 +194,9 @@ def _blob_case(index: int, count: int, brain: np.ndarray, voxel_mm: np.ndarray, 
         bump = np.exp(-(offsets ** 2).sum(0) / (2.0 * radius_mm ** 2))
         field = bump + BLOB_ROUGHNESS * noise / noise.std()
         field[seed_point] = field.max() + 1e-6
-        component = _blob_component(field, seed_point, max(1, int(round(ml / voxel_ml)))) & brain[box]
+        if family in PERI_BLOB_MM:  # grown around the ventricle, not into it (other families: clipped afterwards)
+            field = np.where(allowed[box], field, field.min() - 1.0)
+        component = _blob_component(field, seed_point, max(1, int(round(ml / voxel_ml)))) & allowed[box]
         labels, _ = ndimage.label(component)
         component = labels == labels[seed_point]
         volume = component.sum() * voxel_ml
@@ -211,8 +232,9 @@ def _large_case(index: int, count: int, brain: np.ndarray, voxel_mm: np.ndarray,
 
 
 def make_cases(brain: np.ndarray, voxel_mm, families=FAMILIES, per_family: int = 4, seed: int = 0,
-               wm: np.ndarray | None = None) -> list[Case]:
-    """`per_family` seeded cases of each family; `wm` (white matter mask) is needed for `cube16_wm`."""
+               wm: np.ndarray | None = None, peri: Periventricular | None = None) -> list[Case]:
+    """`per_family` seeded cases of each family; `wm` (white matter mask) is needed for `cube16_wm`, `peri`
+    (`core.bench.lesions.periventricular`) for `peri10`."""
     brain = np.asarray(brain, dtype=bool)
     voxel_mm = np.asarray(voxel_mm, dtype=float)
     cases = []
@@ -225,6 +247,10 @@ def make_cases(brain: np.ndarray, voxel_mm, families=FAMILIES, per_family: int =
                     raise ValueError("the cube16_wm family needs a white matter mask")
                 cases.append(_cube_case(family, i, per_family, brain, voxel_mm, seed,
                                         np.asarray(wm, dtype=bool) if family == "cube16_wm" else None))
+            elif family in PERI_BLOB_MM:
+                if peri is None:
+                    raise ValueError("the peri10 family needs the ventricles (core.bench.lesions.periventricular)")
+                cases.append(_blob_case(i, per_family, brain, voxel_mm, seed, family, peri))
             elif family == "blob" or family in DEEP_BLOB_MM or family in EDGE_BLOB_MM:
                 cases.append(_blob_case(i, per_family, brain, voxel_mm, seed, family))
             else:
