@@ -168,7 +168,7 @@ if [[ "${1:-}" == "refiner1mm_deep10" ]]; then
     # as it was made, but with patches and holes centred at least 10 mm inside the brain (--centre-depth 10), where the
     # bench's lesions lie and where the default loses to biharmonic in the smoothest tissue (docs/experiments.md, sub-71);
     # seed 8, 3000 steps within 240 min (counted across resumes). Validate with edge10 too: the deep-only fine-tune of
-    # an earlier round forgot the structure near the cortex.   scripts/train_all.sh refiner1mm_deep10 [resume]
+    # an earlier round forgot the structure near the cortex; and peri10.   scripts/train_all.sh refiner1mm_deep10 [resume]
     start=(--init runs/refiner1mm_patch48b)
     [[ "${2:-}" == "resume" ]] && start=(--resume)
     REFINER_MINUTES=${REFINER_MINUTES:-240} PATCH=48 refiner_1mm runs/refiner1mm_deep10 3000 240 1 log "${start[@]}" \
