@@ -54,3 +54,16 @@ def test_cohort_bench_runs_every_scan_at_its_voxel_size(tmp_path: Path, capsys) 
     assert report["summary"]["all"]["harmonic-3d"]["lesion-sized"]["scans"] == 4
     assert "| harmonic-3d |" in (out / "results.md").read_text()
     assert "harmonic-3d" in capsys.readouterr().out
+
+
+def test_a_scan_without_ventricles_is_one_sentence_for_periventricular_holes(tmp_path: Path, capsys) -> None:
+    (tmp_path / "cohort" / "iso").mkdir(parents=True)
+    image = np.zeros((48, 40, 40), np.float32)
+    image[8:40, 8:32, 8:32] = 100.0   # a brain of one tissue: no CSF, no ventricle
+    for name, data in (("T1w", image), ("brainmask", (image > 0).astype(np.uint8))):
+        nib.save(nib.Nifti1Image(data, np.eye(4)), tmp_path / "cohort" / "iso" / f"sub-1_{name}.nii.gz")
+    code = main(["bench", "--cohort", str(tmp_path / "cohort"), "--methods", "biharmonic-3d", "--families", "peri10",
+                 "--cases", "1", "--out", str(tmp_path / "out"), "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2 and "cannot cut test holes into" in err and "sub-1_T1w.nii.gz" in err and "CSF" in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1

@@ -18,6 +18,7 @@ import numpy as np
 
 from ..atomic import write_atomically
 from ..checkpoint import Model
+from ..errors import InpaintError
 from ..fill import FillSettings
 from ..refine3d import Refiner, shipped_refiners
 from ..training.cohort import Scan, find_scans, split
@@ -201,8 +202,12 @@ def run_cohort(folder: Path, which: str, methods: list[Method], models: dict[str
     for index, scan in enumerate(scans):
         label = f"{scan.dataset}/{scan.image.name.split('_T1w')[0]}"
         data = load_bench_data(scan.image, scan.brainmask)
-        peri = periventricular(data.image, data.brain, data.voxel_mm) if "peri10" in families else None
-        cases = make_cases(data.brain, data.voxel_mm, families, per_family, seed, peri=peri)
+        try:
+            peri = periventricular(data.image, data.brain, data.voxel_mm) if "peri10" in families else None
+            cases = make_cases(data.brain, data.voxel_mm, families, per_family, seed, peri=peri)
+        except ValueError as exc:
+            raise InpaintError(f"cannot cut test holes into {scan.image}: {exc}; choose other --families, or leave "
+                               "this scan out of the cohort folder.") from None
 
         def inner(fraction: float, text: str, index=index, label=label) -> None:
             if progress is not None:

@@ -126,7 +126,10 @@ def periventricular(image: np.ndarray, brain: np.ndarray, voxel_mm) -> Periventr
     largest: the two sides where they are apart)."""
     brain = np.asarray(brain, dtype=bool)
     voxel_mm = np.asarray(voxel_mm, dtype=float)
-    tissue = estimate_tissue(image, brain)
+    try:
+        tissue = estimate_tissue(image, brain)
+    except ValueError:  # multi-Otsu: fewer than three distinct intensities
+        raise ValueError("its brain has too few distinct intensities to tell CSF from tissue") from None
     deep_csf = _ventricles(tissue, ndimage.distance_transform_edt(brain, sampling=voxel_mm))
     radius = np.maximum(np.round(VENTRICLE_OPENING_MM / voxel_mm).astype(int), 1)  # thin sulci go, ventricles stay
     grid = np.meshgrid(*[np.arange(-r, r + 1) / r for r in radius], indexing="ij")
