@@ -136,6 +136,19 @@ def weighted_comparison(report: dict, what: str) -> str:
             f"over scans; {per}); the worst scan {min(diffs.values()):+.2f} dB.")
 
 
+def worst_holes(report: dict, scan: str, count: int = 3) -> str:
+    """A scan's `count` holes where the default falls furthest below biharmonic-3d, with biharmonic-3d's own PSNR
+    there (high: tissue so smooth that interpolation is nearly exact and any added detail costs)."""
+    psnr: dict[str, dict[str, float]] = {}
+    for record in report["cases"]:
+        if record["scan"] == scan:
+            psnr.setdefault(record["case"], {})[record["method"]] = record["psnr_hole"]
+    gaps = sorted((cells[COHORT_DEFAULT] - cells["biharmonic-3d"], case, cells["biharmonic-3d"])
+                  for case, cells in psnr.items())[:count]
+    return (f"its worst {count} of {len(psnr)} holes, with biharmonic-3d's own PSNR there: "
+            + ", ".join(f"{case} {gap:+.2f} dB ({bh:.1f} dB)" for gap, case, bh in gaps) + "; docs/experiments.md")
+
+
 def cohort_verdict(report: dict) -> list[str]:
     """The issue's targets on the held-out cohort, met or missed and by how much."""
     block, default = report["summary"]["all"], COHORT_DEFAULT
@@ -146,7 +159,7 @@ def cohort_verdict(report: dict) -> list[str]:
              f"{block[default][f]['psnr_vs_biharmonic-3d'][1]:.2f})" for f in report["families"]
              if block[default][f]["psnr_vs_biharmonic-3d"][0] < -block[default][f]["psnr_vs_biharmonic-3d"][1]]
     scans = {scan: cells[default]["vs_biharmonic-3d"] for scan, cells in report["per_scan"].items()}
-    worse = [f"{scan} ({d:+.2f})" for scan, d in scans.items() if d < -0.5]
+    worse = [f"{scan} ({d:+.2f}; {worst_holes(report, scan)})" for scan, d in scans.items() if d < -0.5]
     stripes = [f"{dataset} {f} ({report['summary'][dataset][default][f]['stripe_ratio'][0]:.2f})"
                for dataset in report["summary"] for f in report["families"]
                if abs(report["summary"][dataset][default][f]["stripe_ratio"][0] - 1.0) > STRIPE_BAND]
