@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,11 +61,13 @@ def _value(text: Optional[str]) -> str:
     return "" if text in (None, "n/a") else str(text)
 
 
-def _share(text: Optional[str]) -> Optional[float]:
+def number(text: Optional[str]) -> Optional[float]:
+    """A table cell as a finite number; None for n/a, an empty cell or anything else."""
     try:
-        return float(_value(text)) if _value(text) else None
+        value = float(_value(text))
     except ValueError:
         return None
+    return value if math.isfinite(value) else None
 
 
 def _read_tsv(path: Path) -> tuple[list[str], list[dict[str, str]]]:
@@ -91,7 +94,7 @@ def read_table(out_dir: Path) -> tuple[list[Scan], bool]:
     scans = [Scan(output=_value(row["output"]) or output_name(row["source"]),  # n/a: a scan without output
                   source=row["source"], mask=_value(row.get("mask")), status=row["status"],
                   message=_value(row.get("message")), uncertainty=_value(row.get(UNCERTAINTY_COLUMN)) or None,
-                  uncertainty_share=_share(row.get(SHARE_COLUMN))) for row in rows]
+                  uncertainty_share=number(row.get(SHARE_COLUMN))) for row in rows]
     return scans, SHARE_COLUMN in columns
 
 

@@ -18,7 +18,7 @@ import numpy as np
 from .cohort.derivatives import DESCRIPTION, FILLED, SKIPPED, read_sidecar
 from .errors import InpaintError
 from .metrics import voided_range
-from .review import Scan
+from .review import Scan, number
 from .targets import sidecar_path
 from .volume import Volume, dilate_mask, load_mask, load_volume
 
@@ -36,10 +36,7 @@ class ScanFiles:
     def error_share(self, sd: Optional[str]) -> Optional[float]:
         """The scans table's mean predicted error `sd` (image units) as a share of the source's intensity range
         outside the mask (0.5th to 99.5th percentile, as the app's MAE %); None without a value or a range."""
-        try:
-            value = float(sd) if sd else None
-        except ValueError:
-            return None
+        value = number(sd)
         lo, hi = voided_range(self.source.data, self.hole)
         return value / (hi - lo) if value is not None and hi > lo else None
 

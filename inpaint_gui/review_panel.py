@@ -3,7 +3,6 @@ a column's header; each row keeps its scan's index in the CohortReview, the scan
 
 from __future__ import annotations
 
-import math
 import re
 from typing import Optional
 
@@ -12,7 +11,7 @@ from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QLabel, QStyledItemDelegate, QStyleOptionViewItem, \
     QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget
 
-from core.review import CohortReview, Rating, Scan
+from core.review import CohortReview, Rating, Scan, number
 
 COLUMNS = ("scan", "status", "SD (a.u.)", "rating", "comment")  # SD: the table's uncertainty column, scan units
 SD_TIP = ("The mean predicted error (one SD) over the scan's filled voxels, from desc-filled_scans.tsv, in the scan's "
@@ -93,15 +92,6 @@ class ReviewTable(QTableWidget):
         self.fit_names()
 
 
-def _number(text: str) -> Optional[float]:
-    """`text` as a finite number (None: it is none, the cell sorts with n/a)."""
-    try:
-        value = float(text)
-    except ValueError:
-        return None
-    return value if math.isfinite(value) else None
-
-
 def _sd_cell(scan: Scan, shares: bool) -> tuple[str, str, Key]:
     """The SD cell's text, tooltip (empty: none predicted) and sort key: the share of the scan's brain intensity range
     when the table has that column, else (an older table, or a scan filled by an earlier version) the scan's units,
@@ -113,7 +103,7 @@ def _sd_cell(scan: Scan, shares: bool) -> tuple[str, str, Key]:
                 f"(0.5th to 99.5th percentile of known brain voxels){units}", (0, scan.uncertainty_share))
     if not sd:
         return "n/a", "", (2, 0.0)
-    value = _number(sd)
+    value = number(sd)
     key = (2, 0.0) if value is None else (1 if shares else 0, value)
     if shares:
         tip = f"{sd} in the scan's own intensity units (filled by an earlier version, no share recorded)"

@@ -161,8 +161,6 @@ def _blob_case(index: int, count: int, brain: np.ndarray, voxel_mm: np.ndarray, 
         limits = (sphere_ml * (1 - DEEP_TOLERANCE), sphere_ml * (1 + DEEP_TOLERANCE))
     else:
         limits = BLOB_ML
-    depth = EDGE_DEPTH_MM if family in EDGE_BLOB_MM else (DEEP_DEPTH_MM if family in DEEP_BLOB_MM else BLOB_DEPTH_MM,
-                                                          np.inf)
     half = np.array([max(2, int(round(BLOB_BOX_MM / 2 / v))) for v in voxel_mm])
     allowed = brain
     if family in PERI_BLOB_MM:
@@ -171,6 +169,8 @@ def _blob_case(index: int, count: int, brain: np.ndarray, voxel_mm: np.ndarray, 
         if len(candidates) == 0:
             raise ValueError("no white matter lies within 5 mm of a ventricle to grow a periventricular blob around")
     else:
+        depth = EDGE_DEPTH_MM if family in EDGE_BLOB_MM else (
+            DEEP_DEPTH_MM if family in DEEP_BLOB_MM else BLOB_DEPTH_MM, np.inf)  # the centre's distance from the edge
         distance = ndimage.distance_transform_edt(brain, sampling=voxel_mm)
         candidates = np.argwhere((distance > depth[0]) & (distance <= depth[1]))
         if len(candidates) == 0:
