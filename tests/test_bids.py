@@ -195,6 +195,31 @@ def test_concurrent_participant_runs_keep_every_row_and_group_rebuilds_the_table
     _check_dataset(out, bids, masks)
 
 
+def test_a_run_starting_while_another_sets_up_the_folder_is_never_refused(cohort, tmp_path, capsys,
+                                                                          monkeypatch) -> None:
+    """Every state the output folder passes through while a run sets it up is one a second run accepts."""
+    import core.cohort.run as run
+    from core.cohort.derivatives import check_out_dir
+
+    bids, masks = cohort
+    out = tmp_path / "derivatives"
+    seen = []
+
+    def then_check(step):
+        def wrapped(*args, **kwargs):
+            result = step(*args, **kwargs)
+            check_out_dir(out, bids, masks)  # what a participant run starting at this moment checks first
+            seen.append(sorted(p.name for p in out.iterdir()))
+            return result
+        return wrapped
+
+    monkeypatch.setattr(run, "make_out_dir", then_check(run.make_out_dir))
+    monkeypatch.setattr(run, "write_description", then_check(run.write_description))
+    code, err = _bids(capsys, bids, out, masks, "--participant-label", "02", "--quiet")
+    assert code == 0, err
+    assert seen[0] == [] and "logs" in seen[-1] and len(seen) == 3
+
+
 def test_a_failing_scan_is_recorded_and_kept_by_later_runs_of_other_participants(cohort, copy, tmp_path,
                                                                                   capsys) -> None:
     bids, masks = copy

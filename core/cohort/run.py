@@ -100,8 +100,9 @@ def run_cohort(options: CohortOptions, stream: Optional[TextIO] = None) -> Summa
 def _run(found: Found, options: CohortOptions, expected: dict, client, stream: TextIO, began: float) -> Summary:
     """Write the dataset: handle each scan under its claim, record each outcome, then rebuild the table."""
     out_dir = options.out_dir
-    make_out_dir(out_dir, LOGS)
+    make_out_dir(out_dir)  # the description first: a run starting now sees an empty folder or one that is ours
     write_description(out_dir, options.bids_dir, options.masks_dir, _settings_text(options))
+    make_out_dir(out_dir, LOGS)
     rows: dict[str, Row] = {}
     bar = _ScanBar(len(found.scans), stream) if not options.quiet else None
 
