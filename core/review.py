@@ -145,9 +145,10 @@ class CohortReview:
     def rating(self, index: int) -> Optional[Rating]:
         return self.ratings.get(self.scans[index].output)
 
-    def first_unrated(self) -> int:
-        """Index of the first scan without a rating (0 when every scan is rated or there is none)."""
-        return next((i for i, scan in enumerate(self.scans) if scan.output not in self.ratings), 0)
+    def first_unrated(self, order: Optional[list[int]] = None) -> int:
+        """Index of the first scan without a rating in `order` (default: the table's), else the order's first."""
+        order = list(range(len(self.scans))) if order is None else order
+        return next((i for i in order if self.scans[i].output not in self.ratings), order[0] if order else 0)
 
     def rate(self, index: int, rating: str, comment: Optional[str] = None) -> Rating:
         """Rate scan `index` (`comment` None keeps the scan's comment) and write the ratings file."""

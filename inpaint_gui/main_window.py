@@ -64,7 +64,7 @@ class MainWindow(QMainWindow):
         dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable)
         self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, dock)
         self.resizeDocks([dock], [PANEL_WIDTH], Qt.Orientation.Horizontal)  # the views take the rest
-        self.review_panel = ReviewPanel(self)
+        self.review_panel = ReviewPanel(self.settings, self)
         self.review_dock = QDockWidget("Cohort review", self)
         self.review_dock.setObjectName("review")
         self.review_dock.setWidget(self.review_panel)

@@ -3,7 +3,8 @@
 The model is `core.review.CohortReview` (ratings written atomically at every key press); a scan is
 read with `core.review_scan.load_scan` and shown as a read-only document whose result is the filled
 image, so the comparison keys (T, Ctrl+1..4, X) and N / Shift+N work on it as on a fill; Ctrl+N / Ctrl+Shift+N
-follow the list's order as sorted (scans are addressed by their index in the CohortReview). The uncertainty
+follow the list's order as sorted (scans are addressed by their index in the CohortReview; "Scan k of N" counts
+rows), and a cohort opens at the first unrated scan of that order. The uncertainty
 overlay is turned on when a cohort opens (Shift+U still toggles it) and back as it was when the review ends.
 """
 
@@ -70,7 +71,7 @@ class ReviewController(QObject):
         self.cohort = cohort
         self.panel.show_cohort(cohort)
         self.dock.show()
-        self.show(cohort.first_unrated())
+        self.show(cohort.first_unrated(self.panel.order()))  # the first unrated in the list's order
         return True
 
     def close(self) -> None:
@@ -87,7 +88,7 @@ class ReviewController(QObject):
         self.index = index
         scan = cohort.scans[index]
         self.panel.select(index)
-        where = f"Scan {index + 1} of {len(cohort.scans)} ({cohort.progress()})"
+        where = f"Scan {self.panel.order().index(index) + 1} of {len(cohort.scans)} ({cohort.progress()})"  # its row
         try:
             files = load_scan(cohort.out_dir, scan)
         except InpaintError as exc:

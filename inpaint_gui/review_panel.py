@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from typing import Optional
 
-from PySide6.QtCore import QModelIndex, QSize, Qt, Signal
+from PySide6.QtCore import QModelIndex, QSettings, QSize, Qt, Signal
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QLabel, QStyledItemDelegate, QStyleOptionViewItem, \
     QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget
@@ -31,6 +31,7 @@ KEYS = ("Ctrl+N / Ctrl+Shift+N next / previous scan in the list's order (click a
 SCAN = Qt.ItemDataRole.UserRole    # on column 0: the row's scan index in the CohortReview
 KEY = Qt.ItemDataRole.UserRole + 1  # on every cell: its sort key (rank, value)
 Key = tuple[int, object]
+SORT_COLUMN, SORT_ORDER = "review/sortColumn", "review/sortOrder"  # settings keys
 
 
 def natural_key(name: str) -> tuple:
@@ -123,8 +124,9 @@ class ReviewPanel(QWidget):
 
     scanRequested = Signal(int)
 
-    def __init__(self, parent=None) -> None:
+    def __init__(self, settings: QSettings, parent=None) -> None:
         super().__init__(parent)
+        self.settings = settings  # the list's sort, kept between sessions
         self.title = QLabel("")
         self.title.setWordWrap(True)
         keys = QLabel(KEYS)
@@ -141,7 +143,9 @@ class ReviewPanel(QWidget):
         self.table.cellClicked.connect(lambda row, _column: self.scanRequested.emit(self.table.item(row, 0).data(SCAN)))
         header = self.table.horizontalHeader()
         header.setSortIndicatorShown(True)
-        header.setSortIndicator(-1, Qt.SortOrder.AscendingOrder)  # unsorted: the table's order
+        column = settings.value(SORT_COLUMN, -1, type=int)  # -1, unsorted: the table's order
+        order = Qt.SortOrder(settings.value(SORT_ORDER, Qt.SortOrder.AscendingOrder.value, type=int))
+        header.setSortIndicator(column if -1 <= column < len(COLUMNS) else -1, order)
         header.sortIndicatorChanged.connect(self._sort)  # a click flips it (ascending first)
         layout = QVBoxLayout(self)
         layout.addWidget(self.title)
@@ -210,6 +214,8 @@ class ReviewPanel(QWidget):
     def _sort(self, column: int, order: Qt.SortOrder) -> None:
         """Sort the rows by `column` (a header was clicked); the selected scan stays selected and in view."""
         self.table.sortItems(column, order)
+        self.settings.setValue(SORT_COLUMN, column)
+        self.settings.setValue(SORT_ORDER, order.value)
         selected = self.table.selectedItems()
         if selected:
             self.table.scrollToItem(selected[0])

@@ -289,13 +289,13 @@ def test_sorted_by_sd_the_clicks_keys_and_ratings_address_the_scans_shown(qtbot,
     scans = review.cohort.scans
     assert review.index == 1 and _selected(table) == [1]
     message = window.statusBar().currentMessage()
-    assert message.startswith("Scan 2 of 6 (") and f": {scans[1].source}. Predicted error SD 10.5%" in message
+    assert message.startswith("Scan 1 of 6 (") and f": {scans[1].source}. Predicted error SD 10.5%" in message
     qtbot.keyClick(window, Qt.Key.Key_P)
     assert {k: r.rating for k, r in read_ratings(out).items()} == {scans[1].output: "pass"}
     assert table.item(0, 3).text() == "pass" and _shown(table) == [1, 4, 0, 2, 3, 5] and _selected(table) == [1]
     qtbot.keyClick(window, Qt.Key.Key_N, CTRL)  # the next row, not scan 3
     assert review.index == 4 and _selected(table) == [4]
-    assert window.statusBar().currentMessage().startswith(f"Scan 5 of 6 (1 of 6 rated): {scans[4].source}")
+    assert window.statusBar().currentMessage().startswith(f"Scan 2 of 6 (1 of 6 rated): {scans[4].source}")  # row 2
     qtbot.keyClick(window, Qt.Key.Key_F)
     assert read_ratings(out)[scans[4].output].rating == "fail" and table.item(1, 3).text() == "fail"
     for _ in range(3):
@@ -312,6 +312,19 @@ def test_sorted_by_sd_the_clicks_keys_and_ratings_address_the_scans_shown(qtbot,
     assert [table.item(row, 3).text() for row in range(6)] == ["pass", "fail", "", "", "", ""]
     assert not dialogs.errors
     window.forget_changes()
+    window.close()
+
+    again = _window(qtbot, tmp_path, dialogs)  # the app restarted: the list sorted as it was left
+    _open_with_keys(qtbot, again, out)
+    table = again.review_panel.table
+    assert table.horizontalHeader().sortIndicatorOrder() == Qt.SortOrder.DescendingOrder
+    assert _shown(table) == [1, 4, 0, 2, 3, 5] and again.review.index == 0
+    _click_header(qtbot, table, 2)
+    assert _shown(table) == [2, 0, 4, 1, 3, 5]
+    assert again.review.open(out)  # the first unrated scan of the list's order, not of the table's
+    assert again.review.index == 2 and _selected(table) == [2] and _shown(table)[0] == 2
+    assert again.statusBar().currentMessage().startswith("Scan 1 of 6 (2 of 6 rated)")
+    again.forget_changes()
 
 
 def test_names_sort_naturally_ratings_unrated_last_and_an_old_tables_sd_by_its_value(qtbot, tmp_path, dialogs):
