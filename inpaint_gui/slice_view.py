@@ -204,7 +204,7 @@ class SliceView(pg.GraphicsView):
         self.title.setGeometry(6, 4, max(10, w - 40), size)
         self.letters["left"].setGeometry(2, (h - size) // 2, size, size)
         self.letters["right"].setGeometry(w - size - 2, (h - size) // 2, size, size)
-        self.letters["top"].setGeometry((w - size) // 2, 2, size, size)
+        self.letters["top"].setGeometry((w - size) // 2, size + 4, size, size)  # under the title, which may reach it
         self.letters["bottom"].setGeometry((w - size) // 2, h - size - 2, size, size)
 
     # content -----------------------------------------------------------------------------------

@@ -182,6 +182,8 @@ def test_orientation_letters_follow_the_convention(qtbot, window):
     right, left = (30, 24, z), (5, 24, z)  # RAS x grows towards the patient's right
     assert (axial.letters["left"].text(), axial.letters["right"].text()) == ("R", "L")
     assert (axial.letters["top"].text(), axial.letters["bottom"].text()) == ("A", "P")
+    for view in window.viewer.views.values():  # a long title ("Sagittal 8 (0-49)  Blended") never hides the top letter
+        assert not view.title.geometry().intersects(view.letters["top"].geometry())
     assert viewport_point(axial, right).x() < viewport_point(axial, left).x()  # the image is flipped too
     assert viewport_point(coronal, right).x() < viewport_point(coronal, left).x()
     window.act["radiological"].trigger()
