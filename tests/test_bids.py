@@ -24,9 +24,6 @@ from core.cohort.layout import find_scans, name_entities
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
 
-pytestmark = pytest.mark.skipif(not (SHARED / "colin27").is_dir(), reason="needs the shared brains")
-
-
 def _measure_bids():
     spec = importlib.util.spec_from_file_location("measure_bids", ROOT / "scripts" / "measure_bids.py")
     module = importlib.util.module_from_spec(spec)
@@ -159,7 +156,8 @@ def test_jobs_2_writes_the_derivatives_of_inpaint_fill_and_a_rerun_skips_everyth
 
 
 def test_a_local_dask_cluster_gives_the_same_volumes(cohort, by_fill, tmp_path, capsys) -> None:
-    distributed = pytest.importorskip("distributed")
+    import distributed
+
     bids, masks = cohort
     out = tmp_path / "derivatives"
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,

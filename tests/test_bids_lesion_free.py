@@ -13,9 +13,7 @@ import numpy as np
 import pytest
 
 from core.review import read_scans
-from test_bids import MEASURE, SCANS, SHARED, _bids, _group, _statuses, _table
-
-pytestmark = pytest.mark.skipif(not (SHARED / "colin27").is_dir(), reason="needs the shared brains")
+from test_bids import MEASURE, SCANS, _bids, _group, _statuses, _table
 
 THREE = "sub-03/anat/sub-03_T1w.nii.gz"
 THREE_OUT = "sub-03/anat/sub-03_desc-filled_T1w.nii.gz"

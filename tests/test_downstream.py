@@ -6,14 +6,11 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-pytest.importorskip("sklearn")
-pytest.importorskip("dipy")
-
-from core.bench.downstream import (NO_FILL, TISSUES, GmmSegmenter, HmrfSegmenter, compare, fill_methods,  # noqa: E402
+from core.bench.downstream import (NO_FILL, TISSUES, GmmSegmenter, HmrfSegmenter, compare, fill_methods,
                                    lesion_ring, run_brain)
-from core.bench.runner import BenchData  # noqa: E402
-from core.fill import FillSettings  # noqa: E402
-from test_lesions import CSF, GM, WM, synthetic_brain  # noqa: E402
+from core.bench.runner import BenchData
+from core.fill import FillSettings
+from test_lesions import CSF, GM, WM, synthetic_brain
 
 
 def _labels(image, brain):
