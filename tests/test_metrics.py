@@ -156,6 +156,7 @@ def test_psnr_variants_on_known_values():
     assert got["psnr_01"] == got["psnr"] == pytest.approx(10 * np.log10(1 / got["mse"]), rel=1e-9)
 
 
+@pytest.mark.filterwarnings("ignore::UserWarning", "ignore::DeprecationWarning")  # raised inside torchmetrics
 def test_agrees_with_the_official_brats_package():
     import torch
     from inpainting import challenge_metrics_2023 as official  # AGPL-3.0: a test dependency, never shipped
