@@ -144,7 +144,8 @@ class ReviewPanel(QWidget):
         header = self.table.horizontalHeader()
         header.setSortIndicatorShown(True)
         column = settings.value(SORT_COLUMN, -1, type=int)  # -1, unsorted: the table's order
-        order = Qt.SortOrder(settings.value(SORT_ORDER, Qt.SortOrder.AscendingOrder.value, type=int))
+        descending = settings.value(SORT_ORDER, 0, type=int) == Qt.SortOrder.DescendingOrder.value  # else ascending
+        order = Qt.SortOrder.DescendingOrder if descending else Qt.SortOrder.AscendingOrder
         header.setSortIndicator(column if -1 <= column < len(COLUMNS) else -1, order)
         header.sortIndicatorChanged.connect(self._sort)  # a click flips it (ascending first)
         layout = QVBoxLayout(self)

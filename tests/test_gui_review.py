@@ -366,6 +366,17 @@ def test_names_sort_naturally_ratings_unrated_last_and_an_old_tables_sd_by_its_v
     window.forget_changes()
 
 
+def test_a_damaged_sort_setting_opens_the_list_unsorted_or_ascending(qtbot, tmp_path, dialogs):
+    (tmp_path / "settings.ini").write_text("[review]\nsortColumn=17\nsortOrder=5\n", encoding="utf-8")
+    out = write_cohort(tmp_path, 3)
+    window = _window(qtbot, tmp_path, dialogs)
+    _open_with_keys(qtbot, window, out)
+    header = window.review_panel.table.horizontalHeader()
+    assert header.sortIndicatorSection() == -1 and header.sortIndicatorOrder() == Qt.SortOrder.AscendingOrder
+    assert _shown(window.review_panel.table) == [0, 1, 2] and not dialogs.errors
+    window.forget_changes()
+
+
 def test_the_list_names_a_scan_by_its_entities() -> None:
     from inpaint_gui.review_panel import scan_name
     assert scan_name("sub-02/ses-1/anat/sub-02_ses-1_T1w.nii.gz") == "sub-02_ses-1"
