@@ -24,6 +24,7 @@ from core.cohort.layout import find_scans, name_entities
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
 
+
 def _measure_bids():
     spec = importlib.util.spec_from_file_location("measure_bids", ROOT / "scripts" / "measure_bids.py")
     module = importlib.util.module_from_spec(spec)
