@@ -16,7 +16,7 @@
 #   scripts/train_all.sh refiner1mm_patch48b  that one continued 3000 more steps on 48-voxel patches (stopped at 2700: shipped)
 #   scripts/train_all.sh refiner1mm_width16   the same from the 48-voxel one widened to 16 channels (a tie: stopped)
 #   scripts/train_all.sh refiner1mm_patch48c  the shipped one continued once more, fresh patches (a tie, not kept)
-#   scripts/train_all.sh refiner1mm_deep10    the shipped one continued with holes at least 10 mm deep (a candidate)
+#   scripts/train_all.sh refiner1mm_deep10    the shipped one continued with holes at least 10 mm deep (a tie, not kept)
 #   scripts/train_all.sh cohort   the four models retrained on the cohort's training split, one after another,
 #                                 each from its shipped weights (runs/cohort_<name>; COHORT_MINUTES each, default 20)
 # MINUTES (default 85, as used) is each run's wall-clock budget; PYTHON defaults to python.
@@ -164,7 +164,7 @@ if [[ "${1:-}" == "refiner1mm_patch48c" ]]; then
 fi
 
 if [[ "${1:-}" == "refiner1mm_deep10" ]]; then
-    # A candidate (started 2026-12-06): the shipped 1 mm refiner (runs/refiner1mm_patch48b, sha256 997b1c14) continued
+    # Measured, not kept (a tie on the validation split: docs/training.md). The shipped 1 mm refiner (runs/refiner1mm_patch48b, sha256 997b1c14) continued
     # as it was made, but with patches and holes centred at least 10 mm inside the brain (--centre-depth 10), where the
     # bench's lesions lie and where the default loses to biharmonic in the smoothest tissue (docs/experiments.md, sub-71);
     # seed 8, 3000 steps within 240 min (counted across resumes). Validate with edge10 too: the deep-only fine-tune of
