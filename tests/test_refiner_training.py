@@ -163,6 +163,7 @@ def test_remapped_patches_stay_in_model_range() -> None:
 @pytest.mark.parametrize("option, share, own, later", [
     ("remap", 0.4, "40% of the patches get a random tissue contrast", "40% with a random tissue contrast"),
     ("blur", 0.3, "30% of the patches are smoothed by a Gaussian of 0-1 voxels", "30% smoothed"),
+    ("slabs", 0.3, "30% of the patches are seen through thick slices", "30% in thick slices"),
 ])
 def test_the_card_names_an_augmentation_in_its_run_and_in_later_stages(tmp_path: Path, option, share, own,
                                                                       later) -> None:
@@ -182,7 +183,7 @@ def test_the_card_names_an_augmentation_in_its_run_and_in_later_stages(tmp_path:
 def test_the_training_command_refuses_a_share_outside_0_to_1(capsys) -> None:
     from core.training.refiner import main
 
-    for option in ("--deform", "--remap", "--blur"):
+    for option in ("--deform", "--remap", "--blur", "--slabs"):
         with pytest.raises(SystemExit) as stop:
             main(["--data", "x.nii.gz", "--out", "unused", option, "1.5"])
         assert stop.value.code == 2 and "must be a share of patches from 0 to 1, not 1.5" in capsys.readouterr().err
@@ -204,6 +205,40 @@ def test_random_blur_smooths_each_axis_by_its_own_amount_and_keeps_the_mean() ->
     assert ratios.max() <= 1.0 + 1e-6 and ratios.min() < 0.5             # never sharper; some axes much smoother
     assert np.ptp(ratios, axis=1).max() > 0.2                            # axes drawn separately (anisotropic)
 
+
+def as_slabs(line: np.ndarray, thick: int, phase: int) -> np.ndarray:
+    """`line` averaged in slabs of `thick` voxels starting `phase` voxels early, then interpolated between their
+    centres (constant beyond the end ones): what a 1 mm resampling of a thick-slice scan shows."""
+    edges = [0] + list(range(thick - phase if phase else thick, len(line), thick)) + [len(line)]
+    centres = [(a + b - 1) / 2 for a, b in zip(edges[:-1], edges[1:])]
+    means = [line[a:b].mean() for a, b in zip(edges[:-1], edges[1:])]
+    return np.interp(np.arange(len(line)), centres, means)
+
+
+def test_thick_slices_average_along_one_axis_and_interpolate_between_the_slab_centres() -> None:
+    from core.training.refiner import thick_slices
+
+    line = np.random.default_rng(0).uniform(0.2, 0.8, size=30).astype(np.float32)
+    rough = np.abs(np.diff(line, 2)).mean()
+    thinned = set()
+    for along in range(3):
+        shape = [6, 6, 6]
+        shape[along] = 30
+        volume = np.broadcast_to(line.reshape([-1 if a == along else 1 for a in range(3)]), shape).copy()
+        for seed in range(16):
+            out = thick_slices(np.random.default_rng(seed), volume)
+            assert out.dtype == volume.dtype and out.shape == volume.shape
+            if np.allclose(out, volume, atol=1e-6):   # averaged across `along`: the volume is constant there
+                continue
+            thinned.add(along)
+            profile = np.moveaxis(out, along, 0)[:, 0, 0].astype(np.float64)
+            assert np.allclose(np.moveaxis(out, along, 0), profile[:, None, None], atol=1e-6)
+            assert any(np.allclose(profile, as_slabs(line, thick, phase), atol=1e-5)
+                       for thick in range(2, 6) for phase in range(thick))
+            assert profile.min() >= line.min() - 1e-6 and profile.max() <= line.max() + 1e-6
+            assert np.abs(np.diff(profile, 2)).mean() < 0.7 * rough
+            assert abs(profile.mean() - line.mean()) < 0.05
+    assert thinned == {0, 1, 2}                          # every axis is drawn
 
 
 def test_patch_making_processes_give_the_batches_of_the_training_process(tmp_path: Path) -> None:

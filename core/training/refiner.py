@@ -183,12 +183,43 @@ def random_blur(rng: np.random.Generator, unit: np.ndarray) -> np.ndarray:
     return ndimage.gaussian_filter(unit, sigma, mode="nearest", truncate=3.0).astype(unit.dtype)
 
 
+SLAB_VOXELS = (2, 5)   # thickest and thinnest slabs of `thick_slices`, in voxels of the refiner's grid
+
+
+def thick_slices(rng: np.random.Generator, unit: np.ndarray) -> np.ndarray:
+    """`unit` as a thick-slice scan shows it after the fill resamples it to the refiner's grid.
+
+    Along a random axis the voxels are averaged into slabs of SLAB_VOXELS (at a random phase; the end
+    slabs may be partial), and each voxel is interpolated linearly between the slab centres, as
+    `core.refine3d` resamples a crop of a 1 x 1 x 3 mm scan to its 1 mm grid.
+    """
+    axis = int(rng.integers(3))
+    thick = int(rng.integers(SLAB_VOXELS[0], SLAB_VOXELS[1] + 1))
+    moved = np.moveaxis(unit, axis, 0)
+    n = moved.shape[0]
+    edges = np.unique(np.clip(np.arange(-int(rng.integers(thick)), n + thick, thick), 0, n))
+    means = np.stack([moved[a:b].mean(axis=0) for a, b in zip(edges[:-1], edges[1:])])
+    centres = (edges[:-1] + edges[1:] - 1) / 2.0
+    position = np.arange(n, dtype=np.float64)
+    upper = np.clip(np.searchsorted(centres, position, side="right"), 1, len(centres) - 1) if len(centres) > 1 else None
+    if upper is None:
+        out = np.broadcast_to(means[0], moved.shape)
+    else:
+        lower = upper - 1
+        w = np.clip((position - centres[lower]) / (centres[upper] - centres[lower]), 0.0, 1.0)
+        w = w.reshape((n,) + (1,) * (moved.ndim - 1))
+        out = (1.0 - w) * means[lower] + w * means[upper]
+    return np.moveaxis(out, 0, axis).astype(unit.dtype)
+
+
 def _contrast(rng: np.random.Generator, unit: np.ndarray, brain: np.ndarray, blur: float, remap: float,
-              noise: Optional[np.random.Generator] = None) -> np.ndarray:
-    """`unit` (0..1) blurred, remapped, gamma-corrected, rescaled and with noise in the brain (drawn from `noise`,
-    default `rng`): `sample`'s intensity augmentation."""
+              noise: Optional[np.random.Generator] = None, slabs: float = 0.0) -> np.ndarray:
+    """`unit` (0..1) blurred, in thick slices, remapped, gamma-corrected, rescaled and with noise in the brain
+    (drawn from `noise`, default `rng`): `sample`'s intensity augmentation."""
     if blur and rng.random() < blur:
         unit = random_blur(rng, unit)
+    if slabs and rng.random() < slabs:
+        unit = thick_slices(rng, unit)
     if remap and rng.random() < remap:
         unit = intensity_remap(rng, np.clip(unit, 0.0, 1.0))
     unit = unit ** float(np.exp(rng.normal(0.0, 0.2))) * rng.uniform(0.85, 1.1)
@@ -199,12 +230,12 @@ def _contrast(rng: np.random.Generator, unit: np.ndarray, brain: np.ndarray, blu
 def sample(rng: np.random.Generator, brains: Sequence[Brain], weights: np.ndarray,
            hole_kind: Optional[str] = None, deform: float = 0.0, remap: float = 0.0,
            blur: float = 0.0, patch: int = PATCH, hole_scale: float = 1.0,
-           mirror: float = 0.0, mirror_lesions: float = 0.0) -> tuple[np.ndarray, ...]:
+           mirror: float = 0.0, mirror_lesions: float = 0.0, slabs: float = 0.0) -> tuple[np.ndarray, ...]:
     """One augmented (base, hole, truth) patch triple in model range, `patch` voxels a side.
 
     `deform`: share of deformed patches (`deformation`); `remap`: share of patches whose tissue
     contrast is changed (`intensity_remap`); `blur`: share of smoothed patches (`random_blur`);
-    `hole_scale`: hole sizes in voxels relative to the 2 mm grid (`random_hole`). With `mirror` > 0
+    `slabs`: share of patches seen through thick slices (`thick_slices`; the mirror in the same slices); `hole_scale`: hole sizes in voxels relative to the 2 mm grid (`random_hole`). With `mirror` > 0
     a fourth array holds the mirror inputs of `core.refine3d.Refiner3D` ((2,) + patch shape), made as
     the fill makes them for that share of the patches (the brain's reflection, the hole left out of
     the mirror, the same geometry and contrast, noise of its own, no deformation) and zero for the rest.
@@ -239,14 +270,14 @@ def sample(rng: np.random.Generator, brains: Sequence[Brain], weights: np.ndarra
 
     truth, brain = orient(truth), orient(brain)
     state = rng.bit_generator.state
-    unit = _contrast(rng, np.clip((truth + 1.0) / 2.0, 0.0, None), brain, blur, remap)
+    unit = _contrast(rng, np.clip((truth + 1.0) / 2.0, 0.0, None), brain, blur, remap, slabs=slabs)
     truth = np.where(brain, np.clip(unit, 0.0, 1.0) * 2.0 - 1.0, -1.0).astype(np.float32)
     if mirrored is not None:   # the same contrast (the state replayed), its own noise
         noise = np.random.default_rng(int(rng.integers(1 << 62)))
         after = rng.bit_generator.state
         rng.bit_generator.state = state
         mirrored = orient(mirrored)
-        unit = _contrast(rng, np.clip((mirrored + 1.0) / 2.0, 0.0, None), mirrored > -1.0, blur, remap, noise)
+        unit = _contrast(rng, np.clip((mirrored + 1.0) / 2.0, 0.0, None), mirrored > -1.0, blur, remap, noise, slabs)
         rng.bit_generator.state = after
         mirrored = np.where(mirrored > -1.0, np.clip(unit, 0.0, 1.0) * 2.0 - 1.0, -1.0).astype(np.float32)
     hole = random_hole(rng, brain, hole_kind, hole_scale)
@@ -287,11 +318,11 @@ def plant_mirror_lesion(rng: np.random.Generator, mirrored: np.ndarray, hole: np
 def batch(rng: np.random.Generator, brains, weights, size: int,
           hole_kind: Optional[str] = None, deform: float = 0.0, remap: float = 0.0,
           blur: float = 0.0, patch: int = PATCH, hole_scale: float = 1.0, mirror: float = 0.0,
-          mirror_lesions: float = 0.0) -> tuple[torch.Tensor, ...]:
+          mirror_lesions: float = 0.0, slabs: float = 0.0) -> tuple[torch.Tensor, ...]:
     """`size` patch triples stacked as (base, hole, truth) tensors of shape (size, 1, patch, patch, patch),
     with `mirror` > 0 and the mirror inputs (size, 2, patch, patch, patch) as a fourth."""
-    parts = [sample(rng, brains, weights, hole_kind, deform, remap, blur, patch, hole_scale, mirror, mirror_lesions)
-             for _ in range(size)]
+    parts = [sample(rng, brains, weights, hole_kind, deform, remap, blur, patch, hole_scale, mirror, mirror_lesions,
+                    slabs) for _ in range(size)]
     stacked = tuple(torch.from_numpy(np.stack([p[i] for p in parts])[:, None].copy()) for i in range(3))
     return stacked + ((torch.from_numpy(np.stack([p[3] for p in parts])),) if mirror else ())
 
@@ -348,7 +379,7 @@ use only; not a medical device. Filled voxels are synthetic.
 
 ## Training data
 Never the held-out brains. Patches of {patch}^3 voxels at {spacing:g} mm from {data}.{licences}{validation}
-Augmentation: random axis order and flips, gamma (log SD 0.2), contrast x0.85-1.1, Gaussian noise in the brain.{deform}{remap}{blur}{mirror}
+Augmentation: random axis order and flips, gamma (log SD 0.2), contrast x0.85-1.1, Gaussian noise in the brain.{deform}{remap}{blur}{slabs}{mirror}
 Holes: irregular blobs (50%), boxes (30%) and thin slabs 2-8 mm thick (20%) inside the brain, sized in mm on every grid.{centre}
 
 ## Training run
@@ -389,6 +420,7 @@ def _stage(init: dict) -> str:
     shares = f"{float(before['deform']):.0%} of patches deformed, " if before.get("deform") else ""
     shares += f"{float(before['remap']):.0%} with a random tissue contrast, " if before.get("remap") else ""
     shares += f"{float(before['blur']):.0%} smoothed, " if before.get("blur") else ""
+    shares += f"{float(before['slabs']):.0%} in thick slices, " if before.get("slabs") else ""
     return (f"`{init['path']}` (sha256 {init['sha256'][:12]}...: {before.get('steps', '?')} steps, "
             f"lr {before.get('lr', '?')}, error averaged {AVERAGING.get(before.get('loss', 'voxel'), '?')}, "
             f"{shares}{float(before.get('wall_time_s', 0.0)) / 60:.0f} min)")
@@ -445,7 +477,11 @@ def write_card(out: Path, network: Refiner3D, meta: dict, step: int) -> None:
                                   "fill must not copy." if meta.get("mirror_lesions") else "")
                                if meta.get("mirror") else ""),
                        blur=(f"\n{float(meta['blur']):.0%} of the patches are smoothed by a Gaussian of 0-{BLUR_MAX_SIGMA:g} "
-                             f"voxels drawn for each axis." if meta.get("blur") else ""))
+                             f"voxels drawn for each axis." if meta.get("blur") else ""),
+                       slabs=(f"\n{float(meta['slabs']):.0%} of the patches are seen through thick slices: averaged along a "
+                              f"random axis into slabs of {SLAB_VOXELS[0]}-{SLAB_VOXELS[1]} voxels and interpolated back "
+                              "linearly, as the fill resamples a thick-slice scan (the mirror in the same slices)."
+                              if meta.get("slabs") else ""))
     write_atomically(out / "MODEL_CARD.md", lambda p: p.write_text(text, encoding="utf-8"))
 
 
@@ -482,13 +518,13 @@ def train(data: Sequence[tuple[Path, Optional[Path], float]], out: Path, *, minu
           deform: float = 0.0, remap: float = 0.0, blur: float = 0.0, device: str = "cpu",
           workers: int = 0, command: Optional[str] = None, patch: int = PATCH,
           validation: Sequence[Path] = (), centre_depth_mm: Optional[float] = None, mirror: float = 0.0,
-          mirror_lesions: float = 0.0) -> None:
+          mirror_lesions: float = 0.0, slabs: float = 0.0) -> None:
     """Train (or resume) a refiner on `data` = [(image, brain mask or None, sampling weight)].
 
     `init`: a run folder whose weights start this run (fresh optimiser and schedule); `deform`: the
     share of patches randomly rotated, scaled and warped (`deformation`); `remap`: the share whose
-    tissue contrast is changed (`intensity_remap`); `blur`: the share smoothed (`random_blur`).
-    `device`: where the network trains (a torch device name); `workers`: processes making the
+    tissue contrast is changed (`intensity_remap`); `blur`: the share smoothed (`random_blur`); `slabs`:
+    the share seen through thick slices (`thick_slices`). `device`: where the network trains (a torch device name); `workers`: processes making the
     patches ahead (`batch_stream`; the same patches with any number). `config`: the architecture
     (default: the resumed or `init` run's, else `RefinerConfig()`); one that differs from theirs is refused, except
     a larger width than the `init` run's (its weights are `core.refine3d.widened`: the start fills alike).
@@ -502,7 +538,7 @@ def train(data: Sequence[tuple[Path, Optional[Path], float]], out: Path, *, minu
     """
     if loss_kind not in LOSSES:
         raise ValueError(f"loss must be one of {LOSSES}, not {loss_kind!r}")
-    for name, share in (("deform", deform), ("remap", remap), ("blur", blur)):
+    for name, share in (("deform", deform), ("remap", remap), ("blur", blur), ("slabs", slabs)):
         if not 0.0 <= share <= 1.0:
             raise ValueError(f"{name} is a share of patches, from 0 to 1, not {share}")
     earlier = out if resume else init
@@ -533,7 +569,7 @@ def train(data: Sequence[tuple[Path, Optional[Path], float]], out: Path, *, minu
             "lr": lr, "seed": seed, "patch": patch, "loss": loss_kind, "deform": deform, "remap": remap, "blur": blur, "torch": torch.__version__,
             "hardware": _hardware(target, workers), "command": command, "wall_time_s": 0.0,
             "validation": [str(v) for v in validation], "centre_depth_mm": centre_depth_mm, "mirror": mirror,
-            **({"mirror_lesions": mirror_lesions} if mirror_lesions else {})}
+            **({"mirror_lesions": mirror_lesions} if mirror_lesions else {}), **({"slabs": slabs} if slabs else {})}
     if init is not None and not resume:
         start_from = load_refiner(init)
         state = start_from.network.state_dict()
@@ -555,6 +591,8 @@ def train(data: Sequence[tuple[Path, Optional[Path], float]], out: Path, *, minu
         meta["resumed"] = list(record["training"].get("resumed", [])) + ([command] if command else [])
         if not mirror_lesions and record["training"].get("mirror_lesions"):   # a resume keeps the run's augmentation
             mirror_lesions = meta["mirror_lesions"] = float(record["training"]["mirror_lesions"])
+        if not slabs and record["training"].get("slabs"):
+            slabs = meta["slabs"] = float(record["training"]["slabs"])
         saved = load_file(str(out / "optimizer.safetensors"))
         if saved:
             opt = optimiser.state_dict()
@@ -569,7 +607,8 @@ def train(data: Sequence[tuple[Path, Optional[Path], float]], out: Path, *, minu
     running = []
     stream = batch_stream(brains, weights, batch_size, seed, step, steps, workers, deform=deform, remap=remap,
                           blur=blur, patch=patch, hole_scale=2.0 / config.spacing_mm, mirror=mirror,
-                          **({"mirror_lesions": mirror_lesions} if mirror_lesions else {}))
+                          **({"mirror_lesions": mirror_lesions} if mirror_lesions else {}),
+                          **({"slabs": slabs} if slabs else {}))
     for tensors in stream:
         if spent + time.perf_counter() - start >= minutes * 60:
             break
@@ -655,6 +694,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--blur", type=number_range(0.0, 1.0, "a share of patches "), default=0.0,
                    help=f"share of patches smoothed by a Gaussian of 0-{BLUR_MAX_SIGMA:g} voxels drawn for each axis "
                         f"(default 0)")
+    p.add_argument("--slabs", type=number_range(0.0, 1.0, "a share of patches "), default=0.0,
+                   help=f"share of patches seen through thick slices: averaged along a random axis into slabs of "
+                        f"{SLAB_VOXELS[0]}-{SLAB_VOXELS[1]} voxels and interpolated back, as the fill resamples a "
+                        f"thick-slice scan (default 0)")
     p.add_argument("--mirror", type=number_range(0.0, 1.0, "a share of patches "), default=0.0,
                    help="share of patches given the mirrored hemisphere as the fill gives it, for a refiner with mirror "
                         "inputs that learns the mirror's share (default 0: a refiner without them; with --init from one "
@@ -690,6 +733,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
               remap=args.remap, blur=args.blur, device=device, workers=args.workers,
               config=config, patch=args.patch, validation=validation, log_every=args.log_every,
               centre_depth_mm=args.centre_depth, mirror=args.mirror, mirror_lesions=args.mirror_lesions,
+              slabs=args.slabs,
               command=shlex.join(["python", "-m", "core.training.refiner",
                                   *(sys.argv[1:] if argv is None else argv)]))
     except InpaintError as exc:
