@@ -235,9 +235,9 @@ def sample(rng: np.random.Generator, brains: Sequence[Brain], weights: np.ndarra
 
     `deform`: share of deformed patches (`deformation`); `remap`: share of patches whose tissue
     contrast is changed (`intensity_remap`); `blur`: share of smoothed patches (`random_blur`);
-    `slabs`: share of patches seen through thick slices (`thick_slices`; the mirror in the same slices); `hole_scale`: hole sizes in voxels relative to the 2 mm grid (`random_hole`). With `mirror` > 0
-    a fourth array holds the mirror inputs of `core.refine3d.Refiner3D` ((2,) + patch shape), made as
-    the fill makes them for that share of the patches (the brain's reflection, the hole left out of
+    `slabs`: share of patches seen through thick slices (`thick_slices`; the mirror in the same slices);
+    `hole_scale`: hole sizes in voxels relative to the 2 mm grid (`random_hole`). With `mirror` > 0 a fourth
+    array holds the mirror inputs of `core.refine3d.Refiner3D` ((2,) + patch shape), made as the fill makes them for that share of the patches (the brain's reflection, the hole left out of
     the mirror, the same geometry and contrast, noise of its own, no deformation) and zero for the rest.
     `mirror_lesions`: the share of mirrored patches whose mirror gets a dark lesion where it mirrors the hole
     (`plant_mirror_lesion`): an unpainted lesion on the other side, whose detail the fill must not copy.
@@ -524,8 +524,8 @@ def train(data: Sequence[tuple[Path, Optional[Path], float]], out: Path, *, minu
     `init`: a run folder whose weights start this run (fresh optimiser and schedule); `deform`: the
     share of patches randomly rotated, scaled and warped (`deformation`); `remap`: the share whose
     tissue contrast is changed (`intensity_remap`); `blur`: the share smoothed (`random_blur`); `slabs`:
-    the share seen through thick slices (`thick_slices`). `device`: where the network trains (a torch device name); `workers`: processes making the
-    patches ahead (`batch_stream`; the same patches with any number). `config`: the architecture
+    the share seen through thick slices (`thick_slices`). `device`: where the network trains (a torch device
+    name); `workers`: processes making the patches ahead (`batch_stream`; the same patches with any number). `config`: the architecture
     (default: the resumed or `init` run's, else `RefinerConfig()`); one that differs from theirs is refused, except
     a larger width than the `init` run's (its weights are `core.refine3d.widened`: the start fills alike).
     `command`: the command line that started the run, for its card (a resumed run keeps its first).
