@@ -180,6 +180,34 @@ def test_the_card_names_an_augmentation_in_its_run_and_in_later_stages(tmp_path:
         train([(path, None, 1.0)], tmp_path / "bad", minutes=5, steps=1, config=config, **{option: -0.1})
 
 
+def test_a_run_adds_the_noise_it_is_given_and_its_card_and_later_stages_say_so(tmp_path: Path) -> None:
+    image = np.full((40, 40, 40), -1.0, dtype=np.float32)
+    brain = np.zeros(image.shape, dtype=bool)
+    brain[4:36, 4:36, 4:36] = True
+    image[brain] = 0.2
+    source = Brain(image=image, brain=brain, centres=np.array([[20, 20, 20]]))
+    spreads = {}
+    for sd in (0.0, 0.006, 0.03):
+        rng = np.random.default_rng(3)
+        truths = [sample(rng, [source], np.array([1.0]), patch=24, noise_sd=sd)[2] for _ in range(20)]
+        spreads[sd] = max(float(t[6:18, 6:18, 6:18].std()) for t in truths) / 2.0   # model range -> unit range
+    assert spreads[0.0] < 1e-6 and 0.002 < spreads[0.006] <= 0.0065 and 0.012 < spreads[0.03] <= 0.033
+    path = tmp_path / "brain.nii.gz"
+    nib.save(nib.Nifti1Image(synthetic_brain((44, 48, 44)), np.diag([2.0, 2.0, 2.0, 1.0])), path)
+    config = RefinerConfig(width=2)
+    train([(path, None, 1.0)], tmp_path / "run", minutes=5, steps=1, batch_size=2, config=config, log_every=1,
+          noise_sd=0.006)
+    assert "Gaussian noise in the brain (SD 0-0.006 of the" in (tmp_path / "run" / "MODEL_CARD.md").read_text()
+    train([(path, None, 1.0)], tmp_path / "run", minutes=5, steps=2, batch_size=2, log_every=1, resume=True)
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["training"]["noise_sd"] == 0.006
+    train([(path, None, 1.0)], tmp_path / "next", minutes=5, steps=1, batch_size=2, config=config,
+          init=tmp_path / "run", log_every=1)
+    card = (tmp_path / "next" / "MODEL_CARD.md").read_text()
+    assert "noise SD 0-0.006" in card and "Gaussian noise in the brain (SD 0-0.03 of the" in card
+    with pytest.raises(ValueError, match="an SD of the intensity range"):
+        train([(path, None, 1.0)], tmp_path / "bad", minutes=5, steps=1, config=config, noise_sd=-0.1)
+
+
 def test_the_training_command_refuses_a_share_outside_0_to_1(capsys) -> None:
     from core.training.refiner import main
 
@@ -187,6 +215,9 @@ def test_the_training_command_refuses_a_share_outside_0_to_1(capsys) -> None:
         with pytest.raises(SystemExit) as stop:
             main(["--data", "x.nii.gz", "--out", "unused", option, "1.5"])
         assert stop.value.code == 2 and "must be a share of patches from 0 to 1, not 1.5" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as stop:
+        main(["--data", "x.nii.gz", "--out", "unused", "--noise", "1.5"])
+    assert stop.value.code == 2 and "must be an SD of the intensity range from 0 to 1, not 1.5" in capsys.readouterr().err
 
 
 def test_random_blur_smooths_each_axis_by_its_own_amount_and_keeps_the_mean() -> None:

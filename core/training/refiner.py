@@ -212,10 +212,13 @@ def thick_slices(rng: np.random.Generator, unit: np.ndarray) -> np.ndarray:
     return np.moveaxis(out, 0, axis).astype(unit.dtype)
 
 
+NOISE_SD = 0.03   # largest SD of the white noise added in the brain (unit range), unless a run sets its own
+
+
 def _contrast(rng: np.random.Generator, unit: np.ndarray, brain: np.ndarray, blur: float, remap: float,
-              noise: Optional[np.random.Generator] = None, slabs: float = 0.0) -> np.ndarray:
-    """`unit` (0..1) blurred, in thick slices, remapped, gamma-corrected, rescaled and with noise in the brain
-    (drawn from `noise`, default `rng`): `sample`'s intensity augmentation."""
+              noise: Optional[np.random.Generator] = None, slabs: float = 0.0, noise_sd: float = NOISE_SD) -> np.ndarray:
+    """`unit` (0..1) blurred, in thick slices, remapped, gamma-corrected, rescaled and with white noise of SD
+    0..`noise_sd` in the brain (drawn from `noise`, default `rng`): `sample`'s intensity augmentation."""
     if blur and rng.random() < blur:
         unit = random_blur(rng, unit)
     if slabs and rng.random() < slabs:
@@ -223,19 +226,21 @@ def _contrast(rng: np.random.Generator, unit: np.ndarray, brain: np.ndarray, blu
     if remap and rng.random() < remap:
         unit = intensity_remap(rng, np.clip(unit, 0.0, 1.0))
     unit = unit ** float(np.exp(rng.normal(0.0, 0.2))) * rng.uniform(0.85, 1.1)
-    spread = rng.uniform(0.0, 0.03)
+    spread = rng.uniform(0.0, noise_sd)
     return unit + brain * (noise or rng).normal(0.0, spread, size=unit.shape)
 
 
 def sample(rng: np.random.Generator, brains: Sequence[Brain], weights: np.ndarray,
            hole_kind: Optional[str] = None, deform: float = 0.0, remap: float = 0.0,
            blur: float = 0.0, patch: int = PATCH, hole_scale: float = 1.0,
-           mirror: float = 0.0, mirror_lesions: float = 0.0, slabs: float = 0.0) -> tuple[np.ndarray, ...]:
+           mirror: float = 0.0, mirror_lesions: float = 0.0, slabs: float = 0.0,
+           noise_sd: float = NOISE_SD) -> tuple[np.ndarray, ...]:
     """One augmented (base, hole, truth) patch triple in model range, `patch` voxels a side.
 
     `deform`: share of deformed patches (`deformation`); `remap`: share of patches whose tissue
     contrast is changed (`intensity_remap`); `blur`: share of smoothed patches (`random_blur`);
-    `slabs`: share of patches seen through thick slices (`thick_slices`; the mirror in the same slices);
+    `slabs`: share of patches seen through thick slices (`thick_slices`; the mirror in the same slices); `noise_sd`:
+    the largest SD of the white noise added in the brain (unit range; each patch draws its own from 0 to it);
     `hole_scale`: hole sizes in voxels relative to the 2 mm grid (`random_hole`). With `mirror` > 0 a fourth
     array holds the mirror inputs of `core.refine3d.Refiner3D` ((2,) + patch shape), made as the fill makes them for that share of the patches (the brain's reflection, the hole left out of
     the mirror, the same geometry and contrast, noise of its own, no deformation) and zero for the rest.
@@ -270,14 +275,15 @@ def sample(rng: np.random.Generator, brains: Sequence[Brain], weights: np.ndarra
 
     truth, brain = orient(truth), orient(brain)
     state = rng.bit_generator.state
-    unit = _contrast(rng, np.clip((truth + 1.0) / 2.0, 0.0, None), brain, blur, remap, slabs=slabs)
+    unit = _contrast(rng, np.clip((truth + 1.0) / 2.0, 0.0, None), brain, blur, remap, slabs=slabs, noise_sd=noise_sd)
     truth = np.where(brain, np.clip(unit, 0.0, 1.0) * 2.0 - 1.0, -1.0).astype(np.float32)
     if mirrored is not None:   # the same contrast (the state replayed), its own noise
         noise = np.random.default_rng(int(rng.integers(1 << 62)))
         after = rng.bit_generator.state
         rng.bit_generator.state = state
         mirrored = orient(mirrored)
-        unit = _contrast(rng, np.clip((mirrored + 1.0) / 2.0, 0.0, None), mirrored > -1.0, blur, remap, noise, slabs)
+        unit = _contrast(rng, np.clip((mirrored + 1.0) / 2.0, 0.0, None), mirrored > -1.0, blur, remap, noise, slabs,
+                         noise_sd)
         rng.bit_generator.state = after
         mirrored = np.where(mirrored > -1.0, np.clip(unit, 0.0, 1.0) * 2.0 - 1.0, -1.0).astype(np.float32)
     hole = random_hole(rng, brain, hole_kind, hole_scale)
@@ -318,11 +324,11 @@ def plant_mirror_lesion(rng: np.random.Generator, mirrored: np.ndarray, hole: np
 def batch(rng: np.random.Generator, brains, weights, size: int,
           hole_kind: Optional[str] = None, deform: float = 0.0, remap: float = 0.0,
           blur: float = 0.0, patch: int = PATCH, hole_scale: float = 1.0, mirror: float = 0.0,
-          mirror_lesions: float = 0.0, slabs: float = 0.0) -> tuple[torch.Tensor, ...]:
+          mirror_lesions: float = 0.0, slabs: float = 0.0, noise_sd: float = NOISE_SD) -> tuple[torch.Tensor, ...]:
     """`size` patch triples stacked as (base, hole, truth) tensors of shape (size, 1, patch, patch, patch),
     with `mirror` > 0 and the mirror inputs (size, 2, patch, patch, patch) as a fourth."""
     parts = [sample(rng, brains, weights, hole_kind, deform, remap, blur, patch, hole_scale, mirror, mirror_lesions,
-                    slabs) for _ in range(size)]
+                    slabs, noise_sd) for _ in range(size)]
     stacked = tuple(torch.from_numpy(np.stack([p[i] for p in parts])[:, None].copy()) for i in range(3))
     return stacked + ((torch.from_numpy(np.stack([p[3] for p in parts])),) if mirror else ())
 
@@ -379,7 +385,8 @@ use only; not a medical device. Filled voxels are synthetic.
 
 ## Training data
 Never the held-out brains. Patches of {patch}^3 voxels at {spacing:g} mm from {data}.{licences}{validation}
-Augmentation: random axis order and flips, gamma (log SD 0.2), contrast x0.85-1.1, Gaussian noise in the brain.{deform}{remap}{blur}{slabs}{mirror}
+Augmentation: random axis order and flips, gamma (log SD 0.2), contrast x0.85-1.1, Gaussian noise in the brain (SD 0-{noise_sd:g} of the
+intensity range, drawn per patch).{deform}{remap}{blur}{slabs}{mirror}
 Holes: irregular blobs (50%), boxes (30%) and thin slabs 2-8 mm thick (20%) inside the brain, sized in mm on every grid.{centre}
 
 ## Training run
@@ -421,6 +428,7 @@ def _stage(init: dict) -> str:
     shares += f"{float(before['remap']):.0%} with a random tissue contrast, " if before.get("remap") else ""
     shares += f"{float(before['blur']):.0%} smoothed, " if before.get("blur") else ""
     shares += f"{float(before['slabs']):.0%} in thick slices, " if before.get("slabs") else ""
+    shares += f"noise SD 0-{float(before['noise_sd']):g}, " if "noise_sd" in before else ""
     return (f"`{init['path']}` (sha256 {init['sha256'][:12]}...: {before.get('steps', '?')} steps, "
             f"lr {before.get('lr', '?')}, error averaged {AVERAGING.get(before.get('loss', 'voxel'), '?')}, "
             f"{shares}{float(before.get('wall_time_s', 0.0)) / 60:.0f} min)")
@@ -446,6 +454,7 @@ def write_card(out: Path, network: Refiner3D, meta: dict, step: int) -> None:
     w = network.config.width
     text = CARD.format(width=w, w2=2 * w, w4=4 * w, params=sum(p.numel() for p in network.parameters()),
                        spacing=network.config.spacing_mm, patch=meta.get("patch", PATCH), **_data_text(meta),
+                       noise_sd=float(meta.get("noise_sd", NOISE_SD)),
                        steps=step, centre=(f" Patches and their holes are centred at least {meta['centre_depth_mm']:g} mm "
                                            "inside the brain, where deep white-matter lesions lie."
                                            if meta.get("centre_depth_mm") else ""),
@@ -518,13 +527,14 @@ def train(data: Sequence[tuple[Path, Optional[Path], float]], out: Path, *, minu
           deform: float = 0.0, remap: float = 0.0, blur: float = 0.0, device: str = "cpu",
           workers: int = 0, command: Optional[str] = None, patch: int = PATCH,
           validation: Sequence[Path] = (), centre_depth_mm: Optional[float] = None, mirror: float = 0.0,
-          mirror_lesions: float = 0.0, slabs: float = 0.0) -> None:
+          mirror_lesions: float = 0.0, slabs: float = 0.0, noise_sd: Optional[float] = None) -> None:
     """Train (or resume) a refiner on `data` = [(image, brain mask or None, sampling weight)].
 
     `init`: a run folder whose weights start this run (fresh optimiser and schedule); `deform`: the
     share of patches randomly rotated, scaled and warped (`deformation`); `remap`: the share whose
     tissue contrast is changed (`intensity_remap`); `blur`: the share smoothed (`random_blur`); `slabs`:
-    the share seen through thick slices (`thick_slices`). `device`: where the network trains (a torch device
+    the share seen through thick slices (`thick_slices`); `noise_sd`: the largest SD of the added white noise
+    (default NOISE_SD; a resumed run keeps its own). `device`: where the network trains (a torch device
     name); `workers`: processes making the patches ahead (`batch_stream`; the same patches with any number). `config`: the architecture
     (default: the resumed or `init` run's, else `RefinerConfig()`); one that differs from theirs is refused, except
     a larger width than the `init` run's (its weights are `core.refine3d.widened`: the start fills alike).
@@ -541,6 +551,8 @@ def train(data: Sequence[tuple[Path, Optional[Path], float]], out: Path, *, minu
     for name, share in (("deform", deform), ("remap", remap), ("blur", blur), ("slabs", slabs)):
         if not 0.0 <= share <= 1.0:
             raise ValueError(f"{name} is a share of patches, from 0 to 1, not {share}")
+    if noise_sd is not None and not 0.0 <= noise_sd <= 1.0:
+        raise ValueError(f"noise_sd is an SD of the intensity range, from 0 to 1, not {noise_sd}")
     earlier = out if resume else init
     if earlier is not None:
         found = load_refiner(earlier).config
@@ -569,7 +581,8 @@ def train(data: Sequence[tuple[Path, Optional[Path], float]], out: Path, *, minu
             "lr": lr, "seed": seed, "patch": patch, "loss": loss_kind, "deform": deform, "remap": remap, "blur": blur, "torch": torch.__version__,
             "hardware": _hardware(target, workers), "command": command, "wall_time_s": 0.0,
             "validation": [str(v) for v in validation], "centre_depth_mm": centre_depth_mm, "mirror": mirror,
-            **({"mirror_lesions": mirror_lesions} if mirror_lesions else {}), **({"slabs": slabs} if slabs else {})}
+            **({"mirror_lesions": mirror_lesions} if mirror_lesions else {}), **({"slabs": slabs} if slabs else {}),
+            **({"noise_sd": noise_sd} if noise_sd is not None else {})}
     if init is not None and not resume:
         start_from = load_refiner(init)
         state = start_from.network.state_dict()
@@ -593,6 +606,8 @@ def train(data: Sequence[tuple[Path, Optional[Path], float]], out: Path, *, minu
             mirror_lesions = meta["mirror_lesions"] = float(record["training"]["mirror_lesions"])
         if not slabs and record["training"].get("slabs"):
             slabs = meta["slabs"] = float(record["training"]["slabs"])
+        if noise_sd is None and "noise_sd" in record["training"]:
+            noise_sd = meta["noise_sd"] = float(record["training"]["noise_sd"])
         saved = load_file(str(out / "optimizer.safetensors"))
         if saved:
             opt = optimiser.state_dict()
@@ -608,7 +623,8 @@ def train(data: Sequence[tuple[Path, Optional[Path], float]], out: Path, *, minu
     stream = batch_stream(brains, weights, batch_size, seed, step, steps, workers, deform=deform, remap=remap,
                           blur=blur, patch=patch, hole_scale=2.0 / config.spacing_mm, mirror=mirror,
                           **({"mirror_lesions": mirror_lesions} if mirror_lesions else {}),
-                          **({"slabs": slabs} if slabs else {}))
+                          **({"slabs": slabs} if slabs else {}),
+                          **({"noise_sd": noise_sd} if noise_sd is not None else {}))
     for tensors in stream:
         if spent + time.perf_counter() - start >= minutes * 60:
             break
@@ -698,6 +714,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                    help=f"share of patches seen through thick slices: averaged along a random axis into slabs of "
                         f"{SLAB_VOXELS[0]}-{SLAB_VOXELS[1]} voxels and interpolated back, as the fill resamples a "
                         f"thick-slice scan (default 0)")
+    p.add_argument("--noise", type=number_range(0.0, 1.0, "an SD of the intensity range "), default=None, metavar="SD",
+                   help=f"largest SD of the white noise added in the brain, each patch drawing its own from 0 to it "
+                        f"(of the intensity range; default {NOISE_SD:g}, or the resumed run's)")
     p.add_argument("--mirror", type=number_range(0.0, 1.0, "a share of patches "), default=0.0,
                    help="share of patches given the mirrored hemisphere as the fill gives it, for a refiner with mirror "
                         "inputs that learns the mirror's share (default 0: a refiner without them; with --init from one "
@@ -733,7 +752,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
               remap=args.remap, blur=args.blur, device=device, workers=args.workers,
               config=config, patch=args.patch, validation=validation, log_every=args.log_every,
               centre_depth_mm=args.centre_depth, mirror=args.mirror, mirror_lesions=args.mirror_lesions,
-              slabs=args.slabs,
+              slabs=args.slabs, noise_sd=args.noise,
               command=shlex.join(["python", "-m", "core.training.refiner",
                                   *(sys.argv[1:] if argv is None else argv)]))
     except InpaintError as exc:
