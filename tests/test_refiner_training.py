@@ -197,13 +197,13 @@ def test_a_run_adds_the_noise_it_is_given_and_its_card_and_later_stages_say_so(t
     config = RefinerConfig(width=2)
     train([(path, None, 1.0)], tmp_path / "run", minutes=5, steps=1, batch_size=2, config=config, log_every=1,
           noise_sd=0.006)
-    assert "Gaussian noise in the brain (SD 0-0.006 of the" in (tmp_path / "run" / "MODEL_CARD.md").read_text()
+    assert "Gaussian noise in the brain\n(SD 0-0.006 of the" in (tmp_path / "run" / "MODEL_CARD.md").read_text()
     train([(path, None, 1.0)], tmp_path / "run", minutes=5, steps=2, batch_size=2, log_every=1, resume=True)
     assert json.loads((tmp_path / "run" / "config.json").read_text())["training"]["noise_sd"] == 0.006
     train([(path, None, 1.0)], tmp_path / "next", minutes=5, steps=1, batch_size=2, config=config,
           init=tmp_path / "run", log_every=1)
     card = (tmp_path / "next" / "MODEL_CARD.md").read_text()
-    assert "noise SD 0-0.006" in card and "Gaussian noise in the brain (SD 0-0.03 of the" in card
+    assert "noise SD 0-0.006" in card and "Gaussian noise in the brain\n(SD 0-0.03 of the" in card
     with pytest.raises(ValueError, match="an SD of the intensity range"):
         train([(path, None, 1.0)], tmp_path / "bad", minutes=5, steps=1, config=config, noise_sd=-0.1)
 

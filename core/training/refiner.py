@@ -216,7 +216,8 @@ NOISE_SD = 0.03   # largest SD of the white noise added in the brain (unit range
 
 
 def _contrast(rng: np.random.Generator, unit: np.ndarray, brain: np.ndarray, blur: float, remap: float,
-              noise: Optional[np.random.Generator] = None, slabs: float = 0.0, noise_sd: float = NOISE_SD) -> np.ndarray:
+              noise: Optional[np.random.Generator] = None, slabs: float = 0.0,
+              noise_sd: float = NOISE_SD) -> np.ndarray:
     """`unit` (0..1) blurred, in thick slices, remapped, gamma-corrected, rescaled and with white noise of SD
     0..`noise_sd` in the brain (drawn from `noise`, default `rng`): `sample`'s intensity augmentation."""
     if blur and rng.random() < blur:
@@ -242,8 +243,9 @@ def sample(rng: np.random.Generator, brains: Sequence[Brain], weights: np.ndarra
     `slabs`: share of patches seen through thick slices (`thick_slices`; the mirror in the same slices); `noise_sd`:
     the largest SD of the white noise added in the brain (unit range; each patch draws its own from 0 to it);
     `hole_scale`: hole sizes in voxels relative to the 2 mm grid (`random_hole`). With `mirror` > 0 a fourth
-    array holds the mirror inputs of `core.refine3d.Refiner3D` ((2,) + patch shape), made as the fill makes them for that share of the patches (the brain's reflection, the hole left out of
-    the mirror, the same geometry and contrast, noise of its own, no deformation) and zero for the rest.
+    array holds the mirror inputs of `core.refine3d.Refiner3D` ((2,) + patch shape), made as the fill makes them
+    for that share of the patches (the brain's reflection, the hole left out of the mirror, the same geometry and
+    contrast, noise of its own, no deformation) and zero for the rest.
     `mirror_lesions`: the share of mirrored patches whose mirror gets a dark lesion where it mirrors the hole
     (`plant_mirror_lesion`): an unpainted lesion on the other side, whose detail the fill must not copy.
     """
@@ -385,8 +387,8 @@ use only; not a medical device. Filled voxels are synthetic.
 
 ## Training data
 Never the held-out brains. Patches of {patch}^3 voxels at {spacing:g} mm from {data}.{licences}{validation}
-Augmentation: random axis order and flips, gamma (log SD 0.2), contrast x0.85-1.1, Gaussian noise in the brain (SD 0-{noise_sd:g} of the
-intensity range, drawn per patch).{deform}{remap}{blur}{slabs}{mirror}
+Augmentation: random axis order and flips, gamma (log SD 0.2), contrast x0.85-1.1, Gaussian noise in the brain
+(SD 0-{noise_sd:g} of the intensity range, drawn per patch).{deform}{remap}{blur}{slabs}{mirror}
 Holes: irregular blobs (50%), boxes (30%) and thin slabs 2-8 mm thick (20%) inside the brain, sized in mm on every grid.{centre}
 
 ## Training run
@@ -535,8 +537,8 @@ def train(data: Sequence[tuple[Path, Optional[Path], float]], out: Path, *, minu
     tissue contrast is changed (`intensity_remap`); `blur`: the share smoothed (`random_blur`); `slabs`:
     the share seen through thick slices (`thick_slices`); `noise_sd`: the largest SD of the added white noise
     (default NOISE_SD; a resumed run keeps its own). `device`: where the network trains (a torch device
-    name); `workers`: processes making the patches ahead (`batch_stream`; the same patches with any number). `config`: the architecture
-    (default: the resumed or `init` run's, else `RefinerConfig()`); one that differs from theirs is refused, except
+    name); `workers`: processes making the patches ahead (`batch_stream`; the same patches with any number).
+    `config`: the architecture (default: the resumed or `init` run's, else `RefinerConfig()`); one that differs from theirs is refused, except
     a larger width than the `init` run's (its weights are `core.refine3d.widened`: the start fills alike).
     `command`: the command line that started the run, for its card (a resumed run keeps its first).
     `patch`: voxels a side of the training patches (holes keep their size in mm on every grid);
