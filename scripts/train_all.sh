@@ -18,7 +18,7 @@
 #   scripts/train_all.sh refiner1mm_patch48c  the shipped one continued once more, fresh patches (a tie, not kept)
 #   scripts/train_all.sh refiner1mm_deep10    the shipped one continued with holes at least 10 mm deep (a tie, not kept)
 #   scripts/train_all.sh refiner1mm_slabs     the shipped one continued with 30% of patches in thick slices (a candidate)
-#   scripts/train_all.sh refiner1mm_noise     the shipped one continued with the added noise of real scans' size (a candidate)
+#   scripts/train_all.sh refiner1mm_noise     the shipped one continued with the added noise of real scans' size (not kept)
 #   scripts/train_all.sh cohort   the four models retrained on the cohort's training split, one after another,
 #                                 each from its shipped weights (runs/cohort_<name>; COHORT_MINUTES each, default 20)
 # MINUTES (default 85, as used) is each run's wall-clock budget; PYTHON defaults to python.
@@ -192,10 +192,11 @@ if [[ "${1:-}" == "refiner1mm_slabs" ]]; then
 fi
 
 if [[ "${1:-}" == "refiner1mm_noise" ]]; then
-    # A candidate (docs/training.md): the shipped 1 mm refiner (runs/refiner1mm_patch48b, sha256 997b1c14) continued
-    # as it was made, but with the added white noise of real scans' size: SD 0-0.006 of the intensity range per patch
-    # (--noise 0.006) instead of 0-0.03; the cohort's own noise is 0.002-0.0035 (docs/training.md). Seed 10, 2000
-    # steps within 150 min (counted across resumes).   scripts/train_all.sh refiner1mm_noise [resume]
+    # Measured, not kept (-0.05 dB on the validation split: docs/training.md). The shipped 1 mm refiner
+    # (runs/refiner1mm_patch48b, sha256 997b1c14) continued as it was made, but with the added white noise of real
+    # scans' size: SD 0-0.006 of the intensity range per patch (--noise 0.006) instead of 0-0.03; the cohort's own
+    # noise is 0.002-0.0035 (docs/training.md). Seed 10, 2000 steps within 150 min (counted across resumes).
+    #   scripts/train_all.sh refiner1mm_noise [resume]
     start=(--init runs/refiner1mm_patch48b --noise 0.006)
     [[ "${2:-}" == "resume" ]] && start=(--resume)
     REFINER_MINUTES=${REFINER_MINUTES:-150} PATCH=48 refiner_1mm runs/refiner1mm_noise 2000 150 1 log "${start[@]}" \
