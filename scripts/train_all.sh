@@ -208,10 +208,10 @@ fi
 if [[ "${1:-}" == "refiner1mm_noise2" ]]; then
     # A candidate (docs/training.md): the other side of refiner1mm_noise, which lost 0.05 dB with less noise: the
     # shipped 1 mm refiner continued as it was made with twice the added noise (SD 0-0.06 per patch, --noise 0.06).
-    # Seed 11, 2000 steps within 150 min (counted across resumes).   scripts/train_all.sh refiner1mm_noise2 [resume]
+    # Seed 11, 1300 steps (to end within one session) within 150 min.   scripts/train_all.sh refiner1mm_noise2 [resume]
     start=(--init runs/refiner1mm_patch48b --noise 0.06)
     [[ "${2:-}" == "resume" ]] && start=(--resume)
-    REFINER_MINUTES=${REFINER_MINUTES:-150} PATCH=48 refiner_1mm runs/refiner1mm_noise2 2000 150 1 log "${start[@]}" \
+    REFINER_MINUTES=${REFINER_MINUTES:-150} PATCH=48 refiner_1mm runs/refiner1mm_noise2 1300 150 1 log "${start[@]}" \
         --mirror 0.9 --mirror-lesions 0.2 --lr 1e-4 --seed 11 --log-every 50
     exit 0
 fi
