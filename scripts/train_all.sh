@@ -19,7 +19,7 @@
 #   scripts/train_all.sh refiner1mm_deep10    the shipped one continued with holes at least 10 mm deep (a tie, not kept)
 #   scripts/train_all.sh refiner1mm_slabs     the shipped one continued with 30% of patches in thick slices (a candidate)
 #   scripts/train_all.sh refiner1mm_noise     the shipped one continued with the added noise of real scans' size (not kept)
-#   scripts/train_all.sh refiner1mm_noise2    the same with twice the shipped runs' noise instead (a candidate)
+#   scripts/train_all.sh refiner1mm_noise2    the same with twice the shipped runs' noise instead (not kept)
 #   scripts/train_all.sh cohort   the four models retrained on the cohort's training split, one after another,
 #                                 each from its shipped weights (runs/cohort_<name>; COHORT_MINUTES each, default 20)
 # MINUTES (default 85, as used) is each run's wall-clock budget; PYTHON defaults to python.
@@ -206,7 +206,7 @@ if [[ "${1:-}" == "refiner1mm_noise" ]]; then
 fi
 
 if [[ "${1:-}" == "refiner1mm_noise2" ]]; then
-    # A candidate (docs/training.md): the other side of refiner1mm_noise, which lost 0.05 dB with less noise: the
+    # Measured, not kept (-0.03 dB on the validation split: docs/training.md). The other side of refiner1mm_noise: the
     # shipped 1 mm refiner continued as it was made with twice the added noise (SD 0-0.06 per patch, --noise 0.06).
     # Seed 11, 1300 steps (to end within one session) within 150 min.   scripts/train_all.sh refiner1mm_noise2 [resume]
     start=(--init runs/refiner1mm_patch48b --noise 0.06)
