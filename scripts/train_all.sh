@@ -166,16 +166,24 @@ if [[ "${1:-}" == "refiner1mm_patch48c" ]]; then
     exit 0
 fi
 
+from_shipped_1mm() {
+    # from_shipped_1mm OUT STEPS MINUTES SEED RESUME [OPTIONS...] (RESUME: "resume" or ""): the shipped 1 mm refiner (runs/refiner1mm_patch48b,
+    # sha256 997b1c14) continued as it was made (48-voxel patches, lr 1e-4, error in decibels, mirror inputs with planted
+    # lesions), plus OPTIONS; MINUTES counts across resumes (REFINER_MINUTES overrides)
+    local out=$1 steps=$2 minutes=$3 seed=$4 start=(--init runs/refiner1mm_patch48b)
+    [[ "$5" == "resume" ]] && start=(--resume)
+    shift 5
+    PATCH=48 refiner_1mm "$out" "$steps" "$minutes" 1 log "${start[@]}" --mirror 0.9 --mirror-lesions 0.2 --lr 1e-4 \
+        --seed "$seed" --log-every 50 "$@"
+}
+
 if [[ "${1:-}" == "refiner1mm_deep10" ]]; then
     # Measured, not kept (a tie on the validation split: docs/training.md). The shipped 1 mm refiner (runs/refiner1mm_patch48b, sha256 997b1c14) continued
     # as it was made, but with patches and holes centred at least 10 mm inside the brain (--centre-depth 10), where the
     # bench's lesions lie and where the default loses to biharmonic in the smoothest tissue (docs/experiments.md, sub-71);
     # seed 8, 3000 steps within 240 min (counted across resumes). Validate with edge10 too: the deep-only fine-tune of
     # an earlier round forgot the structure near the cortex; and peri10.   scripts/train_all.sh refiner1mm_deep10 [resume]
-    start=(--init runs/refiner1mm_patch48b)
-    [[ "${2:-}" == "resume" ]] && start=(--resume)
-    REFINER_MINUTES=${REFINER_MINUTES:-240} PATCH=48 refiner_1mm runs/refiner1mm_deep10 3000 240 1 log "${start[@]}" \
-        --mirror 0.9 --mirror-lesions 0.2 --lr 1e-4 --seed 8 --log-every 50 --centre-depth 10
+    from_shipped_1mm runs/refiner1mm_deep10 3000 240 8 "${2:-}" --centre-depth 10
     exit 0
 fi
 
@@ -185,10 +193,7 @@ if [[ "${1:-}" == "refiner1mm_slabs" ]]; then
     # random axis, interpolated back as the fill resamples a 1 x 1 x 3-5 mm scan); at 5 mm the refiner alone was below
     # biharmonic-3d-mm. Seed 9, 2000 steps within 150 min (counted across resumes).
     #   scripts/train_all.sh refiner1mm_slabs [resume]
-    start=(--init runs/refiner1mm_patch48b)
-    [[ "${2:-}" == "resume" ]] && start=(--resume)
-    REFINER_MINUTES=${REFINER_MINUTES:-150} PATCH=48 refiner_1mm runs/refiner1mm_slabs 2000 150 1 log "${start[@]}" \
-        --mirror 0.9 --mirror-lesions 0.2 --lr 1e-4 --seed 9 --log-every 50 --slabs 0.3
+    from_shipped_1mm runs/refiner1mm_slabs 2000 150 9 "${2:-}" --slabs 0.3
     exit 0
 fi
 
@@ -198,10 +203,7 @@ if [[ "${1:-}" == "refiner1mm_noise" ]]; then
     # scans' size: SD 0-0.006 of the intensity range per patch (--noise 0.006) instead of 0-0.03; the cohort's own
     # noise is 0.002-0.0035 (docs/training.md). Seed 10, 2000 steps within 150 min (counted across resumes).
     #   scripts/train_all.sh refiner1mm_noise [resume]
-    start=(--init runs/refiner1mm_patch48b --noise 0.006)
-    [[ "${2:-}" == "resume" ]] && start=(--resume)
-    REFINER_MINUTES=${REFINER_MINUTES:-150} PATCH=48 refiner_1mm runs/refiner1mm_noise 2000 150 1 log "${start[@]}" \
-        --mirror 0.9 --mirror-lesions 0.2 --lr 1e-4 --seed 10 --log-every 50
+    from_shipped_1mm runs/refiner1mm_noise 2000 150 10 "${2:-}" --noise 0.006
     exit 0
 fi
 
@@ -209,10 +211,7 @@ if [[ "${1:-}" == "refiner1mm_noise2" ]]; then
     # Measured, not kept (-0.03 dB on the validation split: docs/training.md). The other side of refiner1mm_noise: the
     # shipped 1 mm refiner continued as it was made with twice the added noise (SD 0-0.06 per patch, --noise 0.06).
     # Seed 11, 1300 steps (to end within one session) within 150 min.   scripts/train_all.sh refiner1mm_noise2 [resume]
-    start=(--init runs/refiner1mm_patch48b --noise 0.06)
-    [[ "${2:-}" == "resume" ]] && start=(--resume)
-    REFINER_MINUTES=${REFINER_MINUTES:-150} PATCH=48 refiner_1mm runs/refiner1mm_noise2 1300 150 1 log "${start[@]}" \
-        --mirror 0.9 --mirror-lesions 0.2 --lr 1e-4 --seed 11 --log-every 50
+    from_shipped_1mm runs/refiner1mm_noise2 1300 150 11 "${2:-}" --noise 0.06
     exit 0
 fi
 
