@@ -167,10 +167,11 @@ if [[ "${1:-}" == "refiner1mm_patch48c" ]]; then
 fi
 
 from_shipped_1mm() {
-    # from_shipped_1mm OUT STEPS MINUTES SEED RESUME [OPTIONS...] (RESUME: "resume" or ""): the shipped 1 mm refiner (runs/refiner1mm_patch48b,
-    # sha256 997b1c14) continued as it was made (48-voxel patches, lr 1e-4, error in decibels, mirror inputs with planted
-    # lesions), plus OPTIONS; MINUTES counts across resumes (REFINER_MINUTES overrides)
-    local out=$1 steps=$2 minutes=$3 seed=$4 start=(--init runs/refiner1mm_patch48b)
+    # from_shipped_1mm OUT STEPS MINUTES SEED RESUME [OPTIONS...] (RESUME: "resume" or ""): the shipped 1 mm refiner
+    # (resources/refiner3d_1mm, sha256 997b1c14, the weights of runs/refiner1mm_patch48b) continued as it was made
+    # (48-voxel patches, lr 1e-4, error in decibels, mirror inputs with planted lesions), plus OPTIONS; MINUTES counts
+    # across resumes (REFINER_MINUTES overrides)
+    local out=$1 steps=$2 minutes=$3 seed=$4 start=(--init resources/refiner3d_1mm)
     [[ "$5" == "resume" ]] && start=(--resume)
     shift 5
     PATCH=48 refiner_1mm "$out" "$steps" "$minutes" 1 log "${start[@]}" --mirror 0.9 --mirror-lesions 0.2 --lr 1e-4 \
@@ -188,7 +189,7 @@ if [[ "${1:-}" == "refiner1mm_deep10" ]]; then
 fi
 
 if [[ "${1:-}" == "refiner1mm_slabs" ]]; then
-    # A candidate (docs/training.md): the shipped 1 mm refiner (runs/refiner1mm_patch48b, sha256 997b1c14) continued
+    # A candidate (docs/training.md): the shipped 1 mm refiner (resources/refiner3d_1mm, sha256 997b1c14) continued
     # as it was made, with 30% of the patches seen through thick slices (--slabs 0.3: slabs of 2-5 voxels along a
     # random axis, interpolated back as the fill resamples a 1 x 1 x 3-5 mm scan); at 5 mm the refiner alone was below
     # biharmonic-3d-mm. Seed 9, 2000 steps within 150 min (counted across resumes).

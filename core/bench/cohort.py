@@ -50,7 +50,7 @@ def mean_se(values: Sequence[float]) -> tuple[float, float]:
     return float(data.mean()), se
 
 
-def _scan_means(records: list[dict], method: str, families: Sequence[str], metric: str) -> dict[str, float]:
+def scan_means(records: list[dict], method: str, families: Sequence[str], metric: str) -> dict[str, float]:
     """scan -> mean of `metric` over the scan's lesions of `families` for `method`."""
     per_scan: dict[str, list[float]] = {}
     for r in records:
@@ -70,15 +70,15 @@ def summarize(records: list[dict], methods: Sequence[str], families: Sequence[st
                 chosen = families if family == "lesion-sized" else [family]
                 entry = {}
                 for metric in METRICS:
-                    means = _scan_means(rows, method, chosen, metric)
+                    means = scan_means(rows, method, chosen, metric)
                     if means:
                         entry[metric] = mean_se(list(means.values()))
                     if metric == "psnr_hole" and method != BASELINE:
-                        base = _scan_means(rows, BASELINE, chosen, metric)
+                        base = scan_means(rows, BASELINE, chosen, metric)
                         diffs = [means[s] - base[s] for s in means if s in base]
                         if diffs:
                             entry["psnr_vs_" + BASELINE] = mean_se(diffs)
-                entry["scans"] = len(_scan_means(rows, method, chosen, "psnr_hole"))
+                entry["scans"] = len(scan_means(rows, method, chosen, "psnr_hole"))
                 summary.setdefault(dataset, {}).setdefault(method, {})[family] = entry
     return summary
 
@@ -118,9 +118,9 @@ def _spearman(predicted: list[float], actual: list[float]) -> Optional[float]:
 def per_scan(records: list[dict], methods: Sequence[str], families: Sequence[str]) -> dict:
     """scan -> method -> mean in-hole PSNR over its lesions, and its difference from the baseline."""
     table: dict = {}
-    base = _scan_means(records, BASELINE, families, "psnr_hole")
+    base = scan_means(records, BASELINE, families, "psnr_hole")
     for method in methods:
-        for scan, value in _scan_means(records, method, families, "psnr_hole").items():
+        for scan, value in scan_means(records, method, families, "psnr_hole").items():
             cell = {"psnr_hole": value}
             if scan in base and method != BASELINE:
                 cell["vs_" + BASELINE] = value - base[scan]

@@ -1,0 +1,60 @@
+"""`scripts/compare_runs.py`: the per-scan pairing that every refiner candidate is judged by."""
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "compare_runs.py"
+
+
+def load_script():
+    spec = importlib.util.spec_from_file_location("compare_runs", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def run(psnr: dict, method: str = "refine3d") -> dict:
+    """A results.json with the given in-hole PSNR per (scan, family, case)."""
+    cases = [{"scan": scan, "dataset": scan.split("/")[0], "method": method, "family": family, "case": case,
+              "psnr_hole": value} for (scan, family, case), value in psnr.items()]
+    return {"methods": [method], "families": sorted({f for _, f, _ in psnr}), "seed": 0, "cases_per_family": 2,
+            "cases": cases}
+
+
+SCANS = ("dsA/sub-1", "dsA/sub-2", "dsB/sub-3")
+
+
+def test_pairs_per_scan_mean_first_then_over_scans(tmp_path, capsys):
+    base = {(s, f, c): 20.0 + i for i, s in enumerate(SCANS) for f in ("blob6", "blob10") for c in (0, 1)}
+    shift = {"dsA/sub-1": 0.3, "dsA/sub-2": -0.1, "dsB/sub-3": 0.4}
+    # blob6 carries the whole shift of both of its cases, blob10 none: per scan the mean over lesions moves by half
+    cand = {(s, f, c): v + (2 * shift[s] if f == "blob6" else 0.0) for (s, f, c), v in base.items()}
+    paths = []
+    for name, data in (("cand", run(cand)), ("base", run(base))):
+        paths.append(tmp_path / f"{name}.json")
+        paths[-1].write_text(json.dumps(data))
+    assert load_script().main([str(p) for p in paths]) == 0
+    out = capsys.readouterr().out.splitlines()
+    blob6 = next(line for line in out if line.startswith("blob6"))
+    both = next(line for line in out if line.startswith("all families"))
+    assert "+0.400 +/- 0.306" in blob6 and "2 of 3 scans up" in blob6          # mean of 0.6, -0.2, 0.8
+    assert "+0.200 +/- 0.153" in both and "2 of 3 scans up" in both
+    assert any(line.startswith("dsA") and "+0.100 +/- 0.200" in line for line in out)
+    assert any(line.startswith("dsB") and "+0.400" in line and "+/-" not in line for line in out)
+
+
+def test_refuses_runs_whose_holes_differ(tmp_path):
+    base = run({(s, "blob6", 0): 20.0 for s in SCANS})
+    other = dict(base, seed=1)
+    script = load_script()
+    with pytest.raises(SystemExit, match="--seed or --cases"):
+        script.report(other, base, "refine3d", "refine3d")
+    with pytest.raises(SystemExit, match="not in one of the runs"):
+        script.report(base, base, "refine3d-nomirror", "refine3d")
+    broken = tmp_path / "broken.json"
+    broken.write_text("{")
+    with pytest.raises(SystemExit, match="Cannot read .*broken.json"):
+        script.main([str(broken), str(broken)])
