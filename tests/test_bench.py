@@ -87,11 +87,16 @@ def test_periventricular_blobs_are_ten_mm_lesions_against_the_ventricle_wall(bra
 
 def test_the_ventricles_of_a_real_brain_are_found_for_periventricular_holes() -> None:
     data = load_bench_data(DEMO_BRAIN, None)
-    peri = periventricular(data.image, data.brain, data.voxel_mm)
+    peri = periventricular(data.image, data.brain, data.affine)
     ml = float(np.prod(data.voxel_mm)) / 1000
     assert 5 <= peri.ventricles.sum() * ml <= 80 and 5 <= peri.zone.sum() * ml   # lateral ventricles: 7-50 ml
     centre = np.argwhere(data.brain).mean(axis=0)
     assert np.abs(np.argwhere(peri.ventricles).mean(axis=0) - centre).max() * max(data.voxel_mm) < 25  # central
+    # the demo brain lies in MNI space: the lateral ventricles only - none at the midline (the third ventricle, the
+    # fissure), none below the foramina (the cisterns around the midbrain) - and both of them
+    x, _, z = (np.argwhere(peri.ventricles) @ data.affine[:3, :3].T + data.affine[:3, 3]).T
+    assert np.abs(x).min() >= 2.0 and z.min() >= -6.0
+    assert 0.35 <= (x < 0).mean() <= 0.65
     (case,) = make_cases(data.brain, data.voxel_mm, ["peri10"], per_family=1, peri=peri)
     assert not (case.hole & peri.ventricles).any()
 
@@ -243,3 +248,14 @@ def test_the_refiner_alone_is_a_model_free_ablation_of_the_default():
     assert [m.name for m in runner.model_methods("tiny", ["refine3d-nomirror", "slices2d"])] == ["tiny/slices2d"]
     assert runner.PIPELINES["refine3d-nomirror"] == {"method": "refine3d", "mirror": 0.0}
     assert FillSettings().mirror > 0  # the default fill uses the mirror; the ablation turns it off
+
+
+def test_the_ventricle_region_follows_the_brain_where_the_scanner_put_it() -> None:
+    """Scanner space: the same brain 12 mm further right and 16 mm higher on its grid (nothing wraps round) gets the same ventricles there."""
+    data = load_bench_data(DEMO_BRAIN, None)
+    shift = (6, 0, 8)   # voxels of 2 mm; the brain spans x 8-82 of 91, z 0-78 of 91
+    moved_image, moved_brain = (np.roll(a, shift, axis=(0, 1, 2)) for a in (data.image, data.brain))
+    here = periventricular(data.image, data.brain, data.affine).ventricles
+    there = periventricular(moved_image, moved_brain, data.affine).ventricles
+    expected = np.roll(here, shift, axis=(0, 1, 2))
+    assert 2 * (there & expected).sum() / (there.sum() + expected.sum()) >= 0.8

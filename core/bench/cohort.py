@@ -203,7 +203,7 @@ def run_cohort(folder: Path, which: str, methods: list[Method], models: dict[str
         label = f"{scan.dataset}/{scan.image.name.split('_T1w')[0]}"
         data = load_bench_data(scan.image, scan.brainmask)
         try:
-            peri = periventricular(data.image, data.brain, data.voxel_mm) if "peri10" in families else None
+            peri = periventricular(data.image, data.brain, data.affine) if "peri10" in families else None
             cases = make_cases(data.brain, data.voxel_mm, families, per_family, seed, peri=peri)
         except ValueError as exc:
             raise InpaintError(f"cannot cut test holes into {scan.image}: {exc}; choose other --families, or leave "

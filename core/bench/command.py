@@ -160,7 +160,7 @@ def run(args: argparse.Namespace) -> int:
         raise InpaintError(f"--cases must be at least 1, not {per_family}.")
     try:
         wm = estimate_white_matter(data.image, ~data.brain) if "cube16_wm" in families else None
-        peri = periventricular(data.image, data.brain, data.voxel_mm) if "peri10" in families else None
+        peri = periventricular(data.image, data.brain, data.affine) if "peri10" in families else None
         cases = make_cases(data.brain, data.voxel_mm, families, per_family, args.seed, wm, peri)
     except ValueError as exc:
         raise InpaintError(f"cannot cut test holes into {mask_path or image_path}: {exc}; "

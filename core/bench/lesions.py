@@ -27,7 +27,9 @@ import numpy as np
 from scipy import ndimage
 from skimage.filters import threshold_multiotsu
 
+from ..modelspace import voxel_sizes
 from .masks import Periventricular, _blob_component
+from .ventricles import lateral_ventricle_region
 
 KINDS = ("periventricular", "deep", "juxtacortical")
 DIAMETER_MM = (3.0, 20.0)
@@ -35,7 +37,6 @@ MIX = (0.2, 0.6)  # lesion mean = GM + f (WM - GM)
 VENTRICLE_DEPTH_MM = 20.0
 PERIVENTRICULAR_MM = 5.0
 VENTRICLE_SHARE = 0.2
-VENTRICLE_BOX = ((0.29, 0.71), (0.30, 0.80), (0.42, 0.72))  # where the lateral ventricles lie in the brain's RAS box
 VENTRICLE_OPENING_MM = 1.0  # deep CSF thinner than about twice this (sulci, the fissure) is no ventricle
 JUXTACORTICAL_MM = 4.0
 CORTEX_DEPTH_MM = 20.0
@@ -118,14 +119,14 @@ def _ventricles(tissue: Tissue, depth: np.ndarray) -> np.ndarray:
     return tissue.csf & (depth > VENTRICLE_DEPTH_MM)
 
 
-def periventricular(image: np.ndarray, brain: np.ndarray, voxel_mm) -> Periventricular:
-    """Where the bench's `peri10` holes go in this brain: white matter within PERIVENTRICULAR_MM of the lateral
-    ventricles, found as the deep CSF opened by a ball of VENTRICLE_OPENING_MM (thin sulci and the fissure go) and
-    within VENTRICLE_BOX (fractions of the brain's extent along R, A, S: where they lie in MNI space; the fourth
-    ventricle and the vertex's sulci left out), its largest connected parts (each at least VENTRICLE_SHARE of the
-    largest: the two sides where they are apart)."""
+def periventricular(image: np.ndarray, brain: np.ndarray, affine: np.ndarray) -> Periventricular:
+    """Where the bench's `peri10` holes go in this brain (RAS voxel order, RAS `affine`): white matter within
+    PERIVENTRICULAR_MM of the lateral ventricles, found as the deep CSF opened by a ball of VENTRICLE_OPENING_MM
+    (thin sulci and the fissure go) inside the template's lateral ventricles moved onto the scan
+    (`core.bench.ventricles`: the third ventricle and the cisterns around the midbrain left out), its largest
+    connected parts (each at least VENTRICLE_SHARE of the largest: the two sides where they are apart)."""
     brain = np.asarray(brain, dtype=bool)
-    voxel_mm = np.asarray(voxel_mm, dtype=float)
+    voxel_mm = voxel_sizes(affine)
     try:
         tissue = estimate_tissue(image, brain)
     except ValueError:  # multi-Otsu: fewer than three distinct intensities
@@ -134,12 +135,7 @@ def periventricular(image: np.ndarray, brain: np.ndarray, voxel_mm) -> Periventr
     radius = np.maximum(np.round(VENTRICLE_OPENING_MM / voxel_mm).astype(int), 1)  # thin sulci go, ventricles stay
     grid = np.meshgrid(*[np.arange(-r, r + 1) / r for r in radius], indexing="ij")
     ball = sum(axis ** 2 for axis in grid) <= 1.0
-    box = np.argwhere(brain)
-    low, high = box.min(axis=0), box.max(axis=0)
-    where = np.ones(brain.shape, dtype=bool)
-    for axis, (a, b) in enumerate(VENTRICLE_BOX):
-        share = (np.arange(brain.shape[axis]) - low[axis]) / max(high[axis] - low[axis], 1)
-        where &= ((share >= a) & (share <= b)).reshape([-1 if i == axis else 1 for i in range(3)])
+    where = lateral_ventricle_region(np.where(brain, image, 0), affine)
     labels, count = ndimage.label(ndimage.binary_opening(deep_csf, structure=ball) & where,
                                   structure=np.ones((3, 3, 3), dtype=bool))
     if count == 0:

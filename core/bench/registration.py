@@ -57,7 +57,8 @@ class Template:
         return cls(fine=fine, coarse=coarse, brain=brain, points=points)
 
 
-def _affine(template: Template, moving: sitk.Image) -> sitk.Transform:
+def fit_affine(template: Template, moving: sitk.Image) -> sitk.Transform:
+    """The 12-parameter affine mapping template points to `moving`'s (Mattes mutual information, fixed seed)."""
     initial = sitk.CenteredTransformInitializer(template.fine, moving, sitk.AffineTransform(3),
                                                 sitk.CenteredTransformInitializerFilter.MOMENTS)
     method = sitk.ImageRegistrationMethod()
@@ -89,7 +90,7 @@ def subject_points(template: Template, image: np.ndarray, affine: np.ndarray) ->
 
 
 def _register(template: Template, moving: sitk.Image) -> tuple[np.ndarray, float]:
-    linear = _affine(template, moving)
+    linear = fit_affine(template, moving)
     moved = sitk.Resample(moving, template.coarse, linear, sitk.sitkLinear, 0.0)
     moved = sitk.HistogramMatching(moved, template.coarse, numberOfHistogramLevels=256, numberOfMatchPoints=15,
                                    thresholdAtMeanIntensity=True)
