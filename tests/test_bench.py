@@ -259,3 +259,10 @@ def test_the_ventricle_region_follows_the_brain_where_the_scanner_put_it() -> No
     there = periventricular(moved_image, moved_brain, data.affine).ventricles
     expected = np.roll(here, shift, axis=(0, 1, 2))
     assert 2 * (there & expected).sum() / (there.sum() + expected.sum()) >= 0.8
+
+
+def test_a_brain_the_template_cannot_be_registered_to_gets_a_sentence_not_a_traceback() -> None:
+    from core.bench.ventricles import lateral_ventricle_region
+
+    with pytest.raises(ValueError, match="registration to the MNI152 template .* failed"):
+        lateral_ventricle_region(np.zeros((20, 20, 20), dtype=np.float32), np.eye(4))   # nothing to register

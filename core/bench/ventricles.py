@@ -50,7 +50,7 @@ def template_region() -> tuple[np.ndarray, np.ndarray]:
 
 def lateral_ventricle_region(image: np.ndarray, affine: np.ndarray) -> np.ndarray:
     """Bool mask on the scan's grid (`image`: skull-stripped, RAS voxel order with RAS `affine`) where its lateral
-    ventricles may lie."""
+    ventricles may lie; ValueError where the registration fails."""
     region, template_affine = template_region()
     threads = sitk.ProcessObject.GetGlobalDefaultNumberOfThreads()
     sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(1)   # the same scan gives the same region, bit for bit
@@ -59,6 +59,8 @@ def lateral_ventricle_region(image: np.ndarray, affine: np.ndarray) -> np.ndarra
         to_scan = fit_affine(_template(), scan)          # template points -> scan points
         moved = sitk.Resample(itk_image(region.astype(np.uint8), template_affine), scan, to_scan.GetInverse(),
                               sitk.sitkNearestNeighbor, 0)
+    except RuntimeError:   # ITK: e.g. every sample of the template maps outside a tiny or empty image
+        raise ValueError("its registration to the MNI152 template (to find the lateral ventricles) failed") from None
     finally:
         sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(threads)
     return sitk.GetArrayFromImage(moved).transpose() > 0
