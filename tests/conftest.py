@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from pathlib import Path
+from types import ModuleType
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
@@ -30,6 +32,14 @@ def pytest_runtest_makereport(item, call):
         if not any(allowed in reason for allowed in SKIPS_ALLOWED):
             report.outcome = "failed"
             report.longrepr = f"{item.nodeid} was skipped ({reason}); every test must run: install or provide it."
+
+
+def load_script(name: str) -> ModuleType:
+    """`scripts/<name>.py` imported as a module (the scripts are not a package)."""
+    spec = importlib.util.spec_from_file_location(name, Path(__file__).resolve().parents[1] / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def make_tiny_model(directory: Path, kind: str = "vae", kernel: int = 3, seed: int = 0) -> Path:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import importlib.util
 import json
 import os
 import shutil
@@ -20,16 +19,14 @@ import pytest
 from core.cli import main
 from core.cohort.derivatives import COLUMNS, Row, output_name, uncertainty_name
 from core.cohort.layout import find_scans, name_entities
+from conftest import load_script
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
 
 
 def _measure_bids():
-    spec = importlib.util.spec_from_file_location("measure_bids", ROOT / "scripts" / "measure_bids.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("measure_bids")
 
 
 MEASURE = _measure_bids()

@@ -1,19 +1,13 @@
 """`scripts/compare_runs.py`: the per-scan pairing that every refiner candidate is judged by."""
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
+from conftest import load_script
 
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "compare_runs.py"
 
-
-def load_script():
-    spec = importlib.util.spec_from_file_location("compare_runs", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def compare_runs():
+    return load_script("compare_runs")
 
 
 def run(psnr: dict, method: str = "refine3d") -> dict:
@@ -36,7 +30,7 @@ def test_pairs_per_scan_mean_first_then_over_scans(tmp_path, capsys):
     for name, data in (("cand", run(cand)), ("base", run(base))):
         paths.append(tmp_path / f"{name}.json")
         paths[-1].write_text(json.dumps(data))
-    assert load_script().main([str(p) for p in paths]) == 0
+    assert compare_runs().main([str(p) for p in paths]) == 0
     out = capsys.readouterr().out.splitlines()
     blob6 = next(line for line in out if line.startswith("blob6"))
     both = next(line for line in out if line.startswith("all families"))
@@ -49,7 +43,7 @@ def test_pairs_per_scan_mean_first_then_over_scans(tmp_path, capsys):
 def test_refuses_runs_whose_holes_differ(tmp_path):
     base = run({(s, "blob6", 0): 20.0 for s in SCANS})
     other = dict(base, seed=1)
-    script = load_script()
+    script = compare_runs()
     with pytest.raises(SystemExit, match="--seed or --cases"):
         script.report(other, base, "refine3d", "refine3d")
     with pytest.raises(SystemExit, match="not in one of the runs"):

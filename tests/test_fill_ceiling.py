@@ -1,22 +1,11 @@
 """`scripts/fill_ceiling.py`: its noise estimate recovers white noise under smooth anatomy and ignores the anatomy."""
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
-
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "fill_ceiling.py"
-
-
-def load_script():
-    spec = importlib.util.spec_from_file_location("fill_ceiling", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from conftest import load_script
 
 
 def test_noise_sd_recovers_white_noise_and_ignores_smooth_structure():
-    script = load_script()
+    script = load_script("fill_ceiling")
     z, y, x = np.mgrid[:40, :40, :40].astype(np.float64)
     smooth = 100 + 3 * x - 2 * y + 0.05 * (x - 20) ** 2 + 0.04 * (y - 20) * (z - 20)
     hole = (x - 20) ** 2 + (y - 20) ** 2 + (z - 20) ** 2 <= 12 ** 2

@@ -7,7 +7,6 @@ with `python scripts/collect_results.py`.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 from pathlib import Path
@@ -20,16 +19,14 @@ from core.fill import FillSettings
 from core.refine3d import SHIPPED as REFINER
 from core.refine3d import shipped_refiners
 from core.registry import default_model_name, list_models
+from conftest import load_script
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
 def collect():
-    spec = importlib.util.spec_from_file_location("collect_results", ROOT / "scripts" / "collect_results.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("collect_results")
 
 
 def test_every_run_scored_the_shipped_weights(collect):
