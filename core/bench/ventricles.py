@@ -37,15 +37,16 @@ def template_region() -> tuple[np.ndarray, np.ndarray]:
                  for name in ("gm.nii.gz", "wm.nii.gz")) / 255.0
     brain = image > 0
     csf = brain & (tissue < CSF_BELOW) & (ndimage.distance_transform_edt(brain) > DEPTH_MM)
-    x, y, z = (np.indices(image.shape).reshape(3, -1).T @ t1.affine[:3, :3].T + t1.affine[:3, 3]).T
-    lateral = np.abs(x) >= LATERAL_BOX_MM[0][0]
-    inside = (lateral & (np.abs(x) <= LATERAL_BOX_MM[0][1]) & (y >= LATERAL_BOX_MM[1][0]) & (y <= LATERAL_BOX_MM[1][1])
-              & (z >= LATERAL_BOX_MM[2][0]) & (z <= LATERAL_BOX_MM[2][1])).reshape(image.shape)
+    i, j, k = np.ogrid[:image.shape[0], :image.shape[1], :image.shape[2]]
+    x, y, z = (row[0] * i + row[1] * j + row[2] * k + row[3] for row in t1.affine[:3])   # MNI mm
+    (x_low, x_high), (y_low, y_high), (z_low, z_high) = LATERAL_BOX_MM
+    lateral = np.abs(x) >= x_low
+    inside = lateral & (np.abs(x) <= x_high) & (y >= y_low) & (y <= y_high) & (z >= z_low) & (z <= z_high)
     labels, _ = ndimage.label(csf & inside)
     sizes = np.bincount(labels.ravel())[1:]
     ventricles = np.isin(labels, 1 + np.argsort(sizes)[-2:])          # the left and the right one
     near = ndimage.distance_transform_edt(~ventricles) <= MARGIN_MM    # the template's voxels are 1 mm
-    return near & lateral.reshape(image.shape), t1.affine
+    return near & lateral, t1.affine
 
 
 def lateral_ventricle_region(image: np.ndarray, affine: np.ndarray) -> np.ndarray:
