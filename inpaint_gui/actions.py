@@ -74,6 +74,8 @@ MENUS: dict[str, tuple[Spec | str, ...]] = {
              "while a cohort is reviewed.", True, False),
         "-",
         Spec("overlay", "Mask &overlay", ("S",), "Show or hide the painted mask.", True, True),
+        Spec("brain_outline", "&Brain mask outline", ("G",), "Outline a loaded brain mask in green (File > Load "
+             "brain mask): check that it is this brain's before a fill.", True, True),
         Spec("opacity_down", "Overlay more transparent", ("A",), "Lower the mask overlay's opacity."),
         Spec("opacity_up", "Overlay more opaque", ("D",), "Raise the mask overlay's opacity."),
         "-",

@@ -223,6 +223,14 @@ class Document:
         self.brain_path = Path(path)
         self.sources.append(Path(path))
 
+    def forget_brain_mask(self) -> None:
+        """Fill without a brain mask again (the engine estimates the brain)."""
+        self.brain, self.brain_path = None, None
+
+    def brain_slice(self, axis: int, index: int) -> Optional[np.ndarray]:
+        """A slice of the loaded brain mask (display order), or None without one."""
+        return None if self.brain is None else np.take(self.reo.view(self.brain), index, axis=axis)
+
     def protects(self, path: str | os.PathLike) -> bool:
         """True when an export must not write `path` (one of `protected()`)."""
         return any(same_path(Path(path), source) for source in self.protected())

@@ -177,7 +177,7 @@ class FileController(QObject):
 
     def forget_brain_mask(self) -> None:
         if self.doc is not None:
-            self.doc.brain, self.doc.brain_path = None, None
+            self.doc.forget_brain_mask()
             self.changed.emit()
             self.message.emit("No brain mask: the brain is estimated from the image.")
 

@@ -139,6 +139,8 @@ class MainWindow(QMainWindow):
             connect_action(a[f"layer_{layer}"], lambda layer=layer: c.set_layer(layer))
         a["uncertainty"].toggled.connect(v.set_uncertainty_visible)  # the views follow the action, whoever sets it
         v.set_uncertainty_visible(a["uncertainty"].isChecked())
+        a["brain_outline"].toggled.connect(v.set_brain_visible)
+        self.files.changed.connect(lambda: v.set_brain_visible(a["brain_outline"].isChecked()))  # loaded, forgotten
         v.message.connect(self.show_message)
         v.cursorInfo.connect(self.cursor_label.setText)
         v.maskEdited.connect(self._update_state)

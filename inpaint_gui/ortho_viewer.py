@@ -31,7 +31,7 @@ HINT = ("<b>Window/level</b>: drag the histogram's bounds, type them, <b>W</b> a
         "<b>Ctrl+click</b> move crosshair<br>"
         "<b>Ctrl+wheel</b> zoom, <b>middle drag</b> pan, <b>Home</b> reset<br>"
         "<b>1 2 3</b> maximise a view, <b>0</b> all views<br>"
-        "<b>S</b> mask overlay, <b>A / D</b> opacity<br>"
+        "<b>S</b> mask overlay, <b>A / D</b> opacity, <b>G</b> brain mask outline<br>"
         "<b>T</b> Original / Masked / Generated / Blended<br>"
         "<b>X</b> difference map, <b>Shift+U</b> uncertainty<br>"
         "<b>L</b> live preview on/off (a finished stroke shows its lesion filled)<br>"
@@ -81,6 +81,7 @@ class OrthoViewer(QWidget):
         self.layer = "original"
         self.show_difference = False
         self.show_uncertainty = False  # follows the "uncertainty" action (main_window)
+        self.show_brain = True         # follows the "brain_outline" action (main_window)
         self.opacity = 0.5
         self.levels = (0.0, 1.0)
         self.active = 2
@@ -187,6 +188,7 @@ class OrthoViewer(QWidget):
         view.index = int(self.point[view.axis])
         view.set_slice_image(doc.layer_slice(self.layer, view.axis, view.index), self.levels)
         self._refresh_mask_view(view)
+        self._refresh_brain(view)
         self._refresh_difference(view)
         self._refresh_uncertainty(view)
         for other in self.views.values():
@@ -225,6 +227,16 @@ class OrthoViewer(QWidget):
     def _uncertainty_limit(self) -> float:
         """Colour scale of the uncertainty map: its largest finite value."""
         return max(1e-6, self.doc.uncertainty_range if self.doc is not None else 0.0)
+
+    def _refresh_brain(self, view: SliceView) -> None:
+        doc = self.doc
+        view.set_brain(doc.brain_slice(view.axis, view.index) if (doc is not None and self.show_brain) else None)
+
+    def set_brain_visible(self, visible: bool) -> None:
+        """Show the loaded brain mask's edge (or not); called again when a brain mask is loaded or forgotten."""
+        self.show_brain = visible
+        for view in self.views.values():
+            self._refresh_brain(view)
 
     def set_uncertainty_visible(self, visible: bool) -> None:
         self.show_uncertainty = visible

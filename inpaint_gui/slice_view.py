@@ -21,6 +21,7 @@ from core.modelspace import plane_axes
 PLANE_NAMES = {0: "sagittal", 1: "coronal", 2: "axial"}
 POSITIVE, NEGATIVE = "RAS", "LPI"
 MASK_LUT = np.array([[0, 0, 0, 0], [255, 40, 40, 255]], dtype=np.uint8)
+BRAIN_LUT = np.array([[0, 0, 0, 0], [40, 220, 120, 200]], dtype=np.uint8)   # the brain mask's edge: green
 
 
 def difference_lut() -> np.ndarray:
@@ -136,10 +137,12 @@ class SliceView(pg.GraphicsView):
         self.overlay = pg.ImageItem(axisOrder="row-major", autoDownsample=False, lut=MASK_LUT, levels=(0, 1))
         self.difference = pg.ImageItem(axisOrder="row-major", autoDownsample=False, lut=difference_lut())
         self.uncertainty = pg.ImageItem(axisOrder="row-major", autoDownsample=False, lut=uncertainty_lut())
+        self.brain = pg.ImageItem(axisOrder="row-major", autoDownsample=False, lut=BRAIN_LUT, levels=(0, 1))
         self.overlay.setOpacity(0.5)
+        self.brain.setVisible(False)
         self.difference.setVisible(False)
         self.uncertainty.setVisible(False)
-        for item in (self.image, self.overlay, self.difference, self.uncertainty):
+        for item in (self.image, self.brain, self.overlay, self.difference, self.uncertainty):
             self.box.addItem(item)
         pen = pg.mkPen(QColor(0, 200, 255, 140), width=1)
         self.vline = pg.InfiniteLine(angle=90, movable=False, pen=pen)
@@ -171,7 +174,7 @@ class SliceView(pg.GraphicsView):
         self._spacing = np.asarray(spacing, dtype=float)
         rows, cols = shape[self.row_axis], shape[self.col_axis]
         rect = QRectF(0, 0, cols * spacing[self.col_axis], rows * spacing[self.row_axis])
-        for item in (self.image, self.overlay, self.difference, self.uncertainty):
+        for item in (self.image, self.brain, self.overlay, self.difference, self.uncertainty):
             item.setImage(np.zeros((rows, cols), dtype=np.uint8), autoLevels=False, levels=(0, 1))
             item.setRect(rect)  # scales by the current image's size: set after an image of the right shape
         # panning room of the larger side on every side: a slab one voxel thick is not zoomed to fill the view
@@ -215,9 +218,16 @@ class SliceView(pg.GraphicsView):
     def set_mask(self, mask: np.ndarray, outline: bool = False) -> None:
         """Show the mask slice filled, or only its outline (to see a fill through it)."""
         if outline:
-            inside = mask != 0
-            mask = (inside & ~ndimage.binary_erosion(inside, border_value=0)).astype(np.uint8)
+            mask = _edge(mask)
         self.overlay.setImage(np.ascontiguousarray(mask.T), autoLevels=False, levels=(0, 1))
+
+    def set_brain(self, brain: Optional[np.ndarray]) -> None:
+        """Outline the brain mask's slice (None: hidden)."""
+        if brain is None:
+            self.brain.setVisible(False)
+            return
+        self.brain.setImage(np.ascontiguousarray(_edge(brain).T), autoLevels=False, levels=(0, 1))
+        self.brain.setVisible(True)
 
     def set_difference(self, values: Optional[np.ndarray], limit: float) -> None:
         if values is None:
@@ -287,3 +297,9 @@ class SliceView(pg.GraphicsView):
         self.outline.setVisible(False)
         self.hovered.emit(None)
         super().leaveEvent(ev)
+
+
+def _edge(mask: np.ndarray) -> np.ndarray:
+    """The voxels of a mask slice that touch its outside (uint8 0/1)."""
+    inside = mask != 0
+    return (inside & ~ndimage.binary_erosion(inside, border_value=0)).astype(np.uint8)

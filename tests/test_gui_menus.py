@@ -358,3 +358,36 @@ def test_next_and_previous_lesion_walk_the_lesions_in_slice_order_and_wrap(qtbot
     window.act["clear_all"].trigger()
     window.act["lesion_next"].trigger()
     assert window.statusBar().currentMessage() == "No lesion is painted." and not script.errors
+
+
+def test_a_loaded_brain_mask_is_outlined_in_every_view_and_the_outline_toggles(qtbot, window, brain_files, tmp_path):
+    """The user sees which brain mask the fill will use: its edge, even when the file is stored in another voxel
+    order; View > Brain mask outline (G) hides and shows it; forgetting the mask removes it."""
+    from scipy import ndimage
+
+    image, _, _ = brain_files
+    source = nib.load(image)
+    brain = np.asarray(source.dataobj) > 0
+    brain[:, :, : brain.shape[2] // 2] &= np.arange(brain.shape[0])[:, None, None] < brain.shape[0] // 2   # lopsided
+    flipped = np.ascontiguousarray(brain[::-1, :, ::-1]).astype(np.uint8)          # the file in another voxel order
+    flip = np.diag([-1.0, 1.0, -1.0, 1.0])
+    flip[[0, 2], 3] = [brain.shape[0] - 1, brain.shape[2] - 1]
+    path = tmp_path / "brain_flipped.nii.gz"
+    nib.save(nib.Nifti1Image(flipped, source.affine @ flip), path)
+    views = window.viewer.views
+    assert not any(view.brain.isVisible() for view in views.values())   # none loaded: nothing drawn
+    window.script.paths.append(path)
+    window.act["load_brainmask"].trigger()
+    assert window.doc.brain is not None and not window.errors
+    ras = window.doc.reo.apply(brain.astype(np.uint8)) != 0                # the image file's own order, to RAS
+    for axis, view in views.items():
+        assert view.brain.isVisible()
+        plane = np.take(ras, view.index, axis=axis)
+        edge = plane & ~ndimage.binary_erosion(plane, border_value=0)
+        assert edge.any() and np.array_equal(view.brain.image, edge.T.astype(np.uint8))
+    window.act["brain_outline"].trigger()
+    assert not any(view.brain.isVisible() for view in views.values())
+    window.act["brain_outline"].trigger()
+    assert all(view.brain.isVisible() for view in views.values())
+    window.act["clear_brainmask"].trigger()
+    assert window.doc.brain is None and not any(view.brain.isVisible() for view in views.values())
