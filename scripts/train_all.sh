@@ -17,7 +17,7 @@
 #   scripts/train_all.sh refiner1mm_width16   the same from the 48-voxel one widened to 16 channels (a tie: stopped)
 #   scripts/train_all.sh refiner1mm_patch48c  the shipped one continued once more, fresh patches (a tie, not kept)
 #   scripts/train_all.sh refiner1mm_deep10    the shipped one continued with holes at least 10 mm deep (a tie, not kept)
-#   scripts/train_all.sh refiner1mm_slabs     the shipped one continued with 30% of patches in thick slices (a candidate)
+#   scripts/train_all.sh refiner1mm_slabs     the shipped one continued with 30% of patches in thick slices (not kept)
 #   scripts/train_all.sh refiner1mm_noise     the shipped one continued with the added noise of real scans' size (not kept)
 #   scripts/train_all.sh refiner1mm_noise2    the same with twice the shipped runs' noise instead (not kept)
 #   scripts/train_all.sh cohort   the four models retrained on the cohort's training split, one after another,
@@ -189,7 +189,8 @@ if [[ "${1:-}" == "refiner1mm_deep10" ]]; then
 fi
 
 if [[ "${1:-}" == "refiner1mm_slabs" ]]; then
-    # A candidate (docs/training.md): the shipped 1 mm refiner (resources/refiner3d_1mm, sha256 997b1c14) continued
+    # Measured, not kept (a tie; at 5 mm -0.016 +/- 0.028 dB: docs/training.md). The shipped 1 mm refiner
+    # (resources/refiner3d_1mm, sha256 997b1c14) continued
     # as it was made, with 30% of the patches seen through thick slices (--slabs 0.3: slabs of 2-5 voxels along a
     # random axis, interpolated back as the fill resamples a 1 x 1 x 3-5 mm scan); at 5 mm the refiner alone was below
     # biharmonic-3d-mm. Seed 9, 2000 steps within 150 min (counted across resumes).
