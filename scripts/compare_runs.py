@@ -36,23 +36,23 @@ def report(candidate: dict, baseline: dict, method: str, baseline_method: str) -
     for run, name in ((candidate, method), (baseline, baseline_method)):
         if not any(r["method"] == name for r in run["cases"]):
             raise SystemExit(f"Method {name!r} is not in one of the runs (it has {', '.join(run['methods'])}).")
-    if (candidate.get("seed"), candidate.get("cases_per_family")) != (baseline.get("seed"), baseline.get("cases_per_family")):
+    settings = [(run.get("seed"), run.get("cases_per_family")) for run in (candidate, baseline)]
+    if settings[0] != settings[1]:
         raise SystemExit("The runs differ in --seed or --cases, so their holes differ: pairing them would mean nothing.")
     dataset = {r["scan"]: r["dataset"] for r in candidate["cases"]}
+
+    def row(label: str, diffs: dict, tail: str) -> str:
+        return f"{label:<14} {format_mean_se(mean_se(list(diffs.values())), 3, True):>20}   {tail}"
+
     lines = [f"{method} (candidate) minus {baseline_method} (baseline), in-hole PSNR dB, mean +/- SE over scans"]
-    rows = [(f, [f]) for f in families] + [("all families", families)]
-    for label, chosen in rows:
+    for label, chosen in [(f, [f]) for f in families] + [("all families", families)]:
         diffs = paired(candidate["cases"], baseline["cases"], method, baseline_method, chosen)
         if not diffs:
             raise SystemExit("The two runs share no scan: run both on the same cohort and split.")
-        up = sum(d > 0 for d in diffs.values())
-        lines.append(f"{label:<14} {format_mean_se(mean_se(list(diffs.values())), 3, True):>20}   "
-                     f"{up} of {len(diffs)} scans up")
-    for name in sorted(set(dataset.values())):
-        diffs = {s: d for s, d in paired(candidate["cases"], baseline["cases"], method, baseline_method,
-                                         families).items() if dataset[s] == name}
-        lines.append(f"{name:<14} {format_mean_se(mean_se(list(diffs.values())), 3, True):>20}   "
-                     f"({len(diffs)} scans)")
+        lines.append(row(label, diffs, f"{sum(d > 0 for d in diffs.values())} of {len(diffs)} scans up"))
+    for name in sorted(set(dataset.values())):   # `diffs` now holds all families
+        own = {s: d for s, d in diffs.items() if dataset[s] == name}
+        lines.append(row(name, own, f"({len(own)} scans)"))
     return lines
 
 

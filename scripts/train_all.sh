@@ -179,7 +179,8 @@ from_shipped_1mm() {
 }
 
 if [[ "${1:-}" == "refiner1mm_deep10" ]]; then
-    # Measured, not kept (a tie on the validation split: docs/training.md). The shipped 1 mm refiner (runs/refiner1mm_patch48b, sha256 997b1c14) continued
+    # Measured, not kept (a tie on the validation split: docs/training.md). The shipped 1 mm refiner
+    # (resources/refiner3d_1mm, sha256 997b1c14) continued
     # as it was made, but with patches and holes centred at least 10 mm inside the brain (--centre-depth 10), where the
     # bench's lesions lie and where the default loses to biharmonic in the smoothest tissue (docs/experiments.md, sub-71);
     # seed 8, 3000 steps within 240 min (counted across resumes). Validate with edge10 too: the deep-only fine-tune of
@@ -201,7 +202,7 @@ fi
 
 if [[ "${1:-}" == "refiner1mm_noise" ]]; then
     # Measured, not kept (-0.05 dB on the validation split: docs/training.md). The shipped 1 mm refiner
-    # (runs/refiner1mm_patch48b, sha256 997b1c14) continued as it was made, but with the added white noise of real
+    # (resources/refiner3d_1mm, sha256 997b1c14) continued as it was made, but with the added white noise of real
     # scans' size: SD 0-0.006 of the intensity range per patch (--noise 0.006) instead of 0-0.03; the cohort's own
     # noise is 0.002-0.0035 (docs/training.md). Seed 10, 2000 steps within 150 min (counted across resumes).
     #   scripts/train_all.sh refiner1mm_noise [resume]

@@ -251,7 +251,8 @@ def test_the_refiner_alone_is_a_model_free_ablation_of_the_default():
 
 
 def test_the_ventricle_region_follows_the_brain_where_the_scanner_put_it() -> None:
-    """Scanner space: the same brain 12 mm further right and 16 mm higher on its grid (nothing wraps round) gets the same ventricles there."""
+    """Scanner space: the same brain 12 mm further right and 16 mm higher on its grid (nothing wraps round) gets
+    the same ventricles there."""
     data = load_bench_data(DEMO_BRAIN, None)
     shift = (6, 0, 8)   # voxels of 2 mm; the brain spans x 8-82 of 91, z 0-78 of 91
     moved_image, moved_brain = (np.roll(a, shift, axis=(0, 1, 2)) for a in (data.image, data.brain))

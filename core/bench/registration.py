@@ -12,7 +12,9 @@ and over the template points that the original maps into the lesions or within R
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Iterator
 
 import nibabel as nib
 import numpy as np
@@ -81,10 +83,17 @@ def subject_points(template: Template, image: np.ndarray, affine: np.ndarray) ->
     """(n, 3) LPS subject positions that the registration of `image` (skull-stripped, RAS affine) maps the
     template's brain points to, and the correlation of the affinely moved image with the template in its
     brain (how well the registration went). One ITK thread: the same image gives the same map, bit for bit."""
+    with one_itk_thread():
+        return _register(template, itk_image(np.asarray(image, dtype=np.float32), affine))
+
+
+@contextmanager
+def one_itk_thread() -> Iterator[None]:
+    """ITK on one thread inside the block (a registration then gives the same result, bit for bit), as before after."""
     threads = sitk.ProcessObject.GetGlobalDefaultNumberOfThreads()
     sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(1)
     try:
-        return _register(template, itk_image(np.asarray(image, dtype=np.float32), affine))
+        yield
     finally:
         sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(threads)
 

@@ -20,7 +20,7 @@ from scipy import ndimage
 
 from ..resources import MNI152_T1
 from ..volume import itk_image
-from .registration import Template, fit_affine
+from .registration import Template, fit_affine, one_itk_thread
 
 LATERAL_BOX_MM = ((3.0, 36.0), (-50.0, 35.0), (-5.0, 35.0))  # |x|, y, z in MNI space: the two lateral ventricles
 CSF_BELOW = 0.5          # grey + white matter probability under which a template voxel is CSF
@@ -53,17 +53,14 @@ def lateral_ventricle_region(image: np.ndarray, affine: np.ndarray) -> np.ndarra
     """Bool mask on the scan's grid (`image`: skull-stripped, RAS voxel order with RAS `affine`) where its lateral
     ventricles may lie; ValueError where the registration fails."""
     region, template_affine = template_region()
-    threads = sitk.ProcessObject.GetGlobalDefaultNumberOfThreads()
-    sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(1)   # the same scan gives the same region, bit for bit
     try:
-        scan = itk_image(np.asarray(image, dtype=np.float32), affine)
-        to_scan = fit_affine(_template(), scan)          # template points -> scan points
-        moved = sitk.Resample(itk_image(region.astype(np.uint8), template_affine), scan, to_scan.GetInverse(),
-                              sitk.sitkNearestNeighbor, 0)
+        with one_itk_thread():   # the same scan gives the same region, bit for bit
+            scan = itk_image(np.asarray(image, dtype=np.float32), affine)
+            to_scan = fit_affine(_template(), scan)          # template points -> scan points
+            moved = sitk.Resample(itk_image(region.astype(np.uint8), template_affine), scan, to_scan.GetInverse(),
+                                  sitk.sitkNearestNeighbor, 0)
     except RuntimeError:   # ITK: e.g. every sample of the template maps outside a tiny or empty image
         raise ValueError("its registration to the MNI152 template (to find the lateral ventricles) failed") from None
-    finally:
-        sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(threads)
     return sitk.GetArrayFromImage(moved).transpose() > 0
 
 
