@@ -16,6 +16,8 @@ per scan with the default (mean over scans of each scan's mean in-hole PSNR chan
     python scripts/donor_study.py --out runs/donors/study --part 1/2 &    # about 4 min a scan on one core
     python scripts/donor_study.py --out runs/donors/study --part 2/2
     python scripts/donor_study.py --report runs/donors/study
+    python scripts/donor_study.py --donors 8 --targets ../shared/data/heldout_cohort --out runs/donors/heldout16
+    python scripts/donor_study.py --report runs/donors/heldout16 --candidate 8,0.5     # its one look
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ import sys
 import time
 from collections import defaultdict
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Optional
 
 import numpy as np
 import SimpleITK as sitk
@@ -90,14 +92,18 @@ def donors_of(cohort: Path, per_dataset: int) -> list:
     return chosen
 
 
-def study(cohort: Path, out: Path, per_dataset: int, per_family: int, part: tuple[int, int]) -> None:
+def study(cohort: Path, out: Path, per_dataset: int, per_family: int, part: tuple[int, int],
+          targets: Optional[Path] = None) -> None:
+    """Records of every validation scan of `cohort` (or every scan of `targets`, a held-out cohort), with
+    `per_dataset` donors per dataset of `cohort`'s training split."""
     out.mkdir(parents=True, exist_ok=True)
     donors = []
     for scan in donors_of(cohort, per_dataset):
         data = read_brain(scan.image, scan.brainmask)
         donors.append((itk_image(data.image, data.affine), intensity_scale(data.image, data.brain)))
     index, parts = part
-    for scan in cohort_scans(cohort, "validation")[index - 1::parts]:
+    scans = cohort_scans(cohort, "validation") if targets is None else cohort_scans(targets, "all")
+    for scan in scans[index - 1::parts]:
         label = f"{scan.dataset}_{scan.image.name.split('_T1w')[0]}"
         start = time.time()
         data = read_brain(scan.image, scan.brainmask)
@@ -156,7 +162,8 @@ def hole_psnr(values: np.ndarray, truth: np.ndarray, value_range: np.ndarray) ->
     return psnr_from_mse(float(np.mean((unit(values) - unit(truth)) ** 2)))
 
 
-def report(folder: Path) -> None:
+def report(folder: Path, candidate: Optional[tuple[int, float]] = None) -> None:
+    """Every row, or with `candidate` (best, share) only biharmonic-3d and that one (a held-out run's one look)."""
     records = [(path.name.split("_")[0] + "/" + path.name.split("_")[1], dict(np.load(path)))
                for path in sorted(folder.glob("*.npz"))]
     if not records:
@@ -175,6 +182,11 @@ def report(folder: Path) -> None:
         print(f"  {name:36s} {change.mean():+.3f} +/- {se:.3f}   " + " ".join(f"{c:+.2f}" for c in change))
 
     row("biharmonic-3d", lambda r: r["biharmonic"])
+    if candidate is not None:
+        best, w = candidate
+        row(f"default + {w} x best {best} by shell", lambda r: r["default"] + w * r["details"][
+            np.argsort(-r["shell_correlation"])[:best]].mean(axis=0))
+        return
     for w in WEIGHTS:
         row(f"default + {w} x mean of {count} donors", lambda r, w=w: r["default"] + w * r["details"].mean(axis=0))
     for best in sorted({max(1, count // 4), max(1, count // 2)}):
@@ -190,13 +202,17 @@ def main() -> None:
     parser.add_argument("--donors", type=int, default=4, help="donor scans per dataset of the training split")
     parser.add_argument("--cases", type=int, default=3, help="holes per family and scan")
     parser.add_argument("--part", default="1/1", help="I/N: every Nth validation scan from the Ith (parallel runs)")
+    parser.add_argument("--targets", type=Path, help="fill every scan of this (held-out) cohort instead of the "
+                        "validation split; the donors stay those of --cohort's training split")
     parser.add_argument("--report", type=Path, help="score the records in this folder")
+    parser.add_argument("--candidate", help="BEST,SHARE: report only the fill with the BEST donors by shell at SHARE")
     args = parser.parse_args()
     if args.report:
-        report(args.report)
+        report(args.report, None if args.candidate is None else (int(args.candidate.split(",")[0]),
+                                                                  float(args.candidate.split(",")[1])))
     elif args.out:
         index, parts = (int(v) for v in args.part.split("/"))
-        study(args.cohort, args.out, args.donors, args.cases, (index, parts))
+        study(args.cohort, args.out, args.donors, args.cases, (index, parts), args.targets)
     else:
         parser.error("give --out (run the study) or --report FOLDER")
 

@@ -40,3 +40,16 @@ def test_report_pairs_each_scan_with_the_default(tmp_path, capsys):
     gain = [float(v) for v in best.split()[-2:]]
     # half of the error left: 20 log10(2) = 6.02 dB better on each scan
     assert gain == pytest.approx([6.02, 6.02], abs=0.01)
+
+
+def test_candidate_report_prints_that_fill_only(tmp_path, capsys):
+    script = load_script("donor_study")
+    truth = np.linspace(10.0, 90.0, 50)
+    for scan in ("sub-01", "sub-02"):
+        np.savez(tmp_path / f"dsX_{scan}_blob6-00.npz", truth=truth, default=truth - 4.0, biharmonic=truth + 1.0,
+                 details=np.stack([np.full(50, 4.0), np.full(50, -4.0)]), shell_correlation=np.array([0.9, 0.1]),
+                 value_range=np.array([0.0, 100.0]), family="blob6")
+    script.report(tmp_path, (1, 0.5))
+    rows = capsys.readouterr().out.splitlines()[1:]
+    assert [row.split()[0] for row in rows] == ["biharmonic-3d", "default"]
+    assert "0.5 x best 1 by shell" in rows[1] and rows[1].split()[-2:] == ["+6.02", "+6.02"]
