@@ -12,6 +12,8 @@ donor minus its own biharmonic fill over the hole. Saved per hole (`--out`, one 
 the scan on the known shell within 4 voxels, so that `--report` can score weightings without refilling:
 the default plus w times the donors' mean detail, and the mean of the best-matching donors only, paired
 per scan with the default (mean over scans of each scan's mean in-hole PSNR change, +/- SE over scans).
+With `--targets` every scan of a held-out cohort is filled instead (the donors stay the training split's), and
+`--candidate` reports the one fill fixed beforehand, so that the held-out run chooses nothing.
 
     python scripts/donor_study.py --out runs/donors/study --part 1/2 &    # about 4 min a scan on one core
     python scripts/donor_study.py --out runs/donors/study --part 2/2
@@ -181,18 +183,28 @@ def report(folder: Path, candidate: Optional[tuple[int, float]] = None) -> None:
         se = change.std(ddof=1) / math.sqrt(change.size) if change.size > 1 else math.nan
         print(f"  {name:36s} {change.mean():+.3f} +/- {se:.3f}   " + " ".join(f"{c:+.2f}" for c in change))
 
-    row("biharmonic-3d", lambda r: r["biharmonic"])
-    if candidate is not None:
-        best, w = candidate
+    def best_by_shell(best: int, w: float) -> None:
         row(f"default + {w} x best {best} by shell", lambda r: r["default"] + w * r["details"][
             np.argsort(-r["shell_correlation"])[:best]].mean(axis=0))
+
+    row("biharmonic-3d", lambda r: r["biharmonic"])
+    if candidate is not None:
+        best_by_shell(*candidate)
         return
     for w in WEIGHTS:
         row(f"default + {w} x mean of {count} donors", lambda r, w=w: r["default"] + w * r["details"].mean(axis=0))
     for best in sorted({max(1, count // 4), max(1, count // 2)}):
         for w in WEIGHTS[:2]:
-            row(f"default + {w} x best {best} by shell", lambda r, w=w, best=best: r["default"] + w * r["details"][
-                np.argsort(-r["shell_correlation"])[:best]].mean(axis=0))
+            best_by_shell(best, w)
+
+
+def candidate(text: str) -> tuple[int, float]:
+    """`--candidate BEST,SHARE` as (best, share)."""
+    try:
+        best, share = text.split(",")
+        return int(best), float(share)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"give BEST,SHARE such as 8,0.5, not {text}") from None
 
 
 def main() -> None:
@@ -205,11 +217,11 @@ def main() -> None:
     parser.add_argument("--targets", type=Path, help="fill every scan of this (held-out) cohort instead of the "
                         "validation split; the donors stay those of --cohort's training split")
     parser.add_argument("--report", type=Path, help="score the records in this folder")
-    parser.add_argument("--candidate", help="BEST,SHARE: report only the fill with the BEST donors by shell at SHARE")
+    parser.add_argument("--candidate", type=candidate, help="BEST,SHARE: report only the fill with the BEST donors "
+                        "by shell at SHARE")
     args = parser.parse_args()
     if args.report:
-        report(args.report, None if args.candidate is None else (int(args.candidate.split(",")[0]),
-                                                                  float(args.candidate.split(",")[1])))
+        report(args.report, args.candidate)
     elif args.out:
         index, parts = (int(v) for v in args.part.split("/"))
         study(args.cohort, args.out, args.donors, args.cases, (index, parts), args.targets)
