@@ -42,7 +42,7 @@ sys.path.insert(0, str(ROOT))
 from core.baselines import biharmonic_3d_fill  # noqa: E402
 from core.bench.cohort import cohort_scans  # noqa: E402
 from core.bench.masks import make_cases  # noqa: E402
-from core.bench.registration import one_itk_thread  # noqa: E402
+from core.bench.registration import affine_onto, one_itk_thread  # noqa: E402
 from core.bench.runner import read_brain  # noqa: E402
 from core.blend3d import biharmonic_fill_3d  # noqa: E402
 from core.fill import FillSettings, fill_volume  # noqa: E402
@@ -55,27 +55,6 @@ from core.volume import itk_image  # noqa: E402
 FAMILIES = ("blob6", "blob10", "blob16", "cube16")
 SHELL_VOXELS = 4
 WEIGHTS = (0.25, 0.5, 0.75, 1.0)
-
-
-def register(fixed: sitk.Image, moving: sitk.Image, mask: sitk.Image) -> sitk.Transform:
-    """The affine mapping `fixed` points to `moving`'s (Mattes MI on `mask`, fixed sampling seed)."""
-    transform = sitk.CenteredTransformInitializer(fixed, moving, sitk.AffineTransform(3),
-                                                  sitk.CenteredTransformInitializerFilter.MOMENTS)
-    method = sitk.ImageRegistrationMethod()
-    method.SetMetricAsMattesMutualInformation(32)
-    method.SetMetricSamplingStrategy(method.RANDOM)
-    method.SetMetricSamplingPercentage(0.1, 1)
-    method.SetMetricFixedMask(mask)
-    method.SetInterpolator(sitk.sitkLinear)
-    method.SetOptimizerAsRegularStepGradientDescent(learningRate=1.0, minStep=1e-3, numberOfIterations=200,
-                                                    gradientMagnitudeTolerance=1e-6)
-    method.SetOptimizerScalesFromPhysicalShift()
-    method.SetShrinkFactorsPerLevel([4, 2])
-    method.SetSmoothingSigmasPerLevel([2.0, 1.0])
-    method.SmoothingSigmasAreSpecifiedInPhysicalUnitsOn()
-    method.SetInitialTransform(transform, inPlace=True)
-    method.Execute(fixed, moving)
-    return transform
 
 
 def ras_array(image: sitk.Image) -> np.ndarray:
@@ -118,7 +97,7 @@ def study(cohort: Path, out: Path, per_dataset: int, per_family: int, part: tupl
         with one_itk_thread():
             moved = []
             for image, scale in donors:
-                values = ras_array(sitk.Resample(image, fixed, register(fixed, image, mask), sitk.sitkLinear, 0.0))
+                values = ras_array(sitk.Resample(image, fixed, affine_onto(fixed, image, mask), sitk.sitkLinear, 0.0))
                 moved.append(np.where(values > 0, scale.to_model(values), np.nan).astype(np.float32))
         for case in cases:
             path = out / f"{label}_{case.id}.npz"

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Iterator, Optional
 
 import nibabel as nib
 import numpy as np
@@ -60,13 +60,21 @@ class Template:
 
 
 def fit_affine(template: Template, moving: sitk.Image) -> sitk.Transform:
-    """The 12-parameter affine mapping template points to `moving`'s (Mattes mutual information, fixed seed)."""
-    initial = sitk.CenteredTransformInitializer(template.fine, moving, sitk.AffineTransform(3),
+    """The 12-parameter affine mapping template points to `moving`'s (`affine_onto` the template at 1 mm)."""
+    return affine_onto(template.fine, moving)
+
+
+def affine_onto(fixed: sitk.Image, moving: sitk.Image, fixed_mask: Optional[sitk.Image] = None) -> sitk.Transform:
+    """The 12-parameter affine mapping `fixed` points to `moving`'s: Mattes mutual information on a fixed-seed sample
+    of `fixed`'s voxels (those of `fixed_mask` only, when given), coarse to fine."""
+    initial = sitk.CenteredTransformInitializer(fixed, moving, sitk.AffineTransform(3),
                                                 sitk.CenteredTransformInitializerFilter.MOMENTS)
     method = sitk.ImageRegistrationMethod()
     method.SetMetricAsMattesMutualInformation(32)
     method.SetMetricSamplingStrategy(method.RANDOM)
     method.SetMetricSamplingPercentage(SAMPLING, SEED)
+    if fixed_mask is not None:
+        method.SetMetricFixedMask(fixed_mask)
     method.SetInterpolator(sitk.sitkLinear)
     method.SetOptimizerAsRegularStepGradientDescent(learningRate=1.0, minStep=1e-3, numberOfIterations=200,
                                                     gradientMagnitudeTolerance=1e-6)
@@ -75,7 +83,7 @@ def fit_affine(template: Template, moving: sitk.Image) -> sitk.Transform:
     method.SetSmoothingSigmasPerLevel(list(AFFINE_SMOOTH_MM))
     method.SmoothingSigmasAreSpecifiedInPhysicalUnitsOn()
     method.SetInitialTransform(initial, inPlace=True)
-    method.Execute(template.fine, moving)
+    method.Execute(fixed, moving)
     return initial
 
 
