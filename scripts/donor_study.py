@@ -11,7 +11,8 @@ donor minus its own biharmonic fill over the hole. Saved per hole (`--out`, one 
 `refine3d` and biharmonic-3d in the hole, every donor's detail there (scan units) and its correlation with
 the scan on the known shell within 4 voxels, so that `--report` can score weightings without refilling:
 the default plus w times the donors' mean detail, and the mean of the best-matching donors only, paired
-per scan with the default (mean over scans of each scan's mean in-hole PSNR change, +/- SE over scans).
+per scan with the default (mean over scans of each scan's mean in-hole PSNR change, +/- SE over scans),
+and, as a ceiling, the best share per hole read from the truth.
 With `--targets` every scan of a held-out cohort is filled instead (the donors stay the training split's), and
 `--candidate` reports the one fill fixed beforehand, so that the held-out run chooses nothing.
 
@@ -175,6 +176,15 @@ def report(folder: Path, candidate: Optional[tuple[int, float]] = None) -> None:
     for best in sorted({max(1, count // 4), max(1, count // 2)}):
         for w in WEIGHTS[:2]:
             best_by_shell(best, w)
+    row(f"oracle: best share per hole, best {max(1, count // 2)}", lambda r: best_share(r, count // 2))
+
+
+def best_share(r: dict, best: int) -> np.ndarray:
+    """The default plus the `best` donors' mean detail at the share (0 to 2) that fits the truth best in this
+    hole: a ceiling for any rule that weighs the donors per hole, not a fill (it reads the truth)."""
+    detail = r["details"][np.argsort(-r["shell_correlation"])[:max(1, best)]].mean(axis=0)
+    share = np.sum(detail * (r["truth"] - r["default"])) / (np.sum(detail * detail) + 1e-12)
+    return r["default"] + float(np.clip(share, 0.0, 2.0)) * detail
 
 
 def candidate(text: str) -> tuple[int, float]:

@@ -53,3 +53,14 @@ def test_candidate_report_prints_that_fill_only(tmp_path, capsys):
     rows = capsys.readouterr().out.splitlines()[1:]
     assert [row.split()[0] for row in rows] == ["biharmonic-3d", "default"]
     assert "0.5 x best 1 by shell" in rows[1] and rows[1].split()[-2:] == ["+6.02", "+6.02"]
+
+
+def test_oracle_share_fits_the_truth_in_each_hole():
+    script = load_script("donor_study")
+    truth = np.linspace(10.0, 90.0, 50)
+    record = {"truth": truth, "default": truth - 3.0, "shell_correlation": np.array([0.2, 0.9]),
+              "details": np.stack([np.full(50, -1.0), np.full(50, 2.0)])}
+    # the best-matching donor holds 2/3 of the error: share 1.5 recovers the truth
+    assert script.best_share(record, 1) == pytest.approx(truth)
+    # both donors' mean (0.5) wants share 6, clipped to 2: one unit of the error is left
+    assert script.best_share(record, 2) == pytest.approx(truth - 2.0)
