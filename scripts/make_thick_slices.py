@@ -1,13 +1,14 @@
 """Thick-slice copies of a cohort: what a clinical scan with 3 mm axial slices would show of each brain.
 
-    python scripts/make_thick_slices.py COHORT OUT [--split all|validation] [--thickness 3]
+    python scripts/make_thick_slices.py COHORT OUT [--split all|validation] [--thickness 3] [--isotropic]
 
 Each `*_T1w` scan and its `*_brainmask` are averaged over slabs of `--thickness` mm along the voxel
 axis nearest the scanner's superior-inferior direction (a box slice profile, contiguous slices, no
 gap) and written to OUT with the same folder layout and names, so `inpaint bench --cohort OUT`
 benches them. In-plane voxels are kept. The image is rounded back to its integer type; the mask is
 the slab's brain share of at least one half. The affine keeps every voxel's world position: a
-thick slice's centre is the centre of the slab it averages.
+thick slice's centre is the centre of the slab it averages. With `--isotropic` every voxel axis is
+averaged so: a scan of `--thickness` mm voxels (a box point-spread function), e.g. a 2 mm copy.
 """
 
 from __future__ import annotations
@@ -33,17 +34,25 @@ def slab_weights(count: int, spacing: float, thickness: float) -> np.ndarray:
     return overlap / thickness
 
 
-def thicken(image: nib.Nifti1Image, axis: int, thickness: float) -> tuple[np.ndarray, np.ndarray]:
-    """(float slab means, affine) of `image` averaged into slabs of `thickness` mm along voxel `axis`."""
-    spacing = float(np.linalg.norm(image.affine[:3, axis]))
-    weights = slab_weights(image.shape[axis], spacing, thickness)
-    data = np.moveaxis(np.tensordot(weights, np.moveaxis(np.asarray(image.dataobj, dtype=np.float32), axis, 0),
-                                    axes=1), 0, axis)
+def thicken(data: np.ndarray, affine: np.ndarray, axis: int, thickness: float) -> tuple[np.ndarray, np.ndarray]:
+    """(float slab means, affine) of `data` averaged into slabs of `thickness` mm along voxel `axis`."""
+    spacing = float(np.linalg.norm(affine[:3, axis]))
+    weights = slab_weights(data.shape[axis], spacing, thickness)
+    data = np.moveaxis(np.tensordot(weights, np.moveaxis(np.asarray(data, dtype=np.float32), axis, 0), axes=1), 0,
+                       axis)
     step = thickness / spacing
     voxel_to_old = np.eye(4)
     voxel_to_old[axis, axis] = step
     voxel_to_old[axis, 3] = step / 2 - 0.5   # a slab's centre, in original voxel coordinates
-    return data, image.affine @ voxel_to_old
+    return data, affine @ voxel_to_old
+
+
+def thicken_axes(image: nib.Nifti1Image, axes: list[int], thickness: float) -> tuple[np.ndarray, np.ndarray]:
+    """`image` averaged into slabs of `thickness` mm along each of voxel `axes` in turn."""
+    data, affine = np.asarray(image.dataobj, dtype=np.float32), image.affine
+    for axis in axes:
+        data, affine = thicken(data, affine, axis, thickness)
+    return data, affine
 
 
 def superior_axis(affine: np.ndarray) -> int:
@@ -66,20 +75,21 @@ def main() -> int:
     parser.add_argument("out", type=Path)
     parser.add_argument("--split", choices=SPLITS, default="all")
     parser.add_argument("--thickness", type=float, default=3.0, help="slab thickness in mm (default 3)")
+    parser.add_argument("--isotropic", action="store_true", help="average along every axis: voxels of THICKNESS mm")
     args = parser.parse_args()
     for scan in cohort_scans(args.cohort, args.split):
         image, mask = nib.load(scan.image), nib.load(scan.brainmask)
-        axis = superior_axis(image.affine)
-        data, affine = thicken(image, axis, args.thickness)
+        axes = [0, 1, 2] if args.isotropic else [superior_axis(image.affine)]
+        data, affine = thicken_axes(image, axes, args.thickness)
         dtype = image.get_data_dtype()
         if np.issubdtype(dtype, np.integer):
             info = np.iinfo(dtype)
             data = np.clip(np.rint(data), info.min, info.max).astype(dtype)
-        share, _ = thicken(mask, axis, args.thickness)
+        share, _ = thicken_axes(mask, axes, args.thickness)
         folder = args.out / scan.image.parent.relative_to(args.cohort)
         save(data, affine, image, folder / scan.image.name)
         save((share >= 0.5).astype(np.uint8), affine, mask, folder / scan.brainmask.name)
-        print(f"{scan.image.name}: {image.shape} -> {data.shape}, axis {axis}")
+        print(f"{scan.image.name}: {image.shape} -> {data.shape}, axes {axes}")
     return 0
 
 

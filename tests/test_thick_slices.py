@@ -37,3 +37,20 @@ def test_thick_slices_average_slabs_of_3_mm_and_keep_each_slabs_world_position(t
     # slab j's centre is original slice 3j + 1: the same world position
     assert np.allclose(image.affine @ [0, 0, 2, 1], affine @ [0, 0, 7, 1])
     assert np.asarray(mask.dataobj).all()
+
+
+def test_isotropic_copies_average_boxes_along_every_axis(tmp_path: Path) -> None:
+    # 0.5 mm voxels to 1 mm: each output voxel is the mean of a 2 x 2 x 2 block, centred where the block is
+    rng = np.random.default_rng(0)
+    data = rng.integers(1, 200, (8, 6, 10)).astype(np.float64)
+    affine = np.diag([0.5, -0.5, 0.5, 1.0])
+    affine[:3, 3] = (-10.0, 12.0, 3.0)
+    _scan(tmp_path / "cohort" / "ds", "sub-01", data, affine)
+    out = tmp_path / "iso"
+    subprocess.run([sys.executable, str(ROOT / "scripts" / "make_thick_slices.py"), str(tmp_path / "cohort"), str(out),
+                    "--thickness", "1", "--isotropic"], check=True, capture_output=True)
+    image = nib.load(out / "ds" / "sub-01_T1w.nii.gz")
+    assert image.shape == (4, 3, 5) and np.allclose(image.header.get_zooms()[:3], (1.0, 1.0, 1.0))
+    blocks = data.reshape(4, 2, 3, 2, 5, 2).mean(axis=(1, 3, 5))
+    assert np.array_equal(np.asarray(image.dataobj), np.rint(blocks).astype(np.uint8))
+    assert np.allclose(image.affine @ [0, 0, 0, 1], affine @ [0.5, 0.5, 0.5, 1])
