@@ -33,7 +33,7 @@ from .mirror import WEIGHT as MIRROR_WEIGHT
 from .mirror import align_mirror, mirror_detail
 from .normalize import IntensityScale
 from .uncertainty import Predictor, lesion_features, load_uncertainty
-from .resources import REFINER as SHIPPED   # the shipped 2 mm refiner's folder
+from .resources import REFINER as SHIPPED   # the default refiner's folder (1 mm grid)
 from .resources import REFINERS
 
 FORMAT = "brain-inpaint-refiner3d"
@@ -280,9 +280,10 @@ def shipped_refiners() -> list[Refiner]:
 def default_refiner(spacing: Optional[Sequence[float]] = None) -> Refiner:
     """The shipped refiner for voxels of `spacing` mm: the one whose grid is nearest their median size.
 
-    Nearest on a log scale, so that 1.41 mm lies between a 1 mm and a 2 mm grid: a scan of about
-    1 mm (0.87 mm, or 1 x 1.33 x 1.33 mm) gets the 1 mm refiner, a 2 mm scan the 2 mm one. Without
-    `spacing`, the 2 mm refiner (`resources/refiner3d`).
+    Nearest on a log scale (with a 1 mm and a 2 mm grid, 1.41 mm lies between them). One grid ships today:
+    the 1 mm refiner (`resources/refiner3d_1mm`) fills every scan, 2 mm ones on a 1 mm resampling of each
+    lesion's crop, where it beat the 2 mm refiner it replaced (docs/training.md). Without `spacing`, the
+    default refiner (`resources.REFINER`).
     """
     found = shipped_refiners()
     if spacing is None:

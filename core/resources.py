@@ -23,8 +23,7 @@ def _root() -> Path:
 
 ROOT = _root()
 MODELS = ROOT / "models"                                  # one folder per slice model, DEFAULT names the default
-REFINER = ROOT / "refiner3d"                              # the 3D refiner of the default method (2 mm grid)
-REFINER_1MM = ROOT / "refiner3d_1mm"                      # its 1 mm grid sibling, for scans of about 1 mm
-REFINERS = (REFINER, REFINER_1MM)                         # one per grid: core.refine3d.default_refiner chooses
+REFINER = ROOT / "refiner3d_1mm"                          # the 3D refiner of the default method (1 mm grid)
+REFINERS = (REFINER,)                                     # one per grid: core.refine3d.default_refiner chooses
 MNI152_T1 = ROOT / "mni152" / "t1.nii.gz"                 # default training brain; gm/wm maps beside it
 DEMO_BRAIN = ROOT / "demo" / "sub-demo_T1w_brain.nii.gz"  # what the app opens first

@@ -4,7 +4,7 @@ Validation for choosing between refiner runs without touching the held-out brain
 are drawn as in training (`core.training.refiner`) but from a seed training never uses, so the figure
 measures fit to the training brains' anatomy, not generalisation (that is `inpaint bench`'s job).
 
-    python scripts/refiner_validation.py resources/refiner3d runs/refiner3d [--batches 8]
+    python scripts/refiner_validation.py runs/refiner3d runs/refiner3d_deform [--batches 8]   # 2 mm refiners
 """
 
 from __future__ import annotations

@@ -24,8 +24,9 @@
 # on the machine, with two threads. CASES (default 6) lesions per family: the paired standard
 # error that docs/results.md gives with every difference shrinks with their square root.
 #   scripts/run_benchmarks.sh             every run above
-#   scripts/run_benchmarks.sh refiner1mm  only the runs that a new 1 mm refiner changes, two at a time: the five
-#             held-out cohort runs and both downstream runs (each records every shipped refiner's checksum)
+#   scripts/run_benchmarks.sh refiner1mm  only the runs that a new 1 mm refiner changes, two at a time: both 2 mm
+#             brains (heldout/, colin27/: the 1 mm refiner fills 2 mm scans too), the five held-out cohort runs
+#             and both downstream runs (each records every shipped refiner's checksum)
 #   scripts/run_benchmarks.sh brains2mm   only heldout/, colin27/, k3/ and k7/, one at a time (one core, about an hour)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -85,9 +86,12 @@ study_bench() {   # KERNEL: the study runs, each kernel's VAE and GAN, their 2D 
 }
 
 if [[ "${1:-}" == "refiner1mm" ]]; then
-    # one core: the longest run (downstream_cohort); the other: the three cohort benches, then the 2 mm downstream run
+    # one core: the longest run (downstream_cohort); the other: the two 2 mm brains, the cohort benches, then the
+    # 2 mm downstream run
     downstream_cohort &
     slow=$!
+    brain_bench heldout_subject heldout
+    brain_bench colin27 colin27
     cohort_runs
     downstream_brains 1
     wait "$slow"

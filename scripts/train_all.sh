@@ -4,7 +4,7 @@
 #   scripts/train_all.sh copy [PREFIX]  ship runs/<PREFIX><name> as resources/models/<name>/ (float16 weights,
 #                                 config, model card)
 #   scripts/train_all.sh ablation short VAE k3 runs per augmentation group, scored by `inpaint bench`
-#   scripts/train_all.sh refiner  the 2 mm 3D refiner of the default fill (`resume`, then `finetune`: see below)
+#   scripts/train_all.sh refiner  the 2 mm 3D refiner (retired 2026-12-06; `resume`, then `finetune`: see below)
 #   scripts/train_all.sh refiner1mm  the 1 mm 3D refiner, on the cohort (CPU, or DEVICE=cuda for a GPU: see below)
 #   scripts/train_all.sh refiner1mm_mirror  the same with mirror inputs, fine-tuned from it (see below)
 #   scripts/train_all.sh refiner1mm_log  that one continued with each hole's error in decibels
@@ -252,9 +252,9 @@ if [[ "${1:-}" == "refiner" ]]; then
     #                                           and warped (--deform 0.7), lr 3e-4 over 1200 steps (the shipped
     #                                           refiner is its last step; the shipped run started from
     #                                           resources/refiner3d while it held phase 2's weights, sha256 48b1674c)
-    # Then: cp runs/refiner3d_deform/{model.safetensors,config.json} resources/refiner3d/
-    #       and compare with `python scripts/refiner_validation.py resources/refiner3d runs/refiner3d_deform`
-    #       (training-brain patches) and on the held-out brains with `inpaint bench`.
+    # It shipped as resources/refiner3d for 2 mm scans until 2026-12-06, when the 1 mm refiner replaced it
+    # (docs/training.md, "One refiner for every voxel size"); a new 2 mm run is compared with
+    # `python scripts/refiner_validation.py OLD NEW` (training-brain patches) and on 2 mm brains with `inpaint bench`.
     REFINER_MINUTES=${REFINER_MINUTES:-52}
     DATA_ARGS="resources/mni152/t1.nii.gz@0.35
         ../shared/data/robex_subject/t1_1p5mm.nii.gz:../shared/data/robex_subject/brainmask_1p5mm.nii.gz@0.65"

@@ -54,7 +54,7 @@ def test_default_fill_is_the_3d_refiner_and_the_sidecar_says_so(brain_files, tmp
     assert side["parameters"]["mirror"] == 0.5
     mirror = side["method"]["refiner"]["mirror"]  # the mid-sagittal map, voxel to voxel
     assert np.array(mirror["reflection"]).shape == (3, 4) and mirror["reflection"][0][0] < -0.9
-    assert mirror["correlation"] >= 0.5 and mirror["share"] == 0.5 and mirror["learned_share"] is False
+    assert mirror["correlation"] >= 0.5 and mirror["share"] == 0.5 and mirror["learned_share"] is True   # the 1 mm refiner
 
 
 def test_mirror_zero_leaves_the_other_hemisphere_out(brain_files, tmp_path, capsys) -> None:

@@ -23,6 +23,6 @@ def test_the_speed_check_fills_a_cube_and_reports_the_refiner_it_used(tmp_path):
                           capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout[done.stdout.index("{"):])
-    assert report["method"] == "refine3d" and report["model"] == "refiner3d"   # the 2 mm grid's refiner
+    assert report["method"] == "refine3d" and report["model"] == "refiner3d_1mm"   # the one refiner, at 2 mm too
     assert report["hole_voxels"] == 8 ** 3 and report["geometry_preserved"] and report["outside_identical"]
     assert 0 < report["fill_seconds"] <= report["wall_seconds"]
