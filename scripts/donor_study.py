@@ -164,8 +164,7 @@ def report(folder: Path, candidate: Optional[tuple[int, float]] = None) -> None:
         print(f"  {name:36s} {change.mean():+.3f} +/- {se:.3f}   " + " ".join(f"{c:+.2f}" for c in change))
 
     def best_by_shell(best: int, w: float) -> None:
-        row(f"default + {w} x best {best} by shell", lambda r: r["default"] + w * r["details"][
-            np.argsort(-r["shell_correlation"])[:best]].mean(axis=0))
+        row(f"default + {w} x best {best} by shell", lambda r: r["default"] + w * best_detail(r, best))
 
     row("biharmonic-3d", lambda r: r["biharmonic"])
     if candidate is not None:
@@ -176,13 +175,19 @@ def report(folder: Path, candidate: Optional[tuple[int, float]] = None) -> None:
     for best in sorted({max(1, count // 4), max(1, count // 2)}):
         for w in WEIGHTS[:2]:
             best_by_shell(best, w)
-    row(f"oracle: best share per hole, best {max(1, count // 2)}", lambda r: best_share(r, count // 2))
+    best = max(1, count // 2)
+    row(f"oracle: best share per hole, best {best}", lambda r: best_share(r, best))
+
+
+def best_detail(r: dict, best: int) -> np.ndarray:
+    """The mean detail of the `best` donors that match the hole's known shell best."""
+    return r["details"][np.argsort(-r["shell_correlation"])[:best]].mean(axis=0)
 
 
 def best_share(r: dict, best: int) -> np.ndarray:
     """The default plus the `best` donors' mean detail at the share (0 to 2) that fits the truth best in this
     hole: a ceiling for any rule that weighs the donors per hole, not a fill (it reads the truth)."""
-    detail = r["details"][np.argsort(-r["shell_correlation"])[:max(1, best)]].mean(axis=0)
+    detail = best_detail(r, best)
     share = np.sum(detail * (r["truth"] - r["default"])) / (np.sum(detail * detail) + 1e-12)
     return r["default"] + float(np.clip(share, 0.0, 2.0)) * detail
 
