@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import nibabel as nib
 import numpy as np
 from nibabel.orientations import apply_orientation, axcodes2ornt, inv_ornt_aff, io_orientation, ornt_transform
 from scipy import ndimage
@@ -134,9 +133,3 @@ class SliceGrid:
         """Resample a model-grid image back onto native pixels of a slice of `shape`."""
         return ndimage.map_coordinates(np.asarray(model_image, dtype=np.float32), self.model_coords(shape),
                                        order=1, mode="nearest").astype(np.float32)
-
-
-def canonical_volume(image: nib.spatialimages.SpatialImage) -> tuple[np.ndarray, Reorientation]:
-    """Float32 data of an image in closest-RAS voxel order, with the map back."""
-    reo = Reorientation.of(image.affine, image.shape[:3])
-    return reo.apply(np.asarray(image.get_fdata(dtype=np.float32))), reo

@@ -55,7 +55,6 @@ PIPELINES: dict[str, dict] = {
     "no-blend": {"method": "slices2d", "blend": False},
     "reference": {"method": "slices2d", "iterations": 1000, "restarts": 64, "encoder_start": False},
 }
-ABLATIONS = ("no-prior", "no-weighting", "no-blend")
 BASELINES: dict[str, Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]] = {   # (image, hole, voxel mm)
     "border-mean": lambda image, hole, _mm: border_mean_fill(image, hole),
     "biharmonic": lambda image, hole, _mm: biharmonic_fill(image, hole, axis="axial"),
