@@ -1,8 +1,8 @@
 """Predicted error of a lesion fill: a per-voxel standard deviation, in the image's intensity units.
 
 Three quantities known at fill time, without the truth, describe each hole voxel (`FEATURES`):
-- `shell_sd`: the standard deviation of the known voxels within SHELL_MM of the voxel's lesion
-  (how varied the tissue around it is);
+- `shell_sd`: the standard deviation of the known voxels within SHELL_MM of the voxel's lesion, or
+  within one voxel where the finest voxel is coarser than that (how varied the tissue around it is);
 - `depth_mm`: the distance from the voxel to the nearest known voxel (errors grow away from the edge);
 - `spread`: |refined fill - biharmonic fill| at the voxel (where two plausible fills disagree).
 
@@ -50,7 +50,8 @@ def lesion_features(known: np.ndarray, unknown: np.ndarray, lesion: np.ndarray, 
     """
     spacing = np.asarray(spacing, dtype=np.float64)
     depth = ndimage.distance_transform_edt(unknown, sampling=spacing)
-    shell = (ndimage.distance_transform_edt(~lesion, sampling=spacing) <= SHELL_MM) & ~unknown
+    radius = max(SHELL_MM, float(spacing.min()))   # on voxels coarser than SHELL_MM, the face neighbours
+    shell = (ndimage.distance_transform_edt(~lesion, sampling=spacing) <= radius) & ~unknown
     shell_sd = float(np.std(known[shell])) if shell.any() else 0.0
     features = np.zeros((len(FEATURES),) + lesion.shape, dtype=np.float32)
     features[0][lesion] = shell_sd

@@ -17,12 +17,16 @@ import json
 import sys
 from pathlib import Path
 
-from core.bench.cohort import scan_means, format_mean_se, mean_se
+from core.bench.cohort import format_mean_se, mean_se, scan_means, unmeasured
 
 
 def paired(candidate: list[dict], baseline: list[dict], method: str, baseline_method: str,
            families: list[str]) -> dict:
-    """Per-scan differences of the mean in-hole PSNR over `families`: scan -> candidate minus baseline."""
+    """Per-scan differences of the mean in-hole PSNR over `families`: scan -> candidate minus baseline.
+
+    A lesion that either run could not score (`core.bench.cohort.unmeasured`) is left out of both."""
+    left_out = unmeasured(candidate) | unmeasured(baseline)
+    candidate, baseline = ([r for r in run if (r["scan"], r["case"]) not in left_out] for run in (candidate, baseline))
     a = scan_means(candidate, method, families, "psnr_hole")
     b = scan_means(baseline, baseline_method, families, "psnr_hole")
     return {scan: a[scan] - b[scan] for scan in sorted(a) if scan in b}

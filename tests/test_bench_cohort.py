@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from conftest import synthetic_brain
-from core.bench.cohort import mean_se, per_scan, summarize
+from core.bench.cohort import mean_se, measurable, per_scan, summarize, unmeasured, write_markdown
 from core.cli import main
 
 
@@ -33,6 +33,26 @@ def test_figures_are_per_scan_means_with_the_standard_error_over_scans() -> None
     assert per_scan(records, ["refine3d"], ["blob6"])["b/2"]["refine3d"] == {"psnr_hole": 30.0,
                                                                               "vs_biharmonic-3d": 1.0}
     assert mean_se([1.0, 3.0]) == (2.0, 1.0)
+
+
+def test_a_lesion_no_fill_can_be_scored_by_leaves_every_method_s_figure(tmp_path: Path) -> None:
+    # a few-voxel hole whose truth lies above the BraTS range scores PSNR inf for a fill that clips there too
+    # (written as null in results.json); dropping it for one method only would unpair the differences
+    records = [dict(_record("a/1", "a", m, "blob6", v), case=c) for m, c, v in
+               (("refine3d", "blob6-00", 24.0), ("biharmonic-3d", "blob6-00", 23.0),
+                ("refine3d", "blob6-01", math.inf), ("biharmonic-3d", "blob6-01", 30.0),
+                ("refine3d", "blob6-02", 26.0), ("biharmonic-3d", "blob6-02", None))]
+    assert unmeasured(records) == {("a/1", "blob6-01"), ("a/1", "blob6-02")}
+    kept = measurable(records)
+    assert {r["case"] for r in kept} == {"blob6-00"} and len(kept) == 2
+    summary = summarize(kept, ["refine3d", "biharmonic-3d"], ["blob6"])
+    assert summary["all"]["refine3d"]["blob6"]["psnr_vs_biharmonic-3d"][0] == pytest.approx(1.0)
+    report = {"cohort": "c", "split": "all", "scans": ["a/1"], "cases_per_family": 3, "seed": 0,
+              "methods": ["refine3d", "biharmonic-3d"], "families": ["blob6"], "summary": summary,
+              "per_scan": per_scan(kept, ["refine3d", "biharmonic-3d"], ["blob6"]),
+              "left_out": ["a/1 blob6-01", "a/1 blob6-02"]}
+    text = write_markdown(tmp_path / "results.md", report).read_text()
+    assert "2 lesion(s)" in text and "a/1 blob6-01" in text and "inf" not in text.replace("infinite", "")
 
 
 def test_cohort_bench_runs_every_scan_at_its_voxel_size(tmp_path: Path, capsys) -> None:

@@ -40,6 +40,17 @@ def test_pairs_per_scan_mean_first_then_over_scans(tmp_path, capsys):
     assert any(line.startswith("dsB") and "+0.400" in line and "+/-" not in line for line in out)
 
 
+def test_a_lesion_either_run_could_not_score_is_left_out_of_both(tmp_path, capsys):
+    base = {(s, "blob6", c): 20.0 for s in SCANS for c in (0, 1)}
+    cand = {key: v + (1.0 if key[2] == 0 else 0.0) for key, v in base.items()}
+    base[("dsA/sub-1", "blob6", 1)] = None   # unscored (a PSNR of inf is written as null)
+    cand[("dsA/sub-2", "blob6", 1)] = None
+    lines = compare_runs().report(run(cand), run(base), "refine3d", "refine3d")
+    both = next(line for line in lines if line.startswith("all families"))
+    # on sub-1 and sub-2 only case 0 is left (+1.0); on sub-3 both cases (+0.5)
+    assert "+0.833 +/- 0.167" in both and "3 of 3 scans up" in both
+
+
 def test_refuses_runs_whose_holes_differ(tmp_path):
     base = run({(s, "blob6", 0): 20.0 for s in SCANS})
     other = dict(base, seed=1)

@@ -54,6 +54,23 @@ def test_lesion_features_measure_the_shell_the_depth_and_the_spread() -> None:
         lesion_features(known, lesion, lesion, smooth, refined, (2.0, 2.0, 2.0))[1][7, 7, 7])  # in mm
 
 
+def test_the_shell_reaches_one_voxel_on_voxels_coarser_than_its_radius() -> None:
+    # at 4 mm no known voxel lies within SHELL_MM (3 mm) of the lesion: without a floor of one voxel
+    # the shell would be empty and the predicted SD would lose its main term (seen on 4 mm scans)
+    shape = (9, 9, 9)
+    known = np.zeros(shape, dtype=np.float32)
+    known[:, :, 5:] = 10.0
+    lesion = np.zeros(shape, dtype=bool)
+    lesion[3:6, 3:6, 3:6] = True
+    same = np.zeros(shape, dtype=np.float32)
+    features = lesion_features(known, lesion, lesion, same, same, (4.0, 4.0, 4.0))
+    faces = (ndimage.distance_transform_edt(~lesion) <= 1.0) & ~lesion
+    assert np.allclose(features[0][lesion], np.std(known[faces])) and np.std(known[faces]) > 0
+    thick = lesion_features(known, lesion, lesion, same, same, (1.0, 1.0, 5.0))[0][lesion]   # 3 mm in-plane
+    ring = (ndimage.distance_transform_edt(~lesion, sampling=(1.0, 1.0, 5.0)) <= 3.0) & ~lesion
+    assert np.allclose(thick, np.std(known[ring]))
+
+
 def test_the_predicted_sd_grows_with_depth_shell_and_spread() -> None:
     rows = np.array([[10.0, 0.0, 0.0], [10.0, 3.0, 0.0], [10.0, 100.0, 0.0], [20.0, 100.0, 0.0], [10.0, 0.0, 4.0]])
     sd = MODEL.predict(rows)

@@ -50,6 +50,24 @@ def mean_se(values: Sequence[float]) -> tuple[float, float]:
     return float(data.mean()), se
 
 
+def unmeasured(records: list[dict]) -> set[tuple[str, str]]:
+    """(scan, case) of the lesions some method scored without a finite in-hole PSNR.
+
+    The BraTS scores clip intensities to the 0.5-99.5th percentiles of the voided image: a hole of a few
+    voxels (a small lesion on a coarse grid) whose truth lies wholly above that range scores an error of 0,
+    an infinite PSNR, for every fill that also reaches it. Such a lesion measures nothing; the means leave
+    it out for every method alike, so that differences stay paired.
+    """
+    return {(r["scan"], r["case"]) for r in records
+            if r.get("psnr_hole") is None or not math.isfinite(float(r["psnr_hole"]))}
+
+
+def measurable(records: list[dict]) -> list[dict]:
+    """`records` without those of the `unmeasured` lesions."""
+    left_out = unmeasured(records)
+    return [r for r in records if (r["scan"], r["case"]) not in left_out]
+
+
 def scan_means(records: list[dict], method: str, families: Sequence[str], metric: str) -> dict[str, float]:
     """scan -> mean of `metric` over the scan's lesions of `families` for `method`."""
     per_scan: dict[str, list[float]] = {}
@@ -144,6 +162,10 @@ def write_markdown(path: Path, report: dict) -> Path:
              f"{len(report['scans'])} scans, {report['cases_per_family']} lesions per family and scan, seed "
              f"{report['seed']}. Each figure is the mean over scans of the scan's mean over its lesions, +/- the "
              f"standard error over scans; differences are paired per scan against {BASELINE}.", ""]
+    if report.get("left_out"):
+        lines += [f"Left out of every figure, for every method: {len(report['left_out'])} lesion(s) whose truth lies "
+                  "wholly outside the BraTS intensity range, so that fills score an infinite PSNR ("
+                  + ", ".join(report["left_out"]) + ").", ""]
     for dataset, block in report["summary"].items():
         one_scan = max(cells["lesion-sized"]["scans"] for cells in block.values()) == 1
         lines += [f"## {dataset}", "", *([f"Note: {ONE_SCAN}", ""] if one_scan else []),
@@ -217,12 +239,14 @@ def run_cohort(folder: Path, which: str, methods: list[Method], models: dict[str
         voxels = {c.id: c.voxels for c in cases}
         records += [{"scan": label, "dataset": scan.dataset, "voxel_mm": [round(float(v), 3) for v in data.voxel_mm],
                      "voxels": voxels[r.case], **r.record()} for r in results]
+        scored = measurable(records)
         report = {"cohort": folder.name, "split": which, "scans": sorted({r["scan"] for r in records}),
                   "methods": names, "families": list(families), "cases_per_family": per_family, "seed": seed,
                   "refiners": [{"name": r.name, "sha256": r.checksum, "spacing_mm": r.config.spacing_mm}
                                for r in ([refiner] if refiner is not None else shipped_refiners())],
-                  "summary": summarize(records, names, families), "per_scan": per_scan(records, names, families),
-                  "uncertainty": uncertainty_summary(records, names, families),
+                  "summary": summarize(scored, names, families), "per_scan": per_scan(scored, names, families),
+                  "uncertainty": uncertainty_summary(scored, names, families),
+                  "left_out": [f"{scan} {case}" for scan, case in sorted(unmeasured(records))],
                   "cases": records}
         if out is not None:
             out.mkdir(parents=True, exist_ok=True)
