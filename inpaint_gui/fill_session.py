@@ -33,7 +33,8 @@ class FillSession(QObject):
         self._preview: Optional[PreviewMap] = None
         self.layer_before = "original"
         self._state = 0
-        self._left = 0  # painted voxels the job leaves unfilled (scope: current slice)
+        self._left = 0  # mask voxels (after dilation) the job leaves unfilled (scope: current slice)
+        self._dilate = 0
         jobs.progressed.connect(self._progressed)
         jobs.succeeded.connect(self._succeeded)
         jobs.measured.connect(self._measured)
@@ -42,7 +43,7 @@ class FillSession(QObject):
     def run(self) -> None:
         """Start a fill of the mask (or its current slice) with the panel's model and settings."""
         doc = self._document()
-        if doc is None or not self.jobs.idle:
+        if doc is None or doc.reviewed or not self.jobs.idle:  # a reviewed scan shows the cohort's fill, read-only
             return
         form = self.panel.form
         choice = form.model_choice()
@@ -60,6 +61,7 @@ class FillSession(QObject):
             return
         self._left = 0 if scope == "all" else int((doc.job_hole("all", axis, self.viewer.point, dilate)
                                                    & ~hole).sum())
+        self._dilate = dilate
         self._state = doc.editor.state
         self.layer_before = self.viewer.layer
         self._preview = doc.start_preview(hole)
@@ -100,7 +102,8 @@ class FillSession(QObject):
         slices = doc.filled_slices(fill.hole, fill.axis)
         self.viewer.show_point(doc.result_point(fill.hole, fill.axis, self.viewer.point), fill.axis)  # all three views
         self.viewer.set_layer("blended")
-        note = f" {doc.lesion_text(self._left)} painted on other slices were left (scope: current slice)." \
+        mask = f"of the mask dilated by {self._dilate} vox" if self._dilate else "painted"
+        note = f" {doc.lesion_text(self._left)} {mask} on other slices were left (scope: current slice)." \
             if self._left else ""
         mirror = (fill.refiner or {}).get("mirror")
         note += f" Other hemisphere {mirror}." if isinstance(mirror, str) else ""  # why the mirror was skipped

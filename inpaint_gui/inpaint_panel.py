@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Optional
 
 import pyqtgraph as pg
-from PySide6.QtCore import QEvent, QObject, Qt, Signal
-from PySide6.QtWidgets import (QAbstractItemView, QAbstractSpinBox, QComboBox, QHBoxLayout, QHeaderView, QLabel,
-                               QProgressBar, QPushButton, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
+from PySide6.QtCore import QCoreApplication, QEvent, QObject, Qt, Signal
+from PySide6.QtWidgets import (QAbstractItemView, QAbstractScrollArea, QAbstractSpinBox, QComboBox, QHBoxLayout,
+                               QHeaderView, QLabel, QProgressBar, QPushButton, QTableWidget, QTableWidgetItem,
+                               QVBoxLayout, QWidget)
 
 from core.inputs import count_lesions
 from core.job import EtaClock, Progress
@@ -91,16 +92,20 @@ class InpaintPanel(QWidget):
         self._loss_slices: tuple[str, list[int]] = ("axial", [])
         for table in (self.metrics, self.losses):
             table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+            table.setTabKeyNavigation(False)   # Tab moves on to the next control, not through the cells
             table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
         self.metrics.setMaximumHeight(90)
         self.result_note = QLabel("")
         self.result_note.setWordWrap(True)
+        self.result_note.setStyleSheet(WARNING_STYLE)
+        self.result_note.hide()
+        self._running = self._stale = False
 
         layout = QVBoxLayout(self)
         for widget, stretch in ((self.form, 0), (self.image_note, 0), (buttons, 0), (self.progress, 0),
-                                (self.eta, 0), (self.loss_plot, 1), (QLabel("Metrics in the hole vs the input"), 0),
-                                (self.metrics, 0), (self.losses_label, 0), (self.losses, 1),
-                                (self.result_note, 0)):
+                                (self.eta, 0), (self.result_note, 0), (self.loss_plot, 1),
+                                (QLabel("Metrics in the hole vs the input"), 0), (self.metrics, 0),
+                                (self.losses_label, 0), (self.losses, 1)):
             if isinstance(widget, QHBoxLayout):
                 layout.addLayout(widget)
             else:
@@ -110,11 +115,22 @@ class InpaintPanel(QWidget):
         for kind in (QAbstractSpinBox, QComboBox, QAbstractItemView):
             for widget in self.findChildren(kind):
                 widget.installEventFilter(self)
+                if not isinstance(widget, QAbstractItemView):
+                    widget.setFocusPolicy(Qt.FocusPolicy.StrongFocus)   # the wheel alone does not focus a field
 
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:
-        """A focused field keeps Up/Down/PageUp/PageDown for itself instead of the window's slice shortcuts."""
+        """A focused field keeps Up/Down/PageUp/PageDown for itself instead of the window's slice shortcuts; the
+        wheel over a field that is not focused scrolls the panel instead of changing the setting."""
         if event.type() == QEvent.Type.ShortcutOverride and event.key() in FIELD_KEYS:
             event.accept()
+        if (event.type() == QEvent.Type.Wheel and isinstance(watched, (QAbstractSpinBox, QComboBox))
+                and not watched.hasFocus()):
+            area = self.parentWidget()
+            while area is not None and not isinstance(area, QAbstractScrollArea):
+                area = area.parentWidget()
+            if area is not None:
+                QCoreApplication.sendEvent(area.verticalScrollBar(), event)
+            return True
         return False
 
     def model_choice(self) -> Optional[tuple[str, str]]:
@@ -127,8 +143,10 @@ class InpaintPanel(QWidget):
 
     # job state -------------------------------------------------------------------------------------
     def set_running(self, running: bool) -> None:
+        self._running = running
         self.cancel_button.setEnabled(running)
         self.form.set_enabled(not running)
+        self._show_current(not running and not self._stale)   # while a fill runs they are the previous result's
         if running:
             self._shown = (self._loss_x, self._loss_y)
             self._eta = EtaClock()
@@ -183,7 +201,7 @@ class InpaintPanel(QWidget):
             self.losses.setItem(row, 0, QTableWidgetItem(str(index)))
             self.losses.setItem(row, 1, QTableWidgetItem(f"{fill.final_loss[index]:.4g}"))
         self._show_losses(bool(fill.final_loss))
-        self.result_note.setText("")
+        self._set_note("")
 
     def show_metrics(self, metrics: dict) -> None:
         """In-hole metrics of the fill and the baseline ('...' while they are computed)."""
@@ -206,7 +224,7 @@ class InpaintPanel(QWidget):
         self.metrics.clearContents()
         self.losses.setRowCount(0)
         self._show_losses(False)
-        self.result_note.setText("")
+        self._set_note("")
 
     def _show_losses(self, shown: bool) -> None:
         """The per-slice losses table, for methods that search per slice."""
@@ -214,5 +232,16 @@ class InpaintPanel(QWidget):
         self.losses.setVisible(shown)
 
     def mark_result_stale(self, stale: bool) -> None:
-        self.result_note.setText("The mask changed since this result was computed; run again to update it."
-                                 if stale else "")
+        """Say (and grey the result's figures) when the mask changed since the result shown was computed."""
+        self._set_note("The mask changed since this result was computed; run again to update it." if stale else "")
+        self._stale = stale
+        self._show_current(not stale and not self._running)
+
+    def _set_note(self, text: str) -> None:
+        self.result_note.setText(text)
+        self.result_note.setVisible(bool(text))
+
+    def _show_current(self, current: bool) -> None:
+        """The metrics and per-slice losses in full (they describe the mask and result shown) or greyed."""
+        for table in (self.metrics, self.losses):
+            table.setEnabled(current)

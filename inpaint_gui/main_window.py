@@ -196,14 +196,14 @@ class MainWindow(QMainWindow):
             self.act[name].setEnabled(has_doc)
         for name in ("layer_generated", "layer_blended", "difference"):
             self.act[name].setEnabled(bool(has_result))
-        self.act["export"].setEnabled(bool(has_result) and not doc.reviewed)
+        self.act["export"].setEnabled(bool(has_result) and not doc.reviewed and not running)  # not a result being replaced
         reviewing = self.review.cohort is not None
         for name in ("scan_next", "scan_prev", "rate_pass", "rate_fail", "rate_unsure", "rate_comment"):
             self.act[name].setEnabled(reviewing)
         self.act["review"].setEnabled(not running)
         self.act["open"].setEnabled(not running)
         self.act["open_dicom"].setEnabled(not running)
-        can_run = has_doc and self.jobs.idle and self.panel.model_choice() is not None
+        can_run = has_doc and not doc.reviewed and self.jobs.idle and self.panel.model_choice() is not None
         self.act["run"].setEnabled(can_run)
         self.panel.run_button.setEnabled(can_run)
         self.act["cancel"].setEnabled(running)

@@ -23,7 +23,7 @@ SHARE_TIP = ("The mean predicted error (one SD) over the scan's filled voxels, f
              "of the scan's brain intensity range (0.5th to 99.5th percentile of its known brain voxels, the fill's "
              "own normalisation): comparable across scans whatever their intensity scale. Its tooltip also gives it "
              "in the scan's own units (a.u.); a scan filled by an earlier version has those only.")
-WIDTH = 380    # the list's width when it opens: every column whole, names and comments a few words wide
+WIDTH = 420    # the list's width when it opens: every column whole, names and comments a few words wide
 COMMENT = 90   # the comments' width that scan names leave, when the list is wide enough for both
 RATING_COLOURS = {"pass": QColor(40, 150, 60), "fail": QColor(200, 40, 40), "unsure": QColor(200, 130, 0)}
 KEYS = ("Ctrl+N / Ctrl+Shift+N next / previous scan in the list's order (click a header to sort by it), N / Shift+N "
@@ -74,6 +74,7 @@ class ReviewTable(QTableWidget):
         header.setSectionResizeMode(4, QHeaderView.ResizeMode.Stretch)
         self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.setTextElideMode(Qt.TextElideMode.ElideMiddle)  # a long name keeps its subject and its suffix
+        self.setTabKeyNavigation(False)   # Tab moves on to the next control, not through the cells
         self.setWordWrap(True)
         self.one_line = OneLine(self)
         for column in (0, 1, 2, 3):

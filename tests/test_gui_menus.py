@@ -391,3 +391,39 @@ def test_a_loaded_brain_mask_is_outlined_in_every_view_and_the_outline_toggles(q
     assert all(view.brain.isVisible() for view in views.values())
     window.act["clear_brainmask"].trigger()
     assert window.doc.brain is None and not any(view.brain.isVisible() for view in views.values())
+
+
+def _wheel(widget, steps: int) -> None:
+    """One wheel event of `steps` notches (negative: towards the user) over the widget's centre."""
+    from PySide6.QtCore import QPoint, QPointF
+    from PySide6.QtGui import QWheelEvent
+    from PySide6.QtWidgets import QApplication
+
+    centre = QPointF(widget.rect().center())
+    event = QWheelEvent(centre, QPointF(widget.mapToGlobal(centre.toPoint())), QPoint(0, 0), QPoint(0, 120 * steps),
+                        Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier, Qt.ScrollPhase.NoScrollPhase, False)
+    QApplication.sendEvent(widget, event)
+
+
+def test_the_wheel_scrolls_the_panel_over_a_field_until_the_field_is_clicked(qtbot, window):
+    window.resize(1000, 420)   # the panel scrolls
+    scroll = window.panel.parentWidget().parentWidget().verticalScrollBar()
+    qtbot.waitUntil(lambda: scroll.maximum() > 0, timeout=2000)
+    dilate = window.panel.form.dilate
+    before = dilate.value()
+    _wheel(dilate, -2)
+    assert dilate.value() == before and scroll.value() > 0   # the panel moved, the setting did not
+    qtbot.mouseClick(dilate, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(dilate.hasFocus, timeout=2000)
+    _wheel(dilate, 2)
+    assert dilate.value() == before + 2   # a focused field takes the wheel
+
+
+def test_tab_leaves_the_metrics_table(qtbot, window):
+    window.activateWindow()
+    metrics = window.panel.metrics
+    fake_result(window)
+    metrics.setFocus()
+    qtbot.waitUntil(metrics.hasFocus, timeout=2000)
+    qtbot.keyClick(metrics, Qt.Key.Key_Tab)
+    assert not metrics.hasFocus()

@@ -114,9 +114,12 @@ def test_cancel_returns_within_a_second_and_changes_nothing(qtbot, window):
     window.display.set_layer("original")
     window.panel.form.iterations.setValue(100000)
     layer_before = window.viewer.layer
+    assert window.act["export"].isEnabled() and panel.metrics.isEnabled()
     window.session.run()
     with qtbot.waitSignal(window.jobs.progressed, timeout=30000):
         pass
+    # while it runs, the result shown is the one being replaced: no export of it, its figures greyed
+    assert not window.act["export"].isEnabled() and not panel.metrics.isEnabled() and not panel.losses.isEnabled()
     start = time.monotonic()
     qtbot.keyClick(window, Qt.Key.Key_Escape)
     assert window.jobs.worker is None and doc.editor.locked is None and doc.preview is None
@@ -126,6 +129,12 @@ def test_cancel_returns_within_a_second_and_changes_nothing(qtbot, window):
     assert time.monotonic() - start < 1.0
     qtbot.waitUntil(lambda: window.act["run"].isEnabled(), timeout=1000)
     assert not window.errors and "Cancelled" in window.panel.eta.text()
+    assert window.act["export"].isEnabled() and panel.metrics.isEnabled() and not panel.result_note.isVisibleTo(panel)
+    view = window.viewer.views[AXIAL]   # a click paints: the result no longer matches the mask, and the panel says so
+    qtbot.mouseClick(view.viewport(), Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier,
+                     viewport_point(view, (8, 8, int(window.viewer.point[AXIAL]))))
+    qtbot.waitUntil(lambda: panel.result_note.isVisibleTo(panel), timeout=2000)
+    assert "mask changed" in panel.result_note.text() and not panel.metrics.isEnabled()
 
 
 def test_failed_job_shows_one_sentence_and_restores_state(qtbot, window, monkeypatch):
@@ -256,8 +265,16 @@ def test_current_slice_scope_says_what_was_left(qtbot, window):
     with qtbot.waitSignal(window.jobs.succeeded, timeout=60000):
         window.act["run"].trigger()
     left = window.doc.editor.voxel_count - int(window.doc.result.fill.hole.sum())
-    assert left > 0 and f"{left} vox" in window.panel.eta.text() and "left" in window.panel.eta.text()
+    assert left > 0 and f"{left} vox" in window.panel.eta.text() and "painted on other slices were left" in \
+        window.panel.eta.text()
     assert "1 axial slice " in window.panel.eta.text()  # singular
+    window.panel.form.dilate.setValue(1)   # the voxels left are then the dilated mask's, not painted ones
+    with qtbot.waitSignal(window.jobs.succeeded, timeout=60000):
+        window.act["run"].trigger()
+    fill = window.doc.result.fill
+    left = int((window.doc.job_hole("all", fill.axis, window.viewer.point, 1) & ~fill.hole).sum())
+    assert left > 0 and f"{left} vox" in window.panel.eta.text() and "of the mask dilated by 1 vox on other " \
+        "slices were left" in window.panel.eta.text()
 
 
 def test_warm_up_prepares_the_model_in_the_background(qtbot, window, tiny_vae):
