@@ -217,9 +217,10 @@ def _add_bids(sub: argparse._SubParsersAction) -> None:
     p.add_argument("out_dir", type=Path, help="derivatives folder to write (new, empty or of an earlier run)")
     p.add_argument("analysis_level", choices=["participant", "group"],
                    help="participant: fill the scans; group: rebuild the scans table of OUT_DIR (fills nothing)")
-    p.add_argument("--participant-label", nargs="+", default=[], metavar="LABEL",
+    p.add_argument("--participant-label", "--participant_label", nargs="+", default=[], metavar="LABEL",
                    help="only these participants (01 or sub-01; default: all)")
-    p.add_argument("--session", nargs="+", default=[], metavar="LABEL", help="only these sessions (a or ses-a)")
+    p.add_argument("--session", "--session-label", "--session_label", nargs="+", default=[], metavar="LABEL",
+                   help="only these sessions (a or ses-a)")
     p.add_argument("--masks", type=Path, default=None, metavar="DERIV_DIR",
                    help="derivatives folder with the lesion masks (and optional desc-brain_mask brain masks); "
                         "needed at the participant level")
@@ -318,11 +319,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _subcommand_parser(parser: argparse.ArgumentParser, command: str) -> argparse.ArgumentParser:
+    """The parser of one subcommand (`inpaint fill`, ...)."""
+    subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return subparsers.choices[command]
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Entry point of `inpaint`; user errors print one sentence and exit with status 2, an interrupt (Ctrl+C)
     with status 130 (called without `argv`, as the program, at once: `os._exit`)."""
     try:
-        args = build_parser().parse_args(argv)   # the subcommands' imports (torch) take a while: Ctrl+C may come
+        parser = build_parser()   # the subcommands' imports (torch) take a while: Ctrl+C may come
+        args, extra = parser.parse_known_args(argv)
+        if extra:   # said by the subcommand's parser, whose --help lists its options
+            _subcommand_parser(parser, args.command).error(f"unrecognized arguments: {' '.join(extra)}")
         code = int(args.func(args) or 0)
     except InpaintError as exc:
         print(f"inpaint: error: {exc}", file=sys.stderr)

@@ -12,6 +12,7 @@ and contributes nothing.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Optional, Sequence
 
@@ -32,6 +33,7 @@ DEMONS_GRID_MM = 2.0     # lesions of BIN_MIN_ML or more are aligned on voxels b
 BIN_MIN_ML = 1.0         # (1 mm scans: 2x2x2 bins; smaller lesions lost 0.15 dB binned, on the validation split)
 DEMONS_MARGIN_MM = 8.0   # a smaller hole is aligned at full resolution on its box plus this margin only
 WEIGHT = 0.5             # share of the mirrored detail added to the fill (chosen on the ROBEX training brain)
+MIN_SIDE = 4             # coarse blocks needed along every axis
 MIN_BLOCKS = 200         # known coarse blocks needed to register the hemispheres
 MAX_BLOCKS = 1 << 18     # largest coarse grid registered (a 256 mm cube of 1 mm voxels in 4 mm blocks)
 MIN_CORRELATION = 0.5    # below it the two hemispheres do not match: no mirror
@@ -130,6 +132,10 @@ def find_reflection(image: np.ndarray, hole: np.ndarray, spacing: Sequence[float
     if known.sum() < MIN_BLOCKS:
         raise NoReflection(f"too little known tissue to find the mid-sagittal plane ({int(known.sum())} blocks "
                            f"of {COARSE_MM:g} mm, {MIN_BLOCKS} needed)")
+    if min(small.shape) < MIN_SIDE:   # the registration's smoothing needs that many blocks along every axis
+        thin = int(np.argmin(small.shape))
+        raise NoReflection(f"the volume is too thin to find the mid-sagittal plane ({image.shape[thin] * spacing[thin]:g} "
+                           f"mm along one axis, {MIN_SIDE * step[thin] * spacing[thin]:g} mm needed)")
     flip = [slice(None)] * 3
     flip[axis] = slice(None, None, -1)
     coarse = spacing * step
@@ -152,7 +158,7 @@ def find_reflection(image: np.ndarray, hole: np.ndarray, spacing: Sequence[float
     try:
         transform = run_interruptibly(lambda: reg.Execute(images[0], images[1]))
     except RuntimeError as exc:
-        raise NoReflection(f"the mid-sagittal registration failed ({str(exc).strip().splitlines()[-1][:120]})") from None
+        raise NoReflection(f"the mid-sagittal registration failed ({_itk_reason(exc)})") from None
     moved = _array(sitk.Resample(images[1], images[0], transform, sitk.sitkLinear, 0.0))
     overlap = known & (_array(sitk.Resample(images[3], images[0], transform, sitk.sitkNearestNeighbor, 0)) > 0)
     with np.errstate(divide="ignore", invalid="ignore"):   # a constant image: NaN, reported by NoReflection below
@@ -253,3 +259,8 @@ def align_mirror(filled: np.ndarray, mirror: np.ndarray, hole: np.ndarray, spaci
     aligned[region] = _array(sitk.Resample(moving, fixed, warp, sitk.sitkLinear, 0.0))
     smooth = biharmonic_fill_3d(np.where(hole, 0.0, aligned).astype(np.float32), hole, spacing)
     return aligned, np.where(hole, aligned - smooth, 0.0).astype(np.float32)
+
+
+def _itk_reason(exc: Exception) -> str:
+    """The last line of an ITK exception without its class name and memory address ("ITK ERROR: Filter(0x...): ")."""
+    return re.sub(r"^.*ITK ERROR: \w+\(0x[0-9a-fA-F]+\): ", "", str(exc).strip().splitlines()[-1])[:120]

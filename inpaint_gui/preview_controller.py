@@ -80,7 +80,7 @@ class RefinerWarmUp(QThread):
     def run(self) -> None:  # noqa: D401 - QThread entry point
         torch.set_num_threads(1)
         try:
-            for refiner in shipped_refiners():   # one per grid: the preview's scan may take either
+            for refiner in shipped_refiners():   # one per grid (one today): the preview's scan may take any
                 run_network(refiner, np.zeros((8, 8, 8), np.float32), np.zeros((8, 8, 8), bool), torch.device("cpu"))
         except Exception:  # noqa: BLE001 - a refiner that cannot run is reported by the fill that uses it
             return

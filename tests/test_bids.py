@@ -242,7 +242,7 @@ def test_a_failing_scan_is_recorded_and_kept_by_later_runs_of_other_participants
     assert not (out / "sub-01").exists()  # participant filter
     assert rows["sub-01/anat/sub-01_T1w.nii.gz"]["status"] == "pending"  # the table lists every scan of the dataset
     assert "4 scans: 1 filled, 0 skipped, 2 failed, 1 no mask" in err
-    code, err = _bids(capsys, bids, out, masks, "--participant-label", "01", "--quiet")
+    code, err = _bids(capsys, bids, out, masks, "--participant_label", "01", "--quiet")   # the BIDS Apps spelling
     assert code == 0 and err == ""  # the other participants' failures are recorded, not this run's
     later = {r["source"]: r for r in _table(out)}
     assert later["sub-02/ses-1/anat/sub-02_ses-1_T1w.nii.gz"] == failed and later["sub-01/anat/sub-01_T1w.nii.gz"]["status"] == "filled"
@@ -254,7 +254,7 @@ def test_a_failing_scan_is_recorded_and_kept_by_later_runs_of_other_participants
     assert records == [f"{name}_desc-filled_T1w.json"
                        for name in ("sub-01", "sub-02_ses-1", "sub-02_ses-2", "sub-02_ses-3", "sub-03")]
     shutil.copy(cohort[1] / bad.relative_to(masks), bad)  # the mask fixed: filled, and its record says so
-    code, err = _bids(capsys, bids, out, masks, "--participant-label", "02", "--session", "1", "--quiet")
+    code, err = _bids(capsys, bids, out, masks, "--participant-label", "02", "--session_label", "1", "--quiet")
     assert code == 0 and {r["source"]: r["status"] for r in _table(out)}[failed["source"]] == "filled"
     assert json.loads((out / "logs" / records[1]).read_text())["status"] == "filled"
 

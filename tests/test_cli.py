@@ -395,3 +395,14 @@ def test_fill_reports_the_predicted_error_in_units_and_as_a_share(brain_files, t
     assert code == 0, err
     record = json.loads((tmp_path / "o.json").read_text())["uncertainty"]
     assert f"mean SD {record['mean_sd']:.4g} ({record['mean_sd_share']:.1%} of the brain's intensity range)" in err
+
+
+@pytest.mark.parametrize("command", [["fill", "a.nii.gz", "b.nii.gz", "-o", "c.nii.gz"], ["models"],
+                                     ["bids", "in", "out", "participant"]])
+def test_an_unknown_option_points_to_its_subcommands_help(command, capsys) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main([*command, "--bogus", "1"])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and err.count("\n") == 1
+    assert err == f"inpaint {command[0]}: error: unrecognized arguments: --bogus 1; run 'inpaint {command[0]} --help' " \
+                  "for the options.\n"

@@ -84,6 +84,12 @@ def test_no_reflection_for_a_volume_too_small_or_hemispheres_that_do_not_match()
     noise = ndimage.gaussian_filter(rng.standard_normal((44, 40, 36)), 3.0).astype(np.float32) * 100 + 500
     with pytest.raises(NoReflection, match="do not match"):
         find_reflection(noise, np.zeros(noise.shape, dtype=bool), SPACING, axis=0)
+    thin = _symmetric_brain(21.5, shape=(88, 80, 6))   # a slab 12 mm thick: ITK's smoothing needs 4 blocks a side
+    with pytest.raises(NoReflection, match=r"too thin to find the mid-sagittal plane \(12 mm along one axis, 16 mm"):
+        find_reflection(thin, np.zeros(thin.shape, dtype=bool), SPACING, axis=0)
+    reason = mirror._itk_reason(RuntimeError("Exception thrown in SimpleITK Execute: file.hxx:12:\nITK ERROR: "
+                                             "SmoothingRecursiveGaussianImageFilter(0x7f7eec0073a0): Too few pixels."))
+    assert reason == "Too few pixels."   # no class name or memory address reaches the user
 
 
 def test_a_lesions_own_values_never_reach_the_mirror() -> None:
