@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -340,6 +341,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except KeyboardInterrupt:
         print("inpaint: interrupted; no output was written.", file=sys.stderr)
         code = 130
+    if argv is None:   # the program's work is done: a Ctrl+C now would only kill the interpreter on its way out
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
     if code == 130 and argv is None:   # the `inpaint` program: end now, before the interpreter shuts down under
         sys.stdout.flush()             # C++ threads (SimpleITK's) an interrupt left running, which aborts
         sys.stderr.flush()

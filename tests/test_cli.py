@@ -406,3 +406,19 @@ def test_an_unknown_option_points_to_its_subcommands_help(command, capsys) -> No
     assert exit_info.value.code == 2 and err.count("\n") == 1
     assert err == f"inpaint {command[0]}: error: unrecognized arguments: --bogus 1; run 'inpaint {command[0]} --help' " \
                   "for the options.\n"
+
+
+def test_once_the_program_is_done_an_interrupt_cannot_kill_it_on_its_way_out(monkeypatch, capsys) -> None:
+    # a Ctrl+C in the last moment of `inpaint fill`, after both files were written, once killed the interpreter
+    # during its shutdown: no message, status -SIGINT, for a run that had finished
+    import signal
+
+    import core.cli
+
+    monkeypatch.setattr(sys, "argv", ["inpaint", "models"])
+    before = signal.getsignal(signal.SIGINT)
+    try:
+        assert core.cli.main(None) == 0 and signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, before)
+    assert core.cli.main(["models"]) == 0 and signal.getsignal(signal.SIGINT) is before   # called from Python: kept
