@@ -123,9 +123,10 @@ class Dialogs:
         return folder if folder and Path(folder).is_dir() and not _in_resources(Path(folder)) else str(Path.home())
 
     def remember(self, path: Path) -> None:
-        """Make the folder of `path` (or `path`, a folder) where the next file dialog starts, unless it is one of
-        the app's resources (the demo brain's folder): the user's own folder is kept then."""
-        folder = path if path.is_dir() else path.parent
+        """Make the folder `path` lies in where the next file dialog starts (for a folder chosen as an input, a DICOM
+        series or a cohort, the one beside it: outputs cannot go inside an input), unless it is one of the app's
+        resources (the demo brain's folder): the user's own folder is kept then."""
+        folder = path.parent
         if not _in_resources(folder):
             self.settings.setValue("lastDir", str(folder.resolve()))
 

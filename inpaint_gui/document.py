@@ -46,6 +46,7 @@ class JobResult:
     dilate: int = 0
     threads: int = 1
     metrics: dict[str, Optional[dict[str, float]]] = field(default_factory=dict)
+    brain_path: Optional[Path] = None   # the brain mask the fill used (None: estimated)
 
 
 class PreviewMap:
@@ -217,6 +218,16 @@ class Document:
         # Save mask writes back only to a file of 0s and 1s: labels or probabilities would be lost
         self.mask_path = Path(path) if threshold is None and holds_only_0_and_1(path) else None
 
+    def stale_reason(self) -> str:
+        """Why the result no longer matches what Run would fill now (empty: it matches, or there is none)."""
+        if self.result is None:
+            return ""
+        if self.result_state != self.editor.state:
+            return "The mask changed since this result was computed; run again to update it."
+        if self.result.brain_path != self.brain_path:
+            return "The brain mask changed since this result was computed; run again to update it."
+        return ""
+
     def load_brain_mask(self, path: str | os.PathLike) -> None:
         """Use a brain mask on the image grid for the next fills (the model sees only tissue inside it)."""
         self.brain = load_mask(path, self.volume, kind="brain")
@@ -365,7 +376,7 @@ class Document:
             extra["mask_source"] = {**(file_record(source) or {}), "threshold": threshold,
                                     "edited_after_import": state != self.result_state}
         record = build_sidecar(fill, self.result.model, image_path=self.path, mask_path=mask_path,
-                               output_path=Path(path), dilate=self.result.dilate, brainmask_path=self.brain_path,
+                               output_path=Path(path), dilate=self.result.dilate, brainmask_path=self.result.brain_path,
                                metrics=metrics.get("model"), extra=extra)
         volume = save_volume(path, fill.filled, self.volume, force=True, sidecar=record, inputs=protected)
         written = [volume, sidecar_path(volume)] + ([mask_path] if mask_path is not None else [])

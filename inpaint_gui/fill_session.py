@@ -72,7 +72,7 @@ class FillSession(QObject):
         threads = resolve_threads(form.threads.value())
         self.jobs.start(FillJob(image=doc.volume.data, affine=doc.volume.affine, hole=hole, settings=settings,
                                 load_model=lambda: self.jobs.model(key), scope=scope, threads=threads,
-                                dilate=dilate, brain=doc.brain))
+                                dilate=dilate, brain=doc.brain, brain_path=doc.brain_path))
         self.changed.emit()
         self.message.emit(f"Filling {doc.lesion_text(int(hole.sum()))} with {threads} torch "
                           f"thread{'s' if threads > 1 else ''}...")

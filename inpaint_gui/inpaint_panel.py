@@ -231,11 +231,12 @@ class InpaintPanel(QWidget):
         self.losses_label.setVisible(shown)
         self.losses.setVisible(shown)
 
-    def mark_result_stale(self, stale: bool) -> None:
-        """Say (and grey the result's figures) when the mask changed since the result shown was computed."""
-        self._set_note("The mask changed since this result was computed; run again to update it." if stale else "")
-        self._stale = stale
-        self._show_current(not stale and not self._running)
+    def mark_result_stale(self, reason: str) -> None:
+        """Say why the result shown no longer matches the inputs (`Document.stale_reason`; empty: it does), and grey
+        its figures."""
+        self._set_note(reason)
+        self._stale = bool(reason)
+        self._show_current(not self._stale and not self._running)
 
     def _set_note(self, text: str) -> None:
         self.result_note.setText(text)

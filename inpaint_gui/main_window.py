@@ -210,7 +210,7 @@ class MainWindow(QMainWindow):
         if doc is not None:
             self.setWindowTitle(f"{doc.path.name if doc.path else 'untitled'}[*] - inpaint-gui")
             self.setWindowModified(doc.editor.modified or not doc.result_saved)
-            self.panel.mark_result_stale(doc.result is not None and doc.result_state != doc.editor.state)
+            self.panel.mark_result_stale(doc.stale_reason())
             self.panel.set_image_note(SKULL_ON if doc.brain is None and doc.skull_on else "")
         else:
             self.setWindowTitle("inpaint-gui")

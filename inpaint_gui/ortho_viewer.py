@@ -42,6 +42,7 @@ HINT = ("<b>Window/level</b>: drag the histogram's bounds, type them, <b>W</b> a
         "<b>P</b> pass, <b>F</b> fail, <b>U</b> unsure, <b>Shift+C</b> comment<br>"
         "<b>F1</b> all shortcuts, <b>F2</b> hide this help")
 OUTLINED = ("masked", "preview", "live", "generated", "blended")  # layers where the mask is drawn as an outline
+PREVIEW_LAYERS = ("preview", "live")   # previews, not the fill result: the result's maps are not drawn over them
 
 
 def intensity_text(value: float) -> str:
@@ -212,14 +213,20 @@ class OrthoViewer(QWidget):
         assert self.doc is not None
         view.set_mask(np.take(self.doc.editor.mask, view.index, axis=view.axis), outline=self.layer in OUTLINED)
 
+    def _result_overlays(self) -> bool:
+        """The difference and uncertainty maps describe the fill result: not drawn over a preview (live or of a
+        running fill), whose voxels they do not describe; they come back with the result's layers."""
+        return self.doc is not None and self.layer not in PREVIEW_LAYERS
+
     def _refresh_difference(self, view: SliceView) -> None:
-        doc = self.doc
-        values = doc.difference_slice(view.axis, view.index) if (doc is not None and self.show_difference) else None
+        shown = self.show_difference and self._result_overlays()
+        values = self.doc.difference_slice(view.axis, view.index) if shown else None  # type: ignore[union-attr]
         view.set_difference(values, self._difference_limit())
+        self.levels_box.difference.setVisible(shown)
 
     def _refresh_uncertainty(self, view: SliceView) -> None:
-        doc = self.doc
-        values = doc.uncertainty_slice(view.axis, view.index) if (doc is not None and self.show_uncertainty) else None
+        shown = self.show_uncertainty and self._result_overlays()
+        values = self.doc.uncertainty_slice(view.axis, view.index) if shown else None  # type: ignore[union-attr]
         view.set_uncertainty(values, self._uncertainty_limit())
         self.levels_box.uncertainty.set_limit(self._uncertainty_limit())
         self.levels_box.uncertainty.setVisible(values is not None)
@@ -328,7 +335,6 @@ class OrthoViewer(QWidget):
     def set_difference_visible(self, visible: bool) -> None:
         self.show_difference = visible
         self.levels_box.difference.set_limit(self._difference_limit())
-        self.levels_box.difference.setVisible(visible)
         for view in self.views.values():
             self._refresh_difference(view)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 import traceback
+from pathlib import Path
 from dataclasses import dataclass
 from typing import Callable, Optional
 
@@ -36,6 +37,7 @@ class FillJob:
     threads: int = 1
     dilate: int = 0
     brain: Optional[np.ndarray] = None
+    brain_path: Optional[Path] = None   # the file `brain` came from (recorded by an export of the result)
 
 
 class FillWorker(QThread):
@@ -72,7 +74,8 @@ class FillWorker(QThread):
             fill = fill_volume(job.image, job.affine, job.hole, model, job.settings, brain=job.brain,
                                progress=self._report, cancel=self.token)
             self.token.raise_if_cancelled()
-            result = JobResult(fill=fill, model=model, scope=job.scope, dilate=job.dilate, threads=job.threads)
+            result = JobResult(fill=fill, model=model, scope=job.scope, dilate=job.dilate, threads=job.threads,
+                               brain_path=job.brain_path)
             self.succeeded.emit(result)  # shown now: the metrics take as long as a small fill
             reo = Reorientation.of(job.affine, job.image.shape)
             metrics = compare_metrics(reo.apply(job.image), reo.apply(fill.filled), reo.apply(fill.hole),

@@ -514,6 +514,8 @@ def test_open_dicom_folder(qtbot, window, tmp_path, monkeypatch):
     window.act["open_dicom"].trigger()
     assert not window.errors and window.doc.path == folder and window.doc.volume.shape == (5, 6, 4)
     assert window.doc.default_name("mask") == "dicom_label-lesion_mask.nii.gz"
+    window.act["save_mask_as"].trigger()   # cancelled; the dialog started beside the series, not inside it
+    assert Path(window.script.starts[-1]) == (tmp_path / "dicom_label-lesion_mask.nii.gz").resolve()
 
 
 def test_window_level_fields_auto_and_log_histogram(qtbot, window):

@@ -318,6 +318,20 @@ def test_dilate_brain_mask_method_and_threads_reach_the_fill(qtbot, window, brai
     sidecar = json.loads((tmp_path / "filled.json").read_text())
     assert sidecar["mask_dilation_voxels"] == 1 and sidecar["brainmask"]["path"] == str(brain.resolve())
     assert sidecar["torch_threads"] == 1
+    # the brain mask forgotten after the fill: the result is stale, and an export still names the mask it used
+    assert not window.panel.result_note.isVisibleTo(window.panel)
+    window.act["clear_brainmask"].trigger()
+    assert "brain mask changed" in window.panel.result_note.text() and window.panel.result_note.isVisibleTo(window.panel)
+    script.paths.append(tmp_path / "again.nii.gz")
+    window.act["export"].trigger()
+    assert json.loads((tmp_path / "again.json").read_text())["brainmask"]["path"] == str(brain.resolve())
+    qtbot.waitUntil(lambda: window.act["run"].isEnabled(), timeout=30000)   # the first fill's metrics are measured
+    with qtbot.waitSignal(window.jobs.succeeded, timeout=60000):
+        window.act["run"].trigger()
+    assert not window.panel.result_note.isVisibleTo(window.panel)
+    script.paths.append(tmp_path / "without.nii.gz")
+    window.act["export"].trigger()
+    assert json.loads((tmp_path / "without.json").read_text())["brainmask"] is None
 
 
 def test_no_image_open_shows_a_hint_and_skull_on_images_warn(qtbot, tmp_path, dialogs):

@@ -8,8 +8,9 @@ import os
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 import numpy as np  # noqa: E402
+from PySide6.QtCore import Qt  # noqa: E402
 
-from test_gui_support import ScriptedWindow, dialogs  # noqa: E402,F401
+from test_gui_support import ScriptedWindow, dialogs, viewport_point  # noqa: E402,F401
 
 AXIAL = 2
 
@@ -49,4 +50,15 @@ def test_a_refine3d_fill_in_the_app_shows_the_fill_and_its_uncertainty_on_shift_
     overlay.setChecked(True)  # checked without a trigger (as a menu or the review does): the views follow
     assert axial.uncertainty.isVisible() and scale.isVisible()
     assert np.isfinite(doc.uncertainty).all()
+    window.act["difference"].trigger()   # X
+    assert axial.difference.isVisible() and window.viewer.levels_box.difference.isVisible()
+    # a new stroke's live preview: the fill's maps describe the old result, not the voxels shown, so they step aside
+    window.act["live_preview"].setChecked(True)
+    qtbot.mouseClick(axial.viewport(), Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier,
+                     viewport_point(axial, (10, 10, z)))
+    qtbot.waitUntil(lambda: window.viewer.layer == "live", timeout=30000)
+    assert not axial.uncertainty.isVisible() and not scale.isVisible()
+    assert not axial.difference.isVisible() and not window.viewer.levels_box.difference.isVisible()
+    window.act["layer_blended"].trigger()   # back on the result: its maps again
+    assert axial.uncertainty.isVisible() and axial.difference.isVisible() and scale.isVisible()
     window.forget_changes()
