@@ -83,6 +83,7 @@ class InpaintPanel(QWidget):
                                 "BraTS style: higher PSNR and SSIM, lower MAE are better. MAE is in % of the "
                                 "image's intensity range (0.5th to 99.5th percentile). Biharmonic 3D: biharmonic "
                                 "inpainting in 3D weighted by the voxel size, the strongest classical fill.")
+        self.metrics_label = QLabel("Metrics in the hole vs the input")
         self.losses_label = QLabel("Per-slice final losses")
         self.losses = QTableWidget(0, 2)
         self.losses.setHorizontalHeaderLabels(["slice", "final loss"])
@@ -104,7 +105,7 @@ class InpaintPanel(QWidget):
         layout = QVBoxLayout(self)
         for widget, stretch in ((self.form, 0), (self.image_note, 0), (buttons, 0), (self.progress, 0),
                                 (self.eta, 0), (self.result_note, 0), (self.loss_plot, 1),
-                                (QLabel("Metrics in the hole vs the input"), 0), (self.metrics, 0),
+                                (self.metrics_label, 0), (self.metrics, 0),
                                 (self.losses_label, 0), (self.losses, 1)):
             if isinstance(widget, QHBoxLayout):
                 layout.addLayout(widget)
@@ -135,6 +136,11 @@ class InpaintPanel(QWidget):
 
     def model_choice(self) -> Optional[tuple[str, str]]:
         return self.form.model_choice()
+
+    def show_metrics_table(self, shown: bool) -> None:
+        """The in-hole metrics (hidden for a reviewed scan: its truth under the lesion is unknown)."""
+        self.metrics_label.setVisible(shown)
+        self.metrics.setVisible(shown)
 
     def set_image_note(self, text: str) -> None:
         """A warning about the open image (empty: none)."""

@@ -211,6 +211,7 @@ class MainWindow(QMainWindow):
             self.setWindowTitle(f"{doc.path.name if doc.path else 'untitled'}[*] - inpaint-gui")
             self.setWindowModified(doc.editor.modified or not doc.result_saved)
             self.panel.mark_result_stale(doc.stale_reason())
+            self.panel.show_metrics_table(not doc.reviewed)
             self.panel.set_image_note(SKULL_ON if doc.brain is None and doc.skull_on else "")
         else:
             self.setWindowTitle("inpaint-gui")

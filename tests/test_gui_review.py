@@ -127,6 +127,7 @@ def test_the_uncertainty_column_and_overlay_and_the_review_keys_as_actions(qtbot
     # painting is refused on a reviewed scan, and so is a fill of it (Ctrl+R): the rating is of the cohort's fill
     assert window.doc.editor.locked
     assert not window.act["run"].isEnabled() and not window.panel.run_button.isEnabled()
+    assert not window.panel.metrics.isVisibleTo(window.panel)   # no in-hole metrics: the truth there is unknown
     filled = window.doc.result.fill.filled
     qtbot.keyClick(window, Qt.Key.Key_R, CTRL)
     window.session.run()
@@ -134,6 +135,7 @@ def test_the_uncertainty_column_and_overlay_and_the_review_keys_as_actions(qtbot
     # opening an image ends the review
     window.files.open_image(tmp_path / "raw" / window.review.cohort.scans[0].source)
     assert window.review.cohort is None and not window.review_dock.isVisible() and window.act["run"].isEnabled()
+    assert window.panel.metrics.isVisibleTo(window.panel)
     assert not window.act["rate_pass"].isEnabled() and not dialogs.errors
     assert not overlay.isChecked() and not window.viewer.show_uncertainty  # off again, as before the review
     window.forget_changes()
