@@ -1,7 +1,8 @@
 """The whole lesion-filling pipeline on one volume: the shared work around a fill method (`core.methods`).
 
-Voxels outside the hole are never touched: the result starts as an exact float32 copy of
-the input and only hole voxels are assigned. The hole's true values are never read: they
+Voxels outside the hole are never touched: the result starts as an exact copy of the input (float32, or
+float64 for float64 and integer types wider than 16 bits, which float32 would round) and only hole voxels are
+assigned. The hole's true values are never read: they
 are zeroed before the method sees the part of the volume it fills.
 
 `fill_volume` checks the arguments, loads what the method needs (the default slice model, the
@@ -31,6 +32,9 @@ from .normalize import IntensityScale
 from .refine3d import Refiner, default_refiner
 from .search import DEFAULT_AXIS, SearchSettings, select_device
 from .inputs import background_value, check_filled, outside_brain, prepare_fill_inputs, volume_context
+
+
+WIDE_TYPES = tuple(np.dtype(t) for t in (np.float64, np.longdouble, np.int32, np.uint32, np.int64, np.uint64))
 
 
 @dataclass(frozen=True)
@@ -142,16 +146,22 @@ def fill_volume(image: np.ndarray, affine: np.ndarray, hole: np.ndarray, model: 
                 settings: Optional[FillSettings] = None, *, brain: Optional[np.ndarray] = None,
                 progress: Optional[ProgressCallback] = None, cancel: Optional[CancelToken] = None,
                 refiner: Optional[Refiner] = None) -> FillResult:
-    """Fill the voxels of `hole` in `image` (float 3D, file voxel order) by `settings.method` (default: FillSettings()).
+    """Fill the voxels of `hole` in `image` (3D, file voxel order) by `settings.method` (default: FillSettings()).
+
+    `hole`: nonzero voxels are filled (bool or whole numbers; a probability map is refused: threshold it first).
+    The result is float32, or float64 for a float64 image or integers wider than 16 bits, and equals `image`
+    exactly outside the hole.
 
     A method that needs a slice model uses `model` (default: the default shipped model, loaded only then);
     one that needs a 3D refiner uses `refiner` (default: the shipped refiner nearest the voxel size).
     Memory: the fill works on the part of the volume the method needs (its box or slab); the only
     whole-volume float array it makes is the result (written into the float32 conversion of `image` when
-    that conversion already is a copy); the generated values are kept for the hole voxels only.
+    that conversion already is a copy; a float64 copy too for the wide types); the generated values are kept for
+    the hole voxels only.
     """
     start = time.perf_counter()
     settings = FillSettings() if settings is None else settings
+    _check_objects(model, refiner, progress, cancel)
     source = image
     image, nonfinite = prepare_fill_inputs(image, affine, hole, model, settings, brain=brain)
     background = background_value(image)
@@ -179,6 +189,10 @@ def fill_volume(image: np.ndarray, affine: np.ndarray, hole: np.ndarray, model: 
     del work
     filled = image.copy() if np.may_share_memory(image, source) else image  # outside the hole: the input, NaN kept
     filled[slab.box][slab.hole] = slab.filled  # every hole voxel lies in the box, in the same (C) order
+    if np.asarray(source).dtype in WIDE_TYPES:   # float32 rounds such values: the result holds the input exactly
+        exact = np.array(source, dtype=np.float64)
+        exact[hole] = filled[hole]
+        filled = exact
     done = time.perf_counter()
     if progress is not None:
         progress(Progress(stage="done", step=1, total=1, elapsed=done - start, slices=slab.slices,
@@ -192,6 +206,18 @@ def fill_volume(image: np.ndarray, affine: np.ndarray, hole: np.ndarray, model: 
                       brain_voxels=slab.brain_voxels, uncertainty=slab.uncertainty,
                       outside_brain_voxels=0 if outside is None else int(outside.sum()), background=background,
                       scale=slab.scale)
+
+
+def _check_objects(model: Any, refiner: Any, progress: Any, cancel: Any) -> None:
+    """One sentence for an argument of the wrong kind (e.g. a name where a loaded model is needed)."""
+    for value, kind, name, hint in ((model, Model, "model", "core.registry.resolve_model(NAME_OR_PATH) loads one"),
+                                    (refiner, Refiner, "refiner", "core.refine3d.load_refiner(PATH) loads one"),
+                                    (cancel, CancelToken, "cancel", "pass a core.job.CancelToken")):
+        if value is not None and not isinstance(value, kind):
+            raise InpaintError(f"{name} must be a {kind.__name__} or None, not {type(value).__name__}; {hint}.")
+    if progress is not None and not callable(progress):
+        raise InpaintError(f"progress must be a function of one core.job.Progress or None, not "
+                           f"{type(progress).__name__}.")
 
 
 def _previews_over(requested: np.ndarray, hole: np.ndarray, image: np.ndarray,

@@ -6,6 +6,7 @@ scan filled either way with the same settings and seed gives the same volume.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Optional, Union
@@ -20,6 +21,8 @@ from .job import ProgressCallback
 from .methods import METHODS
 from .normalize import MAX_BRAIN_ML
 from .refine3d import Refiner
+
+PathLike = Union[str, os.PathLike]
 
 Describe = Callable[[FillResult], dict[str, Any]]
 
@@ -53,12 +56,12 @@ def voxel_ml(affine: np.ndarray) -> float:
     return float(abs(np.linalg.det(np.asarray(affine, dtype=np.float64)[:3, :3]))) / 1000.0
 
 
-def fill_file(image_path: Path, mask_path: Path, output_path: Path, settings: FillSettings, *,
-              model: Union[Model, str, None] = None, brainmask: Optional[Path] = None, dilate: int = 0,
+def fill_file(image_path: PathLike, mask_path: PathLike, output_path: PathLike, settings: Optional[FillSettings] = None,
+              *, model: Union[Model, PathLike, None] = None, brainmask: Optional[PathLike] = None, dilate: int = 0,
               threshold: Optional[float] = None,
-              reference: Optional[Path] = None, keep_dtype: bool = False, force: bool = False,
+              reference: Optional[PathLike] = None, keep_dtype: bool = False, force: bool = False,
               refiner: Optional[Refiner] = None, progress: Optional[ProgressCallback] = None,
-              describe: Optional[Describe] = None, uncertainty: Optional[Path] = None) -> FileFill:
+              describe: Optional[Describe] = None, uncertainty: Optional[PathLike] = None) -> FileFill:
     """Fill `mask_path`'s voxels of `image_path` and write `output_path` plus its sidecar (both or neither).
 
     `model` is a loaded slice model, or a shipped name / checkpoint path (None: the default), loaded after
@@ -68,13 +71,18 @@ def fill_file(image_path: Path, mask_path: Path, output_path: Path, settings: Fi
     zero outside the hole), checked with the other targets and written after the volume and its sidecar; the
     sidecar's `uncertainty` gives its mean (`mean_sd`) and that mean as a share of the intensity range the fill
     normalised with (`mean_sd_share`: hi - lo of `FillResult.scale`, comparable across scans).
-    Inputs are never written; every user error is an InpaintError of one sentence.
+    Paths may be `str` or `os.PathLike`; `settings` None means FillSettings(). Inputs are never written; every
+    user error is an InpaintError of one sentence.
     """
     from .registry import resolve_model
     from .sidecar import build_sidecar
     from .targets import check_outputs, sidecar_path
     from .volume import check_grid, dilate_mask, load_mask, load_volume, save_volume
 
+    image_path, mask_path, output_path = Path(image_path), Path(mask_path), Path(output_path)
+    brainmask, reference, uncertainty = (None if p is None else Path(p) for p in (brainmask, reference, uncertainty))
+    model = os.fspath(model) if isinstance(model, os.PathLike) else model
+    settings = FillSettings() if settings is None else settings
     inputs = [image_path, mask_path, brainmask, reference]
     for path in inputs:
         if path is not None and not path.exists():

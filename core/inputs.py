@@ -190,6 +190,10 @@ def prepare_fill_inputs(image: Any, affine: Any, hole: Any, model: Any, settings
             raise InpaintError(f"The brain mask has shape {_shape(brain)} but the image has shape {_shape(array)}; "
                                "pass a brain mask on the image's voxel grid, or None to estimate it.")
         brain = brain.astype(bool, copy=False)
+    if hole.dtype.kind == "f" and not all(np.array_equal(part, np.round(part)) for part in
+                                          (hole[c] for c in chunks(hole.shape))):   # NaN fails too
+        raise InpaintError("The hole holds values other than whole numbers (a probability map, or NaN); pass "
+                           "`probabilities > threshold` (e.g. 0.5), as `inpaint fill --threshold` does.")
     hole = hole.astype(bool, copy=False)
     if not hole.any():
         raise InpaintError("The hole is empty: there is nothing to fill; paint or choose the lesion mask.")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -63,8 +64,10 @@ def default_model_name() -> str:
     return shipped[0].name
 
 
-def resolve_model(name_or_path: str | None = None) -> Model:
+def resolve_model(name_or_path: str | os.PathLike | None = None) -> Model:
     """Load a shipped model by name, or a checkpoint by path; None means the default model."""
+    if isinstance(name_or_path, os.PathLike):
+        name_or_path = os.fspath(name_or_path)
     if name_or_path is None:
         name_or_path = default_model_name()
     shipped = MODELS_DIR / name_or_path

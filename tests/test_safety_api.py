@@ -61,6 +61,46 @@ def test_wrong_shapes_and_empty_hole_are_clear(tiny_vae) -> None:
         fill_volume(image, LAS, np.ones_like(hole), model, FAST)
 
 
+def test_a_probability_map_or_an_object_of_the_wrong_kind_is_one_sentence(tiny_vae) -> None:
+    image, hole = _case()
+    model = load_model(tiny_vae)
+    probabilities = np.where(hole, 0.9, 0.02)   # the CLI refuses this without --threshold; so does the API
+    with pytest.raises(InpaintError, match="probability map"):
+        fill_volume(image, LAS, probabilities, model, FAST)
+    with pytest.raises(InpaintError, match="probability map, or NaN"):
+        fill_volume(image, LAS, np.where(hole, np.nan, 0.0), model, FAST)
+    labels = fill_volume(image, LAS, hole * 2.0, model, FAST)   # whole-number labels: their nonzero voxels
+    assert np.array_equal(labels.hole, hole)
+    for kwargs, words in (({"model": "vae_k3"}, "model must be a Model or None, not str; core.registry"),
+                          ({"refiner": "resources/refiner3d_1mm"}, "refiner must be a Refiner or None, not str"),
+                          ({"cancel": False}, "cancel must be a CancelToken or None, not bool"),
+                          ({"progress": 5}, "progress must be a function")):
+        with pytest.raises(InpaintError, match=words):
+            fill_volume(image, LAS, hole, settings=FAST, **{"model": model, **kwargs})
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.int32])
+def test_the_result_holds_a_wide_input_exactly_outside_the_hole(dtype, tiny_vae) -> None:
+    # float32 rounds float64 fractions and integers above 2**24: the result keeps the input's values
+    image, hole = _case()
+    wide = image.astype(np.float64) + 1e-7 if dtype == np.float64 else (image * 1e5).astype(np.int32) + 2 ** 25
+    result = fill_volume(wide, LAS, hole, load_model(tiny_vae), FAST)
+    assert result.filled.dtype == np.float64 and np.array_equal(result.filled[~hole], wide[~hole])
+    assert not np.array_equal(np.float32(wide[~hole]).astype(np.float64), wide[~hole])   # float32 would have rounded
+    assert np.isfinite(result.filled[hole]).all()
+
+
+def test_fill_file_takes_str_paths_a_model_path_and_default_settings(brain_files, tiny_vae, tmp_path) -> None:
+    from core.fill_file import fill_file
+
+    image, mask, _ = brain_files
+    done = fill_file(str(image), str(mask), str(tmp_path / "out.nii.gz"))   # as nipype or pydra pass them
+    assert Path(done.output) == tmp_path / "out.nii.gz" and (tmp_path / "out.json").is_file()
+    assert done.record["method"]["name"] == FillSettings().method
+    done = fill_file(image, mask, tmp_path / "slices.nii.gz", FAST, model=Path(tiny_vae))   # a checkpoint's Path
+    assert Path(done.output).is_file() and done.record["model"]["path"] == str(Path(tiny_vae))
+
+
 @pytest.mark.parametrize("field, value", [
     ("restarts", 0), ("iterations", 0), ("lr", float("inf")), ("lr", 1e30), ("lr", float("nan")), ("lr", 0.0),
     ("lam", float("inf")), ("lam", -1.0), ("lam", float("nan")), ("seed", 2 ** 70), ("seed", -1), ("window", 4),
