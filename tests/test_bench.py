@@ -224,6 +224,17 @@ def test_bench_refuses_unknown_families_and_the_training_template(tmp_path, caps
         load_bench_data(MNI152_T1, None)
 
 
+def test_bench_refuses_a_skull_on_scan_without_its_brain_mask(tmp_path, capsys):
+    # without a brain mask the brain is every nonzero voxel: on a head with skull the holes fell on bone and scalp
+    head = tmp_path / "head.nii.gz"
+    data = np.full((140, 170, 130), 50.0, np.float32)   # 3.1 l of nonzero voxels at 1 mm: more than any brain
+    nib.save(nib.Nifti1Image(data, np.eye(4)), head)
+    assert main(["bench", "--image", str(head), "--methods", "biharmonic-3d", "--families", "cube8", "--cases", "1",
+                 "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"{head} holds 3.1 l of nonzero voxels" in err and "--brainmask" in err
+
+
 def test_reference_runs_only_on_speed_cases_and_figures_show_only_methods_that_ran(tmp_path, monkeypatch):
     monkeypatch.setitem(runner.PIPELINES, "reference",
                         {"method": "slices2d", "iterations": 2, "restarts": 2, "encoder_start": False})

@@ -36,6 +36,7 @@ from ..job import Progress
 from ..methods import METHODS
 from ..metrics import hole_metrics, slice_metrics
 from ..modelspace import Reorientation, voxel_sizes
+from ..normalize import MAX_BRAIN_ML
 from ..paths import REPO
 from ..refine3d import Refiner
 from ..resources import MNI152_T1
@@ -150,6 +151,11 @@ def read_brain(image_path: Path, brainmask_path: Optional[Path]) -> BenchData:
     if brain.sum() < 1000:
         raise InpaintError(f"{brainmask_path or image_path} gives only {int(brain.sum())} brain voxels; pass a "
                            f"brain-extracted image or its --brainmask.")
+    litres = float(brain.sum()) * float(np.prod(voxel_sizes(volume.affine))) / 1e6
+    if brainmask_path is None and litres * 1000 > MAX_BRAIN_ML:   # the holes would fall on skull and scalp
+        raise InpaintError(f"{image_path} holds {litres:.1f} l of nonzero voxels, more than a brain: it looks "
+                           "skull-on, and the bench cuts its holes in the brain; pass its --brainmask or a "
+                           "skull-stripped image.")
     reo = Reorientation.of(volume.affine, volume.data.shape)
     image = reo.apply(np.where(brain, volume.data, 0).astype(np.float32))
     return BenchData(image=image, brain=reo.apply(brain), affine=reo.ras_affine, image_path=image_path,

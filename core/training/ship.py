@@ -9,20 +9,29 @@ casts the weights back to float32, so inference runs exactly as with float32 wei
 
 from __future__ import annotations
 
+import argparse
 import shutil
 import sys
 from pathlib import Path
+from typing import Optional, Sequence
 
 import torch
 from safetensors.torch import load_file, save_file
 
 from ..atomic import write_atomically
 from ..checkpoint import CONFIG, WEIGHTS, load_model
+from ..errors import InpaintError
 from .card import write_card
 
 
 def ship(run: Path, dest: Path) -> Path:
     """Write `run`'s model into `dest` with float16 weights; returns `dest`. The result loads like the run."""
+    run, dest = Path(run), Path(dest)
+    if dest.exists() and not dest.is_dir():
+        raise InpaintError(f"{dest} is a file; give the folder the shipped model goes to.")
+    if dest.resolve() == run.resolve():
+        raise InpaintError(f"{dest} is the run itself; ship into another folder (the run keeps its float32 weights "
+                           "to resume from).")
     load_model(run)   # refuse a damaged run before anything is written
     tensors = {k: (v.to(torch.float16) if v.is_floating_point() else v).contiguous()
                for k, v in load_file(str(run / WEIGHTS)).items()}
@@ -34,7 +43,20 @@ def ship(run: Path, dest: Path) -> Path:
     return dest
 
 
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """`python -m core.training.ship RUN_DIR DEST_DIR`: 0 when shipped, 2 with one sentence for a user error."""
+    parser = argparse.ArgumentParser(prog="python -m core.training.ship", description=__doc__.splitlines()[0])
+    parser.add_argument("run", type=Path, metavar="RUN_DIR", help="a slice model's training run (inpaint train --out)")
+    parser.add_argument("dest", type=Path, metavar="DEST_DIR", help="the shipped model's folder (e.g. "
+                                                                    "resources/models/NAME)")
+    args = parser.parse_args(argv)
+    try:
+        print(ship(args.run, args.dest))
+    except InpaintError as exc:
+        print(f"ship: error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
 if __name__ == "__main__":
-    if len(sys.argv) != 3:
-        sys.exit("usage: python -m core.training.ship RUN_DIR DEST_DIR")
-    print(ship(Path(sys.argv[1]), Path(sys.argv[2])))
+    sys.exit(main())
