@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 from pathlib import Path
 
@@ -235,3 +236,187 @@ def test_a_shipped_model_has_half_precision_weights_that_load_as_float32(brain, 
         a, b = original.decoder(z), shipped.decoder(z)
     assert 0 < float((a - b).abs().max()) < 0.02   # rounded, not retrained
     assert (dest / "MODEL_CARD.md").is_file() and (dest / "config.json").read_bytes() == (run / "config.json").read_bytes()
+
+
+# ---- `inpaint train` refusals, damaged and half-written checkpoints, Ctrl+C, skull-on data -------------------------
+TRAIN = ["train", "--kind", "vae", "--size", "24", "--spacing", "3", "--width", "2", "--latent", "8",
+         "--batch-size", "2", "--threads", "1"]
+
+
+def _inpaint(argv: list[str], capsys) -> tuple[int, str]:
+    """Exit status and stderr of `inpaint ARGV` (argparse's refusals included)."""
+    from core.cli import main as inpaint
+
+    capsys.readouterr()
+    try:
+        code = inpaint(argv)
+    except SystemExit as exc:
+        code = exc.code
+    return code, capsys.readouterr().err
+
+
+def _one_sentence(err: str, *parts: str) -> None:
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    assert all(part in err for part in parts), err
+
+
+@pytest.fixture(scope="module")
+def run2(brain, tmp_path_factory) -> Path:
+    """A VAE run stopped at step 2 (checkpoints at 1 and 2); copy it before changing it."""
+    out = tmp_path_factory.mktemp("run") / "run"
+    from core.cli import main as inpaint
+
+    assert inpaint(TRAIN + ["--data", str(brain), "--steps", "2", "--checkpoint-every", "1", "--out", str(out)]) == 0
+    return out
+
+
+def test_resume_refuses_other_settings_than_the_runs(run2, brain, tmp_path, capsys):
+    out = tmp_path / "run"
+    shutil.copytree(run2, out)
+    other = tmp_path / "other.nii.gz"
+    shutil.copy(brain, other)
+    code, err = _inpaint(["train", "--kind", "gan", "--lr", "0.01", "--seed", "5", "--data", str(other), "--resume",
+                          "--out", str(out)], capsys)
+    assert code == 2
+    _one_sentence(err, "--kind vae", "--lr 0.001", "--seed 0", f"--data {brain}", "--steps, --minutes")
+    assert json.loads((out / STATE_JSON).read_text())["step"] == 2
+    # the run's own values, and those a resume may change, are taken
+    code, err = _inpaint(TRAIN + ["--data", str(brain), "--lr", "0.001", "--seed", "0", "--steps", "3",
+                                  "--checkpoint-every", "5", "--resume", "--out", str(out)], capsys)
+    assert code == 0, err
+    state = json.loads((out / STATE_JSON).read_text())
+    assert state["step"] == 3 and state["settings"]["checkpoint_every"] == 5
+
+
+@pytest.mark.parametrize("option", ["--lr nan", "--lr -1", "--threads -1", "--batch-size 0", "--spacing 0",
+                                    "--spacing -6", "--spacing 100", "--kl -1", "--minutes -1", "--size 0",
+                                    "--seed -1", "--steps 0"])
+def test_bad_numbers_are_refused_in_one_sentence(option, tmp_path, capsys):
+    name, value = option.split()
+    code, err = _inpaint(TRAIN + [name, value, "--out", str(tmp_path / "run")], capsys)
+    assert code == 2 and not (tmp_path / "run").exists()
+    _one_sentence(err, f"inpaint train: error: argument {name}: must be", f"not {value}")
+
+
+def test_an_out_that_is_a_file_is_refused(tmp_path, capsys):
+    (tmp_path / "file").write_text("x")
+    for out in (tmp_path / "file", tmp_path / "file" / "run"):
+        code, err = _inpaint(TRAIN + ["--steps", "1", "--out", str(out)], capsys)
+        assert code == 2
+        _one_sentence(err, f"{tmp_path / 'file'} is a file")
+
+
+class _Bomb:
+    """A pickle that leaves a file behind when it is unpickled."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (self.marker,))
+
+
+def _damage(out: Path, how: str, marker: Path) -> None:
+    import pickle
+
+    name, change = how.split(":", 1)
+    path = out / name
+    if change == "pickle":
+        path.write_bytes(pickle.dumps(_Bomb(marker)))
+    elif change == "truncated":
+        path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    elif change == "removed":
+        path.unlink()
+    elif change == "older":   # a config.json of an earlier step beside the state (a kill between renames)
+        config = json.loads(path.read_text())
+        config["training"]["steps"] -= 1
+        path.write_text(json.dumps(config))
+    elif change == "evil kind":
+        state = json.loads(path.read_text())
+        state["settings"]["kind"] = "evil"
+        path.write_text(json.dumps(state))
+    else:
+        path.write_text(change)
+
+
+@pytest.mark.parametrize("how", [
+    "train_state.json:truncated", 'train_state.json:{"step": "abc"}', "train_state.json:[1, 2]",
+    "train_state.json:evil kind", "model.safetensors:pickle", "model.safetensors:truncated", "model.safetensors:removed",
+    "train_state.safetensors:pickle", "train_state.safetensors:truncated", "train_state.safetensors:removed",
+    "config.json:older"])
+def test_resume_of_a_damaged_checkpoint_is_refused_in_one_sentence(run2, tmp_path, capsys, how):
+    out, marker = tmp_path / "run", tmp_path / "unpickled"
+    shutil.copytree(run2, out)
+    _damage(out, how, marker)
+    code, err = _inpaint(["train", "--resume", "--steps", "3", "--threads", "1", "--out", str(out)], capsys)
+    assert code == 2 and not marker.exists()
+    _one_sentence(err, f"{out}'s checkpoint is damaged (", "restore it or start a new run in another folder.")
+
+
+KILL_AT_SECOND_RENAME = """
+import os, sys
+from pathlib import Path
+real = os.replace
+def replace(src, dst):   # SIGKILL-like death once config.json of the step-2 checkpoint is placed in the run folder
+    real(src, dst)
+    placed = Path(src).parent.name.startswith(".inpaint-tmp-") and not Path(dst).parent.name.startswith(".inpaint-tmp-")
+    if placed and Path(dst).name == "config.json" and '"steps": 2,' in Path(dst).read_text():
+        os._exit(9)
+os.replace = replace
+from core.cli import main
+main(sys.argv[1:])
+"""
+
+
+def test_a_kill_between_checkpoint_renames_is_completed_and_cleaned_on_resume(brain, tmp_path, capsys):
+    import subprocess
+    import sys
+
+    out = tmp_path / "run"
+    argv = TRAIN + ["--data", str(brain), "--steps", "3", "--checkpoint-every", "1", "--out", str(out)]
+    repo = Path(__file__).resolve().parents[1]
+    done = subprocess.run([sys.executable, "-c", KILL_AT_SECOND_RENAME, *argv], cwd=repo, capture_output=True,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert done.returncode == 9, done.stderr
+    assert json.loads((out / STATE_JSON).read_text())["step"] == 1   # config.json is of step 2 already
+    assert [p.name for p in out.iterdir() if p.name.endswith(".inpaint-journal")]
+    stale = out / ".train_state.json.0123456789ab.tmp.json"
+    stale.write_text("{")
+    foreign = out / ".notes.txt.0123456789ab.tmp.txt"
+    foreign.write_text("not ours")
+    code, err = _inpaint(["train", "--resume", "--steps", "3", "--threads", "1", "--out", str(out)], capsys)
+    assert code == 0, err
+    assert json.loads((out / STATE_JSON).read_text())["step"] == 3
+    assert sorted(p.name for p in out.iterdir() if p.name.startswith(".")) == [foreign.name]
+
+
+def test_ctrl_c_says_which_checkpoint_is_kept(brain, tmp_path, capsys, monkeypatch):
+    out = tmp_path / "run"
+    step = Trainer.train_step
+
+    def interrupted(self):
+        if self.step == 3:
+            raise KeyboardInterrupt
+        return step(self)
+
+    monkeypatch.setattr(Trainer, "train_step", interrupted)
+    code, err = _inpaint(TRAIN + ["--data", str(brain), "--steps", "5", "--checkpoint-every", "2", "--out", str(out)],
+                         capsys)
+    assert code == 130
+    assert f"interrupted; the checkpoint of step 2 in {out} is kept; --resume continues it." in err
+    assert "no output was written" not in err
+
+
+def test_skull_on_training_data_gets_a_note(tmp_path, capsys):
+    image = synthetic_brain((40, 48, 36))
+    affine = np.diag([4.0, 4.0, 4.0, 1.0])
+    nib.save(nib.Nifti1Image(image + 30.0 * (image == 0), affine), tmp_path / "head.nii.gz")
+    nib.save(nib.Nifti1Image(image, affine), tmp_path / "brain.nii.gz")
+    code, err = _inpaint(TRAIN + ["--steps", "1", "--data", str(tmp_path / "head.nii.gz"), "--out", str(tmp_path / "a")],
+                         capsys)
+    assert code == 0
+    _one_sentence(err.replace("\r", "\n").split("\n")[0], f"inpaint train: note: {tmp_path / 'head.nii.gz'} holds",
+                  "skull-on")
+    code, err = _inpaint(TRAIN + ["--steps", "1", "--data", str(tmp_path / "brain.nii.gz"), "--out", str(tmp_path / "b")],
+                         capsys)
+    assert code == 0 and "note:" not in err

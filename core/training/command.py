@@ -3,18 +3,60 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from dataclasses import fields
 from pathlib import Path
+from typing import Any, Callable
 
 import torch
 
+from ..argtypes import number_range, real, whole
+from ..atomic import recover_commits
+from ..checkpoint import SPACING_RANGE_MM
 from ..errors import InpaintError
+from ..networks import LIMITS
+from ..normalize import MAX_BRAIN_ML
+from ..search import SEED_MAX
 from .augment import GROUPS
 from .data import TrainingData
 from .distributed import setup, teardown
-from .trainer import STATE_JSON, Trainer, TrainSettings, describe_command
+from .trainer import (STATE_JSON, Trainer, TrainSettings, clean_run_folder, damaged, describe_command,
+                      read_state)
+
+CHOICES: dict[str, tuple] = {"kind": ("gan", "vae"), "kernel": (3, 7), "axis": ("axial", "coronal", "sagittal"),
+                             "augment": GROUPS}
+RESUMABLE = ("steps", "minutes", "checkpoint_every")   # settings a --resume may change (and --threads)
+
+
+def _at_least(low: int) -> Callable[[str], int]:
+    """An argparse type: a whole number of at least `low`."""
+    def parse(text: str) -> int:
+        value = whole(text)
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be a whole number of at least {low}, not {text}")
+        return value
+    return parse
+
+
+def _positive(text: str) -> float:
+    value = real(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a number above 0, not {text}")
+    return value
+
+
+def _non_negative(text: str) -> float:
+    value = real(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be a number of at least 0, not {text}")
+    return value
+
+
+NUMBERS: dict[str, Callable[[str], Any]] = {
+    **{name: number_range(*LIMITS[name]) for name in ("size", "latent", "width", "base")},
+    "spacing": number_range(*SPACING_RANGE_MM, "a pixel size in mm "), "steps": _at_least(1), "batch_size": _at_least(1),
+    "checkpoint_every": _at_least(1), "lr": _positive, "kl": _non_negative, "minutes": _positive,
+    "seed": number_range(0, SEED_MAX)}
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -29,9 +71,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The options; the run's settings default to None, so that a --resume sees which were given."""
     d = TrainSettings()
-    p.add_argument("--kind", choices=("gan", "vae"), default=d.kind, help="model kind (default: %(default)s)")
-    p.add_argument("--kernel", type=int, choices=(3, 7), default=d.kernel, help="convolution kernel size")
+    p.add_argument("--kind", choices=CHOICES["kind"], help=f"model kind (default: {d.kind})")
+    p.add_argument("--kernel", type=int, choices=CHOICES["kernel"], help=f"convolution kernel size (default: {d.kernel})")
     p.add_argument("--data", nargs="+", metavar="PATH",
                    help="NIfTI files or folders of them (brain-extracted healthy T1); gm.nii.gz/wm.nii.gz "
                         "beside an image enable tissue contrast synthesis (default: bundled MNI152 template)")
@@ -39,53 +82,107 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="cohort folders of *_T1w scans with their *_brainmask (one subfolder per dataset): their "
                         "training split (core.training.cohort keeps a tenth of each dataset aside) is added, "
                         "skull-stripped with the masks")
-    p.add_argument("--axis", choices=("axial", "coronal", "sagittal"), default=d.axis, help="slice plane")
-    p.add_argument("--size", type=int, default=d.size, help="model grid size in pixels (default: %(default)s)")
-    p.add_argument("--spacing", type=float, default=d.spacing, help="model pixel size in mm (default: %(default)s)")
-    p.add_argument("--latent", type=int, default=d.latent, help="latent size (default: %(default)s)")
-    p.add_argument("--width", type=int, default=d.width, help="network width (default: %(default)s)")
-    p.add_argument("--base", type=int, default=d.base, help="decoder start resolution (default: %(default)s)")
-    p.add_argument("--steps", type=int, help=f"optimisation steps (default: {d.steps})")
-    p.add_argument("--minutes", type=float, help="wall-clock budget; stops cleanly with a final checkpoint")
-    p.add_argument("--batch-size", type=int, default=d.batch_size, help="slices per step and process")
-    p.add_argument("--lr", type=float, help="Adam learning rate (default: 2e-4 GAN, 1e-3 VAE)")
-    p.add_argument("--kl", type=float, default=d.kl,
-                   help="VAE KL weight: loss = MSE + kl * KL / pixels (default: %(default)s)")
-    p.add_argument("--augment", choices=GROUPS, default=d.augment, help="augmentation groups (default: %(default)s)")
-    p.add_argument("--seed", type=int, default=d.seed, help="random seed; a CPU run repeats exactly")
+    p.add_argument("--axis", choices=CHOICES["axis"], help=f"slice plane (default: {d.axis})")
+    p.add_argument("--size", type=NUMBERS["size"], help=f"model grid size in pixels (default: {d.size})")
+    p.add_argument("--spacing", type=NUMBERS["spacing"], help=f"model pixel size in mm (default: {d.spacing})")
+    p.add_argument("--latent", type=NUMBERS["latent"], help=f"latent size (default: {d.latent})")
+    p.add_argument("--width", type=NUMBERS["width"], help=f"network width (default: {d.width})")
+    p.add_argument("--base", type=NUMBERS["base"], help=f"decoder start resolution (default: {d.base})")
+    p.add_argument("--steps", type=NUMBERS["steps"], help=f"optimisation steps (default: {d.steps})")
+    p.add_argument("--minutes", type=NUMBERS["minutes"],
+                   help="wall-clock budget; stops cleanly with a final checkpoint")
+    p.add_argument("--batch-size", type=NUMBERS["batch_size"], help=f"slices per step and process (default: {d.batch_size})")
+    p.add_argument("--lr", type=NUMBERS["lr"], help="Adam learning rate (default: 2e-4 GAN, 1e-3 VAE)")
+    p.add_argument("--kl", type=NUMBERS["kl"], help=f"VAE KL weight: loss = MSE + kl * KL / pixels (default: {d.kl})")
+    p.add_argument("--augment", choices=CHOICES["augment"], help=f"augmentation groups (default: {d.augment})")
+    p.add_argument("--seed", type=NUMBERS["seed"], help=f"random seed; a CPU run repeats exactly (default: {d.seed})")
     p.add_argument("--out", type=Path, help="output model folder (default: runs/<kind>_k<kernel>)")
-    p.add_argument("--resume", action="store_true", help="continue the run in --out where it stopped")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run in --out where it stopped (only --steps, --minutes, --checkpoint-every "
+                        "and --threads may differ from the run's)")
     p.add_argument("--init", metavar="MODEL",
                    help="start from this model folder's weights (same architecture and grid; fresh optimisers), "
                         "e.g. to retrain a shipped model on new data")
-    p.add_argument("--checkpoint-every", type=int, default=d.checkpoint_every, help="steps between checkpoints")
-    p.add_argument("--threads", type=int, help="CPU threads for torch")
+    p.add_argument("--checkpoint-every", type=NUMBERS["checkpoint_every"],
+                   help=f"steps between checkpoints (default: {d.checkpoint_every})")
+    p.add_argument("--threads", type=number_range(0, 1024), help="CPU threads for torch (default 0: torch's choice)")
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _given(args: argparse.Namespace) -> dict[str, Any]:
+    """The settings given on the command line, paths resolved as the run stores them."""
+    given = {f.name: getattr(args, f.name) for f in fields(TrainSettings) if getattr(args, f.name, None) is not None}
+    for name in ("data", "cohort"):
+        if name in given:
+            given[name] = [str(Path(p).resolve()) for p in given[name]]
+    if "init" in given:
+        given["init"] = str(Path(given["init"]))
+    return given
+
+
+def _stored_value(name: str, value: Any) -> Any:
+    """One stored setting, checked like its option (ValueError or ArgumentTypeError when it is not valid)."""
+    if value is None and name in ("lr", "minutes", "init"):
+        return None
+    if name in NUMBERS:
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            raise ValueError(name)
+        return NUMBERS[name](str(value))
+    valid = {"init": isinstance(value, str),
+             "data": isinstance(value, list) and all(isinstance(v, str) for v in value)}
+    valid["cohort"] = valid["data"]
+    if not valid.get(name, value in CHOICES.get(name, ())):
+        raise ValueError(name)
+    return value
+
+
+def _stored_settings(out: Path, stored: dict[str, Any]) -> TrainSettings:
+    """A run's stored settings, checked like the options (InpaintError naming the damaged run)."""
+    values = {}
+    for name in (f.name for f in fields(TrainSettings) if f.name in stored):
+        try:
+            values[name] = _stored_value(name, stored[name])
+        except (ValueError, argparse.ArgumentTypeError):
+            raise damaged(out, f"{STATE_JSON} has settings.{name} {stored[name]!r}") from None
+    try:
+        settings = TrainSettings(**values)
+        settings.arch
+    except ValueError as exc:
+        raise damaged(out, f"{STATE_JSON} has an invalid model shape: {exc}") from None
+    return settings
 
 
 def settings_from_args(args: argparse.Namespace, out: Path) -> TrainSettings:
-    """New-run settings from the arguments, or the stored ones for --resume (steps/minutes may change)."""
-    state_file = out / STATE_JSON
+    """New-run settings from the arguments, or the stored ones for --resume: any other setting given than the
+    run's is refused, except those of RESUMABLE, which the given values replace."""
+    given = _given(args)
     if args.resume:
-        if not state_file.is_file():
+        if not (out / STATE_JSON).is_file():
             raise InpaintError(f"{out} holds no training state ({STATE_JSON}): run without --resume to start one.")
-        stored = json.loads(state_file.read_text(encoding="utf-8"))["settings"]
-        settings = TrainSettings(**{f.name: stored[f.name] for f in fields(TrainSettings) if f.name in stored})
-        if args.steps is not None:
-            settings.steps = args.steps
-        if args.minutes is not None:
-            settings.minutes = args.minutes
+        settings = _stored_settings(out, read_state(out)["settings"])
+        differ = []
+        for name, value in given.items():
+            stored = settings.learning_rate if name == "lr" else getattr(settings, name)
+            if name == "init" and stored is not None:
+                same = Path(value).resolve() == Path(stored).resolve()
+            else:
+                same = value == stored
+            if name in RESUMABLE:
+                setattr(settings, name, value)
+            elif not same:
+                shown = " ".join(stored) if isinstance(stored, list) else stored
+                differ.append(f"{_flag(name)} {'(none)' if stored in (None, []) else shown}")
+        if differ:
+            raise InpaintError(f"{out} was trained with {', '.join(differ)}, not the values given; --resume continues "
+                               "a run unchanged (only --steps, --minutes, --checkpoint-every and --threads may "
+                               "change), so drop those options or start a new run in another --out.")
         return settings
-    if state_file.exists():
+    if (out / STATE_JSON).exists():
         raise InpaintError(f"{out} already holds a training run: pass --resume to continue it or choose another --out.")
-    values = {f.name: getattr(args, f.name) for f in fields(TrainSettings) if getattr(args, f.name, None) is not None}
-    values["data"] = [str(Path(p).resolve()) for p in (args.data or [])]
-    values["cohort"] = [str(Path(p).resolve()) for p in (args.cohort or [])]
-    if args.init:
-        values["init"] = str(Path(args.init))
-    settings = TrainSettings(**values)
-    for name in ("steps", "batch_size", "checkpoint_every", "size", "latent", "width"):
-        if getattr(settings, name) < 1:
-            raise InpaintError(f"--{name.replace('_', '-')} must be at least 1, not {getattr(settings, name)}.")
+    settings = TrainSettings(**given)
     try:
         settings.arch
     except ValueError as exc:
@@ -93,22 +190,57 @@ def settings_from_args(args: argparse.Namespace, out: Path) -> TrainSettings:
     return settings
 
 
+def _check_out(out: Path) -> None:
+    """Refuse an --out that is (or lies inside) a file."""
+    existing = next((p for p in (out, *out.parents) if p.exists()), None)
+    if existing is not None and not existing.is_dir():
+        raise InpaintError(f"--out {out} cannot be a run folder because {existing} is a file; give a new folder "
+                           "or the folder of a run.")
+
+
+def _interrupted(out: Path) -> str:
+    """What a Ctrl+C left: the last checkpoint, if any."""
+    try:
+        step = read_state(out)["step"]
+    except InpaintError:
+        return f"inpaint train: interrupted before the first checkpoint; {out} holds no run to resume."
+    return f"inpaint train: interrupted; the checkpoint of step {step} in {out} is kept; --resume continues it."
+
+
 def run(args: argparse.Namespace) -> int:
     """Train (or resume) a model; returns the exit status."""
     if args.threads:
         torch.set_num_threads(args.threads)
-    out = args.out or Path("runs") / f"{args.kind}_k{args.kernel}"
+    d = TrainSettings()
+    out = args.out or Path("runs") / f"{args.kind or d.kind}_k{args.kernel or d.kernel}"
+    _check_out(out)
+    recover_commits(out)   # first complete a checkpoint a killed run left half placed
     settings = settings_from_args(args, out)
+    clean_run_folder(out)   # the folder is this run's now
     ctx = setup()
     try:
         data = TrainingData.load(settings.data or None, settings.axis, settings.size, settings.spacing,
                                  settings.cohort)
+        if ctx.main:
+            for src in data.sources:
+                if src.brainmask is None and src.brain_ml > MAX_BRAIN_ML:
+                    print(f"inpaint train: note: {src.path} holds {src.brain_ml / 1000:.1f} l of tissue, more than "
+                          "a brain: it looks skull-on, and the models are meant for brain-extracted images; train "
+                          "on a skull-stripped image (or a --cohort with brain masks).", file=sys.stderr)
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise InpaintError(f"--out {out} cannot be created ({exc.strerror}); choose a folder you may write.") from None
         trainer = Trainer(settings, data, out, ctx, command=describe_command(), threads=torch.get_num_threads())
         if args.resume:
             trainer.load()
         trainer.run()
         step, elapsed = trainer.step, trainer.elapsed
         del trainer   # its DistributedDataParallel modules go before the process group (`teardown`)
+    except KeyboardInterrupt:
+        if ctx.main:
+            print(_interrupted(out), file=sys.stderr)
+        return 130
     finally:
         teardown(ctx)
     if ctx.main:
@@ -117,13 +249,10 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="inpaint train")
-    add_arguments(parser)
-    try:
-        return run(parser.parse_args(argv))
-    except InpaintError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    """`python -m core.training.command ...`: the same as `inpaint train ...`."""
+    from ..cli import main as inpaint
+
+    return inpaint(["train", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":

@@ -41,6 +41,7 @@ class SliceSource:
     grid: SliceGrid
     slices: np.ndarray               # indices of slices with enough brain
     brainmask: Path | None = None    # the mask it was skull-stripped with, if any
+    brain_ml: float = 0.0            # the brain's volume (mask or estimate); more than MAX_BRAIN_ML: skull-on
 
     def sample(self, rng: np.random.Generator, cfg: AugmentConfig) -> np.ndarray:
         """One augmented slice in model space [-1, 1], shape (size, size)."""
@@ -109,8 +110,9 @@ def load_source(path: Path, axis: str, size: int, spacing: float, brainmask: Pat
         pick = np.random.default_rng(0).choice(np.flatnonzero(brain), size=min(20000, int(brain.sum())), replace=False)
         sample = stack.reshape(3, -1)[:, pick]
         tissues = np.stack([_smooth_in_plane(np.transpose(m, order), grid) for m in stack])
+    voxel_ml = abs(float(np.linalg.det(np.asarray(volume.affine, dtype=np.float64)[:3, :3]))) / 1000.0
     return SliceSource(path=path, unit=unit, tissues=tissues, tissue_sample=sample, grid=grid, slices=slices,
-                       brainmask=brainmask)
+                       brainmask=brainmask, brain_ml=float(brain.sum()) * voxel_ml)
 
 
 def expand_paths(paths: Sequence[str | Path]) -> list[Path]:

@@ -5,15 +5,19 @@ Reproducibility: every step draws its data and noise from an RNG derived from
 reproduces the uninterrupted run's weights bit for bit. The output folder is itself a
 model folder (`model.safetensors` + `config.json`, discriminator/encoder included) plus
 `train_state.safetensors`/`train_state.json` (optimisers, step), `losses.csv` and
-`previews/step_NNNNNN.png`. Nothing is pickled.
+`previews/step_NNNNNN.png`. Nothing is pickled. A checkpoint's four files are staged and placed
+together (`core.atomic.commit_files`), and `read_state` checks on --resume that they belong together.
 """
 
 from __future__ import annotations
 
 import csv
 import json
+import math
 import os
 import platform
+import re
+import shutil
 import socket
 import sys
 import time
@@ -25,14 +29,15 @@ from typing import Any, Callable
 import numpy as np
 import torch
 from PIL import Image
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
 from torch.nn import functional as F
 from torch.nn.parallel import DistributedDataParallel
 
-from ..atomic import write_atomically
+from ..atomic import commit_files, is_temp_name, make_staging
 from ..paths import shown_path
-from ..checkpoint import WEIGHTS, load_model, save_model
+from ..checkpoint import CONFIG, WEIGHTS, load_model, save_model
 from ..jsonfiles import sha256_file
 from ..errors import InpaintError
 from ..networks import Architecture, build_networks
@@ -45,6 +50,77 @@ from .distributed import Context, any_rank, average
 STATE_WEIGHTS = "train_state.safetensors"
 STATE_JSON = "train_state.json"
 LOSSES = "losses.csv"
+CHECKPOINT = (WEIGHTS, CONFIG, STATE_WEIGHTS, STATE_JSON)   # placed together; train_state.json names the step
+_TEMP_OF = re.compile(r"\.(?P<name>.+)\.[0-9a-f]{12}\.tmp.*")   # `core.atomic.write_atomically`'s temporaries
+
+
+def damaged(out: Path, what: str) -> InpaintError:
+    """The one-sentence refusal of a run folder whose checkpoint cannot be resumed."""
+    return InpaintError(f"{out}'s checkpoint is damaged ({what}); restore it or start a new run in another folder.")
+
+
+def clean_run_folder(out: Path) -> None:
+    """Remove the temporaries of the run's own files that a killed run left (any age: call it once the folder is
+    this process's run, after `recover_commits`); other files and folders are left alone."""
+    if not out.is_dir():
+        return
+    ours = set(CHECKPOINT) | {LOSSES}
+
+    def of_run(name: str) -> bool:
+        match = _TEMP_OF.fullmatch(name)
+        return bool(match) and match.group("name") in ours
+
+    for entry in out.iterdir():
+        if not is_temp_name(entry.name) or entry.is_symlink():
+            continue
+        try:
+            if entry.is_dir():   # a staging folder of `save`: the checkpoint's files, their temporaries, backups
+                if all(f.name in ours or f.name == "journal" or f.name.startswith("backup-") or of_run(f.name)
+                       for f in entry.iterdir()):
+                    shutil.rmtree(entry)
+            elif of_run(entry.name):
+                entry.unlink()
+        except OSError:
+            continue
+
+
+def _read_json(out: Path, name: str) -> Any:
+    try:
+        return json.loads((out / name).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise damaged(out, f"{name} is missing") from None
+    except (OSError, ValueError):
+        raise damaged(out, f"{name} is not readable JSON") from None
+
+
+def read_state(out: Path) -> dict[str, Any]:
+    """train_state.json of the run in `out`, checked against the other files of its checkpoint (InpaintError)."""
+    state, config = _read_json(out, STATE_JSON), _read_json(out, CONFIG)
+    if not isinstance(state, dict):
+        raise damaged(out, f"{STATE_JSON} holds no training state")
+    step, elapsed = state.get("step"), state.get("elapsed_s")
+    if not isinstance(step, int) or isinstance(step, bool) or step < 0:
+        raise damaged(out, f"{STATE_JSON} has step {step!r}")
+    if not isinstance(elapsed, (int, float)) or isinstance(elapsed, bool) or not math.isfinite(elapsed) or elapsed < 0:
+        raise damaged(out, f"{STATE_JSON} has elapsed_s {elapsed!r}")
+    for key in ("settings", "param_groups", "losses"):
+        if not isinstance(state.get(key, {}), dict):
+            raise damaged(out, f"{STATE_JSON} has no valid '{key}'")
+    training = config.get("training") if isinstance(config, dict) else None
+    if not isinstance(training, dict) or training.get("steps") != step:
+        raise damaged(out, f"{CONFIG} is not of step {step} like {STATE_JSON}")
+    try:
+        with safe_open(str(out / STATE_WEIGHTS), "pt") as handle:
+            stored = (handle.metadata() or {}).get("step", str(step))
+    except (SafetensorError, OSError):
+        raise damaged(out, f"{STATE_WEIGHTS} is missing or not a safetensors file") from None
+    if stored != str(step):
+        raise damaged(out, f"{STATE_WEIGHTS} is of step {stored}, {STATE_JSON} of step {step}")
+    if not (out / WEIGHTS).is_file():
+        raise damaged(out, f"{WEIGHTS} is missing")
+    if "model_sha256" in state and sha256_file(out / WEIGHTS) != state["model_sha256"]:
+        raise damaged(out, f"{WEIGHTS} is not the one saved with {STATE_JSON}")
+    return state
 
 
 @dataclass
@@ -118,6 +194,10 @@ def _load_optimizer(opt: torch.optim.Optimizer, prefix: str, tensors: dict[str, 
         if "betas" in group:
             group["betas"] = tuple(group["betas"])
     opt.load_state_dict({"state": state, "param_groups": groups})
+    for param in (p for group in opt.param_groups for p in group["params"]):   # Adam would fail at its first step
+        for key in ("exp_avg", "exp_avg_sq"):
+            if key in opt.state[param] and opt.state[param][key].shape != param.shape:
+                raise ValueError(f"{prefix} {key} has shape {tuple(opt.state[param][key].shape)}")
 
 
 def _grid_png(images: np.ndarray, columns: int, path: Path) -> None:
@@ -266,7 +346,6 @@ class Trainer:
         """Model folder, optimiser/step state and a preview PNG (rank 0 only)."""
         if not self.ctx.main:
             return
-        save_model(self.out, self.s.arch, self.nets, self.s.spacing, self.s.axis, extra=self.record())
         tensors: dict[str, torch.Tensor] = {}
         groups = {}
         for name, opt in self.optims.items():
@@ -276,23 +355,41 @@ class Trainer:
         state = {"step": self.step, "elapsed_s": self.elapsed, "settings": asdict(self.s), "param_groups": groups,
                  "scalers": {k: v.state_dict() for k, v in self.scalers.items() if v.is_enabled()},
                  "losses": self.losses}
-        write_atomically(self.out / STATE_WEIGHTS, lambda tmp: save_file(tensors, str(tmp)))
-        write_atomically(self.out / STATE_JSON, lambda tmp: tmp.write_text(json.dumps(state, indent=2) + "\n", encoding="utf-8"))
+        staging = make_staging(self.out)   # all four files are placed together (a kill: `recover_commits` completes it)
+        try:
+            save_model(staging, self.s.arch, self.nets, self.s.spacing, self.s.axis, extra=self.record())
+            save_file(tensors, str(staging / STATE_WEIGHTS), metadata={"step": str(self.step)})
+            state["model_sha256"] = sha256_file(staging / WEIGHTS)
+            (staging / STATE_JSON).write_text(json.dumps(state, indent=2) + "\n", encoding="utf-8")
+            commit_files([(staging / name, self.out / name) for name in CHECKPOINT], staging)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
         self.preview(self.out / "previews" / f"step_{self.step:06d}.png")
 
     def load(self) -> None:
-        """Restore weights, optimisers and step from the output folder (for --resume)."""
-        state = json.loads((self.out / STATE_JSON).read_text(encoding="utf-8"))
-        weights = load_file(str(self.out / WEIGHTS))
-        for name, net in self.nets.items():
-            prefix = name + "."
-            net.load_state_dict({k[len(prefix):]: v for k, v in weights.items() if k.startswith(prefix)})
-        tensors = load_file(str(self.out / STATE_WEIGHTS))
-        for name, opt in self.optims.items():
-            _load_optimizer(opt, name, tensors, state["param_groups"][name])
-        for name, scaler_state in state.get("scalers", {}).items():
-            self.scalers[name].load_state_dict(scaler_state)
-        self.step, self.elapsed, self.losses = int(state["step"]), float(state["elapsed_s"]), state.get("losses", {})
+        """Restore weights, optimisers and step from the output folder (for --resume); InpaintError if damaged."""
+        state = read_state(self.out)
+        weights, tensors = self._tensors(WEIGHTS), self._tensors(STATE_WEIGHTS)
+        try:
+            for name, net in self.nets.items():
+                prefix = name + "."
+                net.load_state_dict({k[len(prefix):]: v for k, v in weights.items() if k.startswith(prefix)})
+        except RuntimeError:
+            raise damaged(self.out, f"{WEIGHTS} does not hold this run's networks") from None
+        try:
+            for name, opt in self.optims.items():
+                _load_optimizer(opt, name, tensors, state["param_groups"][name])
+            for name, scaler_state in state.get("scalers", {}).items():
+                self.scalers[name].load_state_dict(scaler_state)
+        except (KeyError, TypeError, ValueError, RuntimeError, AttributeError):
+            raise damaged(self.out, f"{STATE_WEIGHTS} and {STATE_JSON} do not hold this run's optimiser state") from None
+        self.step, self.elapsed, self.losses = state["step"], float(state["elapsed_s"]), state.get("losses", {})
+
+    def _tensors(self, name: str) -> dict[str, torch.Tensor]:
+        try:
+            return load_file(str(self.out / name))
+        except (SafetensorError, OSError):
+            raise damaged(self.out, f"{name} is missing or not a safetensors file") from None
 
     @torch.no_grad()
     def preview(self, path: Path) -> None:
@@ -327,7 +424,7 @@ class Trainer:
         if path.exists():
             with open(path, newline="") as handle:
                 rows = [r for r in csv.reader(handle)][1:]
-            rows = [r for r in rows if r and int(r[0]) <= self.step]
+            rows = [r for r in rows if r and r[0].isdigit() and int(r[0]) <= self.step]
         handle = open(path, "w", newline="", buffering=1, encoding="utf-8")  # line-buffered: readable while training
         writer = csv.writer(handle)
         writer.writerow(header)
