@@ -439,3 +439,155 @@ def test_patches_can_be_centred_deep_in_the_brain(tmp_path: Path) -> None:
     assert 0 < len(deep.centres) < len(shallow.centres)
     outside = ~ndimage.binary_erosion(deep.brain, iterations=10)
     assert not outside[tuple(deep.centres.T.astype(int))].any()
+
+
+def _run_args(tmp_path: Path, out: str, *more: str) -> list[str]:
+    """A tiny refiner run on a synthetic brain (written once), as on the command line."""
+    path = tmp_path / "brain.nii.gz"
+    if not path.exists():
+        nib.save(nib.Nifti1Image(synthetic_brain((44, 48, 44)), np.diag([2.0, 2.0, 2.0, 1.0])), path)
+    return ["--data", str(path), "--out", str(tmp_path / out), "--patch", "16", "--width", "2", "--batch-size", "2",
+            "--log-every", "1", *more]
+
+
+def test_the_trainer_refuses_to_overwrite_a_run_without_resume(tmp_path: Path, capsys) -> None:
+    from core.training.refiner import main
+
+    assert main(_run_args(tmp_path, "run", "--steps", "2")) == 0
+    before = {name: (tmp_path / "run" / name).read_bytes() for name in ("loss.csv", "model.safetensors")}
+    capsys.readouterr()
+    assert main(_run_args(tmp_path, "run", "--steps", "2")) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        f"error: {tmp_path / 'run'} already holds a training run; pass --resume to continue it or choose another --out."]
+    assert before == {name: (tmp_path / "run" / name).read_bytes() for name in before}
+    (tmp_path / "empty").mkdir()
+    assert main(_run_args(tmp_path, "empty", "--steps", "1")) == 0              # an empty folder is fine
+    (tmp_path / "file").write_text("")
+    assert main(_run_args(tmp_path, "file", "--steps", "1")) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        f"error: --out {tmp_path / 'file'} is a file, not a folder; choose a folder for the run.")
+
+
+def test_a_resume_keeps_the_stored_options_refuses_others_and_continues_exactly(tmp_path: Path, capsys) -> None:
+    from core.training.refiner import main
+
+    options = ("--lr", "1e-3", "--seed", "3", "--deform", "0.5", "--loss", "lesion")
+    assert main(_run_args(tmp_path, "straight", "--steps", "3", *options)) == 0
+    assert main(_run_args(tmp_path, "run", "--steps", "3", "--minutes", "0", *options)) == 0   # stops at step 0
+    for given, says in ((("--lr", "5e-4"), "trained with --lr 0.001, not 0.0005; leave out --lr to resume it"),
+                        (("--seed", "4"), "trained with --seed 3, not 4"), (("--loss", "voxel"), "--loss lesion, not voxel"),
+                        (("--deform", "0"), "--deform 0.5, not 0.0"), (("--data", "other.nii.gz"), "on other --data")):
+        capsys.readouterr()
+        assert main(_run_args(tmp_path, "run", "--resume", *options) + list(given)) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and says in err[0], err
+    capsys.readouterr()
+    assert main(["--out", str(tmp_path / "run"), "--resume", "--steps", "3", "--log-every", "2", "--workers", "1"]) == 0
+    record = json.loads((tmp_path / "run" / "config.json").read_text())["training"]
+    assert (record["steps"], record["lr"], record["seed"], record["deform"], record["loss"]) == (3, 1e-3, 3, 0.5, "lesion")
+    straight, resumed = (load_refiner(tmp_path / name).network.state_dict() for name in ("straight", "run"))
+    assert all(torch.equal(straight[key], resumed[key]) for key in straight)
+
+
+@pytest.mark.parametrize("bad, says", [
+    (["--data", "img@abc"], "argument --data: must be IMAGE[:BRAINMASK][@WEIGHT] with a positive number as the weight, "
+                            "not 'img@abc'"),
+    (["--data", "img@1@2"], "not 'img@1@2'"), (["--data", "img@0"], "not 'img@0'"), (["--data", "img@nan"], "not 'img@nan'"),
+    (["--data", "img@inf"], "not 'img@inf'"), (["--data", "img@-1", "other@2"], "not 'img@-1'"),
+    (["--data", "img", "--batch-size", "0"], "argument --batch-size: must be a number of patches from 1 to 4096, not 0"),
+    (["--data", "img", "--lr", "-1"], "argument --lr: must be a positive number, not -1"),
+    (["--data", "img", "--lr", "nan"], "argument --lr: must be a finite number, not nan"),
+    (["--data", "img", "--spacing", "0"], "argument --spacing: must be a grid spacing in mm from 0.25 to 8, not 0"),
+])
+def test_the_training_command_refuses_bad_numbers_in_one_sentence(bad, says, tmp_path: Path, capsys) -> None:
+    from core.training.refiner import main
+
+    with pytest.raises(SystemExit) as stop:
+        main(bad + ["--out", str(tmp_path / "run")])
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and says in err.strip().splitlines()[-1] and "Traceback" not in err
+    assert not (tmp_path / "run").exists()
+
+
+class _Trap:
+    """Unpickling it would leave a file behind: a checkpoint must never be unpickled."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __reduce__(self):
+        return (Path.touch, (self.path,))
+
+
+def _damage(run: Path, how: str) -> None:
+    from safetensors.torch import load_file, save_file
+
+    config, optimiser = run / "config.json", run / "optimizer.safetensors"
+    record = json.loads(config.read_text())
+    if how == "pickle":
+        torch.save({"state": _Trap(run / "unpickled")}, optimiser)
+    elif how == "missing":
+        optimiser.unlink()
+    elif how == "keys":
+        state = load_file(str(optimiser))
+        save_file({("x" + key if key.startswith("0.") else key): value for key, value in state.items()}, str(optimiser))
+    elif how == "steps":
+        record["training"]["steps"] = "x"
+    elif how == "record":
+        del record["training"]
+    config.write_text(json.dumps(record))
+
+
+@pytest.mark.parametrize("how, reason", [
+    ("pickle", "optimizer.safetensors is not a safetensors file"), ("missing", "optimizer.safetensors is missing"),
+    ("keys", "optimizer.safetensors does not hold Adam's state for its refiner"),
+    ("steps", "config.json's training record has no whole number of steps"),
+    ("record", "config.json holds no readable training record"),
+])
+def test_a_resume_refuses_a_damaged_checkpoint_in_one_sentence(how, reason, tmp_path: Path, capsys) -> None:
+    from core.training.refiner import main
+
+    assert main(_run_args(tmp_path, "run", "--steps", "1")) == 0
+    _damage(tmp_path / "run", how)
+    capsys.readouterr()
+    assert main(_run_args(tmp_path, "run", "--steps", "2", "--resume")) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        f"error: {tmp_path / 'run'}'s checkpoint is damaged ({reason}); restore it or start a new run elsewhere."]
+    assert not (tmp_path / "run" / "unpickled").exists()
+
+
+def test_ctrl_c_says_which_checkpoint_was_kept_and_exits_130(tmp_path: Path, capsys, monkeypatch) -> None:
+    import core.training.refiner as refiner
+
+    calls = []
+    original = refiner.hole_mse
+
+    def interrupted(*args, **kwargs):
+        calls.append(1)
+        if len(calls) > 4:   # two calls a step: Ctrl-C during step 3, after the checkpoint of step 2
+            raise KeyboardInterrupt
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(refiner, "hole_mse", interrupted)
+    try:
+        code = refiner.main(_run_args(tmp_path, "run", "--steps", "5"))
+    except KeyboardInterrupt:
+        pytest.fail("Ctrl-C ended the trainer with a traceback")
+    assert code == 130
+    assert capsys.readouterr().err.strip().splitlines() == [
+        f"interrupted: {tmp_path / 'run'} keeps its checkpoint of step 2 (--resume continues it)."]
+    assert len((tmp_path / "run" / "loss.csv").read_text().splitlines()) == 2
+
+
+def test_ctrl_c_waits_until_a_checkpoint_is_written_whole() -> None:
+    import os
+    import signal
+
+    from core.training.refiner import _uninterrupted
+
+    finished = False
+    with pytest.raises(KeyboardInterrupt):
+        with _uninterrupted():
+            os.kill(os.getpid(), signal.SIGINT)
+            finished = True
+    assert finished

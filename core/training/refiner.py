@@ -17,10 +17,13 @@ from __future__ import annotations
 import argparse
 import collections
 import json
+import contextlib
 import math
 import multiprocessing
 import shlex
+import signal
 import sys
+import threading
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -31,14 +34,14 @@ import torch
 from safetensors.torch import load_file, save_file
 from scipy import ndimage
 
-from ..argtypes import number_range
+from ..argtypes import number_range, real
 from ..atomic import write_atomically
 from ..blend3d import biharmonic_fill_3d
 from ..errors import InpaintError
 from ..modelspace import Reorientation, voxel_sizes
 from ..normalize import intensity_scale
 from ..mirror import NoReflection, Reflection, align_mirror, find_reflection
-from ..refine3d import (Refiner3D, RefinerConfig, clip_base, load_refiner, resample, save_refiner, widened,
+from ..refine3d import (Refiner, Refiner3D, RefinerConfig, clip_base, load_refiner, resample, save_refiner, widened,
                         with_mirror_inputs)
 from ..search import select_device
 from ..volume import load_mask, load_volume
@@ -339,6 +342,7 @@ _WORKER: dict = {}   # what each worker process of `batch_stream` draws batches 
 
 
 def _worker_setup(brains: Sequence[Brain], weights: np.ndarray, size: int, options: dict) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)   # Ctrl-C is the training process's to handle
     _WORKER.update(brains=brains, weights=weights, size=size, options=options)
 
 
@@ -496,13 +500,83 @@ def write_card(out: Path, network: Refiner3D, meta: dict, step: int) -> None:
     write_atomically(out / "MODEL_CARD.md", lambda p: p.write_text(text, encoding="utf-8"))
 
 
+@contextlib.contextmanager
+def _uninterrupted() -> Iterator[None]:
+    """Ctrl-C (SIGINT) waits until the block is done: a checkpoint is never left half written (main thread)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list = []
+    previous = signal.signal(signal.SIGINT, lambda *_: caught.append(True))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if caught:
+        raise KeyboardInterrupt
+
+
 def _save(out: Path, network: Refiner3D, optimiser: torch.optim.Optimizer, step: int, meta: dict) -> None:
-    save_refiner(out, network, {"training": {**meta, "steps": step}})
-    write_card(out, network, meta, step)
     opt = optimiser.state_dict()
     tensors = {f"{i}.{k}": v.detach().cpu().contiguous() for i, s in opt["state"].items() for k, v in s.items()
                if isinstance(v, torch.Tensor)}
+    save_refiner(out, network, {"training": {**meta, "steps": step}})
+    write_card(out, network, meta, step)
     write_atomically(out / "optimizer.safetensors", lambda p: save_file(tensors, str(p)))
+
+
+RUN_FILES = ("model.safetensors", "config.json", "optimizer.safetensors", "loss.csv")   # what a run writes to --out
+ADAM_STATE = ("step", "exp_avg", "exp_avg_sq")
+
+
+def _damaged(out: Path, reason: str) -> InpaintError:
+    return InpaintError(f"{out}'s checkpoint is damaged ({reason}); restore it or start a new run elsewhere.")
+
+
+def training_record(out: Path) -> dict:
+    """The training record of the run in `out` (its config.json), to resume; InpaintError when none or damaged."""
+    if not (out / "config.json").is_file():
+        raise InpaintError(f"{out} holds no training run to resume; run without --resume to start one.")
+    try:
+        record = json.loads((out / "config.json").read_text(encoding="utf-8"))["training"]
+    except (OSError, ValueError, KeyError, TypeError):
+        raise _damaged(out, "config.json holds no readable training record") from None
+    if not isinstance(record, dict) or type(record.get("steps")) is not int or record["steps"] < 0:
+        raise _damaged(out, "config.json's training record has no whole number of steps")
+    data, weights = record.get("data"), record.get("weights")
+    if not (isinstance(data, list) and isinstance(weights, list) and len(data) == len(weights) > 0
+            and all(isinstance(d, str) for d in data) and all(type(w) in (int, float) for w in weights)
+            and type(record.get("wall_time_s", 0.0)) in (int, float)):
+        raise _damaged(out, "config.json's training record lacks its data, weights or wall time")
+    return record
+
+
+def resumed_refiner(out: Path) -> Refiner:
+    """The refiner of the run in `out`, to resume; InpaintError when there is none or it is damaged."""
+    training_record(out)
+    try:
+        return load_refiner(out)
+    except InpaintError:
+        raise _damaged(out, "model.safetensors or config.json does not hold its refiner") from None
+
+
+def _load_optimiser(out: Path, optimiser: torch.optim.Optimizer, step: int) -> None:
+    """Adam's state from `out`'s optimizer.safetensors (none before the first step); InpaintError when damaged."""
+    try:
+        saved = load_file(str(out / "optimizer.safetensors"))
+    except FileNotFoundError:
+        raise _damaged(out, "optimizer.safetensors is missing") from None
+    except Exception:  # safetensors raises several types for damaged files
+        raise _damaged(out, "optimizer.safetensors is not a safetensors file") from None
+    params = optimiser.param_groups[0]["params"]
+    shapes = {f"{i}.{k}": (() if k == "step" else p.shape) for i, p in enumerate(params) for k in ADAM_STATE}
+    if (saved or step) and {k: tuple(v.shape) for k, v in saved.items()} != {k: tuple(v) for k, v in shapes.items()}:
+        raise _damaged(out, "optimizer.safetensors does not hold Adam's state for its refiner")
+    opt = optimiser.state_dict()
+    for key, value in saved.items():
+        index, name = key.split(".", 1)
+        opt["state"].setdefault(int(index), {})[name] = value
+    optimiser.load_state_dict(opt)
 
 
 LOSSES = ("voxel", "lesion", "log")
@@ -546,7 +620,8 @@ def train(data: Sequence[tuple[Path, Optional[Path], float]], out: Path, *, minu
     how deep in the brain patches (and so their holes) are centred (default: 3 grid voxels); `mirror`:
     the share of patches with mirror inputs (`sample`), for a refiner with them (an `init` run without
     them is widened: `core.refine3d.with_mirror_inputs`); `mirror_lesions`: the share of those whose
-    mirror shows an unpainted lesion (`plant_mirror_lesion`).
+    mirror shows an unpainted lesion (`plant_mirror_lesion`). An `out` that holds a run is refused unless `resume`;
+    a damaged one is refused on `resume` (InpaintError).
     """
     if loss_kind not in LOSSES:
         raise ValueError(f"loss must be one of {LOSSES}, not {loss_kind!r}")
@@ -555,9 +630,14 @@ def train(data: Sequence[tuple[Path, Optional[Path], float]], out: Path, *, minu
             raise ValueError(f"{name} is a share of patches, from 0 to 1, not {share}")
     if noise_sd is not None and not 0.0 <= noise_sd <= 1.0:
         raise ValueError(f"noise_sd is an SD of the intensity range, from 0 to 1, not {noise_sd}")
+    if out.exists() and not out.is_dir():
+        raise InpaintError(f"--out {out} is a file, not a folder; choose a folder for the run.")
+    if not resume and any((out / name).exists() for name in RUN_FILES):
+        raise InpaintError(f"{out} already holds a training run; pass --resume to continue it or choose another --out.")
+    stored = resumed_refiner(out) if resume else None
     earlier = out if resume else init
     if earlier is not None:
-        found = load_refiner(earlier).config
+        found = (stored or load_refiner(earlier)).config
         if mirror and not resume:
             found = RefinerConfig(found.width, found.spacing_mm, mirror_inputs=True)
         wider = (not resume and config is not None and config.width > found.width
@@ -579,7 +659,8 @@ def train(data: Sequence[tuple[Path, Optional[Path], float]], out: Path, *, minu
     network = Refiner3D(config).to(target)
     optimiser = torch.optim.Adam(network.parameters(), lr=lr)
     step = 0
-    meta = {"data": [str(p) for p, _, _ in data], "weights": weights.tolist(), "batch_size": batch_size,
+    meta = {"data": [str(p) for p, _, _ in data], "masks": [str(m) if m else None for _, m, _ in data],
+            "weights": weights.tolist(), "batch_size": batch_size,
             "lr": lr, "seed": seed, "patch": patch, "loss": loss_kind, "deform": deform, "remap": remap, "blur": blur, "torch": torch.__version__,
             "hardware": _hardware(target, workers), "command": command, "wall_time_s": 0.0,
             "validation": [str(v) for v in validation], "centre_depth_mm": centre_depth_mm, "mirror": mirror,
@@ -595,28 +676,22 @@ def train(data: Sequence[tuple[Path, Optional[Path], float]], out: Path, *, minu
         network.load_state_dict(state)
         meta["init"] = {"path": str(init), "sha256": start_from.checksum,
                         "training": json.loads((init / "config.json").read_text(encoding="utf-8")).get("training")}
-    if resume:
-        record = json.loads((out / "config.json").read_text(encoding="utf-8"))
-        network.load_state_dict(load_file(str(out / "model.safetensors")))
-        step = int(record["training"]["steps"])
-        if "init" in record["training"]:
-            meta["init"] = record["training"]["init"]
-        meta["wall_time_s"] = float(record["training"].get("wall_time_s", 0.0))
-        meta["command"] = record["training"].get("command") or command
-        meta["resumed"] = list(record["training"].get("resumed", [])) + ([command] if command else [])
-        if not mirror_lesions and record["training"].get("mirror_lesions"):   # a resume keeps the run's augmentation
-            mirror_lesions = meta["mirror_lesions"] = float(record["training"]["mirror_lesions"])
-        if not slabs and record["training"].get("slabs"):
-            slabs = meta["slabs"] = float(record["training"]["slabs"])
-        if noise_sd is None and "noise_sd" in record["training"]:
-            noise_sd = meta["noise_sd"] = float(record["training"]["noise_sd"])
-        saved = load_file(str(out / "optimizer.safetensors"))
-        if saved:
-            opt = optimiser.state_dict()
-            for key, value in saved.items():
-                index, name = key.split(".", 1)
-                opt["state"].setdefault(int(index), {})[name] = value
-            optimiser.load_state_dict(opt)
+    if stored is not None:
+        record = training_record(out)
+        network.load_state_dict(stored.network.state_dict())
+        step = record["steps"]
+        if "init" in record:
+            meta["init"] = record["init"]
+        meta["wall_time_s"] = float(record.get("wall_time_s", 0.0))
+        meta["command"] = record.get("command") or command
+        meta["resumed"] = list(record.get("resumed", [])) + ([command] if command else [])
+        if not mirror_lesions and record.get("mirror_lesions"):   # a resume keeps the run's augmentation
+            mirror_lesions = meta["mirror_lesions"] = float(record["mirror_lesions"])
+        if not slabs and record.get("slabs"):
+            slabs = meta["slabs"] = float(record["slabs"])
+        if noise_sd is None and "noise_sd" in record:
+            noise_sd = meta["noise_sd"] = float(record["noise_sd"])
+        _load_optimiser(out, optimiser, step)
     start = time.perf_counter()
     spent = meta["wall_time_s"]
     log = (out / "loss.csv")
@@ -627,33 +702,37 @@ def train(data: Sequence[tuple[Path, Optional[Path], float]], out: Path, *, minu
                           **({"mirror_lesions": mirror_lesions} if mirror_lesions else {}),
                           **({"slabs": slabs} if slabs else {}),
                           **({"noise_sd": noise_sd} if noise_sd is not None else {}))
-    for tensors in stream:
-        if spent + time.perf_counter() - start >= minutes * 60:
-            break
-        base, hole, truth, *inputs = (t.to(target) for t in tensors)
-        pred = network(base, hole, *inputs)
-        loss = hole_mse(pred, truth, hole, loss_kind)
-        logged = loss if loss_kind != "log" else hole_mse(pred.detach(), truth, hole, "lesion")
-        base_loss = hole_mse(base, truth, hole, "lesion" if loss_kind == "log" else loss_kind)
-        optimiser.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(network.parameters(), CLIP_NORM)
-        for group in optimiser.param_groups:  # cosine decay over the planned steps
-            group["lr"] = lr * 0.5 * (1.0 + math.cos(math.pi * min(step, steps) / steps))
-        optimiser.step()
-        step += 1
-        running.append((logged.item(), base_loss.item()))
-        if step % log_every == 0:
-            m = np.mean(running, axis=0)
-            running = []
-            with open(log, "a", encoding="utf-8") as f:
-                f.write(f"{step},{m[0]:.6f},{m[1]:.6f},{spent + time.perf_counter() - start:.1f}\n")
-            print(f"step {step} mse {m[0]:.5f} biharmonic {m[1]:.5f}", flush=True)
-            meta["wall_time_s"] = spent + time.perf_counter() - start
-            _save(out, network, optimiser, step, meta)
-    stream.close()
+    try:
+        for tensors in stream:
+            if spent + time.perf_counter() - start >= minutes * 60:
+                break
+            base, hole, truth, *inputs = (t.to(target) for t in tensors)
+            pred = network(base, hole, *inputs)
+            loss = hole_mse(pred, truth, hole, loss_kind)
+            logged = loss if loss_kind != "log" else hole_mse(pred.detach(), truth, hole, "lesion")
+            base_loss = hole_mse(base, truth, hole, "lesion" if loss_kind == "log" else loss_kind)
+            optimiser.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(network.parameters(), CLIP_NORM)
+            for group in optimiser.param_groups:  # cosine decay over the planned steps
+                group["lr"] = lr * 0.5 * (1.0 + math.cos(math.pi * min(step, steps) / steps))
+            optimiser.step()
+            step += 1
+            running.append((logged.item(), base_loss.item()))
+            if step % log_every == 0:
+                m = np.mean(running, axis=0)
+                running = []
+                meta["wall_time_s"] = spent + time.perf_counter() - start
+                with _uninterrupted():   # the log line and the checkpoint of this step, both or neither
+                    with open(log, "a", encoding="utf-8") as f:
+                        f.write(f"{step},{m[0]:.6f},{m[1]:.6f},{meta['wall_time_s']:.1f}\n")
+                    _save(out, network, optimiser, step, meta)
+                print(f"step {step} mse {m[0]:.5f} biharmonic {m[1]:.5f}", flush=True)
+    finally:
+        stream.close()
     meta["wall_time_s"] = spent + time.perf_counter() - start
-    _save(out, network, optimiser, step, meta)
+    with _uninterrupted():
+        _save(out, network, optimiser, step, meta)
 
 
 def _hardware(device: torch.device, workers: int) -> str:
@@ -666,9 +745,39 @@ def _hardware(device: torch.device, workers: int) -> str:
     return where + (f", with {workers} patch-making process{'es' if workers > 1 else ''}" if workers > 0 else "")
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    p = argparse.ArgumentParser(description="Train the 3D refiner on healthy brain-extracted T1 volumes.")
-    p.add_argument("--data", nargs="+", default=[],
+def data_item(text: str) -> tuple[Path, Optional[Path], float]:
+    """One --data item, IMAGE[:BRAINMASK][@WEIGHT], with a positive finite weight (default 1)."""
+    spec, at, weight = text.partition("@")
+    image, _, mask = spec.partition(":")
+    try:
+        value = float(weight) if at else 1.0
+    except ValueError:
+        value = math.nan
+    if not image or not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be IMAGE[:BRAINMASK][@WEIGHT] with a positive number as the weight, "
+                                         f"not {text!r}")
+    return Path(image), Path(mask) if mask else None, value
+
+
+def positive(text: str) -> float:
+    """A positive finite number."""
+    value = real(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number, not {text}")
+    return value
+
+
+# options a resumed run takes from its training record (option's dest: record key); the others may change
+STORED = {"batch_size": "batch_size", "lr": "lr", "seed": "seed", "patch": "patch", "loss": "loss", "deform": "deform",
+          "remap": "remap", "blur": "blur", "slabs": "slabs", "noise": "noise_sd", "centre_depth": "centre_depth_mm",
+          "mirror": "mirror", "mirror_lesions": "mirror_lesions"}
+
+
+def parser(exit_on_error: bool = True) -> argparse.ArgumentParser:
+    """The command line of `python -m core.training.refiner`."""
+    p = argparse.ArgumentParser(description="Train the 3D refiner on healthy brain-extracted T1 volumes.",
+                                exit_on_error=exit_on_error)
+    p.add_argument("--data", type=data_item, nargs="+", default=[],
                    help="IMAGE[:BRAINMASK][@WEIGHT] for each training brain (mask default: nonzero voxels)")
     p.add_argument("--cohort", type=Path, nargs="+", default=[],
                    help="cohort folders of *_T1w scans with their *_brainmask (core.training.cohort): their training "
@@ -676,12 +785,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--minutes", type=float, default=30.0)
     p.add_argument("--steps", type=int, default=2000, help="planned steps (the learning rate decays over them)")
-    p.add_argument("--batch-size", type=int, default=6)
+    p.add_argument("--batch-size", type=number_range(1, 4096, "a number of patches "), default=6)
     p.add_argument("--width", type=number_range(1, 64), default=None,
                    help=f"channels of the U-Net's first level, the others 2x and 4x (default: the --init or resumed "
                         f"run's, else {RefinerConfig.width}; larger than the --init run's: its network widened, "
                         f"filling alike at the start)")
-    p.add_argument("--spacing", type=float, default=None,
+    p.add_argument("--spacing", type=number_range(0.25, 8.0, "a grid spacing in mm "), default=None,   # RefinerConfig's
                    help=f"grid of a new refiner in mm (default: the --init or resumed run's, else "
                         f"{RefinerConfig.spacing_mm:g})")
     p.add_argument("--patch", type=number_range(16, 128), default=PATCH,
@@ -689,7 +798,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--centre-depth", type=float, default=None, metavar="MM",
                    help="centre patches and their holes at least MM inside the brain (default: 3 grid voxels; "
                         "15 places holes like deep white-matter lesions)")
-    p.add_argument("--lr", type=float, default=5e-4)
+    p.add_argument("--lr", type=positive, default=5e-4)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--device", default="auto",
@@ -726,24 +835,79 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--mirror-lesions", type=number_range(0.0, 1.0, "a share of patches "), default=0.0,
                    help="share of the mirrored patches whose mirror shows a dark lesion where it mirrors the hole (an "
                         "unpainted lesion on the other side, not to be copied) (default 0)")
-    args = p.parse_args(argv)
-    torch.set_num_threads(args.threads)
-    data, validation = [], []
-    for item in args.data:
-        spec, _, weight = item.partition("@")
-        image, _, mask = spec.partition(":")
-        data.append((Path(image), Path(mask) if mask else None, float(weight or 1.0)))
+    return p
+
+
+def _resume_options(args: argparse.Namespace, given: set[str]) -> list[Path]:
+    """Set `args` to the stored run's options for --resume, refusing given ones that differ; its validation scans."""
+    out, record = args.out, training_record(args.out)
     try:
-        config = None
-        if args.width or args.spacing:   # what is not given comes from the run this one continues
-            earlier = args.out if args.resume else args.init
-            found = load_refiner(earlier).config if earlier is not None else RefinerConfig()
-            config = RefinerConfig(width=args.width or found.width, spacing_mm=args.spacing or found.spacing_mm,
-                                   mirror_inputs=bool(args.mirror))
+        stored = parser(exit_on_error=False).parse_args(
+            ["--out", str(out)] + [f"--{dest.replace('_', '-')}={record[key]}" for dest, key in STORED.items()
+                                   if record.get(key) is not None])
+    except argparse.ArgumentError as exc:
+        raise _damaged(out, f"config.json's training record: {exc}") from None
+    stored.noise = NOISE_SD if stored.noise is None else stored.noise
+    for dest in STORED:
+        if dest in given and getattr(args, dest) != getattr(stored, dest):
+            option = "--" + dest.replace("_", "-")
+            raise InpaintError(f"{out}'s run was trained with {option} {getattr(stored, dest)}, not "
+                               f"{getattr(args, dest)}; leave out {option} to resume it, or start a new run elsewhere.")
+        setattr(args, dest, getattr(stored, dest))
+    init = (record.get("init") or {}).get("path")
+    if args.init is not None and str(args.init) != init:
+        raise InpaintError(f"{out}'s run started from {init or 'no --init run'}, not {args.init}; "
+                           "leave out --init to resume it.")
+    if not args.data and not args.cohort:
+        if not isinstance(record.get("masks"), list) or len(record["masks"]) != len(record["data"]):
+            raise InpaintError(f"{out}'s run does not record its brain masks; pass its --data or --cohort again.")
+        args.data = [(Path(i), Path(m) if m else None, w) for i, m, w in zip(record["data"], record["masks"],
+                                                                           record["weights"])]
+    return [Path(v) for v in record.get("validation", [])]
+
+
+def _same_data(record: dict, data: Sequence[tuple[Path, Optional[Path], float]]) -> bool:
+    """Whether `data` is the stored run's: its scans, brain masks (where recorded) and sampling weights."""
+    weights = np.array([w for _, _, w in data], dtype=np.float64)
+    return ([str(p) for p, _, _ in data] == record["data"]
+            and record.get("masks", [str(m) if m else None for _, m, _ in data])
+            == [str(m) if m else None for _, m, _ in data]
+            and np.allclose(weights / weights.sum(), record["weights"], rtol=1e-12, atol=0.0))
+
+
+def _kept(out: Path) -> str:
+    """What an interrupted run leaves in `out`, as a clause."""
+    try:
+        return f"{out} keeps its checkpoint of step {training_record(out)['steps']} (--resume continues it)"
+    except InpaintError:
+        return f"no checkpoint was written to {out}"
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    p, unset = parser(), object()
+    defaults = vars(p.parse_args(["--out", "."]))
+    args = p.parse_args(argv, argparse.Namespace(**dict.fromkeys(defaults, unset)))
+    given = {name for name, value in vars(args).items() if value is not unset}   # options the command line names
+    for name in defaults.keys() - given:
+        setattr(args, name, defaults[name])
+    torch.set_num_threads(args.threads)
+    try:
+        validation = _resume_options(args, given) if args.resume else []
+        data = list(args.data)
         for folder in args.cohort:
             training, kept = split(find_scans(folder))
             data += [(s.image, s.brainmask, 1.0) for s in training]
-            validation += [s.image for s in kept]
+            validation += [] if args.resume else [s.image for s in kept]
+        if args.resume and not _same_data(training_record(args.out), data):
+            raise InpaintError(f"{args.out}'s run was trained on other --data/--cohort scans, masks or weights; leave "
+                               "them out to resume it, or start a new run elsewhere.")
+        config = None
+        if args.width or args.spacing:   # what is not given comes from the run this one continues
+            earlier = args.out if args.resume else args.init
+            found = (resumed_refiner(earlier) if args.resume else load_refiner(earlier)).config \
+                if earlier is not None else RefinerConfig()
+            config = RefinerConfig(width=args.width or found.width, spacing_mm=args.spacing or found.spacing_mm,
+                                   mirror_inputs=bool(args.mirror))
         if not data:
             raise InpaintError("no training data; pass --data IMAGE[:BRAINMASK] or --cohort FOLDER.")
         if config is not None:
@@ -760,6 +924,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except InpaintError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"interrupted: {_kept(args.out)}.", file=sys.stderr)
+        return 130
     return 0
 
 
