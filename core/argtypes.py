@@ -39,3 +39,29 @@ def number_range(low: Union[int, float], high: Union[int, float], what: str = ""
             raise argparse.ArgumentTypeError(f"must be {what}from {shown[0]} to {shown[1]}, not {text}")
         return value
     return parse
+
+
+def at_least(low: int) -> Callable[[str], int]:
+    """An argparse type: a whole number of at least `low`."""
+    def parse(text: str) -> int:
+        value = whole(text)
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be a whole number of at least {low}, not {text}")
+        return value
+    return parse
+
+
+def positive(text: str) -> float:
+    """A finite number above 0."""
+    value = real(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a number above 0, not {text}")
+    return value
+
+
+def non_negative(text: str) -> float:
+    """A finite number of at least 0."""
+    value = real(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be a number of at least 0, not {text}")
+    return value

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Optional, Sequence
 
 from . import __version__
-from .argtypes import number_range, real, whole
+from .argtypes import at_least, number_range, real
 from .errors import InpaintError
 
 if TYPE_CHECKING:
@@ -32,20 +32,6 @@ def _output_file(text: str) -> Path:
         raise argparse.ArgumentTypeError(f"{text} names a folder; give the output's file name, e.g. "
                                          f"{text}filled.nii.gz")
     return Path(text)
-
-
-def _positive_int(text: str) -> int:
-    value = whole(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, not {text}")
-    return value
-
-
-def _non_negative_int(text: str) -> int:
-    value = whole(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be a whole number of at least 0, not {text}")
-    return value
 
 
 def _add_method_options(p: argparse.ArgumentParser) -> None:
@@ -229,10 +215,10 @@ def _add_bids(sub: argparse._SubParsersAction) -> None:
                    help="entities that mark a lesion mask, suffix _mask or _roi (default label-lesion)")
     _add_method_options(p)
     _add_run_options(p)
-    p.add_argument("--jobs", type=_positive_int, default=1, help="scans filled at once on this machine (processes)")
+    p.add_argument("--jobs", type=at_least(1), default=1, help="scans filled at once on this machine (processes)")
     p.add_argument("--scheduler", default=None, metavar="ADDRESS",
                    help="fill on the workers of this Dask distributed scheduler (e.g. tcp://10.0.0.1:8786)")
-    p.add_argument("--threads", type=_non_negative_int, default=0,
+    p.add_argument("--threads", type=at_least(0), default=0,
                    help="torch threads per scan (default 0: the free cores shared among the scans run at once)")
     p.add_argument("--quiet", action="store_true", help="no progress bar and no summary line")
     p.set_defaults(func=_run_bids)

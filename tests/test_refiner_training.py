@@ -495,7 +495,7 @@ def test_a_resume_keeps_the_stored_options_refuses_others_and_continues_exactly(
     (["--data", "img@1@2"], "not 'img@1@2'"), (["--data", "img@0"], "not 'img@0'"), (["--data", "img@nan"], "not 'img@nan'"),
     (["--data", "img@inf"], "not 'img@inf'"), (["--data", "img@-1", "other@2"], "not 'img@-1'"),
     (["--data", "img", "--batch-size", "0"], "argument --batch-size: must be a number of patches from 1 to 4096, not 0"),
-    (["--data", "img", "--lr", "-1"], "argument --lr: must be a positive number, not -1"),
+    (["--data", "img", "--lr", "-1"], "argument --lr: must be a number above 0, not -1"),
     (["--data", "img", "--lr", "nan"], "argument --lr: must be a finite number, not nan"),
     (["--data", "img", "--spacing", "0"], "argument --spacing: must be a grid spacing in mm from 0.25 to 8, not 0"),
 ])

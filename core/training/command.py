@@ -10,7 +10,7 @@ from typing import Any, Callable
 
 import torch
 
-from ..argtypes import number_range, real, whole
+from ..argtypes import at_least, non_negative, number_range, positive
 from ..atomic import recover_commits
 from ..checkpoint import SPACING_RANGE_MM
 from ..errors import InpaintError
@@ -26,36 +26,10 @@ from .trainer import (STATE_JSON, Trainer, TrainSettings, clean_run_folder, dama
 CHOICES: dict[str, tuple] = {"kind": ("gan", "vae"), "kernel": (3, 7), "axis": ("axial", "coronal", "sagittal"),
                              "augment": GROUPS}
 RESUMABLE = ("steps", "minutes", "checkpoint_every")   # settings a --resume may change (and --threads)
-
-
-def _at_least(low: int) -> Callable[[str], int]:
-    """An argparse type: a whole number of at least `low`."""
-    def parse(text: str) -> int:
-        value = whole(text)
-        if value < low:
-            raise argparse.ArgumentTypeError(f"must be a whole number of at least {low}, not {text}")
-        return value
-    return parse
-
-
-def _positive(text: str) -> float:
-    value = real(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a number above 0, not {text}")
-    return value
-
-
-def _non_negative(text: str) -> float:
-    value = real(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be a number of at least 0, not {text}")
-    return value
-
-
 NUMBERS: dict[str, Callable[[str], Any]] = {
     **{name: number_range(*LIMITS[name]) for name in ("size", "latent", "width", "base")},
-    "spacing": number_range(*SPACING_RANGE_MM, "a pixel size in mm "), "steps": _at_least(1), "batch_size": _at_least(1),
-    "checkpoint_every": _at_least(1), "lr": _positive, "kl": _non_negative, "minutes": _positive,
+    "spacing": number_range(*SPACING_RANGE_MM, "a pixel size in mm "), "steps": at_least(1), "batch_size": at_least(1),
+    "checkpoint_every": at_least(1), "lr": positive, "kl": non_negative, "minutes": positive,
     "seed": number_range(0, SEED_MAX)}
 
 

@@ -34,7 +34,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from scipy import ndimage
 
-from ..argtypes import number_range, real
+from ..argtypes import number_range, positive
 from ..atomic import write_atomically
 from ..blend3d import biharmonic_fill_3d
 from ..errors import InpaintError
@@ -757,14 +757,6 @@ def data_item(text: str) -> tuple[Path, Optional[Path], float]:
         raise argparse.ArgumentTypeError(f"must be IMAGE[:BRAINMASK][@WEIGHT] with a positive number as the weight, "
                                          f"not {text!r}")
     return Path(image), Path(mask) if mask else None, value
-
-
-def positive(text: str) -> float:
-    """A positive finite number."""
-    value = real(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive number, not {text}")
-    return value
 
 
 # options a resumed run takes from its training record (option's dest: record key); the others may change
