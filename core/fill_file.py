@@ -111,7 +111,8 @@ def fill_file(image_path: PathLike, mask_path: PathLike, output_path: PathLike, 
                          refiner=refiner)
     metrics = _metrics(result, reference, image) if reference else None
     brain_ml = result.brain_voxels * voxel_ml(image.affine)
-    extra = {"brain_ml": round(brain_ml, 1), **(describe(result) if describe else {})}
+    extra = {"brain_ml": round(brain_ml, 1), "SkullStripped": skull_stripped(image.data, image.affine),
+             **(describe(result) if describe else {})}
     sd_mean = sd_share = None
     if uncertainty is not None:
         sd_mean = float(np.mean(result.uncertainty, dtype=np.float64))
@@ -135,6 +136,15 @@ def fill_file(image_path: PathLike, mask_path: PathLike, output_path: PathLike, 
                     outside_brain_voxels=result.outside_brain_voxels, metrics=metrics,
                     record=record, brain_ml=brain_ml, skull_on=brainmask is None and brain_ml > MAX_BRAIN_ML,
                     uncertainty=uncertainty, uncertainty_mean=sd_mean, uncertainty_share=sd_share)
+
+
+def skull_stripped(data: np.ndarray, affine: np.ndarray) -> bool:
+    """BIDS `SkullStripped`: the image holds no more nonzero tissue than a brain (MAX_BRAIN_ML); with skull and scalp
+    it holds two to four times as much."""
+    from .volume import chunks
+
+    nonzero = sum(int(np.count_nonzero(data[part])) for part in chunks(data.shape))
+    return nonzero * voxel_ml(affine) <= MAX_BRAIN_ML
 
 
 def _check_uncertainty_target(path: Path, output_path: Path, inputs: list, settings: FillSettings,

@@ -128,6 +128,10 @@ def _check_dataset(out: Path, bids: Path, masks: Path) -> None:
         assert share == pytest.approx(side["uncertainty"]["mean_sd"] / _brain_range(bids, masks, row), rel=1e-4)
         assert float(row["uncertainty_share"]) == pytest.approx(share, rel=1e-3) and 0 < share < 1
         assert row["participant_id"] == "sub-" + name_entities(Path(row["source"]).name)["sub"]
+        # BIDS derivatives: SkullStripped is REQUIRED, and the predicted-error map has a sidecar of its own
+        sd_side = json.loads((out / uncertainty_name(row["output"]).replace(".nii.gz", ".json")).read_text())
+        assert side["SkullStripped"] is True and sd_side["SkullStripped"] is True and side["Description"]
+        assert sd_side["Sources"] == side["Sources"] and "standard deviation" in sd_side["Description"]
         assert (row["brainmask"] != "n/a") == (side["brainmask"] is not None)
     assert sorted(r["session_id"] for r in rows) == ["n/a", "n/a", "ses-1", "ses-2"]
 
@@ -179,7 +183,9 @@ def test_concurrent_participant_runs_keep_every_row_and_group_rebuilds_the_table
         run.stderr.close()
     _check_dataset(out, bids, masks)
     table = (out / "desc-filled_scans.tsv").read_text()
-    assert (out / ".bidsignore").read_text() == "logs/\n" and not list(out.rglob(".*.tmp*"))
+    # the validator would read the table as a scans file: ignored with the logs
+    assert (out / ".bidsignore").read_text() == "logs/\ndesc-filled_scans.tsv\ndesc-filled_scans.json\n"
+    assert not list(out.rglob(".*.tmp*"))
     (out / "desc-filled_scans.tsv").unlink()
     (out / "desc-filled_scans.json").unlink()
     staging = shutil.copytree(out / "sub-01" / "anat", out / "sub-01" / "anat" / ".inpaint-tmp-abcd1234")  # a write

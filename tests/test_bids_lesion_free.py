@@ -47,8 +47,10 @@ def test_an_empty_lesion_mask_is_no_lesion_and_its_image_is_copied_unchanged(cop
     assert (row["status"], row["output"], row["lesion_voxels"], row["message"]) == ("no_lesion", THREE_OUT, "0", why)
     assert (out / THREE_OUT).read_bytes() == (bids / THREE).read_bytes()
     assert not (out / THREE_OUT.replace("desc-filled", "desc-uncertainty")).exists()  # the earlier fill's map
+    assert not (out / THREE_OUT.replace("desc-filled", "desc-uncertainty").replace(".nii.gz", ".json")).exists()
     sidecar = json.loads((out / THREE_OUT.replace(".nii.gz", ".json")).read_text())
     assert sidecar["hole_voxels"] == 0 and sidecar["not_filled_because"] == why and sidecar["tool"] == "brain-inpaint"
+    assert isinstance(sidecar["SkullStripped"], bool) and sidecar["Description"]
     assert sidecar["Sources"] == [f"bids:raw:{THREE}", "bids:masks:sub-03/anat/sub-03_label-lesion_mask.nii.gz"]
     assert sidecar["input"]["sha256"] == row["image_sha256"] and sidecar["mask"]["sha256"] == row["mask_sha256"]
     assert json.loads((out / "logs/sub-03_desc-filled_T1w.json").read_text())["status"] == "no_lesion"
@@ -85,6 +87,8 @@ def test_an_uncompressed_source_is_copied_gzipped_and_a_map_with_nothing_above_t
     row = {r["source"]: r for r in _table(out)}["sub-03/anat/sub-03_T1w.nii"]
     assert code == 0 and row["status"] == "no_lesion" and "marks no voxel above 0.5" in row["message"], err
     assert gzip.decompress((out / THREE_OUT).read_bytes()) == plain.read_bytes()
+    header = (out / THREE_OUT).read_bytes()[:10]   # no file name (FLG bit 3) and mtime 0: nothing of the host leaks
+    assert header[3] & 0x08 == 0 and header[4:8] == b"\0\0\0\0"
 
 
 def test_a_probability_map_without_threshold_is_named_and_the_output_column_is_empty_without_output(

@@ -22,7 +22,7 @@ import json
 import os
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any, Iterable, Optional
+from typing import Any, Iterable, Optional, Sequence
 
 from ..atomic import write_atomically
 from ..jsonfiles import sha256_file, write_json
@@ -202,12 +202,20 @@ def table_rows(out_dir: Path, sources: Iterable[str], *, thorough: bool = False)
     return rows
 
 
+def _ignore(path: Path, patterns: Sequence[str]) -> None:
+    """Make the .bidsignore at `path` list `patterns` (the validator would read the table as a scans file), keeping
+    the lines a user added."""
+    lines = path.read_text(encoding="utf-8").splitlines() if path.is_file() else []
+    missing = [p for p in patterns if p not in lines]
+    if missing:
+        write_atomically(path, lambda temp: temp.write_text("\n".join(lines + missing) + "\n", encoding="utf-8"))
+
+
 def update_table(out_dir: Path, rows: list[Row], sources: Iterable[str], *, thorough: bool = False) -> list[Row]:
     """Rebuild the scans table from every record and `sources`, with this run's finished `rows` in their place."""
     with table_lock(out_dir):
         merged = table_rows(out_dir, sources, thorough=thorough)
         merged.update({row.output: row for row in rows if row.status != RUNNING})
         write_table(out_dir, list(merged.values()))
-        if not (out_dir / BIDSIGNORE).exists():
-            write_atomically(out_dir / BIDSIGNORE, lambda temp: temp.write_text(f"{LOGS}/\n", encoding="utf-8"))
+        _ignore(out_dir / BIDSIGNORE, (f"{LOGS}/", TABLE, str(Path(TABLE).with_suffix(".json"))))
     return sorted(merged.values(), key=lambda row: row.source)

@@ -21,6 +21,7 @@ import numpy as np
 from .. import __version__
 from ..atomic import commit_files, make_staging
 from ..errors import InpaintError
+from ..fill_file import skull_stripped
 from ..jsonfiles import json_text, sha256_file
 from ..targets import sidecar_path
 from ..volume import check_grid, load_volume
@@ -52,10 +53,13 @@ def copy_unfilled(task: Task) -> Row:
     """Write the task's image unchanged as its output, with a sidecar saying why, and return its no_lesion row;
     InpaintError when the mask is not on the image's grid or the files cannot be written."""
     began = time.monotonic()
-    check_grid(task.mask, load_volume(task.image), "mask")  # as a fill would refuse it
+    image = load_volume(task.image)
+    check_grid(task.mask, image, "mask")  # as a fill would refuse it
     why = why_unfilled(task.mask, task.threshold)
-    _write_pair(task.image, task.output, _sidecar(task, why))
-    Path(uncertainty_name(str(task.output))).unlink(missing_ok=True)  # an earlier fill's map is not this output's
+    _write_pair(task.image, task.output, {**_sidecar(task, why), "SkullStripped": skull_stripped(image.data,
+                                                                                                 image.affine)})
+    for stale in (Path(uncertainty_name(str(task.output))), sidecar_path(Path(uncertainty_name(str(task.output))))):
+        stale.unlink(missing_ok=True)  # an earlier fill's map (and its sidecar) is not this output's
     return dataclasses.replace(task.row, status=NO_LESION, lesion_voxels="0", lesion_ml="0.000", slices="0",
                                seconds=f"{time.monotonic() - began:.2f}", uncertainty="", uncertainty_share="",
                                message=why)
@@ -72,7 +76,9 @@ def _sidecar(task: Task, why: str) -> dict[str, Any]:
             "mask": file(task.mask, task.row.mask_sha256), "brainmask": file(task.brainmask),
             "mask_threshold": task.threshold, "mask_dilation_voxels": task.dilate, "hole_voxels": 0,
             "filled_slices": 0, "unchanged_copy": True, "not_filled_because": why,
-            "keep_dtype": task.keep_dtype, "parameters": task.settings.used(), "Sources": list(task.sources)}
+            "keep_dtype": task.keep_dtype, "parameters": task.settings.used(),
+            "Description": "An unchanged copy of the T1w image: its lesion mask marks no voxel (brain-inpaint).",
+            "Sources": list(task.sources)}
 
 
 def _write_pair(image: Path, output: Path, sidecar: dict[str, Any]) -> None:
@@ -84,7 +90,8 @@ def _write_pair(image: Path, output: Path, sidecar: dict[str, Any]) -> None:
             if image.name.endswith(".gz"):
                 shutil.copyfile(image, staging / output.name)
             else:
-                with open(image, "rb") as source, gzip.open(staging / output.name, "wb") as target:
+                with open(image, "rb") as source, open(staging / output.name, "wb") as raw, \
+                        gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as target:   # no name, no time
                     shutil.copyfileobj(source, target)
             (staging / side.name).write_text(json_text(sidecar), encoding="utf-8")
             commit_files([(staging / side.name, side), (staging / output.name, output)], staging)

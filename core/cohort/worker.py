@@ -17,7 +17,9 @@ from typing import Optional
 from ..checkpoint import Model
 from ..errors import InpaintError
 from ..fill import FillResult, FillSettings
+from ..jsonfiles import write_json
 from ..methods import METHODS
+from ..targets import sidecar_path
 from .derivatives import FAILED, FILLED, Row, uncertainty_name
 from .unfilled import copy_unfilled, marks_nothing
 
@@ -80,7 +82,9 @@ def fill_scan(task: Task) -> Row:
     row = task.row
 
     def describe(result: FillResult) -> dict:
-        return {"Sources": list(task.sources), "filled_slices": len(result.slices)}
+        return {"Description": "The T1w image with its lesion mask's voxels filled with healthy-looking tissue "
+                               "(brain-inpaint); every other voxel is the source's.",
+                "Sources": list(task.sources), "filled_slices": len(result.slices)}
 
     try:
         if marks_nothing(task.mask, task.threshold):
@@ -92,8 +96,14 @@ def fill_scan(task: Task) -> Row:
                          brainmask=task.brainmask, dilate=task.dilate, threshold=task.threshold,
                          keep_dtype=task.keep_dtype, force=task.force, describe=describe,
                          uncertainty=sd_map if predicts else None)
-        if not predicts:  # an earlier fill's map would be taken for this fill's (e.g. by cohort review)
+        if predicts:   # BIDS: every derivative image has a sidecar
+            write_json(sidecar_path(sd_map), {
+                "Description": "Predicted error of the lesion fill: one standard deviation per filled voxel, in the "
+                               "image's intensity units; 0 outside the lesion mask (brain-inpaint refine3d).",
+                "Sources": list(task.sources), "SkullStripped": done.record["SkullStripped"]})
+        else:  # an earlier fill's map would be taken for this fill's (e.g. by cohort review)
             sd_map.unlink(missing_ok=True)
+            sidecar_path(sd_map).unlink(missing_ok=True)
     except Exception as exc:  # one scan's failure is recorded and the cohort goes on
         return dataclasses.replace(row, status=FAILED, message=one_sentence(exc))
     return dataclasses.replace(row, status=FILLED, image_sha256=done.record["input"]["sha256"],
