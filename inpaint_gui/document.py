@@ -352,6 +352,7 @@ class Document:
         """
         if self.result is None:
             raise InpaintError("There is no fill result to export; run a fill first.")
+        from core.fill_file import skull_stripped
         from core.sidecar import build_sidecar, file_record
 
         fill = self.result.fill
@@ -368,6 +369,7 @@ class Document:
                                          "axis, as in the app's views"}
                      if "axis" in METHODS[fill.settings.method].reads else {})   # a method that fills slices
         extra: dict[str, Any] = {"brain_ml": round(fill.brain_voxels * self.voxel_ml, 1),
+                                 "SkullStripped": skull_stripped(self.volume.data, self.volume.affine),
                                  "app": "inpaint-gui", "scope": self.result.scope, "torch_threads": self.result.threads,
                                  **numbering, "metrics_reference": "input image (the mask was painted over it)",
                                  "baseline_metrics": {BASELINE: metrics.get(BASELINE)}}
