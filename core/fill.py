@@ -162,7 +162,7 @@ def fill_volume(image: np.ndarray, affine: np.ndarray, hole: np.ndarray, model: 
     start = time.perf_counter()
     settings = FillSettings() if settings is None else settings
     _check_objects(model, refiner, progress, cancel)
-    source = image
+    source = image = np.asarray(image)   # read once (a nibabel dataobj proxy reads its file)
     image, nonfinite = prepare_fill_inputs(image, affine, hole, model, settings, brain=brain)
     background = background_value(image)
     outside = outside_brain(image, hole, brain, background)
@@ -189,7 +189,7 @@ def fill_volume(image: np.ndarray, affine: np.ndarray, hole: np.ndarray, model: 
     del work
     filled = image.copy() if np.may_share_memory(image, source) else image  # outside the hole: the input, NaN kept
     filled[slab.box][slab.hole] = slab.filled  # every hole voxel lies in the box, in the same (C) order
-    if np.asarray(source).dtype in WIDE_TYPES:   # float32 rounds such values: the result holds the input exactly
+    if source.dtype in WIDE_TYPES:   # float32 rounds such values: the result holds the input exactly
         exact = np.array(source, dtype=np.float64)
         exact[hole] = filled[hole]
         filled = exact

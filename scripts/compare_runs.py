@@ -17,7 +17,7 @@ import json
 import sys
 from pathlib import Path
 
-from core.bench.cohort import format_mean_se, mean_se, scan_means, unmeasured
+from core.bench.cohort import format_mean_se, mean_se, measurable, scan_means, unmeasured
 
 
 def paired(candidate: list[dict], baseline: list[dict], method: str, baseline_method: str,
@@ -26,7 +26,7 @@ def paired(candidate: list[dict], baseline: list[dict], method: str, baseline_me
 
     A lesion that either run could not score (`core.bench.cohort.unmeasured`) is left out of both."""
     left_out = unmeasured(candidate) | unmeasured(baseline)
-    candidate, baseline = ([r for r in run if (r["scan"], r["case"]) not in left_out] for run in (candidate, baseline))
+    candidate, baseline = measurable(candidate, left_out), measurable(baseline, left_out)
     a = scan_means(candidate, method, families, "psnr_hole")
     b = scan_means(baseline, baseline_method, families, "psnr_hole")
     return {scan: a[scan] - b[scan] for scan in sorted(a) if scan in b}

@@ -62,9 +62,9 @@ def unmeasured(records: list[dict]) -> set[tuple[str, str]]:
             if r.get("psnr_hole") is None or not math.isfinite(float(r["psnr_hole"]))}
 
 
-def measurable(records: list[dict]) -> list[dict]:
-    """`records` without those of the `unmeasured` lesions."""
-    left_out = unmeasured(records)
+def measurable(records: list[dict], left_out: Optional[set[tuple[str, str]]] = None) -> list[dict]:
+    """`records` without those of the `unmeasured` lesions (or of `left_out`, e.g. those of two runs paired)."""
+    left_out = unmeasured(records) if left_out is None else left_out
     return [r for r in records if (r["scan"], r["case"]) not in left_out]
 
 
