@@ -19,11 +19,11 @@ from pathlib import Path
 from typing import Optional
 
 from .atomic import write_atomically
-from .cohort.derivatives import TABLE, output_name
+from .cohort.derivatives import TABLE, data_dictionary, output_name
+from .cohort.records import bids_ignore
 from .errors import InpaintError
 
 QC_TABLE = "desc-qc_scans.tsv"
-RATINGS = ("pass", "fail", "unsure")
 QC_COLUMNS = {
     "output": "The filled image, relative to this dataset (the `output` of desc-filled_scans.tsv).",
     "source": "The T1w image, relative to the BIDS dataset.",
@@ -31,6 +31,10 @@ QC_COLUMNS = {
     "comment": "The reviewer's comment (n/a: none).",
     "rated": "When it was rated (local time, ISO 8601).",
 }
+QC_LEVELS = {"rating": {"pass": "The fill looks like healthy tissue; the scan can be used.",
+                        "fail": "The fill is not usable (or the mask or scan is wrong).",
+                        "unsure": "The reviewer could not decide; look again."}}
+RATINGS = tuple(QC_LEVELS["rating"])
 UNCERTAINTY_COLUMN = "uncertainty"
 SHARE_COLUMN = "uncertainty_share"  # tables written before it have no such column
 
@@ -128,9 +132,10 @@ def write_ratings(out_dir: Path, ratings: dict[str, Rating]) -> Path:
     text = buffer.getvalue()
     description = out_dir / Path(QC_TABLE).with_suffix(".json")
     if not description.exists():
-        record = {name: {"Description": meaning} for name, meaning in QC_COLUMNS.items()}
+        record = data_dictionary(QC_COLUMNS, QC_LEVELS)
         write_atomically(description, lambda temp: temp.write_text(json.dumps(record, indent=2) + "\n",
                                                                    encoding="utf-8"))
+    bids_ignore(out_dir, (QC_TABLE, description.name))
     return write_atomically(out_dir / QC_TABLE, lambda temp: temp.write_text(text, encoding="utf-8"))
 
 

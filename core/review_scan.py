@@ -42,13 +42,19 @@ class ScanFiles:
 
 
 def dataset_links(out_dir: Path) -> dict[str, Path]:
-    """The local folders of OUT_DIR's DatasetLinks (`raw`, `masks`), empty when unreadable."""
+    """The local folders of OUT_DIR's DatasetLinks (`raw`, `masks`: file:// URIs, or paths relative to OUT_DIR),
+    empty when unreadable."""
     try:
         links = json.loads((out_dir / DESCRIPTION).read_text(encoding="utf-8")).get("DatasetLinks") or {}
     except (OSError, ValueError, AttributeError):
         return {}
-    return {name: Path(unquote(urlparse(uri).path)) for name, uri in links.items()
-            if isinstance(uri, str) and urlparse(uri).scheme == "file"}
+    folders = {}
+    for name, uri in links.items():
+        parsed = urlparse(uri) if isinstance(uri, str) else None
+        if parsed is not None and parsed.scheme in ("file", ""):
+            path = Path(unquote(parsed.path))
+            folders[name] = path if parsed.scheme == "file" else out_dir / path
+    return folders
 
 
 def uncertainty_path(filled: Path) -> Path:

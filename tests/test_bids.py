@@ -265,6 +265,43 @@ def test_a_failing_scan_is_recorded_and_kept_by_later_runs_of_other_participants
     assert json.loads((out / "logs" / records[1]).read_text())["status"] == "filled"
 
 
+def test_inside_the_bids_dataset_the_links_are_relative_and_resolve_after_the_dataset_moves(copy, tmp_path,
+                                                                                               capsys) -> None:
+    """BIDS puts derivatives in the dataset's derivatives/ folder; there the DatasetLinks are relative, so the sidecars'
+    bids: URIs still resolve when the dataset is mounted elsewhere (a container) or moved. The dataset gets a README
+    (kept once a user edits it) and its table a data dictionary with the statuses as Levels and Units."""
+    bids, masks = copy
+    inside = Path(shutil.move(masks, bids / "derivatives" / "masks"))
+    out = bids / "derivatives" / "inpaint"
+    code, err = _bids(capsys, bids, out, inside, "--participant-label", "01")
+    assert code == 0, err
+    description = json.loads((out / "dataset_description.json").read_text())
+    assert description["DatasetLinks"] == {"raw": "../..", "masks": "../masks"}
+    assert [d["URL"] for d in description["SourceDatasets"]] == ["../..", "../masks"]
+    moved = Path(shutil.move(bids, tmp_path / "moved"))
+    out = moved / "derivatives" / "inpaint"
+    links = json.loads((out / "dataset_description.json").read_text())["DatasetLinks"]
+    sidecar = json.loads((out / "sub-01" / "anat" / "sub-01_desc-filled_T1w.json").read_text())
+    for uri in sidecar["Sources"]:
+        _, name, relative = uri.split(":", 2)
+        assert (out / links[name] / relative).is_file(), uri
+    from core.review import CohortReview
+    from core.review_scan import load_scan
+
+    scan = load_scan(out, CohortReview(out).scans[0])   # the review finds the source and mask through the links
+    assert scan.source.data.shape == scan.hole.shape and scan.hole.any()
+    readme = (out / "README.md").read_text()
+    assert "desc-filled_scans.tsv" in readme and "DatasetLinks" in readme
+    dictionary = json.loads((out / "desc-filled_scans.json").read_text())
+    assert set(dictionary["status"]["Levels"]) == {"filled", "skipped", "failed", "no_mask", "no_lesion", "running",
+                                                  "pending", "missing", "damaged"}
+    assert dictionary["lesion_ml"]["Units"] == "mL" and dictionary["seconds"]["Units"] == "s"
+    (out / "README.md").write_text("Our notes on this run.\n")
+    code, err = _bids(capsys, moved, out, moved / "derivatives" / "masks", "--participant-label", "03")
+    assert code == 0, err
+    assert (out / "README.md").read_text() == "Our notes on this run.\n"
+
+
 def test_sessions_filter_and_a_changed_mask_is_filled_again(copy, tmp_path, capsys) -> None:
     bids, masks = copy
     out = tmp_path / "out"

@@ -92,7 +92,8 @@ def test_a_cohort_is_reviewed_with_keys_only_and_its_ratings_survive_a_restart(q
     assert ratings[window.review.cohort.scans[5].output].comment == "a rim is left unfilled"
     assert [window.review_panel.table.item(i, 3).text() for i in range(22)] == verdicts
     after = checksums(*cohort)
-    assert {k for k in after if k not in before} == {str(out / QC_TABLE), str(out / "desc-qc_scans.json")}
+    assert {k for k in after if k not in before} == {str(out / QC_TABLE), str(out / "desc-qc_scans.json"),
+                                                     str(out / ".bidsignore")}   # the ratings kept from the validator
     assert all(after[k] == v for k, v in before.items())  # nothing else in the cohort changed
     window.close()
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import os
 from pathlib import Path
 
@@ -26,9 +27,14 @@ def test_ratings_survive_a_rewritten_table_and_a_restart_and_resume_at_the_first
     review.rate(1, "fail", "the fill is too bright")
     review.rate(1, "unsure")  # the comment is kept
     after = checksums(out)
-    assert {k for k in after if k not in before} == {str(out / QC_TABLE), str(out / "desc-qc_scans.json")}
+    # the ratings, their data dictionary (with the ratings as Levels) and the .bidsignore that keeps the validator
+    # from reading the ratings table as a scans file
+    assert {k for k in after if k not in before} == {str(out / QC_TABLE), str(out / "desc-qc_scans.json"),
+                                                     str(out / ".bidsignore")}
+    assert (out / ".bidsignore").read_text() == "desc-qc_scans.tsv\ndesc-qc_scans.json\n"
+    assert json.loads((out / "desc-qc_scans.json").read_text())["rating"]["Levels"].keys() == {"pass", "fail", "unsure"}
     assert all(after[k] == v for k, v in before.items())  # nothing else in the cohort changed
-    assert not [p for p in os.listdir(out) if p.startswith(".")]  # no temporary file left
+    assert [p for p in os.listdir(out) if p.startswith(".")] == [".bidsignore"]  # no temporary file left
     # a rerun of `inpaint bids` rewrites the scans table in its own order, with a scan fewer
     rows = [Row(participant_id="x", session_id="", source=s.source, mask=s.mask, brainmask="", output=s.output,
                 status=s.status) for s in review.scans[1:]]

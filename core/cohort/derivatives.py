@@ -2,7 +2,8 @@
 
 Layout of OUT_DIR:
 - `dataset_description.json` (DatasetType "derivative", GeneratedBy with version and settings,
-  SourceDatasets and DatasetLinks `raw` and `masks` for the `bids:` URIs of the sidecars);
+  SourceDatasets and DatasetLinks `raw` and `masks` for the `bids:` URIs of the sidecars, relative when OUT_DIR
+  and they lie in the BIDS dataset) and a `README.md` (written once);
 - `sub-<label>/[ses-<label>/]anat/<source entities>_desc-filled_T1w.nii.gz` and its `.json` sidecar
   (the `inpaint fill` sidecar plus `Sources`), and beside it the fill's predicted error
   `<source entities>_desc-uncertainty_T1w.nii.gz` (refine3d with a calibrated refiner, `core.uncertainty`);
@@ -32,6 +33,24 @@ from ..jsonfiles import write_json
 TOOL = "brain-inpaint"
 DESCRIPTION = "dataset_description.json"
 TABLE = "desc-filled_scans.tsv"
+README = "README.md"
+README_TEXT = """# Lesion-filled T1w images (brain-inpaint)
+
+Written by `inpaint bids` (brain-inpaint {version}). Each T1w image of the raw dataset that has a lesion
+mask is here with the mask's voxels filled with healthy-looking tissue; every other voxel is the source
+image's, unchanged, and the geometry is the source's.
+
+- `sub-*/[ses-*/]anat/*_desc-filled_T1w.nii.gz`: the filled image. Its `.json` sidecar records the
+  inputs with their SHA-256, the method with its settings and models, and `Sources`: BIDS URIs resolved by
+  the `DatasetLinks` of `dataset_description.json` (`raw`: the BIDS dataset, `masks`: the lesion masks).
+- `*_desc-uncertainty_T1w.nii.gz`: the fill's predicted error, one standard deviation per filled voxel
+  (0 outside the lesion mask), where the method predicts it.
+- `desc-filled_scans.tsv`: one row per scan and its status (described in `desc-filled_scans.json`);
+  `desc-qc_scans.tsv`: the ratings given in `inpaint-gui --review`, if any.
+- `logs/`: each scan's record and lock, for resuming runs (listed in `.bidsignore`).
+
+`inpaint bids BIDS_DIR OUT_DIR group` rebuilds the table and checks every output against its record.
+"""
 BIDS_VERSION = "1.10.0"
 FILLED = "filled"      # filled by this run
 SKIPPED = "skipped"    # already filled from the same inputs with the same settings
@@ -77,14 +96,7 @@ COLUMNS = {
     "brainmask": "The brain mask used (desc-brain_mask), relative to the masks dataset; n/a: estimated.",
     "output": "The filled image (for no_lesion the T1w image copied unchanged), relative to this dataset; n/a for "
               "a scan without one (failed, no_mask, pending).",
-    "status": "filled (the filled image, its sidecar and, when written, its uncertainty map are in this dataset as "
-              "they were written), skipped (the participant run that wrote this table found it already filled from "
-              "the same inputs with the same settings), failed (see message), no_mask (no lesion mask found; not "
-              "filled), no_lesion (its lesion mask marks no voxel: the output is the T1w image copied unchanged, "
-              "with a sidecar saying so), running (another run was filling it when this table was written), pending "
-              "(no run has handled it yet), missing (its filled image, sidecar or uncertainty map was deleted) or "
-              "damaged (its files no longer match the SHA-256 recorded when they were written, or exist without a "
-              "record; see message).",
+    "status": "What became of the scan (see Levels).",
     "image_sha256": "SHA-256 of the T1w image.",
     "mask_sha256": "SHA-256 of the lesion mask.",
     "lesion_voxels": "Voxels filled (the lesion mask after --dilate; 0 for no_lesion).",
@@ -99,6 +111,30 @@ COLUMNS = {
     "message": "Why a scan is not filled (no_lesion: its image was copied), is damaged or was filled again (by the "
                "run that wrote this table), in one sentence.",
 }
+LEVELS = {"status": {
+    FILLED: "The filled image, its sidecar and, when written, its uncertainty map are in this dataset as they were "
+            "written.",
+    SKIPPED: "The participant run that wrote this table found it already filled from the same inputs with the same "
+             "settings.",
+    FAILED: "Not filled; the message says why.",
+    NO_MASK: "No lesion mask was found; not filled.",
+    NO_LESION: "Its lesion mask marks no voxel: the output is the T1w image copied unchanged, with a sidecar saying so.",
+    RUNNING: "Another run was filling it when this table was written.",
+    PENDING: "No run has handled it yet.",
+    MISSING: "Its filled image, sidecar or uncertainty map was deleted.",
+    DAMAGED: "Its files no longer match the SHA-256 recorded when they were written, or exist without a record; "
+             "the message says which.",
+}}
+UNITS = {"lesion_voxels": "voxel", "lesion_ml": "mL", "seconds": "s"}
+
+
+def data_dictionary(columns: dict[str, str], levels: Optional[dict[str, dict[str, str]]] = None,
+                    units: Optional[dict[str, str]] = None) -> dict[str, dict[str, Any]]:
+    """The BIDS description of a table's columns: each column's Description, and its Levels or Units if it has
+    them."""
+    levels, units = levels or {}, units or {}
+    return {name: {"Description": meaning, **({"Levels": levels[name]} if name in levels else {}),
+                   **({"Units": units[name]} if name in units else {})} for name, meaning in columns.items()}
 
 
 def output_name(source: str) -> str:
@@ -196,9 +232,20 @@ def is_ours(out_dir: Path) -> bool:
         return False
 
 
+def dataset_link(target: Path, out_dir: Path, bids_dir: Path) -> str:
+    """Where `target` is, as DatasetLinks gives it: a path relative to OUT_DIR when both lie in the BIDS dataset
+    (OUT_DIR in its derivatives/, as BIDS suggests: the link holds wherever the dataset is mounted or moved), its
+    file:// URI otherwise."""
+    target, out_dir, bids_dir = target.resolve(), out_dir.resolve(), bids_dir.resolve()
+    if _inside(out_dir, bids_dir) and _inside(target, bids_dir):
+        return Path(os.path.relpath(target, out_dir)).as_posix()
+    return target.as_uri()
+
+
 def write_description(out_dir: Path, bids_dir: Path, masks_dir: Path, settings: str) -> Path:
-    """The derivatives' dataset_description.json (rewritten by each run with that run's settings)."""
-    links = {"raw": bids_dir.resolve().as_uri(), "masks": masks_dir.resolve().as_uri()}
+    """The derivatives' dataset_description.json (rewritten by each run with that run's settings), and a README
+    saying what the dataset holds (written once: a user's edits stay)."""
+    links = {"raw": dataset_link(bids_dir, out_dir, bids_dir), "masks": dataset_link(masks_dir, out_dir, bids_dir)}
     record = {
         "Name": "Lesion-filled T1w images (brain-inpaint)",
         "BIDSVersion": BIDS_VERSION,
@@ -207,6 +254,10 @@ def write_description(out_dir: Path, bids_dir: Path, masks_dir: Path, settings: 
         "SourceDatasets": [{"URL": links["raw"]}, {"URL": links["masks"]}],
         "DatasetLinks": links,
     }
+    readme = out_dir / README
+    if not readme.exists():
+        write_atomically(readme, lambda temp: temp.write_text(README_TEXT.format(version=__version__),
+                                                              encoding="utf-8"))
     return write_json(out_dir / DESCRIPTION, record)
 
 
@@ -270,6 +321,5 @@ def write_table(out_dir: Path, rows: list[Row]) -> Path:
         values = dict(asdict(row), output="" if row.status in WITHOUT_OUTPUT else row.output)
         writer.writerow([value if value != "" else "n/a" for value in values.values()])
     text = buffer.getvalue()
-    write_json(out_dir / Path(TABLE).with_suffix(".json"),
-               {name: {"Description": meaning} for name, meaning in COLUMNS.items()})
+    write_json(out_dir / Path(TABLE).with_suffix(".json"), data_dictionary(COLUMNS, LEVELS, UNITS))
     return write_atomically(out_dir / TABLE, lambda temp: temp.write_text(text, encoding="utf-8"))

@@ -28,12 +28,12 @@ from ..atomic import write_atomically
 from ..jsonfiles import sha256_file, write_json
 from ..targets import sidecar_path
 from .claims import LOGS, TABLE_LOCK, holder, table_lock
-from .derivatives import (DAMAGED, DESCRIPTION, FAILED, FILLED, MISSING, NO_LESION, NO_MASK, PENDING, RUNNING, SKIPPED,
-                          TABLE, WRITTEN, Row, output_name, uncertainty_name, write_table)
+from .derivatives import (DAMAGED, DESCRIPTION, FAILED, FILLED, MISSING, NO_LESION, NO_MASK, PENDING, README, RUNNING,
+                          SKIPPED, TABLE, WRITTEN, Row, output_name, uncertainty_name, write_table)
 from .layout import name_entities
 
 BIDSIGNORE = ".bidsignore"
-SHARED_FILES = (DESCRIPTION, TABLE, str(Path(TABLE).with_suffix(".json")), BIDSIGNORE, f"{LOGS}/{TABLE_LOCK}")
+SHARED_FILES = (DESCRIPTION, README, TABLE, str(Path(TABLE).with_suffix(".json")), BIDSIGNORE, f"{LOGS}/{TABLE_LOCK}")
 _ROW_FIELDS = {f.name for f in fields(Row)}
 _REQUIRED = {f.name for f in fields(Row) if f.default is dataclasses.MISSING}  # columns added later may be absent
 _STAMP_KEYS = {"sha256": str, "size": int, "mtime_ns": int}
@@ -202,9 +202,10 @@ def table_rows(out_dir: Path, sources: Iterable[str], *, thorough: bool = False)
     return rows
 
 
-def _ignore(path: Path, patterns: Sequence[str]) -> None:
-    """Make the .bidsignore at `path` list `patterns` (the validator would read the table as a scans file), keeping
-    the lines a user added."""
+def bids_ignore(out_dir: Path, patterns: Sequence[str]) -> None:
+    """Make OUT_DIR's .bidsignore list `patterns` (the validator would read a table at the root as a scans file),
+    keeping the lines a user added."""
+    path = out_dir / BIDSIGNORE
     lines = path.read_text(encoding="utf-8").splitlines() if path.is_file() else []
     missing = [p for p in patterns if p not in lines]
     if missing:
@@ -217,5 +218,5 @@ def update_table(out_dir: Path, rows: list[Row], sources: Iterable[str], *, thor
         merged = table_rows(out_dir, sources, thorough=thorough)
         merged.update({row.output: row for row in rows if row.status != RUNNING})
         write_table(out_dir, list(merged.values()))
-        _ignore(out_dir / BIDSIGNORE, (f"{LOGS}/", TABLE, str(Path(TABLE).with_suffix(".json"))))
+        bids_ignore(out_dir, (f"{LOGS}/", TABLE, str(Path(TABLE).with_suffix(".json"))))
     return sorted(merged.values(), key=lambda row: row.source)
