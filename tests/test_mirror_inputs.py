@@ -15,7 +15,8 @@ from core.mirror import Reflection, find_reflection, mirrored_box
 from core.normalize import IntensityScale
 from core.refine3d import (Refiner3D, RefinerConfig, load_refiner, refine_fill, save_refiner,
                            with_mirror_inputs)
-from core.training.refiner import Brain, sample, train
+from core.training.refiner import train
+from core.training.refiner_patches import Brain, sample
 from test_mirror import _symmetric_brain
 
 SCALE = IntensityScale(lo=0.0, hi=500.0)
@@ -120,7 +121,7 @@ def test_a_run_widens_its_start_to_mirror_inputs_and_a_resume_keeps_them(tmp_pat
 
 
 def test_a_planted_mirror_lesion_darkens_the_mirror_where_it_mirrors_the_hole_and_nothing_else() -> None:
-    from core.training.refiner import plant_mirror_lesion
+    from core.training.refiner_patches import plant_mirror_lesion
 
     rng = np.random.default_rng(0)
     mirrored = rng.uniform(0.2, 0.8, (24, 24, 24)).astype(np.float32)

@@ -15,7 +15,8 @@ from scipy import ndimage
 from conftest import synthetic_brain
 from core.errors import InpaintError
 from core.refine3d import Refiner3D, RefinerConfig, load_refiner, widened
-from core.training.refiner import LOG_FLOOR, Brain, deformation, hole_mse, random_hole, sample, train
+from core.training.refiner import LOG_FLOOR, hole_mse, train
+from core.training.refiner_patches import Brain, deformation, random_hole, sample
 
 
 def test_random_holes_stay_inside_the_brain() -> None:
@@ -135,7 +136,7 @@ def test_the_training_command_explains_its_options(capsys) -> None:
 
 
 def test_intensity_remap_keeps_the_order_and_the_ends_and_moves_tissue_contrast() -> None:
-    from core.training.refiner import REMAP_SHIFT, intensity_remap
+    from core.training.refiner_patches import REMAP_SHIFT, intensity_remap
 
     unit = np.linspace(0.0, 1.0, 1001, dtype=np.float32)
     moved = []
@@ -221,7 +222,7 @@ def test_the_training_command_refuses_a_share_outside_0_to_1(capsys) -> None:
 
 
 def test_random_blur_smooths_each_axis_by_its_own_amount_and_keeps_the_mean() -> None:
-    from core.training.refiner import random_blur
+    from core.training.refiner_patches import random_blur
 
     unit = np.random.default_rng(0).uniform(0.2, 0.8, size=(24, 24, 24)).astype(np.float32)
     rough = [np.abs(np.diff(unit, 2, axis=a)).mean() for a in range(3)]
@@ -247,7 +248,7 @@ def as_slabs(line: np.ndarray, thick: int, phase: int) -> np.ndarray:
 
 
 def test_thick_slices_average_along_one_axis_and_interpolate_between_the_slab_centres() -> None:
-    from core.training.refiner import thick_slices
+    from core.training.refiner_patches import thick_slices
 
     line = np.random.default_rng(0).uniform(0.2, 0.8, size=30).astype(np.float32)
     rough = np.abs(np.diff(line, 2)).mean()
@@ -273,7 +274,7 @@ def test_thick_slices_average_along_one_axis_and_interpolate_between_the_slab_ce
 
 
 def test_patch_making_processes_give_the_batches_of_the_training_process(tmp_path: Path) -> None:
-    from core.training.refiner import batch_stream
+    from core.training.refiner_patches import batch_stream
 
     image = synthetic_brain((44, 48, 44))
     brain = image > 0
@@ -419,7 +420,7 @@ def test_trainer_takes_a_cohort_on_a_1mm_grid_and_records_its_validation_scans(t
 
 
 def test_holes_keep_their_size_in_millimetres_on_a_finer_grid() -> None:
-    from core.training.refiner import random_hole
+    from core.training.refiner_patches import random_hole
 
     def mean_ml(size: int, scale: float, voxel_mm: float) -> float:
         rng = np.random.default_rng(3)
@@ -431,7 +432,7 @@ def test_holes_keep_their_size_in_millimetres_on_a_finer_grid() -> None:
 
 
 def test_patches_can_be_centred_deep_in_the_brain(tmp_path: Path) -> None:
-    from core.training.refiner import load_brain
+    from core.training.refiner_patches import load_brain
 
     path = tmp_path / "brain.nii.gz"
     nib.save(nib.Nifti1Image(synthetic_brain((44, 48, 44)), np.diag([1.0, 1.0, 1.0, 1.0])), path)
