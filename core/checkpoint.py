@@ -128,7 +128,7 @@ def check_config(config: Any, config_path: Path) -> tuple[Architecture, float, s
 
 def load_model(path: Union[str, Path], name: str | None = None) -> Model:
     """Load and validate a checkpoint; every problem is an InpaintError naming the file."""
-    path = Path(path)
+    path = Path(path).absolute()   # "." names its folder in the model's name and record
     if not path.exists():
         raise InpaintError(f"{path} does not exist: give a model folder, its .safetensors file, or a name from 'inpaint models'.")
     weights, config_path = _resolve(path)

@@ -21,6 +21,7 @@ from typing import Any, Optional
 
 import numpy as np
 from nibabel.orientations import io_orientation
+from scipy import ndimage
 
 from .checkpoint import Model
 from .errors import InpaintError
@@ -281,14 +282,13 @@ def _fill_slab(method: FillMethod, image: np.ndarray, affine: np.ndarray, hole: 
     hole_r = reo.apply(slab_hole)
     brain_r = None if brain is None else reo.apply(np.asarray(brain[box], dtype=bool)) | hole_r
     k = plane_axes(axis)[0]
-    touched = np.nonzero(hole_r.any(axis=tuple(a for a in range(3) if a != k)))[0]
-    lo = max(0, int(touched.min()) - method.extra_slices)
-    hi = min(hole_r.shape[k] - 1, int(touched.max()) + method.extra_slices)
-    part_slices = list(range(lo, hi + 1))
+    touched = hole_r.any(axis=tuple(a for a in range(3) if a != k))
+    near = ndimage.binary_dilation(touched, iterations=method.extra_slices) if method.extra_slices else touched
+    part_slices = [int(s) for s in np.nonzero(near)[0]]   # not the slices between two lesions
+    first = _slab_offset(affine, image.shape, box, axis)
     slab = Slab(reo=reo, voided=voided, hole=hole_r, brain=brain_r, axis=axis, slices=part_slices,
                 scale=context.scale, centre=context.centre, spacing=voxel_sizes(reo.ras_affine), volume=image,
-                volume_hole=hole, volume_affine=np.asarray(affine, dtype=np.float64), box=box)
-    first = _slab_offset(affine, image.shape, box, axis)
+                volume_hole=hole, volume_affine=np.asarray(affine, dtype=np.float64), box=box, first_slice=first)
     slices = [first + s for s in part_slices]  # slice numbers of the whole volume (closest-RAS order)
     prepared = time.perf_counter()
 

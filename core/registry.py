@@ -70,6 +70,8 @@ def resolve_model(name_or_path: str | os.PathLike | None = None) -> Model:
         name_or_path = os.fspath(name_or_path)
     if name_or_path is None:
         name_or_path = default_model_name()
+    if not name_or_path.strip():
+        raise InpaintError("The model name is empty; give a name from 'inpaint models' or a checkpoint folder.")
     shipped = MODELS_DIR / name_or_path
     if "/" not in name_or_path and (shipped / WEIGHTS).is_file():
         return load_model(shipped, name=name_or_path)

@@ -38,7 +38,7 @@ def file_record(path: Optional[Path]) -> Optional[dict[str, str]]:
 def _model_record(model: Model) -> dict[str, Any]:
     return {"name": model.name, "path": str(model.path) if model.path else None, "sha256": model.checksum,
             "kind": model.arch.kind, "kernel": model.arch.kernel, "architecture": model.arch.to_dict(),
-            "spacing_mm": model.spacing}
+            "spacing_mm": model.spacing, "trained_axis": model.axis}
 
 
 def build_sidecar(result: FillResult, model: Optional[Model], *, image_path: Optional[Path],

@@ -35,6 +35,8 @@ def volume_suffix(path: Path) -> str:
 def sidecar_path(output: str | os.PathLike) -> Path:
     """The provenance JSON of an output: `<stem>.json` beside it (`sub-01_desc-inpainted_T1w.nii.gz` -> `.json`)."""
     output = Path(output)
+    if not output.name:   # "." or "": the current folder (e.g. a DICOM folder or a model given from inside it)
+        output = output.resolve()
     suffix = volume_suffix(output)
     stem = output.name[: len(output.name) - len(suffix)] if suffix else output.name
     return output.with_name(stem + ".json")

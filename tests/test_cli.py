@@ -427,3 +427,21 @@ def test_once_the_program_is_done_an_interrupt_cannot_kill_it_on_its_way_out(mon
     before = signal.getsignal(signal.SIGINT)
     assert core.cli.main(["models"]) == 0 and signal.getsignal(signal.SIGINT) is before   # called from Python: kept
     assert core.cli.main(None) == 0 and signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+
+
+def test_a_model_given_as_the_current_folder_is_named_by_it_and_an_empty_name_is_refused(brain_files, tiny_vae,
+                                                                                         tmp_path, capsys,
+                                                                                         monkeypatch) -> None:
+    """`--model .` from inside a checkpoint folder once crashed (the sidecar path of "."); the sidecar names the
+    folder and the plane the model learned."""
+    image_path, mask_path, _ = brain_files
+    monkeypatch.chdir(tiny_vae)
+    out = tmp_path / "filled.nii.gz"
+    code, err = _run(capsys, "fill", image_path, mask_path, "-o", out, "--model", ".", *FAST)
+    assert code == 0, err
+    model = json.loads(out.with_name("filled.json").read_text())["model"]
+    assert model["name"] == tiny_vae.name and model["path"] == str(tiny_vae) and model["trained_axis"] == "axial"
+    code, err = _run(capsys, "fill", image_path, mask_path, "-o", tmp_path / "other.nii.gz", "--model", "", *FAST)
+    assert code == 2 and err.strip() == ("inpaint: error: The model name is empty; give a name from 'inpaint "
+                                         "models' or a checkpoint folder.")
+    assert not (tmp_path / "other.nii.gz").exists()

@@ -104,3 +104,38 @@ def test_same_seed_on_cpu_gives_the_same_volume(tiny_gan) -> None:
     c = fill_volume(image, LAS, hole, model, FillSettings(method="slices2d", iterations=4, restarts=3, seed=6, device="cpu"))
     assert np.array_equal(a.filled, b.filled)
     assert not np.array_equal(a.filled, c.filled)
+
+
+def test_two_lesions_far_apart_search_only_their_slices(tiny_vae) -> None:
+    """The latent search covers the slices a lesion touches, not every slice between two lesions (poisson3d: one
+    more on each side, for its 3D blending)."""
+    image = synthetic_brain()
+    hole = np.zeros(image.shape, bool)
+    hole[18:22, 20:24, 8:10] = True
+    hole[18:22, 20:24, 26:28] = True
+    model = load_model(tiny_vae)
+    for method, searched in (("slices2d", [8, 9, 26, 27]), ("poisson3d", [7, 8, 9, 10, 25, 26, 27, 28])):
+        reports = []
+        result = fill_volume(image, LAS, hole, model, FillSettings(method=method, iterations=2, restarts=1),
+                             progress=reports.append)
+        assert reports[-1].slices == searched and sorted(result.final_loss) == [8, 9, 26, 27], method
+        assert np.array_equal(result.filled[~hole], image[~hole])
+
+
+def test_a_mask_over_all_the_brain_of_a_slice_is_refused_by_the_2d_search(tiny_vae) -> None:
+    """With no known tissue beside the hole in its slice the context loss matches nothing: one sentence, not an
+    unconstrained slice."""
+    from core.errors import InpaintError
+
+    image = synthetic_brain()
+    hole = np.zeros(image.shape, bool)
+    hole[..., 17] = image[..., 17] > 0
+    hole[..., 18] = image[..., 18] > 0
+    model = load_model(tiny_vae)
+    for method in ("slices2d", "poisson3d"):
+        with pytest.raises(InpaintError, match=r"covers all the brain of 2 axial slices \(17-18\).*--method refine3d"):
+            fill_volume(image, LAS, hole, model, FillSettings(method=method, iterations=2, restarts=1))
+    hole[10:30, 10:38, 17:19] = False   # a large lesion that leaves tissue around it in the slice is filled
+    result = fill_volume(image, LAS, hole, model, FillSettings(method="slices2d", iterations=2, restarts=1))
+    assert np.array_equal(result.filled[~hole], image[~hole])
+    assert fill_volume(image, LAS, hole, None, FillSettings(method="refine3d")).filled[hole].std() > 0

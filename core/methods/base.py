@@ -103,6 +103,7 @@ class Slab:
     volume_hole: np.ndarray       # the whole hole (file voxel order)
     volume_affine: np.ndarray     # the whole image's voxel-to-mm matrix
     box: tuple[slice, slice, slice]   # the part's place in the whole volume (file voxel order)
+    first_slice: int = 0          # the whole volume's number (closest-RAS order) of the part's slice 0 of `axis`
 
 
 @dataclass

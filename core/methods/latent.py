@@ -7,13 +7,15 @@ from typing import Optional
 
 import numpy as np
 
+from ..errors import InpaintError
 from ..modelspace import SliceGrid, plane_axes, put_slice, take_slice
 from ..search import LAMBDA_MAX, LIMITS, LR_MAX, WINDOW_MAX, SearchSettings, latent_search
 from .base import Parameter, Run, Slab
 
 PARAMETERS = (
     Parameter("lam", SearchSettings.lam, "Lambda", "weight of the prior loss (how much realism counts against "
-              "matching the context; paper value 0.003)", low=0.0, high=LAMBDA_MAX, step=0.001, decimals=4,
+              "matching the context; 0.003 is the paper's value for a GAN's log(1 - D) prior; a VAE's prior is "
+              "lambda |z|^2)", low=0.0, high=LAMBDA_MAX, step=0.001, decimals=4,
               option="lambda"),
     Parameter("iterations", SearchSettings.iterations, "Iterations", "Adam steps on the latent code per restart; "
               "more is slower and usually better", low=LIMITS["iterations"][0], high=LIMITS["iterations"][1], step=10),
@@ -41,6 +43,7 @@ def search(slab: Slab, run: Run) -> tuple[list[np.ndarray], np.ndarray]:
     # The model only knows brain-extracted slices: with an explicit brain mask, tissue outside it
     # (skull, scalp) is hidden from the model; blending still uses the true surrounding voxels.
     seen = slab.voided * slab.brain if slab.brain is not None else slab.voided
+    _check_context(slab, seen)
     targets = np.empty((len(slab.slices), grid.size, grid.size), dtype=np.float32)
     known = np.empty_like(targets, dtype=bool)
     for i, s in enumerate(slab.slices):
@@ -65,6 +68,25 @@ def search(slab: Slab, run: Run) -> tuple[list[np.ndarray], np.ndarray]:
                            preview_every=run.settings.preview_every, cancel=run.cancel)
     run.searched()
     return to_native(result.images), result.losses
+
+
+MIN_SLICE_CONTEXT = 20   # known tissue pixels a slice needs beside its hole for the context loss to bind
+
+
+def _check_context(slab: Slab, seen: np.ndarray) -> None:
+    """InpaintError when a slice's hole leaves (almost) no known tissue in its slice: the 2D search would match
+    nothing there and paint an unconstrained slice."""
+    blind = []
+    for s in slab.slices:
+        hole2d = take_slice(slab.hole, slab.axis, s)
+        if hole2d.any() and np.count_nonzero((take_slice(seen, slab.axis, s) > 0) & ~hole2d) < MIN_SLICE_CONTEXT:
+            blind.append(slab.first_slice + s)
+    if blind:
+        where = f"{slab.axis} slice {blind[0]}" if len(blind) == 1 else \
+            f"{len(blind)} {slab.axis} slices ({blind[0]}-{blind[-1]})"
+        raise InpaintError(f"The mask covers all the brain of {where} (fewer than {MIN_SLICE_CONTEXT} known tissue "
+                           "voxels left in the slice), so a 2D search has nothing to match there; fill in 3D "
+                           "(--method refine3d, the default), choose another --axis, or mask only the lesion.")
 
 
 def guide_volume(slab: Slab, guides: list[np.ndarray]) -> np.ndarray:
