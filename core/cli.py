@@ -269,11 +269,14 @@ def _add_models(sub: argparse._SubParsersAction) -> None:
 
 def _run_models(args: argparse.Namespace) -> int:
     from .fill import FillSettings
+    from .methods import METHODS, PLUGINS
     from .refine3d import shipped_refiners
     from .registry import MODELS_DIR, default_model_name, list_models
 
     method = FillSettings().method
     print(f"default fill method: {method}")
+    print("fill methods: " + ", ".join(f"{name} (plug-in from {PLUGINS.sources[name]})" if name in PLUGINS.sources
+                                       else name for name in METHODS))
     for refiner in shipped_refiners():
         print(f"3D refiner (refine3d) on a {refiner.config.spacing_mm:g} mm grid: {refiner.path} "
               f"(sha256 {refiner.checksum[:12]}...{', learns the mirror share' if refiner.config.mirror_inputs else ''})")
@@ -317,6 +320,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     with status 130 (called without `argv`, as the program, at once: `os._exit`)."""
     try:
         parser = build_parser()   # the subcommands' imports (torch) take a while: Ctrl+C may come
+        from .methods import PLUGINS
+
+        for problem in PLUGINS.problems:
+            print(f"inpaint: note: {problem}", file=sys.stderr)
         args, extra = parser.parse_known_args(argv)
         if extra:   # said by the subcommand's parser, whose --help lists its options
             _subcommand_parser(parser, args.command).error(f"unrecognized arguments: {' '.join(extra)}")

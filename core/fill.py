@@ -2,8 +2,9 @@
 
 Voxels outside the hole are never touched: the result starts as an exact copy of the input (float32, or
 float64 for float64 and integer types wider than 16 bits, which float32 would round) and only hole voxels are
-assigned. The hole's true values are never read: they
-are zeroed before the method sees the part of the volume it fills.
+assigned. The hole's true values are zeroed in the part of the volume the method fills (`Slab.voided`); the
+whole volume it may look beyond that part in (`Slab.volume`, read-only like the whole hole) still holds them,
+and the methods leave them out (`core.mirror.mirrored_box`).
 
 `fill_volume` checks the arguments, loads what the method needs (the default slice model, the
 shipped 3D refiner nearest the voxels), takes the intensity scale and the model grid's centre from
@@ -198,7 +199,7 @@ def fill_volume(image: np.ndarray, affine: np.ndarray, hole: np.ndarray, model: 
     if progress is not None:
         progress(Progress(stage="done", step=1, total=1, elapsed=done - start, slices=slab.slices,
                           best_loss=slab.losses))
-    check_filled(filled, hole, model, settings.method, slab.refiner)
+    check_filled(filled, hole, settings.method, model if method.needs_model else None, slab.refiner)
     return FillResult(filled=filled, generated_hole=slab.generated, hole=hole, axis=axis, final_loss=slab.final_loss,
                       seconds=done - start, device=slab.device, settings=settings,
                       timings={"prepare": slab.prepared - start, "search": slab.searched - slab.prepared,
@@ -261,6 +262,13 @@ class _SlabFill:
     uncertainty: Optional[np.ndarray] = None  # predicted SD of the hole voxels (refine3d)
 
 
+def _read_only(array: np.ndarray) -> np.ndarray:
+    """A view a method cannot write through (a write raises): the caller's image stays as it was."""
+    view = array.view()
+    view.flags.writeable = False
+    return view
+
+
 def _fill_slab(method: FillMethod, image: np.ndarray, affine: np.ndarray, hole: np.ndarray, model: Optional[Model],
                settings: FillSettings, axis: str, nonfinite: int, brain: Optional[np.ndarray],
                progress: Optional[ProgressCallback], cancel: Optional[CancelToken], refiner: Optional[Refiner],
@@ -287,8 +295,8 @@ def _fill_slab(method: FillMethod, image: np.ndarray, affine: np.ndarray, hole: 
     part_slices = [int(s) for s in np.nonzero(near)[0]]   # not the slices between two lesions
     first = _slab_offset(affine, image.shape, box, axis)
     slab = Slab(reo=reo, voided=voided, hole=hole_r, brain=brain_r, axis=axis, slices=part_slices,
-                scale=context.scale, centre=context.centre, spacing=voxel_sizes(reo.ras_affine), volume=image,
-                volume_hole=hole, volume_affine=np.asarray(affine, dtype=np.float64), box=box, first_slice=first)
+                scale=context.scale, centre=context.centre, spacing=voxel_sizes(reo.ras_affine), volume=_read_only(image),
+                volume_hole=_read_only(hole), volume_affine=np.asarray(affine, dtype=np.float64), box=box, first_slice=first)
     slices = [first + s for s in part_slices]  # slice numbers of the whole volume (closest-RAS order)
     prepared = time.perf_counter()
 

@@ -231,10 +231,10 @@ def count_nonfinite_known(image: np.ndarray, hole: np.ndarray) -> int:
     return sum(int(np.count_nonzero(~np.isfinite(image[part]) & ~hole[part])) for part in chunks(image.shape))
 
 
-def check_filled(filled: np.ndarray, hole: np.ndarray, model: Any, method: str = "slices2d",
+def check_filled(filled: np.ndarray, hole: np.ndarray, method: str, model: Any = None,
                  refiner: Optional[dict] = None) -> None:
-    """Last step of a fill: InpaintError naming what produced the hole's values (`method`'s network: the
-    3D refiner's record for refine3d, else the slice model) if a hole voxel is not finite."""
+    """Last step of a fill: InpaintError naming what produced the hole's values (the 3D refiner's record for
+    refine3d, the slice model of a method that uses one, else the method) if a hole voxel is not finite."""
     bad = int(np.count_nonzero(~np.isfinite(filled[np.asarray(hole, dtype=bool)])))
     if not bad:
         return
@@ -243,6 +243,9 @@ def check_filled(filled: np.ndarray, hole: np.ndarray, model: Any, method: str =
         raise InpaintError(f"The 3D refiner {refiner.get('name', '?')} ({refiner.get('path') or 'in memory'}) "
                            f"produced {bad} NaN or infinite values in the hole, so nothing was written; its weights "
                            "are unusable: restore it from the release, or fill with --method slices2d.")
+    if model is None:
+        raise InpaintError(f"The fill method {method} produced {bad} NaN or infinite values in the hole, so nothing "
+                           "was written; choose another method (and report it to whoever wrote this one).")
     name = getattr(model, "name", "?")
     raise InpaintError(f"The model {name} ({getattr(model, 'path', None) or 'in memory'}) produced {bad} NaN or "
                        "infinite values in the hole, so nothing was written; its weights or the settings are "
@@ -298,7 +301,7 @@ def background_value(image: np.ndarray) -> float:
         return 0.0
     values, counts = np.unique(finite, return_counts=True)
     top = int(np.argmax(counts))
-    return float(values[top]) if counts[top] >= BACKGROUND_SHARE * faces.size else 0.0
+    return float(values[top]) + 0.0 if counts[top] >= BACKGROUND_SHARE * faces.size else 0.0   # + 0.0: no -0.0
 
 
 def outside_brain(image: np.ndarray, hole: np.ndarray, brain: Optional[np.ndarray],

@@ -38,10 +38,11 @@ BASELINE = "biharmonic-3d-mm"   # the app's classical reference: `inpaint bench`
 
 @dataclass
 class JobResult:
-    """A finished fill: the engine's result (file order), the model used and the comparison metrics."""
+    """A finished fill: the engine's result (file order), the slice model used (None: the method uses none) and
+    the comparison metrics."""
 
     fill: FillResult
-    model: Model
+    model: Optional[Model]
     scope: str
     dilate: int = 0
     threads: int = 1

@@ -16,6 +16,7 @@ from core.checkpoint import Model
 from core.errors import InpaintError
 from core.fill import FillSettings, fill_volume
 from core.job import CancelToken, Cancelled, Progress
+from core.methods import METHODS
 from core.modelspace import Reorientation, voxel_sizes
 from core.search import SearchSettings, latent_search
 
@@ -69,7 +70,7 @@ class FillWorker(QThread):
         job = self.job
         torch.set_num_threads(job.threads)  # set on the thread that runs the fill
         try:
-            model = job.load_model()
+            model = job.load_model() if METHODS[job.settings.method].needs_model else None
             self.token.raise_if_cancelled()
             fill = fill_volume(job.image, job.affine, job.hole, model, job.settings, brain=job.brain,
                                progress=self._report, cancel=self.token)

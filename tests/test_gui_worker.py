@@ -305,6 +305,19 @@ def test_a_skipped_mirror_is_said_with_its_reason(qtbot, window, monkeypatch):
     assert "slice" not in window.panel.eta.text()
 
 
+def test_a_method_without_a_slice_model_fills_without_loading_one(qtbot, window, monkeypatch):
+    """refine3d reads no slice model: the app does not load one (a NaN of a method was once blamed on the slice
+    model chosen in the form), and the export's sidecar has no model record."""
+    def unused(key):
+        raise AssertionError("the slice model was loaded")
+
+    monkeypatch.setattr(window.jobs, "model", unused)
+    window.panel.form.method.setCurrentIndex(window.panel.form.method.findData("refine3d"))
+    with qtbot.waitSignal(window.jobs.succeeded, timeout=60000):
+        window.session.run()
+    assert not window.errors and window.doc.result.model is None
+
+
 def test_the_3d_refiner_shows_lesion_progress_and_no_empty_loss_plot(qtbot, window, monkeypatch):
     monkeypatch.setattr(worker, "PROGRESS_INTERVAL", 3600.0)   # however fast the fill: each stage's end shows
     panel = window.panel

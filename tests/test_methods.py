@@ -143,3 +143,36 @@ def test_the_api_fills_with_the_default_method_without_a_slice_model(tiny_vae, m
     lazily = fill_volume(image, LAS, hole, settings=FillSettings(method="slices2d", iterations=2, restarts=1))
     assert np.array_equal(lazily.filled, fill_volume(image, LAS, hole, load_model(tiny_vae),
                                                      FillSettings(method="slices2d", iterations=2, restarts=1)).filled)
+
+
+class Careless(FillMethod):
+    """A plug-in with two bugs: it normalises the whole volume in place, and (`nan`) returns NaN in the hole."""
+
+    name = "careless"
+    description = "a method with bugs"
+    parameters = (Parameter("nan", False, "NaN", "return NaN in the hole"),)
+
+    def fill(self, slab: Slab, run: Run) -> MethodFill:
+        filled = slab.voided.copy()
+        if run.value("nan"):
+            filled[slab.hole] = np.nan
+        else:
+            slab.volume[slab.volume > 0] += 5
+        return MethodFill(filled=filled)
+
+
+def test_a_method_cannot_change_the_callers_image_and_its_nan_is_blamed_on_it(tiny_vae) -> None:
+    """The whole volume a method sees is read-only (a write once changed the caller's array and every voxel of the
+    output); NaN from a method without a slice model names the method, not a model it never used."""
+    register(Careless())
+    try:
+        image = synthetic_brain()
+        before = image.copy()
+        with pytest.raises(ValueError, match="read-only"):
+            fill_volume(image, LAS, _hole(image.shape), None, FillSettings(method="careless"))
+        assert np.array_equal(image, before)
+        with pytest.raises(InpaintError, match=r"^The fill method careless produced 135 NaN or infinite values in the hole"):
+            fill_volume(image, LAS, _hole(image.shape), load_model(tiny_vae),
+                        FillSettings(method="careless", extra=(("nan", True),)))
+    finally:
+        del METHODS["careless"]

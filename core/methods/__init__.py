@@ -1,4 +1,5 @@
-"""The fill methods, one module each, by name; adding a method is one module plus one line below.
+"""The fill methods, one module each, by name; adding a method is one module plus one line below, or, from
+another package, an entry point (`plugins`).
 
 `core.methods.base` holds the interface (`FillMethod`, `Parameter`, `Slab`, `Run`, `MethodFill`);
 `core.fill.fill_volume` runs a method, the command line, the app's settings form and the sidecar
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from . import plugins
 from .base import FillMethod, MethodFill, Parameter, Run, Slab
 from .poisson3d import Poisson3D
 from .refine3d import Refine3D
@@ -42,6 +44,9 @@ def parameters() -> dict[str, Parameter]:
     return found
 
 
+PLUGINS = plugins.load(register, METHODS, parameters())   # the installed packages' methods, after the built-in
+
+
 def users(name: str) -> list[str]:
     """The methods that read the setting `name` (`FillMethod.reads`: a parameter, `model`, `axis`, `seed`, ...)."""
     return [m.name for m in METHODS.values() if name in m.reads]
@@ -54,5 +59,5 @@ def used_settings(record: dict[str, Any]) -> dict[str, Any]:
     return dict(record) if method is None else {k: v for k, v in record.items() if k in method.reads}
 
 
-__all__ = ["FillMethod", "METHODS", "MethodFill", "Parameter", "Run", "Slab", "parameters", "register", "used_settings",
-           "users"]
+__all__ = ["FillMethod", "METHODS", "MethodFill", "PLUGINS", "Parameter", "Run", "Slab", "parameters",
+           "register", "used_settings", "users"]

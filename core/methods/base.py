@@ -99,8 +99,9 @@ class Slab:
     scale: IntensityScale         # the whole volume's intensity scale
     centre: tuple[float, float]   # the whole volume's model-grid centre (closest-RAS in-plane voxel indices)
     spacing: np.ndarray           # voxel sizes in mm, closest-RAS axes
-    volume: np.ndarray            # the whole image (file voxel order), for methods that look beyond the part
-    volume_hole: np.ndarray       # the whole hole (file voxel order)
+    volume: np.ndarray            # the whole image (file voxel order, read-only, hole values included), for
+                                  # methods that look beyond the part
+    volume_hole: np.ndarray       # the whole hole (file voxel order, read-only)
     volume_affine: np.ndarray     # the whole image's voxel-to-mm matrix
     box: tuple[slice, slice, slice]   # the part's place in the whole volume (file voxel order)
     first_slice: int = 0          # the whole volume's number (closest-RAS order) of the part's slice 0 of `axis`
@@ -166,5 +167,6 @@ class FillMethod:
         return hole_slab(hole, affine, axis, margin=self.extra_slices)
 
     def fill(self, slab: Slab, run: Run) -> MethodFill:
-        """Fill `slab.hole` in `slab.voided`; never read the hole's true values (they are zeroed)."""
+        """Fill `slab.hole` in `slab.voided`; never read the hole's true values (zeroed in `voided`, still in the
+        read-only `slab.volume`: leave `slab.volume_hole` out of what you read there)."""
         raise NotImplementedError
