@@ -15,6 +15,7 @@ weights now shipped. Also rewrites the held-out section of each shipped slice mo
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 import re
@@ -508,6 +509,7 @@ def results_markdown(by_name: dict[str, dict]) -> str:
 
 
 def main() -> None:
+    argparse.ArgumentParser(description=__doc__.split("\n\n")[0]).parse_args()
     by_name = load_runs()
     (ROOT / "docs" / "results.md").write_text(results_markdown(by_name), encoding="utf-8")
     README.write_text(replace_block(README.read_text(encoding="utf-8"),

@@ -9,7 +9,7 @@ a fill of the same brain at 1 mm with its fill at 2 mm.
 
 from __future__ import annotations
 
-import sys
+import argparse
 from pathlib import Path
 
 import nibabel as nib
@@ -18,7 +18,12 @@ from scipy import ndimage
 
 
 def main() -> int:
-    image_path, mask_path, out = Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("image", type=Path)
+    parser.add_argument("brainmask", type=Path)
+    parser.add_argument("out_dir", type=Path)
+    args = parser.parse_args()
+    image_path, mask_path, out = args.image, args.brainmask, args.out_dir
     out.mkdir(parents=True, exist_ok=True)
     for path, order, name in ((image_path, 3, "t1_1mm.nii.gz"), (mask_path, 0, "brainmask_1mm.nii.gz")):
         img = nib.load(path)

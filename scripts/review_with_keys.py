@@ -10,6 +10,7 @@ its raw dataset or its masks changed (SHA-256).
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import os
 import sys
@@ -51,7 +52,9 @@ def window(app: QApplication, settings: Path):
 
 
 def main() -> int:
-    out = Path(sys.argv[1]).resolve()
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("out_dir", type=Path, help="an `inpaint bids` output folder")
+    out = parser.parse_args().out_dir.resolve()
     links = dataset_links(out)
     folders = [out] + [links[k] for k in ("raw", "masks") if k in links]
     before = checksums(*folders)

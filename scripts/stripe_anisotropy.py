@@ -10,6 +10,7 @@ difference of a smooth image grows with the square of the voxel size, the truth'
 
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
 
@@ -26,11 +27,18 @@ from core.roughness import stripe_metrics  # noqa: E402
 
 BLUR_MM = (0.0, 1.0, 2.0)
 
-for scan in cohort_scans(ROOT / ".." / "shared" / "data" / "train_cohort", "validation"):
-    data = load_bench_data(scan.image, scan.brainmask)
-    blurred = [ndimage.gaussian_filter(data.image, mm / data.voxel_mm) if mm else data.image for mm in BLUR_MM]
-    ratios = [[stripe_metrics(np.where(case.hole, b, data.image), data.image, case.hole, AXIAL)["stripe_ratio"]
-               for b in blurred] for case in make_cases(data.brain, data.voxel_mm, ["blob10", "blob16", "cube16"], 2, 0)]
-    print(f"{scan.dataset}/{scan.image.name.split('_T1w')[0]} voxels {np.round(data.voxel_mm, 3).tolist()} mm: "
-          f"stripe ratio of the truth blurred by {'/'.join(f'{mm:g}' for mm in BLUR_MM)} mm: "
-          + " / ".join(f"{v:.2f}" for v in np.mean(ratios, axis=0)), flush=True)
+
+def main() -> None:
+    argparse.ArgumentParser(description=__doc__.split("\n\n")[0]).parse_args()
+    for scan in cohort_scans(ROOT / ".." / "shared" / "data" / "train_cohort", "validation"):
+        data = load_bench_data(scan.image, scan.brainmask)
+        blurred = [ndimage.gaussian_filter(data.image, mm / data.voxel_mm) if mm else data.image for mm in BLUR_MM]
+        ratios = [[stripe_metrics(np.where(case.hole, b, data.image), data.image, case.hole, AXIAL)["stripe_ratio"]
+                   for b in blurred] for case in make_cases(data.brain, data.voxel_mm, ["blob10", "blob16", "cube16"], 2, 0)]
+        print(f"{scan.dataset}/{scan.image.name.split('_T1w')[0]} voxels {np.round(data.voxel_mm, 3).tolist()} mm: "
+              f"stripe ratio of the truth blurred by {'/'.join(f'{mm:g}' for mm in BLUR_MM)} mm: "
+              + " / ".join(f"{v:.2f}" for v in np.mean(ratios, axis=0)), flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -348,3 +348,12 @@ def test_volume_context_equals_the_whole_volume_computation(axis: str, with_brai
     known = voided[brain_r & ~hole_r]
     assert known_range == (float(known.min()), float(known.max()))
     assert center == SliceGrid.for_volume(brain_r, reo.ras_affine, axis, 24, 8.0).center
+
+
+def test_a_negative_zero_border_is_recorded_as_background_0() -> None:
+    """The sidecar's `background` once read -0.0 for a scan whose border voxels are -0.0."""
+    from core.inputs import background_value
+
+    image = np.full((8, 8, 8), -0.0, np.float32)
+    image[3:5, 3:5, 3:5] = 7
+    assert str(background_value(image)) == "0.0"
