@@ -142,9 +142,17 @@ def _run_fill(args: argparse.Namespace) -> int:
 
 def _fill_and_report(args: argparse.Namespace) -> int:
     from .fill_file import fill_file
+    from .inputs import other_contrast
+    from .methods import METHODS
     from .progress import ProgressBar
 
     settings = _settings(args)
+    method = METHODS[settings.method]
+    contrast = other_contrast(args.image)
+    if contrast and (method.needs_model or method.needs_refiner):
+        print(f"inpaint: note: {args.image} is named as a {contrast} image; the networks learned T1-weighted brains "
+              "and may fill it worse than the classical fill: --method biharmonic3d fills without them.",
+              file=sys.stderr)
     bar = None if args.quiet else ProgressBar("fill")
     try:
         done = fill_file(args.image, args.mask, args.output, settings, model=args.model, brainmask=args.brainmask,

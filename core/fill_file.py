@@ -17,7 +17,7 @@ from .checkpoint import Model
 from .errors import InpaintError
 from .fill import FillResult, FillSettings, fill_volume
 from .inputs import count_lesions
-from .job import ProgressCallback
+from .job import CancelToken, ProgressCallback
 from .methods import METHODS
 from .normalize import MAX_BRAIN_ML
 from .refine3d import Refiner
@@ -61,7 +61,8 @@ def fill_file(image_path: PathLike, mask_path: PathLike, output_path: PathLike, 
               threshold: Optional[float] = None,
               reference: Optional[PathLike] = None, keep_dtype: bool = False, force: bool = False,
               refiner: Optional[Refiner] = None, progress: Optional[ProgressCallback] = None,
-              describe: Optional[Describe] = None, uncertainty: Optional[PathLike] = None) -> FileFill:
+              describe: Optional[Describe] = None, uncertainty: Optional[PathLike] = None,
+              cancel: Optional[CancelToken] = None) -> FileFill:
     """Fill `mask_path`'s voxels of `image_path` and write `output_path` plus its sidecar (both or neither).
 
     `model` is a loaded slice model, or a shipped name / checkpoint path (None: the default), loaded after
@@ -71,8 +72,9 @@ def fill_file(image_path: PathLike, mask_path: PathLike, output_path: PathLike, 
     zero outside the hole), checked with the other targets and written after the volume and its sidecar; the
     sidecar's `uncertainty` gives its mean (`mean_sd`) and that mean as a share of the intensity range the fill
     normalised with (`mean_sd_share`: hi - lo of `FillResult.scale`, comparable across scans).
-    Paths may be `str` or `os.PathLike`; `settings` None means FillSettings(). Inputs are never written; every
-    user error is an InpaintError of one sentence.
+    Paths may be `str` or `os.PathLike`; `settings` None means FillSettings(). `cancel` (a `CancelToken`, e.g.
+    cancelled from another thread) stops the fill with `Cancelled` before anything is written. Inputs are never
+    written; every user error is an InpaintError of one sentence.
     """
     from .registry import resolve_model
     from .sidecar import build_sidecar
@@ -108,7 +110,7 @@ def fill_file(image_path: PathLike, mask_path: PathLike, output_path: PathLike, 
     check_outputs(output_path, inputs=inputs, force=force, like=image, keep_dtype=keep_dtype)
     nonfinite = _check_image_content(image.data, hole, brain, image_path, mask_path, brainmask, dilate)
     result = fill_volume(image.data, image.affine, hole, model, settings, brain=brain, progress=progress,
-                         refiner=refiner)
+                         refiner=refiner, cancel=cancel)
     metrics = _metrics(result, reference, image) if reference else None
     brain_ml = result.brain_voxels * voxel_ml(image.affine)
     extra = {"brain_ml": round(brain_ml, 1), "SkullStripped": skull_stripped(image.data, image.affine),
@@ -139,12 +141,18 @@ def fill_file(image_path: PathLike, mask_path: PathLike, output_path: PathLike, 
 
 
 def skull_stripped(data: np.ndarray, affine: np.ndarray) -> bool:
-    """BIDS `SkullStripped`: the image holds no more nonzero tissue than a brain (MAX_BRAIN_ML); with skull and scalp
-    it holds two to four times as much."""
+    """BIDS `SkullStripped`: the image holds no more tissue (finite voxels other than its background,
+    `core.inputs.background_value`) than a brain (MAX_BRAIN_ML); with skull and scalp it holds two to four times as
+    much."""
+    from .inputs import background_value
     from .volume import chunks
 
-    nonzero = sum(int(np.count_nonzero(data[part])) for part in chunks(data.shape))
-    return nonzero * voxel_ml(affine) <= MAX_BRAIN_ML
+    background = background_value(data)
+    tissue = 0
+    for part in chunks(data.shape):
+        values = data[part]
+        tissue += int(np.count_nonzero(np.isfinite(values) & (values != background)))
+    return tissue * voxel_ml(affine) <= MAX_BRAIN_ML
 
 
 def _check_uncertainty_target(path: Path, output_path: Path, inputs: list, settings: FillSettings,

@@ -13,6 +13,9 @@ copies; whole-volume checks go part by part (`core.volume.chunks`).
 
 from __future__ import annotations
 
+import os
+import re
+from pathlib import Path
 from typing import Any, NamedTuple, Optional, Sequence, Union
 
 import numpy as np
@@ -304,25 +307,43 @@ def background_value(image: np.ndarray) -> float:
     return float(values[top]) + 0.0 if counts[top] >= BACKGROUND_SHARE * faces.size else 0.0   # + 0.0: no -0.0
 
 
+OTHER_CONTRASTS = {"t2w": "T2-weighted", "t2": "T2-weighted", "flair": "FLAIR", "t2starw": "T2*-weighted",
+                   "t2star": "T2*-weighted", "pdw": "proton-density", "pd": "proton-density", "dwi": "diffusion",
+                   "bold": "BOLD"}
+
+
+def other_contrast(path: Union[str, os.PathLike]) -> Optional[str]:
+    """The contrast a file's name says it holds when that is not T1-weighted (a BIDS suffix such as `_FLAIR`, or a
+    word of the name such as `t2`), else None; the networks learned T1-weighted brains only."""
+    words = re.split(r"[^a-z0-9*]+", Path(path).name.lower().replace("t2*", "t2star"))
+    found = [OTHER_CONTRASTS[w] for w in words if w in OTHER_CONTRASTS]
+    return found[-1] if found and not {"t1w", "t1"} & set(words) else None
+
+
+OUTSIDE_REACH = 10   # voxels beyond the hole's box a background region must reach to count as outside the brain
+
+
 def outside_brain(image: np.ndarray, hole: np.ndarray, brain: Optional[np.ndarray],
                   background: float) -> Optional[np.ndarray]:
     """Hole voxels outside the brain, which a fill leaves as they are (None when there are none): outside `brain`
     when it is given; without it, hole voxels holding the background (`background`, or not finite) that connect
-    through such hole voxels to background voxels outside the hole (a mask spilling over the brain's edge; a dark
-    cavity enclosed by tissue is still filled). Works on the hole's box: no whole-volume temporaries."""
+    through such voxels to the edge of the hole's box widened by OUTSIDE_REACH voxels (a mask spilling over the
+    brain's edge onto the background around it). A dark cavity enclosed by tissue within that reach is filled,
+    even where it pokes out of the mask. Works on that box: no whole-volume temporaries."""
     hole = np.asarray(hole, dtype=bool)
-    box = hole_box(hole, margin=1)
-    inside = hole[box]
     if brain is not None:
-        found = inside & ~np.asarray(brain[box], dtype=bool)
+        box = hole_box(hole)
+        found = hole[box] & ~np.asarray(brain[box], dtype=bool)
     else:
+        box = hole_box(hole, margin=OUTSIDE_REACH)
+        inside = hole[box]
         part = image[box]
         empty = ~np.isfinite(part) | (part == background)
         if not (empty & inside).any():
             return None
         labels, _ = ndimage.label(empty, structure=np.ones((3, 3, 3), dtype=bool))
-        reached = np.unique(labels[empty & ~inside])
-        found = np.isin(labels, reached[reached > 0]) & inside
+        edges = np.concatenate([np.take(labels, index, axis=axis).ravel() for axis in range(3) for index in (0, -1)])
+        found = np.isin(labels, np.unique(edges[edges > 0])) & inside
     if not found.any():
         return None
     outside = np.zeros(hole.shape, dtype=bool)

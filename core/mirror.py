@@ -36,7 +36,9 @@ WEIGHT = 0.5             # share of the mirrored detail added to the fill (chose
 MIN_SIDE = 4             # coarse blocks needed along every axis
 MIN_BLOCKS = 200         # known coarse blocks needed to register the hemispheres
 MAX_BLOCKS = 1 << 18     # largest coarse grid registered (a 256 mm cube of 1 mm voxels in 4 mm blocks)
-MIN_CORRELATION = 0.5    # below it the two hemispheres do not match: no mirror
+MIN_CORRELATION = 0.73   # below it the two hemispheres do not match: no mirror (validation split: wrong planes of
+                         # rotated heads and cropped fields of view <= 0.67 after the restarts, right ones >= 0.79)
+RESTARTS_DEG = ((0.0, 30.0, 0.0), (0.0, -30.0, 0.0), (0.0, 0.0, 30.0), (0.0, 0.0, -30.0))   # about AP, then SI
 
 
 class NoReflection(Exception):
@@ -115,13 +117,45 @@ def scan_reflection(image: np.ndarray, hole: np.ndarray, affine: np.ndarray) -> 
     return found.through(inv_ornt_aff(reo.to_ras, image.shape))
 
 
+def _register(images: list, small: np.ndarray, known: np.ndarray,
+              angles: tuple[float, float, float]) -> tuple[sitk.Transform, float]:
+    """The rigid registration of the flipped coarse image onto the image, started at the moments' centre and
+    `angles` (degrees about the image axes), and the correlation it reaches over the known blocks."""
+    reg = sitk.ImageRegistrationMethod()
+    reg.SetNumberOfThreads(1)  # one work split on every machine: the same result at any core count
+    reg.SetMetricAsCorrelation()
+    reg.SetMetricFixedMask(images[2])
+    reg.SetMetricMovingMask(images[3])
+    reg.SetInterpolator(sitk.sitkLinear)
+    reg.SetOptimizerAsRegularStepGradientDescent(1.0, 1e-4, 200)
+    reg.SetOptimizerScalesFromPhysicalShift()
+    reg.SetShrinkFactorsPerLevel([2, 1])
+    reg.SetSmoothingSigmasPerLevel([1, 0])
+    start = sitk.Euler3DTransform(run_interruptibly(lambda: sitk.CenteredTransformInitializer(
+        images[0], images[1], sitk.Euler3DTransform(), sitk.CenteredTransformInitializerFilter.MOMENTS)))
+    if any(angles):
+        start.SetRotation(*(float(np.radians(a)) for a in angles))
+    reg.SetInitialTransform(start, inPlace=False)
+    try:
+        transform = run_interruptibly(lambda: reg.Execute(images[0], images[1]))
+    except RuntimeError as exc:
+        raise NoReflection(f"the mid-sagittal registration failed ({_itk_reason(exc)})") from None
+    moved = _array(sitk.Resample(images[1], images[0], transform, sitk.sitkLinear, 0.0))
+    overlap = known & (_array(sitk.Resample(images[3], images[0], transform, sitk.sitkNearestNeighbor, 0)) > 0)
+    with np.errstate(divide="ignore", invalid="ignore"):   # a constant image: NaN, counted as no match (0)
+        correlation = float(np.corrcoef(small[overlap], moved[overlap])[0, 1]) if overlap.sum() >= MIN_BLOCKS else 0.0
+    return transform, correlation if np.isfinite(correlation) else 0.0
+
+
 def find_reflection(image: np.ndarray, hole: np.ndarray, spacing: Sequence[float], axis: int) -> Reflection:
     """Register `image` flipped along `axis` rigidly onto itself on a coarse grid, hole voxels left out.
 
     The coarse grid holds block means of about COARSE_MM (coarser when that gives more than MAX_BLOCKS;
     read a slab at a time: no whole-volume copy); non-finite voxels count as 0. The SimpleITK calls
-    run interruptibly (`core.job.run_interruptibly`): Ctrl+C stops them. Raises NoReflection when the
-    volume is too small, the registration fails or the registered hemispheres correlate below MIN_CORRELATION.
+    run interruptibly (`core.job.run_interruptibly`): Ctrl+C stops them. A registration that ends below
+    MIN_CORRELATION is started again from RESTARTS_DEG (a strongly rotated head) and the best one kept. Raises
+    NoReflection when the volume is too small, a registration fails or the best correlation stays below
+    MIN_CORRELATION.
     """
     spacing = np.asarray(spacing, dtype=np.float64)
     step = np.maximum(1, np.round(COARSE_MM / spacing)).astype(int)
@@ -142,27 +176,12 @@ def find_reflection(image: np.ndarray, hole: np.ndarray, spacing: Sequence[float
     origin = (step - 1) / 2.0 * spacing     # block centres in mm from voxel 0 of the image
     images = [_itk(a, coarse, origin) for a in (small, small[tuple(flip)], known.astype(np.uint8),
                                                 known[tuple(flip)].astype(np.uint8))]
-    reg = sitk.ImageRegistrationMethod()
-    reg.SetNumberOfThreads(1)  # one work split on every machine: the same result at any core count
-    reg.SetMetricAsCorrelation()
-    reg.SetMetricFixedMask(images[2])
-    reg.SetMetricMovingMask(images[3])
-    reg.SetInterpolator(sitk.sitkLinear)
-    reg.SetOptimizerAsRegularStepGradientDescent(1.0, 1e-4, 200)
-    reg.SetOptimizerScalesFromPhysicalShift()
-    reg.SetShrinkFactorsPerLevel([2, 1])
-    reg.SetSmoothingSigmasPerLevel([1, 0])
-    start = run_interruptibly(lambda: sitk.CenteredTransformInitializer(
-        images[0], images[1], sitk.Euler3DTransform(), sitk.CenteredTransformInitializerFilter.MOMENTS))
-    reg.SetInitialTransform(start, inPlace=False)
-    try:
-        transform = run_interruptibly(lambda: reg.Execute(images[0], images[1]))
-    except RuntimeError as exc:
-        raise NoReflection(f"the mid-sagittal registration failed ({_itk_reason(exc)})") from None
-    moved = _array(sitk.Resample(images[1], images[0], transform, sitk.sitkLinear, 0.0))
-    overlap = known & (_array(sitk.Resample(images[3], images[0], transform, sitk.sitkNearestNeighbor, 0)) > 0)
-    with np.errstate(divide="ignore", invalid="ignore"):   # a constant image: NaN, reported by NoReflection below
-        correlation = float(np.corrcoef(small[overlap], moved[overlap])[0, 1]) if overlap.sum() >= MIN_BLOCKS else 0.0
+    transform, correlation = _register(images, small, known, (0.0, 0.0, 0.0))
+    if not correlation >= MIN_CORRELATION:   # a head rotated by 20 degrees or more: its mirror turns twice that,
+        for angles in RESTARTS_DEG:          # beyond the reach of a registration started at no rotation
+            tried = _register(images, small, known, angles)
+            if tried[1] > correlation:
+                transform, correlation = tried
     if not correlation >= MIN_CORRELATION:
         raise NoReflection(f"the hemispheres do not match (correlation {correlation:.2f} after registration, "
                            f"{MIN_CORRELATION} needed)")

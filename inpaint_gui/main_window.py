@@ -13,6 +13,7 @@ from PySide6.QtWidgets import QDockWidget, QGraphicsView, QMainWindow, QScrollAr
 from core import __version__
 from core.checkpoint import load_model
 from core.errors import InpaintError
+from core.inputs import other_contrast
 from core.registry import default_model_name, list_models
 
 from .actions import build_actions, build_toolbar, connect_action, shortcut_table
@@ -33,6 +34,8 @@ PANEL_WIDTH = 300
 WINDOW_SIZE = QSize(1400, 900)  # on a smaller screen: its free area
 SKULL_ON = ("This image looks skull-on (more tissue than a brain holds). The models know only brain-extracted "
             "slices: load a brain mask (File > Load brain mask) or open the skull-stripped image.")
+OTHER_CONTRAST = ("This image is named as a {contrast} image; the networks learned T1-weighted brains and may fill "
+                  "it worse than the classical fill: Method biharmonic3d fills without them.")
 MOUSE_HELP = (("Left drag", "paint (eraser tool: erase)"), ("Right drag", "erase"),
               ("Ctrl+left click", "move the crosshair"), ("Wheel", "next / previous slice"),
               ("Shift+wheel", "brush size"), ("Ctrl+wheel", "zoom"), ("Middle drag", "pan"),
@@ -212,7 +215,10 @@ class MainWindow(QMainWindow):
             self.setWindowModified(doc.editor.modified or not doc.result_saved)
             self.panel.mark_result_stale(doc.stale_reason())
             self.panel.show_metrics_table(not doc.reviewed)
-            self.panel.set_image_note(SKULL_ON if doc.brain is None and doc.skull_on else "")
+            contrast = other_contrast(doc.path) if doc.path else None
+            notes = ([SKULL_ON] if doc.brain is None and doc.skull_on else []) + \
+                ([OTHER_CONTRAST.format(contrast=contrast)] if contrast else [])
+            self.panel.set_image_note(" ".join(notes))
         else:
             self.setWindowTitle("inpaint-gui")
 

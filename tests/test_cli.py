@@ -445,3 +445,21 @@ def test_a_model_given_as_the_current_folder_is_named_by_it_and_an_empty_name_is
     assert code == 2 and err.strip() == ("inpaint: error: The model name is empty; give a name from 'inpaint "
                                          "models' or a checkpoint folder.")
     assert not (tmp_path / "other.nii.gz").exists()
+
+
+def test_an_image_named_as_another_contrast_gets_a_note_pointing_to_the_classical_fill(brain_files, tmp_path,
+                                                                                       capsys) -> None:
+    """The networks learned T1-weighted brains: on a T2-like scan the default filled 35% worse than its own
+    biharmonic base, silently. A FLAIR or T2w name now gets one note; the classical fill needs none."""
+    image_path, mask_path, _ = brain_files
+    flair = tmp_path / "sub-01_FLAIR.nii.gz"
+    flair.write_bytes(image_path.read_bytes())
+    code, err = _run(capsys, "fill", flair, mask_path, "-o", tmp_path / "a.nii.gz", "--quiet")
+    assert code == 0 and ("inpaint: note: " + str(flair) + " is named as a FLAIR image; the networks learned "
+                          "T1-weighted brains and may fill it worse than the classical fill: --method biharmonic3d "
+                          "fills without them.") in err
+    code, err = _run(capsys, "fill", flair, mask_path, "-o", tmp_path / "b.nii.gz", "--quiet", "--method",
+                     "biharmonic3d")
+    assert code == 0 and "note" not in err
+    code, err = _run(capsys, "fill", image_path, mask_path, "-o", tmp_path / "c.nii.gz", "--quiet")
+    assert code == 0 and "named as" not in err   # sub-01_T1w

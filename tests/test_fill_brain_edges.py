@@ -53,6 +53,24 @@ def test_a_dark_cavity_enclosed_by_tissue_is_still_filled_without_a_brainmask() 
     hole[17:23, 21:27, 15:21] = True
     image[18:22, 22:26, 16:20] = 0                      # zero-valued voxels inside the lesion, enclosed by tissue
     assert outside_brain(image, hole, None, 0.0) is None
+    image[22:25, 23:25, 17:19] = 0   # the cavity pokes two voxels out of an under-drawn mask: still enclosed, filled
+    assert outside_brain(image, hole, None, 0.0) is None   # (343 of 1197 voxels were once left at 0, said outside)
+    image[24:40, 23:25, 17:19] = 0   # a channel to the background around the brain: the mask spills onto it
+    assert outside_brain(image, hole, None, 0.0).sum() == int((hole & (image == 0)).sum()) > 0
+
+
+def test_skull_stripped_counts_tissue_not_a_nan_or_shifted_background() -> None:
+    """BIDS SkullStripped: a skull-stripped scan with a NaN or -1000 background, or a scaled integer one whose
+    background is -2.2e-6, was said to be skull-on (every voxel counted as tissue)."""
+    from core.fill_file import skull_stripped
+
+    image = synthetic_brain(shape=(80, 96, 72))        # about 1.2 l of "brain" at 2 mm
+    affine = np.diag([2.0, 2.0, 2.0, 1.0])
+    for background in (0.0, np.nan, -1000.0, -2.2351741790771484e-06):
+        assert skull_stripped(np.where(image > 0, image, np.float32(background)), affine), background
+    head = np.zeros(image.shape, np.float32)
+    head[5:-5, 5:-5, 5:-5] = 50.0                      # 3.0 l of tissue with air around it: a head, skull on
+    assert not skull_stripped(head, affine)
 
 
 def test_a_mask_wholly_outside_the_brain_is_one_sentence(refiner) -> None:

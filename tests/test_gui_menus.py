@@ -351,6 +351,12 @@ def test_no_image_open_shows_a_hint_and_skull_on_images_warn(qtbot, tmp_path, di
     assert not w.viewer.empty.isVisible() and w.panel.image_note.isVisible()
     assert "skull" in w.panel.image_note.text()
     w.forget_changes()
+    flair = tmp_path / "sub-02_FLAIR.nii.gz"   # named as another contrast than the networks learned: said too
+    nib.save(nib.Nifti1Image(head * (np.indices(head.shape)[0] < 60), np.diag([2.0, 2.0, 2.0, 1.0])), flair)
+    assert w.files.open_image(flair)
+    assert w.panel.image_note.isVisible() and "named as a FLAIR image" in w.panel.image_note.text()
+    assert "biharmonic3d" in w.panel.image_note.text()
+    w.forget_changes()
 
 
 def test_next_and_previous_lesion_walk_the_lesions_in_slice_order_and_wrap(qtbot, window):

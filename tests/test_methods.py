@@ -70,8 +70,9 @@ def test_declared_defaults_are_the_settings_defaults_and_every_field_parameter_i
         for parameter in method.parameters:
             assert parameter.default == getattr(defaults, parameter.name), (method.name, parameter.name)
             assert type(parameter.default) is type(getattr(defaults, parameter.name))
-    assert set(METHODS) == {"slices2d", "poisson3d", "refine3d"}
+    assert set(METHODS) == {"slices2d", "poisson3d", "refine3d", "biharmonic3d"}
     assert METHODS["refine3d"].needs_refiner and not METHODS["refine3d"].needs_model
+    assert not (METHODS["biharmonic3d"].needs_refiner or METHODS["biharmonic3d"].needs_model)
     assert all(METHODS[m].needs_model for m in ("slices2d", "poisson3d"))
 
 
@@ -176,3 +177,28 @@ def test_a_method_cannot_change_the_callers_image_and_its_nan_is_blamed_on_it(ti
                         FillSettings(method="careless", extra=(("nan", True),)))
     finally:
         del METHODS["careless"]
+
+
+def test_biharmonic3d_is_the_benchs_biharmonic_3d_mm_and_reads_no_network(brain_files, tmp_path, capsys) -> None:
+    """The classical fill alone, for images the networks never learned: the bench's strongest classical baseline
+    on anisotropic voxels, through the command line, with a sidecar that names no model or refiner."""
+    from core.baselines import biharmonic_3d_mm_fill
+    from core.modelspace import Reorientation, voxel_sizes
+
+    image = synthetic_brain()
+    hole = _hole(image.shape)
+    affine = np.diag([-1.0, 1.33, 1.33, 1.0])   # 1 x 1.33 x 1.33 mm, as the ds000011 scans
+    result = fill_volume(image, affine, hole, None, FillSettings(method="biharmonic3d"))
+    reo = Reorientation.of(affine, image.shape)
+    expected = reo.undo(biharmonic_3d_mm_fill(reo.apply(image), reo.apply(hole), voxel_sizes(reo.ras_affine)))
+    np.testing.assert_allclose(result.filled[hole], expected[hole], rtol=1e-5, atol=1e-4)
+    assert np.array_equal(result.filled[~hole], image[~hole]) and result.refiner is None
+    image_path, mask_path, _ = brain_files
+    out = tmp_path / "classical.nii.gz"
+    assert main(["fill", str(image_path), str(mask_path), "-o", str(out), "--method", "biharmonic3d", "--quiet"]) == 0
+    record = json.loads((tmp_path / "classical.json").read_text())
+    assert record["method"]["name"] == "biharmonic3d" and record["method"]["refiner"] is None
+    assert "model" not in record and record["parameters"] == {"method": "biharmonic3d", "device": "auto"}
+    assert main(["fill", str(image_path), str(mask_path), "-o", str(tmp_path / "x.nii.gz"), "--method",
+                 "biharmonic3d", "--mirror", "0"]) == 2     # an option it does not read is refused
+    assert "--mirror is read only by --method refine3d" in capsys.readouterr().err

@@ -101,6 +101,22 @@ def test_fill_file_takes_str_paths_a_model_path_and_default_settings(brain_files
     assert Path(done.output).is_file() and done.record["model"]["path"] == str(Path(tiny_vae))
 
 
+def test_fill_file_stops_at_a_cancel_and_writes_nothing(brain_files, tiny_vae, tmp_path) -> None:
+    """As fill_volume: a token cancelled from another thread (here: the progress callback) stops the fill."""
+    from core.fill_file import fill_file
+    from core.job import CancelToken, Cancelled
+
+    image, mask, _ = brain_files
+    token = CancelToken()
+    settings = FillSettings(method="slices2d", iterations=50, restarts=1)
+    out = tmp_path / "out"
+    out.mkdir()
+    with pytest.raises(Cancelled):
+        fill_file(image, mask, out / "filled.nii.gz", settings, model=tiny_vae, cancel=token,
+                  progress=lambda p: token.cancel() if p.step >= 2 else None)
+    assert list(out.iterdir()) == []
+
+
 @pytest.mark.parametrize("field, value", [
     ("restarts", 0), ("iterations", 0), ("lr", float("inf")), ("lr", 1e30), ("lr", float("nan")), ("lr", 0.0),
     ("lam", float("inf")), ("lam", -1.0), ("lam", float("nan")), ("seed", 2 ** 70), ("seed", -1), ("window", 4),

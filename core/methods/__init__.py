@@ -12,6 +12,7 @@ from typing import Any
 
 from . import plugins
 from .base import FillMethod, MethodFill, Parameter, Run, Slab
+from .biharmonic3d import Biharmonic3D
 from .poisson3d import Poisson3D
 from .refine3d import Refine3D
 from .slices2d import Slices2D
@@ -28,6 +29,7 @@ def register(method: FillMethod) -> FillMethod:
 register(Slices2D())
 register(Poisson3D())
 register(Refine3D())
+register(Biharmonic3D())
 
 
 def fills_slices(method: str) -> bool:
