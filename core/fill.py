@@ -11,7 +11,7 @@ shipped 3D refiner nearest the voxels), takes the intensity scale and the model 
 the whole volume, cuts the method's box or slab in closest-RAS order (`core.methods.Slab`), reports
 progress, lets the method fill it, and writes the hole's values back. The methods (`METHODS`,
 `FillSettings.method`, recorded in the sidecar) are `refine3d` (default), `slices2d` (the original
-study) and `poisson3d`.
+study), `poisson3d`, `biharmonic3d` and any installed plug-in's (`core.methods.plugins`).
 """
 
 from __future__ import annotations
