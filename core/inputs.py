@@ -308,7 +308,7 @@ def background_value(image: np.ndarray) -> float:
 
 
 OTHER_CONTRASTS = {"t2w": "T2-weighted", "t2": "T2-weighted", "flair": "FLAIR", "t2starw": "T2*-weighted",
-                   "t2star": "T2*-weighted", "pdw": "proton-density", "pd": "proton-density", "dwi": "diffusion",
+                   "t2star": "T2*-weighted", "pdw": "proton-density", "dwi": "diffusion",
                    "bold": "BOLD"}
 
 

@@ -14,7 +14,7 @@ import torch
 from . import __version__
 from .checkpoint import Model
 from .fill import FillResult
-from .methods import METHODS
+from .methods import METHODS, PLUGINS
 from .jsonfiles import has_undecodable, sha256_file, write_json
 from .targets import check_target, input_files, sidecar_path
 
@@ -67,7 +67,8 @@ def build_sidecar(result: FillResult, model: Optional[Model], *, image_path: Opt
         "nonfinite_input_voxels": int(getattr(result, "nonfinite_voxels", 0)),
         "keep_dtype": keep_dtype,
         **({"model": _model_record(model)} if method.needs_model else {}),
-        "method": {"name": method.name, "description": method.description, "refiner": result.refiner},
+        "method": {"name": method.name, "description": method.description, "refiner": result.refiner,
+                   **({"plugin": PLUGINS.sources[method.name]} if method.name in PLUGINS.sources else {})},
         "parameters": result.settings.used(),
         "device": result.device,
         **({"axis": result.axis,

@@ -62,7 +62,8 @@ def main(argv: Optional[Sequence[str]] = None) -> NoReturn:
 
     for problem in PLUGINS.problems:   # a broken plug-in method is left out; said after the first file's message
         print(f"inpaint-gui: note: {problem}", file=sys.stderr)
-        QTimer.singleShot(0, lambda text=problem: window.statusBar().showMessage(text, 20000))
+    if PLUGINS.problems:
+        QTimer.singleShot(0, lambda: window.statusBar().showMessage(" ".join(PLUGINS.problems), 30000))
     status = int(app.exec())
     # Every file was written (atomically) and closed before the window could close; the interpreter's teardown
     # of torch, Qt and the volumes only takes seconds, so it is skipped.

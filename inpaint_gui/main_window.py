@@ -160,6 +160,7 @@ class MainWindow(QMainWindow):
         self.panel.cancelRequested.connect(self.session.cancel)
         self.panel.form.checkpointRequested.connect(self.load_checkpoint_dialog)
         self.panel.form.model.currentIndexChanged.connect(lambda *_: self._warm_up_model())
+        self.panel.form.method.currentIndexChanged.connect(lambda *_: self._update_state())   # the image note
         self.panel.sliceRequested.connect(v.show_slice)
         self.files.opened.connect(self._document_opened)
         self.files.maskReplaced.connect(self._mask_replaced)
@@ -215,7 +216,9 @@ class MainWindow(QMainWindow):
             self.setWindowModified(doc.editor.modified or not doc.result_saved)
             self.panel.mark_result_stale(doc.stale_reason())
             self.panel.show_metrics_table(not doc.reviewed)
-            contrast = other_contrast(doc.path) if doc.path else None
+            chosen = self.panel.form.chosen()
+            learned = chosen.needs_model or chosen.needs_refiner   # a method with networks that learned T1w only
+            contrast = other_contrast(doc.path) if doc.path and learned else None
             notes = ([SKULL_ON] if doc.brain is None and doc.skull_on else []) + \
                 ([OTHER_CONTRAST.format(contrast=contrast)] if contrast else [])
             self.panel.set_image_note(" ".join(notes))

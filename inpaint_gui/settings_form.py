@@ -92,7 +92,8 @@ class SettingsForm(QGroupBox):
         for parameter in parameters().values():
             if parameter.app:
                 self.parameters[parameter.name] = widget = parameter_widget(parameter)
-                setattr(self, parameter.name, widget)
+                if parameter.name not in vars(type(self)) and parameter.name not in vars(self):
+                    setattr(self, parameter.name, widget)   # never in place of the form's own methods or fields
         self.dilate = _int(0, 3, 1, 0, "Grow the mask by this many voxels in 3D before filling (like inpaint fill "
                                        "--dilate; lesion-filling practice: 1-2), so the lesion's rim is filled too.")
         self.dilate.setSuffix(" vox")

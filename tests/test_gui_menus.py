@@ -356,6 +356,11 @@ def test_no_image_open_shows_a_hint_and_skull_on_images_warn(qtbot, tmp_path, di
     assert w.files.open_image(flair)
     assert w.panel.image_note.isVisible() and "named as a FLAIR image" in w.panel.image_note.text()
     assert "biharmonic3d" in w.panel.image_note.text()
+    form = w.panel.form
+    form.method.setCurrentIndex(form.method.findData("biharmonic3d"))   # the classical fill chosen: nothing to say
+    assert "named as" not in w.panel.image_note.text()
+    form.method.setCurrentIndex(form.method.findData("refine3d"))
+    assert "named as a FLAIR image" in w.panel.image_note.text()
     w.forget_changes()
 
 

@@ -269,6 +269,7 @@ def test_current_slice_scope_says_what_was_left(qtbot, window):
         window.panel.eta.text()
     assert "1 axial slice " in window.panel.eta.text()  # singular
     window.panel.form.dilate.setValue(1)   # the voxels left are then the dilated mask's, not painted ones
+    qtbot.waitUntil(lambda: window.act["run"].isEnabled(), timeout=30000)   # Run is back once the metrics are in
     with qtbot.waitSignal(window.jobs.succeeded, timeout=60000):
         window.act["run"].trigger()
     fill = window.doc.result.fill

@@ -130,6 +130,25 @@ def test_the_settings_form_shows_only_the_chosen_methods_fields(mean3d, qtbot) -
     assert form.fill_settings(0).extra == ()
 
 
+def test_a_parameter_named_like_the_forms_own_attributes_leaves_the_form_working(qtbot) -> None:
+    """A plug-in's parameter `chosen` replaced the form's method of that name: the app could not build its window."""
+    from inpaint_gui.settings_form import SettingsForm
+
+    class Chosen(Mean3D):
+        name = "chosen3d"
+        parameters = (Parameter("chosen", 2, "Chosen", "a name the form uses itself", low=1, high=3),)
+
+    register(Chosen())
+    try:
+        form = SettingsForm()
+        qtbot.addWidget(form)
+        form.method.setCurrentIndex(form.method.findData("chosen3d"))
+        assert form.chosen().name == "chosen3d" and form.parameters["chosen"].isVisibleTo(form)
+        assert form.fill_settings(0).extra == (("chosen", 2),)
+    finally:
+        del METHODS["chosen3d"]
+
+
 def test_the_api_fills_with_the_default_method_without_a_slice_model(tiny_vae, monkeypatch) -> None:
     import core.registry
 

@@ -53,11 +53,29 @@ PLUGIN = textwrap.dedent('''
         parameters = (Parameter("ring", 2, "Ring", "the same name, another meaning", low=1, high=9),)
 
 
+    class OptionDilate(ShellMean):
+        name = "optiondilate"
+        parameters = (Parameter("shellwidth", 1, "Width", "an option the command line uses", low=1, high=2,
+                                option="dilate"),)
+
+
+    class TextDefault(ShellMean):
+        name = "textdefault"
+        parameters = (Parameter("mode", "fast", "Mode", "a word, not a number"),)
+
+
+    class TakesExtra(ShellMean):
+        name = "takesextra"
+        parameters = (Parameter("extra", 1, "Extra", "a setting's name", low=1, high=2),)
+
+
     NOT_A_METHOD = 3
 ''')
 ENTRY_POINTS = {"shellmean": "demo_plugin:ShellMean", "broken": "demo_plugin_missing:Nothing",
                 "clash": "demo_plugin:Clash", "takesoutput": "demo_plugin:TakesOutput",
-                "widerring": "demo_plugin:WiderRing", "number": "demo_plugin:NOT_A_METHOD"}
+                "widerring": "demo_plugin:WiderRing", "number": "demo_plugin:NOT_A_METHOD",
+                "optiondilate": "demo_plugin:OptionDilate", "textdefault": "demo_plugin:TextDefault",
+                "takesextra": "demo_plugin:TakesExtra"}
 
 
 @pytest.fixture
@@ -91,8 +109,14 @@ def test_an_installed_plugin_fills_and_broken_ones_are_left_out_in_one_sentence(
         "exists already; update or uninstall demo-plugin 0.1.",
         "inpaint: note: The fill method plug-in number (demo-plugin 0.1) is left out: demo_plugin:NOT_A_METHOD is "
         "not a FillMethod subclass or instance; update or uninstall demo-plugin 0.1.",
+        "inpaint: note: The fill method plug-in optiondilate (demo-plugin 0.1) is left out: its parameter shellwidth "
+        "would take the command line's option or setting dilate; update or uninstall demo-plugin 0.1.",
+        "inpaint: note: The fill method plug-in takesextra (demo-plugin 0.1) is left out: its parameter extra would "
+        "take the command line's option or setting extra; update or uninstall demo-plugin 0.1.",
         "inpaint: note: The fill method plug-in takesoutput (demo-plugin 0.1) is left out: its parameter output "
-        "would take the command line's option --output; update or uninstall demo-plugin 0.1.",
+        "would take the command line's option or setting output; update or uninstall demo-plugin 0.1.",
+        "inpaint: note: The fill method plug-in textdefault (demo-plugin 0.1) is left out: its parameter mode has a "
+        "default of str; a parameter is a number or a switch; update or uninstall demo-plugin 0.1.",
         "inpaint: note: The fill method plug-in widerring (demo-plugin 0.1) is left out: its parameter ring "
         "differs from another method's of that name; update or uninstall demo-plugin 0.1."]
     image_path, mask_path, hole = brain_files
@@ -105,6 +129,7 @@ def test_an_installed_plugin_fills_and_broken_ones_are_left_out_in_one_sentence(
     assert np.array_equal(filled[~hole], image[~hole]) and np.unique(filled[hole]).size == 1
     record = json.loads(out.with_suffix("").with_suffix(".json").read_text())
     assert record["method"]["name"] == "shellmean" and record["parameters"]["ring"] == 2
+    assert record["method"]["plugin"] == "demo-plugin 0.1"
     default = _inpaint(site, "fill", image_path, mask_path, "-o", tmp_path / "default.nii.gz", "--quiet")
     assert default.returncode == 0, default.stderr   # the built-in default is untouched by the broken plug-ins
 
@@ -117,11 +142,19 @@ def test_without_plugins_nothing_is_said(site, tmp_path):
     assert "fill methods: slices2d, poisson3d, refine3d, biharmonic3d\n" in listed.stdout
 
 
-def test_the_reserved_names_cover_every_option_of_fill_and_bids_that_is_not_a_method_parameter():
+def test_the_reserved_names_cover_every_option_and_setting_that_is_not_a_method_parameter():
+    import dataclasses
+
+    from core.fill import FillSettings
+
     parser = build_parser()
     commands = next(a for a in parser._actions if a.dest == "command").choices
-    dests = {action.dest for name in ("fill", "bids") for action in commands[name]._actions}
-    assert dests - set(parameters()) <= plugins.RESERVED
+    actions = [action for name in ("fill", "bids") for action in commands[name]._actions]
+    words = {action.dest for action in actions} | {option.lstrip("-").replace("-", "_") for action in actions
+                                                    for option in action.option_strings}
+    own = set(parameters()) | {p.flag.lstrip("-").replace("-", "_") for p in parameters().values()}
+    assert words - own <= plugins.RESERVED
+    assert {f.name for f in dataclasses.fields(FillSettings)} - set(parameters()) <= plugins.RESERVED
 
 
 class SlicesCopy(type(METHODS["slices2d"])):
@@ -137,3 +170,23 @@ def test_a_plugin_reusing_a_built_in_parameter_object_is_taken(monkeypatch):
     found = plugins.load(lambda method: registered.setdefault(method.name, method), dict(METHODS), parameters())
     assert found.problems == [] and list(registered) == ["slices2d_copy"]
     assert found.sources == {"slices2d_copy": f"{__name__}:SlicesCopy"}   # no distribution: its entry point
+
+
+def test_a_cohort_filled_by_a_plugin_is_filled_again_when_the_plugin_is_upgraded(site, tmp_path):
+    """The sidecar names the plug-in's package and version, and `inpaint bids` compares it like a model checksum."""
+    from conftest import load_script
+
+    measure = load_script("measure_bids")
+    bids, masks = measure.build_cohort(tmp_path / "cohort", measure.EXAMPLE_SCANS[:1], crop=measure.EXAMPLE_CROP)
+    out = tmp_path / "filled"
+    run = ["bids", bids, out, "participant", "--masks", masks, "--method", "shellmean", "--quiet"]
+    first = _inpaint(site, *run)
+    assert first.returncode == 0, first.stderr
+    again = _inpaint(site, *run)
+    assert again.returncode == 0 and "skipped" in (out / "desc-filled_scans.tsv").read_text()
+    metadata = site / "demo_plugin-0.1.dist-info" / "METADATA"
+    metadata.write_text(metadata.read_text().replace("Version: 0.1", "Version: 0.2"))
+    upgraded = _inpaint(site, *run)
+    assert upgraded.returncode == 0, upgraded.stderr
+    table = (out / "desc-filled_scans.tsv").read_text()
+    assert "\tfilled\t" in table and "the plug-in method's package changed" in table

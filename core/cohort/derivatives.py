@@ -286,6 +286,7 @@ def fingerprint(record: dict[str, Any]) -> dict[str, Any]:
         "parameters": used_settings(parameters) if isinstance(parameters, dict) else parameters,
         "model": (record.get("model") or {}).get("sha256") if method is None or method.needs_model else None,
         "refiner": refiner.get("sha256"),
+        "plugin": (record.get("method") or {}).get("plugin"),   # a plug-in method's package and version
     }
 
 
@@ -293,7 +294,7 @@ _CHANGES = {"image": "the image changed", "mask": "the lesion mask changed", "br
             "dilate": "the mask dilation changed", "threshold": "the mask threshold changed",
             "keep_dtype": "the output data type changed",
             "parameters": "the fill settings changed", "model": "the slice model changed",
-            "refiner": "the 3D refiner changed"}
+            "refiner": "the 3D refiner changed", "plugin": "the plug-in method's package changed"}
 COPY_DEPENDS = ("image", "mask", "threshold")  # all a no_lesion copy depends on: other settings would copy alike
 
 

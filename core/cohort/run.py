@@ -22,7 +22,7 @@ from typing import Callable, Iterable, Optional, TextIO
 
 from ..errors import InpaintError
 from ..fill import FillSettings
-from ..methods import METHODS
+from ..methods import METHODS, PLUGINS
 from ..progress import ProgressBar
 from ..threads import choose_threads, cpu_count
 from .claims import LOGS, claim_scan, lock_path
@@ -174,7 +174,7 @@ def _expected(options: CohortOptions) -> dict:
     model = load_model(options.model).checksum if method.needs_model else None
     return {"dilate": options.dilate, "threshold": options.threshold, "keep_dtype": options.keep_dtype,
             "parameters": json.loads(json.dumps(options.settings.used())), "model": model,
-            "refine": method.needs_refiner}
+            "refine": method.needs_refiner, "plugin": PLUGINS.sources.get(method.name)}
 
 
 def _refiner_checksum(image: Path) -> str:

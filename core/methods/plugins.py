@@ -19,11 +19,13 @@ from typing import Callable
 from .base import FillMethod, Parameter
 
 GROUP = "brain_inpaint.methods"
-# options of `inpaint fill` / `inpaint bids` that are not method parameters: a plug-in parameter may not take them
-RESERVED = frozenset({"analysis_level", "axis", "bids_dir", "brainmask", "device", "dilate", "force", "help", "image",
-                      "jobs", "keep_dtype", "mask", "mask_entity", "masks", "method", "model", "out_dir", "output",
-                      "participant_label", "quiet", "reference", "scheduler", "seed", "session", "threads",
-                      "threshold", "uncertainty", "version", "command", "func"})
+# options of `inpaint fill` / `inpaint bids` and FillSettings fields that are not method parameters: a plug-in's
+# parameter may take neither their names nor their options
+RESERVED = frozenset({"analysis_level", "axis", "batch", "bids_dir", "brainmask", "device", "dilate", "extra", "force",
+                      "help", "image", "jobs", "keep_dtype", "mask", "mask_entity", "masks", "method", "model",
+                      "out_dir", "output", "participant_label", "preview_every", "quiet", "reference", "scheduler",
+                      "seed", "session", "session_label", "threads", "threshold", "uncertainty", "version",
+                      "command", "func", "o", "h"})
 
 
 class Unfit(Exception):
@@ -80,10 +82,19 @@ def _check(method: FillMethod, registered: dict[str, FillMethod], known: dict[st
     for parameter in method.parameters:
         if not isinstance(parameter, Parameter):
             raise Unfit(f"its parameter {parameter!r} is not a Parameter")
-        if parameter.name in RESERVED:
-            raise Unfit(f"its parameter {parameter.name} would take the command line's option {parameter.flag}")
-        if parameter.name in known and known[parameter.name] is not parameter:
-            raise Unfit(f"its parameter {parameter.name} differs from another method's of that name")
+        if not parameter.name.isidentifier() or parameter.name.startswith("_"):
+            raise Unfit(f"its parameter name {parameter.name!r} is not a plain word")
+        if type(parameter.default) not in (bool, int, float):
+            raise Unfit(f"its parameter {parameter.name} has a default of {type(parameter.default).__name__}; "
+                        "a parameter is a number or a switch")
+        option = parameter.flag.removeprefix("--no-").removeprefix("--").replace("-", "_")
+        for word in {parameter.name, option}:
+            if word in RESERVED:
+                raise Unfit(f"its parameter {parameter.name} would take the command line's option or setting {word}")
+            if word in known and known[word] is not parameter:
+                raise Unfit(f"its parameter {parameter.name} differs from another method's of that name")
+        if any(other.flag == parameter.flag and other is not parameter for other in known.values()):
+            raise Unfit(f"its parameter {parameter.name} would take another method's option {parameter.flag}")
 
 
 def _reason(exc: Exception) -> str:
