@@ -26,8 +26,8 @@ from scipy import ndimage
 
 from .checkpoint import Model
 from .errors import InpaintError
-from .job import CancelToken, Progress, ProgressCallback
-from .methods import METHODS, FillMethod, Run, Slab, used_settings
+from .job import CancelToken, Cancelled, Progress, ProgressCallback
+from .methods import METHODS, PLUGINS, FillMethod, MethodFill, Run, Slab, used_settings
 from .mirror import WEIGHT as MIRROR_WEIGHT
 from .modelspace import Reorientation, plane_axes, take_slice, voxel_sizes
 from .normalize import IntensityScale
@@ -262,6 +262,29 @@ class _SlabFill:
     uncertainty: Optional[np.ndarray] = None  # predicted SD of the hole voxels (refine3d)
 
 
+def _run_method(method: FillMethod, slab: Slab, run: Run) -> MethodFill:
+    """`method.fill`; a plug-in's failure or a result of the wrong shape is one sentence naming it (a built-in
+    method's bug keeps its traceback, for a report)."""
+    origin = PLUGINS.sources.get(method.name)
+    try:
+        out = method.fill(slab, run)
+    except (InpaintError, Cancelled):
+        raise
+    except Exception as exc:
+        if origin is None:
+            raise
+        first = (str(exc).strip().splitlines() or [""])[0].rstrip(".")
+        raise InpaintError(f"The fill method {method.name} (plug-in from {origin}) failed ({type(exc).__name__}: "
+                           f"{first}); nothing was written: choose another method or report it to its "
+                           "authors.") from None
+    shape = getattr(getattr(out, "filled", None), "shape", None)
+    if shape != slab.voided.shape:
+        raise InpaintError(f"The fill method {method.name}{f' (plug-in from {origin})' if origin else ''} returned "
+                           f"a fill of shape {shape} for a part of shape {slab.voided.shape}; nothing was written: "
+                           "choose another method.")
+    return out
+
+
 def _read_only(array: np.ndarray) -> np.ndarray:
     """A view a method cannot write through (a write raises): the caller's image stays as it was."""
     view = array.view()
@@ -309,7 +332,7 @@ def _fill_slab(method: FillMethod, image: np.ndarray, affine: np.ndarray, hole: 
 
     run = Run(settings=settings, device=device, model=model, refiner=refiner, cancel=cancel,
               previews=progress is not None and bool(settings.preview_every), report=report)
-    out = method.fill(slab, run)
+    out = _run_method(method, slab, run)
     searched = run.searched_at or time.perf_counter()
     filled = np.clip(reo.undo(out.filled)[slab_hole], *context.known_range) + background  # intensities the brain has
     generated = filled if out.generated is None else reo.undo(out.generated)[slab_hole] + background

@@ -69,13 +69,30 @@ PLUGIN = textwrap.dedent('''
         parameters = (Parameter("extra", 1, "Extra", "a setting's name", low=1, high=2),)
 
 
+    class Raises(ShellMean):
+        name = "raises"
+        parameters = ()
+
+        def fill(self, slab, run):
+            raise RuntimeError("plug-in bug\\nsecond line")
+
+
+    class WrongShape(ShellMean):
+        name = "wrongshape"
+        parameters = ()
+
+        def fill(self, slab, run):
+            return MethodFill(filled=slab.voided[:-1])
+
+
     NOT_A_METHOD = 3
 ''')
 ENTRY_POINTS = {"shellmean": "demo_plugin:ShellMean", "broken": "demo_plugin_missing:Nothing",
                 "clash": "demo_plugin:Clash", "takesoutput": "demo_plugin:TakesOutput",
                 "widerring": "demo_plugin:WiderRing", "number": "demo_plugin:NOT_A_METHOD",
                 "optiondilate": "demo_plugin:OptionDilate", "textdefault": "demo_plugin:TextDefault",
-                "takesextra": "demo_plugin:TakesExtra"}
+                "takesextra": "demo_plugin:TakesExtra", "raises": "demo_plugin:Raises",
+                "wrongshape": "demo_plugin:WrongShape"}
 
 
 @pytest.fixture
@@ -100,7 +117,8 @@ def _inpaint(site: Path, *argv) -> subprocess.CompletedProcess:
 def test_an_installed_plugin_fills_and_broken_ones_are_left_out_in_one_sentence(site, brain_files, tmp_path):
     listed = _inpaint(site, "models")
     assert listed.returncode == 0, listed.stderr
-    assert "fill methods: slices2d, poisson3d, refine3d, biharmonic3d, shellmean (plug-in from demo-plugin 0.1)" in listed.stdout
+    assert ("fill methods: slices2d, poisson3d, refine3d, biharmonic3d, raises (plug-in from demo-plugin 0.1), "
+            "shellmean (plug-in from demo-plugin 0.1), wrongshape (plug-in from demo-plugin 0.1)") in listed.stdout
     notes = listed.stderr.strip().splitlines()
     assert notes == [
         "inpaint: note: The fill method plug-in broken (demo-plugin 0.1) is left out: ModuleNotFoundError: No "
@@ -130,6 +148,14 @@ def test_an_installed_plugin_fills_and_broken_ones_are_left_out_in_one_sentence(
     record = json.loads(out.with_suffix("").with_suffix(".json").read_text())
     assert record["method"]["name"] == "shellmean" and record["parameters"]["ring"] == 2
     assert record["method"]["plugin"] == "demo-plugin 0.1"
+    for name, said in (("raises", "failed (RuntimeError: plug-in bug); nothing was written: choose another "
+                                  "method or report it to its authors."),
+                       ("wrongshape", "returned a fill of shape")):
+        broken = _inpaint(site, "fill", image_path, mask_path, "-o", tmp_path / f"{name}.nii.gz", "--method", name)
+        lines = [line for line in broken.stderr.splitlines() if not line.startswith("inpaint: note:")]
+        assert broken.returncode == 2 and len(lines) == 1 and said in lines[0], broken.stderr
+        assert f"The fill method {name} (plug-in from demo-plugin 0.1)" in lines[0]
+        assert not (tmp_path / f"{name}.nii.gz").exists()
     default = _inpaint(site, "fill", image_path, mask_path, "-o", tmp_path / "default.nii.gz", "--quiet")
     assert default.returncode == 0, default.stderr   # the built-in default is untouched by the broken plug-ins
 
