@@ -254,11 +254,12 @@ def write_description(out_dir: Path, bids_dir: Path, masks_dir: Path, settings: 
         "SourceDatasets": [{"URL": links["raw"]}, {"URL": links["masks"]}],
         "DatasetLinks": links,
     }
+    written = write_json(out_dir / DESCRIPTION, record)   # first: a run starting now must see the folder as ours
     readme = out_dir / README
     if not readme.exists():
         write_atomically(readme, lambda temp: temp.write_text(README_TEXT.format(version=__version__),
                                                               encoding="utf-8"))
-    return write_json(out_dir / DESCRIPTION, record)
+    return written
 
 
 def sources(scan_image: str, scan_mask: str, scan_brainmask: Optional[str]) -> list[str]:
