@@ -25,7 +25,7 @@ from nibabel.orientations import io_orientation
 from scipy import ndimage
 
 from .checkpoint import Model
-from .errors import InpaintError
+from .errors import InpaintError, described
 from .job import CancelToken, Cancelled, Progress, ProgressCallback
 from .methods import METHODS, PLUGINS, FillMethod, MethodFill, Run, Slab, used_settings
 from .mirror import WEIGHT as MIRROR_WEIGHT
@@ -273,10 +273,8 @@ def _run_method(method: FillMethod, slab: Slab, run: Run) -> MethodFill:
     except Exception as exc:
         if origin is None:
             raise
-        first = (str(exc).strip().splitlines() or [""])[0].rstrip(".")
-        raise InpaintError(f"The fill method {method.name} (plug-in from {origin}) failed ({type(exc).__name__}: "
-                           f"{first}); nothing was written: choose another method or report it to its "
-                           "authors.") from None
+        raise InpaintError(f"The fill method {method.name} (plug-in from {origin}) failed ({described(exc)}); "
+                           "nothing was written: choose another method or report it to its authors.") from None
     shape = getattr(getattr(out, "filled", None), "shape", None)
     if shape != slab.voided.shape:
         raise InpaintError(f"The fill method {method.name}{f' (plug-in from {origin})' if origin else ''} returned "

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import NoReturn, Optional, Sequence
 
 from core import __version__
+from core.errors import described
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -30,8 +31,7 @@ def install_excepthook(window) -> None:
 
     def hook(kind, value, tb) -> None:
         traceback.print_exception(kind, value, tb)
-        first = (str(value).strip().splitlines() or [""])[0].rstrip(".")
-        window.dialogs.error(f"Unexpected error ({kind.__name__}: {first}); the details were printed to the terminal.")
+        window.dialogs.error(f"Unexpected error ({described(value)}); the details were printed to the terminal.")
 
     sys.excepthook = hook
 

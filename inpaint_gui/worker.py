@@ -13,7 +13,7 @@ import torch
 from PySide6.QtCore import QThread, Signal
 
 from core.checkpoint import Model
-from core.errors import InpaintError
+from core.errors import InpaintError, described
 from core.fill import FillSettings, fill_volume
 from core.job import CancelToken, Cancelled, Progress
 from core.methods import METHODS
@@ -88,9 +88,7 @@ class FillWorker(QThread):
             self.failed.emit(str(exc))
         except Exception as exc:  # a failed job must never take the app down
             traceback.print_exc()
-            first = (str(exc).strip().splitlines() or [""])[0].rstrip(".")
-            self.failed.emit(f"The fill failed ({type(exc).__name__}: {first}); the details were printed to the "
-                             "terminal.")
+            self.failed.emit(f"The fill failed ({described(exc)}); the details were printed to the terminal.")
 
 
 class WarmUpWorker(QThread):

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from importlib.metadata import EntryPoint, entry_points
 from typing import Callable
 
+from ..errors import described
 from .base import FillMethod, Parameter
 
 GROUP = "brain_inpaint.methods"
@@ -98,5 +99,4 @@ def _check(method: FillMethod, registered: dict[str, FillMethod], known: dict[st
 
 
 def _reason(exc: Exception) -> str:
-    first = (str(exc).strip().splitlines() or [""])[0].rstrip(".")
-    return first if isinstance(exc, Unfit) else f"{type(exc).__name__}: {first}"
+    return str(exc) if isinstance(exc, Unfit) else described(exc)
