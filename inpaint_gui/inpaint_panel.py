@@ -18,7 +18,7 @@ from .document import BASELINE, JobResult
 from .settings_form import SettingsForm
 from .worker import finite_mean
 
-METRIC_ROWS = (("model", "Model fill"), (BASELINE, "Biharmonic 3D"))
+METRIC_ROWS = (("model", "This fill"), (BASELINE, "Biharmonic 3D"))   # the first row is named by the method once run
 FIELD_KEYS = (Qt.Key.Key_Up, Qt.Key.Key_Down, Qt.Key.Key_PageUp, Qt.Key.Key_PageDown)  # kept from the slice keys
 METRIC_COLUMNS = (("psnr", "PSNR dB", "{:.2f}", 1.0), ("ssim", "SSIM", "{:.3f}", 1.0),
                   ("mae", "MAE %", "{:.2f}", 100.0))  # MAE as % of the image's intensity range
@@ -199,6 +199,7 @@ class InpaintPanel(QWidget):
                  else f"{plural(count_lesions(fill.hole), 'lesion')}, {filled},")
         self.eta.setText(f"Filled {where} in {fill.seconds:.1f} s ({fill.device}, "
                          f"{plural(result.threads, 'thread')}).{note}")
+        self.metrics.setVerticalHeaderItem(0, QTableWidgetItem(fill.settings.method))
         self.show_metrics(result.metrics)
         self.losses.setRowCount(len(fill.final_loss))
         self.losses.setHorizontalHeaderLabels([f"{fill.axis} slice", "final loss"])
@@ -228,6 +229,7 @@ class InpaintPanel(QWidget):
         self._shown = ([], [])
         self._set_curve([], [])
         self.metrics.clearContents()
+        self.metrics.setVerticalHeaderItem(0, QTableWidgetItem(METRIC_ROWS[0][1]))
         self.losses.setRowCount(0)
         self._show_losses(False)
         self._set_note("")

@@ -434,6 +434,49 @@ def test_command_line_help():
     assert exit_info.value.code == 0
 
 
+def test_the_app_says_at_start_which_plugin_methods_were_left_out(qtbot, tmp_path, monkeypatch, capsys):
+    """`inpaint-gui` as started by its entry point: the demo brain opens and the status bar then names the broken
+    plug-ins (the opening's own message must not hide it)."""
+    import sys
+
+    from PySide6.QtCore import QSettings, QTimer
+
+    import core.methods
+    import inpaint_gui.app as app_module
+    import inpaint_gui.main_window as main_window
+    from core.methods.plugins import Plugins
+    from inpaint_gui.main_window import MainWindow
+
+    problems = ["The fill method plug-in aaa (aaa-fill 0.1) is left out: ImportError: no module named x; "
+                "update or uninstall aaa-fill 0.1.",
+                "The fill method plug-in bbb (bbb-fill 0.2) is left out: it is not a FillMethod; "
+                "update or uninstall bbb-fill 0.2."]
+    monkeypatch.setattr(core.methods, "PLUGINS", Plugins(sources={}, problems=problems))
+    monkeypatch.setattr(sys, "excepthook", sys.excepthook)
+    monkeypatch.setattr(main_window, "QSettings", lambda: QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat))
+
+    def exit_(status: int):
+        raise SystemExit(status)
+
+    monkeypatch.setattr(app_module.os, "_exit", exit_)
+    seen: dict = {}
+
+    def look() -> None:   # once the demo brain is open and the app is idle, read the status bar and close
+        window = next((w for w in QApplication.topLevelWidgets() if isinstance(w, MainWindow)), None)
+        if window is None or window.doc is None or window.jobs.running:
+            QTimer.singleShot(50, look)
+            return
+        QTimer.singleShot(300, lambda: (seen.setdefault("message", window.statusBar().currentMessage()),
+                                        window.close()))
+
+    QTimer.singleShot(0, look)
+    with pytest.raises(SystemExit) as exit_info:
+        app_module.main([])
+    assert exit_info.value.code == 0
+    assert seen["message"] == " ".join(problems)
+    assert capsys.readouterr().err.count("inpaint-gui: note: The fill method plug-in") == 2
+
+
 def test_unexpected_errors_become_a_dialog(window, monkeypatch):
     import sys
 

@@ -72,6 +72,8 @@ def test_run_fills_on_the_worker_with_preview_metrics_and_losses(qtbot, window):
     assert panel.losses.rowCount() == len(doc.result.fill.final_loss) == 2
     qtbot.waitUntil(lambda: bool(doc.result.metrics), timeout=30000)
     assert panel.metrics.item(0, 0).text() not in ("", "...") and panel.metrics.item(1, 0).text() not in ("", "...")
+    rows = [panel.metrics.verticalHeaderItem(row).text() for row in range(2)]
+    assert rows == [SEARCH, "Biharmonic 3D"]   # the row says which method filled, not "Model fill" for any of them
     assert len(panel._loss_y) > 0 and window.isWindowModified()
     assert window.act["export"].isEnabled() and window.act["layer_blended"].isChecked()
 
