@@ -8,4 +8,4 @@ class InpaintError(Exception):
 def described(exc: BaseException) -> str:
     """An unexpected error in a few words for a sentence: its type and the first line of its message."""
     first = (str(exc).strip().splitlines() or [""])[0].rstrip(".")
-    return f"{type(exc).__name__}: {first}"
+    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__

@@ -19,7 +19,7 @@ import torch
 from PySide6.QtCore import QObject, QThread, Signal
 
 from core.checkpoint import Model
-from core.errors import InpaintError
+from core.errors import InpaintError, described
 from core.job import CancelToken, Cancelled
 from core.live_preview import preview_fill, preview_hole, touched_lesions
 from core.refine3d import run_network, shipped_refiners
@@ -71,7 +71,7 @@ class PreviewWorker(QThread):
             self.failed.emit(f"No live preview: {exc}")
         except Exception as exc:  # a preview must never take the app down; Run reports errors properly
             traceback.print_exc()
-            self.failed.emit(f"No live preview ({type(exc).__name__}: {str(exc).strip().splitlines()[0]})")
+            self.failed.emit(f"No live preview ({described(exc)})")
 
 
 class RefinerWarmUp(QThread):

@@ -118,6 +118,27 @@ def test_a_stroke_on_the_background_alone_says_why_there_is_no_preview(qtbot, wi
     assert "Error" not in said.args[0] and doc.live is None
 
 
+
+def test_a_preview_that_fails_without_a_message_says_so_once(qtbot, window, monkeypatch):
+    """An error whose message is empty (a bare MemoryError) is said in the status bar; it broke the handler itself
+    (the first line of an empty message), and the preview was then retried on the same lesions forever."""
+    import inpaint_gui.preview_controller as preview_controller
+
+    calls = []
+
+    def fail(*args, **kwargs):
+        calls.append(1)
+        raise MemoryError()
+
+    monkeypatch.setattr(preview_controller, "preview_fill", fail)
+    z = int(window.viewer.point[AXIAL])
+    with qtbot.waitSignal(window.preview.message, timeout=60000) as said:
+        paint(qtbot, window, (20, 24, z))
+    assert said.args[0] == "No live preview (MemoryError)"
+    settle(qtbot, window)
+    qtbot.wait(300)
+    assert len(calls) == 1 and window.doc.live is None
+
 def hover(view, voxel) -> None:
     """A plain mouse move over `voxel` (QTest's synthetic moves are dropped offscreen)."""
     pos = QPointF(viewport_point(view, voxel))
