@@ -221,6 +221,23 @@ def test_the_training_command_refuses_a_share_outside_0_to_1(capsys) -> None:
     assert stop.value.code == 2 and "must be an SD of the intensity range from 0 to 1, not 1.5" in capsys.readouterr().err
 
 
+
+@pytest.mark.parametrize("option, value, says", [
+    ("--threads", "0", "must be a number of threads from 1 to 1024, not 0"),
+    ("--minutes", "-1", "must be a number above 0, not -1"),
+    ("--steps", "0", "must be a whole number of at least 1, not 0"),
+    ("--seed", "-3", "must be a whole number of at least 0, not -3"),
+    ("--centre-depth", "-5", "not -5"),
+])
+def test_the_training_command_refuses_counts_and_times_out_of_range_in_one_sentence(option, value, says, capsys):
+    """`--threads 0` ended in torch's traceback; the others were taken as given."""
+    from core.training.refiner import main
+
+    with pytest.raises(SystemExit) as stop:
+        main(["--data", "x.nii.gz", "--out", "unused", option, value])
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and says in err and "Traceback" not in err
+
 def test_random_blur_smooths_each_axis_by_its_own_amount_and_keeps_the_mean() -> None:
     from core.training.refiner_patches import random_blur
 

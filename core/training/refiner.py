@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
-from ..argtypes import number_range, positive
+from ..argtypes import at_least, non_negative, number_range, positive
 from ..atomic import write_atomically
 from ..errors import InpaintError
 from ..refine3d import Refiner, Refiner3D, RefinerConfig, load_refiner, save_refiner, widened, with_mirror_inputs
@@ -320,8 +320,8 @@ def parser(exit_on_error: bool = True) -> argparse.ArgumentParser:
                    help="cohort folders of *_T1w scans with their *_brainmask (core.training.cohort): their training "
                         "split is added to --data, each scan with weight 1; the validation split is never drawn from")
     p.add_argument("--out", type=Path, required=True)
-    p.add_argument("--minutes", type=float, default=30.0)
-    p.add_argument("--steps", type=int, default=2000, help="planned steps (the learning rate decays over them)")
+    p.add_argument("--minutes", type=positive, default=30.0)
+    p.add_argument("--steps", type=at_least(1), default=2000, help="planned steps (the learning rate decays over them)")
     p.add_argument("--batch-size", type=number_range(1, 4096, "a number of patches "), default=6)
     p.add_argument("--width", type=number_range(1, 64), default=None,
                    help=f"channels of the U-Net's first level, the others 2x and 4x (default: the --init or resumed "
@@ -332,12 +332,12 @@ def parser(exit_on_error: bool = True) -> argparse.ArgumentParser:
                         f"{RefinerConfig.spacing_mm:g})")
     p.add_argument("--patch", type=number_range(16, 128), default=PATCH,
                    help=f"voxels a side of the training patches (default {PATCH}; holes keep their size in mm)")
-    p.add_argument("--centre-depth", type=float, default=None, metavar="MM",
+    p.add_argument("--centre-depth", type=non_negative, default=None, metavar="MM",
                    help="centre patches and their holes at least MM inside the brain (default: 3 grid voxels; "
                         "15 places holes like deep white-matter lesions)")
     p.add_argument("--lr", type=positive, default=5e-4)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--seed", type=at_least(0), default=0)
+    p.add_argument("--threads", type=number_range(1, 1024, "a number of threads "), default=1)
     p.add_argument("--device", default="auto",
                    help="torch device to train on: auto (CUDA, then MPS, then the CPU), cpu, cuda, cuda:N or mps")
     p.add_argument("--workers", type=number_range(0, 64, "a number of processes "), default=0,
