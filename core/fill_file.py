@@ -117,19 +117,15 @@ def fill_file(image_path: PathLike, mask_path: PathLike, output_path: PathLike, 
              **(describe(result) if describe else {})}
     sd_mean = sd_share = None
     if uncertainty is not None:
-        sd_mean = float(np.mean(result.uncertainty, dtype=np.float64))
-        sd_share = sd_mean / (result.scale.hi - result.scale.lo)
-        extra["uncertainty"] = {"path": str(uncertainty), "mean_sd": float(f"{sd_mean:.6g}"),
-                                "mean_sd_share": float(f"{sd_share:.6g}")}
+        extra["uncertainty"] = uncertainty_record(result, uncertainty)
+        sd_mean, sd_share = extra["uncertainty"]["mean_sd"], extra["uncertainty"]["mean_sd_share"]
     record = build_sidecar(result, model, image_path=image_path, mask_path=mask_path, output_path=output_path,
                            dilate=dilate, threshold=threshold, brainmask_path=brainmask, keep_dtype=keep_dtype,
                            metrics=metrics, reference_path=reference, extra=extra)
     out = save_volume(output_path, result.filled, image, keep_dtype=keep_dtype, force=force, changed=result.hole,
                       sidecar=record, inputs=inputs)
     if uncertainty is not None:
-        sd = np.zeros(image.shape, dtype=np.float32)
-        sd[result.hole] = result.uncertainty
-        save_volume(uncertainty, sd, image, force=force, inputs=[*inputs, out])
+        save_volume(uncertainty, uncertainty_map(result), image, force=force, inputs=[*inputs, out])
     voxels = int(result.hole.sum())
     return FileFill(output=out, sidecar=sidecar_path(out), hole_voxels=voxels,
                     hole_ml=voxels * voxel_ml(image.affine), lesions=count_lesions(result.hole),
@@ -138,6 +134,21 @@ def fill_file(image_path: PathLike, mask_path: PathLike, output_path: PathLike, 
                     outside_brain_voxels=result.outside_brain_voxels, metrics=metrics,
                     record=record, brain_ml=brain_ml, skull_on=brainmask is None and brain_ml > MAX_BRAIN_ML,
                     uncertainty=uncertainty, uncertainty_mean=sd_mean, uncertainty_share=sd_share)
+
+
+def uncertainty_map(result: FillResult) -> np.ndarray:
+    """The fill's predicted error on the image's grid: one SD per filled voxel (float32), zero elsewhere."""
+    sd = np.zeros(result.filled.shape, dtype=np.float32)
+    sd[result.hole] = result.uncertainty
+    return sd
+
+
+def uncertainty_record(result: FillResult, path: PathLike) -> dict[str, Any]:
+    """The sidecar's `uncertainty`: where the map is, its mean SD over the filled voxels (the image's units) and that
+    mean as a share of the intensity range the fill normalised by."""
+    mean = float(np.mean(result.uncertainty, dtype=np.float64))
+    share = mean / (result.scale.hi - result.scale.lo)
+    return {"path": str(path), "mean_sd": float(f"{mean:.6g}"), "mean_sd_share": float(f"{share:.6g}")}
 
 
 def skull_stripped(data: np.ndarray, affine: np.ndarray) -> bool:

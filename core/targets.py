@@ -192,6 +192,17 @@ def check_outputs(path: str | os.PathLike, *, inputs: Iterable[str | os.PathLike
     return targets
 
 
+def uncertainty_name(filled_path: str | os.PathLike) -> str:
+    """The predicted-error map's name beside a filled image: its `desc-inpainted` becomes `desc-uncertainty` (BIDS),
+    else `_uncertainty` ends the stem (`T1_filled.nii.gz` -> `T1_filled_uncertainty.nii.gz`)."""
+    path = Path(filled_path)
+    suffix = volume_suffix(path) or ".nii.gz"
+    stem = path.name[: len(path.name) - len(suffix)] if volume_suffix(path) else path.name
+    if "_desc-inpainted" in stem:
+        return stem.replace("_desc-inpainted", "_desc-uncertainty") + suffix
+    return f"{stem}_uncertainty{suffix}"
+
+
 def derived_name(image_path: str | os.PathLike, kind: str) -> str:
     """BIDS-style output name for an input (a trailing _T1w is dropped from its stem first).
 

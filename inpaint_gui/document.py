@@ -20,6 +20,7 @@ from core.baselines import biharmonic_3d_mm_fill
 from core.checkpoint import Model
 from core.errors import InpaintError
 from core.fill import FillResult, FillSettings
+from core.fill_file import uncertainty_map, uncertainty_record
 from core.live_preview import PreviewLayer
 from core.mask_editor import MaskEditor
 from core.methods import METHODS
@@ -27,7 +28,8 @@ from core.metrics import hole_metrics
 from core.modelspace import PLANES, Reorientation, voxel_sizes
 from core.normalize import MAX_BRAIN_ML, estimate_brain
 from core.review_scan import ScanFiles
-from core.targets import ITK_SUFFIXES, NIFTI_SUFFIXES, check_outputs, derived_name, same_path, sidecar_path
+from core.targets import (ITK_SUFFIXES, NIFTI_SUFFIXES, check_outputs, derived_name, same_path, sidecar_path,
+                          uncertainty_name)
 from core.volume import Volume, dilate_mask, load_mask, load_volume, save_mask, save_volume
 
 LAYERS = ("original", "masked", "generated", "blended")
@@ -334,15 +336,14 @@ class Document:
         self.blended = self.reo.apply(result.fill.filled)
         self.uncertainty, self.uncertainty_range = None, 0.0
         if fill.uncertainty is not None and fill.uncertainty.size:  # refine3d's predicted error (core.uncertainty)
-            sd = np.zeros(fill.filled.shape, dtype=np.float32)
-            sd[fill.hole] = fill.uncertainty
-            self.uncertainty, self.uncertainty_range = self.reo.apply(sd), float(fill.uncertainty.max())
+            self.uncertainty, self.uncertainty_range = self.reo.apply(uncertainty_map(fill)), float(fill.uncertainty.max())
         self.result_saved = False
         self.preview = None
         self.live = None  # the full fill supersedes the live preview
 
     def export(self, path: str | os.PathLike, mask_path: Optional[str | os.PathLike] = None) -> list[Path]:
-        """Write the filled volume (input geometry, float32), the job's mask and the sidecar `inpaint fill` writes.
+        """Write the filled volume (input geometry, float32), the job's mask, the fill's predicted-error map when it
+        has one (`core.targets.uncertainty_name` beside the volume) and the sidecar `inpaint fill` writes.
 
         The sidecar's `metrics` are the fill's in-hole metrics (the CLI's keys); the 3D biharmonic
         baseline's go under `baseline_metrics`. A mask written equal to the editor's mask counts
@@ -362,6 +363,10 @@ class Document:
         # every target is checked before anything is written; the volume and its sidecar then appear together
         protected = self.protected()
         check_outputs(path, inputs=protected, force=True, like=self.volume)
+        sd_path = None
+        if fill.uncertainty is not None and fill.uncertainty.size:
+            sd_path = Path(path).parent / uncertainty_name(path)
+            check_outputs(sd_path, inputs=protected, force=True, like=self.volume)
         if mask_path is not None:
             check_outputs(mask_path, inputs=protected, force=True, sidecar=False)
             mask_path = save_mask(mask_path, fill.hole.astype(np.uint8), self.volume, force=True, inputs=protected)
@@ -374,6 +379,8 @@ class Document:
                                  "app": "inpaint-gui", "scope": self.result.scope, "torch_threads": self.result.threads,
                                  **numbering, "metrics_reference": "input image (the mask was painted over it)",
                                  "baseline_metrics": {BASELINE: metrics.get(BASELINE)}}
+        if sd_path is not None:
+            extra["uncertainty"] = uncertainty_record(fill, sd_path)
         if self.mask_source is not None:   # where the painted mask began: an imported file, maybe thresholded
             source, threshold, state = self.mask_source
             extra["mask_source"] = {**(file_record(source) or {}), "threshold": threshold,
@@ -383,6 +390,9 @@ class Document:
                                metrics=metrics.get("model"), extra=extra)
         volume = save_volume(path, fill.filled, self.volume, force=True, sidecar=record, inputs=protected)
         written = [volume, sidecar_path(volume)] + ([mask_path] if mask_path is not None else [])
+        if sd_path is not None:
+            written.append(save_volume(sd_path, uncertainty_map(fill), self.volume, force=True,
+                                       inputs=[*protected, volume]))
         if mask_path is not None:
             self.exported_masks.append(Path(mask_path))
             if self.result_state == self.editor.state and np.array_equal(self.reo.apply(fill.hole),

@@ -7,7 +7,11 @@ import os
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
+import json  # noqa: E402
+
+import nibabel as nib  # noqa: E402
 import numpy as np  # noqa: E402
+import pytest  # noqa: E402
 from PySide6.QtCore import Qt  # noqa: E402
 
 from test_gui_support import ScriptedWindow, dialogs, viewport_point  # noqa: E402,F401
@@ -50,6 +54,20 @@ def test_a_refine3d_fill_in_the_app_shows_the_fill_and_its_uncertainty_on_shift_
     overlay.setChecked(True)  # checked without a trigger (as a menu or the review does): the views follow
     assert axial.uncertainty.isVisible() and scale.isVisible()
     assert np.isfinite(doc.uncertainty).all()
+    # File > Export writes the map beside the filled volume, as `inpaint fill --uncertainty` does, and says where
+    dialogs.paths.append(tmp_path / "out" / "brain_desc-inpainted_T1w.nii.gz")
+    (tmp_path / "out").mkdir()
+    window.act["export"].trigger()
+    sd_file = tmp_path / "out" / "brain_desc-uncertainty_T1w.nii.gz"
+    image = nib.load(brain_files[0])
+    written = nib.load(sd_file)
+    assert np.array_equal(written.affine, image.affine) and written.shape == image.shape
+    sd = np.asarray(written.dataobj)
+    file_hole = window.doc.mask_in_file_order()
+    assert sd.dtype == np.float32 and (sd[file_hole] > 0).all() and not sd[~file_hole].any()
+    record = json.loads((tmp_path / "out" / "brain_desc-inpainted_T1w.json").read_text())["uncertainty"]
+    assert record["path"] == str(sd_file) and record["mean_sd"] == pytest.approx(float(sd[file_hole].mean()), rel=1e-5)
+    assert sd_file.name in window.statusBar().currentMessage()
     window.act["difference"].trigger()   # X
     assert axial.difference.isVisible() and window.viewer.levels_box.difference.isVisible()
     # a new stroke's live preview: the fill's maps describe the old result, not the voxels shown, so they step aside

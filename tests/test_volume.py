@@ -544,6 +544,16 @@ def test_derived_name_unknown_kind():
         T.derived_name("a.nii.gz", "other")
 
 
+
+@pytest.mark.parametrize("name, expected", [
+    ("sub-01_desc-inpainted_T1w.nii.gz", "sub-01_desc-uncertainty_T1w.nii.gz"),
+    ("/out/T1_filled.nii", "T1_filled_uncertainty.nii"),
+    ("filled.mha", "filled_uncertainty.mha"),
+    ("filled", "filled_uncertainty.nii.gz"),
+])
+def test_uncertainty_name_beside_an_export(name, expected):
+    assert T.uncertainty_name(name) == expected
+
 # --- real data ---------------------------------------------------------------------------
 
 def test_real_subject_round_trip(tmp_path):
