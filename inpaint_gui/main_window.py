@@ -18,7 +18,7 @@ from core.registry import default_model_name, list_models
 
 from .actions import build_actions, build_toolbar, connect_action, shortcut_table
 from .dialogs import Button, Dialogs, TableWindow, fit_to_screen
-from .document import Document
+from .document import LAYERS, Document
 from .file_controller import FileController
 from .fill_controller import FillController
 from .fill_session import FillSession
@@ -138,7 +138,7 @@ class MainWindow(QMainWindow):
         }
         for name, slot in slots.items():
             connect_action(a[name], slot)
-        for layer in ("original", "masked", "generated", "blended"):
+        for layer in LAYERS:
             connect_action(a[f"layer_{layer}"], lambda layer=layer: c.set_layer(layer))
         a["uncertainty"].toggled.connect(v.set_uncertainty_visible)  # the views follow the action, whoever sets it
         v.set_uncertainty_visible(a["uncertainty"].isChecked())
@@ -195,9 +195,10 @@ class MainWindow(QMainWindow):
         for name in ("import_mask", "load_brainmask", "clear_slice", "clear_all"):
             self.act[name].setEnabled(has_doc and not running)
         self.act["clear_brainmask"].setEnabled(has_doc and not running and doc.brain is not None)
-        for name in ("save_mask", "save_mask_as", "undo", "redo", "cycle_layer", "layer_original", "layer_masked",
-                     "auto_levels"):
+        for name in ("save_mask", "save_mask_as", "cycle_layer", "layer_original", "layer_masked", "auto_levels"):
             self.act[name].setEnabled(has_doc)
+        self.act["undo"].setEnabled(has_doc and doc.editor.can_undo)   # greyed with nothing to undo, as in ITK-SNAP
+        self.act["redo"].setEnabled(has_doc and doc.editor.can_redo)
         for name in ("layer_generated", "layer_blended", "difference"):
             self.act[name].setEnabled(bool(has_result))
         self.act["export"].setEnabled(bool(has_result) and not doc.reviewed and not running)  # not a result being replaced

@@ -19,7 +19,7 @@ from PySide6.QtWidgets import QApplication, QDialogButtonBox, QMessageBox  # noq
 from core.checkpoint import load_model  # noqa: E402
 from core.mask_editor import MaskEditor  # noqa: E402
 from core.volume import load_mask, load_volume  # noqa: E402
-from test_gui_support import ScriptedWindow, dialogs, fake_result, viewport_point  # noqa: E402,F401
+from test_gui_support import ScriptedWindow, fake_result, viewport_point  # noqa: E402
 
 AXIAL = 2
 NONE = Qt.KeyboardModifier.NoModifier
@@ -87,10 +87,13 @@ def test_mouse_stroke_paints_the_interpolated_capsule(qtbot, window):
 
 def test_right_button_erases_and_undo_redo_across_slices(qtbot, window):
     doc, view = window.doc, window.viewer.views[AXIAL]
+    undo, redo = window.act["undo"], window.act["redo"]
+    assert not undo.isEnabled() and not redo.isEnabled()   # a fresh image: nothing to undo or redo
     doc.editor.brush_size = 5
     z = int(window.viewer.point[AXIAL])
     qtbot.mouseClick(view.viewport(), LEFT, NONE, viewport_point(view, (20, 24, z)))
     disc = doc.editor.voxel_count
+    assert undo.isEnabled() and not redo.isEnabled()
     qtbot.keyClick(window, Qt.Key.Key_PageUp)
     assert window.viewer.point[AXIAL] == z + 1
     qtbot.mouseClick(view.viewport(), LEFT, NONE, viewport_point(view, (20, 24, z + 1)))
@@ -102,9 +105,11 @@ def test_right_button_erases_and_undo_redo_across_slices(qtbot, window):
     qtbot.keyClick(window, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
     qtbot.keyClick(window, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)  # the stroke on the other slice
     assert doc.editor.voxel_count == 0 and not view.overlay.image.any()
+    assert not undo.isEnabled() and redo.isEnabled()   # greyed in the Edit menu, as the editor's history says
     qtbot.keyClick(window, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier)
     qtbot.keyClick(window, Qt.Key.Key_Y, Qt.KeyboardModifier.ControlModifier)
     assert doc.editor.voxel_count == 2 * disc and doc.editor.mask[:, :, z].sum() == disc
+    assert undo.isEnabled() and redo.isEnabled()
 
 
 def test_eraser_key_and_clear_slice_are_undoable(qtbot, window):
