@@ -23,6 +23,7 @@ from nibabel.orientations import io_orientation
 from scipy import ndimage
 
 from .errors import InpaintError
+from .normalize import BRAIN_FRACTION, MIN_KNOWN_BRAIN, ROBUST_MAX_PERCENTILE
 from .search import DEFAULT_AXIS, PLANE_NAMES, SearchSettings, check_settings
 from .volume import chunks
 
@@ -31,8 +32,6 @@ MAX_INTENSITY = 1e30  # largest magnitude of a known voxel (see `check_intensiti
 MAX_HOLE_VOXELS = 1 << 20  # voxels one fill may fill (1 l at 1 mm): the solves grow with them
 MAX_CROP_VOXELS = 1 << 25  # refine3d: one lesion's box plus margin, native voxels
 MAX_GRID_VOXELS = 1 << 21  # refine3d: the same box on the refiner's grid (a 256 mm cube at 2 mm)
-MIN_KNOWN_BRAIN = 10  # core.normalize.intensity_scale needs at least this many known brain voxels
-_BRAIN_FRACTION = 0.05  # core.normalize.estimate_brain: tissue is above 5% of the 99th percentile
 MASK_VALUES = 8  # an image of at most this many distinct values looks like a mask (`check_known_brain`)
 
 
@@ -137,7 +136,7 @@ def check_known_brain(image: np.ndarray, hole: np.ndarray, brain: Optional[np.nd
     if count >= 2000:  # at least 1% of them lie above the 99th percentile, so the estimate keeps >= 10
         return
     values = np.concatenate([image[part][_known_tissue(image, hole, part)] for part in parts])
-    enough = values.size > 0 and int(np.count_nonzero(values > _BRAIN_FRACTION * np.percentile(values, 99.0))) \
+    enough = values.size > 0 and int(np.count_nonzero(values > BRAIN_FRACTION * np.percentile(values, ROBUST_MAX_PERCENTILE))) \
         >= MIN_KNOWN_BRAIN
     if not enough:
         labels = _few_values(image, MASK_VALUES)
@@ -366,8 +365,8 @@ def volume_context(image: np.ndarray, affine: np.ndarray, hole: np.ndarray, axis
     the model grid's centre (closest-RAS in-plane voxel indices of the brain's bounding box) and the
     brain's size.
 
-    Equal to `core.fill.prepare`'s `intensity_scale(voided, brain_r, hole_r)` and
-    `SliceGrid.for_volume(brain_r, ...).center`, so a fill run on `image[hole_slab(...)]` with these
+    Equal to `core.normalize.intensity_scale(image, brain or estimate_brain(image with the hole at 0), hole)` and
+    `SliceGrid.for_volume(brain | hole, ...).center`, so a fill run on `image[hole_slab(...)]` with these
     two values gives the same result as on the whole volume (the slab keeps the in-plane extent).
     Non-finite image voxels count as background (0); whole-volume work goes part by part.
     """
@@ -378,7 +377,7 @@ def volume_context(image: np.ndarray, affine: np.ndarray, hole: np.ndarray, axis
     parts = list(chunks(image.shape))
     if brain is None:  # estimate_brain on the image with the hole set to 0
         positive = np.concatenate([image[part][_known_tissue(image, hole, part)] for part in parts])
-        threshold = _BRAIN_FRACTION * float(np.percentile(positive, 99.0)) if positive.size else np.inf
+        threshold = BRAIN_FRACTION * float(np.percentile(positive, ROBUST_MAX_PERCENTILE)) if positive.size else np.inf
         del positive
         region = np.empty(image.shape, dtype=bool)
         for part in parts:

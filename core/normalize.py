@@ -18,6 +18,8 @@ from .errors import InpaintError
 UPPER_PERCENTILE = 99.5
 MAX_BRAIN_ML = 2500.0  # more tissue than this is a head with skull and scalp (adult brains: 1.1-2.0 l)
 LOWER_PERCENTILE = 0.5
+BRAIN_FRACTION, ROBUST_MAX_PERCENTILE = 0.05, 99.0  # tissue lies above 5% of the 99th percentile of positive voxels
+MIN_KNOWN_BRAIN = 10  # known brain voxels an intensity scale needs
 
 
 @dataclass(frozen=True)
@@ -42,7 +44,7 @@ def estimate_brain(volume: np.ndarray) -> np.ndarray:
     positive = volume[finite & (volume > 0)]
     if positive.size == 0:
         return np.zeros(volume.shape, dtype=bool)
-    return finite & (volume > 0.05 * float(np.percentile(positive, 99.0)))
+    return finite & (volume > BRAIN_FRACTION * float(np.percentile(positive, ROBUST_MAX_PERCENTILE)))
 
 
 def intensity_scale(volume: np.ndarray, brain: Optional[np.ndarray] = None,
@@ -53,7 +55,7 @@ def intensity_scale(volume: np.ndarray, brain: Optional[np.ndarray] = None,
         region = region & ~hole.astype(bool)
     values = np.asarray(volume, dtype=np.float32)[region]
     values = values[np.isfinite(values)]
-    if values.size < 10:
+    if values.size < MIN_KNOWN_BRAIN:
         raise InpaintError(f"Only {values.size} known brain voxels are left outside the hole (at least 10 are needed "
                            "to scale intensities); use a brain-extracted image with a mask that covers only the "
                            "lesion.")

@@ -102,11 +102,6 @@ def read_table(out_dir: Path) -> tuple[list[Scan], bool]:
     return scans, SHARE_COLUMN in columns
 
 
-def read_scans(out_dir: Path) -> list[Scan]:
-    """The scans of `out_dir`'s table, in its order (`read_table`)."""
-    return read_table(out_dir)[0]
-
-
 def read_ratings(out_dir: Path) -> dict[str, Rating]:
     """The ratings of `out_dir` by output path (empty without a ratings file)."""
     path = out_dir / QC_TABLE

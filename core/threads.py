@@ -2,8 +2,8 @@
 
 On a shared CPU, torch's threads wait for each other at every operation: when another process
 holds a core, two threads on two cores run a fill 2-3 times slower than one thread
-(`scripts/measure_gui_fill.py`). More threads than free cores therefore never pay; so all the
-cores are used only when the load average says they are idle, otherwise one thread.
+(`scripts/measure_gui_fill.py`). More threads than free cores therefore never pay; so a fill takes the
+cores the load average leaves idle, at least one.
 """
 
 from __future__ import annotations

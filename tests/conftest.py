@@ -88,3 +88,11 @@ def brain_files(tmp_path: Path) -> tuple[Path, Path, np.ndarray]:
     nib.save(img, image_path)
     nib.save(m, mask_path)
     return image_path, mask_path, mask.astype(bool)
+
+
+@pytest.fixture
+def dialogs(monkeypatch: pytest.MonkeyPatch):
+    """The app's message boxes and file dialogs, scripted (`test_gui_support.ScriptedDialogs`)."""
+    from test_gui_support import ScriptedDialogs
+
+    return ScriptedDialogs(monkeypatch)

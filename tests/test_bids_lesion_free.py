@@ -12,7 +12,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from core.review import read_scans
+from core.review import read_table
 from test_bids import MEASURE, SCANS, _bids, _group, _statuses, _table
 
 THREE = "sub-03/anat/sub-03_T1w.nii.gz"
@@ -110,7 +110,7 @@ def test_a_probability_map_without_threshold_is_named_and_the_output_column_is_e
     assert f"inpaint: {THREE}: {message}" in err
     assert rows["sub-01/anat/sub-01_T1w.nii.gz"]["status"] == "no_mask"
     assert {r["output"] for r in rows.values()} == {"n/a"}  # neither has an output
-    assert {scan.output for scan in read_scans(out)} == {"sub-01/anat/sub-01_desc-filled_T1w.nii.gz", THREE_OUT}
+    assert {scan.output for scan in read_table(out)[0]} == {"sub-01/anat/sub-01_desc-filled_T1w.nii.gz", THREE_OUT}
     code, err = _bids(capsys, bids, out, masks, "--threshold", "0.5", "--quiet")
     assert code == 0 and _statuses(out)[THREE] == "filled", err
     assert {r["source"]: r["output"] for r in _table(out)}[THREE] == THREE_OUT

@@ -19,7 +19,7 @@ from PySide6.QtWidgets import QMenu, QMessageBox  # noqa: E402
 
 from core.checkpoint import load_model  # noqa: E402
 from core.volume import load_mask  # noqa: E402
-from test_gui_support import ScriptedWindow, dialogs, fake_result, viewport_point  # noqa: E402,F401
+from test_gui_support import ScriptedWindow, fake_result, viewport_point  # noqa: E402
 
 AXIAL = 2
 Yes, No, Discard = QMessageBox.StandardButton.Yes, QMessageBox.StandardButton.No, QMessageBox.StandardButton.Discard

@@ -14,7 +14,7 @@ from PySide6.QtWidgets import QApplication  # noqa: E402
 
 from core.checkpoint import load_model  # noqa: E402
 from core.live_preview import preview_fill  # noqa: E402
-from test_gui_support import ScriptedWindow, dialogs, fake_result, viewport_point  # noqa: E402,F401
+from test_gui_support import ScriptedWindow, fake_result, viewport_point  # noqa: E402
 
 AXIAL = 2
 

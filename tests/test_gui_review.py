@@ -15,7 +15,7 @@ from PySide6.QtWidgets import QApplication  # noqa: E402
 from core.review import QC_TABLE, read_ratings  # noqa: E402
 from inpaint_gui.app import build_parser  # noqa: E402
 from review_support import checksums, write_cohort  # noqa: E402
-from test_gui_support import ScriptedWindow, dialogs  # noqa: E402,F401
+from test_gui_support import ScriptedWindow  # noqa: E402
 
 CTRL, SHIFT = Qt.KeyboardModifier.ControlModifier, Qt.KeyboardModifier.ShiftModifier
 KEYS = {"pass": Qt.Key.Key_P, "fail": Qt.Key.Key_F, "unsure": Qt.Key.Key_U}

@@ -67,11 +67,6 @@ class ScriptedDialogs:
         return [text for text in self.errors if text.startswith("Unexpected error")]
 
 
-@pytest.fixture
-def dialogs(monkeypatch: pytest.MonkeyPatch) -> ScriptedDialogs:
-    return ScriptedDialogs(monkeypatch)
-
-
 class ScriptedWindow(MainWindow):
     """MainWindow with its own settings file, unexpected errors shown as dialogs (as the app does), and the
     scripted dialogs' records at hand."""

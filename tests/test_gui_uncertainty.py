@@ -14,7 +14,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 from PySide6.QtCore import Qt  # noqa: E402
 
-from test_gui_support import ScriptedWindow, dialogs, viewport_point  # noqa: E402,F401
+from test_gui_support import ScriptedWindow, viewport_point  # noqa: E402
 
 AXIAL = 2
 

@@ -14,7 +14,7 @@ from PySide6.QtCore import Qt, QTimer  # noqa: E402
 from PySide6.QtWidgets import QMessageBox  # noqa: E402
 
 from core.errors import InpaintError  # noqa: E402
-from test_gui_support import ScriptedWindow, dialogs, viewport_point  # noqa: E402,F401
+from test_gui_support import ScriptedWindow, viewport_point  # noqa: E402
 from inpaint_gui import worker  # noqa: E402
 
 REAL_QUESTION = QMessageBox.question  # before the scripted dialogs replace it

@@ -1,4 +1,4 @@
-"""Torch thread count for fills: all cores only on an idle machine, else one."""
+"""Torch thread count for fills: the cores the load average leaves idle, at least one."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from core.threads import AUTO, choose_threads, cpu_count, resolve_threads
     (2, 0.0, 2), (2, 0.2, 2), (2, 0.3, 1), (2, 0.8, 1), (2, 1.0, 1), (2, 3.5, 1),
     (8, 0.0, 8), (8, 2.0, 6), (8, 2.3, 5), (8, 20.0, 1), (1, 0.0, 1),
 ])
-def test_all_cores_only_while_they_are_idle(cores, load, expected):
+def test_the_cores_the_load_leaves_idle_at_least_one(cores, load, expected):
     assert choose_threads(cores=cores, load=load) == expected
 
 

@@ -150,10 +150,6 @@ class TrainingData:
         return cls([load_source(f, axis, size, spacing) for f in files]
                    + [load_source(s.image, axis, size, spacing, s.brainmask) for s in scans])
 
-    @property
-    def has_tissues(self) -> bool:
-        return any(s.tissues is not None for s in self.sources)
-
     def batch(self, rng: np.random.Generator, batch: int, cfg: AugmentConfig) -> np.ndarray:
         """(batch, 1, size, size) float32 slices in model space."""
         picks = rng.choice(len(self.sources), size=batch, p=self.weights)
