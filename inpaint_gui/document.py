@@ -108,6 +108,7 @@ class Document:
         self.difference_range = 0.0
         self.generated: Optional[np.ndarray] = None
         self.blended: Optional[np.ndarray] = None
+        self.filled_region: Optional[np.ndarray] = None  # the voxels the result filled (RAS, bool)
         self.preview: Optional[np.ndarray] = None
         self.live: Optional[PreviewLayer] = None        # live preview of the painted lesions (not a result)
         self.uncertainty: Optional[np.ndarray] = None   # a fill's uncertainty map (the app's refine3d fill, review)
@@ -220,6 +221,15 @@ class Document:
         self.mask_source = (Path(path), threshold, self.editor.state)
         # Save mask writes back only to a file of 0s and 1s: labels or probabilities would be lost
         self.mask_path = Path(path) if threshold is None and holds_only_0_and_1(path) else None
+
+    def outlined_mask(self, layer: str) -> np.ndarray:
+        """The mask the views outline on `layer` (RAS): on the result's layers, while the mask is as that fill found
+        it, the voxels it filled (more than painted with a dilation, fewer where painted voxels lie outside the
+        brain); else the painted mask."""
+        if layer in ("generated", "blended") and self.filled_region is not None \
+                and self.result_state == self.editor.state:
+            return self.filled_region
+        return self.editor.mask
 
     def stale_reason(self) -> str:
         """Why the result no longer matches what Run would fill now (empty: it matches, or there is none)."""
@@ -334,6 +344,7 @@ class Document:
         self.difference_range = float(np.percentile(change, 95)) if change.size else 0.0
         self.generated = self.reo.apply(result.fill.generated)
         self.blended = self.reo.apply(result.fill.filled)
+        self.filled_region = self.reo.apply(fill.hole)
         self.uncertainty, self.uncertainty_range = None, 0.0
         if fill.uncertainty is not None and fill.uncertainty.size:  # refine3d's predicted error (core.uncertainty)
             self.uncertainty, self.uncertainty_range = self.reo.apply(uncertainty_map(fill)), float(fill.uncertainty.max())

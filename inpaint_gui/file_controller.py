@@ -27,6 +27,9 @@ NIFTI_FILTER = "NIfTI (*.nii.gz *.nii)"
 MAX_RECENT = 8
 
 
+BUSY = "A fill is running; cancel it (Esc) before opening another image."
+
+
 class FileController(QObject):
     """Opens, saves and exports; asks before unsaved work is dropped or replaced."""
 
@@ -47,14 +50,20 @@ class FileController(QObject):
         self.open_image(image if image is not None else DEMO_BRAIN, mask)
 
     def open_dialog(self) -> None:
-        path = self.dialogs.open_file("Open image", IMAGE_FILTER)
+        path = None if self._refuse_while_busy() else self.dialogs.open_file("Open image", IMAGE_FILTER)
         if path is not None:
             self.open_image(path)
 
     def open_dicom_dialog(self) -> None:
-        path = self.dialogs.folder("Open DICOM folder")
+        path = None if self._refuse_while_busy() else self.dialogs.folder("Open DICOM folder")
         if path is not None:
             self.open_image(path)
+
+    def _refuse_while_busy(self) -> bool:
+        """While a fill runs, say why nothing opens (before any dialog); True then."""
+        if self._busy():
+            self.message.emit(BUSY)
+        return self._busy()
 
     def open_image(self, path: os.PathLike | str, mask: Optional[os.PathLike | str] = None) -> bool:
         """Open a volume (and optionally its mask); False when refused, cancelled or unreadable.
@@ -62,8 +71,7 @@ class FileController(QObject):
         The file is read before the question about unsaved work: an unreadable one leaves the open
         document as it was, unasked. A mask that cannot be used is reported after the image has opened without it.
         """
-        if self._busy():
-            self.message.emit("A fill is running; cancel it (Esc) before opening another image.")
+        if self._refuse_while_busy():
             return False
         try:
             doc = Document.open(path)

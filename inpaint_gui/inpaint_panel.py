@@ -79,6 +79,8 @@ class InpaintPanel(QWidget):
         self.metrics = QTableWidget(len(METRIC_ROWS), len(METRIC_COLUMNS))
         self.metrics.setHorizontalHeaderLabels([c[1] for c in METRIC_COLUMNS])
         self.metrics.setVerticalHeaderLabels([r[1] for r in METRIC_ROWS])
+        self.metrics.setSelectionMode(QTableWidget.SelectionMode.NoSelection)   # figures to read, not to pick
+        self.metrics.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         self.metrics.setToolTip("In-hole metrics against the image as loaded (the mask was painted over it), "
                                 "BraTS style: higher PSNR and SSIM, lower MAE are better. MAE is in % of the "
                                 "image's intensity range (0.5th to 99.5th percentile). Biharmonic 3D: biharmonic "

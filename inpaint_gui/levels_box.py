@@ -114,6 +114,8 @@ class LevelsBox(QWidget):
         finite = values[np.isfinite(values)]
         self._auto = auto_levels(finite)
         sample = finite[finite != 0] if np.count_nonzero(finite) > 100 else finite
+        if sample.size and np.abs(sample).max() < 2 ** 31 and np.array_equal(sample, np.round(sample)):
+            sample = sample.astype(np.int32)   # whole numbers: pyqtgraph then puts its bins on them (no comb)
         side = max(1, int(np.sqrt(sample.size)))
         self._source.setImage(sample[: side * side].reshape(side, side), autoLevels=False, levels=self._auto)
         decimals = 1 if self._auto[1] - self._auto[0] > 20 else 4

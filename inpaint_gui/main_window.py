@@ -206,8 +206,6 @@ class MainWindow(QMainWindow):
         for name in ("scan_next", "scan_prev", "rate_pass", "rate_fail", "rate_unsure", "rate_comment"):
             self.act[name].setEnabled(reviewing)
         self.act["review"].setEnabled(not running)
-        self.act["open"].setEnabled(not running)
-        self.act["open_dicom"].setEnabled(not running)
         can_run = has_doc and not doc.reviewed and self.jobs.idle and self.panel.model_choice() is not None
         self.act["run"].setEnabled(can_run)
         self.panel.run_button.setEnabled(can_run)

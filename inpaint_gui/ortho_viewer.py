@@ -88,6 +88,7 @@ class OrthoViewer(QWidget):
         self.active = 2
         self._hover: Optional[tuple[SliceView, np.ndarray]] = None  # last view and voxel under the cursor
         self._cursor_text = ""
+        self._result_outlined = False   # the outline shows a result's filled voxels, not the painted mask
         self.views = {axis: SliceView(axis, self) for axis in (2, 1, 0)}
         self.levels_box = LevelsBox()
         self.levels_box.levelsChanged.connect(self._levels_changed)
@@ -119,6 +120,7 @@ class OrthoViewer(QWidget):
         self.painter = Painter(self.views, lambda: self.doc, self.refresh_mask, self._activate)
         self.painter.message.connect(self.message)
         self.painter.maskEdited.connect(self.maskEdited)
+        self.painter.maskEdited.connect(self._outline_source_check)   # a stroke's end makes a result stale
         self.painter.brushChanged.connect(self.brushChanged)
         self._show_views(False)
 
@@ -201,6 +203,9 @@ class OrthoViewer(QWidget):
         doc = self.doc
         if doc is None:
             return
+        result_outlined = doc.outlined_mask(self.layer) is not doc.editor.mask
+        if result_outlined != self._result_outlined:   # the outline changes source on every slice
+            changed, self._result_outlined = None, result_outlined
         coords = None if changed is None else np.unravel_index(changed, doc.shape)
         for view in self.views.values():
             if coords is None or np.any(coords[view.axis] == view.index):
@@ -209,9 +214,18 @@ class OrthoViewer(QWidget):
                     view.set_slice_image(doc.layer_slice(self.layer, view.axis, view.index), self.levels)
         self.refresh_cursor()
 
+    def _outline_source_check(self) -> None:
+        """Redraw every outline when the mask they show changed source (the result's filled voxels or the painted
+        mask)."""
+        doc = self.doc
+        if doc is not None and (doc.outlined_mask(self.layer) is not doc.editor.mask) != self._result_outlined:
+            self.refresh_mask()
+
     def _refresh_mask_view(self, view: SliceView) -> None:
         assert self.doc is not None
-        view.set_mask(np.take(self.doc.editor.mask, view.index, axis=view.axis), outline=self.layer in OUTLINED)
+        outlined = self.doc.outlined_mask(self.layer)
+        self._result_outlined = outlined is not self.doc.editor.mask
+        view.set_mask(np.take(outlined, view.index, axis=view.axis), outline=self.layer in OUTLINED)
 
     def _result_overlays(self) -> bool:
         """The difference and uncertainty maps describe the fill result: not drawn over a preview (live or of a
@@ -256,7 +270,7 @@ class OrthoViewer(QWidget):
 
     def _set_title(self, view: SliceView) -> None:
         n = self.doc.shape[view.axis] if self.doc else 0
-        view.title.setText(f"{view.name.capitalize()} {view.index}  (0-{n - 1})   {LAYER_TITLES[self.layer]}")
+        view.set_title(f"{view.name.capitalize()} {view.index}  (0-{n - 1})   {LAYER_TITLES[self.layer]}")
 
     # navigation --------------------------------------------------------------------------------
     def set_point(self, voxel) -> None:
@@ -376,7 +390,10 @@ class OrthoViewer(QWidget):
                 f"value {intensity_text(value)}")
         if self.layer != "original":
             text += f"   {LAYER_TITLES[self.layer].lower()} {intensity_text(doc.layer_value(self.layer, ras))}"
-        if doc.editor.mask[tuple(ras)]:
+        outlined = doc.outlined_mask(self.layer)
+        if outlined is not doc.editor.mask:   # a result's layer: the voxels it filled
+            text += "   filled" if outlined[tuple(ras)] else "   in mask, not filled" if doc.editor.mask[tuple(ras)] else ""
+        elif doc.editor.mask[tuple(ras)]:
             text += "   in mask"
         if text != self._cursor_text:
             self._cursor_text = text

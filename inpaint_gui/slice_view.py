@@ -14,7 +14,6 @@ import pyqtgraph as pg
 from PySide6.QtCore import QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QPen
 from PySide6.QtWidgets import QGraphicsEllipseItem, QLabel
-from scipy import ndimage
 
 from core.modelspace import plane_axes
 
@@ -22,6 +21,7 @@ PLANE_NAMES = {0: "sagittal", 1: "coronal", 2: "axial"}
 POSITIVE, NEGATIVE = "RAS", "LPI"
 MASK_LUT = np.array([[0, 0, 0, 0], [255, 40, 40, 255]], dtype=np.uint8)
 BRAIN_LUT = np.array([[0, 0, 0, 0], [40, 220, 120, 200]], dtype=np.uint8)   # the brain mask's edge: green
+OUTLINE_SUBDIVISION = 4   # an outline is drawn on a grid this much finer than the voxels: a quarter voxel wide
 
 
 def difference_lut() -> np.ndarray:
@@ -128,6 +128,7 @@ class SliceView(pg.GraphicsView):
         self.index = 0
         self._shape = (1, 1, 1)
         self._spacing = np.ones(3)
+        self._rect = QRectF(0, 0, 1, 1)   # the slice's extent in mm
         self._radius_mm = 1.0
         self._outline_at: Optional[np.ndarray] = None  # voxel under the brush outline
         self._stroking = False
@@ -164,7 +165,7 @@ class SliceView(pg.GraphicsView):
     def _label(self, text: str, align: Qt.AlignmentFlag) -> QLabel:
         label = QLabel(text, self)
         label.setAlignment(align)
-        label.setStyleSheet("color: rgb(255, 200, 0); background: transparent; font-weight: bold;")
+        label.setStyleSheet("color: rgb(255, 200, 0); background: rgba(0, 0, 0, 120); font-weight: bold;")  # legible on bright tissue
         label.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents)
         return label
 
@@ -174,6 +175,7 @@ class SliceView(pg.GraphicsView):
         self._spacing = np.asarray(spacing, dtype=float)
         rows, cols = shape[self.row_axis], shape[self.col_axis]
         rect = QRectF(0, 0, cols * spacing[self.col_axis], rows * spacing[self.row_axis])
+        self._rect = rect
         for item in (self.image, self.brain, self.overlay, self.difference, self.uncertainty):
             item.setImage(np.zeros((rows, cols), dtype=np.uint8), autoLevels=False, levels=(0, 1))
             item.setRect(rect)  # scales by the current image's size: set after an image of the right shape
@@ -196,6 +198,10 @@ class SliceView(pg.GraphicsView):
             self.letters[side].setText(text)
         self._place_labels()
 
+    def set_title(self, text: str) -> None:
+        self.title.setText(text)
+        self._place_labels()
+
     def resizeEvent(self, ev) -> None:
         super().resizeEvent(ev)
         self._place_labels()
@@ -204,7 +210,7 @@ class SliceView(pg.GraphicsView):
         if not hasattr(self, "letters"):  # pyqtgraph resizes during its own constructor
             return
         w, h, size = self.width(), self.height(), 20
-        self.title.setGeometry(6, 4, max(10, w - 40), size)
+        self.title.setGeometry(6, 4, min(self.title.sizeHint().width() + 6, max(10, w - 40)), size)  # its text's width
         self.letters["left"].setGeometry(2, (h - size) // 2, size, size)
         self.letters["right"].setGeometry(w - size - 2, (h - size) // 2, size, size)
         self.letters["top"].setGeometry((w - size) // 2, size + 4, size, size)  # under the title, which may reach it
@@ -217,17 +223,20 @@ class SliceView(pg.GraphicsView):
 
     def set_mask(self, mask: np.ndarray, outline: bool = False) -> None:
         """Show the mask slice filled, or only its outline (to see a fill through it)."""
-        if outline:
-            mask = _edge(mask)
-        self.overlay.setImage(np.ascontiguousarray(mask.T), autoLevels=False, levels=(0, 1))
+        self._set_overlay(self.overlay, outline_image(mask) if outline else mask)
 
     def set_brain(self, brain: Optional[np.ndarray]) -> None:
         """Outline the brain mask's slice (None: hidden)."""
         if brain is None:
             self.brain.setVisible(False)
             return
-        self.brain.setImage(np.ascontiguousarray(_edge(brain).T), autoLevels=False, levels=(0, 1))
+        self._set_overlay(self.brain, outline_image(brain))
         self.brain.setVisible(True)
+
+    def _set_overlay(self, item: pg.ImageItem, image: np.ndarray) -> None:
+        """A 0/1 slice image, at the slice's resolution or finer (an outline), over the slice's extent."""
+        item.setImage(np.ascontiguousarray(image.T), autoLevels=False, levels=(0, 1))
+        item.setRect(self._rect)   # a finer image keeps the slice's extent
 
     def set_difference(self, values: Optional[np.ndarray], limit: float) -> None:
         if values is None:
@@ -299,7 +308,11 @@ class SliceView(pg.GraphicsView):
         super().leaveEvent(ev)
 
 
-def _edge(mask: np.ndarray) -> np.ndarray:
-    """The voxels of a mask slice that touch its outside (uint8 0/1)."""
-    inside = mask != 0
-    return (inside & ~ndimage.binary_erosion(inside, border_value=0)).astype(np.uint8)
+def outline_image(mask: np.ndarray) -> np.ndarray:
+    """The outline of a mask slice, OUTLINE_SUBDIVISION times finer than its voxels (uint8 0/1): the sub-voxels of
+    the mask that touch its outside, so the line lies on the inner rim of the edge voxels and leaves most of each
+    one (and the seam beside it) in view."""
+    inside = np.repeat(np.repeat(mask != 0, OUTLINE_SUBDIVISION, axis=0), OUTLINE_SUBDIVISION, axis=1)
+    pad = np.pad(inside, 1)
+    interior = pad[:-2, 1:-1] & pad[2:, 1:-1] & pad[1:-1, :-2] & pad[1:-1, 2:]
+    return (inside & ~interior).astype(np.uint8)

@@ -17,8 +17,10 @@ from PySide6.QtGui import QDropEvent, QMouseEvent, QWheelEvent  # noqa: E402
 from PySide6.QtWidgets import QApplication, QDialogButtonBox, QMessageBox  # noqa: E402
 
 from core.checkpoint import load_model  # noqa: E402
+from core.fill import FillResult, FillSettings  # noqa: E402
 from core.mask_editor import MaskEditor  # noqa: E402
 from core.volume import load_mask, load_volume  # noqa: E402
+from inpaint_gui.document import JobResult  # noqa: E402
 from test_gui_support import ScriptedWindow, fake_result, viewport_point  # noqa: E402
 
 AXIAL = 2
@@ -215,6 +217,46 @@ def test_status_bar_shows_file_voxel_and_value_under_cursor(qtbot, window):
     assert f"voxel ({i}, {j}, {k})" in window.cursor_label.text()
     assert f"value {doc.volume.data[i, j, k]:.4g}" in window.cursor_label.text()
 
+
+
+def test_on_the_results_layers_the_outline_and_readout_show_the_voxels_the_fill_changed(qtbot, window):
+    """A fill with Dilate mask fills more than was painted: its layers outline what it filled and the readout says
+    "filled" there (they showed the painted mask only, and a changed voxel read as outside it)."""
+    from core.volume import dilate_mask
+    from inpaint_gui.slice_view import OUTLINE_SUBDIVISION as F
+    from scipy import ndimage
+
+    view, doc = window.viewer.views[AXIAL], window.doc
+    z = int(window.viewer.point[AXIAL])
+    doc.editor.brush_size = 5
+    qtbot.mouseClick(view.viewport(), LEFT, NONE, viewport_point(view, (20, 24, z)))
+    painted = doc.editor.mask.copy()
+    hole = dilate_mask(doc.mask_in_file_order(), 1)   # what a fill with Dilate mask 1 fills
+    fill = FillResult(filled=np.where(hole, np.float32(-5), doc.volume.data), generated_hole=np.zeros(int(hole.sum()),
+                      np.float32), hole=hole, axis="axial", final_loss={}, seconds=0.1, device="cpu",
+                      settings=FillSettings(method="refine3d"))
+    doc.set_result(JobResult(fill=fill, model=None, scope="all", dilate=1), doc.editor.state)
+    window.viewer.set_layer("blended")
+    filled = doc.reo.apply(hole)
+    ring = next(v for v in zip(*np.nonzero(filled[:, :, z] & ~(painted[:, :, z] != 0))))   # filled, not painted
+    shown = view.overlay.image.T   # the outline, OUTLINE_SUBDIVISION times finer than the voxels, (cols, rows)
+    rows, cols = filled[:, :, z].shape
+    per_voxel = shown.reshape(rows, F, cols, F)
+    edge = filled[:, :, z] & ~ndimage.binary_erosion(filled[:, :, z], border_value=0)
+    assert np.array_equal(per_voxel.any(axis=(1, 3)), edge)              # on the filled region's edge voxels...
+    assert per_voxel.sum(axis=(1, 3)).max() <= 2 * F - 1                  # ...a quarter voxel wide (a corner: 7 of 16)
+    hover(view, (int(ring[0]), int(ring[1]), z))
+    assert window.cursor_label.text().endswith("   filled")
+    window.viewer.set_layer("original")                                    # the image as loaded: the painted mask
+    assert np.array_equal(view.overlay.image.T, painted[:, :, z])
+    hover(view, (int(ring[0]), int(ring[1]), z))
+    assert "filled" not in window.cursor_label.text() and "in mask" not in window.cursor_label.text()
+    window.viewer.set_layer("blended")
+    qtbot.mouseClick(view.viewport(), LEFT, NONE, viewport_point(view, (32, 24, z)))   # a new stroke: result stale
+    per_voxel = view.overlay.image.T.reshape(rows, F, cols, F)
+    now = doc.editor.mask[:, :, z] != 0
+    assert np.array_equal(per_voxel.any(axis=(1, 3)), now & ~ndimage.binary_erosion(now, border_value=0))
+    window.forget_changes()
 
 def test_toggle_layers_keeps_window_level_and_difference_map(qtbot, window):
     view, doc = window.viewer.views[AXIAL], window.doc
@@ -580,6 +622,19 @@ def test_window_level_fields_auto_and_log_histogram(qtbot, window):
     box.log.setChecked(True)
     assert np.allclose(box.histogram.item.plot.getData()[1], np.log10(1 + counts))
 
+
+
+def test_the_histogram_of_a_whole_number_image_has_a_bin_per_value_not_a_comb(qtbot, window):
+    """uint8-like images (ds002748) drew alternate long and short bins: bins of a width that is not a whole number
+    hold one value or two in turn."""
+    box = window.viewer.levels_box
+    rng = np.random.default_rng(0)
+    values = np.clip(np.rint(rng.normal(100, 20, 50000)), 1, 255).astype(np.float32)   # stored as float32, as read
+    box.set_values(values)
+    x, y = box.histogram.item.plot.getData()
+    assert np.allclose(np.diff(x), np.round(np.diff(x))) and np.diff(x).min() >= 1   # whole-number bins
+    middle = y[(x > 80) & (x < 120)]   # around the peak no bin is nearly empty between two full ones
+    assert middle.min() > 0.5 * middle.max()
 
 def test_help_panel_is_optional_and_the_difference_map_has_a_scale(qtbot, window):
     viewer = window.viewer

@@ -122,6 +122,9 @@ def test_cancel_returns_within_a_second_and_changes_nothing(qtbot, window):
         pass
     # while it runs, the result shown is the one being replaced: no export of it, its figures greyed
     assert not window.act["export"].isEnabled() and not panel.metrics.isEnabled() and not panel.losses.isEnabled()
+    qtbot.keyClick(window, Qt.Key.Key_O, Qt.KeyboardModifier.ControlModifier)   # Ctrl+O says why nothing opens
+    assert window.statusBar().currentMessage().startswith("A fill is running; cancel it (Esc)")
+    assert not window.script.starts and window.jobs.running   # no file dialog, the fill goes on
     start = time.monotonic()
     qtbot.keyClick(window, Qt.Key.Key_Escape)
     assert window.jobs.worker is None and doc.editor.locked is None and doc.preview is None
