@@ -172,7 +172,7 @@ def fill_volume(image: np.ndarray, affine: np.ndarray, hole: np.ndarray, model: 
     if outside is not None:
         requested, hole = hole, hole & ~outside
         if not hole.any():
-            raise InpaintError(f"All {int(outside.sum())} voxels of the mask lie outside the brain ("
+            raise InpaintError(f"All {int(outside.sum())} voxels to fill lie outside the brain ("
                                f"{'outside the brain mask' if brain is not None else 'on the background'}), so "
                                "there is nothing to fill; check that the mask belongs to this image.")
         progress = _previews_over(requested, hole, image, progress)

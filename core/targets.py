@@ -203,18 +203,23 @@ def uncertainty_name(filled_path: str | os.PathLike) -> str:
     return f"{stem}_uncertainty{suffix}"
 
 
-def derived_name(image_path: str | os.PathLike, kind: str) -> str:
-    """BIDS-style output name for an input (a trailing _T1w is dropped from its stem first).
+ANATOMICAL_SUFFIXES = ("T1w", "T2w", "PDw", "T2starw", "FLAIR", "PD", "T2star", "inplaneT1", "inplaneT2")  # BIDS
 
-    kind "inpainted" -> <stem>_desc-inpainted_T1w.nii.gz; kind "mask" -> <stem>_label-lesion_mask.nii.gz.
+
+def derived_name(image_path: str | os.PathLike, kind: str) -> str:
+    """BIDS-style output name for an input (a trailing BIDS anatomical suffix such as _T1w or _FLAIR is taken off
+    its stem first, and kept for the filled image; T1w when there is none).
+
+    kind "inpainted" -> <stem>_desc-inpainted_<suffix>.nii.gz; kind "mask" -> <stem>_label-lesion_mask.nii.gz.
     """
     path = Path(image_path)
     suffix = volume_suffix(path)
     stem = path.name[: len(path.name) - len(suffix)] if suffix else path.name
-    if stem.endswith("_T1w"):
-        stem = stem[: -len("_T1w")]
+    contrast = next((c for c in ANATOMICAL_SUFFIXES if stem.endswith(f"_{c}")), None)
+    if contrast is not None:
+        stem = stem[: -len(contrast) - 1]
     if kind == "inpainted":
-        return f"{stem}_desc-inpainted_T1w.nii.gz"
+        return f"{stem}_desc-inpainted_{contrast or 'T1w'}.nii.gz"
     if kind == "mask":
         return f"{stem}_label-lesion_mask.nii.gz"
     raise ValueError(f"unknown output kind {kind!r}; use 'inpainted' or 'mask'")

@@ -114,7 +114,7 @@ def test_a_stroke_on_the_background_alone_says_why_there_is_no_preview(qtbot, wi
     z = int(viewer.point[AXIAL])
     with qtbot.waitSignal(window.preview.message, timeout=60000) as said:
         paint(qtbot, window, (1, 1, z))                 # the volume's corner: background only
-    assert said.args[0].startswith("No live preview: All ") and "outside the brain" in said.args[0]
+    assert said.args[0].startswith("No live preview: All ") and "voxels to fill lie outside the brain" in said.args[0]
     assert "Error" not in said.args[0] and doc.live is None
 
 

@@ -533,6 +533,8 @@ def test_write_json_and_sha256(tmp_path):
     ("/data/sub-02_ses-1_T1w.nii", "inpainted", "sub-02_ses-1_desc-inpainted_T1w.nii.gz"),
     ("brain.nrrd", "inpainted", "brain_desc-inpainted_T1w.nii.gz"),
     ("scan.v2.mha", "mask", "scan.v2_label-lesion_mask.nii.gz"),
+    ("sub-01_FLAIR.nii.gz", "inpainted", "sub-01_desc-inpainted_FLAIR.nii.gz"),   # it read _T1w for any contrast
+    ("sub-01_T2w.nii", "mask", "sub-01_label-lesion_mask.nii.gz"),
     ("/data/dicom_T1w", "mask", "dicom_label-lesion_mask.nii.gz"),
 ])
 def test_derived_name(name, kind, expected):

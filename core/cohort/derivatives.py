@@ -105,9 +105,9 @@ COLUMNS = {
     "seconds": "Time the fill took, in seconds.",
     "uncertainty": "Mean predicted error of the fill over the filled voxels (one standard deviation, in the image's "
                    "intensity units; its map is the desc-uncertainty image beside the filled one); n/a: not predicted.",
-    "uncertainty_share": "The same mean as a share of the scan's brain intensity range (0.5th to 99.5th percentile of "
-                         "known brain voxels, the fill's own normalisation), comparable across scans; n/a: not "
-                         "predicted.",
+    "uncertainty_share": "The same mean as a share of the scan's brain intensity range (from 0, or the 0.5th "
+                         "percentile of known brain voxels where that is below 0, to their 99.5th percentile: the "
+                         "fill's own normalisation), comparable across scans; n/a: not predicted.",
     "message": "Why a scan is not filled (no_lesion: its image was copied), is damaged or was filled again (by the "
                "run that wrote this table), in one sentence.",
 }
