@@ -47,6 +47,8 @@ def test_the_wheel_holds_every_shipped_file_and_package(wheel):
     assert not {"inpaint_" + n for n in LEFT_OUT} & names
     modules = [str(p.relative_to(ROOT)) for top in ("core", "inpaint_gui") for p in (ROOT / top).rglob("*.py")]
     assert not sorted(m for m in modules if m not in names), "modules missing from the wheel"
+    licences = {n.split(".dist-info/licenses/")[1] for n in names if ".dist-info/licenses/" in n}
+    assert {"LICENSE", "resources/demo/NOTICE.md", "resources/mni152/NOTICE.md"} <= licences   # MIT wants its text
 
 
 def test_the_installed_wheel_finds_its_models_and_fills_the_demo_brain_outside_the_checkout(wheel, tmp_path):
