@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"   # the project's brains, beside a checkout (benchmarks, scripts)
 
 
 def shown_path(path: Path | str | None) -> str | None:

@@ -22,6 +22,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from core.paths import SHARED_DATA  # noqa: E402
 from core.bench.cohort import COHORT_FAMILIES, cohort_scans  # noqa: E402
 from core.bench.masks import make_cases  # noqa: E402
 from core.bench.runner import read_brain  # noqa: E402
@@ -32,7 +33,7 @@ from core.registry import resolve_model  # noqa: E402
 from core.uncertainty import FILE_NAME, fit, lesion_rms, one_sigma_share, to_json  # noqa: E402
 from core.jsonfiles import write_json  # noqa: E402
 
-COHORT = ROOT / ".." / "shared" / "data" / "train_cohort"
+COHORT = SHARED_DATA / "train_cohort"
 
 
 class Recorder:

@@ -40,6 +40,7 @@ from scipy import ndimage
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from core.paths import SHARED_DATA  # noqa: E402
 from core.baselines import biharmonic_3d_fill  # noqa: E402
 from core.bench.cohort import cohort_scans  # noqa: E402
 from core.bench.masks import make_cases  # noqa: E402
@@ -203,7 +204,7 @@ def candidate(text: str) -> tuple[int, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--cohort", type=Path, default=ROOT.parent / "shared" / "data" / "train_cohort")
+    parser.add_argument("--cohort", type=Path, default=SHARED_DATA / "train_cohort")
     parser.add_argument("--out", type=Path, help="folder of the per-hole records")
     parser.add_argument("--donors", type=int, default=4, help="donor scans per dataset of the training split")
     parser.add_argument("--cases", type=int, default=3, help="holes per family and scan")

@@ -37,6 +37,7 @@ from scipy import ndimage
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from core.paths import SHARED_DATA  # noqa: E402
 from core.bench.cohort import cohort_scans  # noqa: E402
 from core.bench.masks import make_cases  # noqa: E402
 from core.bench.runner import BASELINES, read_brain  # noqa: E402
@@ -65,7 +66,7 @@ def mean_se(values: list[float]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--cohort", type=Path, default=ROOT / ".." / "shared" / "data" / "train_cohort")
+    parser.add_argument("--cohort", type=Path, default=SHARED_DATA / "train_cohort")
     parser.add_argument("--split", default="validation")
     parser.add_argument("--cases", type=int, default=3)
     parser.add_argument("--run", type=Path, help="a bench results.json of the same holes (method refine3d)")

@@ -27,6 +27,7 @@ from scipy import ndimage
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from core.paths import SHARED_DATA  # noqa: E402
 from core.baselines import biharmonic_3d_fill  # noqa: E402
 from core.bench.cohort import cohort_scans  # noqa: E402
 from core.bench.masks import check_mask  # noqa: E402
@@ -73,7 +74,7 @@ def check_scan(image: Path, brainmask: Path, out: Path, lesions: str = "six") ->
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lesions", choices=("six", "small40"), default="six")
-    parser.add_argument("--cohort", type=Path, default=Path("../shared/data/heldout_cohort"))
+    parser.add_argument("--cohort", type=Path, default=SHARED_DATA / "heldout_cohort")
     parser.add_argument("--split", choices=("all", "training", "validation"), default="all",
                         help="the cohort's scans to use (core.training.cohort.split) [all]")
     parser.add_argument("--out", type=Path, default=None, help="default: runs/lesion_mask_check_<lesions>")

@@ -25,11 +25,12 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from core.paths import SHARED_DATA  # noqa: E402
 from core.bench.masks import CHECK_MASKS, check_mask  # noqa: E402
 from core.bench.runner import load_bench_data  # noqa: E402
 from core.modelspace import Reorientation  # noqa: E402
 
-SUBJECT = ROOT.parent / "shared" / "data" / "heldout_subject"
+SUBJECT = SHARED_DATA / "heldout_subject"
 
 
 def main() -> int:

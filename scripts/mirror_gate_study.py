@@ -28,6 +28,7 @@ from scipy import ndimage
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from core.paths import SHARED_DATA  # noqa: E402
 import core.refine3d as refine3d  # noqa: E402
 from core.bench.cohort import cohort_scans  # noqa: E402
 from core.bench.masks import make_cases  # noqa: E402
@@ -129,7 +130,7 @@ def report(paths: list[Path]) -> None:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--cohort", type=Path, default=ROOT / ".." / "shared" / "data" / "train_cohort")
+    p.add_argument("--cohort", type=Path, default=SHARED_DATA / "train_cohort")
     p.add_argument("--families", default="blob6,blob10,blob16,cube16")
     p.add_argument("--cases", type=int, default=3)
     p.add_argument("--out", type=Path)

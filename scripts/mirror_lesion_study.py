@@ -26,6 +26,7 @@ from scipy import ndimage
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from core.paths import SHARED_DATA  # noqa: E402
 from core.bench.cohort import COHORT_FAMILIES, SPLITS, cohort_scans, mean_se  # noqa: E402
 from core.bench.masks import make_cases  # noqa: E402
 from core.bench.runner import BASELINES, read_brain  # noqa: E402
@@ -55,7 +56,7 @@ def planted(image: np.ndarray, hole: np.ndarray, spacing: np.ndarray) -> np.ndar
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--cohort", type=Path, default=Path("../shared/data/train_cohort"))
+    parser.add_argument("--cohort", type=Path, default=SHARED_DATA / "train_cohort")
     parser.add_argument("--split", choices=SPLITS, default="validation")
     parser.add_argument("--refiner", type=Path, default=None, help="refiner folder (default: the shipped one)")
     parser.add_argument("--out", type=Path, default=Path("runs/mirror_lesions.json"))

@@ -20,13 +20,14 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from core.paths import SHARED_DATA  # noqa: E402
 from core.baselines import biharmonic_3d_fill  # noqa: E402
 from core.bench.masks import make_cases  # noqa: E402
 from core.bench.runner import BenchData, Method, fill_case, read_brain, score  # noqa: E402
 from core.fill import FillSettings  # noqa: E402
 from core.registry import resolve_model  # noqa: E402
 
-DATA = ROOT / ".." / "shared" / "data" / "robex_subject"
+DATA = SHARED_DATA / "robex_subject"
 FAMILIES = "blob6,blob10,blob16,cube16,cube32,large"
 HELD_OUT = ("heldout_subject", "colin27")
 

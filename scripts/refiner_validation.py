@@ -15,10 +15,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from core.paths import SHARED_DATA
 from core.refine3d import load_refiner
 from core.training.refiner_patches import HOLE_KINDS, batch, load_brain
 
-DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "robex_subject"
+DATA = SHARED_DATA / "robex_subject"
 SEED = 10_000_019   # training draws its batches from seeds (run seed, step): never this one
 
 

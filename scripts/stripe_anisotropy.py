@@ -20,6 +20,7 @@ from scipy import ndimage
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from core.paths import SHARED_DATA  # noqa: E402
 from core.bench.cohort import cohort_scans  # noqa: E402
 from core.bench.masks import AXIAL, make_cases  # noqa: E402
 from core.bench.runner import load_bench_data  # noqa: E402
@@ -30,7 +31,7 @@ BLUR_MM = (0.0, 1.0, 2.0)
 
 def main() -> None:
     argparse.ArgumentParser(description=__doc__.split("\n\n")[0]).parse_args()
-    for scan in cohort_scans(ROOT / ".." / "shared" / "data" / "train_cohort", "validation"):
+    for scan in cohort_scans(SHARED_DATA / "train_cohort", "validation"):
         data = load_bench_data(scan.image, scan.brainmask)
         blurred = [ndimage.gaussian_filter(data.image, mm / data.voxel_mm) if mm else data.image for mm in BLUR_MM]
         ratios = [[stripe_metrics(np.where(case.hole, b, data.image), data.image, case.hole, AXIAL)["stripe_ratio"]

@@ -12,6 +12,7 @@ from typing import Optional
 from ..baselines import estimate_white_matter
 from ..errors import InpaintError
 from ..fill import FillSettings
+from ..paths import SHARED_DATA
 from ..progress import ProgressBar
 from ..refine3d import default_refiner, load_refiner
 from ..registry import default_model_name, list_models, resolve_model
@@ -26,7 +27,7 @@ from .report import build_report, write_figures, write_markdown, write_results_j
 from .runner import (BASELINES, PIPELINES, Method, baseline_methods, default_method_name, load_bench_data,
                      model_free_methods, model_methods, run_bench)
 
-HELDOUT = Path(__file__).resolve().parents[3] / "shared" / "data" / "heldout_subject"
+HELDOUT = SHARED_DATA / "heldout_subject"
 HELDOUT_IMAGE, HELDOUT_MASK = HELDOUT / "t1_2mm.nii.gz", HELDOUT / "brainmask_2mm.nii.gz"
 QUICK_FAMILIES = ("blob10", "cube16", "large")
 METHOD_NAMES = ("default",) + tuple(PIPELINES) + tuple(BASELINES)

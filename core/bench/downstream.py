@@ -42,7 +42,7 @@ from .cohort import cohort_scans
 from .lesions import LesionSet, simulate_lesions
 from .masks import Case
 from .registration import Template, bias, lesion_points, subject_points
-from ..paths import shown_path
+from ..paths import SHARED_DATA, shown_path
 from .runner import (BASELINES, PIPELINES, BenchData, Method, baseline_methods, default_method_name,
                      fill_case, load_bench_data, model_free, model_free_methods, model_methods)
 
@@ -52,7 +52,7 @@ RING_VOXELS = 2
 HMRF_BETA = 0.1
 HMRF_ITERATIONS = 10
 GMM_TOL = 1e-6
-SHARED = Path(__file__).resolve().parents[3] / "shared" / "data"
+SHARED = SHARED_DATA
 BRAINS = {name: (SHARED / name / "t1_2mm.nii.gz", SHARED / name / "brainmask_2mm.nii.gz")
           for name in ("heldout_subject", "colin27")}
 ProgressFn = Callable[[float, str], None]

@@ -37,7 +37,7 @@ from ..methods import METHODS
 from ..metrics import hole_metrics, slice_metrics
 from ..modelspace import Reorientation, voxel_sizes
 from ..normalize import MAX_BRAIN_ML
-from ..paths import REPO
+from ..paths import SHARED_DATA
 from ..refine3d import Refiner
 from ..resources import MNI152_T1
 from ..roughness import stripe_metrics
@@ -65,7 +65,6 @@ BASELINES: dict[str, Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]]
     "fsl-style": lambda image, hole, _mm: fsl_style_fill(image, hole),
 }
 SLICE_AXIS = "axial"
-SHARED_DATA = REPO.parent / "shared" / "data"
 TRAINING_BRAINS = (MNI152_T1, SHARED_DATA / "robex_subject" / "t1_1p5mm.nii.gz")
 
 ProgressFn = Callable[[float, str], None]
