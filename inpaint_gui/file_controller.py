@@ -17,6 +17,7 @@ from core.errors import InpaintError
 from core.mask_editor import EditRefused
 from core.resources import DEMO_BRAIN
 from core.targets import derived_name
+from core.volume import check_grid
 
 from .actions import connect_action
 from .dialogs import Button, Dialogs
@@ -144,6 +145,11 @@ class FileController(QObject):
         if doc is None:
             return False
         name = Path(path).name
+        try:
+            check_grid(path, doc.volume, "mask")   # from its header: a mask of another scan is said before any question
+        except InpaintError as exc:
+            self.dialogs.error(str(exc))
+            return False
         if doc.editor.modified and doc.editor.voxel_count and self.dialogs.ask(
                 f"Replace the painted mask ({doc.lesion_text()}, not saved) with {name}? (Ctrl+Z brings it back.)"
         ) != Button.Yes:

@@ -286,6 +286,12 @@ def test_import_over_unsaved_painting_asks_and_probability_maps_ask_for_a_thresh
     script.paths.append(path)  # cancelling the threshold imports nothing
     window.act["import_mask"].trigger()
     assert np.array_equal(doc.mask_in_file_order(), hole) and doc.editor.can_undo
+    elsewhere = tmp_path / "other_grid_prob.nii.gz"   # a probability map of another scan: refused before any question
+    nib.save(nib.Nifti1Image(probability[:-2], source.affine), elsewhere)
+    asked = len(script.questions)
+    script.paths.append(elsewhere)
+    window.act["import_mask"].trigger()
+    assert len(script.questions) == asked and "grid" in script.errors[-1] and np.array_equal(doc.mask_in_file_order(), hole)
 
 
 def test_dilate_brain_mask_method_and_threads_reach_the_fill(qtbot, window, brain_files, tmp_path):
