@@ -152,17 +152,24 @@ def uncertainty_record(result: FillResult, path: PathLike) -> dict[str, Any]:
 
 
 def skull_stripped(data: np.ndarray, affine: np.ndarray) -> bool:
-    """BIDS `SkullStripped`: the image holds no more tissue (finite voxels other than its background,
-    `core.inputs.background_value`) than a brain (MAX_BRAIN_ML); with skull and scalp it holds two to four times as
-    much."""
+    """BIDS `SkullStripped`: the image holds no more tissue than a brain (MAX_BRAIN_ML); with skull and scalp it
+    holds two to four times as much. Tissue is what `core.normalize.estimate_brain` takes for it, above the
+    background (`core.inputs.background_value`): voxels brighter than BRAIN_FRACTION of the robust maximum, so a
+    faint noise around a stripped brain is not tissue."""
     from .inputs import background_value
+    from .normalize import BRAIN_FRACTION, ROBUST_MAX_PERCENTILE
     from .volume import chunks
 
     background = background_value(data)
+    sample = np.asarray(data[::2, ::2, ::2], dtype=np.float64) - background   # the percentile from every 8th voxel
+    positive = sample[np.isfinite(sample) & (sample > 0)]
+    if not positive.size:
+        return True
+    threshold = background + BRAIN_FRACTION * float(np.percentile(positive, ROBUST_MAX_PERCENTILE))
     tissue = 0
     for part in chunks(data.shape):
         values = data[part]
-        tissue += int(np.count_nonzero(np.isfinite(values) & (values != background)))
+        tissue += int(np.count_nonzero(np.isfinite(values) & (values > threshold)))
     return tissue * voxel_ml(affine) <= MAX_BRAIN_ML
 
 

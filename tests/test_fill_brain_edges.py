@@ -68,6 +68,8 @@ def test_skull_stripped_counts_tissue_not_a_nan_or_shifted_background() -> None:
     affine = np.diag([2.0, 2.0, 2.0, 1.0])
     for background in (0.0, np.nan, -1000.0, -2.2351741790771484e-06):
         assert skull_stripped(np.where(image > 0, image, np.float32(background)), affine), background
+    noisy = np.where(image > 0, image, np.random.default_rng(0).uniform(0, 0.02 * image.max(), image.shape))
+    assert skull_stripped(noisy.astype(np.float32), affine)   # faint noise around the brain is not tissue (was: False)
     head = np.zeros(image.shape, np.float32)
     head[5:-5, 5:-5, 5:-5] = 50.0                      # 3.0 l of tissue with air around it: a head, skull on
     assert not skull_stripped(head, affine)
