@@ -48,7 +48,15 @@ class Reorientation:
 
 
 def voxel_sizes(affine: np.ndarray) -> np.ndarray:
+    """Voxel size in mm along each voxel axis."""
     return np.sqrt((np.asarray(affine)[:3, :3] ** 2).sum(axis=0))
+
+
+def obliquity_deg(affine: np.ndarray) -> float:
+    """The largest angle in degrees between a voxel axis and the scanner axis nearest to it (0: not oblique)."""
+    from nibabel.affines import obliquity
+
+    return float(np.degrees(np.max(np.abs(obliquity(np.asarray(affine, dtype=np.float64))))))
 
 
 def plane_axes(axis: str) -> tuple[int, int, int]:

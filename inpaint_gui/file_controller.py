@@ -16,6 +16,7 @@ from PySide6.QtWidgets import QMenu
 from core.errors import InpaintError
 from core.mask_editor import EditRefused
 from core.resources import DEMO_BRAIN
+from core.modelspace import obliquity_deg
 from core.targets import derived_name
 from core.volume import check_grid
 
@@ -28,6 +29,7 @@ NIFTI_FILTER = "NIfTI (*.nii.gz *.nii)"
 MAX_RECENT = 8
 
 
+OBLIQUE_DEG = 1.0   # a voxel grid tilted this much from the scanner axes is said to be oblique on opening
 BUSY = "A fill is running; cancel it (Esc) before opening another image."
 
 
@@ -90,7 +92,10 @@ class FileController(QObject):
                 mask_error = str(exc)
         self.doc = doc
         self._add_recent(Path(path))
-        self.message.emit(f"Opened {Path(path).name}: {'x'.join(map(str, doc.volume.shape))} voxels.")
+        tilt = obliquity_deg(doc.volume.affine)
+        oblique = (f" Its voxel grid is oblique, {tilt:.0f} degrees from the scanner's axes: the views show the grid "
+                   "as stored and their letters name the nearest axes." if tilt >= OBLIQUE_DEG else "")
+        self.message.emit(f"Opened {Path(path).name}: {'x'.join(map(str, doc.volume.shape))} voxels.{oblique}")
         self.opened.emit()  # after the message: the window may have a warning to show instead
         if mask_error is not None:
             self.dialogs.error(mask_error)

@@ -258,6 +258,19 @@ def test_on_the_results_layers_the_outline_and_readout_show_the_voxels_the_fill_
     assert np.array_equal(per_voxel.any(axis=(1, 3)), now & ~ndimage.binary_erosion(now, border_value=0))
     window.forget_changes()
 
+
+def test_opening_an_oblique_scan_says_the_views_show_its_voxel_grid(qtbot, window, brain_files, tmp_path):
+    """A grid tilted 20 degrees in the scanner looked exactly like an upright one, its letters 20 degrees off."""
+    source = nib.load(brain_files[0])
+    assert "oblique" not in window.statusBar().currentMessage()
+    angle = np.radians(20.0)
+    turn = np.eye(4)
+    turn[:2, :2] = [[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]]
+    path = tmp_path / "tilted.nii.gz"
+    nib.save(nib.Nifti1Image(np.asarray(source.dataobj), turn @ source.affine), path)
+    assert window.files.open_image(path)
+    assert "oblique, 20 degrees from the scanner's axes" in window.statusBar().currentMessage()
+
 def test_toggle_layers_keeps_window_level_and_difference_map(qtbot, window):
     view, doc = window.viewer.views[AXIAL], window.doc
     z = int(window.viewer.point[AXIAL])
