@@ -37,6 +37,9 @@ MENUS: dict[str, tuple[Spec | str, ...]] = {
         Spec("save_mask_as", "Save mask &as...", ("Ctrl+Shift+S",), "Save the mask under a new name."),
         Spec("export", "&Export filled volume...", ("Ctrl+E",),
              "Write the filled volume (input geometry) with its JSON sidecar and the mask it used."),
+        Spec("keep_dtype", "Export in the input's &data type",  (),
+             "Write the export in the input's stored type and scaling (e.g. uint8: the fill is rounded), as "
+             "'inpaint fill --keep-dtype'; off: float32 (float64 where float32 cannot hold the input).", True),
         "-",
         Spec("quit", "&Quit", ("Ctrl+Q",), "Close the application."),
     ),

@@ -352,8 +352,10 @@ class Document:
         self.preview = None
         self.live = None  # the full fill supersedes the live preview
 
-    def export(self, path: str | os.PathLike, mask_path: Optional[str | os.PathLike] = None) -> list[Path]:
-        """Write the filled volume (input geometry, float32), the job's mask, the fill's predicted-error map when it
+    def export(self, path: str | os.PathLike, mask_path: Optional[str | os.PathLike] = None,
+               keep_dtype: bool = False) -> list[Path]:
+        """Write the filled volume (input geometry; float32, or with `keep_dtype` the input's stored type and
+        scaling, as `inpaint fill --keep-dtype`), the job's mask, the fill's predicted-error map when it
         has one (`core.targets.uncertainty_name` beside the volume) and the sidecar `inpaint fill` writes.
 
         The sidecar's `metrics` are the fill's in-hole metrics (the CLI's keys); the 3D biharmonic
@@ -373,7 +375,7 @@ class Document:
             self.result.metrics = compare_metrics(self.original, self.blended, self.reo.apply(fill.hole), self.spacing)
         # every target is checked before anything is written; the volume and its sidecar then appear together
         protected = self.protected()
-        check_outputs(path, inputs=protected, force=True, like=self.volume)
+        check_outputs(path, inputs=protected, force=True, like=self.volume, keep_dtype=keep_dtype)
         sd_path = None
         if fill.uncertainty is not None and fill.uncertainty.size:
             sd_path = Path(path).parent / uncertainty_name(path)
@@ -398,8 +400,9 @@ class Document:
                                     "edited_after_import": state != self.result_state}
         record = build_sidecar(fill, self.result.model, image_path=self.path, mask_path=mask_path,
                                output_path=Path(path), dilate=self.result.dilate, brainmask_path=self.result.brain_path,
-                               metrics=metrics.get("model"), extra=extra)
-        volume = save_volume(path, fill.filled, self.volume, force=True, sidecar=record, inputs=protected)
+                               metrics=metrics.get("model"), keep_dtype=keep_dtype, extra=extra)
+        volume = save_volume(path, fill.filled, self.volume, keep_dtype=keep_dtype, force=True, sidecar=record,
+                             inputs=protected, changed=fill.hole)
         written = [volume, sidecar_path(volume)] + ([mask_path] if mask_path is not None else [])
         if sd_path is not None:
             written.append(save_volume(sd_path, uncertainty_map(fill), self.volume, force=True,

@@ -30,6 +30,7 @@ MAX_RECENT = 8
 
 
 OBLIQUE_DEG = 1.0   # a voxel grid tilted this much from the scanner axes is said to be oblique on opening
+KEEP_DTYPE = "exportKeepDtype"   # the setting File > Export in the input's data type keeps
 BUSY = "A fill is running; cancel it (Esc) before opening another image."
 
 
@@ -251,7 +252,7 @@ class FileController(QObject):
             if answer != Button.Yes:
                 mask_path = beside
         try:
-            written = doc.export(path, mask_path)
+            written = doc.export(path, mask_path, keep_dtype=self.settings.value(KEEP_DTYPE, False, type=bool))
         except InpaintError as exc:
             self.dialogs.error(str(exc))
             return False

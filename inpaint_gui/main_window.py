@@ -19,7 +19,7 @@ from core.registry import default_model_name, list_models
 from .actions import build_actions, build_toolbar, connect_action, shortcut_table
 from .dialogs import Button, Dialogs, TableWindow, fit_to_screen
 from .document import LAYERS, Document
-from .file_controller import FileController
+from .file_controller import KEEP_DTYPE, FileController
 from .fill_controller import FillController
 from .fill_session import FillSession
 from .inpaint_panel import InpaintPanel
@@ -82,6 +82,7 @@ class MainWindow(QMainWindow):
         self.toolbar = build_toolbar(self, self.act)
         self.act["radiological"].setChecked(self.settings.value("radiological", True, type=bool))
         self.act["live_preview"].setChecked(self.settings.value("livePreview", True, type=bool))
+        self.act["keep_dtype"].setChecked(self.settings.value(KEEP_DTYPE, False, type=bool))
         self.files = FileController(self.dialogs, self.settings, self.recent_menu, lambda: self.jobs.running)
         self.session = FillSession(self.jobs, self.viewer, self.panel, self.dialogs, lambda: self.doc)
         self.display = ViewController(self.act, self.viewer, self.settings, lambda: self.doc, lambda: self.jobs.running)
@@ -131,6 +132,7 @@ class MainWindow(QMainWindow):
             "run": self.session.run, "cancel": self.session.cancel, "load_checkpoint": self.load_checkpoint_dialog,
             "shortcuts": self.show_shortcuts, "about": self.show_about,
             "live_preview": self._live_preview_toggled,
+            "keep_dtype": lambda: self.settings.setValue(KEEP_DTYPE, self.act["keep_dtype"].isChecked()),
             "review": self.review.open_dialog, "scan_next": lambda: self.review.step(1),
             "scan_prev": lambda: self.review.step(-1), "rate_pass": lambda: self.review.rate("pass"),
             "rate_fail": lambda: self.review.rate("fail"), "rate_unsure": lambda: self.review.rate("unsure"),

@@ -144,6 +144,36 @@ def test_a_fill_is_shown_where_the_user_looks_or_on_the_lesions_largest_slice(qt
     assert list(window.viewer.point) == [inside[0], inside[1], z + 1]  # the view stays
 
 
+
+def test_export_in_the_inputs_data_type_keeps_its_stored_values_outside_the_fill(qtbot, window, brain_files, tmp_path):
+    """File > Export in the input's data type writes an int16 scan with its slope as int16 (it was always float32, the
+    app had no --keep-dtype); the choice is remembered."""
+    source = nib.load(brain_files[0])
+    stored = np.clip(np.rint(source.get_fdata() * 2), -32768, 32767).astype(np.int16)
+    scaled = nib.Nifti1Image(stored, source.affine)
+    scaled.header.set_slope_inter(0.5, 0.0)
+    path = tmp_path / "scan_T1w.nii.gz"
+    nib.save(scaled, path)
+    assert window.files.open_image(path)
+    paint(qtbot, window, (20, 24, int(window.viewer.point[AXIAL])))
+    fake_result(window, value=33.3)
+    window.act["keep_dtype"].trigger()
+    assert window.settings.value("exportKeepDtype", type=bool)
+    out = tmp_path / "out"
+    out.mkdir()
+    window.script.paths.append(out / "filled.nii.gz")
+    window.act["export"].trigger()
+    written = nib.load(out / "filled.nii.gz")
+    hole = window.doc.result.fill.hole
+    assert written.get_data_dtype() == np.int16 and (written.dataobj.slope, written.dataobj.inter) == (0.5, 0.0)
+    raw = np.asarray(written.dataobj.get_unscaled())
+    assert np.array_equal(raw[~hole], stored[~hole]) and np.all(raw[hole] == 67)   # 33.3 / 0.5, rounded
+    assert json.loads((out / "filled.json").read_text())["keep_dtype"] is True
+    window.act["keep_dtype"].trigger()   # off again: float32
+    window.script.paths.append(out / "filled_float.nii.gz")
+    window.act["export"].trigger()
+    assert nib.load(out / "filled_float.nii.gz").get_data_dtype() == np.float32
+
 def test_save_save_as_and_export_from_the_menu_and_keys_write_correct_files(qtbot, window, brain_files, tmp_path):
     image, _, _ = brain_files
     z = int(window.viewer.point[AXIAL])
