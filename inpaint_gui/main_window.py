@@ -41,6 +41,8 @@ MOUSE_HELP = (("Left drag", "paint (eraser tool: erase)"), ("Right drag", "erase
               ("Shift+wheel", "brush size"), ("Ctrl+wheel", "zoom"), ("Middle drag", "pan"),
               ("Drop a file", "open it"))
 
+BRIEF_MS = 2000   # how long a passing note (a live preview's time) covers the cursor readout
+
 
 class MainWindow(QMainWindow):
     """The inpaint-gui window: wiring and view state; `files` opens and saves, `session` runs fills."""
@@ -152,6 +154,7 @@ class MainWindow(QMainWindow):
         v.painter.edited.connect(self.preview.request)
         v.painter.strokeStarted.connect(self.preview.cancel)
         self.preview.message.connect(self.show_message)
+        self.preview.timing.connect(lambda text: self.status.showMessage(text, BRIEF_MS))
         self.files.maskReplaced.connect(self.preview.reset)
         c.cleared.connect(self.preview.reset)
         self.jobs.idleChanged.connect(lambda: self.jobs.running and self.preview.reset())

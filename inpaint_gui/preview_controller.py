@@ -90,6 +90,7 @@ class PreviewController(QObject):
     """Requests previews from finished strokes, runs one at a time and shows only the newest."""
 
     message = Signal(str)
+    timing = Signal(str)   # how long a preview took: said briefly, the cursor's readout gives way to it meanwhile
     shown = Signal(float)  # seconds from the end of the stroke to the preview in the views
 
     def __init__(self, viewer: OrthoViewer, document: Callable[[], Optional[Document]],
@@ -187,7 +188,7 @@ class PreviewController(QObject):
         self.viewer.set_layer("live")
         seconds = time.perf_counter() - job.requested
         self.shown.emit(seconds)
-        self.message.emit(f"Live preview of {doc.lesion_text(int(job.hole.size))} in {1000 * seconds:.0f} ms "
+        self.timing.emit(f"Live preview of {doc.lesion_text(int(job.hole.size))} in {1000 * seconds:.0f} ms "
                           "(refine3d without mirrored detail); Run (Ctrl+R) makes the full fill.")
 
     def _failed(self, text: str) -> None:

@@ -177,7 +177,9 @@ def test_a_long_message_is_not_cut_off_by_the_cursor_readout(qtbot, window):
     width = bar.fontMetrics().horizontalAdvance(message)
     assert 6 + width <= window.cursor_label.x() - 2  # QStatusBar draws the message from x = 6 to the readout
     assert window.cursor_label.width() > 0 and window.brush_label.width() >= window.brush_label.sizeHint().width()
-    bar.clearMessage()  # the message gone, the readout has its width again
+    # the preview's time is a passing note: after 2 s the readout has its width again (it gave way for 6 s after every
+    # stroke, hiding the intensity while one paints)
+    qtbot.waitUntil(lambda: not bar.currentMessage(), timeout=3000)
     qtbot.wait(20)
     assert window.cursor_label.width() >= window.cursor_label.sizeHint().width()
     with qtbot.waitSignal(window.preview.message, timeout=60000) as said:
