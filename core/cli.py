@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Optional, Sequence
 
 from . import __version__
 from .argtypes import at_least, number_range, real
-from .errors import InpaintError
+from .errors import EXIT_INTERRUPTED, EXIT_USER_ERROR, InpaintError
 
 if TYPE_CHECKING:
     from .fill_file import FileFill
@@ -137,7 +137,7 @@ def _run_fill(args: argparse.Namespace) -> int:
             raise   # nothing of this run was written
         print(f"inpaint: interrupted after {output} and its sidecar were written; both are complete.",
               file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
 
 
 def _fill_and_report(args: argparse.Namespace) -> int:
@@ -255,7 +255,7 @@ def _run_bids(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         print("inpaint: interrupted; the scans filled so far are kept and listed in the table; run the same "
               "command again to go on.", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
     return 1 if summary.count(FAILED) else 0
 
 
@@ -338,16 +338,18 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         code = int(args.func(args) or 0)
     except InpaintError as exc:
         print(f"inpaint: error: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_USER_ERROR
     except KeyboardInterrupt:
         print("inpaint: interrupted; no output was written.", file=sys.stderr)
-        code = 130
+        code = EXIT_INTERRUPTED
     if argv is None:   # the program's work is done: a Ctrl+C now would only kill the interpreter on its way out
         signal.signal(signal.SIGINT, signal.SIG_IGN)
-    if code == 130 and argv is None:   # the `inpaint` program: end now, before the interpreter shuts down under
-        sys.stdout.flush()             # C++ threads (SimpleITK's) an interrupt left running, which aborts
+    if code == EXIT_INTERRUPTED and argv is None:
+        # the `inpaint` program: end now, before the interpreter shuts down under C++ threads (SimpleITK's) an
+        # interrupt left running, which aborts
+        sys.stdout.flush()
         sys.stderr.flush()
-        os._exit(130)
+        os._exit(EXIT_INTERRUPTED)
     return code
 
 

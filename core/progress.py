@@ -9,7 +9,8 @@ from typing import TextIO
 from .job import EtaClock, Progress
 
 
-def _clock(seconds: float) -> str:
+def clock(seconds: float) -> str:
+    """Seconds as minutes:seconds (`75` -> `1:15`)."""
     seconds = int(round(seconds))
     return f"{seconds // 60:d}:{seconds % 60:02d}"
 
@@ -35,7 +36,7 @@ class ProgressBar:
             return
         self._last = now
         filled = int(round(self.width * min(1.0, max(0.0, fraction))))
-        eta_text = f" ETA {_clock(eta)}" if eta is not None else ""
+        eta_text = f" ETA {clock(eta)}" if eta is not None else ""
         line = f"{self.label} [{'#' * filled}{'.' * (self.width - filled)}] {100 * fraction:5.1f}%{eta_text} {text}"
         self.stream.write("\r" + line.ljust(100)[:140] if self.terminal else line.rstrip() + "\n")
         self.stream.flush()

@@ -13,6 +13,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QAbstractScrollArea, QAbstract
 from core.inputs import count_lesions
 from core.job import EtaClock, Progress
 from core.methods import fills_slices
+from core.progress import clock
 
 from .document import BASELINE, JobResult
 from .settings_form import SettingsForm
@@ -23,11 +24,6 @@ FIELD_KEYS = (Qt.Key.Key_Up, Qt.Key.Key_Down, Qt.Key.Key_PageUp, Qt.Key.Key_Page
 METRIC_COLUMNS = (("psnr", "PSNR dB", "{:.2f}", 1.0), ("ssim", "SSIM", "{:.3f}", 1.0),
                   ("mae", "MAE %", "{:.2f}", 100.0))  # MAE as % of the image's intensity range
 WARNING_STYLE = "color: #a05000;"
-
-
-def _clock(seconds: float) -> str:
-    seconds = int(round(seconds))
-    return f"{seconds // 60}:{seconds % 60:02d}"
 
 
 def plural(count: int, noun: str) -> str:
@@ -182,7 +178,7 @@ class InpaintPanel(QWidget):
         eta = self._eta.update(progress)
         text = f"step {progress.step}/{progress.total}"
         if progress.stage != "done" and eta is not None:
-            text += f"   ETA {_clock(eta)}"
+            text += f"   ETA {clock(eta)}"
         self.eta.setText(text)
         loss = finite_mean(progress.best_loss)
         if progress.preview is not None and loss is not None:  # best losses change when previews are taken

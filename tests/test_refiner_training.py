@@ -224,7 +224,7 @@ def test_the_training_command_refuses_a_share_outside_0_to_1(capsys) -> None:
 
 @pytest.mark.parametrize("option, value, says", [
     ("--threads", "0", "must be a number of threads from 1 to 1024, not 0"),
-    ("--minutes", "-1", "must be a number above 0, not -1"),
+    ("--minutes", "-1", "must be a number of at least 0, not -1"),
     ("--steps", "0", "must be a whole number of at least 1, not 0"),
     ("--seed", "-3", "must be a whole number of at least 0, not -3"),
     ("--centre-depth", "-5", "not -5"),

@@ -13,7 +13,7 @@ import torch
 from ..argtypes import at_least, non_negative, number_range, positive
 from ..atomic import recover_commits
 from ..checkpoint import SPACING_RANGE_MM
-from ..errors import InpaintError
+from ..errors import EXIT_INTERRUPTED, InpaintError
 from ..networks import LIMITS
 from ..normalize import MAX_BRAIN_ML
 from ..search import SEED_MAX
@@ -214,7 +214,7 @@ def run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         if ctx.main:
             print(_interrupted(out), file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
     finally:
         teardown(ctx)
     if ctx.main:

@@ -34,7 +34,7 @@ from safetensors.torch import load_file, save_file
 
 from ..argtypes import at_least, non_negative, number_range, positive
 from ..atomic import write_atomically
-from ..errors import InpaintError
+from ..errors import EXIT_INTERRUPTED, EXIT_USER_ERROR, InpaintError
 from ..refine3d import Refiner, Refiner3D, RefinerConfig, load_refiner, save_refiner, widened, with_mirror_inputs
 from ..search import select_device
 from .cohort import find_scans, split
@@ -320,7 +320,7 @@ def parser(exit_on_error: bool = True) -> argparse.ArgumentParser:
                    help="cohort folders of *_T1w scans with their *_brainmask (core.training.cohort): their training "
                         "split is added to --data, each scan with weight 1; the validation split is never drawn from")
     p.add_argument("--out", type=Path, required=True)
-    p.add_argument("--minutes", type=positive, default=30.0)
+    p.add_argument("--minutes", type=non_negative, default=30.0)   # 0: a checkpoint of the starting weights
     p.add_argument("--steps", type=at_least(1), default=2000, help="planned steps (the learning rate decays over them)")
     p.add_argument("--batch-size", type=number_range(1, 4096, "a number of patches "), default=6)
     p.add_argument("--width", type=number_range(1, 64), default=None,
@@ -460,10 +460,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                                   *(sys.argv[1:] if argv is None else argv)]))
     except InpaintError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_USER_ERROR
     except KeyboardInterrupt:
         print(f"interrupted: {_kept(args.out)}.", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
     return 0
 
 

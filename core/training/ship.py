@@ -20,7 +20,7 @@ from safetensors.torch import load_file, save_file
 
 from ..atomic import write_atomically
 from ..checkpoint import CONFIG, WEIGHTS, load_model
-from ..errors import InpaintError
+from ..errors import EXIT_USER_ERROR, InpaintError
 from .card import write_card
 
 
@@ -54,7 +54,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(ship(args.run, args.dest))
     except InpaintError as exc:
         print(f"ship: error: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_USER_ERROR
     return 0
 
 
