@@ -10,8 +10,9 @@ from ..atomic import write_atomically
 from ..refine3d import Refiner3D
 from .cohort import licences as source_licences
 from .cohort import subjects_text
-from .refiner_patches import (BLUR_MAX_SIGMA, DEFORM_MAX_DEGREES, DEFORM_SCALE, DEFORM_WARP_VOXELS, NOISE_SD, PATCH,
-                              REMAP_KNOTS, REMAP_SHIFT, SLAB_VOXELS)
+from .refiner_patches import (BLUR_MAX_SIGMA, CONTRAST_RANGE, DEFORM_MAX_DEGREES, DEFORM_SCALE, DEFORM_WARP_VOXELS,
+                              GAMMA_LOG_SD, HOLE_KINDS, LESION_DARKENING, NOISE_SD, PATCH, REMAP_KNOTS, REMAP_SHIFT,
+                              SLAB_VOXELS)
 
 
 CARD = """# Model card: 3D refiner (`refine3d`, the default fill)
@@ -26,9 +27,9 @@ use only; not a medical device. Filled voxels are synthetic.
 
 ## Training data
 Never the held-out brains. Patches of {patch}^3 voxels at {spacing:g} mm from {data}.{licences}{validation}
-Augmentation: random axis order and flips, gamma (log SD 0.2), contrast x0.85-1.1, Gaussian noise in the brain
+Augmentation: random axis order and flips, gamma (log SD {gamma:g}), contrast x{contrast}, Gaussian noise in the brain
 (SD 0-{noise_sd:g} of the intensity range, drawn per patch).{deform}{remap}{blur}{slabs}{mirror}
-Holes: irregular blobs (50%), boxes (30%) and thin slabs 2-8 mm thick (20%) inside the brain, sized in mm on every grid.{centre}
+Holes: irregular blobs ({blob:.0%}), boxes ({box:.0%}) and thin slabs 2-8 mm thick ({slab:.0%}) inside the brain, sized in mm on every grid.{centre}
 
 ## Training run
 {command} {steps} steps of batch {batch}, Adam lr {lr} with cosine decay over the
@@ -95,7 +96,8 @@ def write_card(out: Path, network: Refiner3D, meta: dict, step: int) -> None:
     w = network.config.width
     text = CARD.format(width=w, w2=2 * w, w4=4 * w, params=sum(p.numel() for p in network.parameters()),
                        spacing=network.config.spacing_mm, patch=meta.get("patch", PATCH), **_data_text(meta),
-                       noise_sd=float(meta.get("noise_sd", NOISE_SD)),
+                       noise_sd=float(meta.get("noise_sd", NOISE_SD)), gamma=GAMMA_LOG_SD,
+                       contrast=f"{CONTRAST_RANGE[0]:g}-{CONTRAST_RANGE[1]:g}", **HOLE_KINDS,
                        steps=step, centre=(f" Patches and their holes are centred at least {meta['centre_depth_mm']:g} mm "
                                            "inside the brain, where deep white-matter lesions lie."
                                            if meta.get("centre_depth_mm") else ""),
@@ -122,8 +124,9 @@ def write_card(out: Path, network: Refiner3D, meta: dict, step: int) -> None:
                                "gives it (the brain's mid-sagittal reflection, aligned by demons around the hole; two channels: "
                                "the aligned mirror minus the filled patch, and its detail in the hole); the network adds a "
                                "learned share (0-1 per voxel) of that detail."
-                               + (f" In {float(meta['mirror_lesions']):.0%} of those the mirror shows a dark lesion (15-50% "
-                                  "darker) where it mirrors the hole: an unpainted lesion on the other side, which the "
+                               + (f" In {float(meta['mirror_lesions']):.0%} of those the mirror shows a dark lesion "
+                                  f"({LESION_DARKENING[0] * 100:g}-{LESION_DARKENING[1]:.0%} darker) where it mirrors the "
+                                  "hole: an unpainted lesion on the other side, which the "
                                   "fill must not copy." if meta.get("mirror_lesions") else "")
                                if meta.get("mirror") else ""),
                        blur=(f"\n{float(meta['blur']):.0%} of the patches are smoothed by a Gaussian of 0-{BLUR_MAX_SIGMA:g} "

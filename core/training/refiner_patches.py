@@ -67,6 +67,9 @@ def load_brain(image_path: Path, mask_path: Optional[Path], spacing_mm: float,
 
 
 HOLE_KINDS = {"blob": 0.5, "box": 0.3, "slab": 0.2}   # kind: share of the training holes
+GAMMA_LOG_SD = 0.2                # each patch's intensities are raised to exp(N(0, this))...
+CONTRAST_RANGE = (0.85, 1.1)      # ...and multiplied by a factor drawn from this range
+LESION_DARKENING = (0.15, 0.5)    # an unpainted lesion planted in the mirror is this much darker at its core
 
 
 def random_hole(rng: np.random.Generator, brain: np.ndarray, kind: Optional[str] = None,
@@ -203,7 +206,7 @@ def _contrast(rng: np.random.Generator, unit: np.ndarray, brain: np.ndarray, blu
         unit = thick_slices(rng, unit)
     if remap and rng.random() < remap:
         unit = intensity_remap(rng, np.clip(unit, 0.0, 1.0))
-    unit = unit ** float(np.exp(rng.normal(0.0, 0.2))) * rng.uniform(0.85, 1.1)
+    unit = unit ** float(np.exp(rng.normal(0.0, GAMMA_LOG_SD))) * rng.uniform(*CONTRAST_RANGE)
     spread = rng.uniform(0.0, noise_sd)
     return unit + brain * (noise or rng).normal(0.0, spread, size=unit.shape)
 
@@ -296,7 +299,7 @@ def plant_mirror_lesion(rng: np.random.Generator, mirrored: np.ndarray, hole: np
         return mirrored
     core = depth >= np.quantile(inside, 1.0 - rng.uniform(0.3, 1.0))
     soft = ndimage.gaussian_filter(core.astype(np.float32), 1.0)
-    unit = (mirrored + 1.0) / 2.0 * (1.0 - rng.uniform(0.15, 0.5) * soft)
+    unit = (mirrored + 1.0) / 2.0 * (1.0 - rng.uniform(*LESION_DARKENING) * soft)
     return np.where(mirrored > -1.0, unit * 2.0 - 1.0, mirrored).astype(np.float32)
 
 
