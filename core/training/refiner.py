@@ -168,34 +168,9 @@ def train(data: Sequence[tuple[Path, Optional[Path], float]], out: Path, *, minu
     mirror shows an unpainted lesion (`plant_mirror_lesion`). An `out` that holds a run is refused unless `resume`;
     a damaged one is refused on `resume` (InpaintError).
     """
-    if loss_kind not in LOSSES:
-        raise ValueError(f"loss must be one of {LOSSES}, not {loss_kind!r}")
-    for name, share in (("deform", deform), ("remap", remap), ("blur", blur), ("slabs", slabs)):
-        if not 0.0 <= share <= 1.0:
-            raise ValueError(f"{name} is a share of patches, from 0 to 1, not {share}")
-    if noise_sd is not None and not 0.0 <= noise_sd <= 1.0:
-        raise ValueError(f"noise_sd is an SD of the intensity range, from 0 to 1, not {noise_sd}")
-    if out.exists() and not out.is_dir():
-        raise InpaintError(f"--out {out} is a file, not a folder; choose a folder for the run.")
-    if not resume and any((out / name).exists() for name in RUN_FILES):
-        raise InpaintError(f"{out} already holds a training run; pass --resume to continue it or choose another --out.")
+    _check_options(out, resume, loss_kind, deform, remap, blur, slabs, noise_sd)
     stored = resumed_refiner(out) if resume else None
-    earlier = out if resume else init
-    if earlier is not None:
-        found = (stored or load_refiner(earlier)).config
-        if mirror and not resume:
-            found = RefinerConfig(found.width, found.spacing_mm, mirror_inputs=True)
-        wider = (not resume and config is not None and config.width > found.width
-                 and replace(config, width=found.width) == found)
-        if config is not None and config != found and not wider:
-            raise InpaintError(f"{earlier} holds a refiner of width {found.width} on a {found.spacing_mm:g} mm grid, "
-                               f"not width {config.width} on {config.spacing_mm:g} mm; leave out --width and --spacing"
-                               f"{'' if resume else ' (or start from it with a larger --width)'}.")
-        config = config if wider else found
-    config = config or RefinerConfig(mirror_inputs=bool(mirror))
-    if bool(mirror) != config.mirror_inputs:
-        raise InpaintError("a refiner with mirror inputs trains with --mirror above 0, one without them with --mirror 0; "
-                           "pass --mirror to match the run's refiner.")
+    config = _architecture(out if resume else init, stored, config, mirror, resume)
     torch.manual_seed(seed)
     brains = [load_brain(img, msk, config.spacing_mm, centre_depth_mm, mirror=bool(mirror)) for img, msk, _ in data]
     weights = np.array([w for _, _, w in data], dtype=np.float64)
@@ -212,72 +187,132 @@ def train(data: Sequence[tuple[Path, Optional[Path], float]], out: Path, *, minu
             **({"mirror_lesions": mirror_lesions} if mirror_lesions else {}), **({"slabs": slabs} if slabs else {}),
             **({"noise_sd": noise_sd} if noise_sd is not None else {})}
     if init is not None and not resume:
-        start_from = load_refiner(init)
-        state = start_from.network.state_dict()
-        if mirror and not start_from.config.mirror_inputs:
-            state = with_mirror_inputs(state)
-        if config.width > start_from.config.width:
-            state = widened(state, replace(config, width=start_from.config.width), config.width, seed)
-        network.load_state_dict(state)
-        meta["init"] = {"path": str(init), "sha256": start_from.checksum,
-                        "training": json.loads((init / "config.json").read_text(encoding="utf-8")).get("training")}
+        _start_from(init, network, config, meta, mirror, seed)
     if stored is not None:
-        record = training_record(out)
-        network.load_state_dict(stored.network.state_dict())
-        step = record["steps"]
-        if "init" in record:
-            meta["init"] = record["init"]
-        meta["wall_time_s"] = float(record.get("wall_time_s", 0.0))
-        meta["command"] = record.get("command") or command
-        meta["resumed"] = list(record.get("resumed", [])) + ([command] if command else [])
-        if not mirror_lesions and record.get("mirror_lesions"):   # a resume keeps the run's augmentation
-            mirror_lesions = meta["mirror_lesions"] = float(record["mirror_lesions"])
-        if not slabs and record.get("slabs"):
-            slabs = meta["slabs"] = float(record["slabs"])
-        if noise_sd is None and "noise_sd" in record:
-            noise_sd = meta["noise_sd"] = float(record["noise_sd"])
-        _load_optimiser(out, optimiser, step)
-    start = time.perf_counter()
-    spent = meta["wall_time_s"]
-    log = (out / "loss.csv")
+        step = _restore(out, stored, network, optimiser, meta, command)
+        mirror_lesions, slabs, noise_sd = meta.get("mirror_lesions", 0.0), meta.get("slabs", 0.0), meta.get("noise_sd")
     out.mkdir(parents=True, exist_ok=True)
-    running = []
     stream = batch_stream(brains, weights, batch_size, seed, step, steps, workers, deform=deform, remap=remap,
                           blur=blur, patch=patch, hole_scale=2.0 / config.spacing_mm, mirror=mirror,
                           **({"mirror_lesions": mirror_lesions} if mirror_lesions else {}),
                           **({"slabs": slabs} if slabs else {}),
                           **({"noise_sd": noise_sd} if noise_sd is not None else {}))
     try:
-        for tensors in stream:
-            if spent + time.perf_counter() - start >= minutes * 60:
-                break
-            base, hole, truth, *inputs = (t.to(target) for t in tensors)
-            pred = network(base, hole, *inputs)
-            loss = hole_mse(pred, truth, hole, loss_kind)
-            logged = loss if loss_kind != "log" else hole_mse(pred.detach(), truth, hole, "lesion")
-            base_loss = hole_mse(base, truth, hole, "lesion" if loss_kind == "log" else loss_kind)
-            optimiser.zero_grad()
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(network.parameters(), CLIP_NORM)
-            for group in optimiser.param_groups:  # cosine decay over the planned steps
-                group["lr"] = lr * 0.5 * (1.0 + math.cos(math.pi * min(step, steps) / steps))
-            optimiser.step()
-            step += 1
-            running.append((logged.item(), base_loss.item()))
-            if step % log_every == 0:
-                m = np.mean(running, axis=0)
-                running = []
-                meta["wall_time_s"] = spent + time.perf_counter() - start
-                with _uninterrupted():   # the log line and the checkpoint of this step, both or neither
-                    with open(log, "a", encoding="utf-8") as f:
-                        f.write(f"{step},{m[0]:.6f},{m[1]:.6f},{meta['wall_time_s']:.1f}\n")
-                    _save(out, network, optimiser, step, meta)
-                print(f"step {step} mse {m[0]:.5f} biharmonic {m[1]:.5f}", flush=True)
+        step = _loop(stream, network, optimiser, out, meta, step, steps=steps, minutes=minutes, lr=lr,
+                     loss_kind=loss_kind, log_every=log_every, target=target)
     finally:
         stream.close()
-    meta["wall_time_s"] = spent + time.perf_counter() - start
     with _uninterrupted():
         _save(out, network, optimiser, step, meta)
+
+
+def _check_options(out: Path, resume: bool, loss_kind: str, deform: float, remap: float, blur: float, slabs: float,
+                   noise_sd: Optional[float]) -> None:
+    """Refuse settings out of range (ValueError) and an `out` that is a file or holds a run not resumed."""
+    if loss_kind not in LOSSES:
+        raise ValueError(f"loss must be one of {LOSSES}, not {loss_kind!r}")
+    for name, share in (("deform", deform), ("remap", remap), ("blur", blur), ("slabs", slabs)):
+        if not 0.0 <= share <= 1.0:
+            raise ValueError(f"{name} is a share of patches, from 0 to 1, not {share}")
+    if noise_sd is not None and not 0.0 <= noise_sd <= 1.0:
+        raise ValueError(f"noise_sd is an SD of the intensity range, from 0 to 1, not {noise_sd}")
+    if out.exists() and not out.is_dir():
+        raise InpaintError(f"--out {out} is a file, not a folder; choose a folder for the run.")
+    if not resume and any((out / name).exists() for name in RUN_FILES):
+        raise InpaintError(f"{out} already holds a training run; pass --resume to continue it or choose another --out.")
+
+
+def _architecture(earlier: Optional[Path], stored: Optional[Refiner], config: Optional[RefinerConfig], mirror: float,
+                  resume: bool) -> RefinerConfig:
+    """The run's architecture: the `earlier` run's (resumed, or `--init`; widened by a larger `config` width or
+    given mirror inputs when it starts a run), else `config`, else the default."""
+    if earlier is not None:
+        found = (stored or load_refiner(earlier)).config
+        if mirror and not resume:
+            found = RefinerConfig(found.width, found.spacing_mm, mirror_inputs=True)
+        wider = (not resume and config is not None and config.width > found.width
+                 and replace(config, width=found.width) == found)
+        if config is not None and config != found and not wider:
+            raise InpaintError(f"{earlier} holds a refiner of width {found.width} on a {found.spacing_mm:g} mm grid, "
+                               f"not width {config.width} on {config.spacing_mm:g} mm; leave out --width and --spacing"
+                               f"{'' if resume else ' (or start from it with a larger --width)'}.")
+        config = config if wider else found
+    config = config or RefinerConfig(mirror_inputs=bool(mirror))
+    if bool(mirror) != config.mirror_inputs:
+        raise InpaintError("a refiner with mirror inputs trains with --mirror above 0, one without them with --mirror 0; "
+                           "pass --mirror to match the run's refiner.")
+    return config
+
+
+def _start_from(init: Path, network: Refiner3D, config: RefinerConfig, meta: dict, mirror: float, seed: int) -> None:
+    """Load the `init` run's weights into `network` (given mirror inputs, widened to `config`) and record it."""
+    start_from = load_refiner(init)
+    state = start_from.network.state_dict()
+    if mirror and not start_from.config.mirror_inputs:
+        state = with_mirror_inputs(state)
+    if config.width > start_from.config.width:
+        state = widened(state, replace(config, width=start_from.config.width), config.width, seed)
+    network.load_state_dict(state)
+    meta["init"] = {"path": str(init), "sha256": start_from.checksum,
+                    "training": json.loads((init / "config.json").read_text(encoding="utf-8")).get("training")}
+
+
+def _restore(out: Path, stored: Refiner, network: Refiner3D, optimiser: torch.optim.Optimizer, meta: dict,
+             command: Optional[str]) -> int:
+    """Continue the run in `out`: its weights, optimiser, step, time and history, and the augmentation it trained
+    with where this call gives none (written into `meta`); returns its step."""
+    record = training_record(out)
+    network.load_state_dict(stored.network.state_dict())
+    step = record["steps"]
+    if "init" in record:
+        meta["init"] = record["init"]
+    meta["wall_time_s"] = float(record.get("wall_time_s", 0.0))
+    meta["command"] = record.get("command") or command
+    meta["resumed"] = list(record.get("resumed", [])) + ([command] if command else [])
+    for name in ("mirror_lesions", "slabs"):   # a resume keeps the run's augmentation
+        if not meta.get(name) and record.get(name):
+            meta[name] = float(record[name])
+    if "noise_sd" not in meta and "noise_sd" in record:
+        meta["noise_sd"] = float(record["noise_sd"])
+    _load_optimiser(out, optimiser, step)
+    return step
+
+
+def _loop(stream, network: Refiner3D, optimiser: torch.optim.Optimizer, out: Path, meta: dict, step: int, *,
+          steps: int, minutes: float, lr: float, loss_kind: str, log_every: int, target: torch.device) -> int:
+    """Train on `stream`'s batches until `steps` or the run's `minutes` (its earlier time included) are spent,
+    logging and checkpointing every `log_every` steps; returns the step reached (`meta`'s time updated)."""
+    start = time.perf_counter()
+    spent = meta["wall_time_s"]
+    log = out / "loss.csv"
+    running = []
+    for tensors in stream:
+        if spent + time.perf_counter() - start >= minutes * 60:
+            break
+        base, hole, truth, *inputs = (t.to(target) for t in tensors)
+        pred = network(base, hole, *inputs)
+        loss = hole_mse(pred, truth, hole, loss_kind)
+        logged = loss if loss_kind != "log" else hole_mse(pred.detach(), truth, hole, "lesion")
+        base_loss = hole_mse(base, truth, hole, "lesion" if loss_kind == "log" else loss_kind)
+        optimiser.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(network.parameters(), CLIP_NORM)
+        for group in optimiser.param_groups:  # cosine decay over the planned steps
+            group["lr"] = lr * 0.5 * (1.0 + math.cos(math.pi * min(step, steps) / steps))
+        optimiser.step()
+        step += 1
+        running.append((logged.item(), base_loss.item()))
+        if step % log_every == 0:
+            m = np.mean(running, axis=0)
+            running = []
+            meta["wall_time_s"] = spent + time.perf_counter() - start
+            with _uninterrupted():   # the log line and the checkpoint of this step, both or neither
+                with open(log, "a", encoding="utf-8") as f:
+                    f.write(f"{step},{m[0]:.6f},{m[1]:.6f},{meta['wall_time_s']:.1f}\n")
+                _save(out, network, optimiser, step, meta)
+            print(f"step {step} mse {m[0]:.5f} biharmonic {m[1]:.5f}", flush=True)
+    meta["wall_time_s"] = spent + time.perf_counter() - start
+    return step
 
 
 def _hardware(device: torch.device, workers: int) -> str:
