@@ -30,6 +30,7 @@ class Reorientation:
 
     @classmethod
     def of(cls, affine: np.ndarray, shape: tuple[int, ...]) -> "Reorientation":
+        """The reorientation of a volume of `shape` whose voxel-to-world matrix is `affine`."""
         ornt = io_orientation(affine)
         to_ras = ornt_transform(ornt, axcodes2ornt("RAS"))
         from_ras = ornt_transform(axcodes2ornt("RAS"), ornt)
@@ -37,6 +38,7 @@ class Reorientation:
         return cls(to_ras=to_ras, from_ras=from_ras, ras_affine=ras_affine)
 
     def apply(self, data: np.ndarray) -> np.ndarray:
+        """`data` (file order) in closest-RAS order, a contiguous copy."""
         return np.ascontiguousarray(self.view(data))
 
     def view(self, data: np.ndarray) -> np.ndarray:
@@ -44,6 +46,7 @@ class Reorientation:
         return apply_orientation(data, self.to_ras)
 
     def undo(self, data: np.ndarray) -> np.ndarray:
+        """`data` (closest-RAS order) back in the file's voxel order, a contiguous copy."""
         return np.ascontiguousarray(apply_orientation(data, self.from_ras))
 
 
@@ -69,10 +72,12 @@ def plane_axes(axis: str) -> tuple[int, int, int]:
 
 
 def take_slice(volume: np.ndarray, axis: str, index: int) -> np.ndarray:
+    """Slice `index` of plane `axis` ("axial", "coronal", "sagittal") of a RAS volume (a view)."""
     return np.take(volume, index, axis=plane_axes(axis)[0])
 
 
 def put_slice(volume: np.ndarray, axis: str, index: int, values: np.ndarray) -> None:
+    """Write `values` into slice `index` of plane `axis` of a RAS volume, in place."""
     k = plane_axes(axis)[0]
     view = [slice(None)] * 3
     view[k] = index

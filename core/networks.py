@@ -59,6 +59,7 @@ class Architecture:
 
     @property
     def levels(self) -> int:
+        """Doublings from the base resolution to the slice size."""
         return int(math.log2(self.size / self.base))
 
     def channels(self, level: int) -> int:
@@ -66,6 +67,7 @@ class Architecture:
         return self.width * 2 ** min(self.levels - level, 3)
 
     def to_dict(self) -> dict:
+        """The architecture as JSON-able values (a checkpoint's config.json)."""
         return asdict(self)
 
 
