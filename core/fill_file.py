@@ -62,6 +62,7 @@ def fill_file(image_path: PathLike, mask_path: PathLike, output_path: PathLike, 
               reference: Optional[PathLike] = None, keep_dtype: bool = False, force: bool = False,
               refiner: Optional[Refiner] = None, progress: Optional[ProgressCallback] = None,
               describe: Optional[Describe] = None, uncertainty: Optional[PathLike] = None,
+              uncertainty_sidecar: Optional[dict[str, Any]] = None,
               cancel: Optional[CancelToken] = None) -> FileFill:
     """Fill `mask_path`'s voxels of `image_path` and write `output_path` plus its sidecar (both or neither).
 
@@ -69,8 +70,9 @@ def fill_file(image_path: PathLike, mask_path: PathLike, output_path: PathLike, 
     the inputs are checked, for a method that needs one (`FillMethod.needs_model`; others ignore it).
     `describe(result)` adds entries to the sidecar. `uncertainty`: where
     to write the fill's predicted error (`core.uncertainty`: one SD per voxel in the image's units, float32,
-    zero outside the hole), checked with the other targets and written after the volume and its sidecar; the
-    sidecar's `uncertainty` gives its mean (`mean_sd`) and that mean as a share of the intensity range the fill
+    zero outside the hole), checked with the other targets and written in full before the volume and its sidecar
+    are placed, and placed right after them (`uncertainty_sidecar`: a JSON record written with it, its
+    `SkullStripped` added); the sidecar's `uncertainty` gives its mean (`mean_sd`) and that mean as a share of the intensity range the fill
     normalised with (`mean_sd_share`: hi - lo of `FillResult.scale`, comparable across scans).
     Paths may be `str` or `os.PathLike`; `settings` None means FillSettings(). `cancel` (a `CancelToken`, e.g.
     cancelled from another thread) stops the fill with `Cancelled` before anything is written. Inputs are never
@@ -79,7 +81,7 @@ def fill_file(image_path: PathLike, mask_path: PathLike, output_path: PathLike, 
     from .registry import resolve_model
     from .sidecar import build_sidecar
     from .targets import check_outputs, sidecar_path
-    from .volume import check_grid, dilate_mask, load_mask, load_volume, save_volume
+    from .volume import check_grid, dilate_mask, load_mask, load_volume, save_volume, stage_volume
 
     image_path, mask_path, output_path = Path(image_path), Path(mask_path), Path(output_path)
     brainmask, reference, uncertainty = (None if p is None else Path(p) for p in (brainmask, reference, uncertainty))
@@ -122,10 +124,20 @@ def fill_file(image_path: PathLike, mask_path: PathLike, output_path: PathLike, 
     record = build_sidecar(result, model, image_path=image_path, mask_path=mask_path, output_path=output_path,
                            dilate=dilate, threshold=threshold, brainmask_path=brainmask, keep_dtype=keep_dtype,
                            metrics=metrics, reference_path=reference, extra=extra)
-    out = save_volume(output_path, result.filled, image, keep_dtype=keep_dtype, force=force, changed=result.hole,
-                      sidecar=record, inputs=inputs)
-    if uncertainty is not None:
-        save_volume(uncertainty, uncertainty_map(result), image, force=force, inputs=[*inputs, out])
+    # the map is written in full before anything is placed: a disk that cannot hold it leaves no volume whose
+    # sidecar names a map that is not there (nor, with --force, an old map beside a new volume)
+    side = None if uncertainty_sidecar is None else {**uncertainty_sidecar, "SkullStripped": extra["SkullStripped"]}
+    staged = None if uncertainty is None else stage_volume(uncertainty, uncertainty_map(result), image, force=force,
+                                                           sidecar=side, inputs=inputs)
+    try:
+        out = save_volume(output_path, result.filled, image, keep_dtype=keep_dtype, force=force,
+                          changed=result.hole, sidecar=record, inputs=inputs)
+    except BaseException:
+        if staged is not None:
+            staged.discard()
+        raise
+    if staged is not None:
+        staged.commit()
     voxels = int(result.hole.sum())
     return FileFill(output=out, sidecar=sidecar_path(out), hole_voxels=voxels,
                     hole_ml=voxels * voxel_ml(image.affine), lesions=count_lesions(result.hole),

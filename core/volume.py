@@ -459,9 +459,36 @@ def _write_itk(target: Path, stored: np.ndarray, like: Volume) -> None:
     sitk.WriteImage(itk_image(stored, like.affine), str(target), True)
 
 
-def _atomic_write(path: Path, like: Volume, force: bool, write, sidecar: dict | None = None,
-                  inputs: Iterable[str | os.PathLike | None] = ()) -> Path:
-    """Write into a hidden staging folder next to `path`, then rename every file into place (all or none).
+@dataclass
+class StagedVolume:
+    """A volume (and its sidecar) written in full into a hidden staging folder beside `path`, not yet in place:
+    `commit` renames every file into place (all or none), `discard` drops them."""
+
+    path: Path
+    staging: Path
+    moves: list[tuple[Path, Path]]
+    protected: list[Path]
+    force: bool
+
+    def commit(self) -> Path:
+        try:
+            for _, target in self.moves:
+                check_target(target, protected=self.protected, force=self.force)
+            commit_files(self.moves, self.staging)
+        except OSError as exc:
+            raise InpaintError(f"Could not write {self.path}: {exc.strerror or exc}; check the folder is writable "
+                               "and has free space.") from exc
+        finally:
+            self.discard()
+        return self.path
+
+    def discard(self) -> None:
+        shutil.rmtree(self.staging, ignore_errors=True)
+
+
+def _stage(path: Path, like: Volume, force: bool, write, sidecar: dict | None = None,
+           inputs: Iterable[str | os.PathLike | None] = ()) -> StagedVolume:
+    """Write into a hidden staging folder next to `path` (checked first, as every target is again at the commit).
 
     With `sidecar`, its JSON (`<stem>.json`) is written into the same staging folder and placed
     together with the volume, so either both appear or neither does.
@@ -483,29 +510,45 @@ def _atomic_write(path: Path, like: Volume, force: bool, write, sidecar: dict | 
             text = json_text(sidecar)
             (staging / side.name).write_text(text, encoding="utf-8")
             moves.insert(len(moves) - 1, (staging / side.name, side))
-        for _, target in moves:
-            check_target(target, protected=protected, force=force)
-        commit_files(moves, staging)
     except OSError as exc:
+        shutil.rmtree(staging, ignore_errors=True)
         raise InpaintError(f"Could not write {path}: {exc.strerror or exc}; check the folder is writable "
                            "and has free space.") from exc
-    finally:
+    except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
-    return path
+        raise
+    return StagedVolume(path=path, staging=staging, moves=moves, protected=protected, force=force)
 
 
-def _save(path: str | os.PathLike, stored: np.ndarray, like: Volume, slope: float, inter: float,
-          force: bool, sidecar: dict | None = None, inputs: Iterable[str | os.PathLike | None] = ()) -> Path:
+def _stage_stored(path: str | os.PathLike, stored: np.ndarray, like: Volume, slope: float, inter: float,
+                  force: bool, sidecar: dict | None = None,
+                  inputs: Iterable[str | os.PathLike | None] = ()) -> StagedVolume:
     path = Path(path)
     suffix = volume_suffix(path)
     if suffix in NIFTI_SUFFIXES:
-        return _atomic_write(path, like, force, lambda t: _write_nifti(t, stored, like, slope, inter), sidecar, inputs)
+        return _stage(path, like, force, lambda t: _write_nifti(t, stored, like, slope, inter), sidecar, inputs)
     if suffix in ITK_SUFFIXES:
         if (slope, inter) != (1.0, 0.0):
             raise InpaintError(f"Cannot keep the scaled {stored.dtype} data type in {path} ({suffix} has no "
                                "slope/intercept); write .nii.gz instead or do not keep the data type.")
-        return _atomic_write(path, like, force, lambda t: _write_itk(t, stored, like), sidecar, inputs)
+        return _stage(path, like, force, lambda t: _write_itk(t, stored, like), sidecar, inputs)
     raise InpaintError(f"Cannot write {path}: unsupported extension; use .nii.gz, .nii, .nrrd, .nhdr, .mha or .mhd.")
+
+
+def stage_volume(path: str | os.PathLike, data: np.ndarray, like: Volume, *, keep_dtype: bool = False,
+                 force: bool = False, changed: np.ndarray | None = None, sidecar: dict | None = None,
+                 inputs: Sequence[str | os.PathLike | None] = ()) -> StagedVolume:
+    """`save_volume`'s files, written in full but not yet in place (`StagedVolume.commit` places them): several
+    outputs are staged first, so that a full disk or an error leaves none of them written."""
+    data = np.asarray(data, dtype=np.float32)
+    if data.shape != like.shape:
+        raise ValueError(f"data shape {data.shape} differs from the volume's shape {like.shape}")
+    if keep_dtype:
+        return _stage_stored(path, _kept_dtype(data, like, changed), like, like.slope, like.inter, force, sidecar,
+                             inputs)
+    if not holds_exactly_in_float32(like):
+        return _stage_stored(path, _exact_float64(data, like, changed), like, 1.0, 0.0, force, sidecar, inputs)
+    return _stage_stored(path, data, like, 1.0, 0.0, force, sidecar, inputs)
 
 
 def save_volume(path: str | os.PathLike, data: np.ndarray, like: Volume, *, keep_dtype: bool = False,
@@ -520,14 +563,8 @@ def save_volume(path: str | os.PathLike, data: np.ndarray, like: Volume, *, keep
     With `sidecar` (a JSON-able record), `<stem>.json` is written beside it, both or neither.
     `like.path` and every path of `inputs` (with their data files and sidecars) are never written.
     """
-    data = np.asarray(data, dtype=np.float32)
-    if data.shape != like.shape:
-        raise ValueError(f"data shape {data.shape} differs from the volume's shape {like.shape}")
-    if keep_dtype:
-        return _save(path, _kept_dtype(data, like, changed), like, like.slope, like.inter, force, sidecar, inputs)
-    if not holds_exactly_in_float32(like):
-        return _save(path, _exact_float64(data, like, changed), like, 1.0, 0.0, force, sidecar, inputs)
-    return _save(path, data, like, 1.0, 0.0, force, sidecar, inputs)
+    return stage_volume(path, data, like, keep_dtype=keep_dtype, force=force, changed=changed, sidecar=sidecar,
+                        inputs=inputs).commit()
 
 
 def save_mask(path: str | os.PathLike, mask: np.ndarray, like: Volume, *, force: bool = False,
@@ -536,4 +573,4 @@ def save_mask(path: str | os.PathLike, mask: np.ndarray, like: Volume, *, force:
     mask = np.asarray(mask)
     if mask.shape != like.shape:
         raise ValueError(f"mask shape {mask.shape} differs from the volume's shape {like.shape}")
-    return _save(path, mask.astype(bool).astype(np.uint8), like, 1.0, 0.0, force, None, inputs)
+    return _stage_stored(path, mask.astype(bool).astype(np.uint8), like, 1.0, 0.0, force, None, inputs).commit()

@@ -634,6 +634,12 @@ def test_the_uncertainty_map_is_a_recorded_file_checked_by_group_and_resume(copy
     for name in (one, three, uncertainty_name(one), uncertainty_name(three)):
         assert np.array_equal(_filled(out)[name], by_fill[name])
     assert _group(capsys, bids, out)[0] == 0
+    sd_json = uncertainty_name(three).replace(".nii.gz", ".json")   # the map's BIDS sidecar is recorded too
+    (out / sd_json).write_text('{"broken": ')
+    code, err = _group(capsys, bids, out)
+    assert code == 1 and _statuses(out)["sub-03/anat/sub-03_T1w.nii.gz"] == "damaged", err
+    assert _bids(capsys, bids, out, masks, "--participant-label", "03", "--quiet")[0] == 0
+    assert json.loads((out / sd_json).read_text())["SkullStripped"] is True and _group(capsys, bids, out)[0] == 0
 
     for name in (one, one.replace(".nii.gz", ".json"), "logs/sub-01_desc-filled_T1w.json"):
         (out / name).unlink()  # a map left without its image, sidecar and record

@@ -407,6 +407,37 @@ def test_fill_reports_the_predicted_error_in_units_and_as_a_share(brain_files, t
     assert f"mean SD {record['mean_sd']:.4g} ({record['mean_sd_share']:.1%} of the brain's intensity range)" in err
 
 
+
+def test_a_map_that_cannot_be_written_leaves_no_fill_behind(brain_files, tmp_path, capsys, monkeypatch) -> None:
+    """A full disk while the predicted-error map was written left the filled volume and a sidecar naming a map that
+    was not there (and, with --force over an earlier set, a new volume beside the old map): found by a helper on a
+    full tmpfs."""
+    import errno
+
+    import core.volume
+
+    image_path, mask_path, _ = brain_files
+    out, sd = tmp_path / "o.nii.gz", tmp_path / "maps" / "sd.nii.gz"
+    sd.parent.mkdir()
+    code, err = _run(capsys, "fill", image_path, mask_path, "-o", out, "--uncertainty", sd, "--mirror", "0")
+    assert code == 0, err
+    before = {p: p.read_bytes() for p in (out, tmp_path / "o.json", sd)}
+    write = core.volume._write_nifti
+
+    def full_disk(target, *args):
+        if "sd" in Path(target).name:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        write(target, *args)
+
+    monkeypatch.setattr(core.volume, "_write_nifti", full_disk)
+    code, err = _run(capsys, "fill", image_path, mask_path, "-o", out, "--uncertainty", sd, "--force")
+    assert code == 2 and err.splitlines()[-1].startswith("inpaint: error: Could not write") and "No space left" in err
+    assert {p: p.read_bytes() for p in before} == before   # the earlier volume, sidecar and map, as they were
+    fresh = tmp_path / "fresh.nii.gz"
+    code, err = _run(capsys, "fill", image_path, mask_path, "-o", fresh, "--uncertainty", tmp_path / "sd2.nii.gz")
+    assert code == 2 and not fresh.exists() and not (tmp_path / "fresh.json").exists()
+    assert not [p for p in tmp_path.rglob("*") if p.name.startswith(".")], "temporaries left behind"
+
 @pytest.mark.parametrize("command", [["fill", "a.nii.gz", "b.nii.gz", "-o", "c.nii.gz"], ["models"],
                                      ["bids", "in", "out", "participant"]])
 def test_an_unknown_option_points_to_its_subcommands_help(command, capsys) -> None:

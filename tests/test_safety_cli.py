@@ -371,14 +371,14 @@ import sys, time
 from pathlib import Path
 import numpy as np
 from core.atomic import write_atomically
-from core.volume import load_volume, _atomic_write
+from core.volume import load_volume, _stage
 folder = Path(sys.argv[1])
 def stall(target):
     Path(target).write_bytes(b"partial")
     print("staged", flush=True)
     time.sleep(60)
 if sys.argv[2] == "volume":
-    _atomic_write(folder / "out.nii.gz", load_volume(folder / "in.nii.gz"), False, stall)
+    _stage(folder / "out.nii.gz", load_volume(folder / "in.nii.gz"), False, stall).commit()
 else:
     write_atomically(folder / "out.json", stall)
 """

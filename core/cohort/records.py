@@ -53,14 +53,16 @@ def record_path(out_dir: Path, output: str) -> Path:
 
 
 def scan_files(output: str) -> list[str]:
-    """Every file a fill may write for a scan, relative to OUT_DIR: the image, its sidecar, its uncertainty map."""
-    return [*written_files(output, uncertainty=False), uncertainty_name(output)]
+    """Every file a fill may write for a scan, relative to OUT_DIR: the image, its sidecar, its uncertainty map and
+    the map's sidecar."""
+    return written_files(output, uncertainty=True)
 
 
 def written_files(output: str, *, uncertainty: bool) -> list[str]:
     """The files a fill wrote for a scan, relative to OUT_DIR: the filled image, its sidecar and, with
-    `uncertainty` (the fill predicted its error), its uncertainty map."""
-    return [output, str(sidecar_path(Path(output)))] + ([uncertainty_name(output)] if uncertainty else [])
+    `uncertainty` (the fill predicted its error), its uncertainty map and the map's sidecar."""
+    sd_map = uncertainty_name(output)
+    return [output, str(sidecar_path(Path(output)))] + ([sd_map, str(sidecar_path(Path(sd_map)))] if uncertainty else [])
 
 
 def _stamp(path: Path) -> dict[str, Any]:

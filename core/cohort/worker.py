@@ -17,7 +17,6 @@ from typing import Optional
 from ..checkpoint import Model
 from ..errors import InpaintError
 from ..fill import FillResult, FillSettings
-from ..jsonfiles import write_json
 from ..methods import METHODS
 from ..targets import sidecar_path
 from .derivatives import FAILED, FILLED, Row, uncertainty_name
@@ -95,13 +94,13 @@ def fill_scan(task: Task) -> Row:
         done = fill_file(task.image, task.mask, task.output, task.settings, model=model,
                          brainmask=task.brainmask, dilate=task.dilate, threshold=task.threshold,
                          keep_dtype=task.keep_dtype, force=task.force, describe=describe,
-                         uncertainty=sd_map if predicts else None)
-        if predicts:   # BIDS: every derivative image has a sidecar
-            write_json(sidecar_path(sd_map), {
-                "Description": "Predicted error of the lesion fill: one standard deviation per filled voxel, in the "
-                               "image's intensity units; 0 outside the lesion mask (brain-inpaint refine3d).",
-                "Sources": list(task.sources), "SkullStripped": done.record["SkullStripped"]})
-        else:  # an earlier fill's map would be taken for this fill's (e.g. by cohort review)
+                         uncertainty=sd_map if predicts else None,
+                         uncertainty_sidecar={   # BIDS: every derivative image has a sidecar (written with the map)
+                             "Description": "Predicted error of the lesion fill: one standard deviation per filled "
+                                            "voxel, in the image's intensity units; 0 outside the lesion mask "
+                                            "(brain-inpaint refine3d).",
+                             "Sources": list(task.sources)})
+        if not predicts:  # an earlier fill's map would be taken for this fill's (e.g. by cohort review)
             sd_map.unlink(missing_ok=True)
             sidecar_path(sd_map).unlink(missing_ok=True)
     except Exception as exc:  # one scan's failure is recorded and the cohort goes on
