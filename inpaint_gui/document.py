@@ -30,7 +30,7 @@ from core.normalize import MAX_BRAIN_ML, estimate_brain
 from core.review_scan import ScanFiles
 from core.targets import (ITK_SUFFIXES, NIFTI_SUFFIXES, check_outputs, derived_name, same_path, sidecar_path,
                           uncertainty_name)
-from core.volume import Volume, dilate_mask, load_mask, load_volume, save_mask, save_volume
+from core.volume import Volume, dilate_mask, load_mask, load_volume, save_mask, save_volume, stage_volume
 
 LAYERS = ("original", "masked", "generated", "blended")
 REVIEW_LOCK = "Reviewing a cohort: the mask is the one the cohort was filled with and cannot be edited."
@@ -401,12 +401,19 @@ class Document:
         record = build_sidecar(fill, self.result.model, image_path=self.path, mask_path=mask_path,
                                output_path=Path(path), dilate=self.result.dilate, brainmask_path=self.result.brain_path,
                                metrics=metrics.get("model"), keep_dtype=keep_dtype, extra=extra)
-        volume = save_volume(path, fill.filled, self.volume, keep_dtype=keep_dtype, force=True, sidecar=record,
-                             inputs=protected, changed=fill.hole)
+        # the map in full first: a disk that cannot hold it leaves no volume whose sidecar names it
+        staged = None if sd_path is None else stage_volume(sd_path, uncertainty_map(fill), self.volume, force=True,
+                                                           inputs=protected)
+        try:
+            volume = save_volume(path, fill.filled, self.volume, keep_dtype=keep_dtype, force=True, sidecar=record,
+                                 inputs=protected, changed=fill.hole)
+        except BaseException:
+            if staged is not None:
+                staged.discard()
+            raise
         written = [volume, sidecar_path(volume)] + ([mask_path] if mask_path is not None else [])
-        if sd_path is not None:
-            written.append(save_volume(sd_path, uncertainty_map(fill), self.volume, force=True,
-                                       inputs=[*protected, volume]))
+        if staged is not None:
+            written.append(staged.commit())
         if mask_path is not None:
             self.exported_masks.append(Path(mask_path))
             if self.result_state == self.editor.state and np.array_equal(self.reo.apply(fill.hole),
