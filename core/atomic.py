@@ -116,7 +116,8 @@ def _default_mode(folder: Path) -> int:
 
 
 def write_atomically(path: str | os.PathLike, write: Callable[[Path], object]) -> Path:
-    """Call `write(temp)` for an unused name beside `path`, then rename it to `path`; clean up on failure."""
+    """Call `write(temp)` for an unused name beside `path`, then rename it to `path`; clean up on failure. An OSError
+    (a full disk) names `path`, not the temporary file."""
     path = Path(path)
     clean_stale_temps(path.parent)
     temp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp{path.suffix}")
@@ -127,6 +128,8 @@ def write_atomically(path: str | os.PathLike, write: Callable[[Path], object]) -
         write(temp)
         os.chmod(temp, default_mode)
         os.replace(temp, path)
+    except OSError as exc:
+        raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from exc
     finally:
         if temp.exists():
             temp.unlink()

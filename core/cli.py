@@ -324,8 +324,9 @@ def _subcommand_parser(parser: argparse.ArgumentParser, command: str) -> argpars
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    """Entry point of `inpaint`; user errors print one sentence and exit with status 2, an interrupt (Ctrl+C)
-    with status 130 (called without `argv`, as the program, at once: `os._exit`)."""
+    """Entry point of `inpaint`; user errors print one sentence and exit with status 2, a file the system could not
+    read or write (a full disk) one sentence and status 1, an interrupt (Ctrl+C) status 130 (called without `argv`,
+    as the program, at once: `os._exit`)."""
     try:
         parser = build_parser()   # the subcommands' imports (torch) take a while: Ctrl+C may come
         from .methods import PLUGINS
@@ -339,6 +340,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except InpaintError as exc:
         print(f"inpaint: error: {exc}", file=sys.stderr)
         return EXIT_USER_ERROR
+    except OSError as exc:   # e.g. the disk filled while `inpaint bids` wrote a record or its table
+        where = f" {exc.filename}" if exc.filename else ""
+        print(f"inpaint: error: could not write or read{where}: {exc.strerror or exc}; free space or fix the "
+              "folder's permissions and run the command again (what was written is recognised).", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("inpaint: interrupted; no output was written.", file=sys.stderr)
         code = EXIT_INTERRUPTED

@@ -653,3 +653,33 @@ def test_the_uncertainty_map_is_a_recorded_file_checked_by_group_and_resume(copy
     assert list(json.loads((out / "logs/sub-03_desc-filled_T1w.json").read_text())["files"]) == [
         three, three.replace(".nii.gz", ".json")]
     assert _group(capsys, bids, out)[0] == 0 and _statuses(out)["sub-03/anat/sub-03_T1w.nii.gz"] == "filled"
+
+
+def test_a_full_disk_while_records_are_written_is_one_sentence_and_a_rerun_recovers(copy, tmp_path, capsys,
+                                                                                     monkeypatch) -> None:
+    """The disk filling while a record, the table or .bidsignore was written ended in an OSError traceback (a
+    helper on a nearly full tmpfs); now one sentence naming the file, exit 1, and the next run fills what is left."""
+    import errno
+
+    import core.jsonfiles
+
+    bids, masks = copy
+    out = tmp_path / "out"
+    write = core.jsonfiles.write_atomically
+
+    def full_disk(path, fill):
+        if "logs" in Path(path).parts:
+            return write(path, lambda temp: (_ for _ in ()).throw(OSError(errno.ENOSPC, "No space left on device")))
+        return write(path, fill)
+
+    monkeypatch.setattr(core.jsonfiles, "write_atomically", full_disk)
+    code, err = _bids(capsys, bids, out, masks, "--participant-label", "01", "--quiet")
+    last = err.strip().splitlines()[-1]
+    assert code == 1 and "Traceback" not in err, err
+    assert last.startswith("inpaint: error: could not write or read ") and "/logs/" in last
+    assert "No space left on device" in last and not [p for p in out.rglob(".*.tmp*")]
+    monkeypatch.setattr(core.jsonfiles, "write_atomically", write)
+    assert _group(capsys, bids, out)[0] == 1    # the filled image without a record: damaged, said by group
+    assert _bids(capsys, bids, out, masks, "--participant-label", "01", "--quiet")[0] == 0
+    assert _statuses(out)["sub-01/anat/sub-01_T1w.nii.gz"] == "filled"
+
