@@ -323,10 +323,16 @@ def _subcommand_parser(parser: argparse.ArgumentParser, command: str) -> argpars
     return subparsers.choices[command]
 
 
+def _terminated(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Entry point of `inpaint`; user errors print one sentence and exit with status 2, a file the system could not
     read or write (a full disk) one sentence and status 1, an interrupt (Ctrl+C) status 130 (called without `argv`,
     as the program, at once: `os._exit`)."""
+    if argv is None:   # the program: `kill` (SIGTERM, as SLURM's scancel and timeouts send) ends it as Ctrl+C does
+        signal.signal(signal.SIGTERM, _terminated)
     try:
         parser = build_parser()   # the subcommands' imports (torch) take a while: Ctrl+C may come
         from .methods import PLUGINS
@@ -350,6 +356,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         code = EXIT_INTERRUPTED
     if argv is None:   # the program's work is done: a Ctrl+C now would only kill the interpreter on its way out
         signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
     if code == EXIT_INTERRUPTED and argv is None:
         # the `inpaint` program: end now, before the interpreter shuts down under C++ threads (SimpleITK's) an
         # interrupt left running, which aborts

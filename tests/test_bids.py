@@ -8,6 +8,7 @@ import hashlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -683,3 +684,53 @@ def test_a_full_disk_while_records_are_written_is_one_sentence_and_a_rerun_recov
     assert _bids(capsys, bids, out, masks, "--participant-label", "01", "--quiet")[0] == 0
     assert _statuses(out)["sub-01/anat/sub-01_T1w.nii.gz"] == "filled"
 
+
+def _workers_of(pid: int) -> list[int]:
+    """The spawned worker processes of `pid` (not its resource tracker)."""
+    found = []
+    for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
+        try:
+            cmdline = Path(f"/proc/{child}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if b"spawn_main" in cmdline:
+            found.append(int(child))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+@pytest.mark.parametrize("how", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "SIGKILL"])
+def test_killing_inpaint_bids_stops_its_workers_and_a_rerun_completes(how, copy, tmp_path) -> None:
+    """`kill` (SIGTERM, as SLURM's scancel sends) or `kill -9` of `inpaint bids --jobs 2` alone left its two workers
+    filling scans nobody recorded and then waiting for ever (a helper's check); SIGTERM also died without a word."""
+    import time
+
+    bids, masks = copy
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "core.cli", "bids", str(bids), str(out), "participant", "--masks", str(masks),
+               "--jobs", "2", "--method", "slices2d", "--quiet"]
+    run = subprocess.Popen(command, cwd=ROOT, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                           env={**os.environ, "OMP_NUM_THREADS": "1"})
+    deadline = time.monotonic() + 120
+    while len(_workers_of(run.pid)) < 2 and run.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    workers = _workers_of(run.pid)
+    assert len(workers) == 2 and run.poll() is None, run.stderr.read() if run.poll() is not None else "no workers"
+    time.sleep(3)   # into the fills
+    run.send_signal(how)
+    err = run.communicate(timeout=60)[1]
+    deadline = time.monotonic() + 20
+    while any(_alive(w) for w in workers) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not any(_alive(w) for w in workers), "workers outlived inpaint bids"
+    if how == signal.SIGTERM:
+        assert run.returncode == 130 and "Traceback" not in err and "interrupted" in err, err
+    code = subprocess.run(command[:-5] + ["--quiet"], cwd=ROOT, capture_output=True, text=True).returncode
+    assert code == 0 and set(_statuses(out).values()) == {"filled"}

@@ -455,9 +455,15 @@ def test_once_the_program_is_done_an_interrupt_cannot_kill_it_on_its_way_out(mon
     import core.cli
 
     monkeypatch.setattr(sys, "argv", ["inpaint", "models"])
-    before = signal.getsignal(signal.SIGINT)
-    assert core.cli.main(["models"]) == 0 and signal.getsignal(signal.SIGINT) is before   # called from Python: kept
-    assert core.cli.main(None) == 0 and signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        assert core.cli.main(["models"]) == 0   # called from Python: the handlers are the caller's
+        assert {s: signal.getsignal(s) for s in before} == before
+        assert core.cli.main(None) == 0
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN and signal.getsignal(signal.SIGTERM) is signal.SIG_IGN
+    finally:
+        for number, handler in before.items():
+            signal.signal(number, handler)
 
 
 def test_a_model_given_as_the_current_folder_is_named_by_it_and_an_empty_name_is_refused(brain_files, tiny_vae,

@@ -32,7 +32,7 @@ from .derivatives import (COPY_DEPENDS, FAILED, FILLED, NO_LESION, NO_MASK, RUNN
 from .layout import Found, Scan, find_scans
 from .records import (SHARED_FILES, Record, files_problem, read_record, record_outcome, record_path, scan_files,
                       update_table, written_files)
-from .worker import Task, fill_scan, load_model, one_sentence, set_threads
+from .worker import Task, end_with_parent, fill_scan, load_model, one_sentence, set_threads
 
 OnDone = Callable[[Row], None]
 
@@ -379,15 +379,23 @@ class _Pool(_Workers):
         self.width, self.threads, self.pool = jobs, threads, None
 
     def __exit__(self, kind, *exc) -> None:
-        if self.pool is not None:
-            self.pool.shutdown(wait=True, cancel_futures=kind is not None)
+        if self.pool is None:
+            return
+        if kind is not None and issubclass(kind, KeyboardInterrupt):
+            # interrupted (Ctrl+C, or SIGTERM from `kill` or SLURM): stop the scans being filled, whose writes are
+            # atomic and unrecorded (a rerun fills them), rather than wait for them; a terminal's Ctrl+C reached
+            # the workers already, a `kill` of this process alone did not
+            for process in list(getattr(self.pool, "_processes", {}).values()):
+                process.terminate()
+        self.pool.shutdown(wait=True, cancel_futures=kind is not None)
 
     def submit(self, task: Task) -> concurrent.futures.Future:
         import multiprocessing
 
         if self.pool is None:
             self.pool = concurrent.futures.ProcessPoolExecutor(max_workers=self.width,
-                                                               mp_context=multiprocessing.get_context("spawn"))
+                                                               mp_context=multiprocessing.get_context("spawn"),
+                                                               initializer=end_with_parent)
         return self.pool.submit(fill_scan, dataclasses.replace(task, threads=self.threads))
 
 

@@ -10,6 +10,9 @@ voxel is not filled but copied unchanged (`unfilled`).
 from __future__ import annotations
 
 import dataclasses
+import os
+import signal
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
@@ -24,6 +27,7 @@ from .unfilled import copy_unfilled, marks_nothing
 
 _MODELS: dict[Optional[str], Model] = {}
 _THREADS: list[int] = []  # the torch thread count this process was set to
+PR_SET_PDEATHSIG = 1      # prctl(2): the signal this process gets when its parent dies
 
 
 @dataclass(frozen=True)
@@ -45,8 +49,22 @@ class Task:
     row: Row
 
 
+def end_with_parent() -> None:
+    """The pool's initializer: on Linux, this worker process is killed when the process that started it dies (a
+    `kill -9` of `inpaint bids` left its workers filling scans nobody records, then waiting for ever)."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        try:
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        except (OSError, AttributeError):   # another C library: the worker ends with its parent's pipe instead
+            pass
+        if os.getppid() == 1:   # the parent died before the request: nobody is left to collect the results
+            os._exit(1)
+
+
 def set_threads(threads: int) -> None:
-    """Set this process's torch thread count (the pool's initializer; a no-op once set to the same count)."""
+    """Set this process's torch thread count (a no-op once set to the same count)."""
     import torch
 
     if _THREADS != [threads]:
