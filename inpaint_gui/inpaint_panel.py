@@ -93,7 +93,8 @@ class InpaintPanel(QWidget):
             table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
             table.setTabKeyNavigation(False)   # Tab moves on to the next control, not through the cells
             table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
-        self.metrics.setMaximumHeight(90)
+        self.metrics.setFixedHeight(self.metrics.horizontalHeader().sizeHint().height()   # its rows exactly: no
+                                    + self.metrics.verticalHeader().length() + 2 * self.metrics.frameWidth())  # strip
         self.result_note = QLabel("")
         self.result_note.setWordWrap(True)
         self.result_note.setStyleSheet(WARNING_STYLE)

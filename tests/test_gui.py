@@ -271,6 +271,13 @@ def test_opening_an_oblique_scan_says_the_views_show_its_voxel_grid(qtbot, windo
     assert window.files.open_image(path)
     assert "oblique, 20 degrees from the scanner's axes" in window.statusBar().currentMessage()
 
+
+def test_the_metrics_table_is_as_tall_as_its_two_rows(window):
+    """It was 6 px taller than its header and rows: an empty strip under the biharmonic row."""
+    table = window.panel.metrics
+    assert table.height() == table.horizontalHeader().height() + table.verticalHeader().length() + 2 * table.frameWidth()
+    assert not table.verticalScrollBar().isVisible() and not table.horizontalScrollBar().isVisible()
+
 def test_toggle_layers_keeps_window_level_and_difference_map(qtbot, window):
     view, doc = window.viewer.views[AXIAL], window.doc
     z = int(window.viewer.point[AXIAL])
