@@ -328,9 +328,10 @@ def _terminated(signum, frame) -> None:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    """Entry point of `inpaint`; user errors print one sentence and exit with status 2, a file the system could not
-    read or write (a full disk) one sentence and status 1, an interrupt (Ctrl+C) status 130 (called without `argv`,
-    as the program, at once: `os._exit`)."""
+    """Entry point of `inpaint`; user errors (a fill's outputs that cannot be written included) print one sentence
+    and exit with status 2, any other file the system could not read or write (e.g. a record of `inpaint bids` on a
+    full disk) one sentence and status 1, an interrupt (Ctrl+C, SIGTERM) status 130 (called without `argv`, as the
+    program, at once: `os._exit`)."""
     if argv is None:   # the program: `kill` (SIGTERM, as SLURM's scancel and timeouts send) ends it as Ctrl+C does
         signal.signal(signal.SIGTERM, _terminated)
     try:

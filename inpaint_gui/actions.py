@@ -102,7 +102,8 @@ MENUS: dict[str, tuple[Spec | str, ...]] = {
         Spec("help_panel", "Show &help panel", ("F2",), "Show the mouse and key hints beside the histogram.",
              True, True),
         Spec("auto_levels", "&Auto window/level", ("W",),
-             "Window/level from the 0.5-99.5th percentiles of the brain (non-zero voxels)."),
+             "Window/level from 0 (or the tissue's 0.5th percentile, if lower) to the 99.5th percentile of the "
+             "tissue (non-zero voxels)."),
     ),
     "&Inpaint": (
         Spec("run", "&Run fill", ("Ctrl+R",), "Fill the mask with the selected model and settings."),

@@ -73,7 +73,7 @@ class LevelsBox(QWidget):
             box.valueChanged.connect(self._from_fields)
             box.editingFinished.connect(lambda box=box: box.hasFocus() and self.entered.emit())  # not on focus out
         self.auto = QPushButton("Auto")
-        self.auto.setToolTip("Window/level from the 0.5th-99.5th percentiles of the tissue (W).")
+        self.auto.setToolTip("Window/level from 0 (or the tissue's 0.5th percentile, if lower) to its 99.5th percentile (W).")
         self.auto.clicked.connect(self.apply_auto)
         self.log = QCheckBox("Log")
         self.log.setToolTip("Histogram counts on a log scale (on skull-on images the brain's peaks are small).")

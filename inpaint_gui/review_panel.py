@@ -20,8 +20,8 @@ SD_TIP = ("The mean predicted error (one SD) over the scan's filled voxels, from
           "the status bar and in its tooltip here.")
 SHARE_HEADER = "SD (%)"  # a table with the uncertainty_share column
 SHARE_TIP = ("The mean predicted error (one SD) over the scan's filled voxels, from desc-filled_scans.tsv, as a share "
-             "of the scan's brain intensity range (0.5th to 99.5th percentile of its known brain voxels, the fill's "
-             "own normalisation): comparable across scans whatever their intensity scale. Its tooltip also gives it "
+             "of the scan's brain intensity range (from 0, or the 0.5th percentile of its known brain voxels if lower, to "
+             "their 99.5th percentile: the fill's own normalisation): comparable across scans whatever their intensity scale. Its tooltip also gives it "
              "in the scan's own units (a.u.); a scan filled by an earlier version has those only.")
 WIDTH = 420    # the list's width when it opens: every column whole, names and comments a few words wide
 COMMENT = 90   # the comments' width that scan names leave, when the list is wide enough for both
@@ -102,7 +102,7 @@ def _sd_cell(scan: Scan, shares: bool) -> tuple[str, str, Key]:
     if shares and scan.uncertainty_share is not None:
         units = f"; {sd} in its own intensity units" if sd else ""
         return (f"{scan.uncertainty_share:.1%}", f"{scan.uncertainty_share:.2%} of the scan's brain intensity range "
-                f"(0.5th to 99.5th percentile of known brain voxels){units}", (0, scan.uncertainty_share))
+                f"(from 0 to the 99.5th percentile of known brain voxels, the fill's normalisation){units}", (0, scan.uncertainty_share))
     if not sd:
         return "n/a", "", (2, 0.0)
     value = number(sd)
