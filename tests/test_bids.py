@@ -722,15 +722,60 @@ def test_killing_inpaint_bids_stops_its_workers_and_a_rerun_completes(how, copy,
     while len(_workers_of(run.pid)) < 2 and run.poll() is None and time.monotonic() < deadline:
         time.sleep(0.2)
     workers = _workers_of(run.pid)
-    assert len(workers) == 2 and run.poll() is None, run.stderr.read() if run.poll() is not None else "no workers"
-    time.sleep(3)   # into the fills
-    run.send_signal(how)
-    err = run.communicate(timeout=60)[1]
-    deadline = time.monotonic() + 20
-    while any(_alive(w) for w in workers) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert not any(_alive(w) for w in workers), "workers outlived inpaint bids"
+    try:
+        assert len(workers) == 2 and run.poll() is None, run.stderr.read() if run.poll() is not None else "no workers"
+        time.sleep(3)   # into the fills
+        run.send_signal(how)
+        err = run.communicate(timeout=60)[1]
+        deadline = time.monotonic() + 20
+        while any(_alive(w) for w in workers) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not any(_alive(w) for w in workers), "workers outlived inpaint bids"
+    finally:   # a failing run leaves nothing running
+        for pid in [run.pid, *workers]:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
     if how == signal.SIGTERM:
         assert run.returncode == 130 and "Traceback" not in err and "interrupted" in err, err
     code = subprocess.run(command[:-5] + ["--quiet"], cwd=ROOT, capture_output=True, text=True).returncode
     assert code == 0 and set(_statuses(out).values()) == {"filled"}
+
+
+def test_a_scan_whose_mask_was_withdrawn_loses_its_earlier_fill(copy, tmp_path, capsys) -> None:
+    """The filled image stayed (its sidecar naming the removed mask) while the table said no_mask and n/a: a later
+    pipeline globbing *_desc-filled_T1w.nii.gz took it for a current fill (a helper's cluster audit)."""
+    bids, masks = copy
+    out = tmp_path / "out"
+    assert _bids(capsys, bids, out, masks, "--participant-label", "01", "--quiet")[0] == 0
+    output = output_name("sub-01/anat/sub-01_T1w.nii.gz")
+    written = [p for p in (out / "sub-01").rglob("*") if p.is_file()]
+    assert (out / output).is_file() and len(written) >= 2
+    for mask in (masks / "sub-01").rglob("*label-lesion*"):
+        mask.unlink()
+    code, err = _bids(capsys, bids, out, masks, "--participant-label", "01", "--quiet")
+    row = {r["source"]: r for r in _table(out)}["sub-01/anat/sub-01_T1w.nii.gz"]
+    assert code == 0 and row["status"] == "no_mask" and "was removed" in row["message"], err
+    assert not [p for p in (out / "sub-01").rglob("*") if p.is_file()] and _group(capsys, bids, out)[0] == 0
+
+
+def test_a_scan_stored_twice_is_refused_not_filled_twice_into_one_output(copy, tmp_path, capsys) -> None:
+    """sub-03_T1w as .nii beside .nii.gz was filled twice into the same output, listed once and refilled on every
+    run (a helper's cluster audit)."""
+    bids, masks = copy
+    image = bids / "sub-03/anat/sub-03_T1w.nii.gz"
+    nib.save(nib.load(image), bids / "sub-03/anat/sub-03_T1w.nii")
+    out = tmp_path / "out"
+    code, err = _bids(capsys, bids, out, masks, "--participant-label", "03", "--quiet")
+    rows = _table(out)
+    assert code == 1 and not (out / output_name("sub-03/anat/sub-03_T1w.nii.gz")).exists(), err
+    assert any(r["status"] == "failed" and "stored twice" in r["message"] and "keep one file" in r["message"]
+               for r in rows)
+
+
+def test_an_empty_participant_label_is_one_sentence(copy, tmp_path, capsys) -> None:
+    """A job array's index past the last participant gave 'The participant label(s)  are not in ...'."""
+    bids, masks = copy
+    code, err = _bids(capsys, bids, tmp_path / "out", masks, "--participant-label", "")
+    assert code == 2 and "empty label" in err and err.count("\n") == 1, err

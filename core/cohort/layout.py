@@ -11,6 +11,7 @@ identifying entities.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from ..errors import InpaintError
+from .derivatives import output_name
 
 NIFTI = [".nii", ".nii.gz"]
 REQUIRED_FIELDS = ("Name", "BIDSVersion")  # of dataset_description.json, as pybids validates them
@@ -117,6 +119,19 @@ def dataset_sources(bids_dir: Path) -> list[str]:
     return [image.relpath for image in _t1w(_open(bids_dir, "BIDS dataset", derivative=False))]
 
 
+def _refuse_twins(scans: list[Scan]) -> None:
+    """A scan stored twice (`.nii` and `.nii.gz`) would be filled twice into one output: each copy gets a problem."""
+    by_output: dict[str, list[int]] = {}
+    for index, scan in enumerate(scans):
+        by_output.setdefault(output_name(scan.image), []).append(index)
+    for indices in by_output.values():
+        if len(indices) > 1:
+            names = " and ".join(scans[i].image for i in indices)
+            for i in indices:
+                scans[i] = dataclasses.replace(scans[i], mask=None, brainmask=None,
+                                               problem=f"this scan is stored twice ({names}); keep one file")
+
+
 def find_scans(bids_dir: Path, masks_dir: Path, *, participants: Sequence[str] = (),
                sessions: Sequence[str] = (), mask_entities: str = "label-lesion",
                probabilities: bool = False) -> Found:
@@ -126,6 +141,9 @@ def find_scans(bids_dir: Path, masks_dir: Path, *, participants: Sequence[str] =
     raw = _open(bids_dir, "BIDS dataset", derivative=False)
     derivs = _open(masks_dir, "masks dataset", derivative=True)
     subjects = [_strip(p, "sub-") for p in participants]
+    if any(not s.strip() for s in subjects):
+        raise InpaintError("--participant-label got an empty label (e.g. a job array's index past the last "
+                           "participant); give labels such as 01.")
     known = set(raw.get_subjects())
     missing = [s for s in subjects if s not in known]
     if missing:
@@ -158,6 +176,7 @@ def find_scans(bids_dir: Path, masks_dir: Path, *, participants: Sequence[str] =
         scans.append(Scan(image=image.relpath, mask=lesion[0] if len(lesion) == 1 else None,
                           brainmask=brain[0] if len(brain) == 1 else None, subject=entities["sub"],
                           session=entities.get("ses"), problem=problem))
+    _refuse_twins(scans)
     if not scans:
         chosen = " for the chosen participants and sessions" if subjects or sessions else ""
         raise InpaintError(f"No T1w scan (*_T1w.nii[.gz]) found in {bids_dir}{chosen}; check the dataset.")

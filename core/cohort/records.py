@@ -111,7 +111,8 @@ def record_outcome(out_dir: Path, row: Row) -> None:
             earlier = read_record(out_dir, row.output)
         except ValueError:
             earlier = None
-        files = earlier.files if earlier else {}
+        files = {name: stamp for name, stamp in earlier.files.items() if os.path.lexists(out_dir / name)} \
+            if earlier else {}   # the entries of an earlier fill's files that are still there
     (out_dir / LOGS).mkdir(exist_ok=True)
     write_json(record_path(out_dir, row.output), {**asdict(row), "files": files})
 

@@ -201,6 +201,23 @@ def _row(scan: Scan) -> Row:
                output=output_name(scan.image), status=FAILED)
 
 
+def _withdraw_earlier_fill(out_dir: Path, output: str) -> str:
+    """Remove the files of the scan's earlier fill (its mask has gone: a later pipeline must not take that fill for
+    a current one) when they are as recorded; the sentence saying so ("" when there was none)."""
+    try:
+        earlier = read_record(out_dir, output)
+    except ValueError:
+        return ""
+    if earlier is None or earlier.row.status not in (FILLED, NO_LESION) or not earlier.files:
+        return ""
+    if files_problem(out_dir, earlier.files, thorough=True) is not None:
+        return (f" The files an earlier run wrote for it from {earlier.row.mask} were changed since and are left as "
+                "they are; remove them if that fill no longer stands.")
+    for name in earlier.files:
+        (out_dir / name).unlink(missing_ok=True)
+    return f" The fill an earlier run made from {earlier.row.mask} was removed."
+
+
 def _plan(scan: Scan, row: Row, options: CohortOptions, common: dict) -> Row | Task:
     """A finished row (skipped, failed, no mask) or the task that fills the scan; run holding the scan's claim."""
     from ..jsonfiles import sha256_file
@@ -209,7 +226,8 @@ def _plan(scan: Scan, row: Row, options: CohortOptions, common: dict) -> Row | T
         return dataclasses.replace(row, message=f"{scan.problem[0].upper()}{scan.problem[1:]}.")
     if scan.mask is None:
         return dataclasses.replace(row, status=NO_MASK, message=f"No mask with {options.mask_entities} was found "
-                                                                f"for this scan in {options.masks_dir}.")
+                                                                f"for this scan in {options.masks_dir}."
+                                                                + _withdraw_earlier_fill(options.out_dir, row.output))
     image, mask = options.bids_dir / scan.image, options.masks_dir / scan.mask
     brain = options.masks_dir / scan.brainmask if scan.brainmask else None
     try:
