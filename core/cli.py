@@ -212,9 +212,11 @@ def _add_bids(sub: argparse._SubParsersAction) -> None:
     p.add_argument("out_dir", type=Path, help="derivatives folder to write (new, empty or of an earlier run)")
     p.add_argument("analysis_level", choices=["participant", "group"],
                    help="participant: fill the scans; group: rebuild the scans table of OUT_DIR (fills nothing)")
-    p.add_argument("--participant-label", "--participant_label", nargs="+", default=[], metavar="LABEL",
+    p.add_argument("--participant-label", "--participant_label", nargs="+", action="extend", default=[],
+                   metavar="LABEL",
                    help="only these participants (01 or sub-01; default: all)")
-    p.add_argument("--session", "--session-label", "--session_label", nargs="+", default=[], metavar="LABEL",
+    p.add_argument("--session", "--session-label", "--session_label", nargs="+", action="extend", default=[],
+                   metavar="LABEL",
                    help="only these sessions (a or ses-a)")
     p.add_argument("--masks", type=Path, default=None, metavar="DERIV_DIR",
                    help="derivatives folder with the lesion masks (and optional desc-brain_mask brain masks); "

@@ -779,3 +779,12 @@ def test_an_empty_participant_label_is_one_sentence(copy, tmp_path, capsys) -> N
     bids, masks = copy
     code, err = _bids(capsys, bids, tmp_path / "out", masks, "--participant-label", "")
     assert code == 2 and "empty label" in err and err.count("\n") == 1, err
+
+
+def test_participant_labels_given_twice_both_count(copy, tmp_path, capsys) -> None:
+    """`--participant-label 01 --participant-label 03` filled 03 alone (argparse kept the last)."""
+    bids, masks = copy
+    out = tmp_path / "out"
+    assert _bids(capsys, bids, out, masks, "--participant-label", "01", "--participant-label", "03", "--quiet")[0] == 0
+    filled = {r["participant_id"] for r in _table(out) if r["status"] == "filled"}
+    assert filled == {"sub-01", "sub-03"}
