@@ -207,7 +207,9 @@ def _add_bids(sub: argparse._SubParsersAction) -> None:
                                    "the same inputs with the same settings are skipped, and several runs (one per "
                                    "participant) may write into one OUT_DIR at once. group: rebuild the table from "
                                    "everything in OUT_DIR and print a summary. Exit status 1 when a scan of a "
-                                   "participant run failed (see the table), 2 for a user error.")
+                                   "participant run failed (see the table) or, at the group level, a scan's outputs "
+                                   "are missing or damaged; 2 for a user error; 130 when interrupted (Ctrl+C, SIGTERM).")
+    p.add_argument("--version", action="version", version=f"inpaint bids {__version__}")   # as BIDS Apps answer
     p.add_argument("bids_dir", type=Path, help="BIDS dataset (read only)")
     p.add_argument("out_dir", type=Path, help="derivatives folder to write (new, empty or of an earlier run)")
     p.add_argument("analysis_level", choices=["participant", "group"],

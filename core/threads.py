@@ -31,12 +31,22 @@ def load_average() -> Optional[float]:
         return None
 
 
+def dedicated_cores() -> Optional[int]:
+    """The cores a batch scheduler gave this process alone (SLURM_CPUS_PER_TASK within the process's affinity), or
+    None: on a shared node the load average counts every job's processes, not this one's cores."""
+    given = os.environ.get("SLURM_CPUS_PER_TASK", "")
+    return min(int(given), cpu_count()) if given.isdigit() and int(given) > 0 else None
+
+
 def choose_threads(cores: Optional[int] = None, load: Optional[float] = None) -> int:
-    """Threads for the next fill: the cores left idle by the current load, at least 1.
+    """Threads for the next fill: the cores a scheduler dedicated to this job (`dedicated_cores`), else the cores
+    left idle by the current load, at least 1.
 
     A core counts as free only when less than a quarter of it is in use (`load` is the
     one-minute load average; `None` reads it). Where the load is unknown, one thread.
     """
+    if cores is None and load is None and dedicated_cores() is not None:
+        return dedicated_cores()
     cores = cpu_count() if cores is None else max(1, int(cores))
     load = load_average() if load is None else load
     if load is None:

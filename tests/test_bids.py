@@ -788,3 +788,12 @@ def test_participant_labels_given_twice_both_count(copy, tmp_path, capsys) -> No
     assert _bids(capsys, bids, out, masks, "--participant-label", "01", "--participant-label", "03", "--quiet")[0] == 0
     filled = {r["participant_id"] for r in _table(out) if r["status"] == "filled"}
     assert filled == {"sub-01", "sub-03"}
+
+
+def test_inpaint_bids_answers_version_as_a_bids_app_does(capsys) -> None:
+    """A container whose entry point is `inpaint bids` could not answer --version (the positionals were demanded)."""
+    from core import __version__
+
+    with pytest.raises(SystemExit) as stop:
+        main(["bids", "--version"])
+    assert stop.value.code == 0 and capsys.readouterr().out.strip() == f"inpaint bids {__version__}"

@@ -22,3 +22,15 @@ def test_unknown_load_means_one_thread(monkeypatch):
 
 def test_a_chosen_count_is_kept_and_auto_reads_the_machine():
     assert resolve_threads(3) == 3 and 1 <= resolve_threads(AUTO) <= cpu_count()
+
+
+def test_a_slurm_job_uses_the_cores_it_was_given_whatever_the_nodes_load(monkeypatch):
+    """On a shared node the load average counts other jobs: a --cpus-per-task=2 job got one thread."""
+    monkeypatch.setattr("core.threads.load_average", lambda: 60.0)
+    monkeypatch.setattr("core.threads.cpu_count", lambda: 2)
+    monkeypatch.delenv("SLURM_CPUS_PER_TASK", raising=False)
+    assert resolve_threads(AUTO) == 1
+    monkeypatch.setenv("SLURM_CPUS_PER_TASK", "2")
+    assert resolve_threads(AUTO) == 2
+    monkeypatch.setenv("SLURM_CPUS_PER_TASK", "8")   # never more than the process may run on
+    assert resolve_threads(AUTO) == 2
