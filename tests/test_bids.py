@@ -797,3 +797,14 @@ def test_inpaint_bids_answers_version_as_a_bids_app_does(capsys) -> None:
     with pytest.raises(SystemExit) as stop:
         main(["bids", "--version"])
     assert stop.value.code == 0 and capsys.readouterr().out.strip() == f"inpaint bids {__version__}"
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="prctl is Linux's")
+def test_a_worker_started_by_process_1_lives_and_one_whose_parent_is_gone_ends() -> None:
+    """The first version ended any worker whose parent was pid 1 - every worker of `inpaint bids` run as a
+    container's entry point (pid 1)."""
+    probe = "import os, sys; from core.cohort.worker import end_with_parent; end_with_parent({}); print('alive')"
+    kept = subprocess.run([sys.executable, "-c", probe.format("os.getppid()")], cwd=ROOT, capture_output=True, text=True)
+    ended = subprocess.run([sys.executable, "-c", probe.format("-5")], cwd=ROOT, capture_output=True, text=True)
+    assert kept.returncode == 0 and kept.stdout.strip() == "alive", kept.stderr
+    assert ended.returncode == 1 and not ended.stdout

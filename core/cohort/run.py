@@ -413,7 +413,8 @@ class _Pool(_Workers):
         if self.pool is None:
             self.pool = concurrent.futures.ProcessPoolExecutor(max_workers=self.width,
                                                                mp_context=multiprocessing.get_context("spawn"),
-                                                               initializer=end_with_parent)
+                                                               initializer=end_with_parent,
+                                                               initargs=(os.getpid(),))
         return self.pool.submit(fill_scan, dataclasses.replace(task, threads=self.threads))
 
 

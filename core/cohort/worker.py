@@ -49,17 +49,17 @@ class Task:
     row: Row
 
 
-def end_with_parent() -> None:
-    """The pool's initializer: on Linux, this worker process is killed when the process that started it dies (a
-    `kill -9` of `inpaint bids` left its workers filling scans nobody records, then waiting for ever)."""
+def end_with_parent(parent: int) -> None:
+    """The pool's initializer: on Linux, this worker process is killed when `parent` (the process that started it)
+    dies (a `kill -9` of `inpaint bids` left its workers filling scans nobody records, then waiting for ever)."""
     if sys.platform.startswith("linux"):
         import ctypes
 
         try:
             ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-        except (OSError, AttributeError):   # another C library: the worker ends with its parent's pipe instead
-            pass
-        if os.getppid() == 1:   # the parent died before the request: nobody is left to collect the results
+        except (OSError, AttributeError):   # another C library: no such request
+            return
+        if os.getppid() != parent:   # it died before the request: nobody is left to collect the results
             os._exit(1)
 
 
