@@ -414,7 +414,12 @@ def test_masks_match_by_entities_and_ambiguity_is_a_failure(copy, tmp_path) -> N
     lesion = masks / "sub-03" / "anat"
     shutil.copy(lesion / "sub-03_label-lesion_mask.nii.gz", lesion / "sub-03_acq-fast_run-1_space-orig_label-lesion_roi.nii.gz")
     shutil.copy(lesion / "sub-03_label-lesion_mask.nii.gz", lesion / "sub-03_label-lesion_roi.nii.gz")
+    for space in ("orig", "MNI"):   # two spaces: the problem says which --mask-entity picks one
+        shutil.copy(lesion / "sub-03_label-lesion_mask.nii.gz",
+                    lesion / f"sub-03_acq-fast_run-2_space-{space}_label-lesion_mask.nii.gz")
     scans = {s.image.split("/")[-1]: s for s in find_scans(bids, masks, participants=["03"]).scans}
+    assert "or choose one with --mask-entity (e.g. label-lesion_space-" in scans["sub-03_acq-fast_run-2_T1w.nii.gz"].problem
+    assert "--mask-entity" not in scans["sub-03_T1w.nii.gz"].problem   # a _mask and a _roi: no entity tells them apart
     assert scans["sub-03_acq-fast_run-1_T1w.nii.gz"].mask.endswith("sub-03_acq-fast_run-1_space-orig_label-lesion_roi.nii.gz")
     assert scans["sub-03_acq-fast_run-2_T1w.nii.gz"].mask is None
     assert scans["sub-03_T1w.nii.gz"].mask is None and "2 masks with label-lesion match" in scans["sub-03_T1w.nii.gz"].problem
@@ -808,3 +813,15 @@ def test_a_worker_started_by_process_1_lives_and_one_whose_parent_is_gone_ends()
     ended = subprocess.run([sys.executable, "-c", probe.format("-5")], cwd=ROOT, capture_output=True, text=True)
     assert kept.returncode == 0 and kept.stdout.strip() == "alive", kept.stderr
     assert ended.returncode == 1 and not ended.stdout
+
+
+def test_a_masks_folder_without_any_lesion_mask_is_said_even_quietly(copy, tmp_path, capsys) -> None:
+    """--masks pointing at a folder with no lesion masks gave every scan no_mask and exit 0, without a word."""
+    bids, _ = copy
+    empty = tmp_path / "no_masks"
+    empty.mkdir()
+    (empty / "dataset_description.json").write_text(json.dumps({"Name": "none", "BIDSVersion": "1.8.0",
+                                                                "DatasetType": "derivative"}))
+    code, err = _bids(capsys, bids, tmp_path / "out", empty, "--quiet")
+    assert code == 0 and set(_statuses(tmp_path / "out").values()) == {"no_mask"}
+    assert err.strip().startswith("inpaint: note: No mask with label-lesion was found for any scan: check --masks")

@@ -119,6 +119,17 @@ def dataset_sources(bids_dir: Path) -> list[str]:
     return [image.relpath for image in _t1w(_open(bids_dir, "BIDS dataset", derivative=False))]
 
 
+def _telling_entities(masks: Sequence[str], mask_entities: str) -> Optional[str]:
+    """`mask_entities` with the first entity that tells the matching `masks` apart (`label-lesion_space-orig`), or
+    None when no entity does (e.g. a `_mask` and a `_roi` of the same name)."""
+    entities = [name_entities(Path(m).name) for m in masks]
+    for own in entities:
+        for key, value in own.items():
+            if any(other.get(key) != value for other in entities):
+                return f"{mask_entities}_{key}-{value}"
+    return None
+
+
 def _refuse_twins(scans: list[Scan]) -> None:
     """A scan stored twice (`.nii` and `.nii.gz`) would be filled twice into one output: each copy gets a problem."""
     by_output: dict[str, list[int]] = {}
@@ -166,7 +177,9 @@ def find_scans(bids_dir: Path, masks_dir: Path, *, participants: Sequence[str] =
                        and _matches(entities, name_entities(f.filename), {"desc": "brain"}))
         problem = None
         if len(lesion) > 1:
-            problem = f"{len(lesion)} masks with {mask_entities} match this scan ({', '.join(lesion)}); keep one"
+            telling = _telling_entities(lesion, mask_entities)
+            problem = (f"{len(lesion)} masks with {mask_entities} match this scan ({', '.join(lesion)}); keep one"
+                       + (f", or choose one with --mask-entity (e.g. {telling})" if telling else ""))
         elif not lesion and lesion_maps:
             problem = (f"no lesion mask (_mask or _roi) with {mask_entities} was found for this scan, only the lesion "
                        f"probability map {' and '.join(lesion_maps)}; pass --threshold T (e.g. 0.5) to fill its voxels "

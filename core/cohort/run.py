@@ -490,6 +490,9 @@ def _report(summary: Summary, seconds: float, quiet: bool, stream: TextIO) -> No
     for row in summary.rows:
         if row.status == FAILED or (row.status == RUNNING and not quiet):
             print(f"inpaint: {row.source}: {row.message}", file=stream)
+    if summary.rows and all(row.status == NO_MASK for row in summary.rows):   # said even with --quiet
+        print(f"inpaint: note: {summary.rows[0].message.split(' for this scan')[0]} for any scan: check --masks "
+              "(the lesion masks' derivatives folder) and --mask-entity.", file=stream)
     if not quiet:
         print(f"{summary.counts((FILLED, SKIPPED, FAILED, NO_MASK))} in {seconds:.1f} s; wrote {summary.table}",
               file=stream)
