@@ -72,8 +72,8 @@ def fill_file(image_path: PathLike, mask_path: PathLike, output_path: PathLike, 
     to write the fill's predicted error (`core.uncertainty`: one SD per voxel in the image's units, float32,
     zero outside the hole), checked with the other targets and written in full before the volume and its sidecar
     are placed, and placed right after them (`uncertainty_sidecar`: a JSON record written with it, its
-    `SkullStripped` added); the sidecar's `uncertainty` gives its mean (`mean_sd`) and that mean as a share of the intensity range the fill
-    normalised with (`mean_sd_share`: hi - lo of `FillResult.scale`, comparable across scans).
+    `SkullStripped` added); the sidecar's `uncertainty` gives its mean (`mean_sd`) and that mean as a share of the
+    intensity range the fill normalised with (`mean_sd_share`: hi - lo of `FillResult.scale`, comparable across scans).
     Paths may be `str` or `os.PathLike`; `settings` None means FillSettings(). `cancel` (a `CancelToken`, e.g.
     cancelled from another thread) stops the fill with `Cancelled` before anything is written. Inputs are never
     written; every user error is an InpaintError of one sentence.
@@ -129,15 +129,8 @@ def fill_file(image_path: PathLike, mask_path: PathLike, output_path: PathLike, 
     side = None if uncertainty_sidecar is None else {**uncertainty_sidecar, "SkullStripped": extra["SkullStripped"]}
     staged = None if uncertainty is None else stage_volume(uncertainty, uncertainty_map(result), image, force=force,
                                                            sidecar=side, inputs=inputs)
-    try:
-        out = save_volume(output_path, result.filled, image, keep_dtype=keep_dtype, force=force,
-                          changed=result.hole, sidecar=record, inputs=inputs)
-    except BaseException:
-        if staged is not None:
-            staged.discard()
-        raise
-    if staged is not None:
-        staged.commit()
+    out = save_volume(output_path, result.filled, image, keep_dtype=keep_dtype, force=force, changed=result.hole,
+                      sidecar=record, inputs=inputs, companion=staged)
     voxels = int(result.hole.sum())
     return FileFill(output=out, sidecar=sidecar_path(out), hole_voxels=voxels,
                     hole_ml=voxels * voxel_ml(image.affine), lesions=count_lesions(result.hole),

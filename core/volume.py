@@ -553,7 +553,7 @@ def stage_volume(path: str | os.PathLike, data: np.ndarray, like: Volume, *, kee
 
 def save_volume(path: str | os.PathLike, data: np.ndarray, like: Volume, *, keep_dtype: bool = False,
                 force: bool = False, changed: np.ndarray | None = None, sidecar: dict | None = None,
-                inputs: Sequence[str | os.PathLike | None] = ()) -> Path:
+                inputs: Sequence[str | os.PathLike | None] = (), companion: StagedVolume | None = None) -> Path:
     """Write `data` on `like`'s grid: float32 by default (float64 where float32 cannot hold the input's values
     exactly: `holds_exactly_in_float32`); with `keep_dtype` the input's stored type and scaling.
 
@@ -562,9 +562,19 @@ def save_volume(path: str | os.PathLike, data: np.ndarray, like: Volume, *, keep
     stored type.
     With `sidecar` (a JSON-able record), `<stem>.json` is written beside it, both or neither.
     `like.path` and every path of `inputs` (with their data files and sidecars) are never written.
+    `companion`, a volume staged before (e.g. a predicted-error map: a full disk then stops both), is placed right
+    after this one, or dropped when this one cannot be written.
     """
-    return stage_volume(path, data, like, keep_dtype=keep_dtype, force=force, changed=changed, sidecar=sidecar,
-                        inputs=inputs).commit()
+    try:
+        out = stage_volume(path, data, like, keep_dtype=keep_dtype, force=force, changed=changed, sidecar=sidecar,
+                           inputs=inputs).commit()
+    except BaseException:
+        if companion is not None:
+            companion.discard()
+        raise
+    if companion is not None:
+        companion.commit()
+    return out
 
 
 def save_mask(path: str | os.PathLike, mask: np.ndarray, like: Volume, *, force: bool = False,

@@ -404,16 +404,10 @@ class Document:
         # the map in full first: a disk that cannot hold it leaves no volume whose sidecar names it
         staged = None if sd_path is None else stage_volume(sd_path, uncertainty_map(fill), self.volume, force=True,
                                                            inputs=protected)
-        try:
-            volume = save_volume(path, fill.filled, self.volume, keep_dtype=keep_dtype, force=True, sidecar=record,
-                                 inputs=protected, changed=fill.hole)
-        except BaseException:
-            if staged is not None:
-                staged.discard()
-            raise
-        written = [volume, sidecar_path(volume)] + ([mask_path] if mask_path is not None else [])
-        if staged is not None:
-            written.append(staged.commit())
+        volume = save_volume(path, fill.filled, self.volume, keep_dtype=keep_dtype, force=True, sidecar=record,
+                             inputs=protected, changed=fill.hole, companion=staged)
+        written = [volume, sidecar_path(volume)] + ([mask_path] if mask_path is not None else []) + \
+            ([staged.path] if staged is not None else [])
         if mask_path is not None:
             self.exported_masks.append(Path(mask_path))
             if self.result_state == self.editor.state and np.array_equal(self.reo.apply(fill.hole),

@@ -62,7 +62,8 @@ def written_files(output: str, *, uncertainty: bool) -> list[str]:
     """The files a fill wrote for a scan, relative to OUT_DIR: the filled image, its sidecar and, with
     `uncertainty` (the fill predicted its error), its uncertainty map and the map's sidecar."""
     sd_map = uncertainty_name(output)
-    return [output, str(sidecar_path(Path(output)))] + ([sd_map, str(sidecar_path(Path(sd_map)))] if uncertainty else [])
+    maps = [sd_map, str(sidecar_path(Path(sd_map)))] if uncertainty else []
+    return [output, str(sidecar_path(Path(output))), *maps]
 
 
 def _stamp(path: Path) -> dict[str, Any]:

@@ -120,7 +120,7 @@ def _run(found: Found, options: CohortOptions, expected: dict, client, stream: T
             bar.close()
         update_table(out_dir, list(rows.values()), found.sources)
     summary = Summary(rows=sorted(rows.values(), key=lambda row: row.source), table=out_dir / TABLE)
-    _report(summary, time.monotonic() - began, options.quiet, stream)
+    _report(summary, time.monotonic() - began, options, stream)
     return summary
 
 
@@ -486,13 +486,13 @@ def _result(future, task: Task, where: str) -> Row:
                                    message=f"The {where} filling this scan stopped{detail}; run again to retry.")
 
 
-def _report(summary: Summary, seconds: float, quiet: bool, stream: TextIO) -> None:
+def _report(summary: Summary, seconds: float, options: CohortOptions, stream: TextIO) -> None:
     for row in summary.rows:
-        if row.status == FAILED or (row.status == RUNNING and not quiet):
+        if row.status == FAILED or (row.status == RUNNING and not options.quiet):
             print(f"inpaint: {row.source}: {row.message}", file=stream)
     if summary.rows and all(row.status == NO_MASK for row in summary.rows):   # said even with --quiet
-        print(f"inpaint: note: {summary.rows[0].message.split(' for this scan')[0]} for any scan: check --masks "
-              "(the lesion masks' derivatives folder) and --mask-entity.", file=stream)
-    if not quiet:
+        print(f"inpaint: note: No mask with {options.mask_entities} was found for any scan: check --masks "
+              f"({options.masks_dir}, the lesion masks' derivatives folder) and --mask-entity.", file=stream)
+    if not options.quiet:
         print(f"{summary.counts((FILLED, SKIPPED, FAILED, NO_MASK))} in {seconds:.1f} s; wrote {summary.table}",
               file=stream)
