@@ -120,7 +120,8 @@ class OrthoViewer(QWidget):
         self.painter = Painter(self.views, lambda: self.doc, self.refresh_mask, self._activate)
         self.painter.message.connect(self.message)
         self.painter.maskEdited.connect(self.maskEdited)
-        self.painter.maskEdited.connect(self._outline_source_check)   # a stroke's end makes a result stale
+        # a stroke's end may make a result stale: refresh_mask redraws every outline when their source changes
+        self.painter.maskEdited.connect(lambda: self.refresh_mask(np.zeros(0, dtype=np.int64)))
         self.painter.brushChanged.connect(self.brushChanged)
         self._show_views(False)
 
@@ -213,13 +214,6 @@ class OrthoViewer(QWidget):
                 if self.layer == "masked":
                     view.set_slice_image(doc.layer_slice(self.layer, view.axis, view.index), self.levels)
         self.refresh_cursor()
-
-    def _outline_source_check(self) -> None:
-        """Redraw every outline when the mask they show changed source (the result's filled voxels or the painted
-        mask)."""
-        doc = self.doc
-        if doc is not None and (doc.outlined_mask(self.layer) is not doc.editor.mask) != self._result_outlined:
-            self.refresh_mask()
 
     def _refresh_mask_view(self, view: SliceView) -> None:
         assert self.doc is not None
@@ -392,7 +386,8 @@ class OrthoViewer(QWidget):
             text += f"   {LAYER_TITLES[self.layer].lower()} {intensity_text(doc.layer_value(self.layer, ras))}"
         outlined = doc.outlined_mask(self.layer)
         if outlined is not doc.editor.mask:   # a result's layer: the voxels it filled
-            text += "   filled" if outlined[tuple(ras)] else "   in mask, not filled" if doc.editor.mask[tuple(ras)] else ""
+            painted = doc.editor.mask[tuple(ras)]
+            text += "   filled" if outlined[tuple(ras)] else "   in mask, not filled" if painted else ""
         elif doc.editor.mask[tuple(ras)]:
             text += "   in mask"
         if text != self._cursor_text:

@@ -165,7 +165,8 @@ class SliceView(pg.GraphicsView):
     def _label(self, text: str, align: Qt.AlignmentFlag) -> QLabel:
         label = QLabel(text, self)
         label.setAlignment(align)
-        label.setStyleSheet("color: rgb(255, 200, 0); background: rgba(0, 0, 0, 120); font-weight: bold;")  # legible on bright tissue
+        # a dark backing keeps it legible over bright tissue
+        label.setStyleSheet("color: rgb(255, 200, 0); background: rgba(0, 0, 0, 120); font-weight: bold;")
         label.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents)
         return label
 
