@@ -87,3 +87,35 @@ def test_a_scan_without_ventricles_is_one_sentence_for_periventricular_holes(tmp
     err = capsys.readouterr().err
     assert code == 2 and "cannot cut test holes into" in err and "sub-1_T1w.nii.gz" in err and "CSF" in err
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def _cohort(folder: Path, dataset: str, subjects) -> Path:
+    (folder / dataset).mkdir(parents=True)
+    for i in subjects:
+        image = synthetic_brain((48, 40, 40), seed=i)
+        nib.save(nib.Nifti1Image(image, np.eye(4)), folder / dataset / f"sub-{i:02d}_T1w.nii.gz")
+        nib.save(nib.Nifti1Image((image > 0).astype(np.uint8), np.eye(4)), folder / dataset / f"sub-{i:02d}_brainmask.nii.gz")
+    return folder
+
+
+@pytest.mark.parametrize("cases", ["0", "-2"])
+def test_cohort_cases_below_one_are_one_sentence_and_write_nothing(tmp_path: Path, capsys, cases: str) -> None:
+    cohort = _cohort(tmp_path / "cohort", "iso", (1,))
+    code = main(["bench", "--cohort", str(cohort), "--methods", "biharmonic-3d", "--families", "cube8",
+                 "--cases", cases, "--out", str(tmp_path / "out"), "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2 and f"--cases must be at least 1, not {cases}." in err and "Traceback" not in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_network_is_not_benched_on_the_scans_it_learned_from(tmp_path: Path, capsys) -> None:
+    # ds000011 sub-01 and sub-03 are in the shipped refiner's training data (its config.json)
+    cohort = _cohort(tmp_path / "cohort", "ds000011", (1, 3))
+    code = main(["bench", "--cohort", str(cohort), "--methods", "refine3d,biharmonic-3d", "--families", "cube8",
+                 "--cases", "1", "--out", str(tmp_path / "out"), "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2 and "2 of the 2 scans" in err and "ds000011/sub-01_T1w.nii.gz" in err and "--split validation" in err
+    assert len(err.strip().splitlines()) == 1 and not (tmp_path / "out" / "results.json").exists()
+    # classical fills learned nothing: the same scans bench
+    assert main(["bench", "--cohort", str(cohort), "--methods", "biharmonic-3d", "--families", "cube8",
+                 "--cases", "1", "--out", str(tmp_path / "out"), "--quiet"]) == 0

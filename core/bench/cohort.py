@@ -10,6 +10,7 @@ scans, so it says how much a figure would move with other people, not other lesi
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 from typing import Callable, Optional, Sequence
@@ -25,7 +26,7 @@ from ..training.cohort import Scan, find_scans, split
 from ..jsonfiles import write_json
 from .lesions import periventricular
 from .masks import make_cases
-from .runner import Method, finite_or_none, load_bench_data, run_bench
+from .runner import PIPELINES, Method, finite_or_none, load_bench_data, model_free, run_bench
 
 COHORT_FAMILIES = ("blob6", "blob10", "blob16", "cube16")   # lesion-sized holes that a 1 mm CPU run can afford
 METRICS = ("psnr_hole", "ssim_hole", "stripe_ratio")
@@ -41,6 +42,41 @@ def cohort_scans(folder: Path, which: str) -> list[Scan]:
         return scans
     training, validation = split(scans)
     return validation if which == "validation" else training
+
+
+def _training_data(config: object) -> list:
+    """The `training.data` list of a checkpoint's config (paths, or records with a `path`), else []."""
+    training = config.get("training") if isinstance(config, dict) else None
+    data = training.get("data") if isinstance(training, dict) else None
+    return data if isinstance(data, list) else []
+
+
+def _learned_from(methods: Sequence[Method], models: dict[str, Model], refiner: Optional[Refiner]) -> set[str]:
+    """`dataset/file name` of every scan that a network the run benches was trained on (its config's data)."""
+    paths: list = []
+    if any(PIPELINES.get(m.pipeline, {"method": m.pipeline})["method"] == "refine3d" for m in methods):
+        for used in [refiner] if refiner is not None else shipped_refiners():
+            try:
+                paths += _training_data(json.loads((used.path / "config.json").read_text(encoding="utf-8")))
+            except (OSError, TypeError, ValueError):   # no folder (built in memory) or no readable config
+                pass
+    for name in {m.model for m in methods if m.model in models and not model_free(m.pipeline)}:
+        paths += _training_data(models[name].config)
+    names = (p.get("path") if isinstance(p, dict) else p for p in paths)
+    return {f"{Path(n).parent.name}/{Path(n).name}" for n in names if isinstance(n, str)}
+
+
+def refuse_training_scans(folder: Path, scans: Sequence[Scan], methods: Sequence[Method], models: dict[str, Model],
+                          refiner: Optional[Refiner]) -> None:
+    """InpaintError when a benched network learned from a scan of the cohort: its figures would say how well the
+    network remembers that brain, not how it fills one it never saw (as `--image` refuses the training brains)."""
+    learned = _learned_from(methods, models, refiner)
+    seen = [s for s in scans if f"{s.image.parent.name}/{s.image.name}" in learned]
+    if seen:
+        first = f"{seen[0].image.parent.name}/{seen[0].image.name}"
+        raise InpaintError(f"{len(seen)} of the {len(scans)} scans of {folder} (first {first}) are scans a network "
+                           f"benched here was trained on; bench a held-out cohort, or pass --split validation to "
+                           f"bench the part of its training cohort that training kept aside.")
 
 
 def mean_se(values: Sequence[float]) -> tuple[float, float]:
@@ -158,8 +194,9 @@ def format_mean_se(pair: Optional[tuple[float, float]], digits: int = 2, sign: b
 def write_markdown(path: Path, report: dict) -> Path:
     """The cohort's tables: per dataset and family, then per scan."""
     methods, families = report["methods"], report["families"]
+    scans, cases = len(report["scans"]), report["cases_per_family"]
     lines = [f"# Cohort bench: {report['cohort']} ({report['split']} scans)", "",
-             f"{len(report['scans'])} scans, {report['cases_per_family']} lesions per family and scan, seed "
+             f"{scans} scan{'s' * (scans != 1)}, {cases} lesion{'s' * (cases != 1)} per family and scan, seed "
              f"{report['seed']}. Each figure is the mean over scans of the scan's mean over its lesions, +/- the "
              f"standard error over scans; differences are paired per scan against {BASELINE}.", ""]
     if report.get("left_out"):
@@ -218,6 +255,7 @@ def run_cohort(folder: Path, which: str, methods: list[Method], models: dict[str
                refiner: Optional[Refiner] = None, progress: Optional[Callable[[float, str], None]] = None) -> dict:
     """Bench every scan of the cohort; writes `results.json` and `results.md` to `out` after each scan."""
     scans = cohort_scans(folder, which)
+    refuse_training_scans(folder, scans, methods, models, refiner)
     records: list[dict] = []
     names = [m.name for m in methods]
     report: dict = {}

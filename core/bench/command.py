@@ -56,7 +56,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--methods", type=_names, default=None, help=f"comma-separated subset of {', '.join(METHOD_NAMES)}")
     p.add_argument("--models", type=_names, default=None,
                    help="comma-separated model names or checkpoint paths (default: every shipped model)")
-    p.add_argument("--cases", type=int, default=None, help="cases per family (default 4, quick 1)")
+    p.add_argument("--cases", type=int, default=None, help="cases per family (default 4; with --cohort 3; with --quick 1)")
     p.add_argument("--speed-cases", type=int, default=None,
                    help="cases (the first of the run) also filled with the reference settings (default 1, quick 0)")
     p.add_argument("--seed", type=int, default=0, help="seed of the masks and of the fills")
@@ -67,8 +67,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         f"at its native voxel size, figures +/- their standard error over scans (default families "
                         f"{','.join(COHORT_FAMILIES)}, 3 cases each)")
     p.add_argument("--split", choices=SPLITS, default="all",
-                   help="with --cohort: all scans (a held-out cohort), or the validation / training part that "
-                        "core.training.cohort keeps aside (for choosing between training runs)")
+                   help="with --cohort: all scans (a held-out cohort), or of a training cohort the validation part "
+                        "that training keeps aside (for choosing between training runs) or the training part "
+                        "(classical fills only: a network is not benched on scans it learned from)")
     p.add_argument("--refiner", type=Path, default=None,
                    help="3D refiner folder for refine3d (default: the shipped one)")
     p.add_argument("--downstream", action="store_true",
@@ -144,6 +145,9 @@ def run(args: argparse.Namespace) -> int:
     if args.downstream:
         from .downstream_report import run as run_downstream
         return run_downstream(args)
+    per_family = args.cases if args.cases is not None else (3 if args.cohort is not None else 1 if args.quick else 4)
+    if per_family < 1:
+        raise InpaintError(f"--cases must be at least 1, not {per_family}.")
     notes: list[str] = []
     started = time.perf_counter()
     families = _families(args)
@@ -151,14 +155,11 @@ def run(args: argparse.Namespace) -> int:
     check_outputs(args.json, args.out, _out_files(args, families), [image_path, mask_path])
     select_device(args.device)  # an unavailable device fails now, not after loading everything
     if args.cohort is not None:
-        return _run_cohort(args, families, notes)
+        return _run_cohort(args, families, per_family, notes)
     data = load_bench_data(image_path, mask_path)
     methods, models, default_method = _methods(args, notes)
     if not methods:
         raise InpaintError("no method left to run; check --methods and --models.")
-    per_family = args.cases if args.cases is not None else (1 if args.quick else 4)
-    if per_family < 1:
-        raise InpaintError(f"--cases must be at least 1, not {per_family}.")
     try:
         wm = estimate_white_matter(data.image, ~data.brain) if "cube16_wm" in families else None
         peri = periventricular(data.image, data.brain, data.affine) if "peri10" in families else None
@@ -225,7 +226,7 @@ def _out_files(args: argparse.Namespace, families: list[str]) -> list[str]:
     return ["results.json", "results.md", *figures]
 
 
-def _run_cohort(args: argparse.Namespace, families: list[str], notes: list[str]) -> int:
+def _run_cohort(args: argparse.Namespace, families: list[str], per_family: int, notes: list[str]) -> int:
     """`--cohort`: every scan of the folder, summarised over scans (written to --out after each scan, --json at
     the end)."""
     methods, models, _ = _methods(args, notes)
@@ -243,7 +244,7 @@ def _run_cohort(args: argparse.Namespace, families: list[str], notes: list[str])
 
     try:
         report = run_cohort(args.cohort, args.split, methods, models, FillSettings(seed=args.seed, device=args.device),
-                            families, args.cases or 3, args.seed, args.out,
+                            families, per_family, args.seed, args.out,
                             refiner=load_refiner(args.refiner) if args.refiner else None, progress=progress)
     finally:
         if bar is not None:
