@@ -144,7 +144,8 @@ def load_model(path: Union[str, Path], name: str | None = None) -> Model:
         tensors = load_file(str(weights))
     except (SafetensorError, OSError, ValueError) as exc:
         raise InpaintError(f"{weights} is not a readable safetensors file ({exc}); the download or copy may be corrupt.") from None
-    networks = build_networks(arch)
+    with torch.random.fork_rng(devices=[]):   # the initial weights are replaced: leave the caller's stream
+        networks = build_networks(arch)
     for net_name, net in networks.items():
         prefix = net_name + "."
         state = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}

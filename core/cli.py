@@ -77,7 +77,7 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
 
     d = FillSettings()
     p.add_argument("--seed", type=number_range(0, SEED_MAX), default=None,
-                   help=f"{'/'.join(users('seed'))}: random seed of the latent search (same seed on CPU: same output; "
+                   help=f"{'/'.join(users('seed'))}: random seed of the latent search (same seed and torch threads on CPU: same output; "
                         f"default {d.seed})")
     p.add_argument("--device", default=d.device, help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:1, mps")
     p.add_argument("--keep-dtype", action="store_true", help="write the input's data type (rounded and clipped)")

@@ -164,11 +164,13 @@ def fill_volume(image: np.ndarray, affine: np.ndarray, hole: np.ndarray, model: 
     start = time.perf_counter()
     settings = FillSettings() if settings is None else settings
     _check_objects(model, refiner, progress, cancel)
+    if cancel is not None:
+        cancel.raise_if_cancelled()
     source = image = np.asarray(image)   # read once (a nibabel dataobj proxy reads its file)
     image, nonfinite = prepare_fill_inputs(image, affine, hole, model, settings, brain=brain)
     background = background_value(image)
     outside = outside_brain(image, hole, brain, background)
-    hole = np.asarray(hole, dtype=bool)
+    hole = np.array(hole, dtype=bool)   # the result's own copy: a caller may reuse its mask array
     if outside is not None:
         requested, hole = hole, hole & ~outside
         if not hole.any():
@@ -195,6 +197,8 @@ def fill_volume(image: np.ndarray, affine: np.ndarray, hole: np.ndarray, model: 
         exact = np.array(source, dtype=np.float64)
         exact[hole] = filled[hole]
         filled = exact
+    if cancel is not None:   # cancelled after the method's last check: no result
+        cancel.raise_if_cancelled()
     done = time.perf_counter()
     if progress is not None:
         progress(Progress(stage="done", step=1, total=1, elapsed=done - start, slices=slab.slices,

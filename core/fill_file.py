@@ -87,6 +87,10 @@ def fill_file(image_path: PathLike, mask_path: PathLike, output_path: PathLike, 
     brainmask, reference, uncertainty = (None if p is None else Path(p) for p in (brainmask, reference, uncertainty))
     model = os.fspath(model) if isinstance(model, os.PathLike) else model
     settings = FillSettings() if settings is None else settings
+    if isinstance(dilate, (bool, np.bool_)) or not isinstance(dilate, (int, np.integer)) or dilate < 0:
+        raise InpaintError(f"dilate must be a whole number of voxels, 0 or more, not {dilate!r}.")
+    if not isinstance(keep_dtype, (bool, np.bool_)):
+        raise InpaintError(f"keep_dtype must be True or False, not {keep_dtype!r}.")
     inputs = [image_path, mask_path, brainmask, reference]
     for path in inputs:
         if path is not None and not path.exists():
@@ -124,6 +128,8 @@ def fill_file(image_path: PathLike, mask_path: PathLike, output_path: PathLike, 
     record = build_sidecar(result, model, image_path=image_path, mask_path=mask_path, output_path=output_path,
                            dilate=dilate, threshold=threshold, brainmask_path=brainmask, keep_dtype=keep_dtype,
                            metrics=metrics, reference_path=reference, extra=extra)
+    if cancel is not None:   # the last moment before anything is written
+        cancel.raise_if_cancelled()
     # the map is written in full before anything is placed: a disk that cannot hold it leaves no volume whose
     # sidecar names a map that is not there (nor, with --force, an old map beside a new volume)
     side = None if uncertainty_sidecar is None else {**uncertainty_sidecar, "SkullStripped": extra["SkullStripped"]}

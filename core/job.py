@@ -14,6 +14,9 @@ T = TypeVar("T")
 class Cancelled(Exception):
     """Raised inside a job when its cancel token was set; the job leaves no partial result."""
 
+    def __init__(self, message: str = "the job was cancelled") -> None:
+        super().__init__(message)
+
 
 class CancelToken:
     """Thread-safe flag that a job checks between steps."""
@@ -22,9 +25,11 @@ class CancelToken:
         self._event = threading.Event()
 
     def cancel(self) -> None:
+        """Ask the job to stop (from any thread); it raises `Cancelled` at its next check."""
         self._event.set()
 
     def raise_if_cancelled(self) -> None:
+        """Raise `Cancelled` if `cancel` was called."""
         if self._event.is_set():
             raise Cancelled()
 

@@ -251,7 +251,8 @@ def load_refiner(path: Union[str, Path], name: Optional[str] = None) -> Refiner:
     except (OSError, ValueError) as exc:
         raise InpaintError(f"{cfg_path} cannot be read as JSON ({exc}); restore it from the release.") from None
     config = config_from_json(raw, str(cfg_path))
-    network = Refiner3D(config)
+    with torch.random.fork_rng(devices=[]):   # the initial weights are replaced: leave the caller's stream
+        network = Refiner3D(config)
     try:
         state = load_file(str(weights))
         network.load_state_dict(state, strict=True)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import threading
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -104,16 +105,27 @@ def _read_c_order(path: Path, offset: int, stored: np.dtype, shape: tuple[int, i
     return raw
 
 
+_QUIET_LOCK = threading.Lock()
+_quiet = {"readers": 0, "shown": True}   # reads inside _itk_quiet now, and the setting before the first
+
+
 @contextmanager
 def _itk_quiet() -> Iterator[None]:
     """ITK's warnings off for the reads inside (e.g. "No Series were found" for a folder without DICOM files,
-    printed before our one-sentence refusal), restored after."""
-    shown = sitk.ProcessObject.GetGlobalWarningDisplay()
-    sitk.ProcessObject.SetGlobalWarningDisplay(False)
+    printed before our one-sentence refusal), restored when the last of the reads that overlap ends (a
+    process-wide switch: reads on several threads must not leave it off)."""
+    with _QUIET_LOCK:
+        if _quiet["readers"] == 0:
+            _quiet["shown"] = sitk.ProcessObject.GetGlobalWarningDisplay()
+            sitk.ProcessObject.SetGlobalWarningDisplay(False)
+        _quiet["readers"] += 1
     try:
         yield
     finally:
-        sitk.ProcessObject.SetGlobalWarningDisplay(shown)
+        with _QUIET_LOCK:
+            _quiet["readers"] -= 1
+            if _quiet["readers"] == 0:
+                sitk.ProcessObject.SetGlobalWarningDisplay(_quiet["shown"])
 
 
 def _itk_affine(itk: sitk.Image) -> np.ndarray:

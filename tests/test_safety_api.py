@@ -117,6 +117,70 @@ def test_fill_file_stops_at_a_cancel_and_writes_nothing(brain_files, tiny_vae, t
     assert list(out.iterdir()) == []
 
 
+def test_a_cancel_at_the_last_step_or_before_the_start_leaves_no_result(brain_files, tmp_path) -> None:
+    """biharmonic3d checks no token itself: a cancel before the fill, or after the method's last report, still
+    stops it (the volume, sidecar and map were written)."""
+    from core.fill_file import fill_file
+    from core.job import CancelToken, Cancelled
+
+    image, mask, _ = brain_files
+    settings = FillSettings(method="biharmonic3d")
+    token = CancelToken()
+    with pytest.raises(Cancelled, match="cancelled"):
+        fill_file(image, mask, tmp_path / "late.nii.gz", settings, cancel=token,
+                  progress=lambda p: token.cancel() if p.stage != "done" and p.step == p.total else None)
+    early = CancelToken()
+    early.cancel()
+    with pytest.raises(Cancelled):
+        fill_volume(*_case()[:1], LAS, _case()[1], settings=settings, cancel=early)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["lesion.nii.gz", "sub-01_T1w.nii.gz"]
+
+
+def test_the_result_keeps_its_own_copy_of_the_hole() -> None:
+    image, hole = _case()
+    result = fill_volume(image, LAS, hole, settings=FillSettings(method="biharmonic3d"))
+    assert not np.shares_memory(result.hole, hole)
+    hole[:] = False   # a painting loop reuses its mask array
+    assert result.hole.sum() == 6 * 6 * 3 and result.generated.shape == image.shape
+
+
+@pytest.mark.parametrize("keyword, value, words", [("dilate", 1.5, "whole number"), ("dilate", True, "whole number"),
+                                                    ("dilate", -1, "whole number"), ("keep_dtype", "no", "True or False")])
+def test_fill_file_options_of_the_wrong_kind_are_one_sentence(brain_files, tmp_path, keyword, value, words) -> None:
+    from core.fill_file import fill_file
+
+    image, mask, _ = brain_files
+    with pytest.raises(InpaintError, match=words):   # dilate=1.5 dilated by 1 and recorded 1.5
+        fill_file(image, mask, tmp_path / "out.nii.gz", FillSettings(method="biharmonic3d"), **{keyword: value})
+    assert not (tmp_path / "out.nii.gz").exists()
+
+
+def test_loading_networks_leaves_the_callers_random_stream_alone(tiny_vae) -> None:
+    from core.refine3d import SHIPPED, load_refiner
+
+    torch.manual_seed(0)
+    expected = torch.rand(3)
+    torch.manual_seed(0)
+    load_refiner(SHIPPED)
+    load_model(tiny_vae)
+    assert torch.equal(torch.rand(3), expected)
+
+
+def test_reads_on_several_threads_restore_itk_s_warning_switch(brain_files) -> None:
+    import threading
+
+    import SimpleITK as sitk
+
+    image, _, _ = brain_files
+    sitk.ProcessObject.SetGlobalWarningDisplay(True)
+    threads = [threading.Thread(target=lambda: [load_volume(image) for _ in range(5)]) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sitk.ProcessObject.GetGlobalWarningDisplay()
+
+
 @pytest.mark.parametrize("field, value", [
     ("restarts", 0), ("iterations", 0), ("lr", float("inf")), ("lr", 1e30), ("lr", float("nan")), ("lr", 0.0),
     ("lam", float("inf")), ("lam", -1.0), ("lam", float("nan")), ("seed", 2 ** 70), ("seed", -1), ("window", 4),
