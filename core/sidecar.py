@@ -20,7 +20,32 @@ from .targets import check_target, input_files, sidecar_path
 
 ESCAPED = "bytes of file names that are not UTF-8 are written as \\xNN"
 
-__all__ = ["build_sidecar", "file_record", "sidecar_path", "write_sidecar"]
+__all__ = ["build_sidecar", "export_recording", "file_record", "sidecar_path", "write_sidecar"]
+
+APP = "inpaint-gui"   # the `app` of a sidecar the app's File > Export writes
+MAX_SIDECAR_BYTES = 1 << 20   # larger JSON files beside a mask are not sidecars of ours
+
+
+def export_recording(mask: Path) -> Optional[Path]:
+    """The sidecar of an app export beside `mask` that records `mask` as its mask (by path and checksum), else
+    None: replacing that file would make the export's record wrong."""
+    import json
+
+    mask = Path(mask)
+    if not mask.is_file():
+        return None
+    resolved = str(mask.resolve())
+    for candidate in sorted(mask.parent.glob("*.json")):
+        try:
+            if candidate.stat().st_size > MAX_SIDECAR_BYTES:
+                continue
+            record = json.loads(candidate.read_text(encoding="utf-8"))
+        except (OSError, ValueError, RecursionError):
+            continue
+        if isinstance(record, dict) and record.get("app") == APP and isinstance(record.get("mask"), dict) \
+                and record["mask"].get("path") == resolved:
+            return candidate
+    return None
 
 
 def file_record(path: Optional[Path]) -> Optional[dict[str, str]]:

@@ -9,7 +9,7 @@ file voxel indices.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Optional, Sequence
@@ -28,9 +28,11 @@ from core.metrics import hole_metrics
 from core.modelspace import PLANES, Reorientation, voxel_sizes
 from core.normalize import MAX_BRAIN_ML, estimate_brain
 from core.review_scan import ScanFiles
+from core.sidecar import APP, build_sidecar, export_recording, file_record
 from core.targets import (ITK_SUFFIXES, NIFTI_SUFFIXES, check_outputs, derived_name, same_path, sidecar_path,
                           uncertainty_name)
-from core.volume import Volume, dilate_mask, load_mask, load_volume, save_mask, save_volume, stage_volume
+from core.volume import (Volume, dilate_mask, load_mask, load_volume, on_image_grid, save_mask, save_volume,
+                         stage_volume)
 
 LAYERS = ("original", "masked", "generated", "blended")
 REVIEW_LOCK = "Reviewing a cohort: the mask is the one the cohort was filled with and cannot be edited."
@@ -221,6 +223,8 @@ class Document:
         self.mask_source = (Path(path), threshold, self.editor.state)
         # Save mask writes back only to a file of 0s and 1s: labels or probabilities would be lost
         self.mask_path = Path(path) if threshold is None and holds_only_0_and_1(path) else None
+        if self.mask_path is not None:
+            self.editor.mark_saved()   # the painting is that file, voxel for voxel: nothing to save yet
 
     def outlined_mask(self, layer: str) -> np.ndarray:
         """The mask the views outline on `layer` (RAS): on the result's layers, while the mask is as that fill found
@@ -271,11 +275,15 @@ class Document:
         """Write the mask as uint8 NIfTI on the image grid (a non-NIfTI name gets `.nii.gz`); never over an
         export's mask, whose checksum that export's sidecar holds."""
         target = nifti_path(path)
-        for exported in self.exported_masks:
-            if same_path(target, exported):
-                raise InpaintError(f"{target} is the mask of an export (its sidecar holds this file's checksum), "
-                                   "so Save mask does not replace it; choose another name for the painted mask.")
-        out = save_mask(target, self.mask_in_file_order().astype(np.uint8), self.volume, force=True)
+        if any(same_path(target, exported) for exported in self.exported_masks) or export_recording(target):
+            raise InpaintError(f"{target} is the mask of an export (its sidecar holds this file's checksum), "
+                               "so Save mask does not replace it; choose another name for the painted mask.")
+        mask, like = self.mask_in_file_order().astype(np.uint8), self.volume
+        source = self.mask_source[0] if self.mask_source is not None else None
+        if source is not None and same_path(target, source) and target.is_file():
+            like = replace(load_volume(target), path=None)   # the imported file keeps its own voxel order
+            mask = np.ascontiguousarray(on_image_grid(replace(self.volume, data=mask), like))
+        out = save_mask(target, mask, like, force=True)
         self.mask_path = out
         self.editor.mark_saved()
         return out
@@ -368,7 +376,6 @@ class Document:
         if self.result is None:
             raise InpaintError("There is no fill result to export; run a fill first.")
         from core.fill_file import skull_stripped
-        from core.sidecar import build_sidecar, file_record
 
         fill = self.result.fill
         if not self.result.metrics:  # exported before the worker measured it
@@ -389,7 +396,7 @@ class Document:
                      if "axis" in METHODS[fill.settings.method].reads else {})   # a method that fills slices
         extra: dict[str, Any] = {"brain_ml": round(fill.brain_voxels * self.voxel_ml, 1),
                                  "SkullStripped": skull_stripped(self.volume.data, self.volume.affine),
-                                 "app": "inpaint-gui", "scope": self.result.scope, "torch_threads": self.result.threads,
+                                 "app": APP, "scope": self.result.scope, "torch_threads": self.result.threads,
                                  **numbering, "metrics_reference": "input image (the mask was painted over it)",
                                  "baseline_metrics": {BASELINE: metrics.get(BASELINE)}}
         if sd_path is not None:

@@ -17,6 +17,7 @@ from core.errors import InpaintError
 from core.mask_editor import EditRefused
 from core.resources import DEMO_BRAIN
 from core.modelspace import obliquity_deg
+from core.sidecar import export_recording
 from core.targets import derived_name
 from core.volume import check_grid
 
@@ -207,8 +208,13 @@ class FileController(QObject):
         doc = self.doc
         if doc is None:
             return False
+        if doc.mask_path is not None and not ask and not doc.editor.modified:
+            self.message.emit(f"The mask ({doc.lesion_text()}) is saved in {doc.mask_path} already.")
+            return True
         name = doc.default_name("mask")
-        if any(exported.name == name for exported in doc.exported_masks):   # not the export's own mask file
+        beside = doc.path.parent / name if doc.path is not None else None
+        if any(exported.name == name for exported in doc.exported_masks) or (
+                beside is not None and export_recording(beside)):   # not an export's own mask file
             name = name[: -len("_mask.nii.gz")] + "_desc-painted_mask.nii.gz"
         path = doc.mask_path if (doc.mask_path is not None and not ask) else \
             self.dialogs.save_file("Save mask", name, NIFTI_FILTER)

@@ -36,6 +36,7 @@ class InpaintPanel(QWidget):
     runRequested = Signal()
     cancelRequested = Signal()
     sliceRequested = Signal(str, int)  # plane name, RAS slice index: a row of the losses table was clicked
+    fieldDone = Signal()   # a choice was made in a field (a list picked, Return in a number): keys back to the views
 
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
@@ -117,6 +118,10 @@ class InpaintPanel(QWidget):
                 widget.installEventFilter(self)
                 if not isinstance(widget, QAbstractItemView):
                     widget.setFocusPolicy(Qt.FocusPolicy.StrongFocus)   # the wheel alone does not focus a field
+        for box in self.findChildren(QComboBox):
+            box.activated.connect(lambda _index: self.fieldDone.emit())
+        for box in self.findChildren(QAbstractSpinBox):   # Return, not the focus moving on
+            box.editingFinished.connect(lambda box=box: box.hasFocus() and self.fieldDone.emit())
 
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:
         """A focused field keeps Up/Down/PageUp/PageDown for itself instead of the window's slice shortcuts; the

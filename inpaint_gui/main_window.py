@@ -167,6 +167,7 @@ class MainWindow(QMainWindow):
         self.panel.form.model.currentIndexChanged.connect(lambda *_: self._warm_up_model())
         self.panel.form.method.currentIndexChanged.connect(lambda *_: self._update_state())   # the image note
         self.panel.sliceRequested.connect(v.show_slice)
+        self.panel.fieldDone.connect(v.take_keys)
         self.files.opened.connect(self._document_opened)
         self.files.maskReplaced.connect(self._mask_replaced)
         self.files.changed.connect(self._update_state)

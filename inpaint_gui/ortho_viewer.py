@@ -92,7 +92,7 @@ class OrthoViewer(QWidget):
         self.views = {axis: SliceView(axis, self) for axis in (2, 1, 0)}
         self.levels_box = LevelsBox()
         self.levels_box.levelsChanged.connect(self._levels_changed)
-        self.levels_box.entered.connect(lambda: self.views[self.active].setFocus(Qt.FocusReason.OtherFocusReason))
+        self.levels_box.entered.connect(self.take_keys)
         grid = QGridLayout(self)
         grid.setContentsMargins(0, 0, 0, 0)
         grid.setSpacing(2)
@@ -124,6 +124,10 @@ class OrthoViewer(QWidget):
         self.painter.maskEdited.connect(lambda: self.refresh_mask(np.zeros(0, dtype=np.int64)))
         self.painter.brushChanged.connect(self.brushChanged)
         self._show_views(False)
+
+    def take_keys(self) -> None:
+        """Give the keyboard to the active view (its slice, zoom and layer keys), e.g. after a field was set."""
+        self.views[self.active].setFocus(Qt.FocusReason.OtherFocusReason)
 
     def _activate(self, axis: int) -> None:
         self.active = axis

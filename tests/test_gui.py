@@ -831,3 +831,24 @@ def test_keys_reach_the_views_again_after_a_window_level_is_typed(qtbot, window)
     assert focused is window.viewer.views[window.viewer.active]
     qtbot.keyClick(focused, Qt.Key.Key_W)  # the key goes where the keyboard is
     assert box.levels[0] == 0.0  # auto window/level
+
+
+def test_a_choice_in_a_list_or_return_in_a_number_gives_the_keys_back_to_the_views(qtbot, window):
+    """The method list kept the keyboard after a choice: the next Down changed the method, not the slice."""
+    form, viewer = window.panel.form, window.viewer
+    window.activateWindow()
+    form.method.setFocus()
+    qtbot.waitUntil(form.method.hasFocus, timeout=2000)
+    chosen = form.method.currentIndex()
+    qtbot.keyClick(form.method, Qt.Key.Key_Down)   # a choice made with the keyboard, as with the list's popup
+    assert form.method.currentIndex() != chosen
+    qtbot.waitUntil(lambda: QApplication.focusWidget() is viewer.views[viewer.active], timeout=2000)
+    method, z = form.method.currentIndex(), int(viewer.point[viewer.active])
+    qtbot.keyClick(QApplication.focusWidget(), Qt.Key.Key_Up)
+    assert form.method.currentIndex() == method and int(viewer.point[viewer.active]) != z
+    form.dilate.setFocus()
+    qtbot.waitUntil(form.dilate.hasFocus, timeout=2000)
+    qtbot.keyClick(form.dilate, Qt.Key.Key_Up)      # a focused number keeps its arrows ...
+    assert form.dilate.value() == 1 and form.dilate.hasFocus()
+    qtbot.keyClick(form.dilate, Qt.Key.Key_Return)  # ... until Return
+    qtbot.waitUntil(lambda: QApplication.focusWidget() is viewer.views[viewer.active], timeout=2000)

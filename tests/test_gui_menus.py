@@ -491,3 +491,54 @@ def test_tab_leaves_the_metrics_table(qtbot, window):
     qtbot.waitUntil(metrics.hasFocus, timeout=2000)
     qtbot.keyClick(metrics, Qt.Key.Key_Tab)
     assert not metrics.hasFocus()
+
+
+def test_the_export_s_mask_stays_protected_after_the_image_is_opened_again(qtbot, window, brain_files, tiny_vae):
+    """The app forgot an export's mask once the image was reopened: Ctrl+S offered that name and replaced the file
+    whose checksum the export's sidecar holds."""
+    from core.jsonfiles import sha256_file
+
+    image = brain_files[0]
+    script = window.script
+    z = int(window.viewer.point[AXIAL])
+    paint(qtbot, window, (20, 24, z))
+    fake_result(window, model=load_model(tiny_vae))
+    script.paths.append(image.parent / window.doc.default_name("inpainted"))
+    window.act["export"].trigger()
+    sidecar = json.loads((image.parent / "sub-01_desc-inpainted_T1w.json").read_text())
+    exported = Path(sidecar["mask"]["path"])
+    window.forget_changes()
+    assert window.files.open_image(image)                 # a new session on the same scan
+    paint(qtbot, window, (8, 24, z))
+    script.paths.append(image.parent / "painted.nii.gz")
+    qtbot.keyClick(window, Qt.Key.Key_S, Qt.KeyboardModifier.ControlModifier)
+    assert script.starts[-1].endswith("sub-01_label-lesion_desc-painted_mask.nii.gz")   # not the export's name
+    paint(qtbot, window, (8, 30, z))
+    script.paths.append(exported)                          # Save mask as... onto it: one sentence, file kept
+    qtbot.keyClick(window, Qt.Key.Key_S, Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier)
+    assert "is the mask of an export" in script.errors[-1] and sha256_file(exported) == sidecar["mask"]["sha256"]
+
+
+def test_an_imported_mask_is_saved_as_it_is_and_written_back_in_its_own_voxel_order(qtbot, window, brain_files,
+                                                                                      tmp_path):
+    """An imported 0/1 mask counted as unsaved, and Ctrl+S rewrote it in the image's voxel order."""
+    from core.jsonfiles import sha256_file
+
+    image, _, hole = brain_files
+    source = nib.load(image)
+    flip = source.affine @ np.array([[-1, 0, 0, hole.shape[0] - 1], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]])
+    path = tmp_path / "lesion_flipped.nii.gz"
+    nib.save(nib.Nifti1Image(hole[::-1].astype(np.uint8), flip), path)
+    before = sha256_file(path)
+    window.script.paths.append(path)
+    window.act["import_mask"].trigger()
+    assert not window.isWindowModified()                   # the painting is that file: nothing to save
+    asked = len(window.script.starts)
+    qtbot.keyClick(window, Qt.Key.Key_S, Qt.KeyboardModifier.ControlModifier)
+    assert sha256_file(path) == before and len(window.script.starts) == asked   # nothing written, nothing asked
+    paint(qtbot, window, (8, 24, int(window.viewer.point[AXIAL])))
+    assert window.isWindowModified()
+    qtbot.keyClick(window, Qt.Key.Key_S, Qt.KeyboardModifier.ControlModifier)
+    saved = nib.load(path)
+    assert np.array_equal(saved.affine, flip) and not window.isWindowModified()
+    assert np.array_equal(np.asarray(saved.dataobj)[::-1] != 0, window.doc.mask_in_file_order())
