@@ -121,8 +121,27 @@ def scan_differences(report: dict, method: str, other: str) -> dict[str, float]:
             for scan, cells in report["per_scan"].items() if method in cells and other in cells}
 
 
+def ssim_differences(report: dict, method: str, other: str) -> dict[str, float]:
+    """scan -> `method`'s mean in-hole SSIM over the scan's measured lesions minus `other`'s (the same lesions)."""
+    left_out = set(report.get("left_out", []))
+    cells: dict[tuple[str, str], dict[str, float]] = {}
+    for record in report["cases"]:
+        if f"{record['scan']} {record['case']}" not in left_out and record["family"] in report["families"]:
+            cells.setdefault((record["scan"], record["case"]), {})[record["method"]] = record["ssim_hole"]
+    per_scan: dict[str, list[float]] = {}
+    for (scan, _case), values in cells.items():
+        if method in values and other in values:
+            per_scan.setdefault(scan, []).append(values[method] - values[other])
+    return {scan: _mean(values) for scan, values in per_scan.items()}
+
+
 def _mean_se(values: list[float]) -> str:
     return f"{_mean(values):+.2f} +/- {standard_error(values):.2f}"
+
+
+def _dataset_figure(dataset: str, values: list[float]) -> str:
+    """`ds000011 (2 scans) +0.42 +/- 0.15`: a dataset's mean over its scans, with how many there are."""
+    return f"{dataset} ({len(values)} scan{'s' * (len(values) != 1)}) {_mean_se(values)}"
 
 
 def weighted_comparison(report: dict, what: str) -> str:
@@ -132,7 +151,7 @@ def weighted_comparison(report: dict, what: str) -> str:
         return ""
     diffs = scan_differences(report, COHORT_DEFAULT, WEIGHTED)
     datasets = sorted({scan.split("/")[0] for scan in diffs})
-    per = "; ".join(f"{d} {_mean_se([v for s, v in diffs.items() if s.startswith(d + '/')])}" for d in datasets)
+    per = "; ".join(_dataset_figure(d, [v for s, v in diffs.items() if s.startswith(d + '/')]) for d in datasets)
     return (f"{what} the default is {_mean_se(list(diffs.values()))} dB from it (`{WEIGHTED}`, paired per scan, +/- SE "
             f"over scans; {per}); the worst scan {min(diffs.values()):+.2f} dB.")
 
@@ -156,6 +175,7 @@ def cohort_verdict(report: dict) -> list[str]:
     lesion = block[default]["lesion-sized"]
     diff, se = lesion["psnr_vs_biharmonic-3d"]
     dssim = lesion["ssim_hole"][0] - block["biharmonic-3d"]["lesion-sized"]["ssim_hole"][0]
+    dssim_se = standard_error(list(ssim_differences(report, default, "biharmonic-3d").values()))
     below = [f"{f} ({block[default][f]['psnr_vs_biharmonic-3d'][0]:+.2f} +/- "
              f"{block[default][f]['psnr_vs_biharmonic-3d'][1]:.2f})" for f in report["families"]
              if block[default][f]["psnr_vs_biharmonic-3d"][0] < -block[default][f]["psnr_vs_biharmonic-3d"][1]]
@@ -165,7 +185,7 @@ def cohort_verdict(report: dict) -> list[str]:
                for dataset in report["summary"] for f in report["families"]
                if abs(report["summary"][dataset][default][f]["stripe_ratio"][0] - 1.0) > STRIPE_BAND]
     return [f"- Lesion-sized families: the default is {diff:+.2f} +/- {se:.2f} dB from biharmonic-3d (standard error "
-            f"over scans) and {dssim:+.4f} in SSIM (target: at least +1.0 dB and above in SSIM: "
+            f"over scans) and {dssim:+.4f} +/- {dssim_se:.4f} in SSIM (paired per scan; target: at least +1.0 dB and above in SSIM: "
             f"{'met' if diff >= 1.0 and dssim > 0 else 'missed'}); below it by more than the standard error on: "
             f"{', '.join(below) if below else 'no family'}.",
             f"- Scans filled worse than biharmonic-3d by more than 0.5 dB (mean over their lesions): "
@@ -229,7 +249,8 @@ def cohort_block(report: dict, datasets: bool) -> list[str]:
     lines += cohort_table(report, "all")
     if datasets:
         for dataset in [d for d in report["summary"] if d != "all"]:
-            lines += ["", f"{dataset} only:", ""] + cohort_table(report, dataset)
+            count = sum(scan.startswith(dataset + "/") for scan in report["per_scan"])
+            lines += ["", f"{dataset} only ({count} scan{'s' * (count != 1)}):", ""] + cohort_table(report, dataset)
         lines += ["", "Per scan (mean in-hole PSNR over its lesions, dB; in brackets against biharmonic-3d):", "",
                   "| scan | " + " | ".join(report["methods"]) + " |", "| --- |" + " ---: |" * len(report["methods"])]
         for scan, cells in report["per_scan"].items():
@@ -245,7 +266,8 @@ def cohort_block(report: dict, datasets: bool) -> list[str]:
                  if COHORT_DEFAULT in block and "lesion-sized" in block[COHORT_DEFAULT]]
         lines += ["", "**The fill's predicted error** (`docs/uncertainty.md`; per lesion, Spearman of predicted and "
                       "actual RMS error, goal >= 0.6; hole voxels within one predicted SD, goal 60-76%): "
-                  + "; ".join(f"{dataset} {'-' if c['spearman'] is None else format(c['spearman'], '.2f')} / {100 * c['one_sigma_share']:.1f}%" for dataset, c in cells)
+                  + "; ".join(f"{dataset} {'-' if c['spearman'] is None else format(c['spearman'], '.2f')} / "
+                              f"{100 * c['one_sigma_share']:.1f}% ({c['lesions']} lesions)" for dataset, c in cells)
                   + "."]
     lines += ["", "Against the targets on the held-out cohort:", ""] + cohort_verdict(report)
     large, thick = load_cohort(COHORT_LARGE), load_cohort(COHORT_THICK)
