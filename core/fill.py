@@ -33,7 +33,8 @@ from .modelspace import Reorientation, plane_axes, take_slice, voxel_sizes
 from .normalize import IntensityScale
 from .refine3d import Refiner, default_refiner
 from .search import DEFAULT_AXIS, SearchSettings, select_device
-from .inputs import background_value, check_filled, outside_brain, prepare_fill_inputs, volume_context
+from .inputs import (background_value, check_filled, count_nonfinite_known, outside_brain, prepare_fill_inputs,
+                     volume_context)
 
 
 WIDE_TYPES = tuple(np.dtype(t) for t in (np.float64, np.longdouble, np.int32, np.uint32, np.int64, np.uint64))
@@ -173,6 +174,7 @@ def fill_volume(image: np.ndarray, affine: np.ndarray, hole: np.ndarray, model: 
     hole = np.array(hole, dtype=bool)   # the result's own copy: a caller may reuse its mask array
     if outside is not None:
         requested, hole = hole, hole & ~outside
+        nonfinite = count_nonfinite_known(image, hole)   # a NaN on the mask's background part is known now
         if not hole.any():
             raise InpaintError(f"All {int(outside.sum())} voxels to fill lie outside the brain ("
                                f"{'outside the brain mask' if brain is not None else 'on the background'}), so "

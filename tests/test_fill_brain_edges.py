@@ -47,6 +47,18 @@ def test_mask_voxels_outside_the_brain_are_left_as_they_were(refiner, with_brain
     assert np.array_equal(result.hole, hole & brain)
 
 
+@pytest.mark.parametrize("method", ["refine3d", "biharmonic3d"])
+def test_a_nan_on_the_mask_s_background_part_is_background_not_a_broken_fill(refiner, method: str) -> None:
+    """It reached the fill as a known value: the 3D refiner's NaN output was blamed on its weights."""
+    image = synthetic_brain()
+    hole = _edge_lesion(image)
+    spot = tuple(np.argwhere(hole & (image == 0))[0])
+    image[spot] = np.nan
+    result = fill_volume(image, AFFINE, hole, settings=FillSettings(method=method, mirror=0.0), refiner=refiner)
+    assert np.isfinite(result.filled[result.hole]).all() and np.isnan(result.filled[spot])   # left as it was
+    assert result.nonfinite_voxels == 1
+
+
 def test_a_dark_cavity_enclosed_by_tissue_is_still_filled_without_a_brainmask() -> None:
     image = synthetic_brain()
     hole = np.zeros(image.shape, dtype=bool)
