@@ -21,6 +21,7 @@ from .job import CancelToken, ProgressCallback
 from .methods import METHODS
 from .normalize import MAX_BRAIN_ML
 from .refine3d import Refiner
+from .uncertainty import MAP_DESCRIPTION
 
 PathLike = Union[str, os.PathLike]
 
@@ -134,7 +135,7 @@ def fill_file(image_path: PathLike, mask_path: PathLike, output_path: PathLike, 
     # sidecar names a map that is not there (nor, with --force, an old map beside a new volume)
     side = None if uncertainty_sidecar is None else {**uncertainty_sidecar, "SkullStripped": extra["SkullStripped"]}
     staged = None if uncertainty is None else stage_volume(uncertainty, uncertainty_map(result), image, force=force,
-                                                           sidecar=side, inputs=inputs)
+                                                           sidecar=side, inputs=inputs, derived=MAP_DESCRIPTION)
     out = save_volume(output_path, result.filled, image, keep_dtype=keep_dtype, force=force, changed=result.hole,
                       sidecar=record, inputs=inputs, companion=staged)
     voxels = int(result.hole.sum())

@@ -34,6 +34,9 @@ CONSTANTS = ("edge", "deep", "length_mm", "spread_weight")
 _BOUNDS = {"edge": (0.0, 100.0), "deep": (0.0, 100.0), "length_mm": (0.1, 100.0), "spread_weight": (0.0, 100.0)}
 
 
+MAP_DESCRIPTION = "predicted error SD of the fill (brain-inpaint)"   # the map's NIfTI descrip
+
+
 class Predictor(Protocol):
     """Anything that maps hole-voxel features (n, len(FEATURES)) to a predicted SD per voxel."""
 
@@ -52,7 +55,7 @@ def lesion_features(known: np.ndarray, unknown: np.ndarray, lesion: np.ndarray, 
     depth = ndimage.distance_transform_edt(unknown, sampling=spacing)
     radius = max(SHELL_MM, float(spacing.min()))   # on voxels coarser than SHELL_MM, the face neighbours
     shell = (ndimage.distance_transform_edt(~lesion, sampling=spacing) <= radius) & ~unknown
-    shell_sd = float(np.std(known[shell])) if shell.any() else 0.0
+    shell_sd = float(np.std(known[shell], dtype=np.float64)) if shell.any() else 0.0   # no float32 overflow
     features = np.zeros((len(FEATURES),) + lesion.shape, dtype=np.float32)
     features[0][lesion] = shell_sd
     features[1][lesion] = depth[lesion]

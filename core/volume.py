@@ -447,8 +447,15 @@ def _kept_dtype(data: np.ndarray, like: Volume, changed: np.ndarray | None) -> n
     return stored
 
 
-def _write_nifti(target: Path, stored: np.ndarray, like: Volume, slope: float, inter: float) -> None:
+def _write_nifti(target: Path, stored: np.ndarray, like: Volume, slope: float, inter: float,
+                 derived: Optional[str] = None) -> None:
     header = like.image.header.copy()
+    if derived is not None:   # another quantity on the same grid: none of the input's meaning or display window
+        header.set_intent("none", (), name="")
+        header["cal_min"] = header["cal_max"] = 0
+        header["descrip"] = derived.encode("ascii", "replace")[:79]
+        header["aux_file"] = b""
+        del header.extensions[:]
     header.set_data_dtype(stored.dtype)
     # the header's own affine makes nibabel keep both forms and their codes as they are
     out = type(like.image)(stored.reshape(like.image.shape), header.get_best_affine(), header)
@@ -534,11 +541,12 @@ def _stage(path: Path, like: Volume, force: bool, write, sidecar: dict | None = 
 
 def _stage_stored(path: str | os.PathLike, stored: np.ndarray, like: Volume, slope: float, inter: float,
                   force: bool, sidecar: dict | None = None,
-                  inputs: Iterable[str | os.PathLike | None] = ()) -> StagedVolume:
+                  inputs: Iterable[str | os.PathLike | None] = (), derived: Optional[str] = None) -> StagedVolume:
     path = Path(path)
     suffix = volume_suffix(path)
     if suffix in NIFTI_SUFFIXES:
-        return _stage(path, like, force, lambda t: _write_nifti(t, stored, like, slope, inter), sidecar, inputs)
+        return _stage(path, like, force, lambda t: _write_nifti(t, stored, like, slope, inter, derived), sidecar,
+                      inputs)
     if suffix in ITK_SUFFIXES:
         if (slope, inter) != (1.0, 0.0):
             raise InpaintError(f"Cannot keep the scaled {stored.dtype} data type in {path} ({suffix} has no "
@@ -549,12 +557,17 @@ def _stage_stored(path: str | os.PathLike, stored: np.ndarray, like: Volume, slo
 
 def stage_volume(path: str | os.PathLike, data: np.ndarray, like: Volume, *, keep_dtype: bool = False,
                  force: bool = False, changed: np.ndarray | None = None, sidecar: dict | None = None,
-                 inputs: Sequence[str | os.PathLike | None] = ()) -> StagedVolume:
+                 inputs: Sequence[str | os.PathLike | None] = (), derived: Optional[str] = None) -> StagedVolume:
     """`save_volume`'s files, written in full but not yet in place (`StagedVolume.commit` places them): several
-    outputs are staged first, so that a full disk or an error leaves none of them written."""
+    outputs are staged first, so that a full disk or an error leaves none of them written.
+
+    `derived` (a description, e.g. "predicted error SD"): `data` is another quantity on `like`'s grid (a map), written
+    as float32 with `like`'s geometry but not its intent, display window, description or header extensions."""
     data = np.asarray(data, dtype=np.float32)
     if data.shape != like.shape:
         raise ValueError(f"data shape {data.shape} differs from the volume's shape {like.shape}")
+    if derived is not None:
+        return _stage_stored(path, data, like, 1.0, 0.0, force, sidecar, inputs, derived)
     if keep_dtype:
         return _stage_stored(path, _kept_dtype(data, like, changed), like, like.slope, like.inter, force, sidecar,
                              inputs)

@@ -21,6 +21,7 @@ from core.checkpoint import Model
 from core.errors import InpaintError
 from core.fill import FillResult, FillSettings
 from core.fill_file import uncertainty_map, uncertainty_record
+from core.uncertainty import MAP_DESCRIPTION
 from core.live_preview import PreviewLayer
 from core.mask_editor import MaskEditor
 from core.methods import METHODS
@@ -410,7 +411,7 @@ class Document:
                                metrics=metrics.get("model"), keep_dtype=keep_dtype, extra=extra)
         # the map in full first: a disk that cannot hold it leaves no volume whose sidecar names it
         staged = None if sd_path is None else stage_volume(sd_path, uncertainty_map(fill), self.volume, force=True,
-                                                           inputs=protected)
+                                                           inputs=protected, derived=MAP_DESCRIPTION)
         volume = save_volume(path, fill.filled, self.volume, keep_dtype=keep_dtype, force=True, sidecar=record,
                              inputs=protected, changed=fill.hole, companion=staged)
         written = [volume, sidecar_path(volume)] + ([mask_path] if mask_path is not None else []) + \

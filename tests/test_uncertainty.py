@@ -159,6 +159,38 @@ def test_fill_file_writes_the_map_on_the_image_grid(brain_files, tiny_vae: Path,
     assert not (tmp_path / "again.nii.gz").exists()
 
 
+def test_the_map_is_float32_without_the_input_s_meaning_and_finite_for_huge_values(brain_files, tmp_path: Path) -> None:
+    """The map copied the input's intent (a t test), display window, description and extensions, came out float64
+    for a scaled int16 input, and was all inf (with overflow warnings) for values near 1e25."""
+    import warnings
+
+    image_path, mask_path, hole = brain_files
+    source = nib.load(image_path)
+    refiner = load_refiner(_refiner(tmp_path / "r"))
+    scaled = nib.Nifti1Image(np.round(source.get_fdata() / 0.37).astype(np.int16), source.affine, source.header)
+    scaled.header.set_slope_inter(0.37, 0.0)
+    scaled.header.set_intent("t test", (12,), name="tstat")
+    scaled.header["cal_min"], scaled.header["cal_max"], scaled.header["descrip"] = 10, 200, b"a T1"
+    scaled.header.extensions.append(nib.nifti1.Nifti1Extension(6, b"a comment"))
+    nib.save(scaled, tmp_path / "scaled.nii.gz")
+    huge = nib.Nifti1Image(source.get_fdata() * 1e25, source.affine, source.header)
+    huge.set_data_dtype(np.float64)
+    nib.save(huge, tmp_path / "huge.nii.gz")
+    for name in ("scaled", "huge"):
+        sd_path = tmp_path / f"{name}_sd.nii.gz"
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", RuntimeWarning)
+            fill_file(tmp_path / f"{name}.nii.gz", mask_path, tmp_path / f"{name}_filled.nii.gz", FillSettings(),
+                      refiner=refiner, uncertainty=sd_path)
+        written = nib.load(sd_path)
+        header = written.header
+        assert written.get_data_dtype() == np.float32 and np.isfinite(written.get_fdata()).all()
+        assert written.get_fdata()[hole].min() > 0
+        assert header.get_intent()[0] == "none" and header["cal_min"] == header["cal_max"] == 0
+        assert b"predicted error" in header["descrip"].tobytes() and not header.extensions
+        assert np.array_equal(written.affine, source.affine) and header["qform_code"] == source.header["qform_code"]
+
+
 @pytest.mark.parametrize("case", ["method", "uncalibrated", "same as output", "input"])
 def test_an_impossible_uncertainty_map_is_refused_before_the_fill(brain_files, tiny_vae: Path, tmp_path: Path,
                                                                   case: str) -> None:
