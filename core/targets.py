@@ -32,6 +32,17 @@ def volume_suffix(path: Path) -> str:
     return ""
 
 
+def odd_case_suffix(path: Path) -> bool:
+    """True when nibabel or ITK would read or write another name than `path`'s: a part of the extension in mixed case
+    (`.Nii`: `.nii` is written) or a MetaImage one not in lower case (`.MHA`: an `.mhd` + `.zraw` pair).
+    `.NII.GZ`, `.nii.GZ` and `.NRRD` are fine."""
+    suffix = volume_suffix(path)
+    written = path.name[len(path.name) - len(suffix):] if suffix else ""
+    if suffix in (".mha", ".mhd"):
+        return written != suffix
+    return any(part not in (part.lower(), part.upper()) for part in written.split("."))
+
+
 def sidecar_path(output: str | os.PathLike) -> Path:
     """The provenance JSON of an output: `<stem>.json` beside it (`sub-01_desc-inpainted_T1w.nii.gz` -> `.json`)."""
     output = Path(output)
@@ -176,6 +187,9 @@ def check_outputs(path: str | os.PathLike, *, inputs: Iterable[str | os.PathLike
     if suffix not in NIFTI_SUFFIXES + ITK_SUFFIXES:
         raise InpaintError(f"Cannot write {path}: unsupported extension; use .nii.gz, .nii, .nrrd, .nhdr, .mha "
                            "or .mhd.")
+    if odd_case_suffix(path):
+        raise InpaintError(f"Cannot write {path}: nibabel and ITK do not write an extension in this case under the "
+                           f"name given (nor read it); write it as {suffix}.")
     if keep_dtype and like is not None and suffix in ITK_SUFFIXES and (like.slope, like.inter) != (1.0, 0.0):
         raise InpaintError(f"Cannot keep the scaled {like.dtype} data type in {path} ({suffix} has no "
                            "slope/intercept); write .nii.gz instead or do not keep the data type.")

@@ -27,7 +27,7 @@ from scipy import ndimage
 from core.atomic import commit_files, make_staging
 from core.errors import InpaintError
 from core.jsonfiles import json_text
-from core.targets import (ITK_SUFFIXES, NIFTI_SUFFIXES, check_outputs, check_target, protected_files,
+from core.targets import (ITK_SUFFIXES, NIFTI_SUFFIXES, check_outputs, check_target, odd_case_suffix, protected_files,
                           sidecar_path, volume_suffix)
 
 AFFINE_TOLERANCE = 1e-3
@@ -219,6 +219,9 @@ def _read_raw(path: Path) -> tuple[np.ndarray, float, float, nib.Nifti1Image]:
     if not path.is_dir() and not suffix:
         raise InpaintError(f"{path} has an unsupported extension; use .nii, .nii.gz, .nrrd, .nhdr, .mha, .mhd "
                            "or a folder holding a DICOM series.")
+    if not path.is_dir() and odd_case_suffix(path):
+        raise InpaintError(f"{path} has its extension in a case that nibabel and ITK do not read; rename it to end in "
+                           f"{suffix}.")
     try:
         reader = _read_nifti if suffix in NIFTI_SUFFIXES and not path.is_dir() else _read_itk
         with _itk_quiet():

@@ -133,6 +133,22 @@ def test_nifti_round_trip_keeps_geometry_and_values(tmp_path, orientation, voxel
     assert nib.aff2axcodes(back.affine) == nib.aff2axcodes(affine)
 
 
+@pytest.mark.parametrize("name", ["out.Nii", "out.Nii.gz", "out.Mha", "out.MHD", "out.Nrrd"])
+def test_an_extension_in_a_case_the_readers_miss_is_one_sentence_for_outputs_and_inputs(tmp_path, name):
+    """`out.Nii` was written as `out.nii` and `out.Mha` as an `.mhd` + `.zraw` pair, while the command named
+    `out.Nii` and the sidecar a file that did not exist; nibabel and ITK cannot read such names either."""
+    vol = V.load_volume(_write_nifti(tmp_path / "in.nii.gz", _values(), _affine("RAS", (1.0, 1.0, 1.0))))
+    (tmp_path / "out").mkdir()
+    with pytest.raises(InpaintError, match="write it as"):
+        V.save_volume(tmp_path / "out" / name, vol.data, vol, sidecar={"a": 1})
+    assert not list((tmp_path / "out").iterdir())
+    (tmp_path / "in.nii.gz").rename(tmp_path / "in.Nii.gz")
+    with pytest.raises(InpaintError, match="rename it"):
+        V.load_volume(tmp_path / "in.Nii.gz")
+    for fine in ("out.NII.GZ", "out.nii.GZ", "out.NRRD"):   # one case per part: read and written as named
+        assert V.load_volume(V.save_volume(tmp_path / "out" / fine, vol.data, vol)).shape == vol.shape
+
+
 @pytest.mark.parametrize("codes", [(4, 4), (1, 2), (0, 1), (2, 0)])
 def test_qform_sform_and_codes_preserved(tmp_path, codes):
     qcode, scode = codes
