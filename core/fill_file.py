@@ -221,13 +221,14 @@ def _check_image_content(data: np.ndarray, hole: np.ndarray, brain: Optional[np.
 
     Works part by part (no whole-volume copy); non-finite voxels count as background.
     """
-    from .inputs import check_intensities, check_known_brain, count_nonfinite_known
+    from .inputs import background_value, check_intensities, check_known_brain, count_nonfinite_known
 
     nonfinite = count_nonfinite_known(data, hole)
     check_intensities(data, hole, f"the image {image_path}")
     dilated = f" (dilated by {dilate} voxels)" if dilate else ""
     check_known_brain(data, hole, brain, image_name=f"the image {image_path}",
-                      mask_name=f"the mask {mask_path}{dilated}", brain_name=f"the brain mask {brainmask}")
+                      mask_name=f"the mask {mask_path}{dilated}", brain_name=f"the brain mask {brainmask}",
+                      background=background_value(data))
     return nonfinite
 
 

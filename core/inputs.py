@@ -101,7 +101,8 @@ def _shape(array: np.ndarray) -> str:
 
 
 def _tissue(values: np.ndarray, above: float = 0.0) -> np.ndarray:
-    """Finite voxels above `above` (>= 0): non-finite voxels count as background, 0."""
+    """Finite voxels above `above` (0, or the constant background of an offset scan): non-finite voxels count as
+    background."""
     return (values > above) & (values < np.inf)
 
 
@@ -111,8 +112,10 @@ def _known_tissue(image: np.ndarray, hole: np.ndarray, part: slice, above: float
 
 def check_known_brain(image: np.ndarray, hole: np.ndarray, brain: Optional[np.ndarray] = None, *,
                       image_name: str = "the image", mask_name: str = "the hole",
-                      brain_name: str = "the brain mask") -> None:
+                      brain_name: str = "the brain mask", background: float = 0.0) -> None:
     """InpaintError, naming the file at fault, when fewer than MIN_KNOWN_BRAIN brain voxels lie outside the hole.
+
+    `background`: the scan's constant background (`background_value`; tissue lies above it).
 
     Non-finite image voxels count as background (0). Without `brain`, tissue is estimated as
     `core.normalize.estimate_brain` does, on the image with the hole set to 0. Works part by part
@@ -129,13 +132,13 @@ def check_known_brain(image: np.ndarray, hole: np.ndarray, brain: Optional[np.nd
                                f"brain tissue is left to match the fill to ({known} voxels); pass the brain mask, not "
                                "the lesion mask, or a lesion mask that covers only the lesion.")
         return
-    if not any(_tissue(image[part]).any() for part in parts):
+    if not any(_tissue(image[part], background).any() for part in parts):
         raise InpaintError(f"{_sentence(image_name)} has no positive voxel (it is empty, all 0 or negative), so "
                            "there is no brain tissue to fill from; choose a brain-extracted T1 image.")
-    count = sum(int(np.count_nonzero(_known_tissue(image, hole, part))) for part in parts)
+    count = sum(int(np.count_nonzero(_known_tissue(image, hole, part, background))) for part in parts)
     if count >= 2000:  # at least 1% of them lie above the 99th percentile, so the estimate keeps >= 10
         return
-    values = np.concatenate([image[part][_known_tissue(image, hole, part)] for part in parts])
+    values = np.concatenate([image[part][_known_tissue(image, hole, part, background)] for part in parts]) - background
     enough = values.size > 0 and int(np.count_nonzero(values > BRAIN_FRACTION * np.percentile(values, ROBUST_MAX_PERCENTILE))) \
         >= MIN_KNOWN_BRAIN
     if not enough:
@@ -206,7 +209,7 @@ def prepare_fill_inputs(image: Any, affine: Any, hole: Any, model: Any, settings
     array = array.astype(np.float32, copy=False)
     nonfinite = count_nonfinite_known(array, hole)
     check_intensities(array, hole)
-    check_known_brain(array, hole, brain)
+    check_known_brain(array, hole, brain, background=background_value(array))
     return array, nonfinite
 
 

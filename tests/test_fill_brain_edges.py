@@ -110,6 +110,26 @@ def test_a_z_scored_scan_is_filled_as_the_same_scan_with_background_0(refiner) -
     assert scored.background == pytest.approx(-mean / sd)
 
 
+def test_a_scan_offset_below_zero_is_filled_as_the_same_scan(tmp_path: Path, refiner) -> None:
+    """An offset scan wholly at or below 0 (T1 - 1000) was refused as having 'no positive voxel'."""
+    import nibabel as nib
+
+    from core.fill_file import fill_file
+
+    image = synthetic_brain()
+    hole = np.zeros(image.shape, bool)
+    hole[16:22, 20:26, 15:19] = True
+    shifted = image - np.float32(1000.0 + image.max())
+    nib.save(nib.Nifti1Image(shifted, AFFINE), tmp_path / "shifted.nii.gz")
+    nib.save(nib.Nifti1Image(hole.astype(np.uint8), AFFINE), tmp_path / "lesion.nii.gz")
+    fill_file(tmp_path / "shifted.nii.gz", tmp_path / "lesion.nii.gz", tmp_path / "out.nii.gz",
+              FillSettings(mirror=0.0), refiner=refiner)
+    plain = fill_volume(image, AFFINE, hole, settings=FillSettings(mirror=0.0), refiner=refiner)
+    out = nib.load(tmp_path / "out.nii.gz").get_fdata(dtype=np.float32)
+    assert np.array_equal(out[~hole], shifted[~hole])
+    assert np.allclose(out[hole] - shifted.max() + image.max(), plain.filled[hole], atol=0.05)
+
+
 def test_background_value_is_0_for_a_background_of_0_or_a_noisy_one() -> None:
     image = synthetic_brain()
     assert background_value(image) == 0.0
