@@ -325,9 +325,23 @@ def _voxel_order(shape: Sequence[int], affine: np.ndarray, path: Path | None, im
         raise InpaintError(f"{name} has shape {'x'.join(map(str, shape))} but the image {image.path} has "
                            f"shape {'x'.join(map(str, image.shape))}; the {what} must be drawn on the image's "
                            "voxel grid.")
+    if path is not None and _unoriented(path):
+        raise InpaintError(f"{name} has no orientation in its header (qform and sform codes 0), so its voxels cannot "
+                           f"be placed on the image {image.path}; write the {what} with the image's header (affine).")
     difference = float(np.abs(reordered_affine - image.affine).max())
     raise InpaintError(f"{name} and the image {image.path} have the same shape but their affines differ by up to "
                        f"{difference:.4g} mm; resample the {what} onto the image grid.")
+
+
+def _unoriented(path: Path) -> bool:
+    """True for a NIfTI file whose qform and sform codes are both 0 (no orientation: nibabel guesses one)."""
+    if volume_suffix(path) not in NIFTI_SUFFIXES or path.is_dir():
+        return False
+    try:
+        header = nib.load(str(path)).header
+        return int(header["qform_code"]) == 0 and int(header["sform_code"]) == 0
+    except Exception:   # unreadable here: the caller's message stands
+        return False
 
 
 def check_grid(path: str | os.PathLike, image: Volume, what: str) -> None:

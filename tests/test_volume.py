@@ -149,6 +149,18 @@ def test_an_extension_in_a_case_the_readers_miss_is_one_sentence_for_outputs_and
         assert V.load_volume(V.save_volume(tmp_path / "out" / fine, vol.data, vol)).shape == vol.shape
 
 
+def test_a_mask_without_orientation_says_so(tmp_path):
+    """A mask with qform and sform codes 0 was refused as 'affines differ by up to 1.5 mm; resample the mask'."""
+    vol = V.load_volume(_write_nifti(tmp_path / "in.nii.gz", _values(), _affine("LAS", (1.5, 1.5, 1.5))))
+    mask = nib.Nifti1Image((_values() > 0).astype(np.uint8), None)
+    mask.header.set_zooms((1.5, 1.5, 1.5))
+    mask.set_qform(None, code=0)
+    mask.set_sform(None, code=0)
+    nib.save(mask, tmp_path / "mask.nii.gz")
+    with pytest.raises(InpaintError, match="no orientation in its header"):
+        V.load_mask(tmp_path / "mask.nii.gz", vol)
+
+
 @pytest.mark.parametrize("codes", [(4, 4), (1, 2), (0, 1), (2, 0)])
 def test_qform_sform_and_codes_preserved(tmp_path, codes):
     qcode, scode = codes
