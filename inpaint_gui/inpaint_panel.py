@@ -122,6 +122,7 @@ class InpaintPanel(QWidget):
             box.activated.connect(lambda _index: self.fieldDone.emit())
         for box in self.findChildren(QAbstractSpinBox):   # Return, not the focus moving on
             box.editingFinished.connect(lambda box=box: box.hasFocus() and self.fieldDone.emit())
+        self.clear_result()   # no loss plot or per-slice table before a search has run
 
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:
         """A focused field keeps Up/Down/PageUp/PageDown for itself instead of the window's slice shortcuts; the

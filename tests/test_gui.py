@@ -852,3 +852,14 @@ def test_a_choice_in_a_list_or_return_in_a_number_gives_the_keys_back_to_the_vie
     assert form.dilate.value() == 1 and form.dilate.hasFocus()
     qtbot.keyClick(form.dilate, Qt.Key.Key_Return)  # ... until Return
     qtbot.waitUntil(lambda: QApplication.focusWidget() is viewer.views[viewer.active], timeout=2000)
+
+
+def test_no_loss_plot_or_per_slice_table_before_any_fill(qtbot, tmp_path, dialogs):
+    """With no image open they showed, empty, while the default method has no latent search."""
+    w = ScriptedWindow(tmp_path / "settings.ini", dialogs)
+    qtbot.addWidget(w)
+    w.show()
+    qtbot.waitExposed(w)
+    panel = w.panel
+    assert not panel.loss_plot.isVisibleTo(panel) and not panel.losses.isVisibleTo(panel)
+    assert not panel.losses_label.isVisibleTo(panel)
