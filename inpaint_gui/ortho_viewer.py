@@ -261,6 +261,7 @@ class OrthoViewer(QWidget):
         self.show_uncertainty = visible
         for view in self.views.values():
             self._refresh_uncertainty(view)
+        self.refresh_cursor()
 
     def _difference_limit(self) -> float:
         """Colour scale of the difference map: the largest change the fill made."""
@@ -349,6 +350,7 @@ class OrthoViewer(QWidget):
         self.levels_box.difference.set_limit(self._difference_limit())
         for view in self.views.values():
             self._refresh_difference(view)
+        self.refresh_cursor()
 
     def set_overlay_visible(self, visible: bool) -> None:
         for view in self.views.values():
@@ -394,6 +396,10 @@ class OrthoViewer(QWidget):
             text += "   filled" if outlined[tuple(ras)] else "   in mask, not filled" if painted else ""
         elif doc.editor.mask[tuple(ras)]:
             text += "   in mask"
+        if self._result_overlays() and doc.blended is not None and self.show_difference:   # the overlays shown
+            text += f"   difference {intensity_text(float(doc.blended[tuple(ras)] - doc.original[tuple(ras)]))}"
+        if self._result_overlays() and doc.uncertainty is not None and self.show_uncertainty:
+            text += f"   predicted error SD {intensity_text(float(doc.uncertainty[tuple(ras)]))}"
         if text != self._cursor_text:
             self._cursor_text = text
             self.cursorInfo.emit(text)

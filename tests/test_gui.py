@@ -863,3 +863,24 @@ def test_no_loss_plot_or_per_slice_table_before_any_fill(qtbot, tmp_path, dialog
     panel = w.panel
     assert not panel.loss_plot.isVisibleTo(panel) and not panel.losses.isVisibleTo(panel)
     assert not panel.losses_label.isVisibleTo(panel)
+
+
+def test_the_readout_gives_the_value_of_each_overlay_shown(qtbot, window):
+    """With the difference (X) or the predicted error (Shift+U) shown, the readout gave only the image's values."""
+    view, doc = window.viewer.views[AXIAL], window.doc
+    z = int(window.viewer.point[AXIAL])
+    doc.editor.brush_size = 3
+    qtbot.mouseClick(view.viewport(), LEFT, NONE, viewport_point(view, (20, 24, z)))
+    hole = doc.mask_in_file_order()
+    fill = FillResult(filled=np.where(hole, doc.volume.data - 7, doc.volume.data), generated_hole=np.zeros(
+        int(hole.sum()), np.float32), hole=hole, axis="axial", final_loss={}, seconds=0.1, device="cpu",
+        settings=FillSettings(method="refine3d"), uncertainty=np.full(int(hole.sum()), 2.5, np.float32))
+    doc.set_result(JobResult(fill=fill, model=None, scope="all"), doc.editor.state)
+    window._update_state()
+    window.viewer.set_layer("blended")
+    hover(view, (20, 24, z))
+    assert "difference" not in window.cursor_label.text()
+    window.act["difference"].trigger()
+    assert "   difference -7" in window.cursor_label.text()
+    window.act["uncertainty"].trigger()
+    assert "   predicted error SD 2.5" in window.cursor_label.text()
