@@ -146,6 +146,8 @@ class OrthoViewer(QWidget):
 
     # document ----------------------------------------------------------------------------------
     def set_document(self, doc: Document) -> None:
+        if self.doc is not None:   # the brush keeps its size from one image to the next, as ITK-SNAP's does
+            doc.editor.brush_size = self.doc.editor.brush_size
         self.empty.setText(EMPTY)
         self.doc = doc
         self.layer = "original"

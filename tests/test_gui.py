@@ -884,3 +884,14 @@ def test_the_readout_gives_the_value_of_each_overlay_shown(qtbot, window):
     assert "   difference -7" in window.cursor_label.text()
     window.act["uncertainty"].trigger()
     assert "   predicted error SD 2.5" in window.cursor_label.text()
+
+
+def test_the_brush_keeps_its_size_from_one_image_to_the_next(qtbot, window, brain_files):
+    """Every image opened with the default brush again (ITK-SNAP keeps it)."""
+    before = window.doc.editor.brush_size
+    for _ in range(3):
+        window.act["brush_bigger"].trigger()
+    assert window.doc.editor.brush_size == before + 3
+    window.forget_changes()
+    assert window.files.open_image(brain_files[0])
+    assert window.doc.editor.brush_size == before + 3 and f"{before + 3:g} vox" in window.brush_label.text()
