@@ -101,6 +101,8 @@ MENUS: dict[str, tuple[Spec | str, ...]] = {
         Spec("crosshair", "Show cross&hair", ("H",), "Show the crosshair lines.", True, True),
         Spec("help_panel", "Show &help panel", ("F2",), "Show the mouse and key hints beside the histogram.",
              True, True),
+        Spec("side_panel", "Show &settings panel", ("F3",), "Show the side panel (settings, Run, results); hide it "
+             "to give a small screen to the views.", True, True),
         Spec("auto_levels", "&Auto window/level", ("W",),
              "Window/level from 0 (or the tissue's 0.5th percentile, if lower) to the 99.5th percentile of the "
              "tissue (non-zero voxels)."),

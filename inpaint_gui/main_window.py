@@ -66,8 +66,9 @@ class MainWindow(QMainWindow):
         dock = QDockWidget("Inpainting", self)
         dock.setObjectName("inpainting")
         dock.setWidget(scroll)
-        dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable)
+        dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable | QDockWidget.DockWidgetFeature.DockWidgetClosable)
         self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, dock)
+        self.panel_dock = dock
         self.resizeDocks([dock], [PANEL_WIDTH], Qt.Orientation.Horizontal)  # the views take the rest
         self.review_panel = ReviewPanel(self.settings, self)
         self.review_dock = QDockWidget("Cohort review", self)
@@ -147,6 +148,8 @@ class MainWindow(QMainWindow):
         a["uncertainty"].toggled.connect(v.set_uncertainty_visible)  # the views follow the action, whoever sets it
         v.set_uncertainty_visible(a["uncertainty"].isChecked())
         a["brain_outline"].toggled.connect(v.set_brain_visible)
+        a["side_panel"].toggled.connect(self.panel_dock.setVisible)   # F3; the panel's own close button unchecks it
+        self.panel_dock.toggleViewAction().toggled.connect(a["side_panel"].setChecked)
         self.files.changed.connect(lambda: v.set_brain_visible(a["brain_outline"].isChecked()))  # loaded, forgotten
         v.message.connect(self.show_message)
         v.cursorInfo.connect(self.cursor_label.setText)

@@ -895,3 +895,16 @@ def test_the_brush_keeps_its_size_from_one_image_to_the_next(qtbot, window, brai
     window.forget_changes()
     assert window.files.open_image(brain_files[0])
     assert window.doc.editor.brush_size == before + 3 and f"{before + 3:g} vox" in window.brush_label.text()
+
+
+def test_f3_hides_the_side_panel_for_the_views_and_its_close_button_agrees(qtbot, window):
+    """On a small screen the panel kept its width and the views shrank to a strip: it can be hidden now."""
+    dock, action = window.panel_dock, window.act["side_panel"]
+    width = window.viewer.width()
+    qtbot.keyClick(window, Qt.Key.Key_F3)
+    assert not action.isChecked() and not dock.isVisible()
+    qtbot.waitUntil(lambda: window.viewer.width() > width, timeout=2000)   # the views take the room
+    action.trigger()
+    assert dock.isVisible()
+    dock.close()                                                            # its own close button
+    assert not action.isChecked()
