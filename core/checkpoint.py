@@ -137,7 +137,7 @@ def load_model(path: Union[str, Path], name: str | None = None) -> Model:
             raise InpaintError(f"{needed} is missing: a model needs both {WEIGHTS} and {CONFIG} in its folder.")
     try:
         config = json.loads(config_path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, RecursionError) as exc:   # RecursionError: nested too deeply to parse
         raise InpaintError(f"{config_path} is not valid JSON ({exc}); restore it from the model's source.") from None
     arch, spacing, axis = check_config(config, config_path)
     try:
@@ -146,6 +146,10 @@ def load_model(path: Union[str, Path], name: str | None = None) -> Model:
         raise InpaintError(f"{weights} is not a readable safetensors file ({exc}); the download or copy may be corrupt.") from None
     with torch.random.fork_rng(devices=[]):   # the initial weights are replaced: leave the caller's stream
         networks = build_networks(arch)
+    stray = sorted(k for k in tensors if not k.startswith(tuple(f"{n}." for n in networks)))
+    if stray:
+        raise InpaintError(f"{weights} does not match its config: it holds tensors of no network of a {arch.kind} "
+                           f"model ({', '.join(stray[:3])}), so restore the file from the model's source.")
     for net_name, net in networks.items():
         prefix = net_name + "."
         state = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
@@ -159,6 +163,11 @@ def load_model(path: Union[str, Path], name: str | None = None) -> Model:
             if tuple(value.shape) != tuple(expected[key].shape):
                 raise InpaintError(f"{weights} does not match its config: {net_name}.{key} has shape "
                                    f"{tuple(value.shape)}, the architecture needs {tuple(expected[key].shape)}.")
+            if value.is_floating_point() != expected[key].is_floating_point():
+                raise InpaintError(f"{weights} does not match its config: {net_name}.{key} holds "
+                                   f"{str(value.dtype).removeprefix('torch.')} values, not the "
+                                   f"{str(expected[key].dtype).removeprefix('torch.')} the architecture needs, so "
+                                   "restore the file from the model's source.")
         for key, value in state.items():
             if value.is_floating_point() and not bool(torch.isfinite(value).all()):
                 raise InpaintError(f"{weights} holds NaN or infinite values in {net_name}.{key}, so the model "

@@ -173,6 +173,10 @@ def _fill_and_report(args: argparse.Namespace) -> int:
         where = "outside the brain mask" if args.brainmask else "on the background around the brain"
         print(f"inpaint: note: {done.outside_brain_voxels} voxels of the mask lie {where}; they were left as they "
               "were, not filled with tissue (recorded in the sidecar).", file=sys.stderr)
+    trained = (done.record.get("model") or {}).get("trained_axis")
+    if trained and trained != done.axis:
+        print(f"inpaint: warning: the model learned {trained} slices and filled {done.axis} ones here, a plane it "
+              f"never saw, so expect a worse fill (leave --axis out to fill {trained} slices).", file=sys.stderr)
     mirror = (done.record["method"].get("refiner") or {}).get("mirror")
     if isinstance(mirror, str):
         print(f"inpaint: note: the other hemisphere was {mirror}; the fill is the refiner's alone "

@@ -259,6 +259,10 @@ def load_refiner(path: Union[str, Path], name: Optional[str] = None) -> Refiner:
     except Exception as exc:  # safetensors raises several types for damaged files
         raise InpaintError(f"{weights} does not hold this refiner's weights ({type(exc).__name__}); "
                            f"restore it from the release.") from None
+    whole = sorted(k for k, t in state.items() if not t.is_floating_point())   # every parameter is a real number
+    if whole:
+        raise InpaintError(f"{weights} holds {str(state[whole[0]].dtype).removeprefix('torch.')} values in "
+                           f"{whole[0]}, not the real-valued weights of a refiner; restore it from the release.")
     if not all(torch.isfinite(t).all() for t in state.values()):
         raise InpaintError(f"{weights} holds non-finite weights; restore the model from the release.")
     network.eval()

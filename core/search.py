@@ -31,6 +31,7 @@ SEED_MAX = 2 ** 63 - 1  # torch.Generator.manual_seed and numpy both take 0..2**
 PLANE_NAMES = ("axial", "coronal", "sagittal")
 DEFAULT_AXIS = "axial"  # the plane of a fill that names none and uses no slice model (the shipped models' plane)
 LIMITS = {"iterations": (1, 1_000_000), "restarts": (1, 1024), "batch": (1, 65536)}  # whole-number fields
+WINDOW_MIN = 3   # a 1-pixel window sees no hole beside a known pixel: every context weight would be zero
 WINDOW_MAX = 255
 
 
@@ -48,8 +49,8 @@ def _rule_text(name: str, value: Any) -> Optional[str]:
         low, high = LIMITS[name]
         return None if _whole(value) and low <= value <= high else f"must be a whole number from {low} to {high}"
     if name == "window":
-        ok = _whole(value) and 1 <= value <= WINDOW_MAX and value % 2 == 1
-        return None if ok else f"must be an odd whole number from 1 to {WINDOW_MAX}, such as 3 or 7"
+        ok = _whole(value) and WINDOW_MIN <= value <= WINDOW_MAX and value % 2 == 1
+        return None if ok else f"must be an odd whole number from {WINDOW_MIN} to {WINDOW_MAX}, such as 3 or 7"
     if name == "lr":
         ok = _real(value) and math.isfinite(value) and 0 < value <= LR_MAX
         return None if ok else f"must be a finite number greater than 0 and at most {LR_MAX:g}"
@@ -119,8 +120,8 @@ StepCallback = Callable[[int, int, np.ndarray, Optional[np.ndarray]], None]
 
 def context_weights(known: torch.Tensor, window: int) -> torch.Tensor:
     """W = M * boxfilter(1 - M): emphasises known pixels close to the hole; zero inside it."""
-    if window < 1 or window % 2 == 0:
-        raise ValueError(f"window must be a positive odd number, not {window}")
+    if window < WINDOW_MIN or window % 2 == 0:
+        raise ValueError(f"window must be an odd number of at least {WINDOW_MIN}, not {window}")
     unknown = 1.0 - known
     box = F.avg_pool2d(unknown, window, stride=1, padding=window // 2, count_include_pad=True)
     return known * box

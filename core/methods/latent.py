@@ -9,7 +9,7 @@ import numpy as np
 
 from ..errors import InpaintError
 from ..modelspace import SliceGrid, plane_axes, put_slice, take_slice
-from ..search import LAMBDA_MAX, LIMITS, LR_MAX, WINDOW_MAX, SearchSettings, latent_search
+from ..search import LAMBDA_MAX, LIMITS, LR_MAX, WINDOW_MAX, WINDOW_MIN, SearchSettings, latent_search
 from .base import Parameter, Run, Slab
 
 PARAMETERS = (
@@ -22,7 +22,7 @@ PARAMETERS = (
     Parameter("restarts", SearchSettings.restarts, "Restarts", "random starting points per slice; the restart "
               "with the lowest final loss wins", low=LIMITS["restarts"][0], high=LIMITS["restarts"][1]),
     Parameter("window", SearchSettings.window, "Window", "context-weight window in model pixels (odd): known pixels "
-              "near the hole count more", low=1, high=WINDOW_MAX, odd=True, step=2),
+              "near the hole count more", low=WINDOW_MIN, high=WINDOW_MAX, odd=True, step=2),
     Parameter("lr", SearchSettings.lr, "Learning rate", "Adam learning rate on the latent code", low=0.0,
               high=LR_MAX, above_low=True, app=False),
     Parameter("prior", SearchSettings.prior, "Prior loss", "add the prior loss to the context loss (off: the "

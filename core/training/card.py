@@ -14,11 +14,21 @@ from .cohort import licences, subjects_text
 
 HELD_OUT = "## Held-out quality"
 TEMPLATE_NOTE = ("ICBM 2009a non-linear symmetric T1 template (brain-extracted average of 152 adults; "
-                 "Fonov et al. 2009/2011, Collins et al. 1999; see resources/mni152/NOTICE.md), "
-                 "with its grey/white matter probability maps for contrast synthesis")
+                 "Fonov et al. 2009/2011, Collins et al. 1999; see resources/mni152/NOTICE.md)")
+TEMPLATE = "mni152/t1.nii.gz"
 
 
-def _augmentation(aug: dict) -> list[str]:
+def tissue_images(rec: dict) -> int:
+    """How many training images had GM/WM maps for contrast synthesis: as recorded, or, in records made before
+    it was, the template's (the only images known to have them)."""
+    aug = rec.get("augmentation", {})
+    if "tissue_images" in aug:
+        return int(aug["tissue_images"])
+    return sum(d["path"].endswith(TEMPLATE) for d in rec.get("data", []))
+
+
+def _augmentation(aug: dict, tissue: int, images: int) -> list[str]:
+    """The augmentations that were applied (contrast synthesis only where an image had GM/WM maps)."""
     lines = []
     if aug.get("geometric"):
         lines += [f"- random affine per slice: rotation within ±{aug['rotate_deg']}°, log-scale SD {aug['log_scale_sd']}, "
@@ -29,9 +39,12 @@ def _augmentation(aug: dict) -> list[str]:
     if aug.get("intensity"):
         lines += [f"- intensity: gamma (log SD {aug['log_gamma_sd']}), smooth multiplicative bias field "
                   f"(log SD {aug['bias_sd']}), Gaussian noise in the brain (SD up to {aug['noise_max']} of the range)"]
-    if aug.get("tissue"):
+    if aug.get("tissue") and tissue:
+        which = "" if tissue == images else f" of the {tissue} of {images} images that had them"
         lines += [f"- T1-like contrast synthesised from the GM/WM maps (CSF = brain - GM - WM) with random "
-                  f"per-tissue intensities, for {aug['synth']:.0%} of slices"]
+                  f"per-tissue intensities, for {aug['synth']:.0%} of slices{which}"]
+    elif aug.get("tissue"):
+        lines += ["- no T1-like contrast synthesis: no training image had GM/WM maps beside it"]
     return lines or ["- none"]
 
 
@@ -39,7 +52,9 @@ def _data_sentence(template: bool, files: str, scans: list[str], rec: dict) -> s
     """What the model learned from: the template or other files, the cohort's scans, the run it started from."""
     parts = []
     if template or files:
-        parts.append(f"{TEMPLATE_NOTE if template else 'Brain-extracted healthy T1 images'}: {files}.")
+        synthesis = ", with its grey/white matter probability maps for contrast synthesis" \
+            if rec.get("augmentation", {}).get("tissue") and tissue_images(rec) else ""
+        parts.append(f"{TEMPLATE_NOTE + synthesis if template else 'Brain-extracted healthy T1 images'}: {files}.")
     if scans:
         parts.append(f"{len(scans)} real adult T1 scans, each skull-stripped with its brain mask: "
                      f"{subjects_text(scans)}.")
@@ -60,7 +75,7 @@ def model_card(name: str, config: dict) -> str:
     settings = rec.get("settings", {})
     paths = [d["path"] for d in rec.get("data", [])]
     scans = [p for p in paths if "_T1w" in p]
-    template = any(p.endswith("mni152/t1.nii.gz") for p in paths)
+    template = any(p.endswith(TEMPLATE) for p in paths)
     files = ", ".join(f"`{d['path']}` (sha256 {d['sha256'][:12]}…)" for d in rec.get("data", []) if d["path"] not in scans)
     kind = "GAN (DCGAN-style generator + spectrally normalised discriminator)" if arch["kind"] == "gan" \
         else "VAE (inpainting-aware encoder + decoder)"
@@ -83,7 +98,7 @@ def model_card(name: str, config: dict) -> str:
         + ("A single template brain: the augmentation below is what lets it generalise to other brains."
            if len(paths) == 1 else f"{len(paths)} brains."),
         *licences(paths), "",
-        "## Augmentation", *_augmentation(rec.get("augmentation", {})), "",
+        "## Augmentation", *_augmentation(rec.get("augmentation", {}), tissue_images(rec), len(paths)), "",
     ]
     if arch["kind"] == "vae":
         lines += ["## Encoder",

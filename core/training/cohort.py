@@ -90,3 +90,15 @@ def split(scans: Sequence[Scan]) -> tuple[list[Scan], list[Scan]]:
         for index, scan in enumerate(members):
             (validation if index in chosen else training).append(scan)
     return training, validation
+
+
+def split_text(folder: Path) -> str:
+    """How `split` divides a cohort folder, per dataset: `ds000011: 6 scans train, 2 kept aside for validation`."""
+    training, validation = split(find_scans(Path(folder)))
+    parts = []
+    for dataset in sorted({s.dataset for s in training + validation}):
+        train = sum(s.dataset == dataset for s in training)
+        kept = sum(s.dataset == dataset for s in validation)
+        parts.append(f"{Path(folder).name if dataset == '.' else dataset}: {train} scan{'s' * (train != 1)} train, "
+                     f"{kept} kept aside for validation")
+    return "; ".join(parts)

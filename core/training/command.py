@@ -11,13 +11,14 @@ from typing import Any, Callable
 import torch
 
 from ..argtypes import at_least, non_negative, number_range, positive
-from ..atomic import recover_commits
+from ..atomic import check_writable, recover_commits
 from ..checkpoint import SPACING_RANGE_MM
 from ..errors import EXIT_INTERRUPTED, InpaintError
 from ..networks import LIMITS
 from ..normalize import MAX_BRAIN_ML
 from ..search import SEED_MAX
 from .augment import GROUPS
+from .cohort import split_text
 from .data import TrainingData
 from .distributed import setup, teardown
 from .trainer import (STATE_JSON, Trainer, TrainSettings, clean_run_folder, damaged, describe_command,
@@ -50,12 +51,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--kind", choices=CHOICES["kind"], help=f"model kind (default: {d.kind})")
     p.add_argument("--kernel", type=int, choices=CHOICES["kernel"], help=f"convolution kernel size (default: {d.kernel})")
     p.add_argument("--data", nargs="+", metavar="PATH",
-                   help="NIfTI files or folders of them (brain-extracted healthy T1); gm.nii.gz/wm.nii.gz "
-                        "beside an image enable tissue contrast synthesis (default: bundled MNI152 template)")
+                   help="NIfTI files or folders of them (brain-extracted healthy T1); in folders, files named as "
+                        "masks or label maps (_brainmask, _mask, _roi, _seg, _dseg, _probseg, _label, _lesion, "
+                        "_label-) are left out, and a *_T1w scan with a *_brainmask beside it is skull-stripped with "
+                        "it; gm.nii.gz/wm.nii.gz beside an image enable tissue contrast synthesis (default: bundled "
+                        "MNI152 template)")
     p.add_argument("--cohort", nargs="+", metavar="FOLDER",
                    help="cohort folders of *_T1w scans with their *_brainmask (one subfolder per dataset): their "
-                        "training split (core.training.cohort keeps a tenth of each dataset aside) is added, "
-                        "skull-stripped with the masks")
+                        "training split is added, skull-stripped with the masks; a tenth of each dataset's scans "
+                        "(at least 2, never all) is kept aside for validation, and the run says how many")
     p.add_argument("--axis", choices=CHOICES["axis"], help=f"slice plane (default: {d.axis})")
     p.add_argument("--size", type=NUMBERS["size"], help=f"model grid size in pixels (default: {d.size})")
     p.add_argument("--spacing", type=NUMBERS["spacing"], help=f"model pixel size in mm (default: {d.spacing})")
@@ -165,11 +169,18 @@ def settings_from_args(args: argparse.Namespace, out: Path) -> TrainSettings:
 
 
 def _check_out(out: Path) -> None:
-    """Refuse an --out that is (or lies inside) a file."""
+    """Refuse an --out that is (or lies inside) a file, or that cannot be written (nothing is created)."""
     existing = next((p for p in (out, *out.parents) if p.exists()), None)
-    if existing is not None and not existing.is_dir():
+    if existing is None:
+        return
+    if not existing.is_dir():
         raise InpaintError(f"--out {out} cannot be a run folder because {existing} is a file; give a new folder "
                            "or the folder of a run.")
+    try:
+        check_writable(existing)
+    except OSError as exc:
+        raise InpaintError(f"--out {out} is not writable ({existing}: {exc.strerror or exc}); choose a folder you "
+                           "may write or change its permissions.") from None
 
 
 def _interrupted(out: Path) -> str:
@@ -193,9 +204,17 @@ def run(args: argparse.Namespace) -> int:
     clean_run_folder(out)   # the folder is this run's now
     ctx = setup()
     try:
+        if ctx.main:
+            for folder in settings.cohort:
+                print(f"inpaint train: --cohort {folder}: {split_text(Path(folder))}", file=sys.stderr)
         data = TrainingData.load(settings.data or None, settings.axis, settings.size, settings.spacing,
                                  settings.cohort)
         if ctx.main:
+            if data.skipped:
+                shown = ", ".join(f.name for f in data.skipped[:3]) + (", ..." if len(data.skipped) > 3 else "")
+                print(f"inpaint train: note: {len(data.skipped)} files in the --data folders are named as masks or "
+                      f"label maps and were left out as training images ({shown}); a *_T1w scan with a *_brainmask "
+                      "beside it is skull-stripped with it.", file=sys.stderr)
             for src in data.sources:
                 if src.brainmask is None and src.brain_ml > MAX_BRAIN_ML:
                     print(f"inpaint train: note: {src.path} holds {src.brain_ml / 1000:.1f} l of tissue, more than "

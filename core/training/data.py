@@ -115,21 +115,49 @@ def load_source(path: Path, axis: str, size: int, spacing: float, brainmask: Pat
                        brainmask=brainmask, brain_ml=float(brain.sum()) * voxel_ml)
 
 
-def expand_paths(paths: Sequence[str | Path]) -> list[Path]:
-    """NIfTI files given directly or found in given folders (tissue maps excluded), sorted."""
+MASK_SUFFIXES = ("brainmask", "mask", "roi", "seg", "dseg", "probseg", "label", "labels", "lesion", "lesions")
+
+
+def is_mask_name(path: Path) -> bool:
+    """Whether a NIfTI file is named as a mask or label map, not an image: its name ends in `_brainmask`, `_mask`,
+    `_roi`, `_seg`, `_dseg`, `_probseg`, `_label(s)` or `_lesion(s)` (or is one of those), or has a `_label-`
+    entity; the tissue maps of TISSUE_FILES too."""
+    stem = path.name.lower().removesuffix(".gz").removesuffix(".nii")
+    return path.name in TISSUE_FILES or stem.rsplit("_", 1)[-1] in MASK_SUFFIXES or "_label-" in stem
+
+
+def brainmask_beside(image: Path) -> Path | None:
+    """The `*_brainmask` beside a `*_T1w` scan (the cohort convention, `core.training.cohort.find_scans`), or None."""
+    if "_T1w" not in image.name:
+        return None
+    return next(iter(sorted(image.parent.glob(f"{image.name.split('_T1w')[0]}_brainmask.nii*"))), None)
+
+
+def expand_paths(paths: Sequence[str | Path]) -> tuple[list[tuple[Path, Path | None]], list[Path]]:
+    """The training images among `paths` (files, or NIfTI files in folders), each with the `*_brainmask` that
+    skull-strips a `*_T1w` scan (or None), and the files of the folders left out as masks or label maps."""
     found: list[Path] = []
+    skipped: list[Path] = []
     for item in paths:
         p = Path(item)
         if p.is_dir():
-            inside = sorted(f for f in p.iterdir() if f.name.endswith((".nii", ".nii.gz")) and f.name not in TISSUE_FILES)
-            if not inside:
-                raise InpaintError(f"{p} holds no .nii or .nii.gz files: give brain-extracted T1 NIfTI files or folders of them.")
-            found += inside
+            inside = sorted(f for f in p.iterdir() if f.name.endswith((".nii", ".nii.gz")))
+            images = [f for f in inside if not is_mask_name(f)]
+            if not images:
+                raise InpaintError(f"{p} holds no T1 image (.nii or .nii.gz files other than masks, label maps and "
+                                   "tissue maps): give brain-extracted T1 images or folders of them, or --cohort for "
+                                   "folders of *_T1w scans with their *_brainmask.")
+            found += images
+            skipped += [f for f in inside if is_mask_name(f) and f.name not in TISSUE_FILES]
         elif p.is_file():
+            if is_mask_name(p):
+                raise InpaintError(f"{p} is named as a mask or label map, not a T1 image: give the T1 image (a "
+                                   "*_T1w scan is skull-stripped with the *_brainmask beside it), or --cohort for "
+                                   "folders of *_T1w scans with their *_brainmask.")
             found.append(p)
         else:
             raise InpaintError(f"{p} does not exist: give brain-extracted T1 NIfTI files or folders of them.")
-    return found
+    return [(f, brainmask_beside(f)) for f in found], skipped
 
 
 class TrainingData:
@@ -137,18 +165,22 @@ class TrainingData:
 
     def __init__(self, sources: list[SliceSource]) -> None:
         self.sources = sources
+        self.skipped: list[Path] = []   # files of --data folders left out as masks or label maps
         counts = np.array([len(s.slices) for s in sources], dtype=np.float64)
         self.weights = counts / counts.sum()
 
     @classmethod
     def load(cls, paths: Sequence[str | Path] | None, axis: str, size: int, spacing: float,
              cohorts: Sequence[str | Path] = ()) -> "TrainingData":
-        """`paths` (files or folders; the bundled template when neither they nor `cohorts` are given) and the
-        training split of each cohort folder (`core.training.cohort`), skull-stripped with their brain masks."""
+        """`paths` (files or folders, masks and label maps left out, `*_T1w` scans skull-stripped with the
+        `*_brainmask` beside them; the bundled template when neither they nor `cohorts` are given) and the training
+        split of each cohort folder (`core.training.cohort`), skull-stripped with their brain masks."""
         scans = [s for folder in cohorts for s in split(find_scans(Path(folder)))[0]]
-        files = expand_paths(paths) if paths else ([] if scans else [TEMPLATE])
-        return cls([load_source(f, axis, size, spacing) for f in files]
+        files, skipped = expand_paths(paths) if paths else ([] if scans else [(TEMPLATE, None)], [])
+        data = cls([load_source(f, axis, size, spacing, mask) for f, mask in files]
                    + [load_source(s.image, axis, size, spacing, s.brainmask) for s in scans])
+        data.skipped = skipped
+        return data
 
     def batch(self, rng: np.random.Generator, batch: int, cfg: AugmentConfig) -> np.ndarray:
         """(batch, 1, size, size) float32 slices in model space."""

@@ -89,7 +89,7 @@ def _read_json(out: Path, name: str) -> Any:
         return json.loads((out / name).read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise damaged(out, f"{name} is missing") from None
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):   # RecursionError: nested too deeply to parse
         raise damaged(out, f"{name} is not readable JSON") from None
 
 
@@ -325,7 +325,9 @@ class Trainer:
                 "machine": f"{platform.node() or socket.gethostname()} {platform.machine()} {platform.processor()}".strip(),
                 "device": str(self.ctx.device), "world_size": self.ctx.world, "threads": self.threads,
                 "torch": torch.__version__, "python": platform.python_version(),
-                "final_losses": self.losses, "data": data, "augmentation": {"group": self.s.augment, **self.augment.to_dict()},
+                "final_losses": self.losses, "data": data,
+                "augmentation": {"group": self.s.augment, **self.augment.to_dict(),   # tissue: where maps were
+                                 "tissue_images": sum(src.tissues is not None for src in self.data.sources)},
                 "settings": self._settings(), "learning_rate": self.s.learning_rate,
         }
         if self.init is not None:
