@@ -21,7 +21,7 @@ from safetensors.torch import load_file, save_file
 from .atomic import write_atomically
 from .errors import InpaintError
 from .networks import Architecture, build_networks
-from .jsonfiles import sha256_file
+from .jsonfiles import parse_json, sha256_file
 
 FORMAT = "brain-inpaint-model"
 FORMAT_VERSION = 1
@@ -136,8 +136,8 @@ def load_model(path: Union[str, Path], name: str | None = None) -> Model:
         if not needed.is_file():
             raise InpaintError(f"{needed} is missing: a model needs both {WEIGHTS} and {CONFIG} in its folder.")
     try:
-        config = json.loads(config_path.read_text(encoding="utf-8"))
-    except (OSError, ValueError, RecursionError) as exc:   # RecursionError: nested too deeply to parse
+        config = parse_json(config_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
         raise InpaintError(f"{config_path} is not valid JSON ({exc}); restore it from the model's source.") from None
     arch, spacing, axis = check_config(config, config_path)
     try:

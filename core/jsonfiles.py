@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -28,15 +29,27 @@ def utf8_text(text: str) -> str:
         return raw.decode("utf-8", "backslashreplace")
 
 
+def parse_json(text: str | bytes) -> Any:
+    """`json.loads` that raises ValueError, not RecursionError, for a document nested too deeply to parse (every
+    reader's `except ValueError` then gives its one sentence)."""
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise ValueError("nested too deeply to parse") from None
+
+
 def json_safe(value: Any) -> Any:
-    """`value` with every string (keys too) and path passed through `utf8_text`, numpy values as Python's."""
+    """`value` with every string (keys too) and path passed through `utf8_text`, numpy values as Python's, and NaN
+    or infinite numbers as None (strict JSON readers refuse `NaN` and `Infinity`)."""
     if isinstance(value, dict):
         return {json_safe(k): json_safe(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [json_safe(v) for v in value]
     if isinstance(value, (str, Path)):
         return utf8_text(str(value))
-    return _json_default(value) if isinstance(value, (np.generic, np.ndarray)) else value
+    if isinstance(value, (np.generic, np.ndarray)):
+        return json_safe(_json_default(value))
+    return None if isinstance(value, float) and not math.isfinite(value) else value
 
 
 def has_undecodable(value: Any) -> bool:
@@ -50,7 +63,7 @@ def has_undecodable(value: Any) -> bool:
 
 def json_text(obj: Any) -> str:
     """Indented JSON of `obj` that strict readers accept (see `json_safe`), with a final newline."""
-    return json.dumps(json_safe(obj), indent=2, default=_json_default) + "\n"
+    return json.dumps(json_safe(obj), indent=2, default=_json_default, allow_nan=False) + "\n"
 
 
 def _json_default(value: Any) -> Any:

@@ -35,6 +35,7 @@ from .normalize import IntensityScale
 from .uncertainty import Predictor, lesion_features, load_uncertainty
 from .resources import REFINER as SHIPPED   # the default refiner's folder (1 mm grid)
 from .resources import REFINERS
+from .jsonfiles import parse_json
 
 FORMAT = "brain-inpaint-refiner3d"
 FORMAT_VERSION = 1
@@ -247,7 +248,7 @@ def load_refiner(path: Union[str, Path], name: Optional[str] = None) -> Refiner:
     if not weights.is_file() or not cfg_path.is_file():
         raise InpaintError(f"{folder} is not a 3D refiner folder (model.safetensors + config.json); check the path.")
     try:
-        raw = json.loads(cfg_path.read_text(encoding="utf-8"))
+        raw = parse_json(cfg_path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise InpaintError(f"{cfg_path} cannot be read as JSON ({exc}); restore it from the release.") from None
     config = config_from_json(raw, str(cfg_path))

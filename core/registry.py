@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,6 +9,7 @@ from pathlib import Path
 from .checkpoint import CONFIG, WEIGHTS, Model, check_config, load_model
 from .errors import InpaintError
 from .resources import MODELS as MODELS_DIR
+from .jsonfiles import parse_json
 
 DEFAULT_FILE = MODELS_DIR / "DEFAULT"
 
@@ -31,7 +31,7 @@ class ModelInfo:
 def _info(directory: Path, source: str) -> ModelInfo | None:
     """What `inpaint models` shows; None for a folder whose config is unreadable or invalid (checked fully)."""
     try:
-        config = json.loads((directory / CONFIG).read_text(encoding="utf-8"))
+        config = parse_json((directory / CONFIG).read_text(encoding="utf-8"))
         arch, spacing, axis = check_config(config, directory / CONFIG)
     except (OSError, ValueError, InpaintError):
         return None

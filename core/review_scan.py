@@ -7,7 +7,6 @@ sidecar records. A `desc-uncertainty` map beside the filled image is read when i
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
@@ -21,6 +20,7 @@ from .metrics import voided_range
 from .review import Scan, number
 from .targets import sidecar_path
 from .volume import Volume, dilate_mask, load_mask, load_volume
+from .jsonfiles import parse_json
 
 
 @dataclass
@@ -45,7 +45,7 @@ def dataset_links(out_dir: Path) -> dict[str, Path]:
     """The local folders of OUT_DIR's DatasetLinks (`raw`, `masks`: file:// URIs, or paths relative to OUT_DIR),
     empty when unreadable."""
     try:
-        links = json.loads((out_dir / DESCRIPTION).read_text(encoding="utf-8")).get("DatasetLinks") or {}
+        links = parse_json((out_dir / DESCRIPTION).read_text(encoding="utf-8")).get("DatasetLinks") or {}
     except (OSError, ValueError, AttributeError):
         return {}
     folders = {}

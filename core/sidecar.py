@@ -15,7 +15,7 @@ from . import __version__
 from .checkpoint import Model
 from .fill import FillResult
 from .methods import METHODS, PLUGINS
-from .jsonfiles import has_undecodable, sha256_file, write_json
+from .jsonfiles import has_undecodable, parse_json, sha256_file, write_json
 from .targets import check_target, input_files, sidecar_path
 
 ESCAPED = "bytes of file names that are not UTF-8 are written as \\xNN"
@@ -29,8 +29,6 @@ MAX_SIDECAR_BYTES = 1 << 20   # larger JSON files beside a mask are not sidecars
 def export_recording(mask: Path) -> Optional[Path]:
     """The sidecar of an app export beside `mask` that records `mask` as its mask (by path and checksum), else
     None: replacing that file would make the export's record wrong."""
-    import json
-
     mask = Path(mask)
     if not mask.is_file():
         return None
@@ -39,8 +37,8 @@ def export_recording(mask: Path) -> Optional[Path]:
         try:
             if candidate.stat().st_size > MAX_SIDECAR_BYTES:
                 continue
-            record = json.loads(candidate.read_text(encoding="utf-8"))
-        except (OSError, ValueError, RecursionError):
+            record = parse_json(candidate.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
             continue
         if isinstance(record, dict) and record.get("app") == APP and isinstance(record.get("mask"), dict) \
                 and record["mask"].get("path") == resolved:

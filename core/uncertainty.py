@@ -14,7 +14,6 @@ follow the refiner they were fitted for; every number is validated on load, noth
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -24,6 +23,7 @@ import numpy as np
 from scipy import ndimage
 
 from .errors import InpaintError
+from .jsonfiles import parse_json
 
 FORMAT = "brain-inpaint-uncertainty"
 FORMAT_VERSION = 1
@@ -103,7 +103,7 @@ def load_uncertainty(folder: Path, weights_sha256: str) -> Optional[UncertaintyM
     if not path.is_file():
         return None
     try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
+        raw = parse_json(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise InpaintError(f"{path} cannot be read as JSON ({exc}); rerun scripts/calibrate_uncertainty.py.") from None
     constants = raw.get("constants") if isinstance(raw, dict) else None

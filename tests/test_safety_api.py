@@ -437,3 +437,32 @@ def test_a_negative_zero_border_is_recorded_as_background_0() -> None:
     image = np.full((8, 8, 8), -0.0, np.float32)
     image[3:5, 3:5, 3:5] = 7
     assert str(background_value(image)) == "0.0"
+
+
+def test_json_that_strict_readers_refuse_is_never_written_and_deep_nesting_is_a_value_error(tmp_path) -> None:
+    """A sidecar held `"mean_sd": Infinity` for huge intensities; a config nested 100,000 deep gave a traceback."""
+    from core.jsonfiles import parse_json, write_json
+
+    path = write_json(tmp_path / "a.json", {"sd": float("inf"), "values": np.array([np.nan, 1.5], np.float32)})
+    assert json.loads(path.read_text(), parse_constant=lambda name: pytest.fail(name)) == {"sd": None,
+                                                                                        "values": [None, 1.5]}
+    with pytest.raises(ValueError, match="nested too deeply"):
+        parse_json("[" * 100000 + "]" * 100000)
+
+
+@pytest.mark.parametrize("reader", ["refiner", "uncertainty", "slice model"])
+def test_a_deeply_nested_json_file_is_one_sentence_for_every_reader(tmp_path, reader, tiny_vae) -> None:
+    import shutil
+
+    from core.refine3d import SHIPPED, load_refiner
+    from core.uncertainty import load_uncertainty
+
+    folder = tmp_path / "r"
+    shutil.copytree(tiny_vae if reader == "slice model" else SHIPPED, folder)
+    deep = "[" * 100000 + "]" * 100000
+    name = "uncertainty.json" if reader == "uncertainty" else "config.json"
+    (folder / name).write_text(deep)
+    load = {"refiner": lambda: load_refiner(folder), "uncertainty": lambda: load_uncertainty(folder, "x"),
+            "slice model": lambda: load_model(folder)}[reader]
+    with pytest.raises(InpaintError, match=name):
+        load()

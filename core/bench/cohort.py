@@ -10,7 +10,6 @@ scans, so it says how much a figure would move with other people, not other lesi
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Callable, Optional, Sequence
@@ -23,7 +22,7 @@ from ..errors import InpaintError
 from ..fill import FillSettings
 from ..refine3d import Refiner, shipped_refiners
 from ..training.cohort import Scan, find_scans, split
-from ..jsonfiles import write_json
+from ..jsonfiles import parse_json, write_json
 from .lesions import periventricular
 from .masks import make_cases
 from .runner import PIPELINES, Method, finite_or_none, load_bench_data, model_free, run_bench
@@ -57,7 +56,7 @@ def _learned_from(methods: Sequence[Method], models: dict[str, Model], refiner: 
     if any(PIPELINES.get(m.pipeline, {"method": m.pipeline})["method"] == "refine3d" for m in methods):
         for used in [refiner] if refiner is not None else shipped_refiners():
             try:
-                paths += _training_data(json.loads((used.path / "config.json").read_text(encoding="utf-8")))
+                paths += _training_data(parse_json((used.path / "config.json").read_text(encoding="utf-8")))
             except (OSError, TypeError, ValueError):   # no folder (built in memory) or no readable config
                 pass
     for name in {m.model for m in methods if m.model in models and not model_free(m.pipeline)}:

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -28,7 +27,7 @@ from typing import Any, Iterable, Optional
 from .. import __version__
 from ..atomic import check_writable, is_temp_name, write_atomically
 from ..errors import InpaintError
-from ..jsonfiles import write_json
+from ..jsonfiles import parse_json, write_json
 
 TOOL = "brain-inpaint"
 DESCRIPTION = "dataset_description.json"
@@ -226,7 +225,7 @@ def _occupied(out_dir: Path) -> bool:
 def is_ours(out_dir: Path) -> bool:
     """True if `out_dir` has the dataset_description.json of an `inpaint bids` output."""
     try:
-        record = json.loads((out_dir / DESCRIPTION).read_text(encoding="utf-8"))
+        record = parse_json((out_dir / DESCRIPTION).read_text(encoding="utf-8"))
         return any(g.get("Name") == TOOL for g in record.get("GeneratedBy", []))
     except (OSError, ValueError, AttributeError, TypeError):
         return False
@@ -302,7 +301,7 @@ COPY_DEPENDS = ("image", "mask", "threshold")  # all a no_lesion copy depends on
 def read_sidecar(path: Path) -> Optional[dict[str, Any]]:
     """A sidecar written by brain-inpaint, or None if missing, unreadable or someone else's."""
     try:
-        record = json.loads(path.read_text(encoding="utf-8"))
+        record = parse_json(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
     return record if isinstance(record, dict) and record.get("tool") == TOOL else None

@@ -12,7 +12,6 @@ identifying entities.
 from __future__ import annotations
 
 import dataclasses
-import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +19,7 @@ from typing import Optional, Sequence
 
 from ..errors import InpaintError
 from .derivatives import output_name
+from ..jsonfiles import parse_json
 
 NIFTI = [".nii", ".nii.gz"]
 REQUIRED_FIELDS = ("Name", "BIDSVersion")  # of dataset_description.json, as pybids validates them
@@ -65,7 +65,7 @@ def check_description(root: Path, what: str) -> None:
         raise InpaintError(f"The {what} {root} has no dataset_description.json; a BIDS dataset needs one at its "
                            "top level.")
     try:
-        description = json.loads(path.read_text(encoding="utf-8"))
+        description = parse_json(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise InpaintError(f"{path} cannot be read ({exc.strerror or exc}); check its permissions.") from None
     except ValueError as exc:  # also a file that is not UTF-8

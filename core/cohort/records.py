@@ -18,14 +18,13 @@ always hashes.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, Iterable, Optional, Sequence
 
 from ..atomic import write_atomically
-from ..jsonfiles import sha256_file, write_json
+from ..jsonfiles import parse_json, sha256_file, write_json
 from ..targets import sidecar_path
 from .claims import LOGS, TABLE_LOCK, holder, table_lock
 from .derivatives import (DAMAGED, DESCRIPTION, FAILED, FILLED, MISSING, NO_LESION, NO_MASK, PENDING, README, RUNNING,
@@ -77,7 +76,7 @@ def read_record(out_dir: Path, output: str) -> Optional[Record]:
     if not os.path.lexists(path):
         return None
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = parse_json(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise ValueError(f"{path.relative_to(out_dir)} cannot be read ({exc})") from None
     return _parse(data, path.relative_to(out_dir))
@@ -195,7 +194,7 @@ def table_rows(out_dir: Path, sources: Iterable[str], *, thorough: bool = False)
     for path in (out_dir / LOGS).glob("*_desc-filled_T1w.json"):
         if path.name not in known:  # a scan no longer in the dataset (unreadable: nothing to list it by)
             try:
-                by_output[_parse(json.loads(path.read_text(encoding="utf-8")), path).row.output] = None
+                by_output[_parse(parse_json(path.read_text(encoding="utf-8")), path).row.output] = None
             except (OSError, ValueError):
                 continue
     rows = {}

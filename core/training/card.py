@@ -6,11 +6,11 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
 from .cohort import licences, subjects_text
+from ..jsonfiles import parse_json
 
 HELD_OUT = "## Held-out quality"
 TEMPLATE_NOTE = ("ICBM 2009a non-linear symmetric T1 template (brain-extracted average of 152 adults; "
@@ -137,7 +137,7 @@ def model_card(name: str, config: dict) -> str:
 
 def write_card(directory: Path) -> Path:
     """Write MODEL_CARD.md into a model folder, keeping an existing held-out section."""
-    config = json.loads((directory / "config.json").read_text(encoding="utf-8"))
+    config = parse_json((directory / "config.json").read_text(encoding="utf-8"))
     target = directory / "MODEL_CARD.md"
     held = (f"{HELD_OUT}\n\nNot measured yet: score it on brains it never saw with "
             f"`inpaint bench --models {directory}`.\n")

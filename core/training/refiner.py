@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import math
 import shlex
 import signal
@@ -35,6 +34,7 @@ from safetensors.torch import load_file, save_file
 from ..argtypes import at_least, non_negative, number_range, positive
 from ..atomic import write_atomically
 from ..errors import EXIT_INTERRUPTED, EXIT_USER_ERROR, InpaintError
+from ..jsonfiles import parse_json
 from ..refine3d import Refiner, Refiner3D, RefinerConfig, load_refiner, save_refiner, widened, with_mirror_inputs
 from ..search import select_device
 from .cohort import find_scans, split
@@ -83,7 +83,7 @@ def training_record(out: Path) -> dict:
     if not (out / "config.json").is_file():
         raise InpaintError(f"{out} holds no training run to resume; run without --resume to start one.")
     try:
-        record = json.loads((out / "config.json").read_text(encoding="utf-8"))["training"]
+        record = parse_json((out / "config.json").read_text(encoding="utf-8"))["training"]
     except (OSError, ValueError, KeyError, TypeError):
         raise _damaged(out, "config.json holds no readable training record") from None
     if not isinstance(record, dict) or type(record.get("steps")) is not int or record["steps"] < 0:
@@ -254,7 +254,7 @@ def _start_from(init: Path, network: Refiner3D, config: RefinerConfig, meta: dic
         state = widened(state, replace(config, width=start_from.config.width), config.width, seed)
     network.load_state_dict(state)
     meta["init"] = {"path": str(init), "sha256": start_from.checksum,
-                    "training": json.loads((init / "config.json").read_text(encoding="utf-8")).get("training")}
+                    "training": parse_json((init / "config.json").read_text(encoding="utf-8")).get("training")}
 
 
 def _restore(out: Path, stored: Refiner, network: Refiner3D, optimiser: torch.optim.Optimizer, meta: dict,

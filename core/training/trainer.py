@@ -38,7 +38,7 @@ from torch.nn.parallel import DistributedDataParallel
 from ..atomic import commit_files, is_temp_name, make_staging
 from ..paths import shown_path
 from ..checkpoint import CONFIG, WEIGHTS, load_model, save_model
-from ..jsonfiles import sha256_file
+from ..jsonfiles import parse_json, sha256_file
 from ..errors import InpaintError
 from ..networks import Architecture, build_networks
 from ..progress import ProgressBar
@@ -86,10 +86,10 @@ def clean_run_folder(out: Path) -> None:
 
 def _read_json(out: Path, name: str) -> Any:
     try:
-        return json.loads((out / name).read_text(encoding="utf-8"))
+        return parse_json((out / name).read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise damaged(out, f"{name} is missing") from None
-    except (OSError, ValueError, RecursionError):   # RecursionError: nested too deeply to parse
+    except (OSError, ValueError):
         raise damaged(out, f"{name} is not readable JSON") from None
 
 
