@@ -194,6 +194,10 @@ def prepare_fill_inputs(image: Any, affine: Any, hole: Any, model: Any, settings
         if brain.shape != array.shape:
             raise InpaintError(f"The brain mask has shape {_shape(brain)} but the image has shape {_shape(array)}; "
                                "pass a brain mask on the image's voxel grid, or None to estimate it.")
+        if brain.dtype.kind == "f" and not all(np.array_equal(part, np.round(part)) for part in
+                                               (brain[c] for c in chunks(brain.shape))):   # NaN fails too
+            raise InpaintError("The brain mask holds values other than whole numbers (a probability map, or NaN); "
+                               "pass `probabilities > threshold` (e.g. 0.5) as the brain mask.")
         brain = brain.astype(bool, copy=False)
     if hole.dtype.kind == "f" and not all(np.array_equal(part, np.round(part)) for part in
                                           (hole[c] for c in chunks(hole.shape))):   # NaN fails too

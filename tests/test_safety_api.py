@@ -466,3 +466,11 @@ def test_a_deeply_nested_json_file_is_one_sentence_for_every_reader(tmp_path, re
             "slice model": lambda: load_model(folder)}[reader]
     with pytest.raises(InpaintError, match=name):
         load()
+
+
+def test_a_brain_probability_map_is_refused_like_a_hole_probability_map() -> None:
+    """`brain=` took a probability map silently: every voxel above 0 became brain."""
+    image, hole = _case()
+    with pytest.raises(InpaintError, match="brain mask holds values other than whole numbers"):
+        fill_volume(image, LAS, hole, settings=FillSettings(method="biharmonic3d"),
+                    brain=np.where(image > 0, 0.7, 0.1).astype(np.float32))
