@@ -93,7 +93,8 @@ class MainWindow(QMainWindow):
                                          self.panel.form.dilate.value, lambda: self.jobs.running)
         self.preview.set_enabled(self.act["live_preview"].isChecked())
         self.review = ReviewController(self.files, self.viewer, self.dialogs, self.review_dock, self.review_panel,
-                                       lambda: self.display.step_lesion(1), self.act["uncertainty"])
+                                       lambda: self.display.step_lesion(1), self.act["uncertainty"],
+                                       self.act["side_panel"])
         self._connect()
         self.setAcceptDrops(True)
         for view in self.findChildren(QGraphicsView):  # a file dropped anywhere reaches the window

@@ -4,8 +4,9 @@ The model is `core.review.CohortReview` (ratings written atomically at every key
 read with `core.review_scan.load_scan` and shown as a read-only document whose result is the filled
 image, so the comparison keys (T, Ctrl+1..4, X) and N / Shift+N work on it as on a fill; Ctrl+N / Ctrl+Shift+N
 follow the list's order as sorted (scans are addressed by their index in the CohortReview; "Scan k of N" counts
-rows), and a cohort opens at the first unrated scan of that order. The uncertainty
-overlay is turned on when a cohort opens (Shift+U still toggles it) and back as it was when the review ends.
+rows), and a cohort opens at the first unrated scan of that order. The uncertainty overlay is off when a cohort
+opens, so the fill itself shows (Shift+U turns it on), and the settings panel (a fill's, not the scan's) is hidden;
+both come back as they were when the review ends.
 """
 
 from __future__ import annotations
@@ -36,12 +37,13 @@ class ReviewController(QObject):
     changed = Signal()   # a cohort opened or closed, a scan shown: update the actions
 
     def __init__(self, files: FileController, viewer: OrthoViewer, dialogs: Dialogs, dock: QDockWidget,
-                 panel: ReviewPanel, first_lesion: Callable[[], None], overlay: QAction) -> None:
+                 panel: ReviewPanel, first_lesion: Callable[[], None], overlay: QAction, side_panel: QAction) -> None:
         super().__init__()
         self.files, self.viewer, self.dialogs, self.dock, self.panel = files, viewer, dialogs, dock, panel
         self._first_lesion = first_lesion
         self._overlay = overlay            # the uncertainty overlay's checkable action
-        self._overlay_before = overlay.isChecked()
+        self._side_panel = side_panel      # the settings panel's (View > Show settings panel)
+        self._before = (overlay.isChecked(), side_panel.isChecked())
         self.cohort: Optional[CohortReview] = None
         self.index = 0
         panel.scanRequested.connect(self.show)
@@ -66,17 +68,22 @@ class ReviewController(QObject):
         if not self.files.confirm_discard():
             return False
         if self.cohort is None:
-            self._overlay_before = self._overlay.isChecked()
-        self._overlay.setChecked(True)  # a reviewer looks at the least certain voxels first
+            self._before = (self._overlay.isChecked(), self._side_panel.isChecked())
+        self._overlay.setChecked(False)     # the fill shows (the overlay covered it); Shift+U for the SD
+        self._side_panel.setChecked(False)  # the panel's settings are a fill's, not this scan's
         self.cohort = cohort
         self.panel.show_cohort(cohort)
         self.dock.show()
         self.show(cohort.first_unrated(self.panel.order()))  # the first unrated in the list's order
+        if cohort.read_only:
+            self.dialogs.error(f"{cohort.out_dir} cannot be written ({cohort.read_only}), so ratings cannot be saved "
+                               "there; review a copy of the folder you may write, or change its permissions.")
         return True
 
     def close(self) -> None:
         self.cohort = None
-        self._overlay.setChecked(self._overlay_before)
+        self._overlay.setChecked(self._before[0])
+        self._side_panel.setChecked(self._before[1])
         self.dock.hide()
         self.changed.emit()
 

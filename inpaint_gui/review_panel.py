@@ -165,15 +165,17 @@ class ReviewPanel(QWidget):
         for index, scan in enumerate(review.scans):  # in the table's order, then sorted as the list was
             name = scan_name(scan.source)
             sd, tip, key = _sd_cell(scan, review.shares)
-            cells = (Cell(name, (0, natural_key(name))), Cell(scan.status, (0, scan.status.lower())), Cell(sd, key))
+            status = review.status(index)   # missing / damaged when its files changed since the run
+            problem = review.problems.get(scan.output, ("", ""))[1]
+            cells = (Cell(name, (0, natural_key(name))), Cell(status, (0, status.lower())), Cell(sd, key))
             for column, item in enumerate(cells):
-                item.setToolTip(scan.message or scan.output)
+                item.setToolTip(problem or scan.message or scan.output)
                 self.table.setItem(index, column, item)
             self.table.item(index, 0).setData(SCAN, index)
             if tip:
                 self.table.item(index, 2).setToolTip(tip)
                 self.table.item(index, 2).setData(Qt.ItemDataRole.UserRole, tip)  # what show_share adds to
-            self._show_rating(index, review.rating(index))
+            self._show_rating(index, review.rating(index), review.stale(index))
         header = self.table.horizontalHeader()
         if header.sortIndicatorSection() >= 0:
             self.table.sortItems(header.sortIndicatorSection(), header.sortIndicatorOrder())
@@ -186,12 +188,17 @@ class ReviewPanel(QWidget):
 
     def show_rating(self, review: CohortReview, index: int) -> None:
         """Scan `index`'s rating and comment; its row stays where it is until the list is sorted again."""
-        self._show_rating(self.order().index(index), review.rating(index))
+        self._show_rating(self.order().index(index), review.rating(index), review.stale(index))
         self.show_progress(review)
 
-    def _show_rating(self, row: int, rating: Optional[Rating]) -> None:
-        item = Cell(rating.rating, (0, rating.rating)) if rating else Cell("", (1, ""))  # unrated last
-        if rating:
+    def _show_rating(self, row: int, rating: Optional[Rating], stale: bool = False) -> None:
+        """A rating of an earlier fill of the scan is shown as such and sorted with the unrated."""
+        if rating and stale:
+            item = Cell(f"{rating.rating} (earlier fill)", (1, rating.rating))
+            item.setToolTip(f"Rated {rating.rating} on {rating.rated}, before the scan was filled again; rate it again.")
+        else:
+            item = Cell(rating.rating, (0, rating.rating)) if rating else Cell("", (1, ""))  # unrated last
+        if rating and not stale:
             item.setForeground(RATING_COLOURS[rating.rating])
         self.table.setItem(row, 3, item)
         text = rating.comment if rating else ""

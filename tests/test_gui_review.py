@@ -108,13 +108,13 @@ def test_the_uncertainty_column_and_overlay_and_the_review_keys_as_actions(qtbot
     assert [table.item(i, 2).text() for i in range(3)] == [f"{share:.1%}" for share in shares]
     window.act["lesion_next"].trigger()
     axial, overlay = window.viewer.views[2], window.act["uncertainty"]
-    assert overlay.isChecked() and axial.uncertainty.isVisible() and not window.act["export"].isEnabled()
-    overlay.trigger()  # Shift+U: off, for this scan and the next
-    assert not overlay.isChecked() and not axial.uncertainty.isVisible()
+    # the fill shows (the overlay covered it) and the fill settings panel, a fill's and not the scan's, is hidden
+    assert not overlay.isChecked() and not axial.uncertainty.isVisible() and not window.act["export"].isEnabled()
+    assert not window.panel_dock.isVisible() and not window.act["side_panel"].isChecked()
+    overlay.trigger()  # Shift+U: on, for this scan and the next
+    assert overlay.isChecked() and axial.uncertainty.isVisible()
     window.act["rate_fail"].trigger()
     window.act["scan_next"].trigger()
-    assert not overlay.isChecked() and not axial.uncertainty.isVisible()
-    overlay.trigger()
     assert overlay.isChecked() and axial.uncertainty.isVisible()
     window.act["rate_unsure"].trigger()
     window.act["scan_prev"].trigger()
@@ -139,6 +139,7 @@ def test_the_uncertainty_column_and_overlay_and_the_review_keys_as_actions(qtbot
     assert window.panel.metrics.isVisibleTo(window.panel)
     assert not window.act["rate_pass"].isEnabled() and not dialogs.errors
     assert not overlay.isChecked() and not window.viewer.show_uncertainty  # off again, as before the review
+    assert window.panel_dock.isVisible() and window.act["side_panel"].isChecked()
     window.forget_changes()
 
 
@@ -391,3 +392,34 @@ def test_the_list_names_a_scan_by_its_entities() -> None:
     assert scan_name("sub-02/ses-1/anat/sub-02_ses-1_T1w.nii.gz") == "sub-02_ses-1"
     assert scan_name("sub-02/anat/sub-02_acq-mprage_run-2_T1w.nii") == "sub-02_acq-mprage_run-2"
     assert scan_name("sub-02/anat/T1w.nii.gz") == "T1w"
+
+
+def test_the_list_shows_changed_files_and_ratings_of_an_earlier_fill_and_a_read_only_folder_is_said(
+        qtbot, tmp_path, dialogs, monkeypatch):
+    import core.review as review_module
+    from core.cohort.derivatives import Row
+    from core.cohort.records import record_outcome
+    from core.review import CohortReview
+
+    out = write_cohort(tmp_path, 3)
+    for scan in CohortReview(out).scans:
+        record_outcome(out, Row(participant_id=scan.source.split("/")[0], session_id="", source=scan.source,
+                                mask=scan.mask, brainmask="", output=scan.output, status=scan.status))
+    window = _window(qtbot, tmp_path, dialogs)
+    assert window.review.open(out)
+    window.act["rate_fail"].trigger()
+    first = window.review.cohort.scans[window.review.index]
+    (out / first.output).write_bytes((out / first.output).read_bytes() + b"\0")   # filled again, recorded
+    record_outcome(out, Row(participant_id="x", session_id="", source=first.source, mask=first.mask, brainmask="",
+                            output=first.output, status="filled"))
+    gone = next(s for s in window.review.cohort.scans if s is not first)
+    (out / gone.output).unlink()
+    assert window.review.open(out)
+    table, cohort = window.review_panel.table, window.review.cohort
+    rows = {table.item(r, 0).data(Qt.ItemDataRole.UserRole): r for r in range(table.rowCount())}
+    texts = {cohort.scans[i].output: (table.item(row, 1).text(), table.item(row, 3).text()) for i, row in rows.items()}
+    assert texts[first.output] == ("filled", "fail (earlier fill)") and texts[gone.output][0] == "missing"
+    assert "0 of 3 rated" in window.review_panel.title.text()
+    monkeypatch.setattr(review_module, "check_writable", lambda _folder: (_ for _ in ()).throw(OSError(30, "Read-only")))
+    assert window.review.open(out) and "cannot be written" in dialogs.errors[-1]
+    window.close()

@@ -106,3 +106,64 @@ def test_a_table_without_the_columns_is_refused(tmp_path):
     (tmp_path / TABLE).write_text("a\tb\n1\t2\n")
     with pytest.raises(InpaintError, match="lacks the output"):
         CohortReview(Path(tmp_path))
+
+
+def _recorded(out: Path, scans: int = 3) -> Path:
+    """A cohort whose filled scans have the records `inpaint bids` writes (their files' SHA-256)."""
+    from core.cohort.records import record_outcome
+
+    for scan in CohortReview(out).scans:
+        record_outcome(out, Row(participant_id=scan.source.split("/")[0], session_id="", source=scan.source,
+                                mask=scan.mask, brainmask="", output=scan.output, status=scan.status))
+    return out
+
+
+def test_two_windows_on_one_cohort_keep_each_other_s_ratings(tmp_path):
+    """The second window rewrote the file from what it had read at its start: the first's rating was lost."""
+    out = write_cohort(tmp_path, 3)
+    first, second = CohortReview(out), CohortReview(out)
+    first.rate(0, "pass")
+    second.rate(1, "fail")
+    assert {r.rating for r in read_ratings(out).values()} == {"pass", "fail"}
+    assert second.progress() == "2 of 3 rated"
+
+
+def test_a_rating_of_an_earlier_fill_counts_as_unrated_and_changed_files_show_as_such(tmp_path):
+    """A scan filled again kept its old rating as if it were of the new fill; a deleted or truncated filled image
+    still said `filled`."""
+    from core.cohort.records import record_outcome
+
+    out = _recorded(write_cohort(tmp_path, 3))
+    review = CohortReview(out)
+    review.rate(0, "fail")
+    review.rate(1, "pass")
+    assert review.progress() == "2 of 3 rated" and not review.stale(0)
+    scan = review.scans[0]   # filled again: another image, a new record
+    (out / scan.output).write_bytes((out / scan.output).read_bytes() + b"\0")
+    record_outcome(out, Row(participant_id="sub-01", session_id="", source=scan.source, mask=scan.mask,
+                            brainmask="", output=scan.output, status="filled"))
+    (out / review.scans[2].output).unlink()
+    again = CohortReview(out)
+    assert again.stale(0) and not again.stale(1) and again.progress() == "1 of 3 rated"
+    assert again.first_unrated() == 0 and again.rating(0).rating == "fail"   # kept, shown as of an earlier fill
+    assert [again.status(i) for i in range(3)] == ["filled", "filled", "missing"]
+    again.rate(0, "pass")
+    assert not again.stale(0) and read_ratings(out)[scan.output].filled_sha256 == again.fills[scan.output]
+
+
+def test_a_failed_write_changes_no_rating_and_a_read_only_folder_is_known_at_once(tmp_path, monkeypatch):
+    import core.review as review_module
+
+    out = write_cohort(tmp_path, 2)
+    review = CohortReview(out)
+    assert review.read_only == ""
+
+    def refuse(*_args, **_kwargs):
+        raise OSError(30, "Read-only file system")
+
+    monkeypatch.setattr(review_module, "write_ratings", refuse)
+    with pytest.raises(OSError):
+        review.rate(0, "pass")
+    assert review.rating(0) is None and review.progress() == "0 of 2 rated"   # it counted the unsaved rating
+    monkeypatch.setattr(review_module, "check_writable", refuse)
+    assert CohortReview(out).read_only == "Read-only file system"
