@@ -311,7 +311,9 @@ def _run_models(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="inpaint", description="Fill lesions in brain MRI with deep generative models.")
+    parser = _Parser(prog="inpaint", description="Fill lesions in brain MRI with healthy-looking tissue: by default 3D "
+                                                 "biharmonic inpainting corrected by a network learned from healthy "
+                                                 "brains; the original study's generative slice models on request.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     _add_fill(sub)

@@ -15,8 +15,8 @@ from core.errors import described
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="inpaint-gui",
-                                     description="Paint a lesion mask on a brain MRI and fill it with a deep "
-                                                 "generative model. Without IMAGE, opens the bundled demo brain.")
+                                     description="Paint a lesion mask on a brain MRI and fill it with healthy-looking "
+                                                 "tissue. Without IMAGE, opens the bundled demo brain.")
     parser.add_argument("image", nargs="?", type=Path, help="volume to open (NIfTI, NRRD, MHA/MHD, DICOM folder)")
     parser.add_argument("--mask", type=Path, default=None, help="lesion mask on the image's grid to load with it")
     parser.add_argument("--review", type=Path, default=None, metavar="OUT_DIR",

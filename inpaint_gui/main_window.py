@@ -251,7 +251,9 @@ class MainWindow(QMainWindow):
             self.show_message(SKULL_ON)
 
     def _mask_replaced(self) -> None:
+        """An imported mask (Import mask, or --mask at start): shown, with the crosshair on a lesion of it."""
         self.viewer.refresh_all()
+        self.display.step_lesion(1)
         self._update_state()
 
     def closeEvent(self, event) -> None:

@@ -103,7 +103,16 @@ def main() -> int:
     parser.add_argument("--example", type=Path, default=None, metavar="DIR",
                         help="only build the small cohort of the tests (3 subjects, 4 scans) in DIR/bids, DIR/masks")
     args = parser.parse_args()
+    missing = [brain for brain in BRAINS if not (brain / "t1_2mm.nii.gz").is_file()]
+    if missing:
+        print(f"measure_bids.py: error: {missing[0] / 't1_2mm.nii.gz'} is not there; the cohort is built from the "
+              f"shared data, so put the project's shared folder beside this checkout (as ../shared).", file=sys.stderr)
+        return 2
     if args.example:
+        if args.example.exists() and any(args.example.iterdir()):
+            print(f"measure_bids.py: error: {args.example} is not empty; give a new or empty folder for the example "
+                  "cohort (an earlier one there would be mixed with it).", file=sys.stderr)
+            return 2
         bids, masks = build_cohort(args.example, EXAMPLE_SCANS, crop=EXAMPLE_CROP)
         print(f"wrote {bids} and {masks}")
         return 0

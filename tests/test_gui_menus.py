@@ -542,3 +542,16 @@ def test_an_imported_mask_is_saved_as_it_is_and_written_back_in_its_own_voxel_or
     saved = nib.load(path)
     assert np.array_equal(saved.affine, flip) and not window.isWindowModified()
     assert np.array_equal(np.asarray(saved.dataobj)[::-1] != 0, window.doc.mask_in_file_order())
+
+
+def test_an_imported_mask_puts_the_crosshair_on_a_lesion(qtbot, window, brain_files, tmp_path):
+    """After --mask or Import mask the views stayed on the volume's centre, where the lesion may not be."""
+    image, _, _ = brain_files
+    source = nib.load(image)
+    mask = np.zeros(source.shape, np.uint8)
+    mask[4:7, 5:8, 3:6] = 1   # far from the centre
+    nib.save(nib.Nifti1Image(mask, source.affine, source.header), tmp_path / "corner.nii.gz")
+    window.script.paths.append(tmp_path / "corner.nii.gz")
+    window.act["import_mask"].trigger()
+    doc = window.doc
+    assert doc.editor.mask[tuple(int(v) for v in window.viewer.point)]
