@@ -17,8 +17,8 @@ what the screen shows to docs/screenshots/:
     06_skull_on.png    with --skull-on IMAGE: the warning for an image with skull, log histogram
     07_live_preview.png  one more stroke with View > Live preview on (L): its lesion filled in the three views
     08_review.png      with --cohort OUT_DIR: a copy of an `inpaint bids` output under review (Ctrl+Shift+R),
-                       two scans rated with P and F, the third on its first lesion (N), with its uncertainty
-                       map (the overlay is on while a cohort is reviewed)
+                       two scans rated with P and F, the third on its first lesion (N), the fill itself
+                       (the uncertainty overlay is off when a cohort opens; Shift+U shows it)
 
     python scripts/gui_screenshots.py [--model NAME_OR_PATH] [--iterations N] [--skull-on IMAGE] [--cohort OUT_DIR]
                                       [--out DIR]
