@@ -825,3 +825,16 @@ def test_a_masks_folder_without_any_lesion_mask_is_said_even_quietly(copy, tmp_p
     code, err = _bids(capsys, bids, tmp_path / "out", empty, "--quiet")
     assert code == 0 and set(_statuses(tmp_path / "out").values()) == {"no_mask"}
     assert err.strip().startswith("inpaint: note: No mask with label-lesion was found for any scan: check --masks")
+
+
+def test_a_worker_can_be_terminated_even_when_inpaint_bids_was_started_ignoring_sigterm() -> None:
+    """An ignored SIGTERM is inherited by spawned workers, and the pool's terminate on an interrupt then waited for
+    ever (the same hang stopped a CI run in the refiner's patch-making pool)."""
+    code = ("import os, signal\n"
+            "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+            "from core.cohort.worker import end_with_parent\n"
+            "end_with_parent(os.getppid())\n"
+            "print(signal.getsignal(signal.SIGTERM) == signal.SIG_DFL)\n")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         cwd=Path(__file__).resolve().parents[1])
+    assert run.returncode == 0 and run.stdout.strip() == "True", run.stderr[-1000:]

@@ -307,6 +307,52 @@ def test_patch_making_processes_give_the_batches_of_the_training_process(tmp_pat
     assert not torch.equal(serial[0][2], serial[1][2])                  # each step draws its own patches
 
 
+PATCH_PROCESSES_IGNORING_SIGTERM = """
+import signal, sys
+import numpy as np
+sys.path.insert(0, "tests")
+from conftest import synthetic_brain
+from core.training.refiner_patches import Brain, batch_stream
+
+if __name__ == "__main__":
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)   # as a launcher may leave it: spawned workers inherit it
+    image = synthetic_brain((44, 48, 44))
+    brain = image > 0
+    source = Brain(image=np.where(brain, image / image.max() * 2 - 1, -1).astype(np.float32), brain=brain,
+                   centres=np.array([[22, 24, 22]]))
+    assert len(list(batch_stream([source], np.array([1.0]), 2, 7, 0, 3, workers=2))) == 3
+    stream = batch_stream([source], np.array([1.0]), 2, 7, 0, 6, workers=2)
+    next(stream)
+    stream.close()   # an early stop: the pool terminates its workers
+    print("done")
+"""
+
+
+def test_patch_making_processes_end_when_the_trainer_ignores_sigterm(tmp_path: Path) -> None:
+    """A CI run hung for ever at the pool's exit: its workers had inherited an ignored SIGTERM, so terminate()
+    could not end them (they waited for more tasks)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    script = tmp_path / "patches.py"
+    script.write_text(PATCH_PROCESSES_IGNORING_SIGTERM)
+    root = Path(__file__).resolve().parents[1]
+    run = subprocess.Popen([sys.executable, str(script)], cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           text=True, start_new_session=True, env={**os.environ, "PYTHONPATH": str(root)})
+    try:
+        out, err = run.communicate(timeout=180)
+    except subprocess.TimeoutExpired:
+        pytest.fail("the patch-making pool did not end")
+    finally:
+        try:
+            os.killpg(run.pid, signal.SIGKILL)   # the script and its workers: never left behind
+        except ProcessLookupError:
+            pass
+    assert run.returncode == 0 and out.strip() == "done", err[-2000:]
+
+
 def test_a_run_with_patch_making_processes_says_so_on_its_card(tmp_path: Path) -> None:
     path = tmp_path / "brain.nii.gz"
     nib.save(nib.Nifti1Image(synthetic_brain((44, 48, 44)), np.diag([2.0, 2.0, 2.0, 1.0])), path)

@@ -51,7 +51,10 @@ class Task:
 
 def end_with_parent(parent: int) -> None:
     """The pool's initializer: on Linux, this worker process is killed when `parent` (the process that started it)
-    dies (a `kill -9` of `inpaint bids` left its workers filling scans nobody records, then waiting for ever)."""
+    dies (a `kill -9` of `inpaint bids` left its workers filling scans nobody records, then waiting for ever); and
+    SIGTERM ends it, also where the process that started `inpaint bids` ignored it (an ignored signal is inherited,
+    and the pool's terminate would then wait for ever)."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     if sys.platform.startswith("linux"):
         import ctypes
 

@@ -320,6 +320,7 @@ _WORKER: dict = {}   # what each worker process of `batch_stream` draws batches 
 
 def _worker_setup(brains: Sequence[Brain], weights: np.ndarray, size: int, options: dict) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)   # Ctrl-C is the training process's to handle
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # the pool ends its workers so, even if the trainer ignores it
     _WORKER.update(brains=brains, weights=weights, size=size, options=options)
 
 
@@ -354,3 +355,5 @@ def batch_stream(brains: Sequence[Brain], weights: np.ndarray, size: int, seed: 
                 yield ahead.popleft().get()
         while ahead:
             yield ahead.popleft().get()
+        pool.close()   # every batch made: the workers end on their own (the exit's terminate is for an early stop)
+        pool.join()
