@@ -43,6 +43,7 @@ SSIM_SIGMA = 1.5
 SSIM_RADIUS = int(3.5 * SSIM_SIGMA + 0.5)  # skimage's Gaussian window: 11 taps at sigma 1.5
 SSIM_WINDOW = 2 * SSIM_RADIUS + 1
 SSIM_K1, SSIM_K2 = 0.01, 0.03
+METRIC_SLICES = 24   # slices of the hole's box measured at a time by `hole_metrics` (its memory: a chunk's)
 
 
 def ssim(a: np.ndarray, b: np.ndarray, full: bool = False):
@@ -143,9 +144,16 @@ def brats_ssim(prediction: np.ndarray, reference: np.ndarray, hole: np.ndarray) 
     """
     if np.ndim(hole) == 2:  # one slice: a single channel
         prediction, reference, hole = prediction[None], reference[None], hole[None]
+    data_range = max(float(np.ptp(prediction)), float(np.ptp(reference)))
+    return float(_brats_ssim_values(prediction, reference, hole, data_range).mean())
+
+
+def _brats_ssim_values(prediction: np.ndarray, reference: np.ndarray, hole: np.ndarray,
+                       data_range: float) -> np.ndarray:
+    """`brats_ssim`'s map at the hole voxels (C order), for a given data range: slices along the first axis are
+    independent, so a volume may be measured a few slices at a time."""
     pred = torch.as_tensor(np.asarray(prediction, dtype=np.float64))
     ref = torch.as_tensor(np.asarray(reference, dtype=np.float64))
-    data_range = max(float(pred.max() - pred.min()), float(ref.max() - ref.min()))
     c1, c2 = (SSIM_K1 * data_range) ** 2, (SSIM_K2 * data_range) ** 2
     channels = np.flatnonzero(hole.any(axis=tuple(range(1, hole.ndim))))
     index = torch.as_tensor(channels)
@@ -163,7 +171,7 @@ def brats_ssim(prediction: np.ndarray, reference: np.ndarray, hole: np.ndarray) 
     var_t = torch.clamp(e_tt - mu_t ** 2, min=0.0)
     cov = e_pt - mu_p * mu_t
     ssim_map = ((2 * mu_p * mu_t + c1) * (2 * cov + c2)) / ((mu_p ** 2 + mu_t ** 2 + c1) * (var_p + var_t + c2))
-    return float(ssim_map.numpy()[hole[channels]].mean())
+    return ssim_map.numpy()[hole[channels]]
 
 
 def psnr_reference_range(prediction: np.ndarray, reference: np.ndarray) -> float:
@@ -191,18 +199,42 @@ def hole_metrics(prediction: np.ndarray, reference: np.ndarray, hole: np.ndarray
     # the box reaching one SSIM window radius beyond the hole: the SSIM maps at hole voxels equal
     # the whole image's, and the box holds a voxel outside the hole (the data range's 0) unless it
     # is the whole image. Prediction and reference are never copied whole; the percentiles partition one
-    # copy of `voided` in its own type.
+    # copy of `voided` in its own type. The box is measured METRIC_SLICES slices of its first axis at a time
+    # (lesions spread over a fine brain make it nearly the whole volume, and the SSIM maps several float64 copies):
+    # the 3D SSIM with one window radius more on each side, so every value equals the whole box's.
     box = _ssim_box(hole)
     inside = hole[box]
-    pred = _scale(np.where(inside, prediction[box], 0.0), lo, hi)
-    ref = _scale(np.where(inside, reference[box], 0.0), lo, hi)
-    _, ssim_map = ssim(pred, ref, full=True)
-    diff = pred[inside] - ref[inside]
+    n = inside.shape[0]
+
+    def scaled(image: np.ndarray, rows: slice) -> np.ndarray:   # rows of the box: hole-masked, normalised
+        part = (slice(box[0].start + rows.start, box[0].start + rows.stop),) + box[1:]
+        return _scale(np.where(inside[rows], image[part], 0.0), lo, hi)
+
+    chunks = [slice(a, min(n, a + METRIC_SLICES)) for a in range(0, n, METRIC_SLICES)]
+    spans = [(float(p.min()), float(p.max()), float(t.min()), float(t.max()))
+             for p, t in ((scaled(prediction, rows), scaled(reference, rows)) for rows in chunks)]
+    data_range = max(max(s[1] for s in spans) - min(s[0] for s in spans),
+                     max(s[3] for s in spans) - min(s[2] for s in spans))   # the BraTS SSIM's: the whole box's
+    pred_in, ref_in, ssim_2d, ssim_3d = [], [], [], []
+    for rows in chunks:
+        if not inside[rows].any():
+            continue
+        start, stop = max(0, rows.start - SSIM_RADIUS), min(n, rows.stop + SSIM_RADIUS)
+        if stop - start < SSIM_WINDOW:   # skimage's window must fit
+            start, stop = max(0, min(start, n - SSIM_WINDOW)), max(stop, min(n, start + SSIM_WINDOW))
+        pred, ref = scaled(prediction, slice(start, stop)), scaled(reference, slice(start, stop))
+        keep, here = slice(rows.start - start, rows.stop - start), inside[rows]
+        pred_in.append(pred[keep][here])
+        ref_in.append(ref[keep][here])
+        ssim_2d.append(_brats_ssim_values(pred[keep], ref[keep], here, data_range))
+        ssim_3d.append(ssim(pred, ref, full=True)[1][keep][here])
+    pred_values, ref_values = np.concatenate(pred_in), np.concatenate(ref_in)
+    diff = pred_values - ref_values
     mse = float(np.mean(diff ** 2))
     psnr_01 = psnr_from_mse(mse)
-    return {"ssim": brats_ssim(pred, ref, inside), "psnr_brats": psnr_reference_range(pred[inside], ref[inside]),
+    return {"ssim": float(np.concatenate(ssim_2d).mean()), "psnr_brats": psnr_reference_range(pred_values, ref_values),
             "psnr_01": psnr_01, "psnr": psnr_01, "mse": mse, "mae": float(np.mean(np.abs(diff))),
-            "ssim_3d": float(ssim_map[inside].mean())}
+            "ssim_3d": float(np.concatenate(ssim_3d).mean())}
 
 
 def slice_metrics(prediction: np.ndarray, reference: np.ndarray, hole: np.ndarray,
