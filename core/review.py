@@ -214,6 +214,13 @@ class CohortReview:
         self.ratings = merged
         return new
 
+    def clear(self, index: int) -> None:
+        """Take back scan `index`'s rating and comment, and write the ratings file (merged as `rate` does)."""
+        output = self.scans[index].output
+        merged = {key: value for key, value in read_ratings(self.out_dir).items() if key != output}
+        write_ratings(self.out_dir, merged)
+        self.ratings = merged
+
     def comment(self, index: int, text: str) -> Rating:
         """Set the comment of scan `index`; an unrated scan is rated unsure with it."""
         old = self.rating(index)

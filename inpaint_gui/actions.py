@@ -120,6 +120,8 @@ MENUS: dict[str, tuple[Spec | str, ...]] = {
         Spec("rate_fail", "Rate &fail", ("F",), "The fill of this scan is wrong (written to desc-qc_scans.tsv)."),
         Spec("rate_unsure", "Rate &unsure", ("U",), "Not sure about this scan (written to desc-qc_scans.tsv)."),
         Spec("rate_comment", "&Comment...", ("Shift+C",), "A comment on this scan, kept with its rating."),
+        Spec("rate_clear", "C&lear rating", ("Backspace",), "Take back this scan's rating and comment (it counts as "
+             "unrated again)."),
     ),
     "&Help": (
         Spec("shortcuts", "&Keyboard and mouse", ("F1",), "List every shortcut and mouse gesture."),

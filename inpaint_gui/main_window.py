@@ -140,7 +140,7 @@ class MainWindow(QMainWindow):
             "review": self.review.open_dialog, "scan_next": lambda: self.review.step(1),
             "scan_prev": lambda: self.review.step(-1), "rate_pass": lambda: self.review.rate("pass"),
             "rate_fail": lambda: self.review.rate("fail"), "rate_unsure": lambda: self.review.rate("unsure"),
-            "rate_comment": self.review.comment,
+            "rate_comment": self.review.comment, "rate_clear": self.review.clear,
         }
         for name, slot in slots.items():
             connect_action(a[name], slot)
@@ -213,7 +213,7 @@ class MainWindow(QMainWindow):
             self.act[name].setEnabled(bool(has_result))
         self.act["export"].setEnabled(bool(has_result) and not doc.reviewed and not running)  # not a result being replaced
         reviewing = self.review.cohort is not None
-        for name in ("scan_next", "scan_prev", "rate_pass", "rate_fail", "rate_unsure", "rate_comment"):
+        for name in ("scan_next", "scan_prev", "rate_pass", "rate_fail", "rate_unsure", "rate_comment", "rate_clear"):
             self.act[name].setEnabled(reviewing)
         self.act["review"].setEnabled(not running)
         can_run = has_doc and not doc.reviewed and self.jobs.idle and self.panel.model_choice() is not None

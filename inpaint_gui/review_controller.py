@@ -141,6 +141,14 @@ class ReviewController(QObject):
         self.message.emit(f"Rated {cohort.scans[self.index].source} {rating} ({cohort.progress()}); Ctrl+N: next "
                           "scan.")
 
+    def clear(self) -> None:
+        """Take back the shown scan's rating (and comment)."""
+        cohort = self.cohort
+        if cohort is None or cohort.rating(self.index) is None:
+            return
+        if self._saved("rating", lambda: cohort.clear(self.index)):
+            self.message.emit(f"Cleared the rating of {cohort.scans[self.index].source} ({cohort.progress()}).")
+
     def comment(self) -> None:
         cohort = self.cohort
         if cohort is None:

@@ -113,7 +113,8 @@ def test_every_menu_action_triggers_without_an_unexpected_error(qtbot, window, b
         assert not script.errors, (action.text(), script.errors)
         triggered.append((action.text(), enabled))
     # the Review menu acts on a cohort under review (none here: File > Review cohort... was cancelled)
-    reviewing = ["&Next scan", "&Previous scan", "Rate &pass", "Rate &fail", "Rate &unsure", "&Comment..."]
+    reviewing = ["&Next scan", "&Previous scan", "Rate &pass", "Rate &fail", "Rate &unsure", "&Comment...",
+                 "C&lear rating"]
     disabled = [text for text, enabled in triggered if not enabled and text not in reviewing]
     assert disabled == ["Forget brain mask"] or disabled == [], disabled  # everything else was live
     assert [text for text, enabled in triggered if text in reviewing and not enabled] == reviewing

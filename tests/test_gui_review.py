@@ -423,3 +423,16 @@ def test_the_list_shows_changed_files_and_ratings_of_an_earlier_fill_and_a_read_
     monkeypatch.setattr(review_module, "check_writable", lambda _folder: (_ for _ in ()).throw(OSError(30, "Read-only")))
     assert window.review.open(out) and "cannot be written" in dialogs.errors[-1]
     window.close()
+
+
+def test_backspace_takes_back_the_shown_scan_s_rating(qtbot, tmp_path, dialogs):
+    out = write_cohort(tmp_path, 2)
+    window = _window(qtbot, tmp_path, dialogs)
+    assert window.review.open(out)
+    window.act["rate_fail"].trigger()
+    assert "1 of 2 rated" in window.review_panel.title.text()
+    qtbot.keyClick(window, Qt.Key.Key_Backspace)
+    assert read_ratings(out) == {} and "0 of 2 rated" in window.review_panel.title.text()
+    row = window.review_panel.order().index(window.review.index)
+    assert window.review_panel.table.item(row, 3).text() == ""
+    window.close()

@@ -167,3 +167,14 @@ def test_a_failed_write_changes_no_rating_and_a_read_only_folder_is_known_at_onc
     assert review.rating(0) is None and review.progress() == "0 of 2 rated"   # it counted the unsaved rating
     monkeypatch.setattr(review_module, "check_writable", refuse)
     assert CohortReview(out).read_only == "Read-only file system"
+
+
+def test_a_rating_can_be_taken_back(tmp_path):
+    """A rating could be changed but never removed: a scan rated by mistake stayed rated."""
+    out = write_cohort(tmp_path, 2)
+    review = CohortReview(out)
+    review.rate(0, "fail", "oops")
+    review.rate(1, "pass")
+    review.clear(0)
+    assert review.rating(0) is None and review.progress() == "1 of 2 rated" and review.first_unrated() == 0
+    assert set(read_ratings(out)) == {review.scans[1].output}
