@@ -168,6 +168,9 @@ class ReviewController(QObject):
             self.dialogs.error(f"The {what} could not be written to {self.cohort.out_dir} ({exc}); check that the "
                                "folder is writable.")
             return False
+        except InpaintError as exc:   # the ratings file, read again to merge, was damaged meanwhile
+            self.dialogs.error(str(exc))
+            return False
         self.panel.show_rating(self.cohort, self.index)
         return True
 

@@ -436,3 +436,15 @@ def test_backspace_takes_back_the_shown_scan_s_rating(qtbot, tmp_path, dialogs):
     row = window.review_panel.order().index(window.review.index)
     assert window.review_panel.table.item(row, 3).text() == ""
     window.close()
+
+
+def test_a_ratings_file_damaged_meanwhile_is_one_sentence_and_no_rating(qtbot, tmp_path, dialogs):
+    """Each rating reads the file again to merge it: a file another tool broke meanwhile raised out of the key press."""
+    out = write_cohort(tmp_path, 2)
+    window = _window(qtbot, tmp_path, dialogs)
+    assert window.review.open(out)
+    window.act["rate_pass"].trigger()
+    (out / QC_TABLE).write_bytes(b"output\trating\n\xff\xfe\n")
+    window.act["rate_fail"].trigger()
+    assert "cannot be read" in dialogs.errors[-1] and window.review.cohort.rating(window.review.index).rating == "pass"
+    window.close()
