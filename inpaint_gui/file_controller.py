@@ -101,6 +101,8 @@ class FileController(QObject):
         self.opened.emit()  # after the message: the window may have a warning to show instead
         if mask_error is not None:
             self.dialogs.error(mask_error)
+        elif mask is not None:
+            self.maskReplaced.emit()   # as an import: the views go to a lesion of it
         return True
 
     def show_document(self, doc: Document) -> None:

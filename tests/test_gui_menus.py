@@ -556,3 +556,6 @@ def test_an_imported_mask_puts_the_crosshair_on_a_lesion(qtbot, window, brain_fi
     window.act["import_mask"].trigger()
     doc = window.doc
     assert doc.editor.mask[tuple(int(v) for v in window.viewer.point)]
+    window.forget_changes()
+    assert window.files.open_image(image, tmp_path / "corner.nii.gz")   # inpaint-gui IMAGE --mask MASK
+    assert window.doc.editor.mask[tuple(int(v) for v in window.viewer.point)] and not window.isWindowModified()
