@@ -210,11 +210,13 @@ def hole_metrics(prediction: np.ndarray, reference: np.ndarray, hole: np.ndarray
         part = (slice(box[0].start + rows.start, box[0].start + rows.stop),) + box[1:]
         return _scale(np.where(inside[rows], image[part], 0.0), lo, hi)
 
+    def extent(image: np.ndarray) -> float:   # max - min of the normalised, hole-masked box (the scaling is monotone)
+        values = image[box][inside]
+        ends = _scale(np.array([values.min(), values.max()] + ([0.0] if not inside.all() else [])), lo, hi)
+        return float(ends.max() - ends.min())
+
     chunks = [slice(a, min(n, a + METRIC_SLICES)) for a in range(0, n, METRIC_SLICES)]
-    spans = [(float(p.min()), float(p.max()), float(t.min()), float(t.max()))
-             for p, t in ((scaled(prediction, rows), scaled(reference, rows)) for rows in chunks)]
-    data_range = max(max(s[1] for s in spans) - min(s[0] for s in spans),
-                     max(s[3] for s in spans) - min(s[2] for s in spans))   # the BraTS SSIM's: the whole box's
+    data_range = max(extent(prediction), extent(reference))   # the BraTS SSIM's: the whole box's
     pred_in, ref_in, ssim_2d, ssim_3d = [], [], [], []
     for rows in chunks:
         if not inside[rows].any():

@@ -425,10 +425,16 @@ def test_the_list_shows_changed_files_and_ratings_of_an_earlier_fill_and_a_read_
     window.close()
 
 
-def test_backspace_takes_back_the_shown_scan_s_rating(qtbot, tmp_path, dialogs):
-    out = write_cohort(tmp_path, 2)
+def _reviewing(qtbot, tmp_path: Path, dialogs, scans: int) -> tuple[Path, ScriptedWindow]:
+    """A cohort of `scans` scans, open for review in a window."""
+    out = write_cohort(tmp_path, scans)
     window = _window(qtbot, tmp_path, dialogs)
     assert window.review.open(out)
+    return out, window
+
+
+def test_backspace_takes_back_the_shown_scan_s_rating(qtbot, tmp_path, dialogs):
+    out, window = _reviewing(qtbot, tmp_path, dialogs, 2)
     window.act["rate_fail"].trigger()
     assert "1 of 2 rated" in window.review_panel.title.text()
     qtbot.keyClick(window, Qt.Key.Key_Backspace)
@@ -440,9 +446,7 @@ def test_backspace_takes_back_the_shown_scan_s_rating(qtbot, tmp_path, dialogs):
 
 def test_a_ratings_file_damaged_meanwhile_is_one_sentence_and_no_rating(qtbot, tmp_path, dialogs):
     """Each rating reads the file again to merge it: a file another tool broke meanwhile raised out of the key press."""
-    out = write_cohort(tmp_path, 2)
-    window = _window(qtbot, tmp_path, dialogs)
-    assert window.review.open(out)
+    out, window = _reviewing(qtbot, tmp_path, dialogs, 2)
     window.act["rate_pass"].trigger()
     (out / QC_TABLE).write_bytes(b"output\trating\n\xff\xfe\n")
     window.act["rate_fail"].trigger()
