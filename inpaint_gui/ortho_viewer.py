@@ -39,8 +39,8 @@ HINT = ("<b>Window/level</b>: drag the histogram's bounds, type them, <b>W</b> a
         "<b>Ctrl+R</b> run fill, <b>Esc</b> cancel<br>"
         "<b>Ctrl+Shift+R</b> review a cohort: <b>Ctrl+N</b> / <b>Ctrl+Shift+N</b> next / previous scan "
         "in the list's order, "
-        "<b>P</b> pass, <b>F</b> fail, <b>U</b> unsure, <b>Shift+C</b> comment<br>"
-        "<b>F1</b> all shortcuts, <b>F2</b> hide this help")
+        "<b>P</b> pass, <b>F</b> fail, <b>U</b> unsure, <b>Backspace</b> clear, <b>Shift+C</b> comment<br>"
+        "<b>F1</b> all shortcuts, <b>F2</b> hide this help, <b>F3</b> hide the side panel")
 OUTLINED = ("masked", "preview", "live", "generated", "blended")  # layers where the mask is drawn as an outline
 PREVIEW_LAYERS = ("preview", "live")   # previews, not the fill result: the result's maps are not drawn over them
 
